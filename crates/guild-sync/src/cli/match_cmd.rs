@@ -1,0 +1,9 @@
+//! `guild-sync match`.
+
+use anyhow::{Result, bail};
+
+use crate::config::Config;
+
+pub async fn run(_config: &Config, _args: super::JsonArgs) -> Result<()> {
+    bail!("`match` is not built yet (issue 5)")
+}

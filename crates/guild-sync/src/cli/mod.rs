@@ -1,0 +1,207 @@
+//! The `guild-sync` command line: argument parsing and dispatch. Each subcommand lives in its
+//! own file and is a thin shell over a library function; output formatting shared by the stage
+//! commands (`--json`: the stats as one JSON object on the last line of stdout) lives here.
+
+mod bench;
+mod check;
+mod companion;
+mod demo;
+mod match_cmd;
+mod migrate;
+mod pipeline;
+mod report;
+mod serve;
+mod sync_addon;
+mod sync_blizzard;
+mod sync_discord;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::config::Config;
+
+/// Keeps a WoW guild's Battle.net roster and Discord server linked, audited and reported.
+#[derive(Debug, Parser)]
+#[command(name = "guild-sync", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole product on a bundled sample guild, on a database it starts itself.
+    Demo(DemoArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Run the HTTP API, the scheduler and the Discord gateway listener.
+    Serve,
+    /// Sync one source into the database.
+    #[command(subcommand)]
+    Sync(SyncCommand),
+    /// Link characters and Discord users to players.
+    #[command(name = "match")]
+    Match(JsonArgs),
+    /// Run the integrity checks and record audit issues.
+    Check(JsonArgs),
+    /// Send (or print) the audit report.
+    Report(ReportArgs),
+    /// Run every stage once: sync, match, check, report.
+    Pipeline(PipelineArgs),
+    /// Watch the addon's SavedVariables file and upload new exports (runs on the gaming PC).
+    Companion(CompanionArgs),
+    /// Measure every stage on a synthetic guild in a fresh database.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Battle.net roster and character profiles → wow_characters.
+    Blizzard(SyncBlizzardArgs),
+    /// Discord members → discord_users.
+    Discord(SyncDiscordArgs),
+    /// A PATTSync export (`.lua`) or an upload body (`.json`) → notes on wow_characters.
+    Addon(SyncAddonArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JsonArgs {
+    /// Print the stats as one JSON object on the last line of stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SyncBlizzardArgs {
+    /// Read `roster.json` and `profiles/{realm}/{name}.json` from this directory instead of the API.
+    #[arg(long, value_name = "DIR")]
+    pub from_dir: Option<PathBuf>,
+    /// Apply a roster even if it removes more than the configured share of the guild at once.
+    #[arg(long)]
+    pub allow_mass_removal: bool,
+    #[command(flatten)]
+    pub output: JsonArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SyncDiscordArgs {
+    /// Read `{roles, members}` from this file instead of the API.
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
+    /// Apply a member list even if it marks more than the configured share departed at once.
+    #[arg(long)]
+    pub allow_mass_removal: bool,
+    #[command(flatten)]
+    pub output: JsonArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SyncAddonArgs {
+    /// A SavedVariables `PATTSync.lua` or an upload `.json`.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub output: JsonArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Report every unresolved issue, not only those not yet notified.
+    #[arg(long)]
+    pub full: bool,
+    /// Print the report to the terminal instead of sending it to Discord.
+    #[arg(long)]
+    pub stdout: bool,
+    #[command(flatten)]
+    pub output: JsonArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PipelineArgs {
+    /// Battle.net input directory (else the live API, if configured).
+    #[arg(long, value_name = "DIR")]
+    pub from_dir: Option<PathBuf>,
+    /// Discord input file (else the live API, if configured).
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
+    /// A PATTSync export or upload body to apply after the Battle.net sync.
+    #[arg(long, value_name = "FILE")]
+    pub addon_file: Option<PathBuf>,
+    /// Print the report instead of sending it.
+    #[arg(long)]
+    pub stdout: bool,
+    #[arg(long)]
+    pub allow_mass_removal: bool,
+    #[command(flatten)]
+    pub output: JsonArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Keep the HTTP API running afterwards so the sample guild can be explored.
+    #[arg(long)]
+    pub serve: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompanionArgs {
+    /// The `PATTSync.lua` SavedVariables file WoW writes.
+    #[arg(long, env = "WOW_SAVED_VARIABLES_PATH", value_name = "PATH")]
+    pub saved_variables: Option<PathBuf>,
+    /// The guild-sync server, e.g. `https://guild.example.org`.
+    #[arg(long, env = "GUILD_SYNC_API_URL", value_name = "URL")]
+    pub api_url: Option<String>,
+    /// The key the server expects in `X-API-Key`.
+    #[arg(
+        long,
+        env = "GUILD_SYNC_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub api_key: Option<String>,
+    /// Upload the current export (if new) and exit instead of watching.
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Guild characters in the synthetic guild.
+    #[arg(long, default_value_t = 1000)]
+    pub characters: usize,
+    /// Discord members in each scenario (repeatable).
+    #[arg(long = "discord", default_values_t = [3000usize, 50000])]
+    pub discord: Vec<usize>,
+}
+
+/// Run the parsed command.
+pub async fn run(cli: Cli) -> Result<()> {
+    let config = Config::load()?;
+    match cli.command {
+        Command::Demo(args) => demo::run(&config, args).await,
+        Command::Migrate => migrate::run(&config).await,
+        Command::Serve => serve::run(&config).await,
+        Command::Sync(SyncCommand::Blizzard(args)) => sync_blizzard::run(&config, args).await,
+        Command::Sync(SyncCommand::Discord(args)) => sync_discord::run(&config, args).await,
+        Command::Sync(SyncCommand::Addon(args)) => sync_addon::run(&config, args).await,
+        Command::Match(args) => match_cmd::run(&config, args).await,
+        Command::Check(args) => check::run(&config, args).await,
+        Command::Report(args) => report::run(&config, args).await,
+        Command::Pipeline(args) => pipeline::run(&config, args).await,
+        Command::Companion(args) => companion::run(&config, args).await,
+        Command::Bench(args) => bench::run(&config, args).await,
+    }
+}
+
+/// Print a stage's result: the human summary, then with `--json` the stats as the last line.
+pub fn print_stats(json: bool, human: &str, stats: &impl Serialize) -> Result<()> {
+    if !human.is_empty() {
+        println!("{human}");
+    }
+    if json {
+        println!("{}", serde_json::to_string(stats)?);
+    }
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! Configuration: environment variables (SPEC §6), optionally a `guild-sync.toml` with the same
+//! keys in lowercase; the environment wins. Only loading and validation live here — each part
+//! decides for itself whether what it needs is present.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+/// The optional configuration file, looked up in the working directory.
+pub const CONFIG_FILE: &str = "guild-sync.toml";
+
+/// Every key guild-sync reads, as environment variable names.
+const KEYS: &[&str] = &[
+    "DATABASE_URL",
+    "GUILD_SYNC_DATA_DIR",
+    "BLIZZARD_CLIENT_ID",
+    "BLIZZARD_CLIENT_SECRET",
+    "BLIZZARD_REGION",
+    "BLIZZARD_API_URL",
+    "BLIZZARD_OAUTH_URL",
+    "BLIZZARD_REQUESTS_PER_SECOND",
+    "GUILD_REALM_SLUG",
+    "GUILD_NAME_SLUG",
+    "DISCORD_BOT_TOKEN",
+    "DISCORD_GUILD_ID",
+    "DISCORD_AUDIT_CHANNEL_ID",
+    "DISCORD_WEBHOOK_URL",
+    "DISCORD_API_URL",
+    "DISCORD_GATEWAY_URL",
+    "GUILD_SYNC_API_KEY",
+    "GUILD_SYNC_ADMIN_TOKEN",
+    "GUILD_SYNC_BIND",
+    "GUILD_SYNC_API_URL",
+    "WOW_SAVED_VARIABLES_PATH",
+    "GUILD_SYNC_BLIZZARD_CRON",
+    "GUILD_SYNC_DISCORD_INTERVAL_MINUTES",
+    "GUILD_SYNC_STALE_DAYS",
+    "GUILD_SYNC_MAX_REMOVAL_FRACTION",
+];
+
+/// A secret value: never printed, not even in debug output or logs.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value itself; call only where it is sent to the service it belongs to.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Secret {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The whole configuration. Optional values are `None` when unset or empty.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    pub database_url: Option<Secret>,
+    #[serde(default = "default_data_dir")]
+    pub guild_sync_data_dir: PathBuf,
+
+    pub blizzard_client_id: Option<String>,
+    pub blizzard_client_secret: Option<Secret>,
+    #[serde(default = "default_region")]
+    pub blizzard_region: String,
+    pub blizzard_api_url: Option<String>,
+    #[serde(default = "default_oauth_url")]
+    pub blizzard_oauth_url: String,
+    /// Profile fetches per second; Blizzard allows 100, we stay under it by default.
+    #[serde(default = "default_blizzard_rps")]
+    pub blizzard_requests_per_second: u32,
+    pub guild_realm_slug: Option<String>,
+    pub guild_name_slug: Option<String>,
+
+    pub discord_bot_token: Option<Secret>,
+    pub discord_guild_id: Option<String>,
+    pub discord_audit_channel_id: Option<String>,
+    pub discord_webhook_url: Option<Secret>,
+    #[serde(default = "default_discord_api_url")]
+    pub discord_api_url: String,
+    /// Gateway URL override (tests point it at a local fake); unset = Discord's own.
+    pub discord_gateway_url: Option<String>,
+
+    pub guild_sync_api_key: Option<Secret>,
+    pub guild_sync_admin_token: Option<Secret>,
+    #[serde(default = "default_bind")]
+    pub guild_sync_bind: String,
+    /// Where the companion uploads to.
+    pub guild_sync_api_url: Option<String>,
+    pub wow_saved_variables_path: Option<PathBuf>,
+
+    /// Battle.net pipeline schedule (cron with seconds, UTC).
+    #[serde(default = "default_blizzard_cron")]
+    pub guild_sync_blizzard_cron: String,
+    #[serde(default = "default_discord_interval")]
+    pub guild_sync_discord_interval_minutes: u64,
+    /// A character whose last login is older than this many days is stale.
+    #[serde(default = "default_stale_days")]
+    pub guild_sync_stale_days: i64,
+    /// A roster or member list that would remove more than this fraction at once is refused.
+    #[serde(default = "default_max_removal_fraction")]
+    pub guild_sync_max_removal_fraction: f64,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(".guild-sync")
+}
+fn default_region() -> String {
+    "us".into()
+}
+fn default_oauth_url() -> String {
+    "https://oauth.battle.net/token".into()
+}
+fn default_blizzard_rps() -> u32 {
+    90
+}
+fn default_discord_api_url() -> String {
+    "https://discord.com/api/v10".into()
+}
+fn default_bind() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_blizzard_cron() -> String {
+    "0 0 1,7,13,19 * * *".into()
+}
+fn default_discord_interval() -> u64 {
+    15
+}
+fn default_stale_days() -> i64 {
+    30
+}
+fn default_max_removal_fraction() -> f64 {
+    0.5
+}
+
+impl Config {
+    /// Load from `guild-sync.toml` (if present) and the environment.
+    pub fn load() -> Result<Config> {
+        Self::from_figment(
+            Figment::new()
+                .merge(Toml::file(CONFIG_FILE))
+                .merge(Env::raw().only(KEYS).filter(|_| true)),
+        )
+    }
+
+    /// The configuration with every default and nothing from the environment (tests).
+    pub fn defaults() -> Config {
+        Self::from_figment(Figment::new()).expect("the defaults always deserialize")
+    }
+
+    fn from_figment(figment: Figment) -> Result<Config> {
+        let mut config: Config = figment
+            .extract()
+            .context("invalid configuration (environment or guild-sync.toml)")?;
+        config.drop_empty();
+        Ok(config)
+    }
+
+    /// `FOO=` in a shell or an empty TOML string means "unset", not "the empty string".
+    fn drop_empty(&mut self) {
+        fn clear<T: AsRef<str>>(value: &mut Option<T>) {
+            if value.as_ref().is_some_and(|v| v.as_ref().trim().is_empty()) {
+                *value = None;
+            }
+        }
+        clear(&mut self.database_url);
+        clear(&mut self.blizzard_client_id);
+        clear(&mut self.blizzard_client_secret);
+        clear(&mut self.blizzard_api_url);
+        clear(&mut self.guild_realm_slug);
+        clear(&mut self.guild_name_slug);
+        clear(&mut self.discord_bot_token);
+        clear(&mut self.discord_guild_id);
+        clear(&mut self.discord_audit_channel_id);
+        clear(&mut self.discord_webhook_url);
+        clear(&mut self.discord_gateway_url);
+        clear(&mut self.guild_sync_api_key);
+        clear(&mut self.guild_sync_admin_token);
+        clear(&mut self.guild_sync_api_url);
+    }
+
+    /// The Battle.net API base URL: configured, else the region's.
+    pub fn blizzard_api_base(&self) -> String {
+        self.blizzard_api_url
+            .clone()
+            .unwrap_or_else(|| format!("https://{}.api.blizzard.com", self.blizzard_region))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let config = Config::defaults();
+        assert_eq!(config.blizzard_region, "us");
+        assert_eq!(config.guild_sync_bind, "127.0.0.1:8080");
+        assert_eq!(config.blizzard_api_base(), "https://us.api.blizzard.com");
+        assert_eq!(config.discord_api_url, "https://discord.com/api/v10");
+        assert_eq!(config.guild_sync_data_dir, PathBuf::from(".guild-sync"));
+        assert_eq!(config.guild_sync_blizzard_cron, "0 0 1,7,13,19 * * *");
+    }
+
+    #[test]
+    fn empty_values_count_as_unset_and_secrets_are_not_printed() {
+        let config = Config::from_figment(
+            Figment::new()
+                .merge(figment::providers::Serialized::default(
+                    "discord_bot_token",
+                    "",
+                ))
+                .merge(figment::providers::Serialized::default(
+                    "guild_sync_admin_token",
+                    "hunter2",
+                )),
+        )
+        .unwrap();
+        assert!(config.discord_bot_token.is_none());
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+    }
+}
+
+/// Protection against a source that suddenly reports most of the guild gone (an API glitch, a
+/// half-fetched list): a sync that would remove more than `max_fraction` of the present rows at
+/// once changes nothing, unless an officer explicitly allows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RemovalGuard {
+    pub max_fraction: f64,
+    pub allow_mass_removal: bool,
+}
+
+impl RemovalGuard {
+    pub fn from_config(config: &Config, allow_mass_removal: bool) -> Self {
+        RemovalGuard {
+            max_fraction: config.guild_sync_max_removal_fraction,
+            allow_mass_removal,
+        }
+    }
+
+    /// Whether removing `removing` of `present` rows is allowed.
+    pub fn permits(&self, removing: usize, present: usize) -> bool {
+        self.allow_mass_removal
+            || removing == 0
+            || (removing as f64) <= self.max_fraction * present as f64
+    }
+}

@@ -1,0 +1,109 @@
+//! The run recorder: every pipeline stage is a `sync_log` row, opened as `running` and closed
+//! with its status, counts, stats, error and duration — also when the stage fails.
+
+use std::future::Future;
+use std::time::Instant;
+
+use anyhow::Result;
+use serde::Serialize;
+use sqlx::PgPool;
+use tracing::Instrument;
+
+use crate::db::sync_log::{self, RunCounts};
+
+/// How a run ended, as stored in `sync_log.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Success,
+    /// Done, but some items failed (e.g. profiles that could not be fetched).
+    Partial,
+    /// Refused or failed; nothing was changed.
+    Error,
+    /// Not run because another pipeline held the lock.
+    Skipped,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Success => "success",
+            RunStatus::Partial => "partial",
+            RunStatus::Error => "error",
+            RunStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// What a stage reports about its run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunReport {
+    pub status: RunStatus,
+    pub counts: RunCounts,
+    /// The stage's full stats, stored in `sync_log.details`.
+    pub details: serde_json::Value,
+    /// Why the run was refused or only partly done.
+    pub error: Option<String>,
+}
+
+impl RunReport {
+    /// A successful run with these stats.
+    pub fn success(counts: RunCounts, stats: &impl Serialize) -> Self {
+        RunReport {
+            status: RunStatus::Success,
+            counts,
+            details: serde_json::to_value(stats).unwrap_or(serde_json::Value::Null),
+            error: None,
+        }
+    }
+}
+
+/// Run `stage` as one recorded run of `source`: a `sync_log` row is opened before it starts
+/// and closed with its report, or with `error` and the error chain if it fails. `stage`
+/// receives the run's `sync_log` id.
+pub async fn record_run<T, F, Fut>(pool: &PgPool, source: &str, stage: F) -> Result<T>
+where
+    F: FnOnce(i64) -> Fut,
+    Fut: Future<Output = Result<(T, RunReport)>>,
+{
+    let run_id = sync_log::open(pool, source).await?;
+    let span = tracing::info_span!("run", source, run_id);
+    let started = Instant::now();
+    let outcome = stage(run_id).instrument(span.clone()).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let _entered = span.enter();
+    match outcome {
+        Ok((value, report)) => {
+            sync_log::close(
+                pool,
+                run_id,
+                report.status.as_str(),
+                report.counts,
+                &report.details,
+                report.error.as_deref(),
+                seconds,
+            )
+            .await?;
+            tracing::info!(status = report.status.as_str(), seconds, "run finished");
+            Ok(value)
+        }
+        Err(err) => {
+            let message = format!("{err:#}");
+            tracing::error!(error = %message, seconds, "run failed");
+            let closed = sync_log::close(
+                pool,
+                run_id,
+                RunStatus::Error.as_str(),
+                RunCounts::default(),
+                &serde_json::json!({}),
+                Some(&message),
+                seconds,
+            )
+            .await;
+            if let Err(close_err) = closed {
+                tracing::error!(error = %close_err, "could not record the failed run");
+            }
+            Err(err)
+        }
+    }
+}

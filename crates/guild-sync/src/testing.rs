@@ -1,0 +1,247 @@
+//! The test harness: every database test gets a fresh database on a real PostgreSQL server.
+//!
+//! The server is the one in `DATABASE_URL` when set; otherwise one private cluster, started with
+//! the product's own [`crate::pg_cluster`] code under the system temp directory and shared by
+//! every test process of this checkout (it keeps running between test runs and is reused).
+//! Each test clones a migrated template database, which takes milliseconds, and the clone is
+//! dropped when the [`TestDb`] is. Nothing here is mocked.
+
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::pg_cluster::{Durability, LocalCluster};
+
+/// The migrated database every test database is cloned from.
+const TEMPLATE: &str = "guild_sync_test_template";
+
+/// Prefix of per-test databases; the rest is the owning process id and a counter.
+const TEST_DB_PREFIX: &str = "gs_test_";
+
+/// Arbitrary advisory-lock key serialising template (re)creation across test processes.
+const TEMPLATE_LOCK_KEY: i64 = 0x6773_7465_6d70;
+
+/// Where the test server is, resolved once per process.
+struct Server {
+    admin: PgConnectOptions,
+    /// Keeps this process registered as a user of the private cluster.
+    cluster: Option<LocalCluster>,
+}
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+static TEMPLATE_READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+/// The directory of the private test cluster: short (Unix socket paths are limited), under
+/// /tmp (the server account must be able to reach it when tests run as root), and specific to
+/// this checkout so two checkouts do not share a server.
+pub fn test_cluster_dir() -> std::path::PathBuf {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(env!("CARGO_MANIFEST_DIR").as_bytes());
+    std::env::temp_dir().join(format!("guild-sync-test-{}", &hex::encode(digest)[..12]))
+}
+
+fn server() -> &'static Server {
+    SERVER.get_or_init(|| {
+        if let Ok(url) = std::env::var("DATABASE_URL")
+            && !url.trim().is_empty()
+        {
+            let admin = PgConnectOptions::from_str(&url).expect("DATABASE_URL must be a valid URL");
+            return Server {
+                admin,
+                cluster: None,
+            };
+        }
+        let cluster = LocalCluster::start(&test_cluster_dir(), Durability::Throwaway)
+            .expect("cannot start the test PostgreSQL cluster")
+            .keep_running();
+        Server {
+            admin: cluster.connect_options("postgres"),
+            cluster: Some(cluster),
+        }
+    })
+}
+
+/// A fresh, migrated database for one test; dropped with this value.
+pub struct TestDb {
+    pub pool: PgPool,
+    name: String,
+}
+
+impl TestDb {
+    /// Create a fresh database cloned from the migrated template.
+    pub async fn new() -> TestDb {
+        Self::try_new()
+            .await
+            .expect("cannot create a test database")
+    }
+
+    async fn try_new() -> Result<TestDb> {
+        let server = tokio::task::spawn_blocking(server).await?;
+        TEMPLATE_READY
+            .get_or_try_init(|| prepare_template(&server.admin))
+            .await?;
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!(
+            "{TEST_DB_PREFIX}{}_{n}_{}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let mut admin = PgConnection::connect_with(&server.admin).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {name} TEMPLATE {TEMPLATE}"
+        )))
+        .execute(&mut admin)
+        .await
+        .with_context(|| format!("cannot create test database {name}"))?;
+        admin.close().await.ok();
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(8)
+            .connect_with(server.admin.clone().database(&name))
+            .await?;
+        Ok(TestDb { pool, name })
+    }
+
+    /// Connection options for this database (for a second pool, or a spawned process).
+    pub fn connect_options(&self) -> PgConnectOptions {
+        server().admin.clone().database(&self.name)
+    }
+
+    /// A `DATABASE_URL` for this database, to hand to a child `guild-sync` process.
+    pub fn url(&self) -> String {
+        let server = server();
+        match &server.cluster {
+            Some(cluster) => cluster.url(&self.name),
+            None => {
+                let base = std::env::var("DATABASE_URL").expect("DATABASE_URL was set");
+                let mut url = url::Url::parse(&base).expect("DATABASE_URL must be a valid URL");
+                url.set_path(&self.name);
+                url.to_string()
+            }
+        }
+    }
+
+    /// This database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let admin = server().admin.clone();
+        // Drop runs inside the test's runtime, which cannot be blocked on; a short-lived thread
+        // with its own runtime removes the database before the test returns.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let mut conn = PgConnection::connect_with(&admin).await.ok()?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .ok()
+            })
+        });
+        let _ = dropped.join();
+    }
+}
+
+/// Create the template (or recreate it when the migrations changed) and sweep databases left
+/// by test processes that died before dropping them.
+async fn prepare_template(admin: &PgConnectOptions) -> Result<()> {
+    let mut conn = PgConnection::connect_with(admin)
+        .await
+        .context("cannot connect to the test PostgreSQL server")?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(TEMPLATE_LOCK_KEY)
+        .execute(&mut conn)
+        .await?;
+    let result = prepare_template_locked(admin, &mut conn).await;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(TEMPLATE_LOCK_KEY)
+        .execute(&mut conn)
+        .await?;
+    conn.close().await.ok();
+    result
+}
+
+async fn prepare_template_locked(admin: &PgConnectOptions, conn: &mut PgConnection) -> Result<()> {
+    sweep_orphans(conn).await?;
+    let wanted = migrations_fingerprint();
+    let current: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+    )
+    .bind(TEMPLATE)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if current.as_ref().and_then(|c| c.as_deref()) == Some(wanted.as_str()) {
+        return Ok(());
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)"
+    )))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {TEMPLATE}")))
+        .execute(&mut *conn)
+        .await?;
+    let mut template = PgConnection::connect_with(&admin.clone().database(TEMPLATE)).await?;
+    crate::db::MIGRATOR
+        .run(&mut template)
+        .await
+        .context("migrating the test template")?;
+    template.close().await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "COMMENT ON DATABASE {TEMPLATE} IS '{wanted}'"
+    )))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Drop test databases whose owning process no longer exists.
+async fn sweep_orphans(conn: &mut PgConnection) -> Result<()> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'gs\\_test\\_%' AND NOT datistemplate",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for name in names {
+        let pid = name
+            .strip_prefix(TEST_DB_PREFIX)
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        // Only a server on this machine can tell live pids apart; with DATABASE_URL pointing
+        // elsewhere the sweep still only removes databases named by this harness.
+        let alive = pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut *conn)
+            .await
+            .ok();
+        }
+    }
+    Ok(())
+}
+
+/// Identifies the set of migrations, so a changed migration rebuilds the template.
+fn migrations_fingerprint() -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for migration in crate::db::MIGRATOR.iter() {
+        hasher.update(migration.version.to_le_bytes());
+        hasher.update(&*migration.checksum);
+    }
+    hex::encode(hasher.finalize())
+}

@@ -1,0 +1,149 @@
+//! The private cluster's life cycle, on the real PostgreSQL binaries of this machine: first
+//! start, reuse, a second start, and recovery from a crash that left a stale pid file.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use guild_sync::pg_cluster::{Durability, LocalCluster};
+use sqlx::{Connection, PgConnection};
+
+async fn select_one(cluster: &LocalCluster) -> i32 {
+    let mut conn = PgConnection::connect_with(&cluster.connect_options("postgres"))
+        .await
+        .expect("connect over the private socket");
+    sqlx::query_scalar("SELECT 1")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    // Under /tmp: short socket paths, and reachable by the server account when we are root.
+    tempfile::Builder::new()
+        .prefix("gs-pg-")
+        .tempdir_in("/tmp")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn starts_reuses_and_stops_when_the_last_user_leaves() {
+    let dir = temp_dir();
+    let first = LocalCluster::start(dir.path(), Durability::Throwaway).unwrap();
+    assert_eq!(select_one(&first).await, 1);
+    let pid = first.postmaster_pid().expect("postmaster.pid exists");
+
+    // A second user (another guild-sync process) reuses the same server.
+    let second = LocalCluster::start(dir.path(), Durability::Throwaway).unwrap();
+    assert_eq!(second.postmaster_pid(), Some(pid));
+    drop(first);
+    assert!(
+        second.is_running().unwrap(),
+        "another user still holds the cluster"
+    );
+    assert_eq!(select_one(&second).await, 1);
+    drop(second);
+
+    // The last user stopped it; the next start reuses the data directory.
+    let again = LocalCluster::start(dir.path(), Durability::Throwaway).unwrap();
+    assert_ne!(again.postmaster_pid(), Some(pid));
+    assert_eq!(select_one(&again).await, 1);
+    drop(again);
+}
+
+#[tokio::test]
+async fn data_survives_a_restart() {
+    let dir = temp_dir();
+    let cluster = LocalCluster::start(dir.path(), Durability::Durable).unwrap();
+    let mut conn = PgConnection::connect_with(&cluster.connect_options("postgres"))
+        .await
+        .unwrap();
+    sqlx::raw_sql("CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    drop(cluster);
+
+    let cluster = LocalCluster::start(dir.path(), Durability::Durable).unwrap();
+    let mut conn = PgConnection::connect_with(&cluster.connect_options("postgres"))
+        .await
+        .unwrap();
+    let v: i32 = sqlx::query_scalar("SELECT v FROM kept")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(v, 42);
+}
+
+#[tokio::test]
+async fn recovers_from_a_crash_and_a_stale_pid_file() {
+    let dir = temp_dir();
+    let cluster = LocalCluster::start(dir.path(), Durability::Throwaway).unwrap();
+    let pid = cluster.postmaster_pid().unwrap();
+    // A crash: the postmaster dies without cleaning up.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    while cluster.is_running().unwrap_or(false)
+        && std::path::Path::new(&format!("/proc/{pid}")).exists()
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::mem::forget(cluster); // its server is gone; do not try to stop it
+
+    // Worse: the dead server's pid now belongs to some other live program (here: this test).
+    let pid_file = dir.path().join("pgdata/postmaster.pid");
+    let stale = std::fs::read_to_string(&pid_file).unwrap();
+    let rest = stale.split_once('\n').map(|(_, r)| r).unwrap_or("");
+    std::fs::write(&pid_file, format!("{}\n{rest}", std::process::id())).unwrap();
+
+    let restarted = LocalCluster::start(dir.path(), Durability::Throwaway).unwrap();
+    assert_eq!(select_one(&restarted).await, 1);
+}
+
+#[tokio::test]
+async fn the_binary_starts_its_own_cluster_as_root_and_as_a_normal_user() {
+    let binary = env!("CARGO_BIN_EXE_guild-sync");
+    let run_migrate = |dir: &std::path::Path, as_user: Option<&nix::unistd::User>| {
+        let mut cmd = Command::new(binary);
+        cmd.arg("migrate")
+            .env_remove("DATABASE_URL")
+            .env("GUILD_SYNC_DATA_DIR", dir)
+            .current_dir("/");
+        if let Some(user) = as_user {
+            cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "migrate failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    // As whoever runs the tests (root in CI: the server then runs as an unprivileged account).
+    let dir = temp_dir();
+    let first = run_migrate(dir.path(), None);
+    assert!(first.contains("up to date"), "{first}");
+    let second = run_migrate(dir.path(), None);
+    assert!(second.contains("up to date"), "{second}");
+    assert!(
+        !dir.path().join("pgdata/postmaster.pid").exists(),
+        "the command stops the server it started"
+    );
+
+    // As a normal user, the server runs as that user.
+    if nix::unistd::geteuid().is_root() {
+        let user = nix::unistd::User::from_name("postgres")
+            .unwrap()
+            .or_else(|| nix::unistd::User::from_name("nobody").unwrap())
+            .expect("an unprivileged account exists");
+        let dir = temp_dir();
+        nix::unistd::chown(dir.path(), Some(user.uid), Some(user.gid)).unwrap();
+        let out = run_migrate(dir.path(), Some(&user));
+        assert!(out.contains("up to date"), "{out}");
+    }
+}
