@@ -1,0 +1,104 @@
+//! The integrity queries: what does not add up right now, read live from the tables. The
+//! integrity checker turns these rows into audit issues; the HTTP API serves them as they are.
+//! (Issue 6 adds the remaining checks here.)
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgExecutor;
+
+/// An in-guild character no player owns.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+pub struct OrphanWowRow {
+    pub id: i32,
+    pub character_name: String,
+    pub realm_slug: String,
+    pub class_name: Option<String>,
+    pub rank_name: Option<String>,
+    pub level: Option<i32>,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+/// A present Discord user with a guild role and no player.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+pub struct OrphanDiscordRow {
+    pub id: i32,
+    pub discord_id: String,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub highest_guild_role: String,
+}
+
+/// A player whose highest in-game rank and Discord role disagree.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+pub struct RankMismatchRow {
+    pub player_id: i32,
+    pub display_name: String,
+    pub discord_user_id: i32,
+    /// The Discord user's highest guild role as Discord names it.
+    pub discord_role: String,
+    /// The player's highest in-game rank among in-guild characters.
+    pub ingame_rank: String,
+    /// The Discord role that rank corresponds to (`common.guild_ranks.discord_role_name`).
+    pub expected_discord_role: Option<String>,
+}
+
+/// In-guild characters not in `player_characters` (requirements, Task 4).
+pub async fn orphan_wow(db: impl PgExecutor<'_>) -> Result<Vec<OrphanWowRow>> {
+    Ok(sqlx::query_as(
+        "SELECT wc.id, wc.character_name, wc.realm_slug, c.name AS class_name,
+                gr.name AS rank_name, wc.level, wc.last_login_at
+         FROM guild_identity.wow_characters wc
+         LEFT JOIN guild_identity.classes c ON c.id = wc.class_id
+         LEFT JOIN common.guild_ranks gr ON gr.id = wc.guild_rank_id
+         WHERE wc.removed_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM guild_identity.player_characters pc
+                           WHERE pc.character_id = wc.id)
+         ORDER BY lower(wc.character_name), wc.realm_slug, wc.id",
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Present Discord users with a guild role that no player holds (requirements, Task 4).
+pub async fn orphan_discord(db: impl PgExecutor<'_>) -> Result<Vec<OrphanDiscordRow>> {
+    Ok(sqlx::query_as(
+        "SELECT du.id, du.discord_id, du.username, du.display_name, du.highest_guild_role
+         FROM guild_identity.discord_users du
+         WHERE du.is_present
+           AND du.highest_guild_role IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM guild_identity.players p WHERE p.discord_user_id = du.id)
+         ORDER BY lower(coalesce(du.display_name, du.username)), du.id",
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Players whose highest in-game rank (by level, in-guild characters only) does not correspond
+/// to their present Discord user's highest guild role. The comparison goes through
+/// `guild_ranks.discord_role_name`, case-insensitively, so "Guild Leader" ↔ "GM" matches.
+/// Players whose Discord user has no guild role at all are `no_guild_role`, not listed here.
+pub async fn rank_mismatches(db: impl PgExecutor<'_>) -> Result<Vec<RankMismatchRow>> {
+    Ok(sqlx::query_as(
+        "SELECT p.id AS player_id, p.display_name, du.id AS discord_user_id,
+                du.highest_guild_role AS discord_role, top.name AS ingame_rank,
+                top.discord_role_name AS expected_discord_role
+         FROM guild_identity.players p
+         JOIN guild_identity.discord_users du ON du.id = p.discord_user_id
+         JOIN LATERAL (
+             SELECT gr.name, gr.discord_role_name
+             FROM guild_identity.player_characters pc
+             JOIN guild_identity.wow_characters wc ON wc.id = pc.character_id
+             JOIN common.guild_ranks gr ON gr.id = wc.guild_rank_id
+             WHERE pc.player_id = p.id AND wc.removed_at IS NULL
+             ORDER BY gr.level DESC
+             LIMIT 1
+         ) top ON TRUE
+         WHERE du.is_present
+           AND du.highest_guild_role IS NOT NULL
+           AND lower(du.highest_guild_role) IS DISTINCT FROM lower(top.discord_role_name)
+         ORDER BY p.display_name, p.id",
+    )
+    .fetch_all(db)
+    .await?)
+}
