@@ -9,4 +9,5 @@ pub mod matching;
 pub mod names;
 pub mod notes;
 pub mod report;
+pub mod roster;
 pub mod savedvars;
