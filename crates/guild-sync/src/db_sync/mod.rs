@@ -1,15 +1,42 @@
-//! db_sync: the Battle.net roster and character profiles → `guild_identity.wow_characters`.
-//! (Issue 3 builds this; the addon half lives in [`addon`].)
+//! db_sync: the Battle.net roster and character profiles → `guild_identity.wow_characters`
+//! (SPEC §5). The addon half lives in [`addon`].
+//!
+//! A run is load → decide → apply: fetch the roster and profiles ([`fetch`], via
+//! [`crate::blizzard_client`]); inside one transaction load the stored characters and the
+//! reference caches, let `guild_sync_core::roster::plan_roster` decide inserts, updates,
+//! removals, returns, renames and displaced rows, check the mass-removal guard, and apply the
+//! plan with a handful of set-based statements ([`apply_roster`]). A refused or failed roster
+//! changes nothing; the run is recorded in `sync_log` either way.
+//!
+//! Renames and realm transfers update the matched row in place, so its `player_characters` link
+//! survives. When the new (name, realm) is held by a row that is not in the roster (a departed
+//! character, or a deleted character whose name was reused) that row is *displaced*: it keeps
+//! its data and links under the name `"{name}#{id}"` (see
+//! `guild_sync_core::roster::displaced_name`), because the database holds one row per
+//! (name, realm). Nothing is deleted.
 
 pub mod addon;
 
+use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use guild_sync_core::roster::{
+    IncomingKey, MemberAction, ReferenceCache, Resolved, displaced_name, plan_roster,
+};
 use serde::Serialize;
 use sqlx::PgPool;
 
+use crate::blizzard_client::{self, BlizzardClient, FetchedRoster, ProfileFetch};
 use crate::config::{Config, RemovalGuard};
+use crate::db::characters::{self, CharacterColumns};
+use crate::db::reference;
+use crate::db::sync_log::RunCounts;
+use crate::run_recorder::{RunReport, RunStatus, record_run};
+
+/// `sync_log.source` of a Battle.net run.
+pub const SOURCE: &str = "blizzard";
 
 /// Where the roster comes from.
 #[derive(Debug, Clone)]
@@ -21,16 +48,294 @@ pub enum BlizzardInput {
 }
 
 /// What a Battle.net sync did.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct BlizzardSyncStats {}
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BlizzardSyncStats {
+    /// Members in the roster.
+    pub found: usize,
+    /// New rows.
+    pub new: usize,
+    /// Existing rows whose stored data changed (including returns and renames).
+    pub updated: usize,
+    /// In-guild rows marked departed.
+    pub removed: usize,
+    /// Departed rows back in the guild.
+    pub returned: usize,
+    /// Rows whose name or realm changed (renames and realm transfers), updated in place.
+    pub renamed: usize,
+    /// Rows not in the roster that stepped aside for a renamed or new character's name.
+    pub displaced: usize,
+    /// Repeated roster entries that were ignored.
+    pub duplicates: usize,
+    pub profiles_fetched: usize,
+    pub profiles_not_found: usize,
+    pub profiles_failed: usize,
+    /// Class, spec and rank references no reference row matched: stored as NULL.
+    pub unknown_class: usize,
+    pub unknown_spec: usize,
+    pub unknown_rank: usize,
+}
 
 /// Sync the roster into `wow_characters` as one recorded run (`sync_log.source = 'blizzard'`).
+/// A failed, empty or implausibly shrunken roster changes nothing and is an error.
 pub async fn run(
-    _pool: &PgPool,
-    _config: &Config,
-    _input: BlizzardInput,
-    _guard: RemovalGuard,
-    _show_progress: bool,
+    pool: &PgPool,
+    config: &Config,
+    input: BlizzardInput,
+    guard: RemovalGuard,
+    show_progress: bool,
 ) -> Result<BlizzardSyncStats> {
-    bail!("the Battle.net sync is not built yet (issue 3)")
+    record_run(pool, SOURCE, |_run_id| async move {
+        let fetched = fetch(config, &input, show_progress).await?;
+        let stats = apply_roster(pool, &fetched, guard).await?;
+        Ok((stats.clone(), report(&stats)))
+    })
+    .await
+}
+
+/// Apply an already-fetched roster as one recorded run (the demo and tests use this).
+pub async fn sync_fetched(
+    pool: &PgPool,
+    fetched: &FetchedRoster,
+    guard: RemovalGuard,
+) -> Result<BlizzardSyncStats> {
+    record_run(pool, SOURCE, |_run_id| async move {
+        let stats = apply_roster(pool, fetched, guard).await?;
+        Ok((stats.clone(), report(&stats)))
+    })
+    .await
+}
+
+fn report(stats: &BlizzardSyncStats) -> RunReport {
+    let counts = RunCounts {
+        found: Some(stats.found as i32),
+        updated: Some(stats.updated as i32),
+        new: Some(stats.new as i32),
+        removed: Some(stats.removed as i32),
+    };
+    let mut report = RunReport::success(counts, stats);
+    if stats.profiles_failed > 0 {
+        report.status = RunStatus::Partial;
+        report.error = Some(format!(
+            "{} character profiles could not be fetched; their roster data was kept",
+            stats.profiles_failed
+        ));
+    }
+    report
+}
+
+/// Fetch the roster and every profile from `input`. With `show_progress` and a terminal on
+/// stderr, live profile fetches show a progress bar.
+pub async fn fetch(
+    config: &Config,
+    input: &BlizzardInput,
+    show_progress: bool,
+) -> Result<FetchedRoster> {
+    match input {
+        BlizzardInput::Dir(dir) => {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || blizzard_client::read_dir(&dir, || {}))
+                .await
+                .context("the roster reading task failed")?
+        }
+        BlizzardInput::Live => {
+            let client = BlizzardClient::from_config(config)?;
+            let roster = client.roster().await?;
+            let bar = if show_progress && std::io::stderr().is_terminal() {
+                let bar = indicatif::ProgressBar::new(roster.members.len() as u64);
+                if let Ok(style) = indicatif::ProgressStyle::with_template(
+                    "profiles {bar:40} {pos}/{len} ({per_sec}, eta {eta})",
+                ) {
+                    bar.set_style(style);
+                }
+                bar
+            } else {
+                indicatif::ProgressBar::hidden()
+            };
+            let profiles = client.profiles(&roster, || bar.inc(1)).await;
+            bar.finish_and_clear();
+            Ok(FetchedRoster { roster, profiles })
+        }
+    }
+}
+
+/// One roster member resolved against the reference caches, ready to write.
+struct Resolution {
+    class_id: Resolved,
+    spec_id: Resolved,
+    rank_id: Resolved,
+}
+
+/// Apply a fetched roster to `wow_characters` in one transaction (not recorded in `sync_log`;
+/// [`run`] and [`sync_fetched`] wrap it). The database write stage the benchmark measures.
+pub async fn apply_roster(
+    pool: &PgPool,
+    fetched: &FetchedRoster,
+    guard: RemovalGuard,
+) -> Result<BlizzardSyncStats> {
+    let FetchedRoster { roster, profiles } = fetched;
+    if profiles.len() != roster.members.len() {
+        bail!(
+            "{} profiles for {} roster members; refusing a half-fetched roster",
+            profiles.len(),
+            roster.members.len()
+        );
+    }
+    let mut tx = pool.begin().await.context("cannot start the sync transaction")?;
+
+    // Load: the FK caches (once per run) and the stored characters.
+    let classes = reference::classes(&mut *tx).await?;
+    let specs = reference::specializations(&mut *tx).await?;
+    let ranks = reference::guild_ranks(&mut *tx).await?;
+    let cache = ReferenceCache::new(
+        classes.iter().map(|c| (c.id, c.blizzard_class_id, c.name.as_str())),
+        specs
+            .iter()
+            .map(|s| (s.id, s.class_id, s.blizzard_spec_id, s.name.as_str())),
+        ranks.iter().map(|r| (r.id, r.ingame_rank_index)),
+    );
+    let existing = characters::existing(&mut *tx).await?;
+
+    // Decide.
+    let keys: Vec<IncomingKey> = roster
+        .members
+        .iter()
+        .map(|m| IncomingKey {
+            blizzard_id: Some(m.character.id),
+            name: m.character.name.clone(),
+            realm_slug: m.character.realm.slug.clone(),
+        })
+        .collect();
+    let plan = plan_roster(&existing, &keys).context("refusing the roster")?;
+    if !guard.permits(plan.removals.len(), plan.present_before) {
+        bail!(
+            "refusing the roster: it would mark {} of {} in-guild characters departed at once \
+             (more than {:.0}%); if the guild really shrank, rerun with --allow-mass-removal",
+            plan.removals.len(),
+            plan.present_before,
+            guard.max_fraction * 100.0
+        );
+    }
+
+    let mut stats = BlizzardSyncStats {
+        found: roster.members.len(),
+        returned: plan.returns(),
+        duplicates: plan.duplicates(),
+        displaced: plan.displaced.len(),
+        ..BlizzardSyncStats::default()
+    };
+    let mut updates = CharacterColumns::default();
+    let mut inserts = CharacterColumns::default();
+    for ((member, profile), action) in roster.members.iter().zip(profiles).zip(&plan.actions) {
+        let target = match action {
+            MemberAction::Duplicate => continue,
+            MemberAction::Insert => &mut inserts,
+            MemberAction::Update { id, renamed, .. } => {
+                stats.renamed += usize::from(*renamed);
+                updates.id.push(*id);
+                &mut updates
+            }
+        };
+        let found = match profile {
+            ProfileFetch::Found(p) => {
+                stats.profiles_fetched += 1;
+                Some(&p.fields)
+            }
+            ProfileFetch::NotFound => {
+                stats.profiles_not_found += 1;
+                None
+            }
+            ProfileFetch::Failed(_) => {
+                stats.profiles_failed += 1;
+                None
+            }
+        };
+        let character = &member.character;
+        let class_blizzard_id = character
+            .playable_class
+            .as_ref()
+            .and_then(|c| c.id)
+            .or_else(|| found.and_then(|p| p.character_class.as_ref()?.id));
+        let class_name = found
+            .and_then(|p| p.character_class.as_ref()?.name.as_deref())
+            .or_else(|| character.playable_class.as_ref()?.name.as_deref());
+        let class_id = cache.class(class_blizzard_id, class_name);
+        let spec_id = match found.and_then(|p| p.active_spec.as_ref()) {
+            Some(spec) => cache.spec(spec.id, spec.name.as_deref(), class_id.id()),
+            None => Resolved::Absent,
+        };
+        let resolution = Resolution {
+            class_id,
+            spec_id,
+            rank_id: cache.rank(Some(member.rank)),
+        };
+        if resolution.class_id == Resolved::Unknown {
+            stats.unknown_class += 1;
+            tracing::warn!(character = %character.name, realm = %character.realm.slug,
+                class = ?class_blizzard_id, "unknown class; stored as NULL");
+        }
+        if resolution.spec_id == Resolved::Unknown {
+            stats.unknown_spec += 1;
+            tracing::warn!(character = %character.name, realm = %character.realm.slug,
+                "unknown specialization; stored as NULL");
+        }
+        if resolution.rank_id == Resolved::Unknown {
+            stats.unknown_rank += 1;
+            tracing::warn!(character = %character.name, realm = %character.realm.slug,
+                rank_index = member.rank, "no guild rank maps this in-game rank index; stored as NULL");
+        }
+        let realm_name = found
+            .and_then(|p| p.realm.name.clone())
+            .or_else(|| character.realm.name.clone())
+            .or_else(|| {
+                (character.realm.slug.eq_ignore_ascii_case(&roster.guild.realm.slug))
+                    .then(|| roster.guild.realm.name.clone())
+                    .flatten()
+            });
+        target.character_name.push(character.name.clone());
+        target.realm_slug.push(character.realm.slug.to_lowercase());
+        target.realm_name.push(realm_name);
+        target.blizzard_id.push(Some(character.id));
+        target.class_id.push(resolution.class_id.id());
+        target.active_spec_id.push(resolution.spec_id.id());
+        target.level.push(found.and_then(|p| p.level).or(character.level));
+        target.item_level.push(found.and_then(|p| p.equipped_item_level));
+        target.guild_rank_id.push(resolution.rank_id.id());
+        target
+            .achievement_points
+            .push(found.and_then(|p| p.achievement_points));
+        target.last_login_at.push(
+            found
+                .and_then(|p| p.last_login_timestamp)
+                .and_then(chrono::DateTime::from_timestamp_millis),
+        );
+        target.profile_json.push(match profile {
+            ProfileFetch::Found(p) => Some(p.raw.clone()),
+            _ => None,
+        });
+        target.profile_fetched.push(found.is_some());
+    }
+
+    // Apply: displaced rows step aside for good, renamed rows to a placeholder (so swaps cannot
+    // collide), then the batch update, inserts and removals.
+    let names: HashMap<i32, &str> = existing.iter().map(|r| (r.id, r.name.as_str())).collect();
+    let mut aside_ids = Vec::with_capacity(plan.displaced.len() + plan.renamed.len());
+    let mut aside_names = Vec::with_capacity(aside_ids.capacity());
+    for &id in &plan.displaced {
+        aside_ids.push(id);
+        aside_names.push(displaced_name(names.get(&id).copied().unwrap_or(""), id));
+    }
+    for &id in &plan.renamed {
+        aside_ids.push(id);
+        aside_names.push(format!("#{id}"));
+    }
+    characters::set_names(&mut *tx, &aside_ids, &aside_names).await?;
+    if !plan.displaced.is_empty() {
+        tracing::info!(rows = ?plan.displaced, "departed characters displaced by a rename or a reused name");
+    }
+    stats.updated = characters::update_batch(&mut *tx, &updates).await? as usize;
+    stats.new = characters::insert_batch(&mut *tx, &inserts).await? as usize;
+    stats.removed = characters::mark_removed(&mut *tx, &plan.removals).await? as usize;
+    tx.commit().await.context("cannot commit the roster")?;
+    tracing::info!(?stats, "roster applied");
+    Ok(stats)
 }
