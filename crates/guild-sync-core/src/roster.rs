@@ -63,7 +63,9 @@ impl ReferenceCache {
             if let Some(blizzard_id) = blizzard_id {
                 cache.spec_by_blizzard_id.insert(blizzard_id.into(), id);
             }
-            cache.spec_by_name.insert((name.to_lowercase(), class_id), id);
+            cache
+                .spec_by_name
+                .insert((name.to_lowercase(), class_id), id);
         }
         for (id, index) in ranks {
             if let Some(index) = index {
@@ -86,7 +88,12 @@ impl ReferenceCache {
     }
 
     /// A spec by Blizzard spec id, else by (name, class).
-    pub fn spec(&self, blizzard_id: Option<i64>, name: Option<&str>, class_id: Option<i32>) -> Resolved {
+    pub fn spec(
+        &self,
+        blizzard_id: Option<i64>,
+        name: Option<&str>,
+        class_id: Option<i32>,
+    ) -> Resolved {
         if blizzard_id.is_none() && name.is_none() {
             return Resolved::Absent;
         }
@@ -297,8 +304,10 @@ pub fn plan_roster(
         plan.actions.push(action);
     }
 
-    let mut unclaimed: Vec<&ExistingCharacter> =
-        existing.iter().filter(|r| !claimed.contains(&r.id)).collect();
+    let mut unclaimed: Vec<&ExistingCharacter> = existing
+        .iter()
+        .filter(|r| !claimed.contains(&r.id))
+        .collect();
     unclaimed.sort_by_key(|r| r.id);
     for row in unclaimed {
         if !row.departed {
@@ -317,7 +326,13 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn row(id: i32, blizzard_id: Option<i64>, name: &str, realm: &str, departed: bool) -> ExistingCharacter {
+    fn row(
+        id: i32,
+        blizzard_id: Option<i64>,
+        name: &str,
+        realm: &str,
+        departed: bool,
+    ) -> ExistingCharacter {
         ExistingCharacter {
             id,
             blizzard_id,

@@ -352,7 +352,9 @@ impl BlizzardClient {
             .context("cannot reach the Battle.net token endpoint")?;
         let status = response.status();
         if !status.is_success() {
-            bail!("the Battle.net token endpoint answered {status} (check BLIZZARD_CLIENT_ID and BLIZZARD_CLIENT_SECRET)");
+            bail!(
+                "the Battle.net token endpoint answered {status} (check BLIZZARD_CLIENT_ID and BLIZZARD_CLIENT_SECRET)"
+            );
         }
         let token: TokenResponse = response
             .json()
@@ -384,7 +386,10 @@ impl BlizzardClient {
                 .inner
                 .http
                 .get(&url)
-                .query(&[("namespace", namespace.as_str()), ("locale", s.locale.as_str())])
+                .query(&[
+                    ("namespace", namespace.as_str()),
+                    ("locale", s.locale.as_str()),
+                ])
                 .bearer_auth(&token)
                 .send()
                 .await;
@@ -435,7 +440,10 @@ impl BlizzardClient {
             encode(&s.realm_slug.to_lowercase()),
             encode(&s.guild_slug.to_lowercase())
         );
-        let response = self.get(&path).await.context("cannot fetch the guild roster")?;
+        let response = self
+            .get(&path)
+            .await
+            .context("cannot fetch the guild roster")?;
         let status = response.status();
         if !status.is_success() {
             bail!(
@@ -444,7 +452,10 @@ impl BlizzardClient {
                 s.guild_slug
             );
         }
-        let body = response.bytes().await.context("cannot read the guild roster")?;
+        let body = response
+            .bytes()
+            .await
+            .context("cannot read the guild roster")?;
         parse_roster(&body)
     }
 
@@ -569,7 +580,10 @@ mod tests {
             profile_path("area-52", "Zatañña"),
             "/profile/wow/character/area-52/zata%C3%B1%C3%B1a"
         );
-        assert_eq!(profile_path("Stormrage", "Arthas"), "/profile/wow/character/stormrage/arthas");
+        assert_eq!(
+            profile_path("Stormrage", "Arthas"),
+            "/profile/wow/character/stormrage/arthas"
+        );
     }
 
     #[test]

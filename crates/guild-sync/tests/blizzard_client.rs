@@ -48,10 +48,9 @@ async fn token_endpoint(server: &MockServer, token: &str, expires_in: u64) {
         // base64("client:s3cret")
         .and(header("authorization", "Basic Y2xpZW50OnMzY3JldA=="))
         .and(body_string_contains("grant_type=client_credentials"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"access_token": token, "token_type": "bearer", "expires_in": expires_in})),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": token, "token_type": "bearer", "expires_in": expires_in}),
+        ))
         .mount(server)
         .await;
 }
@@ -80,19 +79,31 @@ async fn the_roster_is_fetched_with_a_token_namespace_and_locale_and_parsed() {
             .and(query_param("namespace", "profile-eu"))
             .and(query_param("locale", "en_US"))
             .and(header("authorization", "Bearer tok"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(roster_json(&[
-                member(1, "Moonfire"),
-                member(2, "Zatañña"),
-            ])))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(roster_json(&[member(1, "Moonfire"), member(2, "Zatañña")])),
+            )
             .mount(&server)
             .await;
         let client = BlizzardClient::new(settings(&server)).unwrap();
         let roster = client.roster().await.unwrap();
         assert_eq!(roster.guild.name, "Pull All The Things");
         assert_eq!(roster.guild.realm.name.as_deref(), Some("Sen'jin"));
-        let names: Vec<_> = roster.members.iter().map(|m| m.character.name.as_str()).collect();
+        let names: Vec<_> = roster
+            .members
+            .iter()
+            .map(|m| m.character.name.as_str())
+            .collect();
         assert_eq!(names, ["Moonfire", "Zatañña"]);
-        assert_eq!(roster.members[0].character.playable_class.as_ref().unwrap().id, Some(11));
+        assert_eq!(
+            roster.members[0]
+                .character
+                .playable_class
+                .as_ref()
+                .unwrap()
+                .id,
+            Some(11)
+        );
         // One token for the whole run.
         assert_eq!(requests_to(&server, "/oauth/token").await, 1);
     })
@@ -108,12 +119,17 @@ async fn the_token_is_reused_until_near_expiry_then_renewed() {
             Mock::given(method("GET"))
                 .and(path(profile_route("moonfire")))
                 .and(header("authorization", "Bearer tok"))
-                .respond_with(ResponseTemplate::new(200).set_body_json(profile_json(&member(1, "Moonfire"))))
+                .respond_with(
+                    ResponseTemplate::new(200).set_body_json(profile_json(&member(1, "Moonfire"))),
+                )
                 .mount(&server)
                 .await;
             let client = BlizzardClient::new(settings(&server)).unwrap();
             for _ in 0..3 {
-                assert!(matches!(client.profile(REALM, "Moonfire").await, ProfileFetch::Found(_)));
+                assert!(matches!(
+                    client.profile(REALM, "Moonfire").await,
+                    ProfileFetch::Found(_)
+                ));
             }
             assert_eq!(
                 requests_to(&server, "/oauth/token").await,
@@ -132,7 +148,10 @@ async fn a_401_renews_the_token_once_and_retries() {
         // The first token handed out is already revoked server-side; the second works.
         Mock::given(method("POST"))
             .and(path("/oauth/token"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"access_token": "revoked", "expires_in": 3600})))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"access_token": "revoked", "expires_in": 3600})),
+            )
             .up_to_n_times(1)
             .with_priority(1)
             .mount(&server)
@@ -146,12 +165,20 @@ async fn a_401_renews_the_token_once_and_retries() {
         Mock::given(method("GET"))
             .and(path(profile_route("moonfire")))
             .and(header("authorization", "Bearer fresh"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(profile_json(&member(1, "Moonfire"))))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(profile_json(&member(1, "Moonfire"))),
+            )
             .mount(&server)
             .await;
         let client = BlizzardClient::new(settings(&server)).unwrap();
-        assert!(matches!(client.profile(REALM, "Moonfire").await, ProfileFetch::Found(_)));
-        assert!(matches!(client.profile(REALM, "Moonfire").await, ProfileFetch::Found(_)));
+        assert!(matches!(
+            client.profile(REALM, "Moonfire").await,
+            ProfileFetch::Found(_)
+        ));
+        assert!(matches!(
+            client.profile(REALM, "Moonfire").await,
+            ProfileFetch::Found(_)
+        ));
         assert_eq!(requests_to(&server, "/oauth/token").await, 2);
     })
     .await;
@@ -163,10 +190,16 @@ async fn a_rejected_client_secret_is_a_clear_error() {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
             .and(path("/oauth/token"))
-            .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": "invalid_client"})))
+            .respond_with(
+                ResponseTemplate::new(401).set_body_json(json!({"error": "invalid_client"})),
+            )
             .mount(&server)
             .await;
-        let err = BlizzardClient::new(settings(&server)).unwrap().roster().await.unwrap_err();
+        let err = BlizzardClient::new(settings(&server))
+            .unwrap()
+            .roster()
+            .await
+            .unwrap_err();
         let message = format!("{err:#}");
         assert!(message.contains("BLIZZARD_CLIENT_SECRET"), "{message}");
         assert!(!message.contains("s3cret"), "{message}");
@@ -181,7 +214,9 @@ async fn a_404_profile_is_not_found_not_a_failure() {
         token_endpoint(&server, "tok", 3600).await;
         Mock::given(method("GET"))
             .and(path(profile_route("ghost")))
-            .respond_with(ResponseTemplate::new(404).set_body_json(json!({"code": 404, "type": "BLZWEBAPI00000404", "detail": "Not Found"})))
+            .respond_with(ResponseTemplate::new(404).set_body_json(
+                json!({"code": 404, "type": "BLZWEBAPI00000404", "detail": "Not Found"}),
+            ))
             .mount(&server)
             .await;
         let client = BlizzardClient::new(settings(&server)).unwrap();
@@ -205,7 +240,9 @@ async fn a_429_is_retried_after_the_retry_after_delay() {
             .await;
         Mock::given(method("GET"))
             .and(path(profile_route("moonfire")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(profile_json(&member(1, "Moonfire"))))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(profile_json(&member(1, "Moonfire"))),
+            )
             .mount(&server)
             .await;
         let client = BlizzardClient::new(settings(&server)).unwrap();
@@ -237,7 +274,9 @@ async fn a_500_that_succeeds_on_retry_is_fetched_and_a_persistent_one_gives_up_a
             .await;
         Mock::given(method("GET"))
             .and(path(profile_route("flaky")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(profile_json(&member(1, "Flaky"))))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(profile_json(&member(1, "Flaky"))),
+            )
             .mount(&server)
             .await;
         Mock::given(method("GET"))
@@ -246,10 +285,16 @@ async fn a_500_that_succeeds_on_retry_is_fetched_and_a_persistent_one_gives_up_a
             .mount(&server)
             .await;
         let client = BlizzardClient::new(settings(&server)).unwrap();
-        assert!(matches!(client.profile(REALM, "Flaky").await, ProfileFetch::Found(_)));
+        assert!(matches!(
+            client.profile(REALM, "Flaky").await,
+            ProfileFetch::Found(_)
+        ));
         assert_eq!(requests_to(&server, &profile_route("flaky")).await, 2);
         let broken = client.profile(REALM, "Broken").await;
-        assert!(matches!(&broken, ProfileFetch::Failed(why) if why.contains("503")), "{broken:?}");
+        assert!(
+            matches!(&broken, ProfileFetch::Failed(why) if why.contains("503")),
+            "{broken:?}"
+        );
         assert_eq!(requests_to(&server, &profile_route("broken")).await, 4);
     })
     .await;
@@ -262,7 +307,9 @@ async fn an_accented_name_is_lowercased_and_percent_encoded() {
         token_endpoint(&server, "tok", 3600).await;
         Mock::given(method("GET"))
             .and(path(profile_route("zata%C3%B1%C3%B1a")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(profile_json(&member(7, "Zatañña"))))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(profile_json(&member(7, "Zatañña"))),
+            )
             .mount(&server)
             .await;
         let client = BlizzardClient::new(settings(&server)).unwrap();
@@ -341,7 +388,12 @@ async fn a_live_sync_writes_the_guild_and_keeps_404_and_failed_characters() {
 fn missing_live_settings_are_named() {
     let err = BlizzardSettings::from_config(&Config::defaults()).unwrap_err();
     let message = err.to_string();
-    for name in ["BLIZZARD_CLIENT_ID", "BLIZZARD_CLIENT_SECRET", "GUILD_REALM_SLUG", "GUILD_NAME_SLUG"] {
+    for name in [
+        "BLIZZARD_CLIENT_ID",
+        "BLIZZARD_CLIENT_SECRET",
+        "GUILD_REALM_SLUG",
+        "GUILD_NAME_SLUG",
+    ] {
         assert!(message.contains(name), "{message}");
     }
 }

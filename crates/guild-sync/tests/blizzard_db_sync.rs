@@ -70,25 +70,31 @@ async fn link(pool: &PgPool, character_id: i32) -> i32 {
     .fetch_one(pool)
     .await
     .unwrap();
-    sqlx::query("INSERT INTO guild_identity.player_characters (player_id, character_id) VALUES ($1, $2)")
-        .bind(player)
-        .bind(character_id)
-        .execute(pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO guild_identity.player_characters (player_id, character_id) VALUES ($1, $2)",
+    )
+    .bind(player)
+    .bind(character_id)
+    .execute(pool)
+    .await
+    .unwrap();
     player
 }
 
 async fn player_of(pool: &PgPool, character_id: i32) -> Option<i32> {
-    sqlx::query_scalar("SELECT player_id FROM guild_identity.player_characters WHERE character_id = $1")
-        .bind(character_id)
-        .fetch_optional(pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar(
+        "SELECT player_id FROM guild_identity.player_characters WHERE character_id = $1",
+    )
+    .bind(character_id)
+    .fetch_optional(pool)
+    .await
+    .unwrap()
 }
 
 async fn sync(pool: &PgPool, members: &[Member]) -> db_sync::BlizzardSyncStats {
-    sync_fetched(pool, &fetched(members), guard()).await.unwrap()
+    sync_fetched(pool, &fetched(members), guard())
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -101,15 +107,17 @@ async fn test_sync_resolves_class_id() {
         let mut by_name = member(2, "Starfall");
         by_name.class = 999;
         let stats = sync(&db.pool, &[by_id, by_name]).await;
-        let druid: i32 = sqlx::query_scalar("SELECT id FROM guild_identity.classes WHERE name = 'Druid'")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
-        let class_ids: Vec<Option<i32>> =
-            sqlx::query_scalar("SELECT class_id FROM guild_identity.wow_characters ORDER BY blizzard_id")
-                .fetch_all(&db.pool)
+        let druid: i32 =
+            sqlx::query_scalar("SELECT id FROM guild_identity.classes WHERE name = 'Druid'")
+                .fetch_one(&db.pool)
                 .await
                 .unwrap();
+        let class_ids: Vec<Option<i32>> = sqlx::query_scalar(
+            "SELECT class_id FROM guild_identity.wow_characters ORDER BY blizzard_id",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
         assert_eq!(class_ids, vec![Some(druid), Some(druid)]);
         assert_eq!(stats.unknown_class, 0);
     })
@@ -181,7 +189,10 @@ async fn test_sync_resolves_guild_rank_id() {
         let stats = sync(&db.pool, &members).await;
         for (index, name) in ranks {
             assert_eq!(
-                by_blizzard_id(&db.pool, 10 + index).await.rank_name.as_deref(),
+                by_blizzard_id(&db.pool, 10 + index)
+                    .await
+                    .rank_name
+                    .as_deref(),
                 Some(name),
                 "rank index {index}"
             );
@@ -207,7 +218,10 @@ async fn test_sync_handles_unknown_class() {
         assert_eq!(mystery.spec_name, None);
         assert!(mystery.in_guild);
         assert_eq!(by_blizzard_id(&db.pool, 2).await.rank_name, None);
-        assert_eq!((stats.unknown_class, stats.unknown_spec, stats.unknown_rank), (1, 1, 1));
+        assert_eq!(
+            (stats.unknown_class, stats.unknown_spec, stats.unknown_rank),
+            (1, 1, 1)
+        );
         assert_eq!(stats.new, 2);
     })
     .await;
@@ -251,7 +265,10 @@ async fn profile_fields_are_written_and_a_later_404_keeps_them() {
             first.last_login_at,
             chrono::DateTime::from_timestamp_millis(1_763_000_000_000)
         );
-        assert_eq!(first.profile_json.as_ref().unwrap()["gender"]["type"], "FEMALE");
+        assert_eq!(
+            first.profile_json.as_ref().unwrap()["gender"]["type"],
+            "FEMALE"
+        );
         m.has_profile = false;
         m.rank = 2;
         sync(&db.pool, &[m]).await;
@@ -308,7 +325,11 @@ async fn a_realm_transfer_onto_a_departed_rows_name_keeps_both_rows_and_links() 
         // stormrage, who left the guild long ago.
         let mut b = member(2, "Arthas");
         b.realm = "stormrage".into();
-        sync(&db.pool, &[member(1, "Arthas"), b.clone(), member(3, "Keeper")]).await;
+        sync(
+            &db.pool,
+            &[member(1, "Arthas"), b.clone(), member(3, "Keeper")],
+        )
+        .await;
         sync(&db.pool, &[member(1, "Arthas"), member(3, "Keeper")]).await;
         let a_row = by_blizzard_id(&db.pool, 1).await;
         let b_row = by_blizzard_id(&db.pool, 2).await;
@@ -320,11 +341,17 @@ async fn a_realm_transfer_onto_a_departed_rows_name_keeps_both_rows_and_links() 
         let mut moved = member(1, "Arthas");
         moved.realm = "stormrage".into();
         let stats = sync(&db.pool, &[moved, member(3, "Keeper")]).await;
-        assert_eq!((stats.renamed, stats.displaced, stats.new, stats.removed), (1, 1, 0, 0));
+        assert_eq!(
+            (stats.renamed, stats.displaced, stats.new, stats.removed),
+            (1, 1, 0, 0)
+        );
 
         let a_after = by_blizzard_id(&db.pool, 1).await;
         assert_eq!(a_after.id, a_row.id);
-        assert_eq!((a_after.character_name.as_str(), a_after.realm_slug.as_str()), ("Arthas", "stormrage"));
+        assert_eq!(
+            (a_after.character_name.as_str(), a_after.realm_slug.as_str()),
+            ("Arthas", "stormrage")
+        );
         assert_eq!(player_of(&db.pool, a_row.id).await, Some(a_player));
         // B keeps its row, data and link under a name no real character can have.
         let b_after = by_blizzard_id(&db.pool, 2).await;
@@ -341,7 +368,10 @@ async fn two_characters_swapping_names_keep_their_rows() {
     within_a_minute(async {
         let db = TestDb::new().await;
         sync(&db.pool, &[member(1, "Alpha"), member(2, "Beta")]).await;
-        let (a, b) = (by_blizzard_id(&db.pool, 1).await.id, by_blizzard_id(&db.pool, 2).await.id);
+        let (a, b) = (
+            by_blizzard_id(&db.pool, 1).await.id,
+            by_blizzard_id(&db.pool, 2).await.id,
+        );
         let stats = sync(&db.pool, &[member(1, "Beta"), member(2, "Alpha")]).await;
         assert_eq!(stats.renamed, 2);
         assert_eq!(by_blizzard_id(&db.pool, 1).await.id, a);
@@ -364,7 +394,13 @@ async fn a_second_identical_sync_changes_nothing() {
         let before = stored(&db.pool).await;
         let second = sync(&db.pool, &members).await;
         assert_eq!(
-            (second.new, second.updated, second.removed, second.returned, second.renamed),
+            (
+                second.new,
+                second.updated,
+                second.removed,
+                second.returned,
+                second.renamed
+            ),
             (0, 0, 0, 0, 0)
         );
         assert_eq!(stored(&db.pool).await, before);
@@ -388,7 +424,9 @@ async fn an_empty_roster_removes_nobody_and_is_logged_as_an_error() {
         let db = TestDb::new().await;
         sync(&db.pool, &[member(1, "A"), member(2, "B")]).await;
         let before = stored(&db.pool).await;
-        let err = sync_fetched(&db.pool, &fetched(&[]), guard()).await.unwrap_err();
+        let err = sync_fetched(&db.pool, &fetched(&[]), guard())
+            .await
+            .unwrap_err();
         assert!(format!("{err:#}").contains("empty"), "{err:#}");
         assert_eq!(stored(&db.pool).await, before);
         assert_eq!(sync_log_errors(&db.pool).await.len(), 1);
@@ -403,7 +441,11 @@ async fn a_failed_roster_removes_nobody_and_is_logged_as_an_error() {
         sync(&db.pool, &[member(1, "A"), member(2, "B")]).await;
         let before = stored(&db.pool).await;
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("roster.json"), r#"{"guild": {"name": "x"}, "members": "#).unwrap();
+        std::fs::write(
+            dir.path().join("roster.json"),
+            r#"{"guild": {"name": "x"}, "members": "#,
+        )
+        .unwrap();
         let err = db_sync::run(
             &db.pool,
             &Config::defaults(),
@@ -428,15 +470,27 @@ async fn a_mass_removal_is_refused_unless_explicitly_allowed() {
         sync(&db.pool, &members).await;
         let before = stored(&db.pool).await;
         // 6 of 10 gone at once is more than half.
-        let err = sync_fetched(&db.pool, &fetched(&members[..4]), guard()).await.unwrap_err();
-        assert!(format!("{err:#}").contains("--allow-mass-removal"), "{err:#}");
+        let err = sync_fetched(&db.pool, &fetched(&members[..4]), guard())
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("--allow-mass-removal"),
+            "{err:#}"
+        );
         assert_eq!(stored(&db.pool).await, before);
         assert_eq!(sync_log_errors(&db.pool).await.len(), 1);
         // Exactly half is allowed; with the override, more is too.
-        let stats = apply_roster(&db.pool, &fetched(&members[..5]), guard()).await.unwrap();
+        let stats = apply_roster(&db.pool, &fetched(&members[..5]), guard())
+            .await
+            .unwrap();
         assert_eq!(stats.removed, 5);
-        let allow = RemovalGuard { allow_mass_removal: true, ..guard() };
-        let stats = apply_roster(&db.pool, &fetched(&members[..1]), allow).await.unwrap();
+        let allow = RemovalGuard {
+            allow_mass_removal: true,
+            ..guard()
+        };
+        let stats = apply_roster(&db.pool, &fetched(&members[..1]), allow)
+            .await
+            .unwrap();
         assert_eq!(stats.removed, 4);
     })
     .await;
@@ -489,7 +543,11 @@ async fn the_cli_names_the_missing_credentials_for_a_live_sync() {
             .unwrap();
         assert!(!output.status.success());
         let stderr = String::from_utf8_lossy(&output.stderr);
-        for name in ["BLIZZARD_CLIENT_ID", "BLIZZARD_CLIENT_SECRET", "GUILD_NAME_SLUG"] {
+        for name in [
+            "BLIZZARD_CLIENT_ID",
+            "BLIZZARD_CLIENT_SECRET",
+            "GUILD_NAME_SLUG",
+        ] {
             assert!(stderr.contains(name), "{stderr}");
         }
         assert!(!stderr.contains("GUILD_REALM_SLUG"), "{stderr}");

@@ -180,14 +180,19 @@ pub async fn apply_roster(
             roster.members.len()
         );
     }
-    let mut tx = pool.begin().await.context("cannot start the sync transaction")?;
+    let mut tx = pool
+        .begin()
+        .await
+        .context("cannot start the sync transaction")?;
 
     // Load: the FK caches (once per run) and the stored characters.
     let classes = reference::classes(&mut *tx).await?;
     let specs = reference::specializations(&mut *tx).await?;
     let ranks = reference::guild_ranks(&mut *tx).await?;
     let cache = ReferenceCache::new(
-        classes.iter().map(|c| (c.id, c.blizzard_class_id, c.name.as_str())),
+        classes
+            .iter()
+            .map(|c| (c.id, c.blizzard_class_id, c.name.as_str())),
         specs
             .iter()
             .map(|s| (s.id, s.class_id, s.blizzard_spec_id, s.name.as_str())),
@@ -287,9 +292,12 @@ pub async fn apply_roster(
             .and_then(|p| p.realm.name.clone())
             .or_else(|| character.realm.name.clone())
             .or_else(|| {
-                (character.realm.slug.eq_ignore_ascii_case(&roster.guild.realm.slug))
-                    .then(|| roster.guild.realm.name.clone())
-                    .flatten()
+                (character
+                    .realm
+                    .slug
+                    .eq_ignore_ascii_case(&roster.guild.realm.slug))
+                .then(|| roster.guild.realm.name.clone())
+                .flatten()
             });
         target.character_name.push(character.name.clone());
         target.realm_slug.push(character.realm.slug.to_lowercase());
@@ -297,8 +305,12 @@ pub async fn apply_roster(
         target.blizzard_id.push(Some(character.id));
         target.class_id.push(resolution.class_id.id());
         target.active_spec_id.push(resolution.spec_id.id());
-        target.level.push(found.and_then(|p| p.level).or(character.level));
-        target.item_level.push(found.and_then(|p| p.equipped_item_level));
+        target
+            .level
+            .push(found.and_then(|p| p.level).or(character.level));
+        target
+            .item_level
+            .push(found.and_then(|p| p.equipped_item_level));
         target.guild_rank_id.push(resolution.rank_id.id());
         target
             .achievement_points
