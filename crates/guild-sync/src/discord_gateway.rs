@@ -124,8 +124,10 @@ async fn close(shard: &mut Shard) {
     let drained = tokio::time::timeout(
         std::time::Duration::from_secs(CLOSE_TIMEOUT_SECS),
         async {
+            // The gateway's close reply ends it; so does an error, after which the shard would
+            // only try to reconnect.
             while let Some(message) = shard.next().await {
-                if matches!(message, Ok(Message::Close(_))) {
+                if matches!(message, Ok(Message::Close(_)) | Err(_)) {
                     break;
                 }
             }
