@@ -121,18 +121,15 @@ async fn listen(
 /// Close the connection cleanly and wait (briefly) for the gateway to acknowledge it.
 async fn close(shard: &mut Shard) {
     shard.close(CloseFrame::NORMAL);
-    let drained = tokio::time::timeout(
-        std::time::Duration::from_secs(CLOSE_TIMEOUT_SECS),
-        async {
-            // The gateway's close reply ends it; so does an error, after which the shard would
-            // only try to reconnect.
-            while let Some(message) = shard.next().await {
-                if matches!(message, Ok(Message::Close(_)) | Err(_)) {
-                    break;
-                }
+    let drained = tokio::time::timeout(std::time::Duration::from_secs(CLOSE_TIMEOUT_SECS), async {
+        // The gateway's close reply ends it; so does an error, after which the shard would
+        // only try to reconnect.
+        while let Some(message) = shard.next().await {
+            if matches!(message, Ok(Message::Close(_)) | Err(_)) {
+                break;
             }
-        },
-    )
+        }
+    })
     .await;
     if drained.is_err() {
         tracing::warn!("the Discord gateway did not acknowledge the close in time");

@@ -181,8 +181,7 @@ impl RankRoles {
                 .iter()
                 .filter_map(|rank| {
                     let name = rank.discord_role_name.as_deref()?.trim();
-                    (!name.is_empty())
-                        .then(|| (name.to_lowercase(), (rank.level, name.to_owned())))
+                    (!name.is_empty()).then(|| (name.to_lowercase(), (rank.level, name.to_owned())))
                 })
                 .collect(),
         }
@@ -194,7 +193,7 @@ impl RankRoles {
             .into_iter()
             .filter_map(|name| self.by_name.get(&name.trim().to_lowercase()))
             .collect();
-        found.sort_by(|a, b| b.0.cmp(&a.0));
+        found.sort_by_key(|rank| std::cmp::Reverse(rank.0));
         found.dedup_by_key(|rank| rank.0);
         found.into_iter().map(|(_, name)| name.clone()).collect()
     }
@@ -307,23 +306,21 @@ pub struct MassRemovalRefused {
 /// Apply a complete, already-fetched member list (the database stage of a full sync) in one
 /// transaction: upsert every row, then mark present members missing from it departed — unless
 /// `guard` refuses that many departures, in which case nothing changes and the error is a
-/// [`MassRemovalRefused`].
+/// [`MassRemovalRefused`]. `taken_at` (database clock, [`discord_users::clock`]) is when the
+/// fetch began: a join or leave the gateway applied after it is newer than the list and stands.
 pub async fn apply_member_list(
     pool: &PgPool,
     members: &PreparedMembers,
+    taken_at: DateTime<Utc>,
     guard: RemovalGuard,
 ) -> Result<DiscordSyncStats> {
     if members.rows.is_empty() {
         // A server always has its (human) owner; an empty list is a broken fetch or file.
         bail!("the Discord member list has no human members; nothing was changed");
     }
-    let listed: Vec<&str> = members
-        .rows
-        .iter()
-        .map(|r| r.discord_id.as_str())
-        .collect();
+    let listed: Vec<&str> = members.rows.iter().map(|r| r.discord_id.as_str()).collect();
     let mut tx = pool.begin().await.context("cannot start a transaction")?;
-    let presence = discord_users::presence_counts(&mut *tx, &listed).await?;
+    let presence = discord_users::presence_counts(&mut *tx, &listed, taken_at).await?;
     let present = usize::try_from(presence.present).unwrap_or(usize::MAX);
     let departing = usize::try_from(presence.missing_from_list).unwrap_or(usize::MAX);
     if !guard.permits(departing, present) {
@@ -333,8 +330,8 @@ pub async fn apply_member_list(
         }
         .into());
     }
-    let upserted = discord_users::upsert(&mut *tx, &members.rows).await?;
-    let departed = discord_users::mark_departed_except(&mut *tx, &listed).await?;
+    let upserted = discord_users::upsert(&mut *tx, &members.rows, Some(taken_at)).await?;
+    let departed = discord_users::mark_departed_except(&mut *tx, &listed, taken_at).await?;
     tx.commit()
         .await
         .context("cannot commit the Discord member sync")?;
@@ -357,6 +354,7 @@ pub async fn run(
     guard: RemovalGuard,
 ) -> Result<DiscordSyncStats> {
     record_run(pool, SYNC_SOURCE, |_run_id| async move {
+        let taken_at = discord_users::clock(pool).await?;
         let snapshot = match input {
             DiscordInput::Live => fetch_snapshot(config).await?,
             DiscordInput::File(path) => {
@@ -369,8 +367,9 @@ pub async fn run(
             DiscordInput::Snapshot(snapshot) => snapshot,
         };
         let ranks = RankRoles::new(&reference::guild_ranks(pool).await?);
-        let prepared = prepare_members(&snapshot.members, &GuildRoles::new(&snapshot.roles), &ranks);
-        let stats = apply_member_list(pool, &prepared, guard).await?;
+        let prepared =
+            prepare_members(&snapshot.members, &GuildRoles::new(&snapshot.roles), &ranks);
+        let stats = apply_member_list(pool, &prepared, taken_at, guard).await?;
         tracing::info!(
             found = stats.found,
             new = stats.new,
@@ -411,7 +410,8 @@ pub fn http_client(config: &Config) -> Result<twilight_http::Client> {
     if base == DEFAULT_DISCORD_API_URL {
         return Ok(builder.build());
     }
-    let url = url::Url::parse(base).with_context(|| format!("DISCORD_API_URL {base:?} is not a URL"))?;
+    let url =
+        url::Url::parse(base).with_context(|| format!("DISCORD_API_URL {base:?} is not a URL"))?;
     let use_http = match url.scheme() {
         "http" => true,
         "https" => false,
@@ -487,7 +487,11 @@ pub async fn fetch_snapshot(config: &Config) -> Result<DiscordSnapshot> {
             Some(last) if full_page => after = Some(last),
             _ => break,
         }
-        tracing::debug!(page, members = members.len(), "fetched a Discord member page");
+        tracing::debug!(
+            page,
+            members = members.len(),
+            "fetched a Discord member page"
+        );
     }
     Ok(DiscordSnapshot { roles, members })
 }
@@ -519,7 +523,7 @@ async fn upsert_one(
     let Some(row) = member_row(member, roles, &ranks) else {
         return Ok(MemberEventOutcome::BotIgnored);
     };
-    let counts = discord_users::upsert(pool, std::slice::from_ref(&row)).await?;
+    let counts = discord_users::upsert(pool, std::slice::from_ref(&row), None).await?;
     Ok(if counts.new > 0 {
         MemberEventOutcome::Inserted
     } else if counts.revived > 0 {
@@ -608,7 +612,11 @@ mod tests {
                 "user": {"id": "1", "username": "user", "global_name": global},
                 "nick": nick, "roles": []
             }));
-            assert_eq!(display_name(&m), expected, "nick {nick:?}, global {global:?}");
+            assert_eq!(
+                display_name(&m),
+                expected,
+                "nick {nick:?}, global {global:?}"
+            );
         }
     }
 
@@ -618,7 +626,10 @@ mod tests {
         let cases: &[(&[&str], &[&str])] = &[
             (&["member", "OFFICER", "Raider"], &["Officer", "Member"]),
             (&["Raider", "Booster"], &[]),
-            (&["initiate", "gm", "Veteran"], &["GM", "Veteran", "Initiate"]),
+            (
+                &["initiate", "gm", "Veteran"],
+                &["GM", "Veteran", "Initiate"],
+            ),
             (&["Member", "MEMBER"], &["Member"]),
         ];
         for (names, expected) in cases {
@@ -633,9 +644,21 @@ mod tests {
     #[test]
     fn member_row_maps_role_ids_to_rank_roles_and_skips_bots() {
         let roles = GuildRoles::new(&[
-            WireRole { id: Snowflake::parse("10").unwrap(), name: "member".into(), position: 1 },
-            WireRole { id: Snowflake::parse("11").unwrap(), name: "Officer".into(), position: 5 },
-            WireRole { id: Snowflake::parse("12").unwrap(), name: "Raider".into(), position: 3 },
+            WireRole {
+                id: Snowflake::parse("10").unwrap(),
+                name: "member".into(),
+                position: 1,
+            },
+            WireRole {
+                id: Snowflake::parse("11").unwrap(),
+                name: "Officer".into(),
+                position: 5,
+            },
+            WireRole {
+                id: Snowflake::parse("12").unwrap(),
+                name: "Raider".into(),
+                position: 3,
+            },
         ]);
         let human = member(serde_json::json!({
             "user": {"id": "42", "username": "thrall", "global_name": "Go'el"},

@@ -41,7 +41,11 @@ enum Seen {
 
 /// A fake gateway: connection `i` plays `script[i]` (dispatch `{t, d}` pairs) after the
 /// handshake, then asks the client to reconnect if another connection is scripted.
-async fn start_fake_gateway(script: Vec<Vec<(&'static str, Value)>>) -> (String, mpsc::UnboundedReceiver<Seen>) {
+// tungstenite's handshake callback returns its (large) error response type by value.
+#[allow(clippy::result_large_err)]
+async fn start_fake_gateway(
+    script: Vec<Vec<(&'static str, Value)>>,
+) -> (String, mpsc::UnboundedReceiver<Seen>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}", listener.local_addr().unwrap());
     let (seen, seen_rx) = mpsc::unbounded_channel();
@@ -51,13 +55,17 @@ async fn start_fake_gateway(script: Vec<Vec<(&'static str, Value)>>) -> (String,
         for (n, dispatches) in script.iter().enumerate() {
             let (stream, _) = listener.accept().await.unwrap();
             let mut query = String::new();
-            let mut ws = tokio_tungstenite::accept_hdr_async(stream, |req: &Request, res: Response| {
-                query = req.uri().query().unwrap_or_default().to_owned();
-                Ok(res)
+            let mut ws =
+                tokio_tungstenite::accept_hdr_async(stream, |req: &Request, res: Response| {
+                    query = req.uri().query().unwrap_or_default().to_owned();
+                    Ok(res)
+                })
+                .await
+                .unwrap();
+            seen.send(Seen::Connected {
+                query: query.clone(),
             })
-            .await
             .unwrap();
-            seen.send(Seen::Connected { query: query.clone() }).unwrap();
             // Speak what the client asked for: one zlib stream per connection, each message
             // ending in a sync flush (00 00 ff ff), as Discord does.
             let mut zlib = query
@@ -153,7 +161,10 @@ fn removal(id: &str) -> Value {
 }
 
 /// Wait for the next thing the fake saw that `pick` accepts.
-async fn next_seen<T>(rx: &mut mpsc::UnboundedReceiver<Seen>, pick: impl Fn(Seen) -> Option<T>) -> T {
+async fn next_seen<T>(
+    rx: &mut mpsc::UnboundedReceiver<Seen>,
+    pick: impl Fn(Seen) -> Option<T>,
+) -> T {
     loop {
         let seen = rx.recv().await.expect("the fake gateway stopped");
         if let Some(value) = pick(seen) {
@@ -238,11 +249,17 @@ async fn spawning_without_a_token_or_guild_is_a_clear_error() {
         let db = TestDb::new().await;
         let mut config = Config::defaults();
         config.discord_guild_id = Some(GUILD.into());
-        let err = discord_gateway::spawn(db.pool.clone(), &config).await.err().unwrap();
+        let err = discord_gateway::spawn(db.pool.clone(), &config)
+            .await
+            .err()
+            .unwrap();
         assert!(format!("{err:#}").contains("DISCORD_BOT_TOKEN"), "{err:#}");
         config.discord_bot_token = Some(Secret::new("t"));
         config.discord_guild_id = Some("not-a-number".into());
-        let err = discord_gateway::spawn(db.pool.clone(), &config).await.err().unwrap();
+        let err = discord_gateway::spawn(db.pool.clone(), &config)
+            .await
+            .err()
+            .unwrap();
         assert!(format!("{err:#}").contains("DISCORD_GUILD_ID"), "{err:#}");
     })
     .await

@@ -42,8 +42,8 @@ fn api_member(id: u64) -> Value {
     json!({
         "user": {"id": id.to_string(), "username": format!("user{id}"), "global_name": null,
                  "avatar": null, "discriminator": "0", "public_flags": 0},
-        "nick": if id % 2 == 0 { Value::from(format!("Nick{id}")) } else { Value::Null },
-        "roles": if id % 3 == 0 { json!(["77"]) } else { json!([]) },
+        "nick": if id.is_multiple_of(2) { Value::from(format!("Nick{id}")) } else { Value::Null },
+        "roles": if id.is_multiple_of(3) { json!(["77"]) } else { json!([]) },
         "joined_at": "2023-01-02T03:04:05.678000+00:00",
         "deaf": false, "mute": false, "flags": 0, "pending": false, "premium_since": null
     })
@@ -73,14 +73,17 @@ async fn mount_member_pages(server: &MockServer, ids: &[u64]) {
         let mock = if n == 0 {
             mock.and(query_param_is_missing("after"))
         } else {
-            mock.and(query_param("after", pages[n - 1].last().unwrap().to_string()))
+            mock.and(query_param(
+                "after",
+                pages[n - 1].last().unwrap().to_string(),
+            ))
         };
         mock.respond_with(ResponseTemplate::new(200).set_body_json(body))
             .expect(1)
             .mount(server)
             .await;
     }
-    if ids.len() % 1000 == 0 {
+    if ids.len().is_multiple_of(1000) {
         // A full last page: Discord answers the next request with an empty page.
         Mock::given(method("GET"))
             .and(path(MEMBERS_PATH))
@@ -108,9 +111,15 @@ async fn a_live_sync_fetches_every_page_of_members() {
         assert_eq!((stats.found, stats.new), (2500, 2500));
         let rows = discord_users::all(&db.pool).await.unwrap();
         assert_eq!(rows.len(), 2500);
-        let row = discord_users::get(&db.pool, "102499").await.unwrap().unwrap();
+        let row = discord_users::get(&db.pool, "102499")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(row.display_name.as_deref(), Some("user102499"));
-        let row = discord_users::get(&db.pool, "101001").await.unwrap().unwrap();
+        let row = discord_users::get(&db.pool, "101001")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(row.all_guild_roles, vec!["Member"], "role 77 is 'member'");
         server.verify().await;
     })
@@ -166,7 +175,8 @@ async fn a_fetch_failing_on_page_two_marks_nobody_departed() {
             .and(path(MEMBERS_PATH))
             .and(query_param("after", "100999"))
             .respond_with(
-                ResponseTemplate::new(500).set_body_json(json!({"message": "500: Internal Server Error", "code": 0})),
+                ResponseTemplate::new(500)
+                    .set_body_json(json!({"message": "500: Internal Server Error", "code": 0})),
             )
             .mount(&server)
             .await;
@@ -178,7 +188,10 @@ async fn a_fetch_failing_on_page_two_marks_nobody_departed() {
 
         let rows = discord_users::all(&db.pool).await.unwrap();
         assert_eq!(rows.len(), 10, "nothing from the partial fetch is written");
-        assert!(rows.iter().all(|r| r.is_present), "nobody is marked departed");
+        assert!(
+            rows.iter().all(|r| r.is_present),
+            "nobody is marked departed"
+        );
         let (status, error): (String, Option<String>) = sqlx::query_as(
             "SELECT status, error_message FROM guild_identity.sync_log
              WHERE source = 'discord' ORDER BY id DESC LIMIT 1",

@@ -101,7 +101,10 @@ async fn test_sync_creates_discord_user() {
         )
         .await
         .unwrap();
-        assert_eq!((stats.found, stats.new, stats.updated, stats.departed), (2, 2, 0, 0));
+        assert_eq!(
+            (stats.found, stats.new, stats.updated, stats.departed),
+            (2, 2, 0, 0)
+        );
 
         let thrall = user(&db.pool, "1001").await;
         assert_eq!(thrall.username, "thrall");
@@ -199,7 +202,12 @@ async fn bots_are_never_stored() {
         .await
         .unwrap();
         assert_eq!((stats.found, stats.bots_skipped), (1, 1));
-        assert!(discord_users::get(&db.pool, "2001").await.unwrap().is_none());
+        assert!(
+            discord_users::get(&db.pool, "2001")
+                .await
+                .unwrap()
+                .is_none()
+        );
     })
     .await
 }
@@ -272,7 +280,10 @@ async fn a_successful_sync_is_recorded_in_sync_log() {
         let db = TestDb::new().await;
         sync(
             &db.pool,
-            vec![member("1001", "a", None, &[]), member("1002", "b", None, &[])],
+            vec![
+                member("1001", "a", None, &[]),
+                member("1002", "b", None, &[]),
+            ],
         )
         .await
         .unwrap();
@@ -283,7 +294,10 @@ async fn a_successful_sync_is_recorded_in_sync_log() {
         .fetch_one(&db.pool)
         .await
         .unwrap();
-        assert_eq!((row.0.as_str(), row.1, row.2), ("success", Some(2), Some(2)));
+        assert_eq!(
+            (row.0.as_str(), row.1, row.2),
+            ("success", Some(2), Some(2))
+        );
         assert_eq!(row.3["bots_skipped"], 0);
     })
     .await
@@ -310,7 +324,12 @@ async fn test_on_member_join_creates_discord_user() {
                 .unwrap(),
             MemberEventOutcome::BotIgnored
         );
-        assert!(discord_users::get(&db.pool, "3002").await.unwrap().is_none());
+        assert!(
+            discord_users::get(&db.pool, "3002")
+                .await
+                .unwrap()
+                .is_none()
+        );
     })
     .await
 }
@@ -371,7 +390,10 @@ async fn member_update_changes_names_and_roles_and_keeps_the_join_time() {
         assert_eq!(row.username, "anduin_w");
         assert_eq!(row.display_name.as_deref(), Some("Anduin"));
         assert_eq!(row.all_guild_roles, vec!["Officer", "Member"]);
-        assert!(row.joined_server_at.is_some(), "an update without joined_at keeps it");
+        assert!(
+            row.joined_server_at.is_some(),
+            "an update without joined_at keeps it"
+        );
     })
     .await
 }
@@ -412,11 +434,19 @@ async fn sync_discord_from_file_prints_the_stats_as_the_last_json_line() {
             "--json".into(),
         ])
         .await;
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stdout = String::from_utf8(out.stdout).unwrap();
         let stats: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
         assert_eq!(
-            (stats["found"].as_u64(), stats["new"].as_u64(), stats["bots_skipped"].as_u64()),
+            (
+                stats["found"].as_u64(),
+                stats["new"].as_u64(),
+                stats["bots_skipped"].as_u64()
+            ),
             (Some(1), Some(1), Some(1))
         );
         assert_eq!(
@@ -440,6 +470,45 @@ async fn sync_discord_from_file_prints_the_stats_as_the_last_json_line() {
             "{stderr}"
         );
         assert!(user(&db.pool, "1001").await.is_present);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn joins_and_leaves_newer_than_the_member_list_are_not_overruled_by_it() {
+    within_timeout(async {
+        let db = TestDb::new().await;
+        let listed: Vec<Value> = (1..=3)
+            .map(|i| member(&format!("100{i}"), &format!("user{i}"), None, &[]))
+            .collect();
+        sync(&db.pool, listed.clone()).await.unwrap();
+
+        // The list is taken; while it is being fetched, one member joins and one leaves.
+        let taken_at = discord_users::clock(&db.pool).await.unwrap();
+        let newcomer = wire_member(member("1004", "newcomer", None, &[]));
+        discord_sync::on_member_join(&db.pool, &newcomer, &guild_roles())
+            .await
+            .unwrap();
+        let leaver = wire_member(listed[2].clone());
+        discord_sync::on_member_remove(&db.pool, &leaver.user)
+            .await
+            .unwrap();
+
+        let snapshot = snapshot(listed);
+        let ranks = discord_sync::RankRoles::new(
+            &guild_sync::db::reference::guild_ranks(&db.pool).await.unwrap(),
+        );
+        let prepared = discord_sync::prepare_members(
+            &snapshot.members,
+            &GuildRoles::new(&snapshot.roles),
+            &ranks,
+        );
+        let stats = discord_sync::apply_member_list(&db.pool, &prepared, taken_at, guard())
+            .await
+            .unwrap();
+        assert_eq!((stats.departed, stats.revived), (0, 0));
+        assert!(user(&db.pool, "1004").await.is_present, "joined after the list");
+        assert!(!user(&db.pool, "1003").await.is_present, "left after the list");
     })
     .await
 }
