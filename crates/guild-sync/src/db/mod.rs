@@ -6,6 +6,7 @@
 //! the core crate's job.
 
 pub mod characters;
+pub mod discord_users;
 pub mod integrity;
 pub mod reference;
 pub mod sync_log;

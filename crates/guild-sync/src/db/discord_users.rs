@@ -1,0 +1,268 @@
+//! `guild_identity.discord_users`: the Discord members guild-sync knows, present or departed.
+//!
+//! Writes are set-based: a whole member list goes to PostgreSQL as parallel arrays (`UNNEST`),
+//! whether it holds 50,000 members from a full sync or the one member of a gateway event.
+//! Nothing here decides who departed or whether a list is plausible — `discord_sync` does — and
+//! nothing here touches `players` (links belong to the identity engine).
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgExecutor;
+
+/// Separates role names when a row's `all_guild_roles` travels as one text element: PostgreSQL
+/// arrays of arrays must be rectangular, so per-row lists cannot be sent as `text[][]`. Discord
+/// role names cannot contain control characters, so the unit separator never occurs in one.
+const ROLE_SEPARATOR: char = '\u{1f}';
+
+/// One member as it should be stored: the outcome of the pure member → row conversion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiscordUserUpsert {
+    /// Snowflake digits.
+    pub discord_id: String,
+    pub username: String,
+    /// `nick`, else `global_name`, else `username`.
+    pub display_name: String,
+    /// The most senior guild rank role the member has, spelled as on `common.guild_ranks`.
+    pub highest_guild_role: Option<String>,
+    /// Every guild rank role the member has, most senior first.
+    pub all_guild_roles: Vec<String>,
+    /// When the member joined the server; `None` keeps what is stored.
+    pub joined_server_at: Option<DateTime<Utc>>,
+}
+
+/// A `guild_identity.discord_users` row.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize)]
+pub struct DiscordUserRow {
+    pub id: i32,
+    pub discord_id: String,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub highest_guild_role: Option<String>,
+    pub all_guild_roles: Vec<String>,
+    pub joined_server_at: Option<DateTime<Utc>>,
+    pub last_sync: Option<DateTime<Utc>>,
+    pub is_present: bool,
+    pub removed_at: Option<DateTime<Utc>>,
+    pub first_seen: DateTime<Utc>,
+}
+
+/// What an upsert did, by the state each member was in before it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct UpsertCounts {
+    /// Not known before.
+    pub new: u64,
+    /// Present before, and something about them changed.
+    pub updated: u64,
+    /// Marked departed before, present again.
+    pub revived: u64,
+    /// Present before and unchanged (only `last_sync` moved).
+    pub unchanged: u64,
+}
+
+/// Present members now, and how many of them `listed` (every present member's snowflake)
+/// leaves out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PresenceCounts {
+    pub present: u64,
+    pub missing_from_list: u64,
+}
+
+/// The database's clock: when a member list is taken, so that rows real-time events wrote
+/// after that moment are not overruled by the (older) list.
+pub async fn clock(db: impl PgExecutor<'_>) -> Result<DateTime<Utc>> {
+    sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(db)
+        .await
+        .context("cannot read the database clock")
+}
+
+/// Insert or update `rows` (distinct `discord_id`s): every row ends present with `removed_at`
+/// cleared and `last_sync = now()` — except a member marked departed at or after `taken_at`
+/// (when the list was taken; `None` for a real-time event): that departure is newer than the
+/// list, so the row's data is refreshed but it stays departed.
+pub async fn upsert(
+    db: impl PgExecutor<'_>,
+    rows: &[DiscordUserUpsert],
+    taken_at: Option<DateTime<Utc>>,
+) -> Result<UpsertCounts> {
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut usernames = Vec::with_capacity(rows.len());
+    let mut display_names = Vec::with_capacity(rows.len());
+    let mut highest = Vec::with_capacity(rows.len());
+    let mut all_roles = Vec::with_capacity(rows.len());
+    let mut joined = Vec::with_capacity(rows.len());
+    let mut separator = [0u8; 4];
+    let separator: &str = ROLE_SEPARATOR.encode_utf8(&mut separator);
+    for row in rows {
+        ids.push(row.discord_id.as_str());
+        usernames.push(row.username.as_str());
+        display_names.push(row.display_name.as_str());
+        highest.push(row.highest_guild_role.as_deref());
+        all_roles.push(row.all_guild_roles.join(separator));
+        joined.push(row.joined_server_at);
+    }
+    // One statement, set-based: `prev` joins the list to the stored rows (all CTEs read the
+    // table as it was before the statement), existing rows are updated by id and new ones
+    // inserted with an anti-join. A plain UPDATE … FROM plus INSERT is markedly faster than
+    // `INSERT … ON CONFLICT DO UPDATE` for 50,000 rows, which probes for a conflict row by row.
+    let (new, updated, revived, unchanged): (i64, i64, i64, i64) = sqlx::query_as(
+        "WITH input AS (
+             SELECT discord_id, username, display_name, highest_guild_role,
+                    CASE WHEN roles = '' THEN '{}'::text[] ELSE string_to_array(roles, $7) END
+                        AS all_guild_roles,
+                    joined_server_at
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::timestamptz[])
+                 AS t(discord_id, username, display_name, highest_guild_role, roles,
+                      joined_server_at)
+         ),
+         prev AS MATERIALIZED (
+             SELECT du.id, du.is_present, i.*,
+                    (NOT du.is_present AND $8::timestamptz IS NOT NULL
+                     AND du.removed_at >= $8::timestamptz) AS left_since,
+                    (du.username, du.display_name, du.highest_guild_role, du.all_guild_roles)
+                        IS DISTINCT FROM
+                    (i.username, i.display_name, i.highest_guild_role, i.all_guild_roles)
+                    OR (i.joined_server_at IS NOT NULL
+                        AND i.joined_server_at IS DISTINCT FROM du.joined_server_at)
+                        AS changed
+             FROM input i
+             JOIN guild_identity.discord_users du USING (discord_id)
+         ),
+         updated AS (
+             UPDATE guild_identity.discord_users du SET
+                 username = p.username,
+                 display_name = p.display_name,
+                 highest_guild_role = p.highest_guild_role,
+                 all_guild_roles = p.all_guild_roles,
+                 joined_server_at = COALESCE(p.joined_server_at, du.joined_server_at),
+                 last_sync = now(),
+                 is_present = NOT p.left_since,
+                 removed_at = CASE WHEN p.left_since THEN du.removed_at END
+             FROM prev p
+             WHERE du.id = p.id
+         ),
+         inserted AS (
+             INSERT INTO guild_identity.discord_users
+                 (discord_id, username, display_name, highest_guild_role, all_guild_roles,
+                  joined_server_at, last_sync, is_present, removed_at)
+             SELECT i.discord_id, i.username, i.display_name, i.highest_guild_role,
+                    i.all_guild_roles, i.joined_server_at, now(), TRUE, NULL
+             FROM input i
+             WHERE NOT EXISTS (SELECT 1 FROM guild_identity.discord_users du
+                               WHERE du.discord_id = i.discord_id)
+             -- A gateway event may insert the same member meanwhile; its row stands.
+             ON CONFLICT (discord_id) DO NOTHING
+             RETURNING 1
+         )
+         SELECT (SELECT count(*) FROM inserted),
+                count(*) FILTER (WHERE p.is_present AND p.changed),
+                count(*) FILTER (WHERE NOT p.is_present AND NOT p.left_since),
+                count(*) FILTER (WHERE p.is_present AND NOT p.changed)
+         FROM prev p",
+    )
+    .bind(&ids)
+    .bind(&usernames)
+    .bind(&display_names)
+    .bind(&highest)
+    .bind(&all_roles)
+    .bind(&joined)
+    .bind(separator)
+    .bind(taken_at)
+    .fetch_one(db)
+    .await
+    .context("cannot upsert Discord users")?;
+    Ok(UpsertCounts {
+        new: new as u64,
+        updated: updated as u64,
+        revived: revived as u64,
+        unchanged: unchanged as u64,
+    })
+}
+
+/// How many members are present, and how many of those `listed` (taken at `taken_at`) leaves
+/// out — not counting members real-time events wrote after `taken_at`.
+pub async fn presence_counts(
+    db: impl PgExecutor<'_>,
+    listed: &[&str],
+    taken_at: DateTime<Utc>,
+) -> Result<PresenceCounts> {
+    // An anti-join against the unnested list (hashed by the planner) rather than
+    // `NOT (discord_id = ANY($1))`, which scans the whole array for every row.
+    let (present, missing): (i64, i64) = sqlx::query_as(
+        "SELECT count(*),
+                count(*) FILTER (WHERE l.discord_id IS NULL
+                                 AND (du.last_sync IS NULL OR du.last_sync < $2))
+         FROM guild_identity.discord_users du
+         LEFT JOIN (SELECT DISTINCT discord_id FROM UNNEST($1::text[]) AS t(discord_id)) l
+             USING (discord_id)
+         WHERE du.is_present",
+    )
+    .bind(listed)
+    .bind(taken_at)
+    .fetch_one(db)
+    .await
+    .context("cannot count present Discord users")?;
+    Ok(PresenceCounts {
+        present: present as u64,
+        missing_from_list: missing as u64,
+    })
+}
+
+/// Mark every present member that `listed` (taken at `taken_at`) leaves out as departed,
+/// except members real-time events wrote after `taken_at` (they joined after the list was
+/// taken); returns how many.
+pub async fn mark_departed_except(
+    db: impl PgExecutor<'_>,
+    listed: &[&str],
+    taken_at: DateTime<Utc>,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE guild_identity.discord_users du
+         SET is_present = FALSE, removed_at = now()
+         WHERE du.is_present
+           AND (du.last_sync IS NULL OR du.last_sync < $2)
+           AND NOT EXISTS (SELECT 1 FROM UNNEST($1::text[]) AS t(discord_id)
+                           WHERE t.discord_id = du.discord_id)",
+    )
+    .bind(listed)
+    .bind(taken_at)
+    .execute(db)
+    .await
+    .context("cannot mark departed Discord users")?;
+    Ok(done.rows_affected())
+}
+
+/// Mark one member departed; returns whether they were present.
+pub async fn mark_departed(db: impl PgExecutor<'_>, discord_id: &str) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE guild_identity.discord_users
+         SET is_present = FALSE, removed_at = now()
+         WHERE discord_id = $1 AND is_present",
+    )
+    .bind(discord_id)
+    .execute(db)
+    .await
+    .context("cannot mark a Discord user departed")?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// One member by snowflake.
+pub async fn get(db: impl PgExecutor<'_>, discord_id: &str) -> Result<Option<DiscordUserRow>> {
+    Ok(
+        sqlx::query_as("SELECT * FROM guild_identity.discord_users WHERE discord_id = $1")
+            .bind(discord_id)
+            .fetch_optional(db)
+            .await?,
+    )
+}
+
+/// Every member, present or not, by snowflake.
+pub async fn all(db: impl PgExecutor<'_>) -> Result<Vec<DiscordUserRow>> {
+    Ok(
+        sqlx::query_as("SELECT * FROM guild_identity.discord_users ORDER BY discord_id")
+            .fetch_all(db)
+            .await?,
+    )
+}

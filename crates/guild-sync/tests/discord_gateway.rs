@@ -1,0 +1,266 @@
+//! The gateway listener against a fake Discord gateway on a local port (tokio-tungstenite),
+//! driven by the real twilight-gateway shard: HELLO → IDENTIFY → READY → member dispatches,
+//! heartbeats answered, zlib-stream transport compression as the client asks for it, and a
+//! gateway-requested reconnect that resumes the session.
+
+use std::future::Future;
+use std::io::Write;
+use std::time::Duration;
+
+use flate2::Compression;
+use flate2::write::ZlibEncoder;
+use futures::{SinkExt, StreamExt};
+use guild_sync::config::{Config, Secret};
+use guild_sync::db::discord_users;
+use guild_sync::discord_gateway;
+use guild_sync::discord_sync::{self, GuildRoles, WireMember};
+use guild_sync::testing::TestDb;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+
+const GUILD: &str = "4242";
+
+async fn within_timeout<F: Future>(test: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(60), test)
+        .await
+        .expect("test timed out")
+}
+
+/// What the fake gateway saw from the client.
+#[derive(Debug)]
+enum Seen {
+    Connected { query: String },
+    Identify(Value),
+    Resume(Value),
+    Heartbeat,
+    Closed,
+}
+
+/// A fake gateway: connection `i` plays `script[i]` (dispatch `{t, d}` pairs) after the
+/// handshake, then asks the client to reconnect if another connection is scripted.
+// tungstenite's handshake callback returns its (large) error response type by value.
+#[allow(clippy::result_large_err)]
+async fn start_fake_gateway(
+    script: Vec<Vec<(&'static str, Value)>>,
+) -> (String, mpsc::UnboundedReceiver<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let (seen, seen_rx) = mpsc::unbounded_channel();
+    let resume_url = url.clone();
+    tokio::spawn(async move {
+        let mut sequence = 0u64;
+        for (n, dispatches) in script.iter().enumerate() {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut query = String::new();
+            let mut ws =
+                tokio_tungstenite::accept_hdr_async(stream, |req: &Request, res: Response| {
+                    query = req.uri().query().unwrap_or_default().to_owned();
+                    Ok(res)
+                })
+                .await
+                .unwrap();
+            seen.send(Seen::Connected {
+                query: query.clone(),
+            })
+            .unwrap();
+            // Speak what the client asked for: one zlib stream per connection, each message
+            // ending in a sync flush (00 00 ff ff), as Discord does.
+            let mut zlib = query
+                .contains("compress=zlib-stream")
+                .then(|| ZlibEncoder::new(Vec::new(), Compression::default()));
+            macro_rules! send {
+                ($payload:expr) => {{
+                    let text = serde_json::to_string(&$payload).unwrap();
+                    let message = match zlib.as_mut() {
+                        Some(encoder) => {
+                            encoder.write_all(text.as_bytes()).unwrap();
+                            encoder.flush().unwrap();
+                            Message::Binary(std::mem::take(encoder.get_mut()).into())
+                        }
+                        None => Message::Text(text.into()),
+                    };
+                    ws.send(message).await.unwrap();
+                }};
+            }
+            send!(json!({"op": 10, "s": null, "t": null, "d": {"heartbeat_interval": 250}}));
+            let mut played = false;
+            while let Some(Ok(message)) = ws.next().await {
+                let payload: Value = match &message {
+                    Message::Text(text) => serde_json::from_str(text).unwrap(),
+                    // tungstenite answers the close on the next read, which then ends the
+                    // stream — a clean close, as Discord does it.
+                    Message::Close(_) => continue,
+                    _ => continue,
+                };
+                match payload["op"].as_u64() {
+                    Some(1) => {
+                        seen.send(Seen::Heartbeat).unwrap();
+                        send!(json!({"op": 11, "s": null, "t": null, "d": null}));
+                    }
+                    Some(op @ (2 | 6)) if !played => {
+                        played = true;
+                        if op == 2 {
+                            seen.send(Seen::Identify(payload["d"].clone())).unwrap();
+                            sequence += 1;
+                            send!(json!({"op": 0, "s": sequence, "t": "READY", "d": {
+                                "v": 10,
+                                "user": {"id": "7000", "username": "guild-sync", "bot": true},
+                                "guilds": [{"id": GUILD, "unavailable": true}],
+                                "session_id": "fake-session",
+                                "resume_gateway_url": resume_url,
+                                "shard": [0, 1],
+                                "application": {"id": "7000", "flags": 0}
+                            }}));
+                        } else {
+                            seen.send(Seen::Resume(payload["d"].clone())).unwrap();
+                            sequence += 1;
+                            send!(json!({"op": 0, "s": sequence, "t": "RESUMED", "d": null}));
+                        }
+                        for (kind, data) in dispatches {
+                            sequence += 1;
+                            send!(json!({"op": 0, "s": sequence, "t": kind, "d": data}));
+                        }
+                        if n + 1 < script.len() {
+                            send!(json!({"op": 7, "s": null, "t": null, "d": null}));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            seen.send(Seen::Closed).ok();
+        }
+    });
+    (url, seen_rx)
+}
+
+fn roles() -> Value {
+    json!([
+        {"id": GUILD, "name": "@everyone", "position": 0},
+        {"id": "801", "name": "gm", "position": 5},
+        {"id": "802", "name": "Officer", "position": 4},
+        {"id": "804", "name": "Member", "position": 2}
+    ])
+}
+
+fn member_event(id: &str, username: &str, nick: Option<&str>, roles: &[&str]) -> Value {
+    json!({
+        "guild_id": GUILD,
+        "user": {"id": id, "username": username, "global_name": null, "avatar": null},
+        "nick": nick,
+        "roles": roles,
+        "joined_at": "2025-02-03T04:05:06.000000+00:00",
+        "deaf": false, "mute": false, "flags": 0
+    })
+}
+
+fn removal(id: &str) -> Value {
+    json!({"guild_id": GUILD, "user": {"id": id, "username": format!("user{id}")}})
+}
+
+/// Wait for the next thing the fake saw that `pick` accepts.
+async fn next_seen<T>(
+    rx: &mut mpsc::UnboundedReceiver<Seen>,
+    pick: impl Fn(Seen) -> Option<T>,
+) -> T {
+    loop {
+        let seen = rx.recv().await.expect("the fake gateway stopped");
+        if let Some(value) = pick(seen) {
+            return value;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_listener_applies_member_events_in_order_and_resumes_after_a_reconnect() {
+    within_timeout(async {
+        guild_sync::install_crypto_provider();
+        let db = TestDb::new().await;
+        // Someone already known, who leaves while the listener runs.
+        let known: WireMember = serde_json::from_value(member_event("5003", "leaver", None, &["804"])).unwrap();
+        discord_sync::on_member_join(&db.pool, &known, &GuildRoles::default()).await.unwrap();
+
+        let script = vec![
+            vec![
+                ("GUILD_CREATE", json!({"id": GUILD, "name": "Guild", "roles": roles(), "members": []})),
+                ("GUILD_MEMBER_ADD", member_event("5001", "thrall", None, &["804"])),
+                ("GUILD_MEMBER_ADD", json!({"guild_id": GUILD, "user": {"id": "5999", "username": "MEE6", "bot": true}, "roles": []})),
+                ("GUILD_MEMBER_ADD", json!({"guild_id": "9999", "user": {"id": "6001", "username": "elsewhere"}, "roles": []})),
+                ("GUILD_ROLE_UPDATE", json!({"guild_id": GUILD, "role": {"id": "803", "name": "VETERAN", "position": 3}})),
+                ("GUILD_MEMBER_UPDATE", member_event("5001", "thrall", Some("Warchief"), &["803", "802", "804"])),
+                ("GUILD_MEMBER_REMOVE", removal("5003")),
+                ("GUILD_MEMBER_ADD", member_event("5002", "jaina", None, &["801"])),
+                ("GUILD_MEMBER_REMOVE", removal("5002")),
+            ],
+            vec![("GUILD_MEMBER_ADD", member_event("5004", "anduin", None, &[]))],
+        ];
+        let (url, mut seen) = start_fake_gateway(script).await;
+
+        let mut config = Config::defaults();
+        config.discord_bot_token = Some(Secret::new("test-token"));
+        config.discord_guild_id = Some(GUILD.into());
+        config.discord_gateway_url = Some(url);
+        let handle = discord_gateway::spawn(db.pool.clone(), &config).await.unwrap();
+
+        let query = next_seen(&mut seen, |s| match s { Seen::Connected { query } => Some(query), _ => None }).await;
+        assert!(query.contains("v=10") && query.contains("encoding=json"), "{query}");
+        assert!(query.contains("compress=zlib-stream"), "the fake must speak zlib: {query}");
+        let identify = next_seen(&mut seen, |s| match s { Seen::Identify(d) => Some(d), _ => None }).await;
+        assert!(identify["token"].as_str().unwrap().ends_with("test-token"));
+        assert_eq!(identify["intents"], 3, "GUILDS | GUILD_MEMBERS");
+
+        // 6 member events for our guild on the first connection (the bot's counts, as ignored),
+        // 1 after the resume.
+        let mut applied = handle.applied_events();
+        applied.wait_for(|n| *n >= 7).await.unwrap();
+
+        let resume = next_seen(&mut seen, |s| match s { Seen::Resume(d) => Some(d), _ => None }).await;
+        assert_eq!(resume["session_id"], "fake-session");
+
+        let thrall = discord_users::get(&db.pool, "5001").await.unwrap().unwrap();
+        assert!(thrall.is_present);
+        assert_eq!(thrall.display_name.as_deref(), Some("Warchief"));
+        assert_eq!(thrall.all_guild_roles, vec!["Officer", "Veteran", "Member"]);
+        assert_eq!(thrall.highest_guild_role.as_deref(), Some("Officer"));
+
+        let jaina = discord_users::get(&db.pool, "5002").await.unwrap().unwrap();
+        assert!(!jaina.is_present, "joined, then left: applied in arrival order");
+        assert_eq!(jaina.highest_guild_role.as_deref(), Some("GM"));
+        let leaver = discord_users::get(&db.pool, "5003").await.unwrap().unwrap();
+        assert!(!leaver.is_present && leaver.removed_at.is_some());
+        assert!(discord_users::get(&db.pool, "5004").await.unwrap().unwrap().is_present);
+        assert!(discord_users::get(&db.pool, "5999").await.unwrap().is_none(), "bots are ignored");
+        assert!(discord_users::get(&db.pool, "6001").await.unwrap().is_none(), "other guilds are ignored");
+
+        // The shard heartbeats every 250 ms and the fake acknowledges each beat.
+        next_seen(&mut seen, |s| matches!(s, Seen::Heartbeat).then_some(())).await;
+
+        handle.shutdown().await;
+        next_seen(&mut seen, |s| matches!(s, Seen::Closed).then_some(())).await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn spawning_without_a_token_or_guild_is_a_clear_error() {
+    within_timeout(async {
+        let db = TestDb::new().await;
+        let mut config = Config::defaults();
+        config.discord_guild_id = Some(GUILD.into());
+        let err = discord_gateway::spawn(db.pool.clone(), &config)
+            .await
+            .err()
+            .unwrap();
+        assert!(format!("{err:#}").contains("DISCORD_BOT_TOKEN"), "{err:#}");
+        config.discord_bot_token = Some(Secret::new("t"));
+        config.discord_guild_id = Some("not-a-number".into());
+        let err = discord_gateway::spawn(db.pool.clone(), &config)
+            .await
+            .err()
+            .unwrap();
+        assert!(format!("{err:#}").contains("DISCORD_GUILD_ID"), "{err:#}");
+    })
+    .await
+}
