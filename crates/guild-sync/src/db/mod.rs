@@ -6,6 +6,7 @@
 //! the core crate's job.
 
 pub mod integrity;
+pub mod players;
 pub mod reference;
 pub mod sync_log;
 
