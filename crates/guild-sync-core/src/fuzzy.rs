@@ -155,7 +155,9 @@ fn find_longest_match(
         bestj -= 1;
         bestsize += 1;
     }
-    while besti + bestsize < ahi && bestj + bestsize < bhi && a[besti + bestsize] == b[bestj + bestsize]
+    while besti + bestsize < ahi
+        && bestj + bestsize < bhi
+        && a[besti + bestsize] == b[bestj + bestsize]
     {
         bestsize += 1;
     }
@@ -227,7 +229,11 @@ impl Query {
             let u = v & masks[usize::from(c)];
             v = v.wrapping_add(u) | (v - u);
         }
-        let live = if len == 64 { u64::MAX } else { (1u64 << len) - 1 };
+        let live = if len == 64 {
+            u64::MAX
+        } else {
+            (1u64 << len) - 1
+        };
         len as u32 - (v & live).count_ones()
     }
 }

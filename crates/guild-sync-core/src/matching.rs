@@ -305,14 +305,21 @@ impl<'s> Planner<'s> {
         users: &'s [PresentDiscordUser],
         players: &'s [ExistingPlayer],
     ) -> Self {
-        let by_username = index_by(users.iter().enumerate().map(|(i, u)| (i, u.username.as_str())));
+        let by_username = index_by(
+            users
+                .iter()
+                .enumerate()
+                .map(|(i, u)| (i, u.username.as_str())),
+        );
         let by_display_name = index_by(
             users
                 .iter()
                 .enumerate()
                 .filter_map(|(i, u)| u.display_name.as_deref().map(|d| (i, d))),
         );
-        let ranked: Vec<usize> = (0..users.len()).filter(|&i| users[i].has_guild_role).collect();
+        let ranked: Vec<usize> = (0..users.len())
+            .filter(|&i| users[i].has_guild_role)
+            .collect();
         let fuzzy = FuzzyIndex::new(ranked.iter().map(|&i| {
             let u = &users[i];
             std::iter::once(u.username.as_str()).chain(u.display_name.as_deref())
@@ -331,8 +338,11 @@ impl<'s> Planner<'s> {
     }
 
     fn run(&self) -> Plan {
-        let evidence: Vec<CharacterEvidence> =
-            self.chars.par_iter().map(|c| self.evidence_for(c)).collect();
+        let evidence: Vec<CharacterEvidence> = self
+            .chars
+            .par_iter()
+            .map(|c| self.evidence_for(c))
+            .collect();
         let mut plan = Plan::default();
         for e in &evidence {
             plan.skipped.extend(e.skipped.iter().cloned());
@@ -395,7 +405,9 @@ impl<'s> Planner<'s> {
             (LinkSource::GuildNote, &c.guild_note),
             (LinkSource::OfficerNote, &c.officer_note),
         ] {
-            let Some(note) = note.as_deref() else { continue };
+            let Some(note) = note.as_deref() else {
+                continue;
+            };
             let mut named: BTreeMap<usize, String> = BTreeMap::new();
             for hint in discord_hints(note) {
                 for u in self.users_named(&hint) {
@@ -496,8 +508,8 @@ impl<'s> Planner<'s> {
             attrs.player_discord = player
                 .discord_user_id
                 .and_then(|id| self.users.binary_search_by_key(&id, |u| u.id).ok());
-            attrs.player_has_absent_discord = player.discord_user_id.is_some()
-                && attrs.player_discord.is_none();
+            attrs.player_has_absent_discord =
+                player.discord_user_id.is_some() && attrs.player_discord.is_none();
         }
 
         // Discord evidence first: it never conflicts (one user per character, one player per
@@ -515,14 +527,20 @@ impl<'s> Planner<'s> {
 
         // Then alt relations, in character-id order, refusing the ones that conflict.
         let owned = self.owned_characters();
-        let by_char_name = index_by(self.chars.iter().enumerate().map(|(i, c)| (i, c.name.as_str())));
+        let by_char_name = index_by(
+            self.chars
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (i, c.name.as_str())),
+        );
         // For each character merged by an alt note: the evidence of the accepted relation.
         let mut alt_evidence: HashMap<usize, serde_json::Value> = HashMap::new();
         // Characters named by an accepted alt relation (mains of the groups).
         let mut named_as_main: BTreeSet<usize> = BTreeSet::new();
         let mut has_accepted_alt: BTreeSet<usize> = BTreeSet::new();
         for (c, ch) in self.chars.iter().enumerate() {
-            let Some((target, hint, field, note)) = self.alt_target(c, ch, &by_char_name, &owned, plan)
+            let Some((target, hint, field, note)) =
+                self.alt_target(c, ch, &by_char_name, &owned, plan)
             else {
                 continue;
             };
@@ -533,9 +551,9 @@ impl<'s> Planner<'s> {
             if groups.can_union(c, node) {
                 groups.union(c, node);
                 has_accepted_alt.insert(c);
-                alt_evidence.entry(c).or_insert_with(|| {
-                    json!({"strategy": "alt_note", "hint": hint, "field": field, "note": note})
-                });
+                alt_evidence.entry(c).or_insert_with(
+                    || json!({"strategy": "alt_note", "hint": hint, "field": field, "note": note}),
+                );
                 if let AltTarget::Unlinked(t) = target {
                     named_as_main.insert(t);
                     alt_evidence.entry(t).or_insert_with(|| {
@@ -644,7 +662,10 @@ impl<'s> Planner<'s> {
                     character_id: self.chars[c].id,
                     character_name: self.chars[c].name.clone(),
                     discord_user_id: user.id,
-                    discord_name: user.display_name.clone().unwrap_or_else(|| user.username.clone()),
+                    discord_name: user
+                        .display_name
+                        .clone()
+                        .unwrap_or_else(|| user.username.clone()),
                     score,
                 });
             }
@@ -674,8 +695,13 @@ impl<'s> Planner<'s> {
         plan: &mut Plan,
     ) -> Option<(AltTarget, String, &'static str, String)> {
         let mut found: Vec<(AltTarget, i64, String, &'static str, String)> = Vec::new();
-        for (field, note) in [("guild_note", &ch.guild_note), ("officer_note", &ch.officer_note)] {
-            let Some(note) = note.as_deref() else { continue };
+        for (field, note) in [
+            ("guild_note", &ch.guild_note),
+            ("officer_note", &ch.officer_note),
+        ] {
+            let Some(note) = note.as_deref() else {
+                continue;
+            };
             for hint in alt_hints(note) {
                 let key = normalize_name(&hint);
                 // (target, character id, realm)
@@ -694,7 +720,9 @@ impl<'s> Planner<'s> {
                 }
                 match candidates.as_slice() {
                     [] => {}
-                    [(target, id, _)] => found.push((*target, *id, hint.clone(), field, note.to_string())),
+                    [(target, id, _)] => {
+                        found.push((*target, *id, hint.clone(), field, note.to_string()))
+                    }
                     tied => {
                         plan.skipped.push(Skipped {
                             character_id: ch.id,
@@ -755,8 +783,7 @@ impl GroupAttrs {
         }
         match self.users.iter().next() {
             Some(u) => {
-                !self.player_has_absent_discord
-                    && self.player_discord.is_none_or(|d| d == *u)
+                !self.player_has_absent_discord && self.player_discord.is_none_or(|d| d == *u)
             }
             None => true,
         }
@@ -897,7 +924,10 @@ mod tests {
                 discord_user_id: Some(10)
             }]
         );
-        assert_eq!(links(&plan), [(1, PlayerRef::New(0), LinkSource::ExactName)]);
+        assert_eq!(
+            links(&plan),
+            [(1, PlayerRef::New(0), LinkSource::ExactName)]
+        );
         assert_eq!(plan.links[0].confidence, Confidence::High);
         assert_eq!(plan.links[0].evidence["matched"], "username");
     }
@@ -906,7 +936,10 @@ mod tests {
     fn an_exact_name_matching_two_users_links_neither_and_says_why() {
         let plan = plan(&snapshot(
             vec![ch(1, "Thrall")],
-            vec![user(10, "thrall", None), user(11, "orcdude", Some("Thrall"))],
+            vec![
+                user(10, "thrall", None),
+                user(11, "orcdude", Some("Thrall")),
+            ],
             vec![],
         ));
         assert!(plan.links.is_empty());
@@ -959,7 +992,10 @@ mod tests {
             vec![user(10, "carl", None)],
             vec![],
         ));
-        assert_eq!(links(&plan), [(1, PlayerRef::New(0), LinkSource::OfficerNote)]);
+        assert_eq!(
+            links(&plan),
+            [(1, PlayerRef::New(0), LinkSource::OfficerNote)]
+        );
     }
 
     #[test]
@@ -974,7 +1010,10 @@ mod tests {
             ],
             vec![],
         ));
-        assert_eq!(links(&plan), [(1, PlayerRef::New(0), LinkSource::FuzzyName)]);
+        assert_eq!(
+            links(&plan),
+            [(1, PlayerRef::New(0), LinkSource::FuzzyName)]
+        );
         assert_eq!(plan.links[0].confidence, Confidence::Medium);
         assert_eq!(plan.suggestions.len(), 1);
         assert_eq!(plan.suggestions[0].character_id, 2);
@@ -1058,7 +1097,10 @@ mod tests {
             vec![player(100, Some(11), &[(50, "Thrall")])],
         ));
         // The Discord evidence still links the character, to a player of its own.
-        assert_eq!(links(&plan), [(1, PlayerRef::New(0), LinkSource::OfficerNote)]);
+        assert_eq!(
+            links(&plan),
+            [(1, PlayerRef::New(0), LinkSource::OfficerNote)]
+        );
         assert_eq!(plan.skipped[0].reason, "conflict");
         assert!(plan.attachments.is_empty());
     }
@@ -1094,13 +1136,25 @@ mod tests {
             PlayerRef::New(i) => first_new + i as i64,
         };
         for a in &plan.attachments {
-            let p = next.players.iter_mut().find(|p| p.id == a.player_id).unwrap();
+            let p = next
+                .players
+                .iter_mut()
+                .find(|p| p.id == a.player_id)
+                .unwrap();
             assert!(p.discord_user_id.is_none(), "attached over a Discord user");
             p.discord_user_id = Some(a.discord_user_id);
         }
         for l in &plan.links {
-            let c = s.characters.iter().find(|c| c.id == l.character_id).unwrap();
-            let p = next.players.iter_mut().find(|p| p.id == id_of(l.player)).unwrap();
+            let c = s
+                .characters
+                .iter()
+                .find(|c| c.id == l.character_id)
+                .unwrap();
+            let p = next
+                .players
+                .iter_mut()
+                .find(|p| p.id == id_of(l.player))
+                .unwrap();
             p.characters.push(OwnedCharacter {
                 id: c.id,
                 name: c.name.clone(),
@@ -1131,15 +1185,27 @@ mod tests {
             name.clone().prop_map(|n| format!("{n}'s alt")),
         ]);
         let chars = proptest::collection::vec(
-            (name.clone(), proptest::sample::select(&["a", "b"][..]), note.clone(), note),
+            (
+                name.clone(),
+                proptest::sample::select(&["a", "b"][..]),
+                note.clone(),
+                note,
+            ),
             0..8,
         );
         let users = proptest::collection::vec(
-            (name.clone(), proptest::option::of(name.clone()), any::<bool>()),
+            (
+                name.clone(),
+                proptest::option::of(name.clone()),
+                any::<bool>(),
+            ),
             0..6,
         );
         let owned = proptest::collection::vec(
-            (proptest::option::of(0usize..6), proptest::collection::vec(name, 0..3)),
+            (
+                proptest::option::of(0usize..6),
+                proptest::collection::vec(name, 0..3),
+            ),
             0..3,
         );
         (chars, users, owned).prop_map(|(chars, users, owned)| {

@@ -9,8 +9,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use guild_sync_core::integrity::{IssueType, issue_hash};
 use guild_sync_core::matching::{
-    self, ExistingPlayer, LinkSource, OwnedCharacter, Plan, PlayerRef, PresentDiscordUser,
-    Skipped, Snapshot, UnlinkedCharacter,
+    self, ExistingPlayer, LinkSource, OwnedCharacter, Plan, PlayerRef, PresentDiscordUser, Skipped,
+    Snapshot, UnlinkedCharacter,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -90,7 +90,10 @@ fn to_i32(n: usize) -> i32 {
 
 /// Load, plan and apply in one transaction.
 async fn match_once(pool: &PgPool) -> Result<MatchStats> {
-    let mut tx = pool.begin().await.context("cannot begin the matching transaction")?;
+    let mut tx = pool
+        .begin()
+        .await
+        .context("cannot begin the matching transaction")?;
     // Held until commit: manual links made meanwhile wait rather than invalidate the plan.
     players::lock_for_matching(&mut *tx).await?;
 
@@ -113,7 +116,9 @@ async fn match_once(pool: &PgPool) -> Result<MatchStats> {
 
     let started = Instant::now();
     apply(&mut tx, &plan, &mut stats).await?;
-    tx.commit().await.context("cannot commit the matching run")?;
+    tx.commit()
+        .await
+        .context("cannot commit the matching run")?;
     stats.apply_seconds = started.elapsed().as_secs_f64();
 
     tracing::info!(
@@ -206,7 +211,11 @@ async fn apply(
         plan.attachments.len()
     );
 
-    let names: Vec<String> = plan.new_players.iter().map(|p| p.display_name.clone()).collect();
+    let names: Vec<String> = plan
+        .new_players
+        .iter()
+        .map(|p| p.display_name.clone())
+        .collect();
     let discord: Vec<Option<i32>> = plan
         .new_players
         .iter()
@@ -282,8 +291,17 @@ async fn apply(
     }
     stats.skipped = plan.unlinked;
     stats.ties = plan.skipped.iter().filter(|s| s.reason == "tie").count();
-    stats.conflicts = plan.skipped.iter().filter(|s| s.reason == "conflict").count();
-    stats.skip_details = plan.skipped.iter().take(MAX_SKIP_DETAILS).cloned().collect();
+    stats.conflicts = plan
+        .skipped
+        .iter()
+        .filter(|s| s.reason == "conflict")
+        .count();
+    stats.skip_details = plan
+        .skipped
+        .iter()
+        .take(MAX_SKIP_DETAILS)
+        .cloned()
+        .collect();
     stats.fuzzy_pairs_scored = plan.fuzzy.scored;
     stats.fuzzy_pairs_pruned =
         plan.fuzzy.by_length + plan.fuzzy.by_shared_characters + plan.fuzzy.by_common_subsequence;

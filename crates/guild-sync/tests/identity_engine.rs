@@ -115,7 +115,10 @@ async fn test_exact_name_match_creates_player() {
         let u = discord_user(&pool, "zatanna", Some("Zat"), true).await;
         let stats = run_matching(&pool).await.unwrap();
         let (p, source, confidence) = link_of(&pool, c).await.expect("linked");
-        assert_eq!((source.as_str(), confidence.as_str()), ("exact_name", "high"));
+        assert_eq!(
+            (source.as_str(), confidence.as_str()),
+            ("exact_name", "high")
+        );
         assert_eq!(player_row(&pool, p).await, ("Zat".to_string(), Some(u)));
         assert_eq!(stats.players_created, 1);
         assert_eq!(stats.by_strategy.exact_name, 1);
@@ -132,7 +135,10 @@ async fn test_exact_match_links_to_existing_player() {
         link(&pool, p, main).await;
         let c = character(&pool, "Thrall", None, None).await;
         let stats = run_matching(&pool).await.unwrap();
-        assert_eq!(link_of(&pool, c).await.map(|l| (l.0, l.1)), Some((p, "exact_name".into())));
+        assert_eq!(
+            link_of(&pool, c).await.map(|l| (l.0, l.1)),
+            Some((p, "exact_name".into()))
+        );
         assert_eq!(stats.players_created, 0);
         assert_eq!(count(&pool, "players").await, 1);
     })
@@ -171,7 +177,10 @@ async fn test_officer_note_match() {
         let u = discord_user(&pool, "carl_99", Some("Carl"), true).await;
         let stats = run_matching(&pool).await.unwrap();
         let (p, source, confidence) = link_of(&pool, c).await.expect("linked");
-        assert_eq!((source.as_str(), confidence.as_str()), ("officer_note", "high"));
+        assert_eq!(
+            (source.as_str(), confidence.as_str()),
+            ("officer_note", "high")
+        );
         assert_eq!(player_row(&pool, p).await, ("Carl".to_string(), Some(u)));
         assert_eq!(stats.by_strategy.officer_note, 1);
     })
@@ -192,7 +201,10 @@ async fn test_alt_grouping_via_notes() {
         let stats = run_matching(&pool).await.unwrap();
 
         let (p, _, _) = link_of(&pool, main).await.unwrap();
-        assert_eq!(link_of(&pool, alt).await.map(|l| (l.0, l.1)), Some((p, "alt_note".into())));
+        assert_eq!(
+            link_of(&pool, alt).await.map(|l| (l.0, l.1)),
+            Some((p, "alt_note".into()))
+        );
         assert_eq!(player_row(&pool, p).await.1, Some(u));
 
         let (q, _, _) = link_of(&pool, jaina).await.unwrap();
@@ -230,8 +242,13 @@ async fn test_fuzzy_match_below_threshold_skipped() {
         assert_eq!(issue.0, "auto_link_suggestion");
         assert_eq!(issue.1, "info");
         assert_eq!((issue.2, issue.3), (Some(c), Some(u)));
-        assert_eq!(issue.4, issue_hash(IssueType::AutoLinkSuggestion, &[c.into(), u.into()]));
-        assert!(issue.5.contains("Thrall") && issue.5.contains("thrail") && issue.5.contains("0.83"));
+        assert_eq!(
+            issue.4,
+            issue_hash(IssueType::AutoLinkSuggestion, &[c.into(), u.into()])
+        );
+        assert!(
+            issue.5.contains("Thrall") && issue.5.contains("thrail") && issue.5.contains("0.83")
+        );
     })
     .await;
 }
@@ -243,7 +260,10 @@ async fn a_fuzzy_match_above_the_threshold_links_with_medium_confidence() {
         discord_user(&pool, "sylvanaz", None, true).await;
         let stats = run_matching(&pool).await.unwrap();
         let (_, source, confidence) = link_of(&pool, c).await.expect("linked");
-        assert_eq!((source.as_str(), confidence.as_str()), ("fuzzy_name", "medium"));
+        assert_eq!(
+            (source.as_str(), confidence.as_str()),
+            ("fuzzy_name", "medium")
+        );
         assert_eq!(stats.by_strategy.fuzzy_name, 1);
     })
     .await;
@@ -268,7 +288,11 @@ async fn test_no_duplicate_player_creation() {
         );
         let second = run_matching(&pool).await.unwrap();
         assert_eq!(
-            (second.players_created, second.links_created, second.discord_users_attached),
+            (
+                second.players_created,
+                second.links_created,
+                second.discord_users_attached
+            ),
             (0, 0, 0)
         );
         assert_eq!(second.suggestions_new, 0);
@@ -309,7 +333,10 @@ async fn a_tie_between_two_users_links_neither_and_is_explained_in_the_stats() {
         let stats = run_matching(&pool).await.unwrap();
         assert_eq!(link_of(&pool, c).await, None);
         assert_eq!(stats.ties, 1);
-        assert_eq!(stats.skip_details[0].candidates, [i64::from(u1), i64::from(u2)]);
+        assert_eq!(
+            stats.skip_details[0].candidates,
+            [i64::from(u1), i64::from(u2)]
+        );
     })
     .await;
 }
@@ -324,7 +351,10 @@ async fn an_existing_link_is_never_moved_or_removed() {
         link(&pool, p, c).await;
         discord_user(&pool, "thrall", None, true).await;
         let stats = run_matching(&pool).await.unwrap();
-        assert_eq!(link_of(&pool, c).await, Some((p, "manual".into(), "confirmed".into())));
+        assert_eq!(
+            link_of(&pool, c).await,
+            Some((p, "manual".into(), "confirmed".into()))
+        );
         assert_eq!(stats.characters_considered, 0);
         assert_eq!(count(&pool, "players").await, 1);
     })
@@ -357,12 +387,11 @@ async fn a_failure_mid_apply_leaves_the_database_as_it_was() {
         assert_eq!(player_row(&pool, p).await.1, None);
         assert_eq!(count(&pool, "player_characters").await, 0);
         assert_eq!(count(&pool, "audit_issues").await, 0);
-        let status: String = sqlx::query_scalar(
-            "SELECT status FROM guild_identity.sync_log WHERE source = 'match'",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+        let status: String =
+            sqlx::query_scalar("SELECT status FROM guild_identity.sync_log WHERE source = 'match'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
         assert_eq!(status, "error");
         let _ = u;
     })
@@ -406,7 +435,11 @@ async fn the_match_command_prints_its_stats_as_the_last_json_line() {
             .output()
             .await
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stdout = String::from_utf8(out.stdout).unwrap();
         let last = stdout.lines().last().unwrap();
         let stats: serde_json::Value = serde_json::from_str(last).unwrap();

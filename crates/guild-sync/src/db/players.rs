@@ -151,7 +151,10 @@ pub async fn create_players(
     .context("cannot create players")?;
     anyhow::ensure!(
         rows.len() == display_names.len()
-            && rows.iter().enumerate().all(|(i, (ord, _))| *ord == i as i64 + 1),
+            && rows
+                .iter()
+                .enumerate()
+                .all(|(i, (ord, _))| *ord == i as i64 + 1),
         "creating {} players returned {} rows",
         display_names.len(),
         rows.len()
