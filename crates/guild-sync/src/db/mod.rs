@@ -8,6 +8,7 @@
 pub mod characters;
 pub mod discord_users;
 pub mod integrity;
+pub mod players;
 pub mod reference;
 pub mod sync_log;
 
