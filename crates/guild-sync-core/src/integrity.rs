@@ -143,6 +143,11 @@ pub fn discord_label(display_name: Option<&str>, username: &str) -> String {
     }
 }
 
+/// A player and their Discord account: `Player (@username)`.
+pub fn player_with_discord(player_name: &str, username: &str) -> String {
+    format!("{player_name} (@{username})")
+}
+
 /// Which timestamp a stale character was judged on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -258,12 +263,10 @@ impl Finding {
         finding(
             IssueType::NoGuildRole,
             (None, Some(discord_user_id), Some(player_id)),
-            format!(
-                "{player_name} ({})",
-                discord_label(discord_display_name, username)
-            ),
+            player_with_discord(player_name, username),
             format!("in-game rank {ingame_rank} but no guild role on Discord"),
-            json!({"ingame_rank": ingame_rank, "username": username}),
+            json!({"ingame_rank": ingame_rank, "username": username,
+                   "discord_display_name": discord_display_name}),
         )
     }
 
@@ -475,7 +478,11 @@ mod tests {
     fn a_new_cause_is_inserted_and_a_known_one_stays_open_without_a_write() {
         let known = Finding::orphan_wow(1, "Thrall", "area-52", Some("Officer"));
         let fresh = Finding::orphan_wow(2, "Jaina", "area-52", None);
-        let plan = plan_check(vec![known.clone(), fresh.clone()], &[open_issue(10, &known)], &[]);
+        let plan = plan_check(
+            vec![known.clone(), fresh.clone()],
+            &[open_issue(10, &known)],
+            &[],
+        );
         assert_eq!(plan.insert, vec![(fresh.hash(), fresh)]);
         assert!(plan.update.is_empty());
         assert!(plan.resolve.is_empty());

@@ -11,7 +11,7 @@
 use serde::Serialize;
 use serde_json::json;
 
-use crate::integrity::{IssueType, Severity, character_label, discord_label};
+use crate::integrity::{IssueType, Severity, character_label, discord_label, player_with_discord};
 
 /// Discord: at most this many embeds in one message.
 pub const MAX_EMBEDS_PER_MESSAGE: usize = 10;
@@ -159,7 +159,10 @@ pub fn severity_color(severity: Severity) -> u32 {
 fn escape_markdown(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if matches!(c, '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '#' | '[' | ']') {
+        if matches!(
+            c,
+            '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '#' | '[' | ']'
+        ) {
             out.push('\\');
         }
         out.push(c);
@@ -182,8 +185,8 @@ impl ReportIssue {
             IssueType::OrphanWow | IssueType::StaleCharacter => character,
             IssueType::OrphanDiscord | IssueType::DuplicateDiscord => discord,
             IssueType::RankMismatch => self.player_name.clone(),
-            IssueType::NoGuildRole => match (&self.player_name, discord) {
-                (Some(p), Some(d)) => Some(format!("{p} ({d})")),
+            IssueType::NoGuildRole => match (&self.player_name, &self.discord_username) {
+                (Some(p), Some(u)) => Some(player_with_discord(p, u)),
                 (p, _) => p.clone(),
             },
             IssueType::AutoLinkSuggestion => Some(format!("{} ↔ {}", character?, discord?)),
@@ -461,7 +464,10 @@ mod tests {
     #[test]
     fn no_issues_render_no_message() {
         assert!(render_messages(&[], false).is_empty());
-        assert_eq!(render_text(&[], false), "Guild audit report: no new issues.");
+        assert_eq!(
+            render_text(&[], false),
+            "Guild audit report: no new issues."
+        );
     }
 
     #[test]
@@ -526,7 +532,10 @@ mod tests {
     #[test]
     fn a_sync_summary_is_sent_only_when_something_notable_happened() {
         let cases = [
-            (json!({"characters_found": 1000, "characters_new": 0}), false),
+            (
+                json!({"characters_found": 1000, "characters_new": 0}),
+                false,
+            ),
             (json!({"characters_found": 1000, "characters_new": 2}), true),
             (json!({"members_removed": 1}), true),
             (json!({"status": "partial"}), true),

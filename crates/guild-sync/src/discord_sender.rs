@@ -187,7 +187,9 @@ mod tests {
     #[test]
     fn retry_after_is_read_from_a_json_body_in_seconds() {
         assert_eq!(
-            retry_after_body(r#"{"message":"You are being rate limited.","retry_after":0.25,"global":false}"#),
+            retry_after_body(
+                r#"{"message":"You are being rate limited.","retry_after":0.25,"global":false}"#
+            ),
             Some(Duration::from_millis(250))
         );
         assert_eq!(retry_after_body("not json"), None);

@@ -206,7 +206,8 @@ async fn load_findings(conn: &mut PgConnection, stale_days: i32) -> Result<Vec<F
         .await
         .context("duplicate_discord check failed")?
     {
-        let players: Vec<(i32, String)> = row.player_ids.into_iter().zip(row.player_names).collect();
+        let players: Vec<(i32, String)> =
+            row.player_ids.into_iter().zip(row.player_names).collect();
         findings.push(Finding::duplicate_discord(
             row.discord_user_id,
             row.display_name.as_deref(),

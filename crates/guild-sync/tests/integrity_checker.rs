@@ -118,7 +118,9 @@ async fn open_of(pool: &PgPool, t: IssueType) -> Vec<IssueRow> {
 }
 
 async fn run(pool: &PgPool) -> CheckStats {
-    run_integrity_check(pool, &Config::defaults()).await.unwrap()
+    run_integrity_check(pool, &Config::defaults())
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -139,7 +141,10 @@ async fn test_orphan_wow_detected() {
         let found = open_of(&db.pool, IssueType::OrphanWow).await;
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].wow_character_id, Some(orphan));
-        assert_eq!(found[0].issue_hash, issue_hash(IssueType::OrphanWow, &[orphan.into()]));
+        assert_eq!(
+            found[0].issue_hash,
+            issue_hash(IssueType::OrphanWow, &[orphan.into()])
+        );
         assert_eq!(
             found[0].summary,
             "Thrall-area-52: in the guild as Officer but linked to no player"
@@ -410,7 +415,8 @@ async fn every_issue_type_resolves_automatically_when_its_cause_is_gone() {
             // Nothing stays open: the cure removes every cause the case created.
             let all = issues(&db.pool).await;
             assert!(
-                all.iter().all(|i| i.resolved && i.resolved_by.as_deref() == Some("auto")),
+                all.iter()
+                    .all(|i| i.resolved && i.resolved_by.as_deref() == Some("auto")),
                 "{:?}: {all:?}",
                 case.issue_type
             );
@@ -432,13 +438,23 @@ async fn a_suggestion_stays_open_while_it_still_makes_sense_and_resolves_when_th
         )
         .bind(c)
         .bind(d)
-        .bind(issue_hash(IssueType::AutoLinkSuggestion, &[c.into(), d.into()]))
+        .bind(issue_hash(
+            IssueType::AutoLinkSuggestion,
+            &[c.into(), d.into()],
+        ))
         .execute(&db.pool)
         .await
         .unwrap();
         run(&db.pool).await;
-        assert_eq!(open_of(&db.pool, IssueType::AutoLinkSuggestion).await.len(), 1);
-        exec(&db.pool, "UPDATE guild_identity.discord_users SET is_present = FALSE").await;
+        assert_eq!(
+            open_of(&db.pool, IssueType::AutoLinkSuggestion).await.len(),
+            1
+        );
+        exec(
+            &db.pool,
+            "UPDATE guild_identity.discord_users SET is_present = FALSE",
+        )
+        .await;
         let stats = run(&db.pool).await;
         assert_eq!(stats.by_type["auto_link_suggestion"].resolved, 1);
     })
@@ -519,7 +535,10 @@ async fn a_check_is_recorded_as_a_run() {
             .fetch_one(&db.pool)
             .await
             .unwrap();
-        assert_eq!((source.as_str(), status.as_str(), new), ("check", "success", Some(1)));
+        assert_eq!(
+            (source.as_str(), status.as_str(), new),
+            ("check", "success", Some(1))
+        );
         assert_eq!(details["by_type"]["orphan_wow"]["new"], 1);
     })
     .await;
@@ -538,10 +557,13 @@ async fn the_check_command_prints_counts_per_type_and_json_stats() {
             .await
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         assert!(stdout.contains("orphan_wow"), "{stdout}");
-        let last: serde_json::Value =
-            serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
         assert_eq!(last["new"], 1);
         assert_eq!(last["by_type"]["orphan_wow"]["new"], 1);
     })
