@@ -1,1 +1,574 @@
-//! Report rendering: audit issues to Discord embeds within Discord's limits, and to text. (Issue 6 builds this.)
+//! Report rendering: audit issues to Discord embeds split into messages within Discord's
+//! limits, the same report as plain text, and the sync-summary embed. Pure: the reporter loads
+//! the rows and sends what this returns; nothing here talks to Discord or the database.
+//!
+//! Layout: a header embed (totals per type), then one embed per issue type in
+//! [`IssueType::ALL`] order with an emoji, a readable title and the count, at most
+//! [`MAX_LINES_PER_TYPE`] lines then `…and N more`, coloured by the group's highest severity.
+//! An issue counts as carried by the message holding its type's embed (also when it is only in
+//! the `…and N more` count), so that message being accepted is what marks it notified.
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::integrity::{IssueType, Severity, character_label, discord_label, player_with_discord};
+
+/// Discord: at most this many embeds in one message.
+pub const MAX_EMBEDS_PER_MESSAGE: usize = 10;
+/// Discord: the title, description, fields, footer and author of all embeds of one message
+/// together, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 6000;
+/// Discord: characters in one embed description.
+pub const MAX_DESCRIPTION_CHARS: usize = 4096;
+/// Discord: characters in one embed title.
+pub const MAX_TITLE_CHARS: usize = 256;
+/// Lines listed per issue type before `…and N more`.
+pub const MAX_LINES_PER_TYPE: usize = 20;
+/// Characters in one issue line; 20 lines of this stay well inside a description.
+pub const MAX_LINE_CHARS: usize = 190;
+
+/// Embed colours (RGB) per severity.
+pub const COLOR_INFO: u32 = 0x3498DB;
+pub const COLOR_WARNING: u32 = 0xF39C12;
+pub const COLOR_CRITICAL: u32 = 0xE74C3C;
+/// The colour of a sync summary with nothing wrong.
+pub const COLOR_OK: u32 = 0x2ECC71;
+
+/// An unresolved issue with the current display names of what it involves (JOINed from
+/// `wow_characters`, `discord_users` and `players`; `None` when the row is gone).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReportIssue {
+    pub id: i32,
+    pub issue_type: Option<IssueType>,
+    pub severity: Option<Severity>,
+    pub summary: String,
+    /// `details.reason` as the checker wrote it.
+    pub reason: Option<String>,
+    pub character_name: Option<String>,
+    pub realm_slug: Option<String>,
+    pub discord_username: Option<String>,
+    pub discord_display_name: Option<String>,
+    pub player_name: Option<String>,
+}
+
+/// One Discord embed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Embed {
+    pub title: String,
+    pub description: String,
+    pub color: u32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<EmbedField>,
+}
+
+/// One embed field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EmbedField {
+    pub name: String,
+    pub value: String,
+    pub inline: bool,
+}
+
+impl Embed {
+    /// The characters Discord counts towards the 6,000 per message.
+    pub fn chars(&self) -> usize {
+        discord_len(&self.title)
+            + discord_len(&self.description)
+            + self
+                .fields
+                .iter()
+                .map(|f| discord_len(&f.name) + discord_len(&f.value))
+                .sum::<usize>()
+    }
+}
+
+/// One message to send, and the issues it carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportMessage {
+    pub embeds: Vec<Embed>,
+    pub issue_ids: Vec<i32>,
+}
+
+impl ReportMessage {
+    /// The JSON body Discord expects. Mentions are disabled: names come from user input.
+    pub fn payload(&self) -> serde_json::Value {
+        json!({ "embeds": self.embeds, "allowed_mentions": { "parse": [] } })
+    }
+}
+
+/// Length as Discord counts it. UTF-16 units are never fewer than characters, so counting
+/// them keeps us inside the limit whichever way Discord counts.
+pub fn discord_len(s: &str) -> usize {
+    s.encode_utf16().count()
+}
+
+/// `s` cut to at most `max` (as [`discord_len`] counts), ending in `…` when cut.
+pub fn truncate(s: &str, max: usize) -> String {
+    if discord_len(s) <= max {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        if used + c.len_utf16() > max.saturating_sub(1) {
+            break;
+        }
+        used += c.len_utf16();
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+/// The emoji of an issue type.
+pub fn emoji(issue_type: IssueType) -> &'static str {
+    match issue_type {
+        IssueType::RankMismatch => "🎖️",
+        IssueType::DuplicateDiscord => "👥",
+        IssueType::OrphanDiscord => "💬",
+        IssueType::OrphanWow => "🧙",
+        IssueType::NoGuildRole => "🏷️",
+        IssueType::AutoLinkSuggestion => "🔗",
+        IssueType::StaleCharacter => "💤",
+    }
+}
+
+/// The readable name of an issue type.
+pub fn type_title(issue_type: IssueType) -> &'static str {
+    match issue_type {
+        IssueType::RankMismatch => "Rank mismatches",
+        IssueType::DuplicateDiscord => "Discord accounts on several players",
+        IssueType::OrphanDiscord => "Discord members without a player",
+        IssueType::OrphanWow => "Characters without a player",
+        IssueType::NoGuildRole => "Members without a guild role on Discord",
+        IssueType::AutoLinkSuggestion => "Suggested links to confirm",
+        IssueType::StaleCharacter => "Stale characters",
+    }
+}
+
+/// The embed colour of a severity.
+pub fn severity_color(severity: Severity) -> u32 {
+    match severity {
+        Severity::Info => COLOR_INFO,
+        Severity::Warning => COLOR_WARNING,
+        Severity::Critical => COLOR_CRITICAL,
+    }
+}
+
+/// Escape Discord markdown in a name so `_x_` or `**` in a nickname cannot break the layout.
+fn escape_markdown(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(
+            c,
+            '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '#' | '[' | ']'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl ReportIssue {
+    /// Who or what the issue is about, from the JOINed names.
+    pub fn subject(&self) -> Option<String> {
+        let character = match (&self.character_name, &self.realm_slug) {
+            (Some(n), Some(r)) => Some(character_label(n, r)),
+            _ => None,
+        };
+        let discord = self
+            .discord_username
+            .as_deref()
+            .map(|u| discord_label(self.discord_display_name.as_deref(), u));
+        match self.issue_type? {
+            IssueType::OrphanWow | IssueType::StaleCharacter => character,
+            IssueType::OrphanDiscord | IssueType::DuplicateDiscord => discord,
+            IssueType::RankMismatch => self.player_name.clone(),
+            IssueType::NoGuildRole => match (&self.player_name, &self.discord_username) {
+                (Some(p), Some(u)) => Some(player_with_discord(p, u)),
+                (p, _) => p.clone(),
+            },
+            IssueType::AutoLinkSuggestion => Some(format!("{} ↔ {}", character?, discord?)),
+        }
+    }
+
+    /// The issue as one line: the current names and the reason when both are known, else the
+    /// summary the checker wrote.
+    fn line(&self, markdown: bool) -> String {
+        let line = match (self.subject(), &self.reason) {
+            (Some(subject), Some(reason)) if markdown => {
+                format!("**{}** — {reason}", escape_markdown(&subject))
+            }
+            (Some(subject), Some(reason)) => format!("{subject} — {reason}"),
+            _ if markdown => escape_markdown(&self.summary),
+            _ => self.summary.clone(),
+        };
+        truncate(&format!("• {line}"), MAX_LINE_CHARS)
+    }
+
+    fn severity_or_default(&self) -> Severity {
+        self.severity
+            .or_else(|| self.issue_type.map(IssueType::severity))
+            .unwrap_or(Severity::Info)
+    }
+}
+
+/// Issues grouped by type, in report order; unknown types are left out.
+fn groups(issues: &[ReportIssue]) -> Vec<(IssueType, Vec<&ReportIssue>)> {
+    IssueType::ALL
+        .into_iter()
+        .map(|t| {
+            (
+                t,
+                issues
+                    .iter()
+                    .filter(|i| i.issue_type == Some(t))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .filter(|(_, g)| !g.is_empty())
+        .collect()
+}
+
+fn headline(count: usize, full: bool) -> String {
+    let plural = if count == 1 { "" } else { "s" };
+    if full {
+        format!("{count} unresolved issue{plural} (full report)")
+    } else {
+        format!("{count} new issue{plural}")
+    }
+}
+
+fn type_embed(issue_type: IssueType, group: &[&ReportIssue]) -> Embed {
+    let mut description = String::new();
+    let shown = group.len().min(MAX_LINES_PER_TYPE);
+    for issue in &group[..shown] {
+        description.push_str(&issue.line(true));
+        description.push('\n');
+    }
+    if group.len() > shown {
+        description.push_str(&format!("…and {} more", group.len() - shown));
+    }
+    let severity = group
+        .iter()
+        .map(|i| i.severity_or_default())
+        .max()
+        .unwrap_or(Severity::Info);
+    Embed {
+        title: truncate(
+            &format!(
+                "{} {} ({})",
+                emoji(issue_type),
+                type_title(issue_type),
+                group.len()
+            ),
+            MAX_TITLE_CHARS,
+        ),
+        description: truncate(description.trim_end(), MAX_DESCRIPTION_CHARS),
+        color: severity_color(severity),
+        fields: Vec::new(),
+    }
+}
+
+/// Render the report as Discord messages: header embed first, then one embed per type, packed
+/// greedily into messages of at most [`MAX_EMBEDS_PER_MESSAGE`] embeds and
+/// [`MAX_MESSAGE_CHARS`] characters. No issues → no messages.
+pub fn render_messages(issues: &[ReportIssue], full: bool) -> Vec<ReportMessage> {
+    let groups = groups(issues);
+    if groups.is_empty() {
+        return Vec::new();
+    }
+    let total: usize = groups.iter().map(|(_, g)| g.len()).sum();
+    let mut header_lines = vec![format!("**{}**", headline(total, full))];
+    for (t, g) in &groups {
+        header_lines.push(format!("{} {}: {}", emoji(*t), type_title(*t), g.len()));
+    }
+    let worst = issues
+        .iter()
+        .map(ReportIssue::severity_or_default)
+        .max()
+        .unwrap_or(Severity::Info);
+    let header = Embed {
+        title: "🛡️ Guild audit report".to_string(),
+        description: truncate(&header_lines.join("\n"), MAX_DESCRIPTION_CHARS),
+        color: severity_color(worst),
+        fields: Vec::new(),
+    };
+
+    let mut embeds: Vec<(Embed, Vec<i32>)> = vec![(header, Vec::new())];
+    for (t, g) in &groups {
+        embeds.push((type_embed(*t, g), g.iter().map(|i| i.id).collect()));
+    }
+
+    let mut messages: Vec<ReportMessage> = Vec::new();
+    let mut current = ReportMessage {
+        embeds: Vec::new(),
+        issue_ids: Vec::new(),
+    };
+    let mut chars = 0;
+    for (embed, ids) in embeds {
+        let size = embed.chars();
+        if !current.embeds.is_empty()
+            && (current.embeds.len() == MAX_EMBEDS_PER_MESSAGE || chars + size > MAX_MESSAGE_CHARS)
+        {
+            messages.push(std::mem::replace(
+                &mut current,
+                ReportMessage {
+                    embeds: Vec::new(),
+                    issue_ids: Vec::new(),
+                },
+            ));
+            chars = 0;
+        }
+        chars += size;
+        current.embeds.push(embed);
+        current.issue_ids.extend(ids);
+    }
+    messages.push(current);
+    messages
+}
+
+/// The same report as plain text for a terminal: every issue listed, no limits.
+pub fn render_text(issues: &[ReportIssue], full: bool) -> String {
+    let groups = groups(issues);
+    if groups.is_empty() {
+        return if full {
+            "Guild audit report: no unresolved issues.".to_string()
+        } else {
+            "Guild audit report: no new issues.".to_string()
+        };
+    }
+    let total: usize = groups.iter().map(|(_, g)| g.len()).sum();
+    let mut out = format!("Guild audit report — {}\n", headline(total, full));
+    for (t, g) in &groups {
+        let severity = g
+            .iter()
+            .map(|i| i.severity_or_default())
+            .max()
+            .unwrap_or(Severity::Info);
+        out.push_str(&format!(
+            "\n{} {} ({}) [{}]\n",
+            emoji(*t),
+            type_title(*t),
+            g.len(),
+            severity.as_str()
+        ));
+        for issue in g {
+            out.push_str("  ");
+            out.push_str(&issue.line(false));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Stat keys whose non-zero value makes a sync run worth telling the officers about.
+const NOTABLE_KEY_PARTS: &[&str] = &[
+    "new", "removed", "created", "linked", "resolved", "returned", "departed", "error", "failed",
+];
+
+/// Whether a sync run's stats hold something notable: a non-zero count of new, removed,
+/// linked, resolved or failed things, or an error/partial status.
+pub fn is_notable(stats: &serde_json::Value) -> bool {
+    let Some(map) = stats.as_object() else {
+        return false;
+    };
+    map.iter().any(|(key, value)| {
+        let key = key.to_ascii_lowercase();
+        let notable_key = NOTABLE_KEY_PARTS.iter().any(|part| key.contains(part));
+        match value {
+            serde_json::Value::Number(n) => notable_key && n.as_f64().is_some_and(|v| v != 0.0),
+            serde_json::Value::String(s) => {
+                (key == "status" && matches!(s.as_str(), "error" | "partial"))
+                    || (key == "error" && !s.is_empty())
+            }
+            serde_json::Value::Array(a) => notable_key && !a.is_empty(),
+            _ => false,
+        }
+    })
+}
+
+/// The sync-summary embed, or `None` when nothing notable happened. Numeric stats become
+/// fields (Discord allows 25 per embed).
+pub fn render_sync_summary(
+    source: &str,
+    stats: &serde_json::Value,
+    duration_seconds: f64,
+) -> Option<Embed> {
+    if !is_notable(stats) {
+        return None;
+    }
+    let failed = stats.get("status").and_then(|s| s.as_str()) == Some("error")
+        || stats
+            .get("error")
+            .and_then(|s| s.as_str())
+            .is_some_and(|s| !s.is_empty());
+    let fields = stats
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| {
+            v.as_number().map(|n| EmbedField {
+                name: truncate(&k.replace('_', " "), MAX_TITLE_CHARS),
+                value: n.to_string(),
+                inline: true,
+            })
+        })
+        .take(25)
+        .collect();
+    let mut description = format!("Finished in {duration_seconds:.1} s.");
+    if let Some(error) = stats.get("error").and_then(|s| s.as_str()) {
+        description.push_str(&format!("\nError: {}", escape_markdown(error)));
+    }
+    Some(Embed {
+        title: truncate(&format!("🔄 Sync summary: {source}"), MAX_TITLE_CHARS),
+        description: truncate(&description, MAX_DESCRIPTION_CHARS),
+        color: if failed { COLOR_CRITICAL } else { COLOR_OK },
+        fields,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issue(id: i32, t: IssueType, name: &str) -> ReportIssue {
+        ReportIssue {
+            id,
+            issue_type: Some(t),
+            severity: Some(t.severity()),
+            summary: format!("{name}: summary"),
+            reason: Some("something is off".into()),
+            character_name: Some(name.into()),
+            realm_slug: Some("area-52".into()),
+            discord_username: Some(name.to_lowercase()),
+            discord_display_name: Some(name.into()),
+            player_name: Some(name.into()),
+        }
+    }
+
+    /// Every Discord limit, checked on a rendered report.
+    pub(crate) fn assert_within_limits(messages: &[ReportMessage]) {
+        for m in messages {
+            assert!(!m.embeds.is_empty());
+            assert!(m.embeds.len() <= MAX_EMBEDS_PER_MESSAGE);
+            assert!(m.embeds.iter().map(Embed::chars).sum::<usize>() <= MAX_MESSAGE_CHARS);
+            for e in &m.embeds {
+                assert!(discord_len(&e.title) <= MAX_TITLE_CHARS);
+                assert!(discord_len(&e.description) <= MAX_DESCRIPTION_CHARS);
+            }
+        }
+    }
+
+    #[test]
+    fn no_issues_render_no_message() {
+        assert!(render_messages(&[], false).is_empty());
+        assert_eq!(
+            render_text(&[], false),
+            "Guild audit report: no new issues."
+        );
+    }
+
+    #[test]
+    fn a_type_lists_twenty_lines_then_the_rest_as_a_count() {
+        let issues: Vec<_> = (0..25)
+            .map(|i| issue(i, IssueType::OrphanWow, &format!("Char{i}")))
+            .collect();
+        let messages = render_messages(&issues, false);
+        assert_eq!(messages.len(), 1);
+        let embed = &messages[0].embeds[1];
+        assert_eq!(embed.title, "🧙 Characters without a player (25)");
+        assert_eq!(embed.description.lines().count(), 21);
+        assert!(embed.description.ends_with("…and 5 more"));
+        assert_eq!(embed.color, COLOR_WARNING);
+        assert_eq!(messages[0].issue_ids.len(), 25);
+    }
+
+    #[test]
+    fn names_with_markdown_are_escaped_in_embeds_but_not_in_text() {
+        let issues = vec![issue(1, IssueType::OrphanWow, "x_Slayer_x")];
+        let messages = render_messages(&issues, false);
+        assert!(messages[0].embeds[1].description.contains(r"x\_Slayer\_x"));
+        assert!(render_text(&issues, false).contains("x_Slayer_x-area-52 — something is off"));
+    }
+
+    #[test]
+    fn a_gone_row_falls_back_to_the_stored_summary() {
+        let mut gone = issue(1, IssueType::OrphanWow, "Gone");
+        gone.character_name = None;
+        gone.realm_slug = None;
+        assert!(render_text(&[gone], false).contains("• Gone: summary"));
+    }
+
+    #[test]
+    fn truncation_respects_the_limit_and_marks_the_cut() {
+        let long = "é".repeat(300);
+        let cut = truncate(&long, 256);
+        assert_eq!(discord_len(&cut), 256);
+        assert!(cut.ends_with('…'));
+        assert_eq!(truncate("short", 256), "short");
+    }
+
+    #[test]
+    fn long_lines_and_many_types_still_fit_discord() {
+        let mut issues = Vec::new();
+        let mut id = 0;
+        for t in IssueType::ALL {
+            for _ in 0..40 {
+                id += 1;
+                let mut i = issue(id, t, &"W".repeat(120));
+                i.reason = Some("😀".repeat(200));
+                issues.push(i);
+            }
+        }
+        let messages = render_messages(&issues, true);
+        assert_within_limits(&messages);
+        let carried: usize = messages.iter().map(|m| m.issue_ids.len()).sum();
+        assert_eq!(carried, issues.len());
+        assert!(messages.len() > 1);
+    }
+
+    #[test]
+    fn a_sync_summary_is_sent_only_when_something_notable_happened() {
+        let cases = [
+            (
+                json!({"characters_found": 1000, "characters_new": 0}),
+                false,
+            ),
+            (json!({"characters_found": 1000, "characters_new": 2}), true),
+            (json!({"members_removed": 1}), true),
+            (json!({"status": "partial"}), true),
+            (json!({"status": "success", "unchanged": 5}), false),
+            (json!(null), false),
+        ];
+        for (stats, notable) in cases {
+            assert_eq!(
+                render_sync_summary("blizzard", &stats, 1.5).is_some(),
+                notable,
+                "{stats}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_rendering_respects_discord_limits(
+            counts in proptest::collection::vec(0usize..60, 7),
+            name_len in 1usize..300,
+        ) {
+            let mut issues = Vec::new();
+            let mut id = 0;
+            for (t, n) in IssueType::ALL.into_iter().zip(counts) {
+                for _ in 0..n {
+                    id += 1;
+                    issues.push(issue(id, t, &"ä".repeat(name_len)));
+                }
+            }
+            let messages = render_messages(&issues, false);
+            assert_within_limits(&messages);
+            let carried: usize = messages.iter().map(|m| m.issue_ids.len()).sum();
+            proptest::prop_assert_eq!(carried, issues.len());
+        }
+    }
+}

@@ -91,7 +91,9 @@ pub struct Config {
     pub guild_name_slug: Option<String>,
 
     pub discord_bot_token: Option<Secret>,
+    #[serde(default, deserialize_with = "snowflake")]
     pub discord_guild_id: Option<String>,
+    #[serde(default, deserialize_with = "snowflake")]
     pub discord_audit_channel_id: Option<String>,
     pub discord_webhook_url: Option<Secret>,
     #[serde(default = "default_discord_api_url")]
@@ -118,6 +120,23 @@ pub struct Config {
     /// A roster or member list that would remove more than this fraction at once is refused.
     #[serde(default = "default_max_removal_fraction")]
     pub guild_sync_max_removal_fraction: f64,
+}
+
+/// Discord ids are digits, which figment's environment provider parses as numbers; accept both
+/// forms so `DISCORD_GUILD_ID=1234…` works.
+fn snowflake<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(u64),
+    }
+    Ok(Option::<Id>::deserialize(d)?.map(|id| match id {
+        Id::Text(s) => s,
+        Id::Number(n) => n.to_string(),
+    }))
 }
 
 fn default_data_dir() -> PathBuf {

@@ -1,17 +1,248 @@
 //! integrity_checker: finds what does not add up and keeps `audit_issues` in step with it.
-//! (Issue 6 builds this.)
+//!
+//! Load → decide → apply, in one transaction per run: the live checks of [`crate::db::integrity`]
+//! and the open issues are loaded, `guild_sync_core::integrity::plan_check` decides what is new,
+//! still open, changed or gone, and [`crate::db::audit_issues`] writes it with a handful of
+//! set-based statements. It never links or unlinks anything; it only records issues.
 
-use anyhow::{Result, bail};
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use guild_sync_core::integrity::{
+    Finding, IssueType, ManualResolution, OpenIssue, SeenBasis, TypeCounts, plan_check,
+};
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use crate::config::Config;
+use crate::db::sync_log::RunCounts;
+use crate::db::{audit_issues, integrity};
+use crate::run_recorder::{RunReport, record_run};
 
 /// What a check run did.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct CheckStats {}
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct CheckStats {
+    /// Causes found this run (every checker type).
+    pub findings: u64,
+    pub new: u64,
+    pub still_open: u64,
+    /// Open issues auto-resolved because their cause is gone.
+    pub resolved: u64,
+    /// Found but not re-flagged: resolved by hand while the cause persisted.
+    pub suppressed: u64,
+    /// Open issues whose summary or details were refreshed.
+    pub updated: u64,
+    /// The same counts per issue type (stored form), every type present.
+    pub by_type: BTreeMap<String, TypeCounts>,
+}
 
 /// Run every check once as a recorded run (`sync_log.source = 'check'`).
-pub async fn run_integrity_check(_pool: &PgPool, _config: &Config) -> Result<CheckStats> {
-    bail!("the integrity checker is not built yet (issue 6)")
+pub async fn run_integrity_check(pool: &PgPool, config: &Config) -> Result<CheckStats> {
+    let stale_days = i32::try_from(config.guild_sync_stale_days)
+        .ok()
+        .filter(|d| *d > 0)
+        .with_context(|| {
+            format!(
+                "GUILD_SYNC_STALE_DAYS must be a positive number of days, not {}",
+                config.guild_sync_stale_days
+            )
+        })?;
+    record_run(pool, "check", |_run_id| async move {
+        let stats = check(pool, stale_days).await?;
+        let counts = RunCounts {
+            found: i32::try_from(stats.findings).ok(),
+            updated: i32::try_from(stats.still_open).ok(),
+            new: i32::try_from(stats.new).ok(),
+            removed: i32::try_from(stats.resolved).ok(),
+        };
+        tracing::info!(
+            new = stats.new,
+            still_open = stats.still_open,
+            resolved = stats.resolved,
+            "integrity check done"
+        );
+        Ok((stats.clone(), RunReport::success(counts, &stats)))
+    })
+    .await
+}
+
+/// One check in one transaction (not recorded; [`run_integrity_check`] records it).
+pub async fn check(pool: &PgPool, stale_days: i32) -> Result<CheckStats> {
+    let mut tx = pool
+        .begin()
+        .await
+        .context("cannot start the check transaction")?;
+    audit_issues::lock_check_runs(&mut tx)
+        .await
+        .context("cannot take the check-run lock")?;
+    let findings = load_findings(&mut tx, stale_days).await?;
+    let open: Vec<OpenIssue> = audit_issues::open_issues(&mut *tx)
+        .await
+        .context("cannot load the open audit issues")?
+        .into_iter()
+        .map(|row| OpenIssue {
+            id: row.id,
+            issue_type: IssueType::parse(&row.issue_type),
+            issue_hash: row.issue_hash,
+            summary: row.summary,
+            details: row.details,
+            cause_gone: row.cause_gone,
+        })
+        .collect();
+    let manual: Vec<ManualResolution> = audit_issues::live_manual_resolutions(&mut *tx)
+        .await
+        .context("cannot load the manually resolved issues")?
+        .into_iter()
+        .map(|(id, issue_hash)| ManualResolution { id, issue_hash })
+        .collect();
+
+    let findings_count = findings.len() as u64;
+    let plan = plan_check(findings, &open, &manual);
+
+    audit_issues::insert_issues(&mut *tx, &plan.insert)
+        .await
+        .context("cannot insert the new audit issues")?;
+    let updated = audit_issues::update_open_issues(&mut *tx, &plan.update)
+        .await
+        .context("cannot update the open audit issues")?;
+    audit_issues::resolve_auto(&mut *tx, &plan.resolve)
+        .await
+        .context("cannot resolve the audit issues whose cause is gone")?;
+    audit_issues::spend_manual_resolutions(&mut *tx, &plan.spend_manual)
+        .await
+        .context("cannot update the manually resolved issues")?;
+    tx.commit()
+        .await
+        .context("cannot commit the check transaction")?;
+
+    let mut stats = CheckStats {
+        findings: findings_count,
+        updated,
+        ..CheckStats::default()
+    };
+    for t in IssueType::ALL {
+        let counts = plan.counts.get(&t).copied().unwrap_or_default();
+        stats.new += counts.new;
+        stats.still_open += counts.still_open;
+        stats.resolved += counts.resolved;
+        stats.suppressed += counts.suppressed;
+        stats.by_type.insert(t.as_str().to_string(), counts);
+    }
+    Ok(stats)
+}
+
+/// Every cause the checks see right now, as core findings.
+async fn load_findings(conn: &mut PgConnection, stale_days: i32) -> Result<Vec<Finding>> {
+    let mut findings = Vec::new();
+    for row in integrity::orphan_wow(&mut *conn)
+        .await
+        .context("orphan_wow check failed")?
+    {
+        findings.push(Finding::orphan_wow(
+            row.id,
+            &row.character_name,
+            &row.realm_slug,
+            row.rank_name.as_deref(),
+        ));
+    }
+    for row in integrity::orphan_discord(&mut *conn)
+        .await
+        .context("orphan_discord check failed")?
+    {
+        findings.push(Finding::orphan_discord(
+            row.id,
+            row.display_name.as_deref(),
+            &row.username,
+            &row.discord_id,
+            &row.highest_guild_role,
+        ));
+    }
+    for row in integrity::rank_mismatches(&mut *conn)
+        .await
+        .context("rank_mismatch check failed")?
+    {
+        findings.push(Finding::rank_mismatch(
+            row.player_id,
+            &row.display_name,
+            row.discord_user_id,
+            &row.ingame_rank,
+            row.expected_discord_role.as_deref(),
+            &row.discord_role,
+        ));
+    }
+    for row in integrity::no_guild_role(&mut *conn)
+        .await
+        .context("no_guild_role check failed")?
+    {
+        findings.push(Finding::no_guild_role(
+            row.player_id,
+            &row.display_name,
+            row.discord_user_id,
+            row.discord_display_name.as_deref(),
+            &row.username,
+            &row.ingame_rank,
+        ));
+    }
+    for row in integrity::stale_characters(&mut *conn, stale_days)
+        .await
+        .context("stale_character check failed")?
+    {
+        let basis = if row.from_login {
+            SeenBasis::LastLogin
+        } else {
+            SeenBasis::LastApiSync
+        };
+        findings.push(Finding::stale_character(
+            row.id,
+            &row.character_name,
+            &row.realm_slug,
+            row.last_seen,
+            basis,
+            row.days_ago,
+            i64::from(stale_days),
+        ));
+    }
+    for row in integrity::duplicate_discord(&mut *conn)
+        .await
+        .context("duplicate_discord check failed")?
+    {
+        let players: Vec<(i32, String)> =
+            row.player_ids.into_iter().zip(row.player_names).collect();
+        findings.push(Finding::duplicate_discord(
+            row.discord_user_id,
+            row.display_name.as_deref(),
+            &row.username,
+            &players,
+        ));
+    }
+    Ok(findings)
+}
+
+/// The human summary `guild-sync check` prints: new / still open / resolved per type.
+pub fn render_stats(stats: &CheckStats) -> String {
+    let mut out = format!(
+        "{:<22} {:>6} {:>10} {:>9}\n",
+        "issue type", "new", "still open", "resolved"
+    );
+    for t in IssueType::ALL {
+        let c = stats.by_type.get(t.as_str()).copied().unwrap_or_default();
+        out.push_str(&format!(
+            "{:<22} {:>6} {:>10} {:>9}\n",
+            t.as_str(),
+            c.new,
+            c.still_open,
+            c.resolved
+        ));
+    }
+    out.push_str(&format!(
+        "{:<22} {:>6} {:>10} {:>9}",
+        "total", stats.new, stats.still_open, stats.resolved
+    ));
+    if stats.suppressed > 0 {
+        out.push_str(&format!(
+            "\n({} found but resolved by hand earlier; not re-flagged)",
+            stats.suppressed
+        ));
+    }
+    out
 }

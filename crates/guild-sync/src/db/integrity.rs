@@ -1,6 +1,5 @@
 //! The integrity queries: what does not add up right now, read live from the tables. The
 //! integrity checker turns these rows into audit issues; the HTTP API serves them as they are.
-//! (Issue 6 adds the remaining checks here.)
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -98,6 +97,112 @@ pub async fn rank_mismatches(db: impl PgExecutor<'_>) -> Result<Vec<RankMismatch
            AND du.highest_guild_role IS NOT NULL
            AND lower(du.highest_guild_role) IS DISTINCT FROM lower(top.discord_role_name)
          ORDER BY p.display_name, p.id",
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// A linked, present Discord user with no guild role whose player holds an in-game rank.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+pub struct NoGuildRoleRow {
+    pub player_id: i32,
+    pub display_name: String,
+    pub discord_user_id: i32,
+    pub username: String,
+    pub discord_display_name: Option<String>,
+    /// The player's highest in-game rank among in-guild characters.
+    pub ingame_rank: String,
+}
+
+/// Players whose present Discord user has no guild role while one of their in-guild characters
+/// has a rank.
+pub async fn no_guild_role(db: impl PgExecutor<'_>) -> Result<Vec<NoGuildRoleRow>> {
+    Ok(sqlx::query_as(
+        "SELECT p.id AS player_id, p.display_name, du.id AS discord_user_id, du.username,
+                du.display_name AS discord_display_name, top.name AS ingame_rank
+         FROM guild_identity.players p
+         JOIN guild_identity.discord_users du ON du.id = p.discord_user_id
+         JOIN LATERAL (
+             SELECT gr.name
+             FROM guild_identity.player_characters pc
+             JOIN guild_identity.wow_characters wc ON wc.id = pc.character_id
+             JOIN common.guild_ranks gr ON gr.id = wc.guild_rank_id
+             WHERE pc.player_id = p.id AND wc.removed_at IS NULL
+             ORDER BY gr.level DESC
+             LIMIT 1
+         ) top ON TRUE
+         WHERE du.is_present AND du.highest_guild_role IS NULL
+         ORDER BY p.display_name, p.id",
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// An in-guild character not seen for longer than the threshold.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+pub struct StaleCharacterRow {
+    pub id: i32,
+    pub character_name: String,
+    pub realm_slug: String,
+    /// `last_login_at`, else `last_api_sync`.
+    pub last_seen: DateTime<Utc>,
+    /// Whether `last_seen` is a login (`true`) or the last profile fetch standing in (`false`).
+    pub from_login: bool,
+    /// Whole days since `last_seen`.
+    pub days_ago: i64,
+}
+
+/// In-guild characters whose last login (or, when no login time is known, last successful
+/// profile fetch) is older than `threshold_days`. Characters with neither are not judged.
+pub async fn stale_characters(
+    db: impl PgExecutor<'_>,
+    threshold_days: i32,
+) -> Result<Vec<StaleCharacterRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, character_name, realm_slug, last_seen, from_login,
+                floor(extract(epoch FROM now() - last_seen) / 86400)::bigint AS days_ago
+         FROM (
+             SELECT wc.id, wc.character_name, wc.realm_slug,
+                    coalesce(wc.last_login_at, wc.last_api_sync) AS last_seen,
+                    wc.last_login_at IS NOT NULL AS from_login
+             FROM guild_identity.wow_characters wc
+             WHERE wc.removed_at IS NULL
+         ) c
+         WHERE last_seen < now() - make_interval(days => $1)
+         ORDER BY last_seen, id",
+    )
+    .bind(threshold_days)
+    .fetch_all(db)
+    .await?)
+}
+
+/// A Discord user held by more than one player.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+pub struct DuplicateDiscordRow {
+    pub discord_user_id: i32,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub player_ids: Vec<i32>,
+    pub player_names: Vec<String>,
+}
+
+/// The requirements' duplicate query (`GROUP BY discord_user_id HAVING COUNT(*) > 1`), with
+/// names. The unique constraint on `players.discord_user_id` makes it empty today; it stays as
+/// the check that would catch the constraint being dropped or bypassed.
+pub async fn duplicate_discord(db: impl PgExecutor<'_>) -> Result<Vec<DuplicateDiscordRow>> {
+    Ok(sqlx::query_as(
+        "SELECT du.id AS discord_user_id, du.username, du.display_name,
+                d.player_ids, d.player_names
+         FROM (
+             SELECT discord_user_id, array_agg(id ORDER BY id) AS player_ids,
+                    array_agg(display_name ORDER BY id) AS player_names
+             FROM guild_identity.players
+             WHERE discord_user_id IS NOT NULL
+             GROUP BY discord_user_id
+             HAVING COUNT(*) > 1
+         ) d
+         JOIN guild_identity.discord_users du ON du.id = d.discord_user_id
+         ORDER BY du.id",
     )
     .fetch_all(db)
     .await?)

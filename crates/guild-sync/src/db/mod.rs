@@ -7,6 +7,7 @@
 
 pub mod characters;
 pub mod discord_users;
+pub mod audit_issues;
 pub mod integrity;
 pub mod players;
 pub mod reference;

@@ -1,0 +1,105 @@
+//! Benchmark of `check`: a guild of 1,000 characters and a 50,000-member Discord with about half
+//! of them in issues. Prints the first run (every issue new), a second run with nothing changed,
+//! and a run after a few causes changed. Targets: under 200 ms and under 100 ms.
+//! Run with `cargo bench --bench integrity`.
+
+use std::time::{Duration, Instant};
+
+use guild_sync::config::Config;
+use guild_sync::integrity_checker::run_integrity_check;
+use guild_sync::testing::TestDb;
+use sqlx::PgPool;
+
+/// Repetitions per figure; the median is reported.
+const ROUNDS: usize = 5;
+
+async fn seed(pool: &PgPool) {
+    sqlx::raw_sql(
+        "-- 1,000 characters: 500 linked to players with a Discord account, 500 orphans.
+         INSERT INTO guild_identity.wow_characters (character_name, realm_slug, guild_rank_id,
+                                                    last_login_at, last_api_sync)
+         SELECT 'Char' || g, 'area-52',
+                (SELECT id FROM common.guild_ranks WHERE ingame_rank_index = g % 5),
+                -- 100 of them stale.
+                CASE WHEN g % 10 = 0 THEN now() - interval '60 days' ELSE now() END, now()
+         FROM generate_series(1, 1000) g;
+         -- 50,000 Discord users: 500 linked, 25,000 with a guild role and no player, the rest
+         -- visitors without a guild role.
+         INSERT INTO guild_identity.discord_users (discord_id, username, display_name,
+                                                   highest_guild_role)
+         SELECT (100000 + g)::text, 'user' || g, 'User ' || g,
+                CASE WHEN g <= 500 THEN
+                         -- 50 of the linked ones have the wrong role.
+                         CASE WHEN g % 10 = 0 THEN 'Initiate'
+                              ELSE (SELECT discord_role_name FROM common.guild_ranks
+                                    WHERE ingame_rank_index = g % 5) END
+                     WHEN g <= 25500 THEN 'Member'
+                     ELSE NULL END
+         FROM generate_series(1, 50000) g;
+         INSERT INTO guild_identity.players (display_name, discord_user_id)
+         SELECT 'Player' || g, du.id FROM generate_series(1, 500) g
+         JOIN guild_identity.discord_users du ON du.username = 'user' || g;
+         INSERT INTO guild_identity.player_characters (player_id, character_id)
+         SELECT p.id, wc.id FROM generate_series(1, 500) g
+         JOIN guild_identity.players p ON p.display_name = 'Player' || g
+         JOIN guild_identity.wow_characters wc ON wc.character_name = 'Char' || g;
+         ANALYZE;",
+    )
+    .execute(pool)
+    .await
+    .expect("seeding failed");
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let db = TestDb::new().await;
+    seed(&db.pool).await;
+    let config = Config::defaults();
+
+    let mut first = Vec::new();
+    let mut unchanged = Vec::new();
+    let mut changed = Vec::new();
+    let mut issues = 0;
+    for round in 0..ROUNDS {
+        sqlx::query("DELETE FROM guild_identity.audit_issues")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let start = Instant::now();
+        let stats = run_integrity_check(&db.pool, &config).await.unwrap();
+        first.push(start.elapsed());
+        issues = stats.new;
+
+        let start = Instant::now();
+        let again = run_integrity_check(&db.pool, &config).await.unwrap();
+        unchanged.push(start.elapsed());
+        assert_eq!(again.new + again.resolved + again.updated, 0);
+
+        // Link 20 orphan characters (resolves 20) and unlink them again next round.
+        let sql = if round % 2 == 0 {
+            "INSERT INTO guild_identity.player_characters (player_id, character_id)
+             SELECT 1, id FROM guild_identity.wow_characters
+             WHERE id NOT IN (SELECT character_id FROM guild_identity.player_characters)
+             ORDER BY id LIMIT 20"
+        } else {
+            "DELETE FROM guild_identity.player_characters WHERE player_id = 1 AND character_id > 500"
+        };
+        sqlx::query(sql).execute(&db.pool).await.unwrap();
+        let start = Instant::now();
+        run_integrity_check(&db.pool, &config).await.unwrap();
+        changed.push(start.elapsed());
+    }
+    println!("integrity check: 1,000 characters, 50,000 Discord users, {issues} open issues");
+    println!("  first run (all new):       median {} (target < 200 ms)", ms(median(first)));
+    println!("  second run, nothing new:   median {} (target < 100 ms)", ms(median(unchanged)));
+    println!("  run after 20 causes moved: median {}", ms(median(changed)));
+}

@@ -1,0 +1,228 @@
+//! The `audit_issues` SQL: open issues and live manual resolutions for the checker's diff, the
+//! set-based writes of a check run (UNNEST insert with `ON CONFLICT` on the partial unique
+//! index, bulk update, bulk auto-resolve), and the reporter's reads and `notified_at` marks.
+//! Deciding what to write is `guild_sync_core::integrity::plan_check`'s job, not this module's.
+
+use anyhow::Result;
+use guild_sync_core::integrity::Finding;
+use sqlx::{PgConnection, PgExecutor};
+
+/// Advisory-lock key serialising check runs (transaction-scoped), so a second concurrent run
+/// diffs against what the first committed instead of racing it. The partial unique index
+/// remains the guarantee against duplicates for any other writer.
+const CHECK_LOCK_KEY: i64 = 0x6773_6368_6563_6b;
+
+/// An unresolved issue, with whether an `auto_link_suggestion`'s cause is gone.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct OpenIssueRow {
+    pub id: i32,
+    pub issue_hash: String,
+    pub issue_type: String,
+    pub summary: String,
+    pub details: serde_json::Value,
+    pub cause_gone: bool,
+}
+
+/// Take the check-run lock for the rest of the transaction.
+pub async fn lock_check_runs(conn: &mut PgConnection) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(CHECK_LOCK_KEY)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Every unresolved issue. For `auto_link_suggestion` (written by the identity engine),
+/// `cause_gone` says whether the suggestion still makes sense: the character is still in the
+/// guild and unlinked, and the Discord user is still present with no player.
+pub async fn open_issues(db: impl PgExecutor<'_>) -> Result<Vec<OpenIssueRow>> {
+    Ok(sqlx::query_as(
+        "SELECT ai.id, ai.issue_hash, ai.issue_type, ai.summary, ai.details,
+                CASE WHEN ai.issue_type = 'auto_link_suggestion' THEN
+                    ai.wow_character_id IS NULL OR ai.discord_member_id IS NULL
+                    OR NOT EXISTS (SELECT 1 FROM guild_identity.wow_characters wc
+                                   WHERE wc.id = ai.wow_character_id AND wc.removed_at IS NULL)
+                    OR EXISTS (SELECT 1 FROM guild_identity.player_characters pc
+                               WHERE pc.character_id = ai.wow_character_id)
+                    OR NOT EXISTS (SELECT 1 FROM guild_identity.discord_users du
+                                   WHERE du.id = ai.discord_member_id AND du.is_present)
+                    OR EXISTS (SELECT 1 FROM guild_identity.players p
+                               WHERE p.discord_user_id = ai.discord_member_id)
+                ELSE FALSE END AS cause_gone
+         FROM guild_identity.audit_issues ai
+         WHERE ai.resolved_at IS NULL
+         ORDER BY ai.id",
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Issues of the checker's own types resolved by hand whose cause has not been seen gone
+/// since: `(id, issue_hash)`.
+pub async fn live_manual_resolutions(db: impl PgExecutor<'_>) -> Result<Vec<(i32, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, issue_hash FROM guild_identity.audit_issues
+         WHERE resolved_at IS NOT NULL
+           AND resolved_by IS DISTINCT FROM 'auto'
+           AND cause_gone_at IS NULL
+           AND issue_type <> 'auto_link_suggestion'
+         ORDER BY id",
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Insert `(hash, finding)` rows in one statement. A concurrent writer that opened the same
+/// hash first turns the insert into an update of its row (the partial unique index), so there
+/// is never a second open issue per cause. Returns how many rows were really inserted.
+pub async fn insert_issues(db: impl PgExecutor<'_>, rows: &[(String, Finding)]) -> Result<u64> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut types = Vec::with_capacity(rows.len());
+    let mut severities = Vec::with_capacity(rows.len());
+    let mut characters = Vec::with_capacity(rows.len());
+    let mut discord_users = Vec::with_capacity(rows.len());
+    let mut players = Vec::with_capacity(rows.len());
+    let mut summaries = Vec::with_capacity(rows.len());
+    let mut details = Vec::with_capacity(rows.len());
+    let mut hashes = Vec::with_capacity(rows.len());
+    for (hash, f) in rows {
+        types.push(f.issue_type.as_str());
+        severities.push(f.issue_type.severity().as_str());
+        characters.push(f.wow_character_id);
+        discord_users.push(f.discord_user_id);
+        players.push(f.player_id);
+        summaries.push(f.summary.as_str());
+        details.push(f.details.to_string());
+        hashes.push(hash.as_str());
+    }
+    let inserted: Vec<bool> = sqlx::query_scalar(
+        "INSERT INTO guild_identity.audit_issues
+             (issue_type, severity, wow_character_id, discord_member_id, player_id,
+              summary, details, issue_hash)
+         SELECT t, s, w, d, p, sm, dt::jsonb, h
+         FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::int4[], $5::int4[],
+                     $6::text[], $7::text[], $8::text[]) AS u (t, s, w, d, p, sm, dt, h)
+         ON CONFLICT (issue_hash) WHERE resolved_at IS NULL
+         DO UPDATE SET summary = EXCLUDED.summary, details = EXCLUDED.details,
+                       severity = EXCLUDED.severity
+         RETURNING (xmax = 0)",
+    )
+    .bind(&types)
+    .bind(&severities)
+    .bind(&characters)
+    .bind(&discord_users)
+    .bind(&players)
+    .bind(&summaries)
+    .bind(&details)
+    .bind(&hashes)
+    .fetch_all(db)
+    .await?;
+    Ok(inserted.into_iter().filter(|&i| i).count() as u64)
+}
+
+/// Refresh the summary and details of open issues: `(issue id, finding)`.
+pub async fn update_open_issues(db: impl PgExecutor<'_>, rows: &[(i32, Finding)]) -> Result<u64> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<i32> = rows.iter().map(|(id, _)| *id).collect();
+    let summaries: Vec<&str> = rows.iter().map(|(_, f)| f.summary.as_str()).collect();
+    let details: Vec<String> = rows.iter().map(|(_, f)| f.details.to_string()).collect();
+    Ok(sqlx::query(
+        "UPDATE guild_identity.audit_issues ai
+         SET summary = u.sm, details = u.dt::jsonb
+         FROM UNNEST($1::int4[], $2::text[], $3::text[]) AS u (id, sm, dt)
+         WHERE ai.id = u.id AND ai.resolved_at IS NULL",
+    )
+    .bind(&ids)
+    .bind(&summaries)
+    .bind(&details)
+    .execute(db)
+    .await?
+    .rows_affected())
+}
+
+/// Resolve open issues whose cause is gone (`resolved_by = 'auto'`).
+pub async fn resolve_auto(db: impl PgExecutor<'_>, ids: &[i32]) -> Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(sqlx::query(
+        "UPDATE guild_identity.audit_issues
+         SET resolved_at = now(), resolved_by = 'auto'
+         WHERE id = ANY($1) AND resolved_at IS NULL",
+    )
+    .bind(ids)
+    .execute(db)
+    .await?
+    .rows_affected())
+}
+
+/// Mark manual resolutions whose cause is gone as spent (`cause_gone_at`).
+pub async fn spend_manual_resolutions(db: impl PgExecutor<'_>, ids: &[i32]) -> Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(sqlx::query(
+        "UPDATE guild_identity.audit_issues SET cause_gone_at = now()
+         WHERE id = ANY($1) AND cause_gone_at IS NULL",
+    )
+    .bind(ids)
+    .execute(db)
+    .await?
+    .rows_affected())
+}
+
+/// An unresolved issue with the current names of what it involves.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ReportIssueRow {
+    pub id: i32,
+    pub issue_type: String,
+    pub severity: String,
+    pub summary: String,
+    pub reason: Option<String>,
+    pub character_name: Option<String>,
+    pub realm_slug: Option<String>,
+    pub discord_username: Option<String>,
+    pub discord_display_name: Option<String>,
+    pub player_name: Option<String>,
+}
+
+/// Unresolved issues not yet notified (all unresolved ones with `all_unresolved`), oldest
+/// first, with display names JOINed from `wow_characters`, `discord_users` and `players`.
+pub async fn report_issues(
+    db: impl PgExecutor<'_>,
+    all_unresolved: bool,
+) -> Result<Vec<ReportIssueRow>> {
+    Ok(sqlx::query_as(
+        "SELECT ai.id, ai.issue_type, ai.severity, ai.summary, ai.details ->> 'reason' AS reason,
+                wc.character_name, wc.realm_slug, du.username AS discord_username,
+                du.display_name AS discord_display_name, p.display_name AS player_name
+         FROM guild_identity.audit_issues ai
+         LEFT JOIN guild_identity.wow_characters wc ON wc.id = ai.wow_character_id
+         LEFT JOIN guild_identity.discord_users du ON du.id = ai.discord_member_id
+         LEFT JOIN guild_identity.players p ON p.id = ai.player_id
+         WHERE ai.resolved_at IS NULL AND ($1 OR ai.notified_at IS NULL)
+         ORDER BY ai.created_at, ai.id",
+    )
+    .bind(all_unresolved)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Mark issues notified (keeping the first notification time of ones sent before).
+pub async fn mark_notified(db: impl PgExecutor<'_>, ids: &[i32]) -> Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(sqlx::query(
+        "UPDATE guild_identity.audit_issues SET notified_at = coalesce(notified_at, now())
+         WHERE id = ANY($1)",
+    )
+    .bind(ids)
+    .execute(db)
+    .await?
+    .rows_affected())
+}
