@@ -3,7 +3,9 @@
 //! `reporter`), the `scheduler`, the HTTP `api`, the `companion` and the CLI. Decisions that need
 //! no I/O live in the `guild-sync-core` crate; this crate loads, calls the core, and applies.
 
+pub mod addon_processor;
 pub mod cli;
+pub mod companion;
 pub mod config;
 pub mod database;
 pub mod db;
