@@ -51,11 +51,14 @@ pub struct AddonCharacter {
     /// The in-game rank index: 0 = Guild Leader.
     pub rank_index: Option<i32>,
     pub rank_name: Option<String>,
+    /// `Some("")` = the note is empty; `None` = not exported (the stored note is kept).
     pub guild_note: Option<String>,
+    /// As `guild_note`. The addon leaves officer notes out when the exporting character cannot
+    /// read them, so a non-officer's export never erases them.
     pub officer_note: Option<String>,
     pub is_online: bool,
     /// When the character was last online, unix seconds (approximate: WoW reports it in
-    /// years/months/days/hours ago). `None` when unknown or online.
+    /// years/months/days/hours ago; the export time for members online). `None` when unknown.
     pub last_online: Option<i64>,
     pub zone: Option<String>,
     pub achievement_points: Option<i32>,
@@ -513,9 +516,14 @@ fn short_text(field: &str, value: Option<String>) -> Result<Option<String>, Addo
     bounded(field, value, MAX_SHORT_TEXT)
 }
 
-/// Trimmed; an empty note is no note (`None`), so clearing a note in game clears it here.
+/// Trimmed, but an empty note stays `Some("")`: it means "the note is empty" (clear it), while
+/// `None` means "not exported" (keep what is stored) — e.g. officer notes exported by a
+/// character that cannot read them.
 fn note(field: &str, value: Option<String>) -> Result<Option<String>, AddonInputError> {
-    bounded(field, value, MAX_NOTE)
+    match value {
+        Some(v) if v.trim().is_empty() => Ok(Some(String::new())),
+        other => bounded(field, other, MAX_NOTE),
+    }
 }
 
 fn bounded(
@@ -661,9 +669,8 @@ pub struct KnownRank {
     pub ingame_rank_index: Option<i32>,
 }
 
-/// What the addon sync writes to one matched character. `None` in `class_id`,
-/// `guild_rank_id` and `level` means "keep the current value"; the notes are always written
-/// (an empty note in game clears it).
+/// What the addon sync writes to one matched character. `None` anywhere means "keep the
+/// current value"; a note of `Some("")` clears the stored note.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddonUpdate {
     pub character_id: i32,
@@ -917,7 +924,7 @@ PATTSyncDB = {
         assert_eq!(export.uploaded_by.as_deref(), Some("Trog-Senjin"));
         let c = &export.characters[0];
         assert_eq!(c.guild_note.as_deref(), Some("Discord: \"trog\""));
-        assert_eq!(c.officer_note, None);
+        assert_eq!(c.officer_note.as_deref(), Some(""));
         assert_eq!(c.class_file.as_deref(), Some("DEATHKNIGHT"));
         assert_eq!(c.last_online, Some(1_699_990_000));
     }

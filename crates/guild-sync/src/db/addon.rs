@@ -38,8 +38,8 @@ pub struct AddonApplied {
     pub changed: u64,
 }
 
-/// Write every update in one statement. A `NULL` class, rank or level keeps the row's value;
-/// notes are always written (`NULL` clears). `addon_last_sync` is set to now on every row.
+/// Write every update in one statement. A `NULL` anywhere keeps the row's value; an empty note
+/// clears the stored one (to `NULL`). `addon_last_sync` is set to now on every row.
 pub async fn apply_addon_updates(
     db: impl PgExecutor<'_>,
     updates: &[AddonUpdate],
@@ -66,8 +66,9 @@ pub async fn apply_addon_updates(
                  AS u(id, note, officer_note, class_id, guild_rank_id, level)
          ), before AS (
              SELECT wc.id,
-                    (wc.addon_note IS DISTINCT FROM i.note
-                     OR wc.addon_officer_note IS DISTINCT FROM i.officer_note
+                    ((i.note IS NOT NULL AND wc.addon_note IS DISTINCT FROM NULLIF(i.note, ''))
+                     OR (i.officer_note IS NOT NULL
+                         AND wc.addon_officer_note IS DISTINCT FROM NULLIF(i.officer_note, ''))
                      OR (i.class_id IS NOT NULL AND wc.class_id IS DISTINCT FROM i.class_id)
                      OR (i.guild_rank_id IS NOT NULL
                          AND wc.guild_rank_id IS DISTINCT FROM i.guild_rank_id)
@@ -76,8 +77,10 @@ pub async fn apply_addon_updates(
              JOIN input i ON i.id = wc.id
          )
          UPDATE guild_identity.wow_characters wc
-         SET addon_note = i.note,
-             addon_officer_note = i.officer_note,
+         SET addon_note = CASE WHEN i.note IS NULL THEN wc.addon_note
+                                   ELSE NULLIF(i.note, '') END,
+             addon_officer_note = CASE WHEN i.officer_note IS NULL THEN wc.addon_officer_note
+                                       ELSE NULLIF(i.officer_note, '') END,
              class_id = COALESCE(i.class_id, wc.class_id),
              guild_rank_id = COALESCE(i.guild_rank_id, wc.guild_rank_id),
              level = COALESCE(i.level, wc.level),
