@@ -573,7 +573,9 @@ impl LuaFields<'_> {
         match self.table.get(key) {
             None => Ok(None),
             Some(LuaValue::Integer(i)) => Ok(Some(*i)),
-            Some(LuaValue::Number(n)) if n.fract() == 0.0 && n.abs() < 9.0e15 => Ok(Some(*n as i64)),
+            Some(LuaValue::Number(n)) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+                Ok(Some(*n as i64))
+            }
             Some(other) => Err(self.wrong(key, "an integer", other)),
         }
     }
@@ -870,7 +872,10 @@ mod tests {
                 "{}: {err}",
                 String::from_utf8_lossy(&body[..body.len().min(80)])
             );
-            assert!(err.to_string().contains(needle), "{err} should contain {needle}");
+            assert!(
+                err.to_string().contains(needle),
+                "{err} should contain {needle}"
+            );
         }
     }
 
@@ -880,8 +885,9 @@ mod tests {
             .expect("valid");
         assert_eq!(export.characters[0].name, "Trog");
         assert_eq!(export.characters[0].realm, "BleedingHollow");
-        let err = json(serde_json::json!({"characters": [{"name": "Trog-Area52", "realm": "Senjin"}]}))
-            .expect_err("conflict");
+        let err =
+            json(serde_json::json!({"characters": [{"name": "Trog-Area52", "realm": "Senjin"}]}))
+                .expect_err("conflict");
         assert!(err.to_string().contains("different realm"), "{err}");
     }
 
@@ -935,13 +941,22 @@ PATTSyncDB = {
             ("Other = {}", "PATTSyncDB: not in the file"),
             ("PATTSyncDB = 5", "PATTSyncDB: expected a table"),
             ("PATTSyncDB = {}", "has not exported yet"),
-            ("PATTSyncDB = { lastExport = { characters = {} } }", "exportTime: missing"),
-            ("PATTSyncDB = { lastExport = { exportTime = 1, characters = {} } }", "no characters"),
+            (
+                "PATTSyncDB = { lastExport = { characters = {} } }",
+                "exportTime: missing",
+            ),
+            (
+                "PATTSyncDB = { lastExport = { exportTime = 1, characters = {} } }",
+                "no characters",
+            ),
             (
                 "PATTSyncDB = { lastExport = { exportTime = 1, characters = { { name = 'A', realm = 'B', level = 'x' } } } }",
                 "PATTSyncDB.lastExport.characters[1].level: expected an integer, found a string",
             ),
-            ("PATTSyncDB = { lastExport = { exportTime = 1, characters = { 5 } } }", "characters[1]: expected a table"),
+            (
+                "PATTSyncDB = { lastExport = { exportTime = 1, characters = { 5 } } }",
+                "characters[1]: expected a table",
+            ),
             ("PATTSyncDB = {", "malformed SavedVariables file: line 1"),
         ];
         for (src, needle) in cases {
@@ -1003,10 +1018,19 @@ PATTSyncDB = {
             known(4, "Ghost", "area-52"),
         ];
         let classes = [
-            KnownClass { id: 11, name: "Druid".into() },
-            KnownClass { id: 6, name: "Death Knight".into() },
+            KnownClass {
+                id: 11,
+                name: "Druid".into(),
+            },
+            KnownClass {
+                id: 6,
+                name: "Death Knight".into(),
+            },
         ];
-        let ranks = [KnownRank { id: 5, ingame_rank_index: Some(0) }];
+        let ranks = [KnownRank {
+            id: 5,
+            ingame_rank_index: Some(0),
+        }];
         let plan = plan_addon_sync(&export, &rows, &classes, &ranks);
         assert_eq!(
             plan.updates,
@@ -1049,7 +1073,11 @@ PATTSyncDB = {
             addon_version: None,
             guild_name: None,
             uploaded_by: None,
-            characters: vec![character("B", "Senjin"), character("A", "Senjin"), character("C", "X")],
+            characters: vec![
+                character("B", "Senjin"),
+                character("A", "Senjin"),
+                character("C", "X"),
+            ],
         };
         let mut rows = vec![known(2, "b", "senjin"), known(1, "a", "senjin")];
         let first = plan_addon_sync(&export, &rows, &[], &[]);

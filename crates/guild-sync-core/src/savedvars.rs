@@ -737,8 +737,14 @@ mod tests {
             ("0xA.8p0", LuaValue::Number(10.5)),
             ("0x.1P-2", LuaValue::Number(0.015625)),
             ("9223372036854775807", LuaValue::Integer(i64::MAX)),
-            ("-9223372036854775808", LuaValue::Number(-9223372036854775808.0)),
-            ("18446744073709551616", LuaValue::Number(18446744073709551616.0)),
+            (
+                "-9223372036854775808",
+                LuaValue::Number(-9223372036854775808.0),
+            ),
+            (
+                "18446744073709551616",
+                LuaValue::Number(18446744073709551616.0),
+            ),
             ("0xffffffffffffffff", LuaValue::Integer(-1)),
             ("1700000000", LuaValue::Integer(1_700_000_000)),
         ];
@@ -774,7 +780,11 @@ mod tests {
             (r#""\255""#, "\u{FFFD}"),
         ];
         for (src, expected) in cases {
-            assert_eq!(value(src), LuaValue::String((*expected).to_owned()), "{src}");
+            assert_eq!(
+                value(src),
+                LuaValue::String((*expected).to_owned()),
+                "{src}"
+            );
         }
     }
 
@@ -788,7 +798,11 @@ mod tests {
             ("[=[\r\nwindows]=]", "windows"),
         ];
         for (src, expected) in cases {
-            assert_eq!(value(src), LuaValue::String((*expected).to_owned()), "{src}");
+            assert_eq!(
+                value(src),
+                LuaValue::String((*expected).to_owned()),
+                "{src}"
+            );
         }
     }
 
@@ -801,8 +815,11 @@ mod tests {
         };
         assert_eq!(t.get("a key"), Some(&LuaValue::Integer(1)));
         assert_eq!(t.get("name"), Some(&LuaValue::String("x".into())));
-        let seq: Vec<(i64, LuaValue)> =
-            t.sequence().into_iter().map(|(i, v)| (i, v.clone())).collect();
+        let seq: Vec<(i64, LuaValue)> = t
+            .sequence()
+            .into_iter()
+            .map(|(i, v)| (i, v.clone()))
+            .collect();
         assert_eq!(
             seq,
             vec![
@@ -811,14 +828,19 @@ mod tests {
                 (10, LuaValue::Boolean(true)),
             ]
         );
-        assert!(t.entries.contains(&(LuaKey::Number(2.5), LuaValue::Integer(0))));
-        assert!(t.entries.contains(&(LuaKey::Boolean(false), LuaValue::Integer(1))));
+        assert!(
+            t.entries
+                .contains(&(LuaKey::Number(2.5), LuaValue::Integer(0)))
+        );
+        assert!(
+            t.entries
+                .contains(&(LuaKey::Boolean(false), LuaValue::Integer(1)))
+        );
     }
 
     #[test]
     fn a_repeated_key_keeps_its_last_value_and_nil_means_absent() {
-        let LuaValue::Table(t) = value(r#"{ a = 1, a = 2, b = nil, [1] = "x", [1] = "y" }"#)
-        else {
+        let LuaValue::Table(t) = value(r#"{ a = 1, a = 2, b = nil, [1] = "x", [1] = "y" }"#) else {
             panic!("not a table")
         };
         assert_eq!(t.get("a"), Some(&LuaValue::Integer(2)));
@@ -898,7 +920,11 @@ mod tests {
 
     #[test]
     fn nesting_deeper_than_the_limit_is_refused_without_overflowing_the_stack() {
-        let deep = format!("A = {}{}", "{".repeat(MAX_DEPTH + 1), "}".repeat(MAX_DEPTH + 1));
+        let deep = format!(
+            "A = {}{}",
+            "{".repeat(MAX_DEPTH + 1),
+            "}".repeat(MAX_DEPTH + 1)
+        );
         assert!(syntax_error(deep.as_bytes()).2.contains("nested deeper"));
         let ok = format!("A = {}{}", "{".repeat(MAX_DEPTH), "}".repeat(MAX_DEPTH));
         assert!(parse(ok.as_bytes()).is_ok());

@@ -324,7 +324,10 @@ impl Companion {
     /// is not newer.
     fn accepted(&mut self, export_time: Option<i64>) -> Result<()> {
         let Some(t) = export_time else { return Ok(()) };
-        let newest = self.state.last_accepted_export_time.map_or(t, |old| old.max(t));
+        let newest = self
+            .state
+            .last_accepted_export_time
+            .map_or(t, |old| old.max(t));
         self.state.last_accepted_export_time = Some(newest);
         if self.state.pending_time().is_some_and(|p| p <= newest) {
             self.state.pending = None;
@@ -337,6 +340,17 @@ impl Companion {
     /// file before any upload is tried).
     pub fn check_file(&mut self) -> Result<FileCheck> {
         let path = &self.options.saved_variables;
+        let limit = guild_sync_core::savedvars::MAX_INPUT_BYTES as u64;
+        match std::fs::metadata(path) {
+            Ok(m) if m.len() > limit => {
+                return Ok(FileCheck::Unreadable(format!(
+                    "the file is {} bytes; the limit is {limit} bytes",
+                    m.len()
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileCheck::Missing),
+            _ => {}
+        }
         let contents = match std::fs::read(path) {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileCheck::Missing),
@@ -481,7 +495,11 @@ impl Companion {
     /// Watch the file until `shutdown` completes, uploading every new export.
     pub async fn watch(mut self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let target = self.options.saved_variables.file_name().map(|n| n.to_owned());
+        let target = self
+            .options
+            .saved_variables
+            .file_name()
+            .map(|n| n.to_owned());
         let dir = match self.options.saved_variables.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -610,8 +628,10 @@ fn file_stamp(path: &Path) -> Option<(u64, Option<SystemTime>)> {
 }
 
 fn show_time(unix_seconds: i64) -> String {
-    DateTime::<Utc>::from_timestamp(unix_seconds, 0)
-        .map_or_else(|| unix_seconds.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+    DateTime::<Utc>::from_timestamp(unix_seconds, 0).map_or_else(
+        || unix_seconds.to_string(),
+        |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
 }
 
 fn show_duration(d: Duration) -> String {
@@ -630,7 +650,9 @@ mod tests {
     fn the_state_file_sits_next_to_the_saved_variables() {
         assert_eq!(
             default_state_file(Path::new("/wow/WTF/Account/X/SavedVariables/PATTSync.lua")),
-            PathBuf::from("/wow/WTF/Account/X/SavedVariables/PATTSync.lua.guild-sync-companion.json")
+            PathBuf::from(
+                "/wow/WTF/Account/X/SavedVariables/PATTSync.lua.guild-sync-companion.json"
+            )
         );
     }
 
@@ -638,7 +660,10 @@ mod tests {
     fn the_state_round_trips_and_a_missing_file_is_an_empty_state() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("state.json");
-        assert_eq!(CompanionState::load(&path).expect("empty"), CompanionState::default());
+        assert_eq!(
+            CompanionState::load(&path).expect("empty"),
+            CompanionState::default()
+        );
         let state = CompanionState {
             last_accepted_export_time: Some(5),
             pending: None,

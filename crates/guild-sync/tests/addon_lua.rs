@@ -104,7 +104,10 @@ struct Game {
 impl Game {
     fn start(now: i64, saved: Option<&str>) -> Game {
         let lua = Lua::new();
-        lua.load(WOW_STUBS).set_name("wow_stubs").exec().expect("stubs load");
+        lua.load(WOW_STUBS)
+            .set_name("wow_stubs")
+            .exec()
+            .expect("stubs load");
         lua.globals()
             .get::<Table>("FAKE")
             .expect("FAKE")
@@ -112,7 +115,10 @@ impl Game {
             .expect("set now");
         if let Some(saved) = saved {
             // WoW runs the SavedVariables file before ADDON_LOADED; only the test may execute it.
-            lua.load(saved).set_name("PATTSync.lua (saved)").exec().expect("saved variables load");
+            lua.load(saved)
+                .set_name("PATTSync.lua (saved)")
+                .exec()
+                .expect("saved variables load");
         }
         lua.load(ADDON_SOURCE)
             .set_name("PATTSync.lua")
@@ -124,7 +130,10 @@ impl Game {
     }
 
     fn run(&self, code: &str) {
-        self.lua.load(code).exec().unwrap_or_else(|e| panic!("{code}: {e}"));
+        self.lua
+            .load(code)
+            .exec()
+            .unwrap_or_else(|e| panic!("{code}: {e}"));
     }
 
     fn fake(&self) -> Table {
@@ -274,8 +283,16 @@ fn opening_the_roster_exports_every_member_with_notes_and_officer_notes() {
     let game = Game::start(T0, None);
     three_members(&game);
     game.run("FAKE.loadCommunitiesUI() FAKE.openRoster()");
-    assert_eq!(game.roster_requests(), 1, "the addon asks for fresh roster data");
-    assert!(game.last_printed().contains("exported 3 guild members"), "{}", game.last_printed());
+    assert_eq!(
+        game.roster_requests(),
+        1,
+        "the addon asks for fresh roster data"
+    );
+    assert!(
+        game.last_printed().contains("exported 3 guild members"),
+        "{}",
+        game.last_printed()
+    );
 
     let export = game.export();
     assert_eq!(export.export_time, Some(T0));
@@ -285,7 +302,10 @@ fn opening_the_roster_exports_every_member_with_notes_and_officer_notes() {
     assert_eq!(export.characters.len(), 3);
 
     let trog = &export.characters[0];
-    assert_eq!((trog.name.as_str(), trog.realm.as_str()), ("Trogmoon", "Senjin"));
+    assert_eq!(
+        (trog.name.as_str(), trog.realm.as_str()),
+        ("Trogmoon", "Senjin")
+    );
     assert_eq!(trog.class.as_deref(), Some("Druid"));
     assert_eq!(trog.class_file.as_deref(), Some("DRUID"));
     assert_eq!(trog.level, Some(80));
@@ -293,28 +313,44 @@ fn opening_the_roster_exports_every_member_with_notes_and_officer_notes() {
     assert_eq!(trog.rank_name.as_deref(), Some("Officer"));
     assert_eq!(trog.zone.as_deref(), Some("Dornogal"));
     assert_eq!(trog.guild_note.as_deref(), Some("Discord: trog"));
-    assert_eq!(trog.officer_note.as_deref(), Some(r#"main; says "hi" \ ok"#));
+    assert_eq!(
+        trog.officer_note.as_deref(),
+        Some(r#"main; says "hi" \ ok"#)
+    );
     assert!(trog.is_online);
     assert_eq!(trog.last_online, Some(T0));
     assert_eq!(trog.achievement_points, Some(23450));
 
     let zoe = &export.characters[1];
-    assert_eq!((zoe.name.as_str(), zoe.realm.as_str()), ("Zoë", "BleedingHollow"));
+    assert_eq!(
+        (zoe.name.as_str(), zoe.realm.as_str()),
+        ("Zoë", "BleedingHollow")
+    );
     assert_eq!(zoe.officer_note.as_deref(), Some("line one\nline two"));
     assert_eq!(zoe.zone, None);
     assert!(!zoe.is_online);
     assert_eq!(zoe.last_online, Some(T0 - 2 * 86400 - 5 * HOUR));
 
     let quiet = &export.characters[2];
-    assert_eq!(quiet.guild_note.as_deref(), Some(""), "an empty note is exported as empty");
+    assert_eq!(
+        quiet.guild_note.as_deref(),
+        Some(""),
+        "an empty note is exported as empty"
+    );
     assert_eq!(
         quiet.last_online,
         Some(T0 - (365 + 60 + 3) * 86400 - 4 * HOUR)
     );
 
     let file = game.saved_variables();
-    assert!(file.contains("[\"lastExportTime\"] = 1700000000,"), "{file}");
-    assert!(file.contains("[\"exportTimeISO\"] = \"2023-11-14T22:13:20Z\","), "{file}");
+    assert!(
+        file.contains("[\"lastExportTime\"] = 1700000000,"),
+        "{file}"
+    );
+    assert!(
+        file.contains("[\"exportTimeISO\"] = \"2023-11-14T22:13:20Z\","),
+        "{file}"
+    );
     assert!(file.contains("[\"memberCount\"] = 3,"), "{file}");
     assert!(file.contains("[\"totalExports\"] = 1,"), "{file}");
 }
@@ -343,8 +379,15 @@ fn the_roster_opening_exports_at_most_once_every_six_hours() {
     game.set_now(T0 + 6 * HOUR - 1);
     game.run(r#"FAKE.members[1].note = "changed" FAKE.openRoster()"#);
     assert_eq!(game.total_exports(), 1, "still cooling down");
-    assert_eq!(game.roster_requests(), 1, "no roster request during the cooldown");
-    assert_eq!(game.export().characters[0].guild_note.as_deref(), Some("Discord: trog"));
+    assert_eq!(
+        game.roster_requests(),
+        1,
+        "no roster request during the cooldown"
+    );
+    assert_eq!(
+        game.export().characters[0].guild_note.as_deref(),
+        Some("Discord: trog")
+    );
 
     game.set_now(T0 + 6 * HOUR);
     game.run("FAKE.openRoster()");
@@ -364,7 +407,11 @@ fn the_cooldown_survives_a_reload_through_the_saved_variables() {
     let second = Game::start(T0 + HOUR, Some(&saved));
     three_members(&second);
     second.run("FAKE.loadCommunitiesUI() FAKE.openRoster()");
-    assert_eq!(second.total_exports(), 1, "exported an hour ago, before the reload");
+    assert_eq!(
+        second.total_exports(),
+        1,
+        "exported an hour ago, before the reload"
+    );
     assert_eq!(second.export().export_time, Some(T0));
 }
 
@@ -375,13 +422,24 @@ fn force_exports_at_once_whatever_the_cooldown() {
     game.run("FAKE.loadCommunitiesUI() FAKE.openRoster()");
     game.set_now(T0 + 60);
     game.run(r#"FAKE.members[2].officerNote = "promoted" FAKE.slash("force")"#);
-    assert_eq!(game.roster_requests(), 2, "force asks for fresh roster data");
-    assert_eq!(game.total_exports(), 1, "the export waits for the roster data");
+    assert_eq!(
+        game.roster_requests(),
+        2,
+        "force asks for fresh roster data"
+    );
+    assert_eq!(
+        game.total_exports(),
+        1,
+        "the export waits for the roster data"
+    );
     game.run(r#"FAKE.fire("GUILD_ROSTER_UPDATE", false)"#);
     assert_eq!(game.total_exports(), 2);
     let export = game.export();
     assert_eq!(export.export_time, Some(T0 + 60));
-    assert_eq!(export.characters[1].officer_note.as_deref(), Some("promoted"));
+    assert_eq!(
+        export.characters[1].officer_note.as_deref(),
+        Some("promoted")
+    );
 
     // The fallback timer of that force finds nothing left to do.
     game.run("FAKE.runTimers()");
@@ -403,7 +461,11 @@ fn force_exports_what_the_client_has_when_no_roster_update_arrives() {
 fn status_prints_the_last_export_time() {
     let game = Game::start(T0, None);
     game.run(r#"FAKE.slash("status")"#);
-    assert!(game.last_printed().contains("no export yet"), "{}", game.last_printed());
+    assert!(
+        game.last_printed().contains("no export yet"),
+        "{}",
+        game.last_printed()
+    );
 
     three_members(&game);
     game.run(r#"FAKE.slash("force") FAKE.fire("GUILD_ROSTER_UPDATE", false)"#);
@@ -415,12 +477,18 @@ fn status_prints_the_last_export_time() {
         .load(format!("return os.date('%Y-%m-%d %H:%M', {T0})"))
         .eval()
         .expect("date");
-    assert!(printed.contains(&format!("last export {expected}")), "{printed}");
+    assert!(
+        printed.contains(&format!("last export {expected}")),
+        "{printed}"
+    );
     assert!(printed.contains("(3 hours ago)"), "{printed}");
     assert!(printed.contains("3 members"), "{printed}");
 
     game.run(r#"FAKE.slash("")"#);
-    assert!(game.last_printed().contains("/pattsync force"), "usage is printed");
+    assert!(
+        game.last_printed().contains("/pattsync force"),
+        "usage is printed"
+    );
 }
 
 #[test]
@@ -430,7 +498,10 @@ fn without_officer_note_access_officer_notes_are_left_out_not_blanked() {
     game.run(r#"FAKE.canViewOfficerNote = false FAKE.slash("force") FAKE.runTimers()"#);
     let export = game.export();
     assert!(export.characters.iter().all(|c| c.officer_note.is_none()));
-    assert_eq!(export.characters[0].guild_note.as_deref(), Some("Discord: trog"));
+    assert_eq!(
+        export.characters[0].guild_note.as_deref(),
+        Some("Discord: trog")
+    );
 }
 
 #[test]
@@ -463,9 +534,19 @@ fn a_guild_of_a_thousand_members_exports_and_parses_back() {
     assert_eq!(export.characters.len(), 1000);
     for (i, c) in (1..=1000).zip(&export.characters) {
         assert_eq!(c.name, format!("Member{i}"));
-        assert_eq!(c.realm, if i % 2 == 0 { "Senjin" } else { "BleedingHollow" });
+        assert_eq!(
+            c.realm,
+            if i % 2 == 0 {
+                "Senjin"
+            } else {
+                "BleedingHollow"
+            }
+        );
         assert_eq!(c.guild_note.as_deref(), Some(format!("note {i}").as_str()));
-        assert_eq!(c.officer_note.as_deref(), Some(format!("officer \"{i}\"").as_str()));
+        assert_eq!(
+            c.officer_note.as_deref(),
+            Some(format!("officer \"{i}\"").as_str())
+        );
         assert_eq!(c.rank_index, Some(i % 5));
         assert_eq!(c.is_online, i % 7 == 0);
     }

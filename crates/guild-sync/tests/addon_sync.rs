@@ -106,7 +106,10 @@ async fn test_addon_sync_writes_notes() {
             },
             "no level in the export keeps the stored one"
         );
-        assert_eq!((stats.received, stats.matched, stats.updated, stats.unknown), (2, 2, 2, 0));
+        assert_eq!(
+            (stats.received, stats.matched, stats.updated, stats.unknown),
+            (2, 2, 2, 0)
+        );
 
         let run: (String, String, Option<i32>, Option<i32>, serde_json::Value) = sqlx::query_as(
             "SELECT source, status, characters_found, characters_updated, details
@@ -139,7 +142,10 @@ async fn the_same_name_on_two_realms_updates_the_right_row() {
         .await
         .expect("sync");
         assert_eq!(stats.matched, 1);
-        assert_eq!(row(&db.pool, hollow).await.addon_note.as_deref(), Some("the hollow one"));
+        assert_eq!(
+            row(&db.pool, hollow).await.addon_note.as_deref(),
+            Some("the hollow one")
+        );
         let other = row(&db.pool, senjin).await;
         assert_eq!((other.addon_note, other.synced), (None, false));
     })
@@ -162,7 +168,10 @@ async fn unknown_characters_are_counted_and_listed_not_created() {
         .await
         .expect("sync");
         assert_eq!((stats.matched, stats.unknown), (1, 2));
-        assert_eq!(stats.unknown_characters, vec!["Newbie-Senjin", "Trogmoon-Area52"]);
+        assert_eq!(
+            stats.unknown_characters,
+            vec!["Newbie-Senjin", "Trogmoon-Area52"]
+        );
         let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM guild_identity.wow_characters")
             .fetch_one(&db.pool)
             .await
@@ -207,8 +216,10 @@ async fn an_empty_note_clears_and_an_absent_officer_note_is_kept() {
         let id = insert_character(&db.pool, "Trogmoon", "senjin").await;
         sync_addon_data(
             &db.pool,
-            &export(json!([{"name": "Trogmoon", "realm": "Senjin", "guild_note": "old",
-                            "officer_note": "secret"}])),
+            &export(
+                json!([{"name": "Trogmoon", "realm": "Senjin", "guild_note": "old",
+                            "officer_note": "secret"}]),
+            ),
         )
         .await
         .expect("first sync");
@@ -263,7 +274,10 @@ async fn the_upload_status_reports_the_last_addon_run() {
         assert_eq!(last.export_time, Some(1_700_000_000));
         assert_eq!(last.uploaded_by.as_deref(), Some("Trog-Senjin"));
         assert_eq!(last.addon_version.as_deref(), Some("1.0.0"));
-        assert_eq!((last.characters, last.matched, last.unknown), (2, Some(1), Some(1)));
+        assert_eq!(
+            (last.characters, last.matched, last.unknown),
+            (2, Some(1), Some(1))
+        );
         assert_eq!(last.status, "success");
         assert_eq!(last.error, None);
     })

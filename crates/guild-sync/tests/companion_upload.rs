@@ -53,7 +53,8 @@ async fn status_says(server: &MockServer, export_time: Option<i64>) {
 }
 
 fn accepted() -> ResponseTemplate {
-    ResponseTemplate::new(202).set_body_json(json!({"run_id": 42, "export_time": null, "characters": 2}))
+    ResponseTemplate::new(202)
+        .set_body_json(json!({"run_id": 42, "export_time": null, "characters": 2}))
 }
 
 fn upload() -> wiremock::MockBuilder {
@@ -101,14 +102,23 @@ async fn a_new_export_is_uploaded_with_the_key_and_remembered() {
     within_a_minute(async {
         let server = MockServer::start().await;
         status_says(&server, None).await;
-        upload().respond_with(accepted()).expect(1).mount(&server).await;
+        upload()
+            .respond_with(accepted())
+            .expect(1)
+            .mount(&server)
+            .await;
         let dir = tempfile::tempdir().expect("tempdir");
         let file = sv_file(&dir);
         std::fs::write(&file, saved_variables(1_700_000_000, "Discord: trog")).expect("write");
 
-        let mut companion = Companion::start(options(&file, &server.uri())).await.expect("start");
+        let mut companion = Companion::start(options(&file, &server.uri()))
+            .await
+            .expect("start");
         let delivery = companion.run_once().await.expect("delivered");
-        assert!(matches!(delivery, Delivery::Delivered(ref a) if a.run_id == 42), "{delivery:?}");
+        assert!(
+            matches!(delivery, Delivery::Delivered(ref a) if a.run_id == 42),
+            "{delivery:?}"
+        );
 
         let sent = uploads(&server).await;
         let body: serde_json::Value = serde_json::from_slice(&sent[0].body).expect("json");
@@ -134,8 +144,13 @@ async fn a_new_export_is_uploaded_with_the_key_and_remembered() {
 
         // Restarted, with a server that forgot (status says nothing): the state file still
         // knows this export was delivered.
-        let mut again = Companion::start(options(&file, &server.uri())).await.expect("start");
-        assert_eq!(again.run_once().await.expect("ok"), Delivery::NothingPending);
+        let mut again = Companion::start(options(&file, &server.uri()))
+            .await
+            .expect("start");
+        assert_eq!(
+            again.run_once().await.expect("ok"),
+            Delivery::NothingPending
+        );
         server.verify().await;
     })
     .await;
@@ -146,14 +161,22 @@ async fn an_export_the_server_already_has_is_not_uploaded() {
     within_a_minute(async {
         let server = MockServer::start().await;
         status_says(&server, Some(1_700_000_000)).await;
-        upload().respond_with(accepted()).expect(0).mount(&server).await;
+        upload()
+            .respond_with(accepted())
+            .expect(0)
+            .mount(&server)
+            .await;
         let dir = tempfile::tempdir().expect("tempdir");
         let file = sv_file(&dir);
         for export_time in [1_700_000_000, 1_600_000_000] {
             std::fs::write(&file, saved_variables(export_time, "x")).expect("write");
-            let mut companion =
-                Companion::start(options(&file, &server.uri())).await.expect("start");
-            assert_eq!(companion.run_once().await.expect("ok"), Delivery::NothingPending);
+            let mut companion = Companion::start(options(&file, &server.uri()))
+                .await
+                .expect("start");
+            assert_eq!(
+                companion.run_once().await.expect("ok"),
+                Delivery::NothingPending
+            );
         }
         server.verify().await;
     })
@@ -171,17 +194,29 @@ async fn uploads_retry_through_a_server_that_is_down_and_then_up() {
             .with_priority(1)
             .mount(&server)
             .await;
-        upload().respond_with(accepted()).with_priority(2).mount(&server).await;
+        upload()
+            .respond_with(accepted())
+            .with_priority(2)
+            .mount(&server)
+            .await;
         let dir = tempfile::tempdir().expect("tempdir");
         let file = sv_file(&dir);
         std::fs::write(&file, saved_variables(1_700_000_000, "x")).expect("write");
 
-        let mut companion = Companion::start(options(&file, &server.uri())).await.expect("start");
-        let delivery = companion.run_once().await.expect("delivered on the third attempt");
+        let mut companion = Companion::start(options(&file, &server.uri()))
+            .await
+            .expect("start");
+        let delivery = companion
+            .run_once()
+            .await
+            .expect("delivered on the third attempt");
         assert!(matches!(delivery, Delivery::Delivered(_)), "{delivery:?}");
         let sent = uploads(&server).await;
         assert_eq!(sent.len(), 3);
-        assert!(sent.iter().all(|r| export_time_of(r) == Some(1_700_000_000)));
+        assert!(
+            sent.iter()
+                .all(|r| export_time_of(r) == Some(1_700_000_000))
+        );
         assert_eq!(state(&file).pending, None);
     })
     .await;
@@ -201,7 +236,9 @@ async fn an_undelivered_export_survives_a_restart_and_the_file_being_deleted() {
 
         let mut opts = options(&file, &url);
         opts.once_attempts = 2;
-        let mut companion = Companion::start(opts).await.expect("starts although the server is down");
+        let mut companion = Companion::start(opts)
+            .await
+            .expect("starts although the server is down");
         let err = companion.run_once().await.expect_err("not delivered");
         assert!(err.to_string().contains("not delivered"), "{err}");
         assert_eq!(
@@ -217,7 +254,11 @@ async fn an_undelivered_export_survives_a_restart_and_the_file_being_deleted() {
             .start()
             .await;
         status_says(&server, None).await;
-        upload().respond_with(accepted()).expect(1).mount(&server).await;
+        upload()
+            .respond_with(accepted())
+            .expect(1)
+            .mount(&server)
+            .await;
 
         let mut restarted = Companion::start(options(&file, &url)).await.expect("start");
         let delivery = restarted.run_once().await.expect("delivered");
@@ -239,7 +280,8 @@ async fn a_refused_upload_is_reported_and_kept_but_not_retried() {
         status_says(&server, None).await;
         upload()
             .respond_with(
-                ResponseTemplate::new(422).set_body_json(json!({"error": "characters[0].level: bad"})),
+                ResponseTemplate::new(422)
+                    .set_body_json(json!({"error": "characters[0].level: bad"})),
             )
             .expect(1)
             .mount(&server)
@@ -247,9 +289,14 @@ async fn a_refused_upload_is_reported_and_kept_but_not_retried() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = sv_file(&dir);
         std::fs::write(&file, saved_variables(1_700_000_000, "x")).expect("write");
-        let mut companion = Companion::start(options(&file, &server.uri())).await.expect("start");
+        let mut companion = Companion::start(options(&file, &server.uri()))
+            .await
+            .expect("start");
         let err = companion.run_once().await.expect_err("refused");
-        assert!(err.to_string().contains("characters[0].level: bad"), "{err}");
+        assert!(
+            err.to_string().contains("characters[0].level: bad"),
+            "{err}"
+        );
         assert!(state(&file).pending.is_some(), "kept for after a restart");
         server.verify().await;
     })
@@ -262,19 +309,30 @@ async fn the_watcher_follows_a_delete_and_recreate_write_and_retries_while_the_s
         let server = MockServer::start().await;
         status_says(&server, None).await;
         // The first attempt of the second export finds the server down.
-        upload().respond_with(accepted()).up_to_n_times(1).with_priority(1).mount(&server).await;
+        upload()
+            .respond_with(accepted())
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&server)
+            .await;
         upload()
             .respond_with(ResponseTemplate::new(502))
             .up_to_n_times(1)
             .with_priority(2)
             .mount(&server)
             .await;
-        upload().respond_with(accepted()).with_priority(3).mount(&server).await;
+        upload()
+            .respond_with(accepted())
+            .with_priority(3)
+            .mount(&server)
+            .await;
 
         let dir = tempfile::tempdir().expect("tempdir");
         let file = sv_file(&dir);
         std::fs::write(&file, saved_variables(1_700_000_000, "first")).expect("write");
-        let companion = Companion::start(options(&file, &server.uri())).await.expect("start");
+        let companion = Companion::start(options(&file, &server.uri()))
+            .await
+            .expect("start");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let watching = tokio::spawn(companion.watch(async {
             let _ = stopped.await;
@@ -296,8 +354,16 @@ async fn the_watcher_follows_a_delete_and_recreate_write_and_retries_while_the_s
         std::fs::rename(&partial, &file).expect("move into place");
 
         let sent = wait_for_uploads(&server, 3).await;
-        assert_eq!(export_time_of(&sent[1]), Some(1_700_003_600), "tried, server down");
-        assert_eq!(export_time_of(&sent[2]), Some(1_700_003_600), "retried, delivered");
+        assert_eq!(
+            export_time_of(&sent[1]),
+            Some(1_700_003_600),
+            "tried, server down"
+        );
+        assert_eq!(
+            export_time_of(&sent[2]),
+            Some(1_700_003_600),
+            "retried, delivered"
+        );
 
         // Deleted and recreated in place, the plain way.
         std::fs::remove_file(&file).expect("remove");
@@ -306,12 +372,16 @@ async fn the_watcher_follows_a_delete_and_recreate_write_and_retries_while_the_s
         assert_eq!(export_time_of(&sent[3]), Some(1_700_007_200));
 
         stop.send(()).expect("the watcher is running");
-        watching.await.expect("joined").expect("the watcher ends cleanly");
+        watching
+            .await
+            .expect("joined")
+            .expect("the watcher ends cleanly");
+        assert_eq!(state(&file).last_accepted_export_time, Some(1_700_007_200));
         assert_eq!(
-            state(&file).last_accepted_export_time,
-            Some(1_700_007_200)
+            uploads(&server).await.len(),
+            4,
+            "nothing was uploaded twice"
         );
-        assert_eq!(uploads(&server).await.len(), 4, "nothing was uploaded twice");
     })
     .await;
 }
@@ -345,7 +415,12 @@ async fn polling_notices_a_new_export_when_no_file_event_settles() {
 #[test]
 fn the_companion_command_names_what_is_missing() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_guild-sync"))
-        .args(["companion", "--once", "--saved-variables", "/nonexistent/PATTSync.lua"])
+        .args([
+            "companion",
+            "--once",
+            "--saved-variables",
+            "/nonexistent/PATTSync.lua",
+        ])
         .env_remove("GUILD_SYNC_API_URL")
         .env_remove("GUILD_SYNC_API_KEY")
         .env_remove("WOW_SAVED_VARIABLES_PATH")

@@ -25,7 +25,10 @@ pub async fn run(config: &Config, args: super::SyncAddonArgs) -> Result<()> {
         ));
     }
     if !stats.unknown_class.is_empty() {
-        human.push_str(&format!("\nunknown class: {}", stats.unknown_class.join(", ")));
+        human.push_str(&format!(
+            "\nunknown class: {}",
+            stats.unknown_class.join(", ")
+        ));
     }
     if !stats.unknown_rank.is_empty() {
         human.push_str(&format!(
@@ -34,7 +37,10 @@ pub async fn run(config: &Config, args: super::SyncAddonArgs) -> Result<()> {
         ));
     }
     if !stats.ambiguous.is_empty() {
-        human.push_str(&format!("\nskipped, matches two rows: {}", stats.ambiguous.join(", ")));
+        human.push_str(&format!(
+            "\nskipped, matches two rows: {}",
+            stats.ambiguous.join(", ")
+        ));
     }
     super::print_stats(args.output.json, &human, &stats)
 }
