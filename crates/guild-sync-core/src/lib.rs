@@ -3,6 +3,7 @@
 //! parser live here. This crate must not depend on tokio, sqlx, axum, reqwest or twilight, so
 //! everything in it is testable without a database or network.
 
+pub mod addon;
 pub mod fuzzy;
 pub mod integrity;
 pub mod matching;

@@ -4,7 +4,9 @@
 //! no I/O live in the `guild-sync-core` crate; this crate loads, calls the core, and applies.
 
 pub mod blizzard_client;
+pub mod addon_processor;
 pub mod cli;
+pub mod companion;
 pub mod config;
 pub mod database;
 pub mod db;

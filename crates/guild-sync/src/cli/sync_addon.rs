@@ -1,9 +1,46 @@
-//! `guild-sync sync addon`.
+//! `guild-sync sync addon FILE`: apply a PATTSync export (`.lua`) or upload body (`.json`).
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
+use crate::addon_processor::read_export_file;
 use crate::config::Config;
+use crate::database::Database;
+use crate::db_sync::addon::sync_addon_data;
 
-pub async fn run(_config: &Config, _args: super::SyncAddonArgs) -> Result<()> {
-    bail!("`sync addon` is not built yet (issue 8)")
+pub async fn run(config: &Config, args: super::SyncAddonArgs) -> Result<()> {
+    // Parse before opening the database: a bad file fails fast and touches nothing.
+    let export = read_export_file(&args.file)?;
+    let db = Database::open(config).await?;
+    let result = sync_addon_data(&db.pool, &export).await;
+    db.close().await;
+    let stats = result?;
+    let mut human = format!(
+        "addon sync: {} characters received, {} matched, {} updated, {} unknown",
+        stats.received, stats.matched, stats.updated, stats.unknown
+    );
+    if !stats.unknown_characters.is_empty() {
+        human.push_str(&format!(
+            "\nunknown (not in the roster): {}",
+            stats.unknown_characters.join(", ")
+        ));
+    }
+    if !stats.unknown_class.is_empty() {
+        human.push_str(&format!(
+            "\nunknown class: {}",
+            stats.unknown_class.join(", ")
+        ));
+    }
+    if !stats.unknown_rank.is_empty() {
+        human.push_str(&format!(
+            "\nrank index not mapped to a guild rank: {}",
+            stats.unknown_rank.join(", ")
+        ));
+    }
+    if !stats.ambiguous.is_empty() {
+        human.push_str(&format!(
+            "\nskipped, matches two rows: {}",
+            stats.ambiguous.join(", ")
+        ));
+    }
+    super::print_stats(args.output.json, &human, &stats)
 }

@@ -8,6 +8,7 @@
 pub mod characters;
 pub mod discord_users;
 pub mod audit_issues;
+pub mod addon;
 pub mod integrity;
 pub mod players;
 pub mod reference;

@@ -1,2 +1,153 @@
-//! db_sync, addon half: PATTSync export records → notes, class, rank and level on
-//! `wow_characters`, matched on name and realm. (Issue 8 builds this.)
+//! db_sync, addon half: a PATTSync export → notes, class, rank and level on
+//! `guild_identity.wow_characters`, matched on name **and** realm (never name alone).
+//!
+//! Load (character keys, classes, ranks) → decide ([`plan_addon_sync`], pure, in the core) →
+//! apply (one set-based UPDATE), all in one transaction and recorded as one `sync_log` run with
+//! source `'addon'`. Characters the export names but the database does not know are counted
+//! and listed, never created: the Battle.net roster is the authority on who exists.
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+use guild_sync_core::addon::{AddonExport, KnownCharacter, KnownClass, KnownRank, plan_addon_sync};
+
+use crate::addon_processor::LastUpload;
+use crate::db;
+use crate::db::sync_log::RunCounts;
+use crate::run_recorder::{RunReport, record_run};
+
+/// `sync_log.source` of addon runs.
+pub const SOURCE: &str = "addon";
+
+/// What an addon sync did; stored in `sync_log.details` and printed by `sync addon --json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddonSyncStats {
+    /// The `sync_log` id of this run.
+    pub run_id: i64,
+    /// The export's `exportTime`, unix seconds.
+    pub export_time: Option<i64>,
+    pub uploaded_by: Option<String>,
+    pub addon_version: Option<String>,
+    /// Characters in the export.
+    pub received: usize,
+    /// Characters matched to a row (each gets `addon_last_sync`).
+    pub matched: usize,
+    /// Matched rows whose notes, class, rank or level changed.
+    pub updated: usize,
+    /// Characters with no row.
+    pub unknown: usize,
+    /// `Name-Realm` of each unknown character.
+    pub unknown_characters: Vec<String>,
+    /// Characters whose class is not in `guild_identity.classes` (class left unchanged).
+    pub unknown_class: Vec<String>,
+    /// Characters whose rank index no guild rank claims (rank left unchanged).
+    pub unknown_rank: Vec<String>,
+    /// Characters matching more than one row; skipped.
+    pub ambiguous: Vec<String>,
+}
+
+/// Apply an export as one recorded run (`sync_log.source = 'addon'`).
+pub async fn sync_addon_data(pool: &PgPool, export: &AddonExport) -> Result<AddonSyncStats> {
+    record_run(pool, SOURCE, |run_id| async move {
+        let mut tx = pool.begin().await.context("cannot start a transaction")?;
+        let characters: Vec<KnownCharacter> = db::addon::character_keys(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|r| KnownCharacter {
+                id: r.id,
+                name: r.character_name,
+                realm_slug: r.realm_slug,
+                in_guild: r.in_guild,
+            })
+            .collect();
+        let classes: Vec<KnownClass> = db::reference::classes(&mut *tx)
+            .await
+            .context("cannot load the classes")?
+            .into_iter()
+            .map(|c| KnownClass {
+                id: c.id,
+                name: c.name,
+            })
+            .collect();
+        let ranks: Vec<KnownRank> = db::reference::guild_ranks(&mut *tx)
+            .await
+            .context("cannot load the guild ranks")?
+            .into_iter()
+            .map(|r| KnownRank {
+                id: r.id,
+                ingame_rank_index: r.ingame_rank_index,
+            })
+            .collect();
+
+        let plan = plan_addon_sync(export, &characters, &classes, &ranks);
+        let applied = db::addon::apply_addon_updates(&mut *tx, &plan.updates).await?;
+        tx.commit().await.context("cannot commit the addon notes")?;
+
+        for label in &plan.unknown_rank {
+            tracing::warn!(character = %label, "rank index not mapped to a guild rank; rank left unchanged");
+        }
+        for label in &plan.unknown_class {
+            tracing::warn!(character = %label, "class not in the reference table; class left unchanged");
+        }
+        let stats = AddonSyncStats {
+            run_id,
+            export_time: export.export_time,
+            uploaded_by: export.uploaded_by.clone(),
+            addon_version: export.addon_version.clone(),
+            received: export.characters.len(),
+            matched: applied.matched as usize,
+            updated: applied.changed as usize,
+            unknown: plan.unknown.len(),
+            unknown_characters: plan.unknown,
+            unknown_class: plan.unknown_class,
+            unknown_rank: plan.unknown_rank,
+            ambiguous: plan.ambiguous,
+        };
+        tracing::info!(
+            received = stats.received,
+            matched = stats.matched,
+            updated = stats.updated,
+            unknown = stats.unknown,
+            "addon export applied"
+        );
+        let counts = RunCounts {
+            found: Some(to_i32(stats.received)),
+            updated: Some(to_i32(stats.updated)),
+            new: None,
+            removed: None,
+        };
+        let report = RunReport::success(counts, &stats);
+        Ok((stats, report))
+    })
+    .await
+}
+
+fn to_i32(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// The last addon run as the upload status endpoint reports it (`None` before the first).
+pub async fn last_upload(pool: &PgPool) -> Result<Option<LastUpload>> {
+    let Some(row) = db::addon::latest_addon_run(pool).await? else {
+        return Ok(None);
+    };
+    // A run still going (or one that failed) has no stats in `details` yet.
+    let stats: Option<AddonSyncStats> = serde_json::from_value(row.details.clone()).ok();
+    Ok(Some(LastUpload {
+        run_id: row.id,
+        received_at: row.started_at,
+        export_time: stats.as_ref().and_then(|s| s.export_time),
+        uploaded_by: stats.as_ref().and_then(|s| s.uploaded_by.clone()),
+        addon_version: stats.as_ref().and_then(|s| s.addon_version.clone()),
+        characters: stats
+            .as_ref()
+            .map(|s| s.received)
+            .or(row.characters_found.map(|n| n.max(0) as usize))
+            .unwrap_or(0),
+        matched: stats.as_ref().map(|s| s.matched),
+        unknown: stats.as_ref().map(|s| s.unknown),
+        status: row.status,
+        error: row.error_message,
+    }))
+}

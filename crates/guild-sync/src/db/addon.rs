@@ -1,0 +1,117 @@
+//! The addon sync's SQL: the character keys it matches against, the one set-based update that
+//! writes an export's notes, class, rank and level, and the last addon run for the upload
+//! status. Matching decisions are not made here ([`guild_sync_core::addon::plan_addon_sync`]).
+
+use anyhow::{Context, Result};
+use guild_sync_core::addon::AddonUpdate;
+use sqlx::PgExecutor;
+
+use crate::db::sync_log::SyncLogRow;
+
+/// The columns the addon sync matches a character on.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CharacterKeyRow {
+    pub id: i32,
+    pub character_name: String,
+    pub realm_slug: String,
+    pub in_guild: bool,
+}
+
+/// Every character row, departed ones included (a departed character's notes still update
+/// if it shows up in the roster export again).
+pub async fn character_keys(db: impl PgExecutor<'_>) -> Result<Vec<CharacterKeyRow>> {
+    sqlx::query_as(
+        "SELECT id, character_name, realm_slug, removed_at IS NULL AS in_guild
+         FROM guild_identity.wow_characters",
+    )
+    .fetch_all(db)
+    .await
+    .context("cannot load the characters to match the addon export against")
+}
+
+/// What [`apply_addon_updates`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AddonApplied {
+    /// Rows written (all got `addon_last_sync`).
+    pub matched: u64,
+    /// Rows whose notes, class, rank or level actually changed.
+    pub changed: u64,
+}
+
+/// Write every update in one statement. A `NULL` anywhere keeps the row's value; an empty note
+/// clears the stored one (to `NULL`). `addon_last_sync` is set to now on every row.
+pub async fn apply_addon_updates(
+    db: impl PgExecutor<'_>,
+    updates: &[AddonUpdate],
+) -> Result<AddonApplied> {
+    let mut ids = Vec::with_capacity(updates.len());
+    let mut notes = Vec::with_capacity(updates.len());
+    let mut officer_notes = Vec::with_capacity(updates.len());
+    let mut class_ids = Vec::with_capacity(updates.len());
+    let mut rank_ids = Vec::with_capacity(updates.len());
+    let mut levels = Vec::with_capacity(updates.len());
+    for u in updates {
+        ids.push(u.character_id);
+        notes.push(u.guild_note.clone());
+        officer_notes.push(u.officer_note.clone());
+        class_ids.push(u.class_id);
+        rank_ids.push(u.guild_rank_id);
+        levels.push(u.level);
+    }
+    // `before` reads the rows as they were when the statement started, so `changed` compares
+    // old to new within the one UPDATE.
+    let changed: Vec<bool> = sqlx::query_scalar(
+        "WITH input AS (
+             SELECT * FROM UNNEST($1::int[], $2::text[], $3::text[], $4::int[], $5::int[], $6::int[])
+                 AS u(id, note, officer_note, class_id, guild_rank_id, level)
+         ), before AS (
+             SELECT wc.id,
+                    ((i.note IS NOT NULL AND wc.addon_note IS DISTINCT FROM NULLIF(i.note, ''))
+                     OR (i.officer_note IS NOT NULL
+                         AND wc.addon_officer_note IS DISTINCT FROM NULLIF(i.officer_note, ''))
+                     OR (i.class_id IS NOT NULL AND wc.class_id IS DISTINCT FROM i.class_id)
+                     OR (i.guild_rank_id IS NOT NULL
+                         AND wc.guild_rank_id IS DISTINCT FROM i.guild_rank_id)
+                     OR (i.level IS NOT NULL AND wc.level IS DISTINCT FROM i.level)) AS changed
+             FROM guild_identity.wow_characters wc
+             JOIN input i ON i.id = wc.id
+         )
+         UPDATE guild_identity.wow_characters wc
+         SET addon_note = CASE WHEN i.note IS NULL THEN wc.addon_note
+                                   ELSE NULLIF(i.note, '') END,
+             addon_officer_note = CASE WHEN i.officer_note IS NULL THEN wc.addon_officer_note
+                                       ELSE NULLIF(i.officer_note, '') END,
+             class_id = COALESCE(i.class_id, wc.class_id),
+             guild_rank_id = COALESCE(i.guild_rank_id, wc.guild_rank_id),
+             level = COALESCE(i.level, wc.level),
+             addon_last_sync = now()
+         FROM input i
+         JOIN before b ON b.id = i.id
+         WHERE wc.id = i.id
+         RETURNING b.changed",
+    )
+    .bind(&ids)
+    .bind(&notes)
+    .bind(&officer_notes)
+    .bind(&class_ids)
+    .bind(&rank_ids)
+    .bind(&levels)
+    .fetch_all(db)
+    .await
+    .context("cannot write the addon notes to wow_characters")?;
+    Ok(AddonApplied {
+        matched: changed.len() as u64,
+        changed: changed.iter().filter(|c| **c).count() as u64,
+    })
+}
+
+/// The most recent addon run (`sync_log.source = 'addon'`), whatever its status.
+pub async fn latest_addon_run(db: impl PgExecutor<'_>) -> Result<Option<SyncLogRow>> {
+    sqlx::query_as(
+        "SELECT * FROM guild_identity.sync_log WHERE source = 'addon'
+         ORDER BY started_at DESC, id DESC LIMIT 1",
+    )
+    .fetch_optional(db)
+    .await
+    .context("cannot read the last addon run")
+}

@@ -1,0 +1,344 @@
+//! The addon sync against a real PostgreSQL: notes, class, rank and level written to the right
+//! `wow_characters` rows (name **and** realm), unknown characters counted and never created,
+//! one recorded `sync_log` run per sync; and `guild-sync sync addon FILE` end to end.
+
+use std::future::Future;
+use std::time::Duration;
+
+use guild_sync::addon_processor::parse_upload_json;
+use guild_sync::db_sync::addon::{AddonSyncStats, last_upload, sync_addon_data};
+use guild_sync::testing::TestDb;
+use guild_sync_core::addon::AddonExport;
+use serde_json::json;
+use sqlx::PgPool;
+
+async fn within_a_minute<T>(test: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), test)
+        .await
+        .expect("the test took longer than a minute")
+}
+
+async fn insert_character(pool: &PgPool, name: &str, realm_slug: &str) -> i32 {
+    sqlx::query_scalar(
+        "INSERT INTO guild_identity.wow_characters (character_name, realm_slug, level)
+         VALUES ($1, $2, 70) RETURNING id",
+    )
+    .bind(name)
+    .bind(realm_slug)
+    .fetch_one(pool)
+    .await
+    .expect("insert character")
+}
+
+#[derive(Debug, PartialEq, sqlx::FromRow)]
+struct Row {
+    addon_note: Option<String>,
+    addon_officer_note: Option<String>,
+    synced: bool,
+    class_name: Option<String>,
+    rank_name: Option<String>,
+    level: Option<i32>,
+}
+
+async fn row(pool: &PgPool, id: i32) -> Row {
+    sqlx::query_as(
+        "SELECT wc.addon_note, wc.addon_officer_note, wc.addon_last_sync IS NOT NULL AS synced,
+                c.name AS class_name, gr.name AS rank_name, wc.level
+         FROM guild_identity.wow_characters wc
+         LEFT JOIN guild_identity.classes c ON c.id = wc.class_id
+         LEFT JOIN common.guild_ranks gr ON gr.id = wc.guild_rank_id
+         WHERE wc.id = $1",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+    .expect("row")
+}
+
+fn export(characters: serde_json::Value) -> AddonExport {
+    parse_upload_json(
+        json!({"characters": characters, "addon_version": "1.0.0", "uploaded_by": "Trog-Senjin",
+               "export_time": 1_700_000_000})
+        .to_string()
+        .as_bytes(),
+    )
+    .expect("a valid export")
+}
+
+#[tokio::test]
+async fn test_addon_sync_writes_notes() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let trog = insert_character(&db.pool, "Trogmoon", "senjin").await;
+        let zoe = insert_character(&db.pool, "Zoë", "bleeding-hollow").await;
+        let stats = sync_addon_data(
+            &db.pool,
+            &export(json!([
+                {"name": "Trogmoon", "realm": "Senjin", "class": "Druid", "level": 80, "rank": 0,
+                 "guild_note": "Discord: trog", "officer_note": "main", "is_online": true},
+                {"name": "zoë", "realm": "BleedingHollow", "class": "Death Knight", "rank": 3,
+                 "guild_note": "alt of Trogmoon", "officer_note": "", "is_online": false},
+            ])),
+        )
+        .await
+        .expect("sync");
+
+        assert_eq!(
+            row(&db.pool, trog).await,
+            Row {
+                addon_note: Some("Discord: trog".into()),
+                addon_officer_note: Some("main".into()),
+                synced: true,
+                class_name: Some("Druid".into()),
+                rank_name: Some("Guild Leader".into()),
+                level: Some(80),
+            }
+        );
+        assert_eq!(
+            row(&db.pool, zoe).await,
+            Row {
+                addon_note: Some("alt of Trogmoon".into()),
+                addon_officer_note: None,
+                synced: true,
+                class_name: Some("Death Knight".into()),
+                rank_name: Some("Member".into()),
+                level: Some(70),
+            },
+            "no level in the export keeps the stored one"
+        );
+        assert_eq!(
+            (stats.received, stats.matched, stats.updated, stats.unknown),
+            (2, 2, 2, 0)
+        );
+
+        let run: (String, String, Option<i32>, Option<i32>, serde_json::Value) = sqlx::query_as(
+            "SELECT source, status, characters_found, characters_updated, details
+             FROM guild_identity.sync_log WHERE id = $1",
+        )
+        .bind(stats.run_id)
+        .fetch_one(&db.pool)
+        .await
+        .expect("the run is recorded");
+        assert_eq!((run.0.as_str(), run.1.as_str()), ("addon", "success"));
+        assert_eq!((run.2, run.3), (Some(2), Some(2)));
+        let recorded: AddonSyncStats = serde_json::from_value(run.4).expect("stats in details");
+        assert_eq!(recorded, stats);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_same_name_on_two_realms_updates_the_right_row() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let senjin = insert_character(&db.pool, "Trogmoon", "senjin").await;
+        let hollow = insert_character(&db.pool, "Trogmoon", "bleeding-hollow").await;
+        let stats = sync_addon_data(
+            &db.pool,
+            &export(json!([
+                {"name": "Trogmoon", "realm": "BleedingHollow", "guild_note": "the hollow one"},
+            ])),
+        )
+        .await
+        .expect("sync");
+        assert_eq!(stats.matched, 1);
+        assert_eq!(
+            row(&db.pool, hollow).await.addon_note.as_deref(),
+            Some("the hollow one")
+        );
+        let other = row(&db.pool, senjin).await;
+        assert_eq!((other.addon_note, other.synced), (None, false));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_characters_are_counted_and_listed_not_created() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        insert_character(&db.pool, "Trogmoon", "senjin").await;
+        let stats = sync_addon_data(
+            &db.pool,
+            &export(json!([
+                {"name": "Trogmoon", "realm": "Senjin", "guild_note": "x"},
+                {"name": "Trogmoon", "realm": "Area52", "guild_note": "same name, other realm"},
+                {"name": "Newbie", "realm": "Senjin"},
+            ])),
+        )
+        .await
+        .expect("sync");
+        assert_eq!((stats.matched, stats.unknown), (1, 2));
+        assert_eq!(
+            stats.unknown_characters,
+            vec!["Newbie-Senjin", "Trogmoon-Area52"]
+        );
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM guild_identity.wow_characters")
+            .fetch_one(&db.pool)
+            .await
+            .expect("count");
+        assert_eq!(rows, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_classes_and_unmapped_ranks_leave_the_stored_values() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let id = insert_character(&db.pool, "Trogmoon", "senjin").await;
+        sync_addon_data(
+            &db.pool,
+            &export(json!([{"name": "Trogmoon", "realm": "Senjin", "class": "Druid", "rank": 1}])),
+        )
+        .await
+        .expect("first sync");
+        let stats = sync_addon_data(
+            &db.pool,
+            &export(json!([{"name": "Trogmoon", "realm": "Senjin", "class": "Bard", "rank": 8}])),
+        )
+        .await
+        .expect("second sync");
+        assert_eq!(stats.unknown_class, vec!["Trogmoon-Senjin (Bard)"]);
+        assert_eq!(stats.unknown_rank, vec!["Trogmoon-Senjin (rank 8)"]);
+        let r = row(&db.pool, id).await;
+        assert_eq!(
+            (r.class_name.as_deref(), r.rank_name.as_deref()),
+            (Some("Druid"), Some("Officer"))
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_empty_note_clears_and_an_absent_officer_note_is_kept() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let id = insert_character(&db.pool, "Trogmoon", "senjin").await;
+        sync_addon_data(
+            &db.pool,
+            &export(
+                json!([{"name": "Trogmoon", "realm": "Senjin", "guild_note": "old",
+                            "officer_note": "secret"}]),
+            ),
+        )
+        .await
+        .expect("first sync");
+        // A non-officer's export: the note was emptied in game, officer notes are unknown.
+        let stats = sync_addon_data(
+            &db.pool,
+            &export(json!([{"name": "Trogmoon", "realm": "Senjin", "guild_note": ""}])),
+        )
+        .await
+        .expect("second sync");
+        assert_eq!(stats.updated, 1);
+        let r = row(&db.pool, id).await;
+        assert_eq!(r.addon_note, None);
+        assert_eq!(r.addon_officer_note.as_deref(), Some("secret"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn syncing_the_same_export_twice_changes_nothing_the_second_time() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        insert_character(&db.pool, "Trogmoon", "senjin").await;
+        insert_character(&db.pool, "Zoë", "bleeding-hollow").await;
+        let e = export(json!([
+            {"name": "Trogmoon", "realm": "Senjin", "guild_note": "a", "class": "Druid", "level": 80},
+            {"name": "Zoë", "realm": "BleedingHollow", "officer_note": "b", "rank": 2},
+        ]));
+        let first = sync_addon_data(&db.pool, &e).await.expect("first");
+        let second = sync_addon_data(&db.pool, &e).await.expect("second");
+        assert_eq!((first.matched, first.updated), (2, 2));
+        assert_eq!((second.matched, second.updated), (2, 0));
+        assert_ne!(first.run_id, second.run_id);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_upload_status_reports_the_last_addon_run() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        assert_eq!(last_upload(&db.pool).await.expect("status"), None);
+        insert_character(&db.pool, "Trogmoon", "senjin").await;
+        let stats = sync_addon_data(
+            &db.pool,
+            &export(json!([{"name": "Trogmoon", "realm": "Senjin"}, {"name": "X", "realm": "Y"}])),
+        )
+        .await
+        .expect("sync");
+        let last = last_upload(&db.pool).await.expect("status").expect("a run");
+        assert_eq!(last.run_id, stats.run_id);
+        assert_eq!(last.export_time, Some(1_700_000_000));
+        assert_eq!(last.uploaded_by.as_deref(), Some("Trog-Senjin"));
+        assert_eq!(last.addon_version.as_deref(), Some("1.0.0"));
+        assert_eq!(
+            (last.characters, last.matched, last.unknown),
+            (2, Some(1), Some(1))
+        );
+        assert_eq!(last.status, "success");
+        assert_eq!(last.error, None);
+    })
+    .await;
+}
+
+fn guild_sync(db: &TestDb, args: &[&str]) -> std::process::Output {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    std::process::Command::new(env!("CARGO_BIN_EXE_guild-sync"))
+        .args(args)
+        .env("DATABASE_URL", db.url())
+        .env("GUILD_SYNC_DATA_DIR", data_dir.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the binary runs")
+}
+
+#[tokio::test]
+async fn the_sync_addon_command_applies_a_lua_export_and_prints_json_stats() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let id = insert_character(&db.pool, "Trogmoon", "senjin").await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("PATTSync.lua");
+        std::fs::write(
+            &file,
+            "PATTSyncDB = {\n\t[\"lastExport\"] = {\n\t\t[\"exportTime\"] = 1700000000,\n\t\t[\"characters\"] = {\n\t\t\t{\n\t\t\t\t[\"name\"] = \"Trogmoon\",\n\t\t\t\t[\"realm\"] = \"Senjin\",\n\t\t\t\t[\"note\"] = \"from lua\",\n\t\t\t}, -- [1]\n\t\t\t{\n\t\t\t\t[\"name\"] = \"Ghost\",\n\t\t\t\t[\"realm\"] = \"Senjin\",\n\t\t\t}, -- [2]\n\t\t},\n\t},\n}\n",
+        )
+        .expect("write");
+        let out = guild_sync(&db, &["sync", "addon", file.to_str().expect("utf-8"), "--json"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("unknown (not in the roster): Ghost-Senjin"), "{stdout}");
+        let stats: AddonSyncStats =
+            serde_json::from_str(stdout.lines().last().expect("a last line")).expect("json");
+        assert_eq!((stats.received, stats.matched, stats.unknown), (2, 1, 1));
+        assert_eq!(row(&db.pool, id).await.addon_note.as_deref(), Some("from lua"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_sync_addon_command_refuses_a_broken_file_with_one_line_naming_it() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("broken.lua");
+        std::fs::write(&file, "PATTSyncDB = {\n  lastExport = { exportTime = 1,\n").expect("write");
+        let out = guild_sync(&db, &["sync", "addon", file.to_str().expect("utf-8")]);
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(error_lines.len(), 1, "{stderr}");
+        assert!(error_lines[0].contains("broken.lua"), "{stderr}");
+        assert!(error_lines[0].contains("line 2"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM guild_identity.sync_log")
+            .fetch_one(&db.pool)
+            .await
+            .expect("count");
+        assert_eq!(runs, 0, "a file that cannot be read starts no run");
+    })
+    .await;
+}
