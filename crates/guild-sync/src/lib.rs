@@ -3,6 +3,7 @@
 //! `reporter`), the `scheduler`, the HTTP `api`, the `companion` and the CLI. Decisions that need
 //! no I/O live in the `guild-sync-core` crate; this crate loads, calls the core, and applies.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod database;
@@ -16,6 +17,7 @@ pub mod integrity_checker;
 pub mod pg_cluster;
 pub mod reporter;
 pub mod run_recorder;
+pub mod scheduler;
 #[doc(hidden)]
 pub mod testing;
 

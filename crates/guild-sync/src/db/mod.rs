@@ -5,6 +5,7 @@
 //! PostgreSQL as arrays (`UNNEST`). Nothing here decides policy — that is the pipelines' and
 //! the core crate's job.
 
+pub mod api;
 pub mod integrity;
 pub mod reference;
 pub mod sync_log;
