@@ -138,8 +138,7 @@ impl PipelineKind {
 pub trait Stages: Send + Sync + 'static {
     fn blizzard_sync(&self) -> BoxFuture<'_, Result<serde_json::Value>>;
     fn discord_sync(&self) -> BoxFuture<'_, Result<serde_json::Value>>;
-    fn addon_sync<'a>(&'a self, input: &'a AddonInput)
-    -> BoxFuture<'a, Result<serde_json::Value>>;
+    fn addon_sync<'a>(&'a self, input: &'a AddonInput) -> BoxFuture<'a, Result<serde_json::Value>>;
     fn run_matching(&self) -> BoxFuture<'_, Result<serde_json::Value>>;
     fn integrity_check(&self) -> BoxFuture<'_, Result<serde_json::Value>>;
     fn report(&self) -> BoxFuture<'_, Result<serde_json::Value>>;
@@ -209,7 +208,10 @@ impl ProductionStages {
 
     /// The text the last report step rendered in [`ReportMode::Text`].
     pub fn take_report_text(&self) -> Option<String> {
-        self.report_text.lock().ok().and_then(|mut text| text.take())
+        self.report_text
+            .lock()
+            .ok()
+            .and_then(|mut text| text.take())
     }
 }
 
@@ -247,10 +249,7 @@ impl Stages for ProductionStages {
         .boxed()
     }
 
-    fn addon_sync<'a>(
-        &'a self,
-        input: &'a AddonInput,
-    ) -> BoxFuture<'a, Result<serde_json::Value>> {
+    fn addon_sync<'a>(&'a self, input: &'a AddonInput) -> BoxFuture<'a, Result<serde_json::Value>> {
         async move {
             // Issue 8 adds `db_sync::addon::sync_addon_data` and wires it in here.
             let AddonInput::File(path) = input;
@@ -431,10 +430,14 @@ impl Scheduler {
         }
         if let Some(period) = schedule.discord_interval {
             let this = Arc::clone(self);
-            jobs.push(tokio::spawn(every(period, self.shutdown_signal(), move || {
-                let this = Arc::clone(&this);
-                async move { this.scheduled(PipelineKind::Discord).await }
-            })));
+            jobs.push(tokio::spawn(every(
+                period,
+                self.shutdown_signal(),
+                move || {
+                    let this = Arc::clone(&this);
+                    async move { this.scheduled(PipelineKind::Discord).await }
+                },
+            )));
         }
         jobs
     }
@@ -449,7 +452,9 @@ impl Scheduler {
                 "scheduled pipeline finished"
             ),
             Err(StartError::ShuttingDown) => {}
-            Err(err) => tracing::error!(source, error = %format!("{err:#}"), "scheduled pipeline could not run"),
+            Err(err) => {
+                tracing::error!(source, error = %format!("{err:#}"), "scheduled pipeline could not run")
+            }
         }
     }
 
@@ -694,8 +699,11 @@ where
 }
 
 /// Run `job` at every upcoming time of `schedule` (UTC) until `shutdown` turns true.
-pub async fn on_cron<F, Fut>(schedule: cron::Schedule, mut shutdown: watch::Receiver<bool>, mut job: F)
-where
+pub async fn on_cron<F, Fut>(
+    schedule: cron::Schedule,
+    mut shutdown: watch::Receiver<bool>,
+    mut job: F,
+) where
     F: FnMut() -> Fut,
     Fut: Future<Output = ()>,
 {
@@ -774,7 +782,13 @@ mod tests {
             .collect();
         assert_eq!(
             hours,
-            ["01 01:00:00", "01 07:00:00", "01 13:00:00", "01 19:00:00", "02 01:00:00"]
+            [
+                "01 01:00:00",
+                "01 07:00:00",
+                "01 13:00:00",
+                "01 19:00:00",
+                "02 01:00:00"
+            ]
         );
     }
 
@@ -785,6 +799,9 @@ mod tests {
         config.discord_guild_id = Some("1".into());
         let schedule = Schedule::from_config(&config);
         assert!(schedule.blizzard_cron.is_none());
-        assert_eq!(schedule.discord_interval, Some(Duration::from_secs(15 * 60)));
+        assert_eq!(
+            schedule.discord_interval,
+            Some(Duration::from_secs(15 * 60))
+        );
     }
 }

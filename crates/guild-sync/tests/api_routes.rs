@@ -233,12 +233,18 @@ async fn officer_routes_refuse_a_missing_or_wrong_token_with_401() {
                 ),
                 (
                     "basic auth",
-                    app.client.request(method.clone(), &url).basic_auth(TOKEN, Some("")),
+                    app.client
+                        .request(method.clone(), &url)
+                        .basic_auth(TOKEN, Some("")),
                 ),
             ];
             for (case, request) in cases {
                 let (status, body) = send(request).await;
-                assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} with {case}");
+                assert_eq!(
+                    status,
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {path} with {case}"
+                );
                 assert!(body["error"].is_string(), "{body}");
             }
         }
@@ -255,7 +261,10 @@ async fn officer_routes_answer_503_when_no_admin_token_is_configured() {
             let (status, body) = send(app.request(method.clone(), path)).await;
             assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE);
             assert!(
-                body["error"].as_str().unwrap().contains("GUILD_SYNC_ADMIN_TOKEN"),
+                body["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("GUILD_SYNC_ADMIN_TOKEN"),
                 "{method} {path}: {body}"
             );
         }
@@ -286,7 +295,10 @@ async fn players_lists_each_player_with_its_discord_user_and_characters() {
         assert_eq!(trog["discord_user"]["discord_id"], "100");
         assert_eq!(trog["discord_user"]["username"], "trogmoon");
         let characters = trog["characters"].as_array().unwrap();
-        let names: Vec<&str> = characters.iter().map(|c| c["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = characters
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["Trogalt", "Trogmoon"]);
         let moon = &characters[1];
         assert_eq!(moon["realm"], "senjin");
@@ -396,7 +408,10 @@ async fn link_adds_the_character_to_the_discord_users_player_or_the_given_one() 
 
         // Linking it again to the same player confirms the link instead of failing.
         let (status, again) = app
-            .post("/api/identity/link", json!({ "wow_character_id": nobody, "player_id": trog }))
+            .post(
+                "/api/identity/link",
+                json!({ "wow_character_id": nobody, "player_id": trog }),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{again}");
         assert_eq!(again["link_id"], body["link_id"]);
@@ -508,14 +523,49 @@ async fn bad_request_bodies_get_4xx_with_an_error_body_never_500() {
             "x".repeat(api::MAX_BODY_BYTES + 1)
         );
         let cases = [
-            ("malformed JSON", json_post("{\"wow_character_id\": ".into()), StatusCode::BAD_REQUEST),
-            ("not JSON at all", json_post("hello".into()), StatusCode::BAD_REQUEST),
-            ("wrong type", json_post("{\"wow_character_id\": \"seven\"}".into()), StatusCode::UNPROCESSABLE_ENTITY),
-            ("missing field", json_post("{}".into()), StatusCode::UNPROCESSABLE_ENTITY),
-            ("id out of range", json_post("{\"wow_character_id\": 99999999999}".into()), StatusCode::UNPROCESSABLE_ENTITY),
-            ("unknown field", json_post("{\"wow_character_id\": 1, \"x\": 2}".into()), StatusCode::UNPROCESSABLE_ENTITY),
-            ("no content type", app.client.post(&url).bearer_auth(TOKEN).body("{\"wow_character_id\": 1}"), StatusCode::BAD_REQUEST),
-            ("oversize body", json_post(oversize), StatusCode::PAYLOAD_TOO_LARGE),
+            (
+                "malformed JSON",
+                json_post("{\"wow_character_id\": ".into()),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "not JSON at all",
+                json_post("hello".into()),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "wrong type",
+                json_post("{\"wow_character_id\": \"seven\"}".into()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                "missing field",
+                json_post("{}".into()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                "id out of range",
+                json_post("{\"wow_character_id\": 99999999999}".into()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                "unknown field",
+                json_post("{\"wow_character_id\": 1, \"x\": 2}".into()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                "no content type",
+                app.client
+                    .post(&url)
+                    .bearer_auth(TOKEN)
+                    .body("{\"wow_character_id\": 1}"),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "oversize body",
+                json_post(oversize),
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
         ];
         for (case, request, expected) in cases {
             let (status, body) = send(request).await;
@@ -565,7 +615,9 @@ async fn triggers_answer_202_with_the_runs_sync_log_id_and_status_shows_the_last
 
         // Shutting down: triggers are refused with 503, not started.
         app.scheduler.shutdown().await;
-        let (status, body) = app.post("/api/guild-sync/blizzard/trigger", json!({})).await;
+        let (status, body) = app
+            .post("/api/guild-sync/blizzard/trigger", json!({}))
+            .await;
         assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE);
     })
     .await;
@@ -598,8 +650,11 @@ async fn the_addon_routes_are_reserved_and_answer_503_with_an_error_body() {
         )
         .await;
         assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE);
-        let (status, body) =
-            send(app.client.get(format!("{}/api/guild-sync/addon-upload/status", app.base))).await;
+        let (status, body) = send(
+            app.client
+                .get(format!("{}/api/guild-sync/addon-upload/status", app.base)),
+        )
+        .await;
         assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE);
     })
     .await;
@@ -637,7 +692,10 @@ async fn the_openapi_document_lists_every_route_of_the_spec() {
         .map(String::from)
         .collect();
         assert_eq!(listed, expected);
-        assert!(doc["components"]["securitySchemes"]["bearer"].is_object(), "{doc}");
+        assert!(
+            doc["components"]["securitySchemes"]["bearer"].is_object(),
+            "{doc}"
+        );
         assert!(doc["components"]["schemas"]["PlayerView"].is_object());
     })
     .await;

@@ -51,11 +51,19 @@ async fn serve_runs_with_only_a_database_and_stops_cleanly_on_sigterm() {
             "Discord gateway listener disabled",
             "reports disabled",
         ] {
-            assert!(log_text.contains(disabled), "no {disabled:?} line in:\n{log_text}");
+            assert!(
+                log_text.contains(disabled),
+                "no {disabled:?} line in:\n{log_text}"
+            );
         }
-        assert!(!log_text.contains("t0ken"), "a secret was logged:\n{log_text}");
+        assert!(
+            !log_text.contains("t0ken"),
+            "a secret was logged:\n{log_text}"
+        );
 
-        let health = reqwest::get(format!("http://{address}/api/health")).await.unwrap();
+        let health = reqwest::get(format!("http://{address}/api/health"))
+            .await
+            .unwrap();
         assert_eq!(health.status(), reqwest::StatusCode::OK);
 
         kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGTERM).unwrap();

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use guild_sync::config::Config;
 use guild_sync::run_recorder::RunStatus;
 use guild_sync::scheduler::{
-    AddonInput, PIPELINE_LOCK_KEY, PipelineKind, ProductionStages, Scheduler, StartError, Stages,
+    AddonInput, PIPELINE_LOCK_KEY, PipelineKind, ProductionStages, Scheduler, Stages, StartError,
     Step, every,
 };
 use guild_sync::testing::TestDb;
@@ -135,7 +135,10 @@ async fn the_battle_net_pipeline_runs_sync_then_match_then_check_then_report() {
             Arc::new(RecordingStages::new("a", &recorder)),
         );
 
-        let outcome = scheduler.run_pipeline(PipelineKind::Blizzard).await.unwrap();
+        let outcome = scheduler
+            .run_pipeline(PipelineKind::Blizzard)
+            .await
+            .unwrap();
 
         assert_eq!(outcome.status, RunStatus::Success);
         assert_eq!(
@@ -196,7 +199,10 @@ async fn a_failing_stage_stops_the_pipeline_and_is_recorded() {
         stages.fail_at = Some(Step::Match);
         let scheduler = Scheduler::new(db.pool.clone(), Arc::new(stages));
 
-        let outcome = scheduler.run_pipeline(PipelineKind::Blizzard).await.unwrap();
+        let outcome = scheduler
+            .run_pipeline(PipelineKind::Blizzard)
+            .await
+            .unwrap();
 
         assert_eq!(outcome.status, RunStatus::Error);
         assert_eq!(outcome.failed_step, Some(Step::Match));
@@ -238,7 +244,10 @@ async fn a_run_that_finds_another_scheduler_holding_the_lock_is_skipped_not_run_
         assert_eq!(skipped.status, RunStatus::Skipped);
         assert!(recorder.steps_of("second").is_empty());
         let (source, status, error, _) = run_row(&db.pool, skipped.run_id).await;
-        assert_eq!((source.as_str(), status.as_str()), ("pipeline:blizzard", "skipped"));
+        assert_eq!(
+            (source.as_str(), status.as_str()),
+            ("pipeline:blizzard", "skipped")
+        );
         assert_eq!(error.as_deref(), Some("another pipeline was running"));
 
         release.add_permits(1);
@@ -303,9 +312,19 @@ async fn two_schedulers_on_one_database_never_run_pipelines_concurrently() {
         const RUNS: usize = 12;
         let mut handles = Vec::new();
         for i in 0..RUNS {
-            let scheduler = if i % 2 == 0 { Arc::clone(&a) } else { Arc::clone(&b) };
-            let kind = if i % 3 == 0 { PipelineKind::Blizzard } else { PipelineKind::Discord };
-            handles.push(tokio::spawn(async move { scheduler.run_pipeline(kind).await }));
+            let scheduler = if i % 2 == 0 {
+                Arc::clone(&a)
+            } else {
+                Arc::clone(&b)
+            };
+            let kind = if i % 3 == 0 {
+                PipelineKind::Blizzard
+            } else {
+                PipelineKind::Discord
+            };
+            handles.push(tokio::spawn(
+                async move { scheduler.run_pipeline(kind).await },
+            ));
         }
         let mut succeeded = 0;
         let mut skipped = 0;
@@ -318,9 +337,17 @@ async fn two_schedulers_on_one_database_never_run_pipelines_concurrently() {
         }
         assert_eq!(succeeded + skipped, RUNS);
         assert!(succeeded >= 1);
-        assert_eq!(recorder.max_active.load(Ordering::SeqCst), 1, "two stages overlapped");
+        assert_eq!(
+            recorder.max_active.load(Ordering::SeqCst),
+            1,
+            "two stages overlapped"
+        );
         let steps = recorder.steps.lock().unwrap().len();
-        assert_eq!(steps, succeeded * 4, "every run that went ahead ran all four steps once");
+        assert_eq!(
+            steps,
+            succeeded * 4,
+            "every run that went ahead ran all four steps once"
+        );
         let rows: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM guild_identity.sync_log WHERE source LIKE 'pipeline:%'
              AND status IN ('success', 'skipped')",
@@ -328,7 +355,10 @@ async fn two_schedulers_on_one_database_never_run_pipelines_concurrently() {
         .fetch_one(&db.pool)
         .await
         .unwrap();
-        assert_eq!(rows, RUNS as i64, "every run, skipped or not, is a sync_log row");
+        assert_eq!(
+            rows, RUNS as i64,
+            "every run, skipped or not, is a sync_log row"
+        );
     })
     .await
     .unwrap();

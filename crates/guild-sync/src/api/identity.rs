@@ -35,7 +35,9 @@ pub async fn orphans_wow(
 pub async fn orphans_discord(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<OrphanDiscordRow>>, ApiError> {
-    Ok(Json(crate::db::integrity::orphan_discord(&state.pool).await?))
+    Ok(Json(
+        crate::db::integrity::orphan_discord(&state.pool).await?,
+    ))
 }
 
 /// Players whose in-game rank and Discord role disagree.
@@ -45,7 +47,9 @@ pub async fn orphans_discord(
 pub async fn mismatches(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<RankMismatchRow>>, ApiError> {
-    Ok(Json(crate::db::integrity::rank_mismatches(&state.pool).await?))
+    Ok(Json(
+        crate::db::integrity::rank_mismatches(&state.pool).await?,
+    ))
 }
 
 /// Link a character to a player (given, the Discord user's, or new) as a confirmed manual

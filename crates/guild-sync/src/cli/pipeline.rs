@@ -63,7 +63,9 @@ pub async fn run(config: &Config, args: super::PipelineArgs) -> Result<()> {
             );
             super::print_stats(args.output.json, &human, &outcome)
         }
-        RunStatus::Skipped => bail!("another pipeline is running on this database; nothing was done"),
+        RunStatus::Skipped => {
+            bail!("another pipeline is running on this database; nothing was done")
+        }
         RunStatus::Error => bail!(
             "the pipeline stopped: {}",
             outcome.error.unwrap_or_else(|| "unknown error".into())

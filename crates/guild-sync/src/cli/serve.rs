@@ -48,8 +48,15 @@ pub async fn run(config: &Config) -> Result<()> {
     };
     let listener = TcpListener::bind(&config.guild_sync_bind)
         .await
-        .with_context(|| format!("cannot listen on GUILD_SYNC_BIND={}", config.guild_sync_bind))?;
-    let address = listener.local_addr().context("cannot read the bound address")?;
+        .with_context(|| {
+            format!(
+                "cannot listen on GUILD_SYNC_BIND={}",
+                config.guild_sync_bind
+            )
+        })?;
+    let address = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
     tracing::info!(%address, "HTTP API listening");
 
     let stopping = Arc::clone(&scheduler);

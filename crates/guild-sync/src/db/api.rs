@@ -183,22 +183,23 @@ pub async fn link_character(db: &PgPool, req: &LinkRequest) -> Result<Linked, Li
     .await?;
 
     // (display name, player owning it)
-    let discord: Option<(String, Option<i32>)> = match req.discord_user_id {
-        None => None,
-        Some(id) => {
-            let row: Option<(String, Option<i32>)> = sqlx::query_as(
-                "SELECT coalesce(du.display_name, du.username),
+    let discord: Option<(String, Option<i32>)> =
+        match req.discord_user_id {
+            None => None,
+            Some(id) => {
+                let row: Option<(String, Option<i32>)> = sqlx::query_as(
+                    "SELECT coalesce(du.display_name, du.username),
                         (SELECT p.id FROM guild_identity.players p WHERE p.discord_user_id = du.id)
                  FROM guild_identity.discord_users du WHERE du.id = $1 FOR UPDATE",
-            )
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            Some(row.ok_or_else(|| {
-                LinkError::NotFound(format!("discord user {id} does not exist"))
-            })?)
-        }
-    };
+                )
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                Some(row.ok_or_else(|| {
+                    LinkError::NotFound(format!("discord user {id} does not exist"))
+                })?)
+            }
+        };
 
     let target: Option<i32> = match req.player_id {
         Some(player_id) => {
@@ -329,7 +330,9 @@ pub async fn unlink(db: &PgPool, link_id: i32) -> Result<Unlinked, LinkError> {
     .fetch_optional(&mut *tx)
     .await?;
     let Some((player_id, character_id)) = removed else {
-        return Err(LinkError::NotFound(format!("link {link_id} does not exist")));
+        return Err(LinkError::NotFound(format!(
+            "link {link_id} does not exist"
+        )));
     };
     sqlx::query(
         "UPDATE guild_identity.players
