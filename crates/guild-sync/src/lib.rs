@@ -5,6 +5,7 @@
 
 pub mod blizzard_client;
 pub mod addon_processor;
+pub mod api;
 pub mod cli;
 pub mod companion;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod integrity_checker;
 pub mod pg_cluster;
 pub mod reporter;
 pub mod run_recorder;
+pub mod scheduler;
 #[doc(hidden)]
 pub mod testing;
 

@@ -1,9 +1,74 @@
-//! `guild-sync pipeline`.
+//! `guild-sync pipeline`: every stage once — Battle.net sync, Discord sync, the addon file if
+//! given, match, check, report — through the scheduler, so it takes the same cross-process lock
+//! as `serve` and is recorded as a `pipeline:full` run.
+
+use std::sync::Arc;
 
 use anyhow::{Result, bail};
 
-use crate::config::Config;
+use crate::config::{Config, RemovalGuard};
+use crate::database::Database;
+use crate::db_sync::BlizzardInput;
+use crate::discord_sender::DiscordSender;
+use crate::discord_sync::DiscordInput;
+use crate::run_recorder::RunStatus;
+use crate::scheduler::{AddonInput, PipelineKind, ProductionStages, ReportMode, Scheduler};
 
-pub async fn run(_config: &Config, _args: super::PipelineArgs) -> Result<()> {
-    bail!("`pipeline` is not built yet (issue 7)")
+pub async fn run(config: &Config, args: super::PipelineArgs) -> Result<()> {
+    let blizzard_input = match &args.from_dir {
+        Some(dir) => BlizzardInput::Dir(dir.clone()),
+        None => BlizzardInput::Live,
+    };
+    let discord_input = match &args.from_file {
+        Some(file) => DiscordInput::File(file.clone()),
+        None => DiscordInput::Live,
+    };
+    let report = if args.stdout {
+        ReportMode::Text
+    } else {
+        ReportMode::Send(DiscordSender::from_config(config)?)
+    };
+    let db = Database::open(config).await?;
+    let stages = Arc::new(ProductionStages::new(
+        db.pool.clone(),
+        config.clone(),
+        blizzard_input,
+        discord_input,
+        RemovalGuard::from_config(config, args.allow_mass_removal),
+        report,
+        !args.output.json,
+    ));
+    let scheduler = Scheduler::new(db.pool.clone(), stages.clone());
+    let kind = PipelineKind::Full {
+        addon: args.addon_file.clone().map(AddonInput::File),
+    };
+    let outcome = scheduler.run_pipeline(kind).await;
+    db.close().await;
+    let outcome = outcome?;
+
+    if let Some(text) = stages.take_report_text() {
+        println!("{text}");
+    }
+    match outcome.status {
+        RunStatus::Success | RunStatus::Partial => {
+            let human = format!(
+                "pipeline finished in {:.2} s: {}",
+                outcome.duration_seconds,
+                outcome
+                    .stages
+                    .iter()
+                    .map(|s| s.step.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            );
+            super::print_stats(args.output.json, &human, &outcome)
+        }
+        RunStatus::Skipped => {
+            bail!("another pipeline is running on this database; nothing was done")
+        }
+        RunStatus::Error => bail!(
+            "the pipeline stopped: {}",
+            outcome.error.unwrap_or_else(|| "unknown error".into())
+        ),
+    }
 }

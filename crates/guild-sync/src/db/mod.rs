@@ -9,6 +9,7 @@ pub mod characters;
 pub mod discord_users;
 pub mod audit_issues;
 pub mod addon;
+pub mod api;
 pub mod integrity;
 pub mod players;
 pub mod reference;

@@ -1,0 +1,149 @@
+//! The HTTP API (SPEC §6): JSON routes under `/api/identity/` and `/api/guild-sync/`, health,
+//! and the OpenAPI document at `/api/openapi.json`, all generated from the handlers.
+//!
+//! Owns routing, authentication and the mapping of every failure to `{"error": …}` with a
+//! 4xx status (see [`error`]). It holds no SQL (that is [`crate::db::api`]) and runs no stage
+//! itself (triggers go through the [`Scheduler`]).
+
+pub mod auth;
+pub mod error;
+pub mod guild_sync;
+pub mod identity;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json, Router, middleware};
+use serde::Serialize;
+use sqlx::PgPool;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::config::Secret;
+use crate::scheduler::Scheduler;
+use error::{ApiError, ErrorBody};
+
+/// Largest request body the JSON routes accept, in bytes; larger ones get 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How long the health check waits for the database, in seconds.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub scheduler: Arc<Scheduler>,
+    /// `GUILD_SYNC_ADMIN_TOKEN`; `None` disables the officer routes (503).
+    pub admin_token: Option<Secret>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "guild-sync",
+        description = "Links a WoW guild's Battle.net roster to its Discord server."
+    ),
+    modifiers(&BearerAuth),
+    tags((name = "identity"), (name = "guild-sync"), (name = "service"))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The whole API as one router.
+pub fn router(state: AppState) -> Router {
+    let officer = OpenApiRouter::new()
+        .routes(routes!(identity::players))
+        .routes(routes!(identity::orphans_wow))
+        .routes(routes!(identity::orphans_discord))
+        .routes(routes!(identity::mismatches))
+        .routes(routes!(identity::link))
+        .routes(routes!(identity::unlink))
+        .routes(routes!(guild_sync::trigger_blizzard))
+        .routes(routes!(guild_sync::trigger_discord))
+        .routes(routes!(guild_sync::trigger_report))
+        .routes(routes!(guild_sync::status))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_officer,
+        ));
+    let public = OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(openapi_json))
+        .routes(routes!(guild_sync::addon_upload))
+        .routes(routes!(guild_sync::addon_upload_status));
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(officer)
+        .merge(public)
+        .split_for_parts();
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(Extension(Arc::new(openapi)))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Health of the service.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok` when answered with 200.
+    pub status: String,
+}
+
+/// 200 when the database answers, 503 otherwise.
+#[utoipa::path(get, path = "/api/health", tag = "service",
+    responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
+async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    let probe = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool);
+    match tokio::time::timeout(HEALTH_TIMEOUT, probe).await {
+        Ok(Ok(_)) => Ok(Json(Health {
+            status: "ok".into(),
+        })),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "health check: database unavailable");
+            Err(ApiError::Unavailable("database unavailable".into()))
+        }
+        Err(_) => {
+            tracing::warn!("health check: database did not answer in time");
+            Err(ApiError::Unavailable("database unavailable".into()))
+        }
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "service",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+async fn openapi_json(
+    Extension(doc): Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> Json<Arc<utoipa::openapi::OpenApi>> {
+    Json(doc)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+async fn method_not_allowed() -> (StatusCode, ApiError) {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        ApiError::MethodNotAllowed("method not allowed on this route".into()),
+    )
+}

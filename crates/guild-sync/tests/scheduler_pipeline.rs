@@ -1,0 +1,453 @@
+//! The scheduler against a real PostgreSQL: pipeline order, the cross-process advisory lock,
+//! failure handling, graceful shutdown and the Discord interval. The stages are a recording
+//! implementation of `Stages` (the real ones are built in parallel); the lock, the database
+//! and `sync_log` are real.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use guild_sync::config::Config;
+use guild_sync::run_recorder::RunStatus;
+use guild_sync::scheduler::{
+    AddonInput, PIPELINE_LOCK_KEY, PipelineKind, ProductionStages, Scheduler, Stages, StartError,
+    Step, every,
+};
+use guild_sync::testing::TestDb;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::{Semaphore, mpsc, watch};
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What every recording stage saw, shared by all schedulers of a test.
+#[derive(Default)]
+struct Recorder {
+    steps: Mutex<Vec<(&'static str, Step)>>,
+    active: AtomicUsize,
+    max_active: AtomicUsize,
+}
+
+impl Recorder {
+    fn steps_of(&self, who: &str) -> Vec<Step> {
+        let steps = self.steps.lock().unwrap();
+        steps
+            .iter()
+            .filter(|(name, _)| *name == who)
+            .map(|(_, step)| *step)
+            .collect()
+    }
+}
+
+/// Stages that record what ran, can fail at one step, can pause at the sync step until the
+/// test releases them, and can take a little time so overlaps would show.
+struct RecordingStages {
+    who: &'static str,
+    recorder: Arc<Recorder>,
+    fail_at: Option<Step>,
+    /// When set, a sync step reports on `entered` and waits for a permit on `release`.
+    gate: Option<(mpsc::UnboundedSender<()>, Arc<Semaphore>)>,
+    work: Duration,
+}
+
+impl RecordingStages {
+    fn new(who: &'static str, recorder: &Arc<Recorder>) -> Self {
+        RecordingStages {
+            who,
+            recorder: Arc::clone(recorder),
+            fail_at: None,
+            gate: None,
+            work: Duration::ZERO,
+        }
+    }
+
+    fn step(&self, step: Step) -> BoxFuture<'_, Result<serde_json::Value>> {
+        async move {
+            let now = self.recorder.active.fetch_add(1, Ordering::SeqCst) + 1;
+            self.recorder.max_active.fetch_max(now, Ordering::SeqCst);
+            self.recorder.steps.lock().unwrap().push((self.who, step));
+            let is_sync = matches!(
+                step,
+                Step::BlizzardSync | Step::DiscordSync | Step::AddonSync
+            );
+            if let (true, Some((entered, release))) = (is_sync, &self.gate) {
+                entered.send(()).unwrap();
+                release.acquire().await.unwrap().forget();
+            }
+            if !self.work.is_zero() {
+                tokio::time::sleep(self.work).await;
+            }
+            self.recorder.active.fetch_sub(1, Ordering::SeqCst);
+            if self.fail_at == Some(step) {
+                return Err(anyhow!("{} broke on purpose", step.as_str()));
+            }
+            Ok(serde_json::json!({ "by": self.who }))
+        }
+        .boxed()
+    }
+}
+
+impl Stages for RecordingStages {
+    fn blizzard_sync(&self) -> BoxFuture<'_, Result<serde_json::Value>> {
+        self.step(Step::BlizzardSync)
+    }
+    fn discord_sync(&self) -> BoxFuture<'_, Result<serde_json::Value>> {
+        self.step(Step::DiscordSync)
+    }
+    fn addon_sync<'a>(&'a self, _: &'a AddonInput) -> BoxFuture<'a, Result<serde_json::Value>> {
+        self.step(Step::AddonSync)
+    }
+    fn run_matching(&self) -> BoxFuture<'_, Result<serde_json::Value>> {
+        self.step(Step::Match)
+    }
+    fn integrity_check(&self) -> BoxFuture<'_, Result<serde_json::Value>> {
+        self.step(Step::Check)
+    }
+    fn report(&self) -> BoxFuture<'_, Result<serde_json::Value>> {
+        self.step(Step::Report)
+    }
+}
+
+/// A second pool on the same database: what a second `serve` process would have.
+async fn second_pool(db: &TestDb) -> PgPool {
+    PgPool::connect_with(db.connect_options()).await.unwrap()
+}
+
+async fn run_row(pool: &PgPool, id: i64) -> (String, String, Option<String>, serde_json::Value) {
+    sqlx::query_as(
+        "SELECT source, status, error_message, details FROM guild_identity.sync_log WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_battle_net_pipeline_runs_sync_then_match_then_check_then_report() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let db = TestDb::new().await;
+        let recorder = Arc::new(Recorder::default());
+        let scheduler = Scheduler::new(
+            db.pool.clone(),
+            Arc::new(RecordingStages::new("a", &recorder)),
+        );
+
+        let outcome = scheduler
+            .run_pipeline(PipelineKind::Blizzard)
+            .await
+            .unwrap();
+
+        assert_eq!(outcome.status, RunStatus::Success);
+        assert_eq!(
+            recorder.steps_of("a"),
+            [Step::BlizzardSync, Step::Match, Step::Check, Step::Report]
+        );
+        let (source, status, error, details) = run_row(&db.pool, outcome.run_id).await;
+        assert_eq!(
+            (source.as_str(), status.as_str(), error),
+            ("pipeline:blizzard", "success", None)
+        );
+        let stages = details["stages"].as_object().unwrap();
+        assert_eq!(stages.len(), 4, "{details}");
+        assert_eq!(details["stages"]["check"]["by"], "a");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_discord_and_addon_pipelines_end_with_match_check_report() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let db = TestDb::new().await;
+        let recorder = Arc::new(Recorder::default());
+        let scheduler = Scheduler::new(
+            db.pool.clone(),
+            Arc::new(RecordingStages::new("a", &recorder)),
+        );
+        scheduler.run_pipeline(PipelineKind::Discord).await.unwrap();
+        scheduler
+            .run_pipeline(PipelineKind::Addon(AddonInput::File("PATTSync.lua".into())))
+            .await
+            .unwrap();
+        assert_eq!(
+            recorder.steps_of("a"),
+            [
+                Step::DiscordSync,
+                Step::Match,
+                Step::Check,
+                Step::Report,
+                Step::AddonSync,
+                Step::Match,
+                Step::Check,
+                Step::Report
+            ]
+        );
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_stage_stops_the_pipeline_and_is_recorded() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let db = TestDb::new().await;
+        let recorder = Arc::new(Recorder::default());
+        let mut stages = RecordingStages::new("a", &recorder);
+        stages.fail_at = Some(Step::Match);
+        let scheduler = Scheduler::new(db.pool.clone(), Arc::new(stages));
+
+        let outcome = scheduler
+            .run_pipeline(PipelineKind::Blizzard)
+            .await
+            .unwrap();
+
+        assert_eq!(outcome.status, RunStatus::Error);
+        assert_eq!(outcome.failed_step, Some(Step::Match));
+        assert_eq!(recorder.steps_of("a"), [Step::BlizzardSync, Step::Match]);
+        let (_, status, error, details) = run_row(&db.pool, outcome.run_id).await;
+        assert_eq!(status, "error");
+        let error = error.unwrap();
+        assert!(error.starts_with("match: "), "{error}");
+        assert!(error.contains("broke on purpose"), "{error}");
+        assert_eq!(details["failed_step"], "match");
+
+        // The lock was released: the next run goes ahead.
+        let next = scheduler.run_pipeline(PipelineKind::Report).await.unwrap();
+        assert_eq!(next.status, RunStatus::Success);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_run_that_finds_another_scheduler_holding_the_lock_is_skipped_not_run_twice() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let db = TestDb::new().await;
+        let recorder = Arc::new(Recorder::default());
+        let (entered_tx, mut entered) = mpsc::unbounded_channel();
+        let release = Arc::new(Semaphore::new(0));
+        let mut first = RecordingStages::new("first", &recorder);
+        first.gate = Some((entered_tx, Arc::clone(&release)));
+        let first = Arc::new(Scheduler::new(db.pool.clone(), Arc::new(first)));
+        let second = Scheduler::new(
+            second_pool(&db).await,
+            Arc::new(RecordingStages::new("second", &recorder)),
+        );
+
+        let running_id = first.trigger(PipelineKind::Blizzard).await.unwrap();
+        entered.recv().await.unwrap();
+
+        let skipped = second.run_pipeline(PipelineKind::Blizzard).await.unwrap();
+        assert_eq!(skipped.status, RunStatus::Skipped);
+        assert!(recorder.steps_of("second").is_empty());
+        let (source, status, error, _) = run_row(&db.pool, skipped.run_id).await;
+        assert_eq!(
+            (source.as_str(), status.as_str()),
+            ("pipeline:blizzard", "skipped")
+        );
+        assert_eq!(error.as_deref(), Some("another pipeline was running"));
+
+        release.add_permits(1);
+        first.shutdown().await;
+        let (_, status, _, _) = run_row(&db.pool, running_id).await;
+        assert_eq!(status, "success");
+        assert_eq!(
+            recorder.steps_of("first"),
+            [Step::BlizzardSync, Step::Match, Step::Check, Step::Report]
+        );
+
+        // Once the first run is over, the second scheduler runs normally.
+        let after = second.run_pipeline(PipelineKind::Discord).await.unwrap();
+        assert_eq!(after.status, RunStatus::Success);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_lock_held_by_any_session_on_the_documented_key_makes_runs_skip() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let db = TestDb::new().await;
+        let recorder = Arc::new(Recorder::default());
+        let scheduler = Scheduler::new(
+            db.pool.clone(),
+            Arc::new(RecordingStages::new("a", &recorder)),
+        );
+        let mut operator = PgConnection::connect_with(&db.connect_options())
+            .await
+            .unwrap();
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(PIPELINE_LOCK_KEY)
+            .execute(&mut operator)
+            .await
+            .unwrap();
+
+        let outcome = scheduler.run_pipeline(PipelineKind::Discord).await.unwrap();
+        assert_eq!(outcome.status, RunStatus::Skipped);
+        assert!(recorder.steps_of("a").is_empty());
+
+        operator.close().await.unwrap();
+        let outcome = scheduler.run_pipeline(PipelineKind::Discord).await.unwrap();
+        assert_eq!(outcome.status, RunStatus::Success);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_schedulers_on_one_database_never_run_pipelines_concurrently() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let db = TestDb::new().await;
+        let recorder = Arc::new(Recorder::default());
+        let mut a = RecordingStages::new("a", &recorder);
+        a.work = Duration::from_millis(15);
+        let mut b = RecordingStages::new("b", &recorder);
+        b.work = Duration::from_millis(15);
+        let a = Arc::new(Scheduler::new(db.pool.clone(), Arc::new(a)));
+        let b = Arc::new(Scheduler::new(second_pool(&db).await, Arc::new(b)));
+
+        const RUNS: usize = 12;
+        let mut handles = Vec::new();
+        for i in 0..RUNS {
+            let scheduler = if i % 2 == 0 {
+                Arc::clone(&a)
+            } else {
+                Arc::clone(&b)
+            };
+            let kind = if i % 3 == 0 {
+                PipelineKind::Blizzard
+            } else {
+                PipelineKind::Discord
+            };
+            handles.push(tokio::spawn(
+                async move { scheduler.run_pipeline(kind).await },
+            ));
+        }
+        let mut succeeded = 0;
+        let mut skipped = 0;
+        for handle in handles {
+            match handle.await.unwrap().unwrap().status {
+                RunStatus::Success => succeeded += 1,
+                RunStatus::Skipped => skipped += 1,
+                other => panic!("unexpected status {other:?}"),
+            }
+        }
+        assert_eq!(succeeded + skipped, RUNS);
+        assert!(succeeded >= 1);
+        assert_eq!(
+            recorder.max_active.load(Ordering::SeqCst),
+            1,
+            "two stages overlapped"
+        );
+        let steps = recorder.steps.lock().unwrap().len();
+        assert_eq!(
+            steps,
+            succeeded * 4,
+            "every run that went ahead ran all four steps once"
+        );
+        let rows: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM guild_identity.sync_log WHERE source LIKE 'pipeline:%'
+             AND status IN ('success', 'skipped')",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            rows, RUNS as i64,
+            "every run, skipped or not, is a sync_log row"
+        );
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_the_running_pipeline_finish_and_starts_no_new_run() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let db = TestDb::new().await;
+        let recorder = Arc::new(Recorder::default());
+        let (entered_tx, mut entered) = mpsc::unbounded_channel();
+        let release = Arc::new(Semaphore::new(0));
+        let mut stages = RecordingStages::new("a", &recorder);
+        stages.gate = Some((entered_tx, Arc::clone(&release)));
+        let scheduler = Arc::new(Scheduler::new(db.pool.clone(), Arc::new(stages)));
+
+        let running_id = scheduler.trigger(PipelineKind::Discord).await.unwrap();
+        entered.recv().await.unwrap();
+
+        scheduler.begin_shutdown();
+        let stopping = {
+            let scheduler = Arc::clone(&scheduler);
+            tokio::spawn(async move { scheduler.shutdown().await })
+        };
+        assert!(matches!(
+            scheduler.run_pipeline(PipelineKind::Blizzard).await,
+            Err(StartError::ShuttingDown)
+        ));
+        assert!(matches!(
+            scheduler.trigger(PipelineKind::Report).await,
+            Err(StartError::ShuttingDown)
+        ));
+        // The run is still blocked in its sync step, so shutdown cannot have completed.
+        assert!(!stopping.is_finished());
+
+        release.add_permits(1);
+        stopping.await.unwrap();
+
+        let (_, status, _, _) = run_row(&db.pool, running_id).await;
+        assert_eq!(status, "success");
+        assert_eq!(
+            recorder.steps_of("a"),
+            [Step::DiscordSync, Step::Match, Step::Check, Step::Report]
+        );
+        let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM guild_identity.sync_log")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(runs, 1, "refused runs leave no sync_log row");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_discord_job_runs_at_start_and_then_every_interval_until_shutdown() {
+    // Virtual time: a deadlock would auto-advance the clock to this timeout and fail.
+    tokio::time::timeout(Duration::from_secs(24 * 3600), async {
+        let config = Config::defaults();
+        let period = Duration::from_secs(config.guild_sync_discord_interval_minutes * 60);
+        assert_eq!(period, Duration::from_secs(15 * 60));
+        let (ticks_tx, mut ticks) = mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let start = tokio::time::Instant::now();
+        let job = tokio::spawn(every(period, stop_rx, move || {
+            let ticks_tx = ticks_tx.clone();
+            async move { ticks_tx.send(tokio::time::Instant::now()).unwrap() }
+        }));
+
+        for n in 0..4u32 {
+            let at = ticks.recv().await.unwrap();
+            assert_eq!(at - start, period * n, "run {n}");
+        }
+        stop_tx.send(true).unwrap();
+        job.await.unwrap();
+        assert!(ticks.recv().await.is_none(), "no run after shutdown");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_report_step_without_a_discord_sender_is_skipped_not_an_error() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let db = TestDb::new().await;
+        let stages = ProductionStages::for_service(db.pool.clone(), Config::defaults(), None);
+        let stats = stages.report().await.unwrap();
+        assert_eq!(stats["sent"], false);
+    })
+    .await
+    .unwrap();
+}
