@@ -3,6 +3,7 @@
 //! `reporter`), the `scheduler`, the HTTP `api`, the `companion` and the CLI. Decisions that need
 //! no I/O live in the `guild-sync-core` crate; this crate loads, calls the core, and applies.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod database;
