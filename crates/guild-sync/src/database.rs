@@ -23,29 +23,56 @@ pub struct Database {
 impl Database {
     /// Connect (starting the private cluster when no `DATABASE_URL` is set) and migrate.
     pub async fn open(config: &Config) -> Result<Database> {
-        let (options, cluster) = match &config.database_url {
-            Some(url) => {
-                let options = PgConnectOptions::from_str(url.expose())
-                    .context("DATABASE_URL is not a valid PostgreSQL URL")?;
-                (options, None)
+        let (options, cluster) = server(config).await?;
+        let options = match &cluster {
+            Some(cluster) => {
+                create_database(cluster.connect_options("postgres"), DATABASE_NAME, false).await?;
+                cluster.connect_options(DATABASE_NAME)
             }
-            None => {
-                let dir = config.guild_sync_data_dir.clone();
-                let cluster = tokio::task::spawn_blocking(move || {
-                    LocalCluster::start(&dir, Durability::Durable)
-                })
-                .await
-                .context("the cluster start-up task failed")?
-                .with_context(|| {
-                    format!(
-                        "cannot start the private PostgreSQL under {} (or set DATABASE_URL)",
-                        config.guild_sync_data_dir.display()
-                    )
-                })?;
-                create_database_if_missing(&cluster).await?;
-                (cluster.connect_options(DATABASE_NAME), Some(cluster))
-            }
+            None => options,
         };
+        Self::connect(options, cluster).await
+    }
+
+    /// A new, empty, migrated database named `name` on the configured server (the benchmark's
+    /// "fresh database"); an old one of the same name is replaced. Remove it with
+    /// [`Database::drop_scratch`].
+    pub async fn open_scratch(config: &Config, name: &str) -> Result<Database> {
+        let (options, cluster) = server(config).await?;
+        let admin = match &cluster {
+            Some(cluster) => cluster.connect_options("postgres"),
+            None => options.clone(),
+        };
+        create_database(admin.clone(), name, true).await?;
+        Self::connect(admin.database(name), cluster).await
+    }
+
+    /// Drop a database made by [`Database::open_scratch`].
+    pub async fn drop_scratch(self) -> Result<()> {
+        let options = self.pool.connect_options();
+        let name = options
+            .get_database()
+            .context("the scratch database has a name")?
+            .to_owned();
+        let admin = match &self.cluster {
+            Some(cluster) => cluster.connect_options("postgres"),
+            None => (*options).clone().database("postgres"),
+        };
+        self.pool.close().await;
+        let mut conn = PgConnection::connect_with(&admin).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await?;
+        conn.close().await.ok();
+        if let Some(cluster) = self.cluster {
+            let _ = tokio::task::spawn_blocking(move || drop(cluster)).await;
+        }
+        Ok(())
+    }
+
+    async fn connect(options: PgConnectOptions, cluster: Option<LocalCluster>) -> Result<Database> {
         let pool = crate::db::connect(options).await?;
         crate::db::migrate(&pool).await?;
         Ok(Database { pool, cluster })
@@ -66,26 +93,54 @@ impl Database {
     }
 }
 
-async fn create_database_if_missing(cluster: &LocalCluster) -> Result<()> {
-    let mut conn = PgConnection::connect_with(&cluster.connect_options("postgres"))
+/// The configured server: `DATABASE_URL`'s options, or the private cluster (started if needed).
+async fn server(config: &Config) -> Result<(PgConnectOptions, Option<LocalCluster>)> {
+    if let Some(url) = &config.database_url {
+        let options = PgConnectOptions::from_str(url.expose())
+            .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+        return Ok((options, None));
+    }
+    let dir = config.guild_sync_data_dir.clone();
+    let cluster =
+        tokio::task::spawn_blocking(move || LocalCluster::start(&dir, Durability::Durable))
+            .await
+            .context("the cluster start-up task failed")?
+            .with_context(|| {
+                format!(
+                    "cannot start the private PostgreSQL under {} (or set DATABASE_URL)",
+                    config.guild_sync_data_dir.display()
+                )
+            })?;
+    Ok((cluster.connect_options("postgres"), Some(cluster)))
+}
+
+/// Create database `name` through `admin`; `replace` drops an existing one first, otherwise an
+/// existing one is kept.
+async fn create_database(admin: PgConnectOptions, name: &str, replace: bool) -> Result<()> {
+    let mut conn = PgConnection::connect_with(&admin)
         .await
-        .context("cannot connect to the private PostgreSQL server")?;
+        .context("cannot connect to PostgreSQL to create a database")?;
+    if replace {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await?;
+    }
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(DATABASE_NAME)
+            .bind(name)
             .fetch_one(&mut conn)
             .await?;
     if !exists {
         // Two processes may race here on first use; losing the race is fine.
-        let created = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "CREATE DATABASE {DATABASE_NAME}"
-        )))
-        .execute(&mut conn)
-        .await;
+        let created = sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut conn)
+            .await;
         if let Err(err) = created
             && !is_duplicate_database(&err)
         {
-            return Err(err).context("cannot create the guild_sync database");
+            return Err(err).with_context(|| format!("cannot create the database {name}"));
         }
     }
     conn.close().await.ok();

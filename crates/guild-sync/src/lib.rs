@@ -6,6 +6,7 @@
 pub mod blizzard_client;
 pub mod addon_processor;
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod companion;
 pub mod config;
