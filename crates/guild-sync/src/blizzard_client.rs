@@ -482,20 +482,29 @@ impl BlizzardClient {
 
     /// Every member's profile (same order as the roster), fetched concurrently under the rate
     /// limiter. `on_profile` is called after each one (progress).
-    pub async fn profiles(&self, roster: &Roster, on_profile: impl Fn()) -> Vec<ProfileFetch> {
+    pub async fn profiles(
+        &self,
+        roster: &Roster,
+        on_profile: impl Fn() + Sync,
+    ) -> Vec<ProfileFetch> {
         let on_profile = &on_profile;
-        let mut profiles: Vec<(usize, ProfileFetch)> =
-            futures::stream::iter(roster.members.iter().enumerate())
-                .map(|(i, member)| async move {
-                    let fetched = self
-                        .profile(&member.character.realm.slug, &member.character.name)
-                        .await;
-                    on_profile();
-                    (i, fetched)
-                })
-                .buffer_unordered(PROFILE_CONCURRENCY)
-                .collect()
-                .await;
+        // Owned keys, not borrows of `roster`: a stream of futures over borrowed items defeats
+        // the compiler's Send inference, and the scheduler runs this future on a worker thread.
+        let keys: Vec<(usize, String, String)> = roster
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (i, m.character.realm.slug.clone(), m.character.name.clone()))
+            .collect();
+        let mut profiles: Vec<(usize, ProfileFetch)> = futures::stream::iter(keys)
+            .map(|(i, realm_slug, name)| async move {
+                let fetched = self.profile(&realm_slug, &name).await;
+                on_profile();
+                (i, fetched)
+            })
+            .buffer_unordered(PROFILE_CONCURRENCY)
+            .collect()
+            .await;
         profiles.sort_by_key(|(i, _)| *i);
         profiles.into_iter().map(|(_, p)| p).collect()
     }

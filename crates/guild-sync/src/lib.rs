@@ -3,10 +3,10 @@
 //! `reporter`), the `scheduler`, the HTTP `api`, the `companion` and the CLI. Decisions that need
 //! no I/O live in the `guild-sync-core` crate; this crate loads, calls the core, and applies.
 
-pub mod blizzard_client;
 pub mod addon_processor;
 pub mod api;
 pub mod bench;
+pub mod blizzard_client;
 pub mod cli;
 pub mod companion;
 pub mod config;

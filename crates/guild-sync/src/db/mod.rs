@@ -5,11 +5,11 @@
 //! PostgreSQL as arrays (`UNNEST`). Nothing here decides policy — that is the pipelines' and
 //! the core crate's job.
 
-pub mod characters;
-pub mod discord_users;
-pub mod audit_issues;
 pub mod addon;
 pub mod api;
+pub mod audit_issues;
+pub mod characters;
+pub mod discord_users;
 pub mod integrity;
 pub mod players;
 pub mod reference;
