@@ -692,19 +692,16 @@ def fill_attributes(rng, players, chars):
 
 
 def last_online(c):
+    """What PATTSync.lua writes: an approximate unix time, from the years/months/days/hours
+    GetGuildRosterLastOnline reports (months as 30 days, years as 365)."""
+    export = int(EXPORT_TIME.timestamp())
     if c.online:
-        return "Online"
+        return export
     secs = int((EXPORT_TIME - c.last_login).total_seconds())
     days, hours = secs // 86400, secs % 86400 // 3600
     years, days = days // 365, days % 365
     months, days = days // 30, days % 30
-    if years:
-        return "%dy %dm %dd" % (years, months, days)
-    if months:
-        return "%dm %dd" % (months, days)
-    if days:
-        return "%dd %dh" % (days, hours)
-    return "%dh" % hours
+    return export - (((years * 365) + (months * 30) + days) * 86400 + hours * 3600)
 
 
 # ---------------------------------------------------------------------------------------------

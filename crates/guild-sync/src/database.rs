@@ -34,6 +34,18 @@ impl Database {
         Self::connect(options, cluster).await
     }
 
+    /// The database `name` on the configured server, created on first use and kept (the demo's
+    /// own database, apart from the product's `guild_sync`).
+    pub async fn open_named(config: &Config, name: &str) -> Result<Database> {
+        let (options, cluster) = server(config).await?;
+        let admin = match &cluster {
+            Some(cluster) => cluster.connect_options("postgres"),
+            None => options.clone(),
+        };
+        create_database(admin.clone(), name, false).await?;
+        Self::connect(admin.database(name), cluster).await
+    }
+
     /// A new, empty, migrated database named `name` on the configured server (the benchmark's
     /// "fresh database"); an old one of the same name is replaced. Remove it with
     /// [`Database::drop_scratch`].

@@ -13,6 +13,7 @@ pub mod config;
 pub mod database;
 pub mod db;
 pub mod db_sync;
+pub mod demo;
 pub mod discord_gateway;
 pub mod discord_sender;
 pub mod discord_sync;

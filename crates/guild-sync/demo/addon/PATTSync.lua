@@ -20,7 +20,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 21845,
-				["lastOnline"] = "8h",
+				["lastOnline"] = 1795096032,
 			}, -- [1]
 			{
 				["rankName"] = "Member",
@@ -35,7 +35,7 @@ PATTSyncDB = {
 				["level"] = 81,
 				["officerNote"] = "",
 				["achievementPoints"] = 9325,
-				["lastOnline"] = "2d 14h",
+				["lastOnline"] = 1794901632,
 			}, -- [2]
 			{
 				["rankName"] = "Member",
@@ -50,7 +50,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Key pusher",
 				["achievementPoints"] = 9325,
-				["lastOnline"] = "7h",
+				["lastOnline"] = 1795099632,
 			}, -- [3]
 			{
 				["rankName"] = "Initiate",
@@ -65,7 +65,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 9995,
-				["lastOnline"] = "1y 1m 11d",
+				["lastOnline"] = 1759978032,
 			}, -- [4]
 			{
 				["rankName"] = "Member",
@@ -80,7 +80,7 @@ PATTSyncDB = {
 				["level"] = 86,
 				["officerNote"] = "",
 				["achievementPoints"] = 21395,
-				["lastOnline"] = "2d 7h",
+				["lastOnline"] = 1794926832,
 			}, -- [5]
 			{
 				["rankName"] = "Initiate",
@@ -95,7 +95,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 38930,
-				["lastOnline"] = "2y 10m 8d",
+				["lastOnline"] = 1705387632,
 			}, -- [6]
 			{
 				["rankName"] = "Member",
@@ -110,7 +110,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Bench: attendance",
 				["achievementPoints"] = 27695,
-				["lastOnline"] = "2d 1h",
+				["lastOnline"] = 1794948432,
 			}, -- [7]
 			{
 				["rankName"] = "Bank Alt",
@@ -125,7 +125,7 @@ PATTSyncDB = {
 				["level"] = 1,
 				["officerNote"] = "Guild bank 1",
 				["achievementPoints"] = 20940,
-				["lastOnline"] = "1y 7m 4d",
+				["lastOnline"] = 1745030832,
 			}, -- [8]
 			{
 				["rankName"] = "Initiate",
@@ -140,7 +140,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 44700,
-				["lastOnline"] = "6d 22h",
+				["lastOnline"] = 1794527232,
 			}, -- [9]
 			{
 				["rankName"] = "Initiate",
@@ -155,7 +155,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 29420,
-				["lastOnline"] = "1d 14h",
+				["lastOnline"] = 1794988032,
 			}, -- [10]
 			{
 				["rankName"] = "Member",
@@ -170,7 +170,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 38910,
-				["lastOnline"] = "1d 18h",
+				["lastOnline"] = 1794973632,
 			}, -- [11]
 			{
 				["rankName"] = "Member",
@@ -185,7 +185,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 27695,
-				["lastOnline"] = "4d 21h",
+				["lastOnline"] = 1794703632,
 			}, -- [12]
 			{
 				["rankName"] = "Initiate",
@@ -200,7 +200,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 37805,
-				["lastOnline"] = "4h",
+				["lastOnline"] = 1795110432,
 			}, -- [13]
 			{
 				["rankName"] = "Member",
@@ -215,7 +215,7 @@ PATTSyncDB = {
 				["level"] = 82,
 				["officerNote"] = "",
 				["achievementPoints"] = 21395,
-				["lastOnline"] = "5d 11h",
+				["lastOnline"] = 1794653232,
 			}, -- [14]
 			{
 				["rankName"] = "Initiate",
@@ -230,7 +230,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 17720,
-				["lastOnline"] = "Online",
+				["lastOnline"] = 1795124832,
 			}, -- [15]
 			{
 				["rankName"] = "Member",
@@ -245,7 +245,7 @@ PATTSyncDB = {
 				["level"] = 84,
 				["officerNote"] = "",
 				["achievementPoints"] = 13985,
-				["lastOnline"] = "3d 21h",
+				["lastOnline"] = 1794790032,
 			}, -- [16]
 			{
 				["rankName"] = "Initiate",
@@ -260,7 +260,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Trial ends 12/01\nask Tarvos",
 				["achievementPoints"] = 38520,
-				["lastOnline"] = "11h",
+				["lastOnline"] = 1795085232,
 			}, -- [17]
 			{
 				["rankName"] = "Member",
@@ -275,7 +275,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 28650,
-				["lastOnline"] = "3d 5h",
+				["lastOnline"] = 1794847632,
 			}, -- [18]
 			{
 				["rankName"] = "Member",
@@ -290,7 +290,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 27990,
-				["lastOnline"] = "Online",
+				["lastOnline"] = 1795124832,
 			}, -- [19]
 			{
 				["rankName"] = "Initiate",
@@ -305,7 +305,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 8775,
-				["lastOnline"] = "1d 1h",
+				["lastOnline"] = 1795034832,
 			}, -- [20]
 			{
 				["rankName"] = "Member",
@@ -320,7 +320,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Crafter: BS/Mining",
 				["achievementPoints"] = 4305,
-				["lastOnline"] = "1d 8h",
+				["lastOnline"] = 1795009632,
 			}, -- [21]
 			{
 				["rankName"] = "Member",
@@ -335,7 +335,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Key pusher",
 				["achievementPoints"] = 5485,
-				["lastOnline"] = "3d 7h",
+				["lastOnline"] = 1794840432,
 			}, -- [22]
 			{
 				["rankName"] = "Initiate",
@@ -350,7 +350,7 @@ PATTSyncDB = {
 				["level"] = 9,
 				["officerNote"] = "",
 				["achievementPoints"] = 41600,
-				["lastOnline"] = "10m 22d",
+				["lastOnline"] = 1767293232,
 			}, -- [23]
 			{
 				["rankName"] = "Member",
@@ -365,7 +365,7 @@ PATTSyncDB = {
 				["level"] = 31,
 				["officerNote"] = "",
 				["achievementPoints"] = 27695,
-				["lastOnline"] = "4d 9h",
+				["lastOnline"] = 1794746832,
 			}, -- [24]
 			{
 				["rankName"] = "Member",
@@ -380,7 +380,7 @@ PATTSyncDB = {
 				["level"] = 70,
 				["officerNote"] = "",
 				["achievementPoints"] = 36325,
-				["lastOnline"] = "2y 10m 27d",
+				["lastOnline"] = 1703789232,
 			}, -- [25]
 			{
 				["rankName"] = "Member",
@@ -395,7 +395,7 @@ PATTSyncDB = {
 				["level"] = 87,
 				["officerNote"] = "",
 				["achievementPoints"] = 45955,
-				["lastOnline"] = "4d 3h",
+				["lastOnline"] = 1794768432,
 			}, -- [26]
 			{
 				["rankName"] = "Member",
@@ -410,7 +410,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 13410,
-				["lastOnline"] = "4d 7h",
+				["lastOnline"] = 1794754032,
 			}, -- [27]
 			{
 				["rankName"] = "Veteran",
@@ -425,7 +425,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 16995,
-				["lastOnline"] = "2d 10h",
+				["lastOnline"] = 1794916032,
 			}, -- [28]
 			{
 				["rankName"] = "Member",
@@ -440,7 +440,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Crafter: BS/Mining",
 				["achievementPoints"] = 18955,
-				["lastOnline"] = "Online",
+				["lastOnline"] = 1795124832,
 			}, -- [29]
 			{
 				["rankName"] = "Initiate",
@@ -455,7 +455,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 45955,
-				["lastOnline"] = "2d 2h",
+				["lastOnline"] = 1794944832,
 			}, -- [30]
 			{
 				["rankName"] = "Initiate",
@@ -470,7 +470,7 @@ PATTSyncDB = {
 				["level"] = 83,
 				["officerNote"] = "",
 				["achievementPoints"] = 17720,
-				["lastOnline"] = "6d 14h",
+				["lastOnline"] = 1794556032,
 			}, -- [31]
 			{
 				["rankName"] = "Initiate",
@@ -485,7 +485,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 14320,
-				["lastOnline"] = "7d 11h",
+				["lastOnline"] = 1794480432,
 			}, -- [32]
 			{
 				["rankName"] = "Member",
@@ -500,7 +500,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 35785,
-				["lastOnline"] = "6h",
+				["lastOnline"] = 1795103232,
 			}, -- [33]
 			{
 				["rankName"] = "Initiate",
@@ -515,7 +515,7 @@ PATTSyncDB = {
 				["level"] = 84,
 				["officerNote"] = "",
 				["achievementPoints"] = 35535,
-				["lastOnline"] = "2y 2m 8d",
+				["lastOnline"] = 1726141632,
 			}, -- [34]
 			{
 				["rankName"] = "Initiate",
@@ -530,7 +530,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Crafter: BS/Mining",
 				["achievementPoints"] = 6215,
-				["lastOnline"] = "1d 4h",
+				["lastOnline"] = 1795024032,
 			}, -- [35]
 			{
 				["rankName"] = "Initiate",
@@ -545,7 +545,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 35535,
-				["lastOnline"] = "1d 4h",
+				["lastOnline"] = 1795024032,
 			}, -- [36]
 			{
 				["rankName"] = "Member",
@@ -560,7 +560,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 23330,
-				["lastOnline"] = "3d 11h",
+				["lastOnline"] = 1794826032,
 			}, -- [37]
 			{
 				["rankName"] = "Veteran",
@@ -575,7 +575,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 10925,
-				["lastOnline"] = "3d 18h",
+				["lastOnline"] = 1794800832,
 			}, -- [38]
 			{
 				["rankName"] = "Member",
@@ -590,7 +590,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 40430,
-				["lastOnline"] = "4d 0h",
+				["lastOnline"] = 1794779232,
 			}, -- [39]
 			{
 				["rankName"] = "Initiate",
@@ -605,7 +605,7 @@ PATTSyncDB = {
 				["level"] = 88,
 				["officerNote"] = "",
 				["achievementPoints"] = 8090,
-				["lastOnline"] = "7d 19h",
+				["lastOnline"] = 1794451632,
 			}, -- [40]
 			{
 				["rankName"] = "Initiate",
@@ -620,7 +620,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 5075,
-				["lastOnline"] = "3d 8h",
+				["lastOnline"] = 1794836832,
 			}, -- [41]
 			{
 				["rankName"] = "Initiate",
@@ -635,7 +635,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 45740,
-				["lastOnline"] = "4d 22h",
+				["lastOnline"] = 1794700032,
 			}, -- [42]
 			{
 				["rankName"] = "Member",
@@ -650,7 +650,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 43830,
-				["lastOnline"] = "6d 5h",
+				["lastOnline"] = 1794588432,
 			}, -- [43]
 			{
 				["rankName"] = "Member",
@@ -665,7 +665,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Mythic+ team",
 				["achievementPoints"] = 33935,
-				["lastOnline"] = "3d 9h",
+				["lastOnline"] = 1794833232,
 			}, -- [44]
 			{
 				["rankName"] = "Member",
@@ -680,7 +680,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Crafter: BS/Mining",
 				["achievementPoints"] = 13985,
-				["lastOnline"] = "13h",
+				["lastOnline"] = 1795078032,
 			}, -- [45]
 			{
 				["rankName"] = "Member",
@@ -695,7 +695,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 21005,
-				["lastOnline"] = "6d 3h",
+				["lastOnline"] = 1794595632,
 			}, -- [46]
 			{
 				["rankName"] = "Initiate",
@@ -710,7 +710,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 5595,
-				["lastOnline"] = "2d 16h",
+				["lastOnline"] = 1794894432,
 			}, -- [47]
 			{
 				["rankName"] = "Officer",
@@ -725,7 +725,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 8380,
-				["lastOnline"] = "5m 6d",
+				["lastOnline"] = 1781588832,
 			}, -- [48]
 			{
 				["rankName"] = "Bank Alt",
@@ -740,7 +740,7 @@ PATTSyncDB = {
 				["level"] = 20,
 				["officerNote"] = "Guild bank 2",
 				["achievementPoints"] = 22510,
-				["lastOnline"] = "Online",
+				["lastOnline"] = 1795124832,
 			}, -- [49]
 			{
 				["rankName"] = "Initiate",
@@ -755,7 +755,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 6000,
-				["lastOnline"] = "4m 6d",
+				["lastOnline"] = 1784231232,
 			}, -- [50]
 			{
 				["rankName"] = "Member",
@@ -770,7 +770,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 23330,
-				["lastOnline"] = "4d 22h",
+				["lastOnline"] = 1794700032,
 			}, -- [51]
 			{
 				["rankName"] = "Member",
@@ -785,7 +785,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 36105,
-				["lastOnline"] = "3d 21h",
+				["lastOnline"] = 1794790032,
 			}, -- [52]
 			{
 				["rankName"] = "Initiate",
@@ -800,7 +800,7 @@ PATTSyncDB = {
 				["level"] = 70,
 				["officerNote"] = "",
 				["achievementPoints"] = 13985,
-				["lastOnline"] = "8d 8h",
+				["lastOnline"] = 1794404832,
 			}, -- [53]
 			{
 				["rankName"] = "Initiate",
@@ -815,7 +815,7 @@ PATTSyncDB = {
 				["level"] = 84,
 				["officerNote"] = "",
 				["achievementPoints"] = 45955,
-				["lastOnline"] = "8d 9h",
+				["lastOnline"] = 1794401232,
 			}, -- [54]
 			{
 				["rankName"] = "Member",
@@ -830,7 +830,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 18955,
-				["lastOnline"] = "7d 10h",
+				["lastOnline"] = 1794484032,
 			}, -- [55]
 			{
 				["rankName"] = "Member",
@@ -845,7 +845,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 9325,
-				["lastOnline"] = "7d 21h",
+				["lastOnline"] = 1794444432,
 			}, -- [56]
 			{
 				["rankName"] = "Member",
@@ -860,7 +860,7 @@ PATTSyncDB = {
 				["level"] = 84,
 				["officerNote"] = "",
 				["achievementPoints"] = 8380,
-				["lastOnline"] = "5d 9h",
+				["lastOnline"] = 1794660432,
 			}, -- [57]
 			{
 				["rankName"] = "Initiate",
@@ -875,7 +875,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 8090,
-				["lastOnline"] = "18h",
+				["lastOnline"] = 1795060032,
 			}, -- [58]
 			{
 				["rankName"] = "Member",
@@ -890,7 +890,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 5085,
-				["lastOnline"] = "2d 6h",
+				["lastOnline"] = 1794930432,
 			}, -- [59]
 			{
 				["rankName"] = "Initiate",
@@ -905,7 +905,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 5595,
-				["lastOnline"] = "4d 5h",
+				["lastOnline"] = 1794761232,
 			}, -- [60]
 			{
 				["rankName"] = "Member",
@@ -920,7 +920,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 6725,
-				["lastOnline"] = "3d 15h",
+				["lastOnline"] = 1794811632,
 			}, -- [61]
 			{
 				["rankName"] = "Initiate",
@@ -935,7 +935,7 @@ PATTSyncDB = {
 				["level"] = 81,
 				["officerNote"] = "",
 				["achievementPoints"] = 44005,
-				["lastOnline"] = "1y 9m 26d",
+				["lastOnline"] = 1738010832,
 			}, -- [62]
 			{
 				["rankName"] = "Member",
@@ -950,7 +950,7 @@ PATTSyncDB = {
 				["level"] = 80,
 				["officerNote"] = "",
 				["achievementPoints"] = 33530,
-				["lastOnline"] = "7d 10h",
+				["lastOnline"] = 1794484032,
 			}, -- [63]
 			{
 				["rankName"] = "Member",
@@ -965,7 +965,7 @@ PATTSyncDB = {
 				["level"] = 84,
 				["officerNote"] = "",
 				["achievementPoints"] = 29045,
-				["lastOnline"] = "1y 11m 23d",
+				["lastOnline"] = 1733014032,
 			}, -- [64]
 			{
 				["rankName"] = "Member",
@@ -980,7 +980,7 @@ PATTSyncDB = {
 				["level"] = 44,
 				["officerNote"] = "",
 				["achievementPoints"] = 13410,
-				["lastOnline"] = "6d 16h",
+				["lastOnline"] = 1794548832,
 			}, -- [65]
 			{
 				["rankName"] = "Member",
@@ -995,7 +995,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 4305,
-				["lastOnline"] = "2y 12m 2d",
+				["lastOnline"] = 1700743632,
 			}, -- [66]
 			{
 				["rankName"] = "Member",
@@ -1010,7 +1010,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 8745,
-				["lastOnline"] = "4d 19h",
+				["lastOnline"] = 1794710832,
 			}, -- [67]
 			{
 				["rankName"] = "Member",
@@ -1025,7 +1025,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 7660,
-				["lastOnline"] = "1d 0h",
+				["lastOnline"] = 1795038432,
 			}, -- [68]
 			{
 				["rankName"] = "Member",
@@ -1040,7 +1040,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 28650,
-				["lastOnline"] = "5m 18d",
+				["lastOnline"] = 1780609632,
 			}, -- [69]
 			{
 				["rankName"] = "Member",
@@ -1055,7 +1055,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "vouched by Ozrakh @ironjaw",
 				["achievementPoints"] = 24160,
-				["lastOnline"] = "1d 16h",
+				["lastOnline"] = 1794980832,
 			}, -- [70]
 			{
 				["rankName"] = "Officer",
@@ -1070,7 +1070,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 44005,
-				["lastOnline"] = "2d 8h",
+				["lastOnline"] = 1794923232,
 			}, -- [71]
 			{
 				["rankName"] = "Member",
@@ -1085,7 +1085,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 20450,
-				["lastOnline"] = "4d 1h",
+				["lastOnline"] = 1794775632,
 			}, -- [72]
 			{
 				["rankName"] = "Initiate",
@@ -1100,7 +1100,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 37805,
-				["lastOnline"] = "6d 17h",
+				["lastOnline"] = 1794545232,
 			}, -- [73]
 			{
 				["rankName"] = "Member",
@@ -1115,7 +1115,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 33415,
-				["lastOnline"] = "8d 1h",
+				["lastOnline"] = 1794430032,
 			}, -- [74]
 			{
 				["rankName"] = "Initiate",
@@ -1130,7 +1130,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 33530,
-				["lastOnline"] = "8d 9h",
+				["lastOnline"] = 1794401232,
 			}, -- [75]
 			{
 				["rankName"] = "Member",
@@ -1145,7 +1145,7 @@ PATTSyncDB = {
 				["level"] = 31,
 				["officerNote"] = "",
 				["achievementPoints"] = 5835,
-				["lastOnline"] = "1d 11h",
+				["lastOnline"] = 1794998832,
 			}, -- [76]
 			{
 				["rankName"] = "Veteran",
@@ -1160,7 +1160,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 33470,
-				["lastOnline"] = "8m 25d",
+				["lastOnline"] = 1772225232,
 			}, -- [77]
 			{
 				["rankName"] = "Officer",
@@ -1175,7 +1175,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Key pusher",
 				["achievementPoints"] = 40785,
-				["lastOnline"] = "1d 10h",
+				["lastOnline"] = 1795002432,
 			}, -- [78]
 			{
 				["rankName"] = "Initiate",
@@ -1190,7 +1190,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 16650,
-				["lastOnline"] = "4d 13h",
+				["lastOnline"] = 1794732432,
 			}, -- [79]
 			{
 				["rankName"] = "Initiate",
@@ -1205,7 +1205,7 @@ PATTSyncDB = {
 				["level"] = 59,
 				["officerNote"] = "",
 				["achievementPoints"] = 13525,
-				["lastOnline"] = "5d 6h",
+				["lastOnline"] = 1794671232,
 			}, -- [80]
 			{
 				["rankName"] = "Initiate",
@@ -1220,7 +1220,7 @@ PATTSyncDB = {
 				["level"] = 84,
 				["officerNote"] = "",
 				["achievementPoints"] = 36590,
-				["lastOnline"] = "6d 14h",
+				["lastOnline"] = 1794556032,
 			}, -- [81]
 			{
 				["rankName"] = "Initiate",
@@ -1235,7 +1235,7 @@ PATTSyncDB = {
 				["level"] = 87,
 				["officerNote"] = "",
 				["achievementPoints"] = 16995,
-				["lastOnline"] = "7h",
+				["lastOnline"] = 1795099632,
 			}, -- [82]
 			{
 				["rankName"] = "Member",
@@ -1250,7 +1250,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 29045,
-				["lastOnline"] = "9m 25d",
+				["lastOnline"] = 1769564832,
 			}, -- [83]
 			{
 				["rankName"] = "Veteran",
@@ -1265,7 +1265,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Recruited on WoWProgress",
 				["achievementPoints"] = 38910,
-				["lastOnline"] = "2d 7h",
+				["lastOnline"] = 1794926832,
 			}, -- [84]
 			{
 				["rankName"] = "Member",
@@ -1280,7 +1280,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 22245,
-				["lastOnline"] = "9h",
+				["lastOnline"] = 1795092432,
 			}, -- [85]
 			{
 				["rankName"] = "Initiate",
@@ -1295,7 +1295,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 6000,
-				["lastOnline"] = "11h",
+				["lastOnline"] = 1795085232,
 			}, -- [86]
 			{
 				["rankName"] = "Member",
@@ -1310,7 +1310,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 37210,
-				["lastOnline"] = "19h",
+				["lastOnline"] = 1795056432,
 			}, -- [87]
 			{
 				["rankName"] = "Initiate",
@@ -1325,7 +1325,7 @@ PATTSyncDB = {
 				["level"] = 84,
 				["officerNote"] = "",
 				["achievementPoints"] = 15075,
-				["lastOnline"] = "4d 1h",
+				["lastOnline"] = 1794775632,
 			}, -- [88]
 			{
 				["rankName"] = "Veteran",
@@ -1340,7 +1340,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 15485,
-				["lastOnline"] = "1d 22h",
+				["lastOnline"] = 1794959232,
 			}, -- [89]
 			{
 				["rankName"] = "Member",
@@ -1355,7 +1355,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 23940,
-				["lastOnline"] = "6h",
+				["lastOnline"] = 1795103232,
 			}, -- [90]
 			{
 				["rankName"] = "Member",
@@ -1370,7 +1370,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 22245,
-				["lastOnline"] = "8h",
+				["lastOnline"] = 1795096032,
 			}, -- [91]
 			{
 				["rankName"] = "Veteran",
@@ -1385,7 +1385,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 42695,
-				["lastOnline"] = "2d 14h",
+				["lastOnline"] = 1794901632,
 			}, -- [92]
 			{
 				["rankName"] = "Member",
@@ -1400,7 +1400,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 22925,
-				["lastOnline"] = "8h",
+				["lastOnline"] = 1795096032,
 			}, -- [93]
 			{
 				["rankName"] = "Veteran",
@@ -1415,7 +1415,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 36590,
-				["lastOnline"] = "3y 0m 27d",
+				["lastOnline"] = 1698137232,
 			}, -- [94]
 			{
 				["rankName"] = "Member",
@@ -1430,7 +1430,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 31615,
-				["lastOnline"] = "7d 6h",
+				["lastOnline"] = 1794498432,
 			}, -- [95]
 			{
 				["rankName"] = "Initiate",
@@ -1445,7 +1445,7 @@ PATTSyncDB = {
 				["level"] = 87,
 				["officerNote"] = "",
 				["achievementPoints"] = 17720,
-				["lastOnline"] = "7d 3h",
+				["lastOnline"] = 1794509232,
 			}, -- [96]
 			{
 				["rankName"] = "Veteran",
@@ -1460,7 +1460,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Promote in Dec?",
 				["achievementPoints"] = 33065,
-				["lastOnline"] = "Online",
+				["lastOnline"] = 1795124832,
 			}, -- [97]
 			{
 				["rankName"] = "Member",
@@ -1475,7 +1475,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 31605,
-				["lastOnline"] = "2d 11h",
+				["lastOnline"] = 1794912432,
 			}, -- [98]
 			{
 				["rankName"] = "Member",
@@ -1490,7 +1490,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 8460,
-				["lastOnline"] = "10h",
+				["lastOnline"] = 1795088832,
 			}, -- [99]
 			{
 				["rankName"] = "Officer",
@@ -1505,7 +1505,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 36745,
-				["lastOnline"] = "1d 13h",
+				["lastOnline"] = 1794991632,
 			}, -- [100]
 			{
 				["rankName"] = "Initiate",
@@ -1520,7 +1520,7 @@ PATTSyncDB = {
 				["level"] = 84,
 				["officerNote"] = "",
 				["achievementPoints"] = 44700,
-				["lastOnline"] = "1d 22h",
+				["lastOnline"] = 1794959232,
 			}, -- [101]
 			{
 				["rankName"] = "Veteran",
@@ -1535,7 +1535,7 @@ PATTSyncDB = {
 				["level"] = 86,
 				["officerNote"] = "",
 				["achievementPoints"] = 15075,
-				["lastOnline"] = "2y 1m 7d",
+				["lastOnline"] = 1728852432,
 			}, -- [102]
 			{
 				["rankName"] = "Veteran",
@@ -1550,7 +1550,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 41290,
-				["lastOnline"] = "2m 23d",
+				["lastOnline"] = 1787946432,
 			}, -- [103]
 			{
 				["rankName"] = "Member",
@@ -1565,7 +1565,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 38910,
-				["lastOnline"] = "1d 17h",
+				["lastOnline"] = 1794977232,
 			}, -- [104]
 			{
 				["rankName"] = "Initiate",
@@ -1580,7 +1580,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 11860,
-				["lastOnline"] = "6d 14h",
+				["lastOnline"] = 1794556032,
 			}, -- [105]
 			{
 				["rankName"] = "Veteran",
@@ -1595,7 +1595,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "disc: lena90",
 				["achievementPoints"] = 44700,
-				["lastOnline"] = "2d 19h",
+				["lastOnline"] = 1794883632,
 			}, -- [106]
 			{
 				["rankName"] = "Member",
@@ -1610,7 +1610,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 45955,
-				["lastOnline"] = "8d 7h",
+				["lastOnline"] = 1794408432,
 			}, -- [107]
 			{
 				["rankName"] = "Member",
@@ -1625,7 +1625,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Trial passed 10/02",
 				["achievementPoints"] = 29105,
-				["lastOnline"] = "12h",
+				["lastOnline"] = 1795081632,
 			}, -- [108]
 			{
 				["rankName"] = "Initiate",
@@ -1640,7 +1640,7 @@ PATTSyncDB = {
 				["level"] = 7,
 				["officerNote"] = "",
 				["achievementPoints"] = 41610,
-				["lastOnline"] = "2y 4m 10d",
+				["lastOnline"] = 1720741632,
 			}, -- [109]
 			{
 				["rankName"] = "Initiate",
@@ -1655,7 +1655,7 @@ PATTSyncDB = {
 				["level"] = 21,
 				["officerNote"] = "",
 				["achievementPoints"] = 5595,
-				["lastOnline"] = "7d 6h",
+				["lastOnline"] = 1794498432,
 			}, -- [110]
 			{
 				["rankName"] = "Veteran",
@@ -1670,7 +1670,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "disc: moth1029",
 				["achievementPoints"] = 14320,
-				["lastOnline"] = "21h",
+				["lastOnline"] = 1795049232,
 			}, -- [111]
 			{
 				["rankName"] = "Member",
@@ -1685,7 +1685,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 27990,
-				["lastOnline"] = "6h",
+				["lastOnline"] = 1795103232,
 			}, -- [112]
 			{
 				["rankName"] = "Member",
@@ -1700,7 +1700,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 39255,
-				["lastOnline"] = "6h",
+				["lastOnline"] = 1795103232,
 			}, -- [113]
 			{
 				["rankName"] = "Initiate",
@@ -1715,7 +1715,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 38930,
-				["lastOnline"] = "1d 14h",
+				["lastOnline"] = 1794988032,
 			}, -- [114]
 			{
 				["rankName"] = "Veteran",
@@ -1730,7 +1730,7 @@ PATTSyncDB = {
 				["level"] = 3,
 				["officerNote"] = "",
 				["achievementPoints"] = 27015,
-				["lastOnline"] = "1y 0m 4d",
+				["lastOnline"] = 1763221632,
 			}, -- [115]
 			{
 				["rankName"] = "Initiate",
@@ -1745,7 +1745,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 41600,
-				["lastOnline"] = "1d 14h",
+				["lastOnline"] = 1794988032,
 			}, -- [116]
 			{
 				["rankName"] = "Initiate",
@@ -1760,7 +1760,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 35535,
-				["lastOnline"] = "5d 23h",
+				["lastOnline"] = 1794610032,
 			}, -- [117]
 			{
 				["rankName"] = "Member",
@@ -1775,7 +1775,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 32570,
-				["lastOnline"] = "8d 12h",
+				["lastOnline"] = 1794390432,
 			}, -- [118]
 			{
 				["rankName"] = "Member",
@@ -1790,7 +1790,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 6725,
-				["lastOnline"] = "3d 8h",
+				["lastOnline"] = 1794836832,
 			}, -- [119]
 			{
 				["rankName"] = "Member",
@@ -1805,7 +1805,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 30095,
-				["lastOnline"] = "4d 22h",
+				["lastOnline"] = 1794700032,
 			}, -- [120]
 			{
 				["rankName"] = "Member",
@@ -1820,7 +1820,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Recruited on WoWProgress",
 				["achievementPoints"] = 13410,
-				["lastOnline"] = "3d 6h",
+				["lastOnline"] = 1794844032,
 			}, -- [121]
 			{
 				["rankName"] = "Member",
@@ -1835,7 +1835,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 29190,
-				["lastOnline"] = "11m 6d",
+				["lastOnline"] = 1766054832,
 			}, -- [122]
 			{
 				["rankName"] = "Veteran",
@@ -1850,7 +1850,7 @@ PATTSyncDB = {
 				["level"] = 86,
 				["officerNote"] = "",
 				["achievementPoints"] = 8745,
-				["lastOnline"] = "1d 20h",
+				["lastOnline"] = 1794966432,
 			}, -- [123]
 			{
 				["rankName"] = "Member",
@@ -1865,7 +1865,7 @@ PATTSyncDB = {
 				["level"] = 81,
 				["officerNote"] = "",
 				["achievementPoints"] = 29285,
-				["lastOnline"] = "4d 4h",
+				["lastOnline"] = 1794764832,
 			}, -- [124]
 			{
 				["rankName"] = "Member",
@@ -1880,7 +1880,7 @@ PATTSyncDB = {
 				["level"] = 81,
 				["officerNote"] = "",
 				["achievementPoints"] = 5485,
-				["lastOnline"] = "7d 4h",
+				["lastOnline"] = 1794505632,
 			}, -- [125]
 			{
 				["rankName"] = "Initiate",
@@ -1895,7 +1895,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 32440,
-				["lastOnline"] = "16h",
+				["lastOnline"] = 1795067232,
 			}, -- [126]
 			{
 				["rankName"] = "Initiate",
@@ -1910,7 +1910,7 @@ PATTSyncDB = {
 				["level"] = 82,
 				["officerNote"] = "",
 				["achievementPoints"] = 37805,
-				["lastOnline"] = "4m 9d",
+				["lastOnline"] = 1783896432,
 			}, -- [127]
 			{
 				["rankName"] = "Member",
@@ -1925,7 +1925,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 17385,
-				["lastOnline"] = "2d 11h",
+				["lastOnline"] = 1794912432,
 			}, -- [128]
 			{
 				["rankName"] = "Initiate",
@@ -1940,7 +1940,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 45740,
-				["lastOnline"] = "2d 2h",
+				["lastOnline"] = 1794944832,
 			}, -- [129]
 			{
 				["rankName"] = "Member",
@@ -1955,7 +1955,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Mythic+ team",
 				["achievementPoints"] = 12255,
-				["lastOnline"] = "2d 5h",
+				["lastOnline"] = 1794934032,
 			}, -- [130]
 			{
 				["rankName"] = "Veteran",
@@ -1970,7 +1970,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Promote in Dec?",
 				["achievementPoints"] = 32110,
-				["lastOnline"] = "20h",
+				["lastOnline"] = 1795052832,
 			}, -- [131]
 			{
 				["rankName"] = "Initiate",
@@ -1985,7 +1985,7 @@ PATTSyncDB = {
 				["level"] = 9,
 				["officerNote"] = "",
 				["achievementPoints"] = 8090,
-				["lastOnline"] = "4m 17d",
+				["lastOnline"] = 1783273632,
 			}, -- [132]
 			{
 				["rankName"] = "Veteran",
@@ -2000,7 +2000,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Key pusher",
 				["achievementPoints"] = 29190,
-				["lastOnline"] = "1d 9h",
+				["lastOnline"] = 1795006032,
 			}, -- [133]
 			{
 				["rankName"] = "Veteran",
@@ -2015,7 +2015,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Raid team A",
 				["achievementPoints"] = 8015,
-				["lastOnline"] = "2d 13h",
+				["lastOnline"] = 1794905232,
 			}, -- [134]
 			{
 				["rankName"] = "Initiate",
@@ -2030,7 +2030,7 @@ PATTSyncDB = {
 				["level"] = 45,
 				["officerNote"] = "",
 				["achievementPoints"] = 22660,
-				["lastOnline"] = "8m 16d",
+				["lastOnline"] = 1772970432,
 			}, -- [135]
 			{
 				["rankName"] = "Veteran",
@@ -2045,7 +2045,7 @@ PATTSyncDB = {
 				["level"] = 87,
 				["officerNote"] = "",
 				["achievementPoints"] = 22175,
-				["lastOnline"] = "8d 9h",
+				["lastOnline"] = 1794401232,
 			}, -- [136]
 			{
 				["rankName"] = "Member",
@@ -2060,7 +2060,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 31605,
-				["lastOnline"] = "2h",
+				["lastOnline"] = 1795117632,
 			}, -- [137]
 			{
 				["rankName"] = "Member",
@@ -2075,7 +2075,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 29190,
-				["lastOnline"] = "6d 13h",
+				["lastOnline"] = 1794559632,
 			}, -- [138]
 			{
 				["rankName"] = "Officer",
@@ -2090,7 +2090,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "DC: velvetpaws",
 				["achievementPoints"] = 31875,
-				["lastOnline"] = "3d 10h",
+				["lastOnline"] = 1794829632,
 			}, -- [139]
 			{
 				["rankName"] = "Member",
@@ -2105,7 +2105,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 21395,
-				["lastOnline"] = "1d 12h",
+				["lastOnline"] = 1794995232,
 			}, -- [140]
 			{
 				["rankName"] = "Initiate",
@@ -2120,7 +2120,7 @@ PATTSyncDB = {
 				["level"] = 83,
 				["officerNote"] = "",
 				["achievementPoints"] = 11860,
-				["lastOnline"] = "4d 20h",
+				["lastOnline"] = 1794707232,
 			}, -- [141]
 			{
 				["rankName"] = "Member",
@@ -2135,7 +2135,7 @@ PATTSyncDB = {
 				["level"] = 6,
 				["officerNote"] = "",
 				["achievementPoints"] = 44005,
-				["lastOnline"] = "3y 3m 18d",
+				["lastOnline"] = 1691185632,
 			}, -- [142]
 			{
 				["rankName"] = "Member",
@@ -2150,7 +2150,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 11885,
-				["lastOnline"] = "5m 5d",
+				["lastOnline"] = 1781725632,
 			}, -- [143]
 			{
 				["rankName"] = "Initiate",
@@ -2165,7 +2165,7 @@ PATTSyncDB = {
 				["level"] = 71,
 				["officerNote"] = "",
 				["achievementPoints"] = 27875,
-				["lastOnline"] = "6d 7h",
+				["lastOnline"] = 1794581232,
 			}, -- [144]
 			{
 				["rankName"] = "Member",
@@ -2180,7 +2180,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 22450,
-				["lastOnline"] = "7d 13h",
+				["lastOnline"] = 1794473232,
 			}, -- [145]
 			{
 				["rankName"] = "Initiate",
@@ -2195,7 +2195,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 11860,
-				["lastOnline"] = "1d 14h",
+				["lastOnline"] = 1794988032,
 			}, -- [146]
 			{
 				["rankName"] = "Member",
@@ -2210,7 +2210,7 @@ PATTSyncDB = {
 				["level"] = 89,
 				["officerNote"] = "",
 				["achievementPoints"] = 15485,
-				["lastOnline"] = "8d 2h",
+				["lastOnline"] = 1794426432,
 			}, -- [147]
 			{
 				["rankName"] = "Initiate",
@@ -2225,7 +2225,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 41610,
-				["lastOnline"] = "1d 14h",
+				["lastOnline"] = 1794988032,
 			}, -- [148]
 			{
 				["rankName"] = "Veteran",
@@ -2240,7 +2240,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 22175,
-				["lastOnline"] = "11h",
+				["lastOnline"] = 1795085232,
 			}, -- [149]
 			{
 				["rankName"] = "Member",
@@ -2255,7 +2255,7 @@ PATTSyncDB = {
 				["level"] = 83,
 				["officerNote"] = "",
 				["achievementPoints"] = 31605,
-				["lastOnline"] = "Online",
+				["lastOnline"] = 1795124832,
 			}, -- [150]
 			{
 				["rankName"] = "Veteran",
@@ -2270,7 +2270,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 27875,
-				["lastOnline"] = "1d 15h",
+				["lastOnline"] = 1794984432,
 			}, -- [151]
 			{
 				["rankName"] = "Member",
@@ -2285,7 +2285,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 17075,
-				["lastOnline"] = "6m 15d",
+				["lastOnline"] = 1778266032,
 			}, -- [152]
 			{
 				["rankName"] = "Member",
@@ -2300,7 +2300,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 28650,
-				["lastOnline"] = "11h",
+				["lastOnline"] = 1795085232,
 			}, -- [153]
 			{
 				["rankName"] = "Member",
@@ -2315,7 +2315,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 25270,
-				["lastOnline"] = "2d 9h",
+				["lastOnline"] = 1794919632,
 			}, -- [154]
 			{
 				["rankName"] = "Guild Leader",
@@ -2330,7 +2330,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 8380,
-				["lastOnline"] = "3d 20h",
+				["lastOnline"] = 1794793632,
 			}, -- [155]
 			{
 				["rankName"] = "Veteran",
@@ -2345,7 +2345,7 @@ PATTSyncDB = {
 				["level"] = 84,
 				["officerNote"] = "",
 				["achievementPoints"] = 40430,
-				["lastOnline"] = "1d 1h",
+				["lastOnline"] = 1795034832,
 			}, -- [156]
 			{
 				["rankName"] = "Initiate",
@@ -2360,7 +2360,7 @@ PATTSyncDB = {
 				["level"] = 62,
 				["officerNote"] = "",
 				["achievementPoints"] = 30095,
-				["lastOnline"] = "4d 21h",
+				["lastOnline"] = 1794703632,
 			}, -- [157]
 			{
 				["rankName"] = "Veteran",
@@ -2375,7 +2375,7 @@ PATTSyncDB = {
 				["level"] = 18,
 				["officerNote"] = "",
 				["achievementPoints"] = 20490,
-				["lastOnline"] = "5d 20h",
+				["lastOnline"] = 1794620832,
 			}, -- [158]
 			{
 				["rankName"] = "Officer",
@@ -2390,7 +2390,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 37720,
-				["lastOnline"] = "1d 6h",
+				["lastOnline"] = 1795016832,
 			}, -- [159]
 			{
 				["rankName"] = "Member",
@@ -2405,7 +2405,7 @@ PATTSyncDB = {
 				["level"] = 83,
 				["officerNote"] = "",
 				["achievementPoints"] = 33415,
-				["lastOnline"] = "4m 4d",
+				["lastOnline"] = 1784378832,
 			}, -- [160]
 			{
 				["rankName"] = "Initiate",
@@ -2420,7 +2420,7 @@ PATTSyncDB = {
 				["level"] = 85,
 				["officerNote"] = "",
 				["achievementPoints"] = 38930,
-				["lastOnline"] = "6d 14h",
+				["lastOnline"] = 1794556032,
 			}, -- [161]
 			{
 				["rankName"] = "Member",
@@ -2435,7 +2435,7 @@ PATTSyncDB = {
 				["level"] = 32,
 				["officerNote"] = "",
 				["achievementPoints"] = 22075,
-				["lastOnline"] = "1y 1m 29d",
+				["lastOnline"] = 1758455232,
 			}, -- [162]
 			{
 				["rankName"] = "Veteran",
@@ -2450,7 +2450,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 39255,
-				["lastOnline"] = "8m 15d",
+				["lastOnline"] = 1773028032,
 			}, -- [163]
 			{
 				["rankName"] = "Veteran",
@@ -2465,7 +2465,7 @@ PATTSyncDB = {
 				["level"] = 86,
 				["officerNote"] = "",
 				["achievementPoints"] = 8745,
-				["lastOnline"] = "4d 7h",
+				["lastOnline"] = 1794754032,
 			}, -- [164]
 			{
 				["rankName"] = "Member",
@@ -2480,7 +2480,7 @@ PATTSyncDB = {
 				["level"] = 84,
 				["officerNote"] = "",
 				["achievementPoints"] = 8905,
-				["lastOnline"] = "8d 5h",
+				["lastOnline"] = 1794415632,
 			}, -- [165]
 			{
 				["rankName"] = "Member",
@@ -2495,7 +2495,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Recruited on WoWProgress",
 				["achievementPoints"] = 43830,
-				["lastOnline"] = "Online",
+				["lastOnline"] = 1795124832,
 			}, -- [166]
 			{
 				["rankName"] = "Initiate",
@@ -2510,7 +2510,7 @@ PATTSyncDB = {
 				["level"] = 85,
 				["officerNote"] = "",
 				["achievementPoints"] = 32440,
-				["lastOnline"] = "1d 11h",
+				["lastOnline"] = 1794998832,
 			}, -- [167]
 			{
 				["rankName"] = "Member",
@@ -2525,7 +2525,7 @@ PATTSyncDB = {
 				["level"] = 89,
 				["officerNote"] = "",
 				["achievementPoints"] = 16650,
-				["lastOnline"] = "2m 8d",
+				["lastOnline"] = 1789224432,
 			}, -- [168]
 			{
 				["rankName"] = "Member",
@@ -2540,7 +2540,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 21005,
-				["lastOnline"] = "2d 0h",
+				["lastOnline"] = 1794952032,
 			}, -- [169]
 			{
 				["rankName"] = "Member",
@@ -2555,7 +2555,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Raid team A",
 				["achievementPoints"] = 45955,
-				["lastOnline"] = "3d 3h",
+				["lastOnline"] = 1794854832,
 			}, -- [170]
 			{
 				["rankName"] = "Initiate",
@@ -2570,7 +2570,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Say \"hi\" \\ check IRL",
 				["achievementPoints"] = 21510,
-				["lastOnline"] = "1y 3m 27d",
+				["lastOnline"] = 1753440432,
 			}, -- [171]
 			{
 				["rankName"] = "Initiate",
@@ -2585,7 +2585,7 @@ PATTSyncDB = {
 				["level"] = 14,
 				["officerNote"] = "",
 				["achievementPoints"] = 11860,
-				["lastOnline"] = "4d 23h",
+				["lastOnline"] = 1794696432,
 			}, -- [172]
 			{
 				["rankName"] = "Member",
@@ -2600,7 +2600,7 @@ PATTSyncDB = {
 				["level"] = 82,
 				["officerNote"] = "",
 				["achievementPoints"] = 41290,
-				["lastOnline"] = "8m 0d",
+				["lastOnline"] = 1774385232,
 			}, -- [173]
 			{
 				["rankName"] = "Member",
@@ -2615,7 +2615,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 40430,
-				["lastOnline"] = "2y 7m 15d",
+				["lastOnline"] = 1712558832,
 			}, -- [174]
 			{
 				["rankName"] = "Member",
@@ -2630,7 +2630,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 40705,
-				["lastOnline"] = "3d 22h",
+				["lastOnline"] = 1794786432,
 			}, -- [175]
 			{
 				["rankName"] = "Initiate",
@@ -2645,7 +2645,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 8775,
-				["lastOnline"] = "3y 3m 16d",
+				["lastOnline"] = 1691354832,
 			}, -- [176]
 			{
 				["rankName"] = "Member",
@@ -2660,7 +2660,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 42695,
-				["lastOnline"] = "7d 16h",
+				["lastOnline"] = 1794462432,
 			}, -- [177]
 			{
 				["rankName"] = "Member",
@@ -2675,7 +2675,7 @@ PATTSyncDB = {
 				["level"] = 48,
 				["officerNote"] = "",
 				["achievementPoints"] = 26340,
-				["lastOnline"] = "2d 18h",
+				["lastOnline"] = 1794887232,
 			}, -- [178]
 			{
 				["rankName"] = "Member",
@@ -2690,7 +2690,7 @@ PATTSyncDB = {
 				["level"] = 3,
 				["officerNote"] = "",
 				["achievementPoints"] = 38285,
-				["lastOnline"] = "2y 4m 21d",
+				["lastOnline"] = 1719791232,
 			}, -- [179]
 			{
 				["rankName"] = "Initiate",
@@ -2705,7 +2705,7 @@ PATTSyncDB = {
 				["level"] = 29,
 				["officerNote"] = "",
 				["achievementPoints"] = 43830,
-				["lastOnline"] = "3d 8h",
+				["lastOnline"] = 1794836832,
 			}, -- [180]
 			{
 				["rankName"] = "Veteran",
@@ -2720,7 +2720,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Trial passed 10/02",
 				["achievementPoints"] = 36590,
-				["lastOnline"] = "2d 18h",
+				["lastOnline"] = 1794887232,
 			}, -- [181]
 			{
 				["rankName"] = "Member",
@@ -2735,7 +2735,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 22450,
-				["lastOnline"] = "3d 11h",
+				["lastOnline"] = 1794826032,
 			}, -- [182]
 			{
 				["rankName"] = "Veteran",
@@ -2750,7 +2750,7 @@ PATTSyncDB = {
 				["level"] = 88,
 				["officerNote"] = "",
 				["achievementPoints"] = 8745,
-				["lastOnline"] = "1d 18h",
+				["lastOnline"] = 1794973632,
 			}, -- [183]
 			{
 				["rankName"] = "Member",
@@ -2765,7 +2765,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 9325,
-				["lastOnline"] = "6d 12h",
+				["lastOnline"] = 1794563232,
 			}, -- [184]
 			{
 				["rankName"] = "Member",
@@ -2780,7 +2780,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 29105,
-				["lastOnline"] = "4d 17h",
+				["lastOnline"] = 1794718032,
 			}, -- [185]
 			{
 				["rankName"] = "Member",
@@ -2795,7 +2795,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 3810,
-				["lastOnline"] = "8d 22h",
+				["lastOnline"] = 1794354432,
 			}, -- [186]
 			{
 				["rankName"] = "Member",
@@ -2810,7 +2810,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 27990,
-				["lastOnline"] = "2h",
+				["lastOnline"] = 1795117632,
 			}, -- [187]
 			{
 				["rankName"] = "Veteran",
@@ -2825,7 +2825,7 @@ PATTSyncDB = {
 				["level"] = 88,
 				["officerNote"] = "",
 				["achievementPoints"] = 15075,
-				["lastOnline"] = "5d 11h",
+				["lastOnline"] = 1794653232,
 			}, -- [188]
 			{
 				["rankName"] = "Member",
@@ -2840,7 +2840,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 38285,
-				["lastOnline"] = "Online",
+				["lastOnline"] = 1795124832,
 			}, -- [189]
 			{
 				["rankName"] = "Initiate",
@@ -2855,7 +2855,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 44005,
-				["lastOnline"] = "3d 22h",
+				["lastOnline"] = 1794786432,
 			}, -- [190]
 			{
 				["rankName"] = "Member",
@@ -2870,7 +2870,7 @@ PATTSyncDB = {
 				["level"] = 9,
 				["officerNote"] = "",
 				["achievementPoints"] = 22075,
-				["lastOnline"] = "9m 0d",
+				["lastOnline"] = 1771753632,
 			}, -- [191]
 			{
 				["rankName"] = "Initiate",
@@ -2885,7 +2885,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 5595,
-				["lastOnline"] = "1y 0m 13d",
+				["lastOnline"] = 1762436832,
 			}, -- [192]
 			{
 				["rankName"] = "Member",
@@ -2900,7 +2900,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Raid team A",
 				["achievementPoints"] = 29285,
-				["lastOnline"] = "12h",
+				["lastOnline"] = 1795081632,
 			}, -- [193]
 			{
 				["rankName"] = "Member",
@@ -2915,7 +2915,7 @@ PATTSyncDB = {
 				["level"] = 81,
 				["officerNote"] = "",
 				["achievementPoints"] = 17105,
-				["lastOnline"] = "8d 11h",
+				["lastOnline"] = 1794394032,
 			}, -- [194]
 			{
 				["rankName"] = "Member",
@@ -2930,7 +2930,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "@murloc131",
 				["achievementPoints"] = 20450,
-				["lastOnline"] = "3d 3h",
+				["lastOnline"] = 1794854832,
 			}, -- [195]
 			{
 				["rankName"] = "Member",
@@ -2945,7 +2945,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 20450,
-				["lastOnline"] = "4d 10h",
+				["lastOnline"] = 1794743232,
 			}, -- [196]
 			{
 				["rankName"] = "Member",
@@ -2960,7 +2960,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 29045,
-				["lastOnline"] = "1h",
+				["lastOnline"] = 1795121232,
 			}, -- [197]
 			{
 				["rankName"] = "Veteran",
@@ -2975,7 +2975,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 26340,
-				["lastOnline"] = "1d 3h",
+				["lastOnline"] = 1795027632,
 			}, -- [198]
 			{
 				["rankName"] = "Member",
@@ -2990,7 +2990,7 @@ PATTSyncDB = {
 				["level"] = 53,
 				["officerNote"] = "",
 				["achievementPoints"] = 35785,
-				["lastOnline"] = "8d 15h",
+				["lastOnline"] = 1794379632,
 			}, -- [199]
 			{
 				["rankName"] = "Member",
@@ -3005,7 +3005,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 21395,
-				["lastOnline"] = "23h",
+				["lastOnline"] = 1795042032,
 			}, -- [200]
 			{
 				["rankName"] = "Member",
@@ -3020,7 +3020,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 21005,
-				["lastOnline"] = "7d 23h",
+				["lastOnline"] = 1794437232,
 			}, -- [201]
 			{
 				["rankName"] = "Initiate",
@@ -3035,7 +3035,7 @@ PATTSyncDB = {
 				["level"] = 83,
 				["officerNote"] = "",
 				["achievementPoints"] = 45740,
-				["lastOnline"] = "7d 22h",
+				["lastOnline"] = 1794440832,
 			}, -- [202]
 			{
 				["rankName"] = "Member",
@@ -3050,7 +3050,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 3810,
-				["lastOnline"] = "2d 16h",
+				["lastOnline"] = 1794894432,
 			}, -- [203]
 			{
 				["rankName"] = "Member",
@@ -3065,7 +3065,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 3810,
-				["lastOnline"] = "6d 6h",
+				["lastOnline"] = 1794584832,
 			}, -- [204]
 			{
 				["rankName"] = "Member",
@@ -3080,7 +3080,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 22450,
-				["lastOnline"] = "1h",
+				["lastOnline"] = 1795121232,
 			}, -- [205]
 			{
 				["rankName"] = "Member",
@@ -3095,7 +3095,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 9325,
-				["lastOnline"] = "8d 23h",
+				["lastOnline"] = 1794350832,
 			}, -- [206]
 			{
 				["rankName"] = "Initiate",
@@ -3110,7 +3110,7 @@ PATTSyncDB = {
 				["level"] = 81,
 				["officerNote"] = "",
 				["achievementPoints"] = 17720,
-				["lastOnline"] = "3d 15h",
+				["lastOnline"] = 1794811632,
 			}, -- [207]
 			{
 				["rankName"] = "Member",
@@ -3125,7 +3125,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 27695,
-				["lastOnline"] = "8d 21h",
+				["lastOnline"] = 1794358032,
 			}, -- [208]
 			{
 				["rankName"] = "Member",
@@ -3140,7 +3140,7 @@ PATTSyncDB = {
 				["level"] = 57,
 				["officerNote"] = "",
 				["achievementPoints"] = 8040,
-				["lastOnline"] = "6d 13h",
+				["lastOnline"] = 1794559632,
 			}, -- [209]
 			{
 				["rankName"] = "Initiate",
@@ -3155,7 +3155,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 6215,
-				["lastOnline"] = "4d 8h",
+				["lastOnline"] = 1794750432,
 			}, -- [210]
 			{
 				["rankName"] = "Member",
@@ -3170,7 +3170,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 17385,
-				["lastOnline"] = "3d 23h",
+				["lastOnline"] = 1794782832,
 			}, -- [211]
 			{
 				["rankName"] = "Member",
@@ -3185,7 +3185,7 @@ PATTSyncDB = {
 				["level"] = 18,
 				["officerNote"] = "",
 				["achievementPoints"] = 16995,
-				["lastOnline"] = "6d 17h",
+				["lastOnline"] = 1794545232,
 			}, -- [212]
 			{
 				["rankName"] = "Member",
@@ -3200,7 +3200,7 @@ PATTSyncDB = {
 				["level"] = 88,
 				["officerNote"] = "",
 				["achievementPoints"] = 8905,
-				["lastOnline"] = "5d 16h",
+				["lastOnline"] = 1794635232,
 			}, -- [213]
 			{
 				["rankName"] = "Member",
@@ -3215,7 +3215,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 33415,
-				["lastOnline"] = "23h",
+				["lastOnline"] = 1795042032,
 			}, -- [214]
 			{
 				["rankName"] = "Member",
@@ -3230,7 +3230,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 17105,
-				["lastOnline"] = "20h",
+				["lastOnline"] = 1795052832,
 			}, -- [215]
 			{
 				["rankName"] = "Veteran",
@@ -3245,7 +3245,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 32570,
-				["lastOnline"] = "1d 1h",
+				["lastOnline"] = 1795034832,
 			}, -- [216]
 			{
 				["rankName"] = "Member",
@@ -3260,7 +3260,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Sat raider",
 				["achievementPoints"] = 23150,
-				["lastOnline"] = "1d 19h",
+				["lastOnline"] = 1794970032,
 			}, -- [217]
 			{
 				["rankName"] = "Veteran",
@@ -3275,7 +3275,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Bench: attendance",
 				["achievementPoints"] = 40430,
-				["lastOnline"] = "1d 5h",
+				["lastOnline"] = 1795020432,
 			}, -- [218]
 			{
 				["rankName"] = "Member",
@@ -3290,7 +3290,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 31615,
-				["lastOnline"] = "2d 7h",
+				["lastOnline"] = 1794926832,
 			}, -- [219]
 			{
 				["rankName"] = "Member",
@@ -3305,7 +3305,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 28165,
-				["lastOnline"] = "1d 18h",
+				["lastOnline"] = 1794973632,
 			}, -- [220]
 			{
 				["rankName"] = "Initiate",
@@ -3320,7 +3320,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 6000,
-				["lastOnline"] = "2d 17h",
+				["lastOnline"] = 1794890832,
 			}, -- [221]
 			{
 				["rankName"] = "Member",
@@ -3335,7 +3335,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 15485,
-				["lastOnline"] = "2y 8m 10d",
+				["lastOnline"] = 1710449232,
 			}, -- [222]
 			{
 				["rankName"] = "Member",
@@ -3350,7 +3350,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Recruited on WoWProgress",
 				["achievementPoints"] = 8040,
-				["lastOnline"] = "2d 8h",
+				["lastOnline"] = 1794923232,
 			}, -- [223]
 			{
 				["rankName"] = "Initiate",
@@ -3365,7 +3365,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 8090,
-				["lastOnline"] = "4d 19h",
+				["lastOnline"] = 1794710832,
 			}, -- [224]
 			{
 				["rankName"] = "Veteran",
@@ -3380,7 +3380,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 15485,
-				["lastOnline"] = "3y 8m 4d",
+				["lastOnline"] = 1679417232,
 			}, -- [225]
 			{
 				["rankName"] = "Member",
@@ -3395,7 +3395,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 20450,
-				["lastOnline"] = "8h",
+				["lastOnline"] = 1795096032,
 			}, -- [226]
 			{
 				["rankName"] = "Member",
@@ -3410,7 +3410,7 @@ PATTSyncDB = {
 				["level"] = 86,
 				["officerNote"] = "",
 				["achievementPoints"] = 22450,
-				["lastOnline"] = "8d 10h",
+				["lastOnline"] = 1794397632,
 			}, -- [227]
 			{
 				["rankName"] = "Initiate",
@@ -3425,7 +3425,7 @@ PATTSyncDB = {
 				["level"] = 84,
 				["officerNote"] = "",
 				["achievementPoints"] = 38930,
-				["lastOnline"] = "1d 17h",
+				["lastOnline"] = 1794977232,
 			}, -- [228]
 			{
 				["rankName"] = "Member",
@@ -3440,7 +3440,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 29285,
-				["lastOnline"] = "5d 11h",
+				["lastOnline"] = 1794653232,
 			}, -- [229]
 			{
 				["rankName"] = "Member",
@@ -3455,7 +3455,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Raid team A",
 				["achievementPoints"] = 43055,
-				["lastOnline"] = "22h",
+				["lastOnline"] = 1795045632,
 			}, -- [230]
 			{
 				["rankName"] = "Member",
@@ -3470,7 +3470,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 5835,
-				["lastOnline"] = "3d 8h",
+				["lastOnline"] = 1794836832,
 			}, -- [231]
 			{
 				["rankName"] = "Member",
@@ -3485,7 +3485,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 29045,
-				["lastOnline"] = "8m 10d",
+				["lastOnline"] = 1773524832,
 			}, -- [232]
 			{
 				["rankName"] = "Member",
@@ -3500,7 +3500,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 36590,
-				["lastOnline"] = "3y 2m 16d",
+				["lastOnline"] = 1693896432,
 			}, -- [233]
 			{
 				["rankName"] = "Initiate",
@@ -3515,7 +3515,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Bench: attendance",
 				["achievementPoints"] = 21705,
-				["lastOnline"] = "1d 7h",
+				["lastOnline"] = 1795013232,
 			}, -- [234]
 			{
 				["rankName"] = "Officer",
@@ -3530,7 +3530,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 44005,
-				["lastOnline"] = "8d 21h",
+				["lastOnline"] = 1794358032,
 			}, -- [235]
 			{
 				["rankName"] = "Member",
@@ -3545,7 +3545,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 33935,
-				["lastOnline"] = "3d 2h",
+				["lastOnline"] = 1794858432,
 			}, -- [236]
 			{
 				["rankName"] = "Member",
@@ -3560,7 +3560,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 22450,
-				["lastOnline"] = "3d 2h",
+				["lastOnline"] = 1794858432,
 			}, -- [237]
 			{
 				["rankName"] = "Officer",
@@ -3575,7 +3575,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 8380,
-				["lastOnline"] = "12h",
+				["lastOnline"] = 1795081632,
 			}, -- [238]
 			{
 				["rankName"] = "Member",
@@ -3590,7 +3590,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 35785,
-				["lastOnline"] = "8d 10h",
+				["lastOnline"] = 1794397632,
 			}, -- [239]
 			{
 				["rankName"] = "Initiate",
@@ -3605,7 +3605,7 @@ PATTSyncDB = {
 				["level"] = 28,
 				["officerNote"] = "",
 				["achievementPoints"] = 29190,
-				["lastOnline"] = "2d 17h",
+				["lastOnline"] = 1794890832,
 			}, -- [240]
 			{
 				["rankName"] = "Initiate",
@@ -3620,7 +3620,7 @@ PATTSyncDB = {
 				["level"] = 80,
 				["officerNote"] = "",
 				["achievementPoints"] = 5595,
-				["lastOnline"] = "3y 8m 9d",
+				["lastOnline"] = 1678963632,
 			}, -- [241]
 			{
 				["rankName"] = "Member",
@@ -3635,7 +3635,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 36475,
-				["lastOnline"] = "1d 12h",
+				["lastOnline"] = 1794995232,
 			}, -- [242]
 			{
 				["rankName"] = "Member",
@@ -3650,7 +3650,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Mythic+ team",
 				["achievementPoints"] = 11425,
-				["lastOnline"] = "2d 4h",
+				["lastOnline"] = 1794937632,
 			}, -- [243]
 			{
 				["rankName"] = "Initiate",
@@ -3665,7 +3665,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Discord: sleepyowl",
 				["achievementPoints"] = 40660,
-				["lastOnline"] = "1d 6h",
+				["lastOnline"] = 1795016832,
 			}, -- [244]
 			{
 				["rankName"] = "Initiate",
@@ -3680,7 +3680,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 45740,
-				["lastOnline"] = "3d 6h",
+				["lastOnline"] = 1794844032,
 			}, -- [245]
 			{
 				["rankName"] = "Member",
@@ -3695,7 +3695,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 8015,
-				["lastOnline"] = "Online",
+				["lastOnline"] = 1795124832,
 			}, -- [246]
 			{
 				["rankName"] = "Veteran",
@@ -3710,7 +3710,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 39255,
-				["lastOnline"] = "3d 17h",
+				["lastOnline"] = 1794804432,
 			}, -- [247]
 			{
 				["rankName"] = "Initiate",
@@ -3725,7 +3725,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 37210,
-				["lastOnline"] = "2d 8h",
+				["lastOnline"] = 1794923232,
 			}, -- [248]
 			{
 				["rankName"] = "Member",
@@ -3740,7 +3740,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 15540,
-				["lastOnline"] = "12h",
+				["lastOnline"] = 1795081632,
 			}, -- [249]
 			{
 				["rankName"] = "Initiate",
@@ -3755,7 +3755,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 45450,
-				["lastOnline"] = "7h",
+				["lastOnline"] = 1795099632,
 			}, -- [250]
 			{
 				["rankName"] = "Member",
@@ -3770,7 +3770,7 @@ PATTSyncDB = {
 				["level"] = 7,
 				["officerNote"] = "",
 				["achievementPoints"] = 4305,
-				["lastOnline"] = "9m 21d",
+				["lastOnline"] = 1769917632,
 			}, -- [251]
 			{
 				["rankName"] = "Veteran",
@@ -3785,7 +3785,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Discord: tankdaddy",
 				["achievementPoints"] = 12560,
-				["lastOnline"] = "2d 1h",
+				["lastOnline"] = 1794948432,
 			}, -- [252]
 			{
 				["rankName"] = "Member",
@@ -3800,7 +3800,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 17105,
-				["lastOnline"] = "7h",
+				["lastOnline"] = 1795099632,
 			}, -- [253]
 			{
 				["rankName"] = "Member",
@@ -3815,7 +3815,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Raid team A",
 				["achievementPoints"] = 33530,
-				["lastOnline"] = "1d 7h",
+				["lastOnline"] = 1795013232,
 			}, -- [254]
 			{
 				["rankName"] = "Member",
@@ -3830,7 +3830,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 29075,
-				["lastOnline"] = "1d 7h",
+				["lastOnline"] = 1795013232,
 			}, -- [255]
 			{
 				["rankName"] = "Member",
@@ -3845,7 +3845,7 @@ PATTSyncDB = {
 				["level"] = 89,
 				["officerNote"] = "",
 				["achievementPoints"] = 33415,
-				["lastOnline"] = "3d 22h",
+				["lastOnline"] = 1794786432,
 			}, -- [256]
 			{
 				["rankName"] = "Veteran",
@@ -3860,7 +3860,7 @@ PATTSyncDB = {
 				["level"] = 84,
 				["officerNote"] = "",
 				["achievementPoints"] = 36590,
-				["lastOnline"] = "3d 10h",
+				["lastOnline"] = 1794829632,
 			}, -- [257]
 			{
 				["rankName"] = "Member",
@@ -3875,7 +3875,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 38285,
-				["lastOnline"] = "3d 13h",
+				["lastOnline"] = 1794818832,
 			}, -- [258]
 			{
 				["rankName"] = "Veteran",
@@ -3890,7 +3890,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 15075,
-				["lastOnline"] = "2d 8h",
+				["lastOnline"] = 1794923232,
 			}, -- [259]
 			{
 				["rankName"] = "Member",
@@ -3905,7 +3905,7 @@ PATTSyncDB = {
 				["level"] = 86,
 				["officerNote"] = "",
 				["achievementPoints"] = 29105,
-				["lastOnline"] = "8d 21h",
+				["lastOnline"] = 1794358032,
 			}, -- [260]
 			{
 				["rankName"] = "Member",
@@ -3920,7 +3920,7 @@ PATTSyncDB = {
 				["level"] = 84,
 				["officerNote"] = "",
 				["achievementPoints"] = 8015,
-				["lastOnline"] = "7d 21h",
+				["lastOnline"] = 1794444432,
 			}, -- [261]
 			{
 				["rankName"] = "Member",
@@ -3935,7 +3935,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 20490,
-				["lastOnline"] = "3d 13h",
+				["lastOnline"] = 1794818832,
 			}, -- [262]
 			{
 				["rankName"] = "Initiate",
@@ -3950,7 +3950,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 13525,
-				["lastOnline"] = "3d 5h",
+				["lastOnline"] = 1794847632,
 			}, -- [263]
 			{
 				["rankName"] = "Initiate",
@@ -3965,7 +3965,7 @@ PATTSyncDB = {
 				["level"] = 29,
 				["officerNote"] = "",
 				["achievementPoints"] = 8775,
-				["lastOnline"] = "1y 2m 20d",
+				["lastOnline"] = 1756640832,
 			}, -- [264]
 			{
 				["rankName"] = "Veteran",
@@ -3980,7 +3980,7 @@ PATTSyncDB = {
 				["level"] = 81,
 				["officerNote"] = "",
 				["achievementPoints"] = 8015,
-				["lastOnline"] = "3y 6m 16d",
+				["lastOnline"] = 1683546432,
 			}, -- [265]
 			{
 				["rankName"] = "Initiate",
@@ -3995,7 +3995,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 22785,
-				["lastOnline"] = "3d 18h",
+				["lastOnline"] = 1794800832,
 			}, -- [266]
 			{
 				["rankName"] = "Member",
@@ -4010,7 +4010,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Crafter: BS/Mining",
 				["achievementPoints"] = 33415,
-				["lastOnline"] = "16h",
+				["lastOnline"] = 1795067232,
 			}, -- [267]
 			{
 				["rankName"] = "Initiate",
@@ -4025,7 +4025,7 @@ PATTSyncDB = {
 				["level"] = 17,
 				["officerNote"] = "",
 				["achievementPoints"] = 8090,
-				["lastOnline"] = "4d 19h",
+				["lastOnline"] = 1794710832,
 			}, -- [268]
 			{
 				["rankName"] = "Veteran",
@@ -4040,7 +4040,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 28650,
-				["lastOnline"] = "23h",
+				["lastOnline"] = 1795042032,
 			}, -- [269]
 			{
 				["rankName"] = "Member",
@@ -4055,7 +4055,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 4305,
-				["lastOnline"] = "1d 17h",
+				["lastOnline"] = 1794977232,
 			}, -- [270]
 			{
 				["rankName"] = "Veteran",
@@ -4070,7 +4070,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 8745,
-				["lastOnline"] = "2d 13h",
+				["lastOnline"] = 1794905232,
 			}, -- [271]
 			{
 				["rankName"] = "Initiate",
@@ -4085,7 +4085,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 33065,
-				["lastOnline"] = "6d 7h",
+				["lastOnline"] = 1794581232,
 			}, -- [272]
 			{
 				["rankName"] = "Initiate",
@@ -4100,7 +4100,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 37720,
-				["lastOnline"] = "4d 23h",
+				["lastOnline"] = 1794696432,
 			}, -- [273]
 			{
 				["rankName"] = "Member",
@@ -4115,7 +4115,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 30095,
-				["lastOnline"] = "11h",
+				["lastOnline"] = 1795085232,
 			}, -- [274]
 			{
 				["rankName"] = "Member",
@@ -4130,7 +4130,7 @@ PATTSyncDB = {
 				["level"] = 85,
 				["officerNote"] = "",
 				["achievementPoints"] = 5835,
-				["lastOnline"] = "6d 23h",
+				["lastOnline"] = 1794523632,
 			}, -- [275]
 			{
 				["rankName"] = "Initiate",
@@ -4145,7 +4145,7 @@ PATTSyncDB = {
 				["level"] = 83,
 				["officerNote"] = "",
 				["achievementPoints"] = 20490,
-				["lastOnline"] = "2d 5h",
+				["lastOnline"] = 1794934032,
 			}, -- [276]
 			{
 				["rankName"] = "Member",
@@ -4160,7 +4160,7 @@ PATTSyncDB = {
 				["level"] = 84,
 				["officerNote"] = "",
 				["achievementPoints"] = 29105,
-				["lastOnline"] = "5d 10h",
+				["lastOnline"] = 1794656832,
 			}, -- [277]
 			{
 				["rankName"] = "Initiate",
@@ -4175,7 +4175,7 @@ PATTSyncDB = {
 				["level"] = 50,
 				["officerNote"] = "",
 				["achievementPoints"] = 11860,
-				["lastOnline"] = "4d 11h",
+				["lastOnline"] = 1794739632,
 			}, -- [278]
 			{
 				["rankName"] = "Member",
@@ -4190,7 +4190,7 @@ PATTSyncDB = {
 				["level"] = 46,
 				["officerNote"] = "",
 				["achievementPoints"] = 32110,
-				["lastOnline"] = "7d 22h",
+				["lastOnline"] = 1794440832,
 			}, -- [279]
 			{
 				["rankName"] = "Member",
@@ -4205,7 +4205,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Discord: feral.gecko",
 				["achievementPoints"] = 16650,
-				["lastOnline"] = "1h",
+				["lastOnline"] = 1795121232,
 			}, -- [280]
 			{
 				["rankName"] = "Member",
@@ -4220,7 +4220,7 @@ PATTSyncDB = {
 				["level"] = 80,
 				["officerNote"] = "",
 				["achievementPoints"] = 26340,
-				["lastOnline"] = "4d 5h",
+				["lastOnline"] = 1794761232,
 			}, -- [281]
 			{
 				["rankName"] = "Member",
@@ -4235,7 +4235,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 8905,
-				["lastOnline"] = "1d 16h",
+				["lastOnline"] = 1794980832,
 			}, -- [282]
 			{
 				["rankName"] = "Member",
@@ -4250,7 +4250,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 5835,
-				["lastOnline"] = "3d 7h",
+				["lastOnline"] = 1794840432,
 			}, -- [283]
 			{
 				["rankName"] = "Officer",
@@ -4265,7 +4265,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 8380,
-				["lastOnline"] = "12h",
+				["lastOnline"] = 1795081632,
 			}, -- [284]
 			{
 				["rankName"] = "Veteran",
@@ -4280,7 +4280,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 22075,
-				["lastOnline"] = "1h",
+				["lastOnline"] = 1795121232,
 			}, -- [285]
 			{
 				["rankName"] = "Member",
@@ -4295,7 +4295,7 @@ PATTSyncDB = {
 				["level"] = 87,
 				["officerNote"] = "",
 				["achievementPoints"] = 25270,
-				["lastOnline"] = "3d 14h",
+				["lastOnline"] = 1794815232,
 			}, -- [286]
 			{
 				["rankName"] = "Member",
@@ -4310,7 +4310,7 @@ PATTSyncDB = {
 				["level"] = 85,
 				["officerNote"] = "",
 				["achievementPoints"] = 21005,
-				["lastOnline"] = "4d 8h",
+				["lastOnline"] = 1794750432,
 			}, -- [287]
 			{
 				["rankName"] = "Member",
@@ -4325,7 +4325,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 29105,
-				["lastOnline"] = "1d 7h",
+				["lastOnline"] = 1795013232,
 			}, -- [288]
 			{
 				["rankName"] = "Veteran",
@@ -4340,7 +4340,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 20490,
-				["lastOnline"] = "3d 22h",
+				["lastOnline"] = 1794786432,
 			}, -- [289]
 			{
 				["rankName"] = "Veteran",
@@ -4355,7 +4355,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 15485,
-				["lastOnline"] = "7d 19h",
+				["lastOnline"] = 1794451632,
 			}, -- [290]
 			{
 				["rankName"] = "Veteran",
@@ -4370,7 +4370,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 15540,
-				["lastOnline"] = "1d 0h",
+				["lastOnline"] = 1795038432,
 			}, -- [291]
 			{
 				["rankName"] = "Member",
@@ -4385,7 +4385,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 16995,
-				["lastOnline"] = "23h",
+				["lastOnline"] = 1795042032,
 			}, -- [292]
 			{
 				["rankName"] = "Member",
@@ -4400,7 +4400,7 @@ PATTSyncDB = {
 				["level"] = 83,
 				["officerNote"] = "",
 				["achievementPoints"] = 18955,
-				["lastOnline"] = "1d 15h",
+				["lastOnline"] = 1794984432,
 			}, -- [293]
 			{
 				["rankName"] = "Member",
@@ -4415,7 +4415,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "Sat raider",
 				["achievementPoints"] = 21395,
-				["lastOnline"] = "1d 19h",
+				["lastOnline"] = 1794970032,
 			}, -- [294]
 			{
 				["rankName"] = "Member",
@@ -4430,7 +4430,7 @@ PATTSyncDB = {
 				["level"] = 89,
 				["officerNote"] = "",
 				["achievementPoints"] = 27990,
-				["lastOnline"] = "6d 16h",
+				["lastOnline"] = 1794548832,
 			}, -- [295]
 			{
 				["rankName"] = "Veteran",
@@ -4445,7 +4445,7 @@ PATTSyncDB = {
 				["level"] = 90,
 				["officerNote"] = "",
 				["achievementPoints"] = 27015,
-				["lastOnline"] = "3d 12h",
+				["lastOnline"] = 1794822432,
 			}, -- [296]
 		},
 		["exportTimeISO"] = "2026-11-19T21:47:12Z",

@@ -1,9 +1,10 @@
-//! `guild-sync demo`.
+//! `guild-sync demo [--serve]`: the sample guild through every stage (see [`crate::demo`]).
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
+use super::DemoArgs;
 use crate::config::Config;
 
-pub async fn run(_config: &Config, _args: super::DemoArgs) -> Result<()> {
-    bail!("`demo` is not built yet (issue 9)")
+pub async fn run(config: &Config, args: DemoArgs) -> Result<()> {
+    crate::demo::run(config, args.serve).await
 }

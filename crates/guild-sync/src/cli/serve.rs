@@ -17,6 +17,11 @@ use crate::scheduler::{ProductionStages, Schedule, Scheduler};
 
 pub async fn run(config: &Config) -> Result<()> {
     let db = Database::open(config).await?;
+    serve_database(config, db).await
+}
+
+/// Serve `db` until SIGINT/SIGTERM (also what `demo --serve` runs on the demo database).
+pub async fn serve_database(config: &Config, db: Database) -> Result<()> {
     let pool = db.pool.clone();
 
     let sender = match DiscordSender::from_config(config) {

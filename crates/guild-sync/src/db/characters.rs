@@ -225,3 +225,12 @@ pub async fn mark_removed(db: impl PgExecutor<'_>, ids: &[i32]) -> Result<u64> {
     .context("cannot mark departed characters")?;
     Ok(done.rows_affected())
 }
+
+/// Every character row, in the guild or not.
+pub async fn count_all(db: impl PgExecutor<'_>) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM guild_identity.wow_characters")
+            .fetch_one(db)
+            .await?,
+    )
+}

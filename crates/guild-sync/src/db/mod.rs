@@ -11,6 +11,7 @@ pub mod audit_issues;
 pub mod characters;
 pub mod discord_users;
 pub mod integrity;
+pub mod links;
 pub mod players;
 pub mod reference;
 pub mod sync_log;
