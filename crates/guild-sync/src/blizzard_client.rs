@@ -309,6 +309,10 @@ impl BlizzardClient {
         let burst = NonZeroU32::new((settings.requests_per_second / 10).max(1)).expect("max(1)");
         let per_second = RateLimiter::direct(Quota::per_second(rps).allow_burst(burst));
         let hourly = NonZeroU32::new(settings.hourly_budget.max(1)).expect("max(1) is nonzero");
+        // A token bucket holding the hour's budget and refilling at budget/3600 per second:
+        // back-to-back runs (retries, a scheduler plus a manual trigger in one process) slow
+        // down to the hourly pace once the budget is spent; within one guild sync the
+        // per-second limiter is the one that binds.
         let per_hour = RateLimiter::direct(Quota::per_hour(hourly));
         Ok(BlizzardClient {
             inner: Arc::new(Inner {

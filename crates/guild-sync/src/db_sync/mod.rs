@@ -158,13 +158,6 @@ pub async fn fetch(
     }
 }
 
-/// One roster member resolved against the reference caches, ready to write.
-struct Resolution {
-    class_id: Resolved,
-    spec_id: Resolved,
-    rank_id: Resolved,
-}
-
 /// Apply a fetched roster to `wow_characters` in one transaction (not recorded in `sync_log`;
 /// [`run`] and [`sync_fetched`] wrap it). The database write stage the benchmark measures.
 pub async fn apply_roster(
@@ -268,22 +261,18 @@ pub async fn apply_roster(
             Some(spec) => cache.spec(spec.id, spec.name.as_deref(), class_id.id()),
             None => Resolved::Absent,
         };
-        let resolution = Resolution {
-            class_id,
-            spec_id,
-            rank_id: cache.rank(Some(member.rank)),
-        };
-        if resolution.class_id == Resolved::Unknown {
+        let rank_id = cache.rank(Some(member.rank));
+        if class_id == Resolved::Unknown {
             stats.unknown_class += 1;
             tracing::warn!(character = %character.name, realm = %character.realm.slug,
                 class = ?class_blizzard_id, "unknown class; stored as NULL");
         }
-        if resolution.spec_id == Resolved::Unknown {
+        if spec_id == Resolved::Unknown {
             stats.unknown_spec += 1;
             tracing::warn!(character = %character.name, realm = %character.realm.slug,
                 "unknown specialization; stored as NULL");
         }
-        if resolution.rank_id == Resolved::Unknown {
+        if rank_id == Resolved::Unknown {
             stats.unknown_rank += 1;
             tracing::warn!(character = %character.name, realm = %character.realm.slug,
                 rank_index = member.rank, "no guild rank maps this in-game rank index; stored as NULL");
@@ -303,15 +292,15 @@ pub async fn apply_roster(
         target.realm_slug.push(character.realm.slug.to_lowercase());
         target.realm_name.push(realm_name);
         target.blizzard_id.push(Some(character.id));
-        target.class_id.push(resolution.class_id.id());
-        target.active_spec_id.push(resolution.spec_id.id());
+        target.class_id.push(class_id.id());
+        target.active_spec_id.push(spec_id.id());
         target
             .level
             .push(found.and_then(|p| p.level).or(character.level));
         target
             .item_level
             .push(found.and_then(|p| p.equipped_item_level));
-        target.guild_rank_id.push(resolution.rank_id.id());
+        target.guild_rank_id.push(rank_id.id());
         target
             .achievement_points
             .push(found.and_then(|p| p.achievement_points));
