@@ -496,7 +496,9 @@ async fn joins_and_leaves_newer_than_the_member_list_are_not_overruled_by_it() {
 
         let snapshot = snapshot(listed);
         let ranks = discord_sync::RankRoles::new(
-            &guild_sync::db::reference::guild_ranks(&db.pool).await.unwrap(),
+            &guild_sync::db::reference::guild_ranks(&db.pool)
+                .await
+                .unwrap(),
         );
         let prepared = discord_sync::prepare_members(
             &snapshot.members,
@@ -507,8 +509,14 @@ async fn joins_and_leaves_newer_than_the_member_list_are_not_overruled_by_it() {
             .await
             .unwrap();
         assert_eq!((stats.departed, stats.revived), (0, 0));
-        assert!(user(&db.pool, "1004").await.is_present, "joined after the list");
-        assert!(!user(&db.pool, "1003").await.is_present, "left after the list");
+        assert!(
+            user(&db.pool, "1004").await.is_present,
+            "joined after the list"
+        );
+        assert!(
+            !user(&db.pool, "1003").await.is_present,
+            "left after the list"
+        );
     })
     .await
 }
