@@ -9,41 +9,62 @@ use std::time::Instant;
 use guild_sync::config::RemovalGuard;
 use guild_sync::db::{discord_users, reference};
 use guild_sync::discord_sync::{
-    DiscordSnapshot, GuildRoles, RankRoles, apply_member_list, prepare_members,
+    DiscordSnapshot, GuildRoles, RankRoles, Snowflake, WireMember, WireRole, WireUser,
+    apply_member_list, prepare_members,
 };
 use guild_sync::testing::TestDb;
-use serde_json::{Value, json};
 
 /// Members in the synthetic server unless given on the command line.
 const DEFAULT_MEMBERS: usize = 50_000;
 
 fn snapshot(members: usize, generation: u64) -> DiscordSnapshot {
-    let roles = json!([
-        {"id": "900", "name": "@everyone", "position": 0},
-        {"id": "901", "name": "GM", "position": 9},
-        {"id": "902", "name": "Officer", "position": 8},
-        {"id": "903", "name": "Veteran", "position": 7},
-        {"id": "904", "name": "Member", "position": 6},
-        {"id": "905", "name": "Initiate", "position": 5},
-        {"id": "906", "name": "Raider", "position": 4},
-        {"id": "907", "name": "Friends", "position": 3}
-    ]);
-    let list: Vec<Value> = (0..members as u64)
+    let id = |n: u64| Snowflake::parse(&n.to_string()).expect("digits");
+    let roles = [
+        "@everyone",
+        "GM",
+        "Officer",
+        "Veteran",
+        "Member",
+        "Initiate",
+        "Raider",
+        "Friends",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, name)| WireRole {
+        id: id(900 + i as u64),
+        name: (*name).to_owned(),
+        position: i as i64,
+    })
+    .collect();
+    let joined = "2022-06-01T10:00:00Z".parse().expect("a timestamp");
+    let members = (0..members as u64)
         .map(|i| {
             // Generation 1 changes 1 % of the members' roles, drops 1 % and adds 1 %.
-            let id = if generation > 0 && i % 100 == 1 { 9_000_000_000 + i } else { 100_000_000 + i };
-            let role = if generation > 0 && i % 100 == 2 { "903" } else { ["904", "905", "907", "902"][(i % 4) as usize] };
-            json!({
-                "user": {"id": id.to_string(), "username": format!("member_{i}"),
-                         "global_name": if i.is_multiple_of(3) { Value::from(format!("Member {i}")) } else { Value::Null },
-                         "bot": i.is_multiple_of(500)},
-                "nick": if i.is_multiple_of(5) { Value::from(format!("Nick{i}")) } else { Value::Null },
-                "roles": [role, "906"],
-                "joined_at": "2022-06-01T10:00:00.000000+00:00"
-            })
+            let user_id = if generation > 0 && i % 100 == 1 {
+                9_000_000_000 + i
+            } else {
+                100_000_000 + i
+            };
+            let role = if generation > 0 && i % 100 == 2 {
+                903
+            } else {
+                [904, 905, 907, 902][(i % 4) as usize]
+            };
+            WireMember {
+                user: WireUser {
+                    id: id(user_id),
+                    username: format!("member_{i}"),
+                    global_name: i.is_multiple_of(3).then(|| format!("Member {i}")),
+                    bot: i.is_multiple_of(500),
+                },
+                nick: i.is_multiple_of(5).then(|| format!("Nick{i}")),
+                roles: vec![id(role), id(906)],
+                joined_at: Some(joined),
+            }
         })
         .collect();
-    serde_json::from_value(json!({"roles": roles, "members": list})).expect("valid snapshot")
+    DiscordSnapshot { roles, members }
 }
 
 fn vm_hwm_kib() -> Option<u64> {
@@ -67,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
         allow_mass_removal: false,
     };
 
+    let baseline = vm_hwm_kib();
     let first = snapshot(members, 0);
     let second = snapshot(members, 1);
 
@@ -104,7 +126,11 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     match vm_hwm_kib() {
-        Some(kib) => println!("  peak memory (VmHWM): {:.1} MiB", kib as f64 / 1024.0),
+        Some(kib) => println!(
+            "  peak memory (VmHWM): {:.1} MiB (before building the two {members}-member lists: {:.1} MiB)",
+            kib as f64 / 1024.0,
+            baseline.unwrap_or(0) as f64 / 1024.0
+        ),
         None => println!("  peak memory (VmHWM): unavailable"),
     }
     Ok(())
