@@ -82,8 +82,15 @@ fn synthetic(characters: usize, discord: usize, seed: u64) -> Snapshot {
     let mut rng = Rng(seed | 1);
     let mut chars = Vec::with_capacity(characters);
     let mut users: Vec<PresentDiscordUser> = Vec::with_capacity(discord);
+    // One character per (name, realm), as the schema demands.
+    let mut taken = std::collections::HashSet::new();
     for i in 0..characters {
-        let name = capitalize(&fantasy(&mut rng, 12));
+        let name = loop {
+            let name = capitalize(&fantasy(&mut rng, 12));
+            if taken.insert(name.to_lowercase()) {
+                break name;
+            }
+        };
         let mut guild_note = None;
         let mut officer_note = None;
         // Evidence for about 60% of the guild; the rest only has random namesakes.
