@@ -99,7 +99,16 @@ async fn main() {
         changed.push(start.elapsed());
     }
     println!("integrity check: 1,000 characters, 50,000 Discord users, {issues} open issues");
-    println!("  first run (all new):       median {} (target < 200 ms)", ms(median(first)));
-    println!("  second run, nothing new:   median {} (target < 100 ms)", ms(median(unchanged)));
-    println!("  run after 20 causes moved: median {}", ms(median(changed)));
+    println!(
+        "  first run (all new):       median {} (target < 200 ms)",
+        ms(median(first))
+    );
+    println!(
+        "  second run, nothing new:   median {} (target < 100 ms)",
+        ms(median(unchanged))
+    );
+    println!(
+        "  run after 20 causes moved: median {}",
+        ms(median(changed))
+    );
 }
