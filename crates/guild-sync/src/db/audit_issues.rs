@@ -10,7 +10,7 @@ use sqlx::{PgConnection, PgExecutor};
 /// Advisory-lock key serialising check runs (transaction-scoped), so a second concurrent run
 /// diffs against what the first committed instead of racing it. The partial unique index
 /// remains the guarantee against duplicates for any other writer.
-const CHECK_LOCK_KEY: i64 = 0x6773_6368_6563_6b;
+const CHECK_LOCK_KEY: i64 = 0x0067_7363_6865_636b;
 
 /// An unresolved issue, with whether an `auto_link_suggestion`'s cause is gone.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
