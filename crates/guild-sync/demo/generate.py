@@ -250,6 +250,11 @@ def scenarios():
     p = player("thrallson", Discord("thrallson", ["Member", "Raider"], global_name="Thrallson"), "fuzzy_contains")
     p.add(Char("Thrallsonn", "senjin", 3, how="fuzzy_name", cls=7))
 
+    # A guild-note hint may name any present Discord user, guild role or not (SPEC §5): the
+    # link is made, and the checker flags the player: linked, ranked in game, no guild role.
+    p = player("lazyhunter", Discord("lazyhunter", ["Pug"], kind="guest"), "note_names_guest")
+    p.add(Char("Rakhun", "zuljin", 3, cls=3, note="disc: lazyhunter", how="guild_note"))
+
     # Discord hints in the guild note.
     p = player("shadowpaw", Discord("shadowpaw", ["Veteran", "Raider"], global_name="Shadow"), "note_discord")
     p.add(Char("Nightbloom", "senjin", 2, note="Discord: Shadowpaw", how="guild_note", cls=11))
@@ -292,7 +297,6 @@ def scenarios():
     # Orphan characters: nobody claims them.
     orphans += [
         Char("Gorvash", "senjin", 3, cls=1, note="pug from M+"),  # a guest is called gorvash
-        Char("Rakhun", "zuljin", 3, cls=3, note="disc: lazyhunter"),  # lazyhunter is a guest
         Char("Mokthar", "senjin", 3, cls=6, stale=True),
         Char("Nessalyn", "area-52", 4, cls=5, note="Returning player", stale=True),
         Char("Trogmire", "bleeding-hollow", 3, cls=7, profile=False, level=70),
@@ -320,7 +324,6 @@ def scenarios():
     # Guests the matcher must ignore even though a note or a name points at them.
     discords += [
         Discord("gorvash", ["Pug"], global_name="Gorvash", kind="guest"),
-        Discord("lazyhunter", ["Pug"], kind="guest"),
     ]
     # Bots are ignored, even with guild roles.
     discords += [
@@ -945,7 +948,9 @@ def write_expected(players, chars, discords, guild_id):
 
     mismatches = [{"player": p.key, "discord": p.discord.username, "in_game": INGAME_RANKS[min(c.rank for c in p.chars)],
                    "discord_role": top_role(p.discord)}
-                  for p in players if p.discord and highest[p.key] != top_role(p.discord)]
+                  # No guild role at all is `no_guild_role`, not a rank mismatch.
+                  for p in players if p.discord and top_role(p.discord)
+                  and highest[p.key] != top_role(p.discord)]
     stale_cut = REFERENCE - dt.timedelta(days=STALE_DAYS)
     fresh_logins = [c.last_login for c in chars if c.profile and c.last_login >= stale_cut]
     out = {
@@ -977,14 +982,16 @@ def write_expected(players, chars, discords, guild_id):
             "auto_link_suggestion": [{"character": n, "discord": u, "score": round(score(n, u), 4)}
                                      for n, u in sorted(SUGGESTIONS)],
             "rank_mismatch": mismatches,
-            "no_guild_role": [],
+            "no_guild_role": [p.discord.username for p in players
+                              if p.discord and not p.discord.guild_role],
             "stale_character": [cref(c) for c in chars if c.profile and c.last_login < stale_cut],
             "duplicate_discord": [],
         },
         "profiles_missing": [cref(c) for c in chars if not c.profile],
         "ignored": {
             "bots": [d.username for d in discords if d.bot],
-            "guests": [d.username for d in discords if not d.bot and not d.guild_role],
+            "guests": [d.username for d in discords if not d.bot and not d.guild_role
+                       and not any(p.discord is d for p in players)],
         },
         "later_snapshot": {
             "file": "discord/members_later.json",

@@ -98,6 +98,12 @@ async fn measure_stages(
         ))
         .await?;
         record("sync discord (file)", t, m);
+        let (t, m) = timed(async {
+            let export = crate::addon_processor::read_export_file(&dir.join("PATTSync.lua"))?;
+            crate::db_sync::addon::sync_addon_data(pool, &export).await
+        })
+        .await?;
+        record("sync addon (file)", t, m);
         let (t, m) = timed(crate::identity_engine::run_matching(pool)).await?;
         record("match", t, m);
         let (t, m) = timed(crate::integrity_checker::run_integrity_check(pool, config)).await?;
