@@ -1,0 +1,207 @@
+//! The bundled sample guild through every real stage, on a real PostgreSQL, checked against the
+//! outcomes its generator lists in `demo/expected.json`: who is linked to whom and how, which
+//! issues are open, that a second run changes nothing, and what a later Discord snapshot
+//! resolves and raises.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use guild_sync::config::{Config, RemovalGuard};
+use guild_sync::demo;
+use guild_sync::discord_sync::{self, DiscordInput};
+use guild_sync::testing::TestDb;
+use serde_json::Value;
+use sqlx::PgPool;
+
+fn expected() -> Value {
+    serde_json::from_str(include_str!("../demo/expected.json")).expect("expected.json parses")
+}
+
+/// The checker's threshold, widened by the days elapsed since the sample's reference date, so
+/// the stale set is the one the sample was written for whatever day the test runs.
+fn config_at_reference(expected: &Value) -> Config {
+    let reference: chrono::DateTime<chrono::Utc> = expected["reference_time"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let elapsed = (chrono::Utc::now() - reference).num_days().max(0);
+    let mut config = Config::defaults();
+    config.guild_sync_stale_days = 30 + elapsed;
+    config
+}
+
+async fn open_issues(pool: &PgPool, issue_type: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT coalesce(wc.character_name || '-' || wc.realm_slug, du.username, p.display_name)
+         FROM guild_identity.audit_issues ai
+         LEFT JOIN guild_identity.wow_characters wc ON wc.id = ai.wow_character_id
+         LEFT JOIN guild_identity.discord_users du ON du.id = ai.discord_member_id
+         LEFT JOIN guild_identity.players p ON p.id = ai.player_id
+         WHERE ai.resolved_at IS NULL AND ai.issue_type = $1
+         ORDER BY 1",
+    )
+    .bind(issue_type)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+async fn open_issue_discord_users(pool: &PgPool, issue_type: &str) -> BTreeSet<String> {
+    sqlx::query_scalar(
+        "SELECT du.username FROM guild_identity.audit_issues ai
+         JOIN guild_identity.players p ON p.id = ai.player_id
+         JOIN guild_identity.discord_users du ON du.id = p.discord_user_id
+         WHERE ai.resolved_at IS NULL AND ai.issue_type = $1",
+    )
+    .bind(issue_type)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect()
+}
+
+fn names(list: &Value) -> BTreeSet<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{}-{}", c["name"].as_str().unwrap(), c["realm"].as_str().unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_sample_guild_links_and_flags_what_its_author_intended() {
+    tokio::time::timeout(Duration::from_secs(300), async {
+        let expected = expected();
+        let counts = &expected["counts"];
+        let config = config_at_reference(&expected);
+        let db = TestDb::new().await;
+
+        let run = demo::run_stages(&db.pool, &config).await.unwrap();
+        assert!(run.first_run);
+        assert_eq!(run.blizzard.found as u64, counts["characters"].as_u64().unwrap());
+        assert_eq!(
+            run.blizzard.profiles_not_found as u64,
+            counts["profiles_missing"].as_u64().unwrap()
+        );
+        assert_eq!(run.blizzard.unknown_rank as u64, counts["unmapped_rank"].as_u64().unwrap());
+        assert_eq!(run.discord.found, counts["discord_users"].as_u64().unwrap());
+        assert_eq!(run.discord.bots_skipped, counts["discord_bots"].as_u64().unwrap());
+        assert_eq!(run.addon.unknown, 0, "{:?}", run.addon.unknown_characters);
+
+        // Every expected link, with its strategy and its player's Discord account.
+        let links: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT wc.character_name, wc.realm_slug, pc.link_source, du.username
+             FROM guild_identity.player_characters pc
+             JOIN guild_identity.wow_characters wc ON wc.id = pc.character_id
+             JOIN guild_identity.players p ON p.id = pc.player_id
+             LEFT JOIN guild_identity.discord_users du ON du.id = p.discord_user_id",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(links.len() as u64, counts["linked_characters"].as_u64().unwrap());
+        for want in expected["links"].as_array().unwrap() {
+            let (name, realm) = (want["name"].as_str().unwrap(), want["realm"].as_str().unwrap());
+            let got = links
+                .iter()
+                .find(|(n, r, _, _)| n == name && r == realm)
+                .unwrap_or_else(|| panic!("{name}-{realm} is not linked"));
+            assert_eq!(got.2, want["link_source"].as_str().unwrap(), "{name}-{realm}");
+            assert_eq!(got.3.as_deref(), want["discord"].as_str(), "{name}-{realm}");
+        }
+        let players: (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(discord_user_id) FROM guild_identity.players",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(players.0 as u64, counts["players"].as_u64().unwrap());
+        assert_eq!(players.1 as u64, counts["players_with_discord"].as_u64().unwrap());
+
+        // Open issues, type by type.
+        let issues = &expected["issues"];
+        let orphan_wow: BTreeSet<String> =
+            open_issues(&db.pool, "orphan_wow").await.into_iter().collect();
+        assert_eq!(orphan_wow, names(&issues["orphan_wow"]));
+        let stale: BTreeSet<String> =
+            open_issues(&db.pool, "stale_character").await.into_iter().collect();
+        assert_eq!(stale, names(&issues["stale_character"]));
+        let orphan_discord: BTreeSet<String> =
+            open_issues(&db.pool, "orphan_discord").await.into_iter().collect();
+        let want: BTreeSet<String> = issues["orphan_discord"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u.as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(orphan_discord, want);
+        let mismatched = open_issue_discord_users(&db.pool, "rank_mismatch").await;
+        let want: BTreeSet<String> = issues["rank_mismatch"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["discord"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(mismatched, want);
+        let no_role = open_issue_discord_users(&db.pool, "no_guild_role").await;
+        let want: BTreeSet<String> = issues["no_guild_role"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u.as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(no_role, want);
+        assert_eq!(
+            open_issues(&db.pool, "auto_link_suggestion").await.len(),
+            issues["auto_link_suggestion"].as_array().unwrap().len()
+        );
+        assert!(open_issues(&db.pool, "duplicate_discord").await.is_empty());
+        assert!(run.report.contains("Rank mismatches"), "{}", run.report);
+
+        // The same inputs again: nothing changes.
+        let again = demo::run_stages(&db.pool, &config).await.unwrap();
+        assert!(!again.first_run);
+        assert!(again.changed_nothing(), "{again:#?}");
+
+        // A later Discord snapshot: roles change and a member leaves.
+        let later = &expected["later_snapshot"];
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("members_later.json");
+        std::fs::write(
+            &file,
+            include_bytes!("../demo/discord/members_later.json").as_slice(),
+        )
+        .unwrap();
+        discord_sync::run(
+            &db.pool,
+            &config,
+            DiscordInput::File(file),
+            RemovalGuard::from_config(&config, false),
+        )
+        .await
+        .unwrap();
+        let check = guild_sync::integrity_checker::run_integrity_check(&db.pool, &config)
+            .await
+            .unwrap();
+        assert!(check.new >= 1 && check.resolved >= 2, "{check:?}");
+        let no_role = open_issue_discord_users(&db.pool, "no_guild_role").await;
+        for user in later["issues_new"]["no_guild_role"].as_array().unwrap() {
+            assert!(no_role.contains(user.as_str().unwrap()), "{no_role:?}");
+        }
+        let mismatched = open_issue_discord_users(&db.pool, "rank_mismatch").await;
+        for user in later["issues_resolved"]["rank_mismatch"].as_array().unwrap() {
+            assert!(!mismatched.contains(user.as_str().unwrap()), "{mismatched:?}");
+        }
+        let orphan_discord = open_issues(&db.pool, "orphan_discord").await;
+        for user in later["issues_resolved"]["orphan_discord"].as_array().unwrap() {
+            assert!(
+                !orphan_discord.iter().any(|u| u == user.as_str().unwrap()),
+                "{orphan_discord:?}"
+            );
+        }
+    })
+    .await
+    .expect("the demo test finishes within its timeout");
+}
