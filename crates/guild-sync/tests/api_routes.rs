@@ -194,8 +194,8 @@ async fn player_id(pool: &PgPool, name: &str) -> i32 {
     .await
 }
 
-fn timed<F: std::future::Future<Output = ()>>(test: F) -> impl std::future::Future<Output = ()> {
-    async move { tokio::time::timeout(TEST_TIMEOUT, test).await.unwrap() }
+async fn timed<F: std::future::Future<Output = ()>>(test: F) {
+    tokio::time::timeout(TEST_TIMEOUT, test).await.unwrap()
 }
 
 #[tokio::test]
