@@ -183,6 +183,7 @@ async fn main() {
         pool: pool.clone(),
         scheduler: Arc::new(Scheduler::new(pool, Arc::new(NoStages))),
         admin_token: Some(Secret::new(TOKEN)),
+        api_key: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(

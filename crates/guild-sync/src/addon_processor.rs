@@ -85,7 +85,7 @@ pub fn read_export_file(path: &Path) -> Result<AddonExport> {
 }
 
 /// The upload endpoint's `202` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UploadAccepted {
     /// The `sync_log` id of the addon run the upload started.
     pub run_id: i64,
@@ -96,13 +96,13 @@ pub struct UploadAccepted {
 }
 
 /// The status endpoint's answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UploadStatus {
     pub last_upload: Option<LastUpload>,
 }
 
 /// The last upload the server accepted, and how its addon run went.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LastUpload {
     pub run_id: i64,
     pub received_at: DateTime<Utc>,

@@ -69,12 +69,22 @@ impl Step {
     }
 }
 
-/// An addon export to apply (issue 8 may add an in-memory upload variant).
+/// An addon export to apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AddonInput {
     /// A SavedVariables `PATTSync.lua` or an upload `.json` on disk.
     File(PathBuf),
+    /// An upload the API has already parsed and validated.
+    Upload(Arc<guild_sync_core::addon::AddonExport>),
 }
+
+/// How long an addon pipeline waits for another pipeline to finish before giving up, in
+/// seconds. Scheduled runs skip when the lock is taken (the next tick comes soon); an accepted
+/// upload exists only in this request, so it waits its turn instead of being dropped.
+pub const ADDON_LOCK_WAIT: Duration = Duration::from_secs(15 * 60);
+
+/// Pause between attempts to take the pipeline lock while waiting for it.
+const LOCK_RETRY_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Which pipeline to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,12 +261,21 @@ impl Stages for ProductionStages {
 
     fn addon_sync<'a>(&'a self, input: &'a AddonInput) -> BoxFuture<'a, Result<serde_json::Value>> {
         async move {
-            // Issue 8 adds `db_sync::addon::sync_addon_data` and wires it in here.
-            let AddonInput::File(path) = input;
-            Err(anyhow!(
-                "cannot apply {}: the addon sync is not built yet (issue 8)",
-                path.display()
-            ))
+            let stats = match input {
+                AddonInput::File(path) => {
+                    let path = path.clone();
+                    let export = tokio::task::spawn_blocking(move || {
+                        crate::addon_processor::read_export_file(&path)
+                    })
+                    .await
+                    .context("the export reading task failed")??;
+                    crate::db_sync::addon::sync_addon_data(&self.pool, &export).await?
+                }
+                AddonInput::Upload(export) => {
+                    crate::db_sync::addon::sync_addon_data(&self.pool, export).await?
+                }
+            };
+            to_json(&stats)
         }
         .boxed()
     }
@@ -490,7 +509,11 @@ impl Scheduler {
             duration_seconds: 0.0,
         };
 
-        let lock = match PipelineLock::try_acquire(&self.pool).await {
+        let wait = match kind {
+            PipelineKind::Addon(_) => ADDON_LOCK_WAIT,
+            _ => Duration::ZERO,
+        };
+        let lock = match PipelineLock::acquire(&self.pool, wait).await {
             Ok(lock) => lock,
             Err(err) => {
                 outcome.status = RunStatus::Error;
@@ -578,6 +601,22 @@ struct PipelineLock {
 }
 
 impl PipelineLock {
+    /// Take the lock, retrying for up to `wait`; `Ok(None)` when another session still holds
+    /// it then.
+    async fn acquire(pool: &PgPool, wait: Duration) -> Result<Option<PipelineLock>> {
+        // tokio's clock, so paused-time tests see the wait elapse.
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(lock) = Self::try_acquire(pool).await? {
+                return Ok(Some(lock));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(LOCK_RETRY_INTERVAL).await;
+        }
+    }
+
     /// `Ok(None)` when another session holds the lock.
     async fn try_acquire(pool: &PgPool) -> Result<Option<PipelineLock>> {
         let mut conn = PgConnection::connect_with(&pool.connect_options())

@@ -68,6 +68,7 @@ impl TestApp {
             pool: pool.clone(),
             scheduler: Arc::clone(&scheduler),
             admin_token: admin_token.map(Secret::new),
+            api_key: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -640,7 +641,7 @@ async fn wait_until_finished(pool: &PgPool, id: i64) {
 }
 
 #[tokio::test]
-async fn the_addon_routes_are_reserved_and_answer_503_with_an_error_body() {
+async fn the_addon_routes_answer_503_when_no_api_key_is_configured() {
     timed(async {
         let app = TestApp::spawn(Some(TOKEN)).await;
         let (status, body) = send(

@@ -66,7 +66,13 @@ fn names(list: &Value) -> BTreeSet<String> {
     list.as_array()
         .unwrap()
         .iter()
-        .map(|c| format!("{}-{}", c["name"].as_str().unwrap(), c["realm"].as_str().unwrap()))
+        .map(|c| {
+            format!(
+                "{}-{}",
+                c["name"].as_str().unwrap(),
+                c["realm"].as_str().unwrap()
+            )
+        })
         .collect()
 }
 
@@ -80,14 +86,23 @@ async fn the_sample_guild_links_and_flags_what_its_author_intended() {
 
         let run = demo::run_stages(&db.pool, &config).await.unwrap();
         assert!(run.first_run);
-        assert_eq!(run.blizzard.found as u64, counts["characters"].as_u64().unwrap());
+        assert_eq!(
+            run.blizzard.found as u64,
+            counts["characters"].as_u64().unwrap()
+        );
         assert_eq!(
             run.blizzard.profiles_not_found as u64,
             counts["profiles_missing"].as_u64().unwrap()
         );
-        assert_eq!(run.blizzard.unknown_rank as u64, counts["unmapped_rank"].as_u64().unwrap());
+        assert_eq!(
+            run.blizzard.unknown_rank as u64,
+            counts["unmapped_rank"].as_u64().unwrap()
+        );
         assert_eq!(run.discord.found, counts["discord_users"].as_u64().unwrap());
-        assert_eq!(run.discord.bots_skipped, counts["discord_bots"].as_u64().unwrap());
+        assert_eq!(
+            run.discord.bots_skipped,
+            counts["discord_bots"].as_u64().unwrap()
+        );
         assert_eq!(run.addon.unknown, 0, "{:?}", run.addon.unknown_characters);
 
         // Every expected link, with its strategy and its player's Discord account.
@@ -101,35 +116,53 @@ async fn the_sample_guild_links_and_flags_what_its_author_intended() {
         .fetch_all(&db.pool)
         .await
         .unwrap();
-        assert_eq!(links.len() as u64, counts["linked_characters"].as_u64().unwrap());
+        assert_eq!(
+            links.len() as u64,
+            counts["linked_characters"].as_u64().unwrap()
+        );
         for want in expected["links"].as_array().unwrap() {
-            let (name, realm) = (want["name"].as_str().unwrap(), want["realm"].as_str().unwrap());
+            let (name, realm) = (
+                want["name"].as_str().unwrap(),
+                want["realm"].as_str().unwrap(),
+            );
             let got = links
                 .iter()
                 .find(|(n, r, _, _)| n == name && r == realm)
                 .unwrap_or_else(|| panic!("{name}-{realm} is not linked"));
-            assert_eq!(got.2, want["link_source"].as_str().unwrap(), "{name}-{realm}");
+            assert_eq!(
+                got.2,
+                want["link_source"].as_str().unwrap(),
+                "{name}-{realm}"
+            );
             assert_eq!(got.3.as_deref(), want["discord"].as_str(), "{name}-{realm}");
         }
-        let players: (i64, i64) = sqlx::query_as(
-            "SELECT count(*), count(discord_user_id) FROM guild_identity.players",
-        )
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+        let players: (i64, i64) =
+            sqlx::query_as("SELECT count(*), count(discord_user_id) FROM guild_identity.players")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
         assert_eq!(players.0 as u64, counts["players"].as_u64().unwrap());
-        assert_eq!(players.1 as u64, counts["players_with_discord"].as_u64().unwrap());
+        assert_eq!(
+            players.1 as u64,
+            counts["players_with_discord"].as_u64().unwrap()
+        );
 
         // Open issues, type by type.
         let issues = &expected["issues"];
-        let orphan_wow: BTreeSet<String> =
-            open_issues(&db.pool, "orphan_wow").await.into_iter().collect();
+        let orphan_wow: BTreeSet<String> = open_issues(&db.pool, "orphan_wow")
+            .await
+            .into_iter()
+            .collect();
         assert_eq!(orphan_wow, names(&issues["orphan_wow"]));
-        let stale: BTreeSet<String> =
-            open_issues(&db.pool, "stale_character").await.into_iter().collect();
+        let stale: BTreeSet<String> = open_issues(&db.pool, "stale_character")
+            .await
+            .into_iter()
+            .collect();
         assert_eq!(stale, names(&issues["stale_character"]));
-        let orphan_discord: BTreeSet<String> =
-            open_issues(&db.pool, "orphan_discord").await.into_iter().collect();
+        let orphan_discord: BTreeSet<String> = open_issues(&db.pool, "orphan_discord")
+            .await
+            .into_iter()
+            .collect();
         let want: BTreeSet<String> = issues["orphan_discord"]
             .as_array()
             .unwrap()
@@ -191,11 +224,20 @@ async fn the_sample_guild_links_and_flags_what_its_author_intended() {
             assert!(no_role.contains(user.as_str().unwrap()), "{no_role:?}");
         }
         let mismatched = open_issue_discord_users(&db.pool, "rank_mismatch").await;
-        for user in later["issues_resolved"]["rank_mismatch"].as_array().unwrap() {
-            assert!(!mismatched.contains(user.as_str().unwrap()), "{mismatched:?}");
+        for user in later["issues_resolved"]["rank_mismatch"]
+            .as_array()
+            .unwrap()
+        {
+            assert!(
+                !mismatched.contains(user.as_str().unwrap()),
+                "{mismatched:?}"
+            );
         }
         let orphan_discord = open_issues(&db.pool, "orphan_discord").await;
-        for user in later["issues_resolved"]["orphan_discord"].as_array().unwrap() {
+        for user in later["issues_resolved"]["orphan_discord"]
+            .as_array()
+            .unwrap()
+        {
             assert!(
                 !orphan_discord.iter().any(|u| u == user.as_str().unwrap()),
                 "{orphan_discord:?}"

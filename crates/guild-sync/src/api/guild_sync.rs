@@ -1,16 +1,22 @@
-//! `/api/guild-sync/*`: start pipeline runs, show the last run of every source, and the addon
-//! upload routes (reserved here; issue 8 builds them).
+//! `/api/guild-sync/*`: start pipeline runs, show the last run of every source, and take addon
+//! uploads from the companion.
+
+use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
+use crate::addon_processor::{API_KEY_HEADER, UploadAccepted, UploadStatus, parse_upload_json};
 use crate::db::sync_log::SyncLogRow;
-use crate::scheduler::PipelineKind;
+use crate::scheduler::{AddonInput, PipelineKind};
 
 /// A run that was started.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -118,18 +124,86 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Vec<RunView>>,
     Ok(Json(rows.into_iter().map(RunView::from).collect()))
 }
 
-const ADDON_NOT_ENABLED: &str = "addon uploads are not enabled yet";
-
-/// Upload an addon export (authenticated by `X-API-Key`). Reserved: built by issue 8.
+/// Upload a PATTSync export (the companion's call; authenticated by `X-API-Key`). The body is
+/// validated here (400 malformed, 413 too large, 422 invalid, naming the field); an accepted
+/// export runs addon sync → match → check → report through the scheduler, waiting for a
+/// running pipeline rather than being dropped.
 #[utoipa::path(post, path = "/api/guild-sync/addon-upload", tag = "guild-sync",
-    responses((status = 503, body = ErrorBody)))]
-pub async fn addon_upload() -> ApiError {
-    ApiError::Unavailable(ADDON_NOT_ENABLED.into())
+    request_body(content = String, content_type = "application/json",
+        description = "`{characters:[…], addon_version, uploaded_by, export_time}`"),
+    params(("X-API-Key" = String, Header, description = "GUILD_SYNC_API_KEY")),
+    responses((status = 202, body = UploadAccepted), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn addon_upload(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<UploadAccepted>), ApiError> {
+    check_api_key(&state, &headers)?;
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(format!(
+            "the export is larger than {} bytes",
+            guild_sync_core::addon::MAX_UPLOAD_BYTES
+        )),
+        _ => ApiError::BadRequest(format!("cannot read the request body: {rejection}")),
+    })?;
+    let export = parse_upload_json(&body).map_err(|err| {
+        let message = err.to_string();
+        match err.http_status() {
+            413 => ApiError::PayloadTooLarge(message),
+            422 => ApiError::Unprocessable(message),
+            _ => ApiError::BadRequest(message),
+        }
+    })?;
+    let accepted = UploadAccepted {
+        run_id: 0,
+        export_time: export.export_time,
+        characters: export.characters.len(),
+    };
+    tracing::info!(
+        characters = accepted.characters,
+        uploaded_by = export.uploaded_by.as_deref().unwrap_or("unknown"),
+        "addon upload accepted"
+    );
+    let run_id = state
+        .scheduler
+        .trigger(PipelineKind::Addon(AddonInput::Upload(Arc::new(export))))
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(UploadAccepted { run_id, ..accepted }),
+    ))
 }
 
-/// The last addon upload's processing state. Reserved: built by issue 8.
+/// The last addon sync: when, what it carried, what matched, and its error if it failed.
 #[utoipa::path(get, path = "/api/guild-sync/addon-upload/status", tag = "guild-sync",
-    responses((status = 503, body = ErrorBody)))]
-pub async fn addon_upload_status() -> ApiError {
-    ApiError::Unavailable(ADDON_NOT_ENABLED.into())
+    params(("X-API-Key" = String, Header, description = "GUILD_SYNC_API_KEY")),
+    responses((status = 200, body = UploadStatus), (status = 401, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn addon_upload_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<UploadStatus>, ApiError> {
+    check_api_key(&state, &headers)?;
+    let last_upload = crate::db_sync::addon::last_upload(&state.pool).await?;
+    Ok(Json(UploadStatus { last_upload }))
+}
+
+/// The companion's key, compared in constant time; no key configured → 503, never open.
+fn check_api_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = &state.api_key else {
+        return Err(ApiError::Unavailable(
+            "addon uploads are disabled: GUILD_SYNC_API_KEY is not configured".into(),
+        ));
+    };
+    let presented = headers
+        .get(API_KEY_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .ok_or_else(|| ApiError::Unauthorized(format!("missing {API_KEY_HEADER} header")))?;
+    // ct_eq answers false for slices of different length without comparing their bytes.
+    if !bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes())) {
+        return Err(ApiError::Unauthorized(format!("invalid {API_KEY_HEADER}")));
+    }
+    Ok(())
 }

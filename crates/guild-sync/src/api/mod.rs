@@ -41,6 +41,9 @@ pub struct AppState {
     pub scheduler: Arc<Scheduler>,
     /// `GUILD_SYNC_ADMIN_TOKEN`; `None` disables the officer routes (503).
     pub admin_token: Option<Secret>,
+    /// `GUILD_SYNC_API_KEY`, which the companion sends in `X-API-Key`; `None` disables the
+    /// addon upload routes (503).
+    pub api_key: Option<Secret>,
 }
 
 #[derive(OpenApi)]
@@ -83,11 +86,17 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_officer,
         ));
+    // Exports of big guilds exceed the JSON routes' limit; this route has its own.
+    let upload = OpenApiRouter::new()
+        .routes(routes!(guild_sync::addon_upload))
+        .routes(routes!(guild_sync::addon_upload_status))
+        .route_layer(DefaultBodyLimit::max(
+            guild_sync_core::addon::MAX_UPLOAD_BYTES,
+        ));
     let public = OpenApiRouter::new()
         .routes(routes!(health))
         .routes(routes!(openapi_json))
-        .routes(routes!(guild_sync::addon_upload))
-        .routes(routes!(guild_sync::addon_upload_status));
+        .merge(upload);
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(officer)
         .merge(public)

@@ -46,10 +46,14 @@ pub async fn serve_database(config: &Config, db: Database) -> Result<()> {
     if config.guild_sync_admin_token.is_none() {
         tracing::warn!("officer endpoints disabled (503): GUILD_SYNC_ADMIN_TOKEN is not set");
     }
+    if config.guild_sync_api_key.is_none() {
+        tracing::warn!("addon uploads disabled (503): GUILD_SYNC_API_KEY is not set");
+    }
     let state = AppState {
         pool: pool.clone(),
         scheduler: Arc::clone(&scheduler),
         admin_token: config.guild_sync_admin_token.clone(),
+        api_key: config.guild_sync_api_key.clone(),
     };
     let listener = TcpListener::bind(&config.guild_sync_bind)
         .await

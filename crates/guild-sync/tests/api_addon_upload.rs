@@ -1,0 +1,249 @@
+//! The addon upload endpoint on a real server (random port, real TCP, fresh database, the real
+//! stages behind the scheduler): what it accepts, what it refuses and how, and the real
+//! companion delivering an export to it end to end.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use guild_sync::api::{AppState, router};
+use guild_sync::companion::{Companion, CompanionOptions, Delivery};
+use guild_sync::config::{Config, Secret};
+use guild_sync::scheduler::{ProductionStages, Scheduler};
+use guild_sync::testing::TestDb;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const KEY: &str = "companion-key-0123456789";
+
+struct App {
+    base: String,
+    client: reqwest::Client,
+    db: TestDb,
+}
+
+async fn spawn(api_key: Option<&str>) -> App {
+    guild_sync::install_crypto_provider();
+    let db = TestDb::new().await;
+    let pool = db.pool.clone();
+    let stages = ProductionStages::for_service(pool.clone(), Config::defaults(), None);
+    let state = AppState {
+        pool: pool.clone(),
+        scheduler: Arc::new(Scheduler::new(pool, Arc::new(stages))),
+        admin_token: None,
+        api_key: api_key.map(Secret::new),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    sqlx::query(
+        "INSERT INTO guild_identity.wow_characters (character_name, realm_slug, removed_at)
+         VALUES ('Trogmoon', 'senjin', NULL), ('Trogmoon', 'bleeding-hollow', NULL)",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    App {
+        base,
+        client: reqwest::Client::new(),
+        db,
+    }
+}
+
+fn body(note: &str, export_time: i64) -> Value {
+    json!({
+        "characters": [{"name": "Trogmoon", "realm": "Senjin", "class": "Shaman", "level": 80,
+                        "rank": 3, "rank_name": "Member", "guild_note": note,
+                        "officer_note": "raid team 2", "is_online": false,
+                        "last_online": 1_700_000_000, "zone": "Dornogal"}],
+        "addon_version": "1.2.0",
+        "uploaded_by": "Officer-Senjin",
+        "export_time": export_time,
+    })
+}
+
+async fn within_a_minute<T>(test: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), test)
+        .await
+        .expect("the test took longer than a minute")
+}
+
+/// Wait for the pipeline run `run_id` to leave `running`; returns its status.
+async fn finished(app: &App, run_id: i64) -> String {
+    loop {
+        let status: String =
+            sqlx::query_scalar("SELECT status FROM guild_identity.sync_log WHERE id = $1")
+                .bind(run_id)
+                .fetch_one(&app.db.pool)
+                .await
+                .unwrap();
+        if status != "running" {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn note_on(app: &App, realm: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT addon_note FROM guild_identity.wow_characters WHERE realm_slug = $1")
+        .bind(realm)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_accepted_upload_runs_the_addon_pipeline_and_shows_in_the_status() {
+    within_a_minute(async {
+        let app = spawn(Some(KEY)).await;
+        let answer = app
+            .client
+            .post(format!("{}/api/guild-sync/addon-upload", app.base))
+            .header("X-API-Key", KEY)
+            .json(&body("Discord: trog", 1_764_000_000))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::ACCEPTED);
+        let accepted: Value = answer.json().await.unwrap();
+        assert_eq!(accepted["characters"], 1);
+        assert_eq!(accepted["export_time"], 1_764_000_000);
+        let run_id = accepted["run_id"].as_i64().unwrap();
+        assert_eq!(finished(&app, run_id).await, "success");
+
+        // Name and realm both decide the row: the other realm's Trogmoon keeps no note.
+        assert_eq!(
+            note_on(&app, "senjin").await.as_deref(),
+            Some("Discord: trog")
+        );
+        assert_eq!(note_on(&app, "bleeding-hollow").await, None);
+
+        let status: Value = app
+            .client
+            .get(format!("{}/api/guild-sync/addon-upload/status", app.base))
+            .header("X-API-Key", KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let last = &status["last_upload"];
+        assert_eq!(last["export_time"], 1_764_000_000);
+        assert_eq!(last["uploaded_by"], "Officer-Senjin");
+        assert_eq!(last["matched"], 1);
+        assert_eq!(last["status"], "success");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_keys_and_bad_bodies_are_refused_with_a_clear_error_and_change_nothing() {
+    within_a_minute(async {
+        let app = spawn(Some(KEY)).await;
+        let url = format!("{}/api/guild-sync/addon-upload", app.base);
+        let valid = serde_json::to_vec(&body("kept?", 1)).unwrap();
+        let mut too_large = b"{\"characters\": [], \"pad\": \"".to_vec();
+        too_large.resize(5 * 1024 * 1024, b'x');
+        too_large.extend_from_slice(b"\"}");
+        let cases: Vec<(&str, Option<&str>, Vec<u8>, StatusCode)> = vec![
+            ("no key", None, valid.clone(), StatusCode::UNAUTHORIZED),
+            ("wrong key", Some("guess"), valid.clone(), StatusCode::UNAUTHORIZED),
+            ("malformed JSON", Some(KEY), b"{\"characters\": [".to_vec(), StatusCode::BAD_REQUEST),
+            ("empty body", Some(KEY), Vec::new(), StatusCode::BAD_REQUEST),
+            (
+                "a wrong type",
+                Some(KEY),
+                serde_json::to_vec(&json!({"characters": [{"name": "Trogmoon", "realm": "Senjin", "level": "eighty"}]})).unwrap(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                "no characters",
+                Some(KEY),
+                serde_json::to_vec(&json!({"characters": []})).unwrap(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            ("too large", Some(KEY), too_large, StatusCode::PAYLOAD_TOO_LARGE),
+        ];
+        for (case, key, payload, expected) in cases {
+            let mut request = app
+                .client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(payload);
+            if let Some(key) = key {
+                request = request.header("X-API-Key", key);
+            }
+            let answer = request.send().await.unwrap();
+            assert_eq!(answer.status(), expected, "{case}");
+            let error: Value = answer.json().await.unwrap();
+            assert!(
+                error["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{case}: {error}"
+            );
+        }
+        assert_eq!(note_on(&app, "senjin").await, None, "nothing was applied");
+        let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM guild_identity.sync_log")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+        assert_eq!(runs, 0, "no run was started");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn without_a_configured_key_the_upload_routes_answer_503() {
+    within_a_minute(async {
+        let app = spawn(None).await;
+        let answer = app
+            .client
+            .post(format!("{}/api/guild-sync/addon-upload", app.base))
+            .header("X-API-Key", KEY)
+            .json(&body("x", 1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let answer = app
+            .client
+            .get(format!("{}/api/guild-sync/addon-upload/status", app.base))
+            .header("X-API-Key", KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_companion_delivers_a_saved_variables_export_to_the_real_server() {
+    within_a_minute(async {
+        let app = spawn(Some(KEY)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("PATTSync.lua");
+        std::fs::write(
+            &file,
+            "PATTSyncDB = {\n\t[\"lastExport\"] = {\n\t\t[\"exportTime\"] = 1764000500,\n\t\t[\"addonVersion\"] = \"1.2.0\",\n\t\t[\"characters\"] = {\n\t\t\t{\n\t\t\t\t[\"name\"] = \"Trogmoon\",\n\t\t\t\t[\"realm\"] = \"Senjin\",\n\t\t\t\t[\"note\"] = \"alt of Thrall\",\n\t\t\t}, -- [1]\n\t\t},\n\t},\n}\n",
+        )
+        .unwrap();
+        let mut options = CompanionOptions::new(file.clone(), app.base.clone(), Secret::new(KEY));
+        options.retry_initial = Duration::from_millis(20);
+        options.retry_max = Duration::from_millis(100);
+        let mut companion = Companion::start(options.clone()).await.unwrap();
+        let delivery = companion.run_once().await.unwrap();
+        let Delivery::Delivered(accepted) = delivery else {
+            panic!("not delivered: {delivery:?}");
+        };
+        assert_eq!(finished(&app, accepted.run_id).await, "success");
+        assert_eq!(note_on(&app, "senjin").await.as_deref(), Some("alt of Thrall"));
+
+        // A restarted companion asks the server and does not upload the same export again.
+        let mut restarted = Companion::start(options).await.unwrap();
+        assert!(matches!(
+            restarted.run_once().await.unwrap(),
+            Delivery::NothingPending
+        ));
+    })
+    .await;
+}
