@@ -245,3 +245,33 @@ fn migrations_fingerprint() -> String {
     }
     hex::encode(hasher.finalize())
 }
+
+/// Rows the database tests seed directly, shared so every test file builds them the same way.
+pub mod seed {
+    use sqlx::PgPool;
+
+    /// A player named `name`, optionally holding a Discord user; returns its id.
+    pub async fn player(pool: &PgPool, name: &str, discord_user_id: Option<i32>) -> i32 {
+        sqlx::query_scalar(
+            "INSERT INTO guild_identity.players (display_name, discord_user_id) VALUES ($1, $2)
+             RETURNING id",
+        )
+        .bind(name)
+        .bind(discord_user_id)
+        .fetch_one(pool)
+        .await
+        .expect("seed a player")
+    }
+
+    /// Link a character to a player (as an officer would: `manual`, `confirmed`).
+    pub async fn link(pool: &PgPool, player_id: i32, character_id: i32) {
+        sqlx::query(
+            "INSERT INTO guild_identity.player_characters (player_id, character_id) VALUES ($1, $2)",
+        )
+        .bind(player_id)
+        .bind(character_id)
+        .execute(pool)
+        .await
+        .expect("seed a link");
+    }
+}

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use guild_sync::identity_engine::run_matching;
 use guild_sync::testing::TestDb;
+use guild_sync::testing::seed::{link, player};
 use guild_sync_core::integrity::{IssueType, issue_hash};
 use sqlx::PgPool;
 
@@ -53,29 +54,6 @@ async fn discord_user(pool: &PgPool, username: &str, display: Option<&str>, role
     .fetch_one(pool)
     .await
     .unwrap()
-}
-
-async fn player(pool: &PgPool, name: &str, discord_user_id: Option<i32>) -> i32 {
-    sqlx::query_scalar(
-        "INSERT INTO guild_identity.players (display_name, discord_user_id) VALUES ($1, $2)
-         RETURNING id",
-    )
-    .bind(name)
-    .bind(discord_user_id)
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
-
-async fn link(pool: &PgPool, player_id: i32, character_id: i32) {
-    sqlx::query(
-        "INSERT INTO guild_identity.player_characters (player_id, character_id) VALUES ($1, $2)",
-    )
-    .bind(player_id)
-    .bind(character_id)
-    .execute(pool)
-    .await
-    .unwrap();
 }
 
 /// (player id, link_source, confidence) of a character's link.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use guild_sync::config::Config;
 use guild_sync::integrity_checker::{CheckStats, check, run_integrity_check};
 use guild_sync::testing::TestDb;
+use guild_sync::testing::seed::{link, player};
 use guild_sync_core::integrity::{IssueType, issue_hash};
 use sqlx::PgPool;
 
@@ -46,29 +47,6 @@ async fn discord_user(pool: &PgPool, username: &str, role: Option<&str>) -> i32 
     .fetch_one(pool)
     .await
     .unwrap()
-}
-
-async fn player(pool: &PgPool, name: &str, discord_user_id: Option<i32>) -> i32 {
-    sqlx::query_scalar(
-        "INSERT INTO guild_identity.players (display_name, discord_user_id) VALUES ($1, $2)
-         RETURNING id",
-    )
-    .bind(name)
-    .bind(discord_user_id)
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
-
-async fn link(pool: &PgPool, player_id: i32, character_id: i32) {
-    sqlx::query(
-        "INSERT INTO guild_identity.player_characters (player_id, character_id) VALUES ($1, $2)",
-    )
-    .bind(player_id)
-    .bind(character_id)
-    .execute(pool)
-    .await
-    .unwrap();
 }
 
 async fn exec(pool: &PgPool, sql: &'static str) {
