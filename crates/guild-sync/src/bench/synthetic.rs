@@ -184,24 +184,18 @@ pub fn write_guild(dir: &Path, size: GuildSize, seed: u64) -> Result<Generated> 
     while members.len() < size.discord_members {
         let id = next_member_id;
         next_member_id += rng.random_range(1..1_000_000);
-        let name = format!(
-            "{}{}",
-            unique_name(&mut rng, &mut used).to_lowercase(),
-            rng.random_range(0..9999)
-        );
-        let mut guest = member(
-            id,
-            name,
-            None,
-            if rng.random_bool(0.1) {
-                vec!["Pug"]
-            } else {
-                vec![]
-            },
-        );
+        // Guests are many (tens of thousands): their names come from the syllables plus a
+        // counter, so they never exhaust the pool of unique character names.
+        let name = format!("{}{}", random_name(&mut rng).to_lowercase(), members.len());
+        let roles = if rng.random_bool(0.1) {
+            vec!["Pug"]
+        } else {
+            vec![]
+        };
+        let mut guest = member(id, name, None, roles);
         guest.bot = rng.random_bool(0.002);
         if rng.random_bool(0.3) {
-            guest.nick = Some(unique_name(&mut rng, &mut used));
+            guest.nick = Some(random_name(&mut rng));
         }
         members.push(guest);
     }
@@ -214,19 +208,30 @@ pub fn write_guild(dir: &Path, size: GuildSize, seed: u64) -> Result<Generated> 
     Ok(generated)
 }
 
-fn unique_name(rng: &mut StdRng, used: &mut HashSet<String>) -> String {
+/// A name of two or three syllables, capitalised, at most 12 bytes (WoW's limit).
+fn random_name(rng: &mut StdRng) -> String {
     loop {
         let parts = rng.random_range(2..=3);
         let mut name = String::new();
         for _ in 0..parts {
             name.push_str(SYLLABLES[rng.random_range(0..SYLLABLES.len())]);
         }
-        let mut chars = name.chars();
-        let name: String = match chars.next() {
-            Some(first) => first.to_uppercase().chain(chars).collect(),
-            None => continue,
-        };
-        if name.len() <= 12 && used.insert(name.to_lowercase()) {
+        if name.len() <= 12 {
+            let mut chars = name.chars();
+            if let Some(first) = chars.next() {
+                return first.to_uppercase().chain(chars).collect();
+            }
+        }
+    }
+}
+
+/// A name no other character or Discord handle of the guild has. Only characters, their
+/// players' handles and orphan members draw these (a few thousand of the ~66,000 names), so
+/// drawing until an unused one comes up stays quick.
+fn unique_name(rng: &mut StdRng, used: &mut HashSet<String>) -> String {
+    loop {
+        let name = random_name(rng);
+        if used.insert(name.to_lowercase()) {
             return name;
         }
     }
