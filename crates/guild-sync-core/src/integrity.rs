@@ -238,14 +238,14 @@ impl Finding {
         discord_role: &str,
     ) -> Self {
         let expected = match expected_role {
-            Some(role) => format!(" (Discord role {role})"),
-            None => " (no Discord role is mapped to it)".to_string(),
+            Some(role) => format!(", which should be Discord role {role},"),
+            None => ", which no Discord role is mapped to,".to_string(),
         };
         finding(
             IssueType::RankMismatch,
             (None, Some(discord_user_id), Some(player_id)),
             player_name.to_string(),
-            format!("in-game rank {ingame_rank}{expected}, but Discord role {discord_role}"),
+            format!("in-game rank {ingame_rank}{expected} but has Discord role {discord_role}"),
             json!({"ingame_rank": ingame_rank, "expected_discord_role": expected_role,
                    "discord_role": discord_role}),
         )
@@ -571,7 +571,7 @@ mod tests {
             ),
             (
                 Finding::rank_mismatch(3, "Carol", 3, "Guild Leader", Some("GM"), "Officer"),
-                "Carol: in-game rank Guild Leader (Discord role GM), but Discord role Officer",
+                "Carol: in-game rank Guild Leader, which should be Discord role GM, but has Discord role Officer",
             ),
             (
                 Finding::no_guild_role(4, "Dan", 4, None, "dan", "Member"),

@@ -6,6 +6,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::AppState;
+use axum::http::header;
+use axum::response::IntoResponse;
+
 use super::error::{ApiError, ApiJson, ApiPath, ErrorBody};
 use crate::db::api::{LinkRequest, Linked, PlayerView, Unlinked};
 use crate::db::integrity::{OrphanDiscordRow, OrphanWowRow, RankMismatchRow};
@@ -14,8 +17,9 @@ use crate::db::integrity::{OrphanDiscordRow, OrphanWowRow, RankMismatchRow};
 #[utoipa::path(get, path = "/api/identity/players", tag = "identity",
     security(("bearer" = [])),
     responses((status = 200, body = [PlayerView]), (status = 401, body = ErrorBody)))]
-pub async fn players(State(state): State<AppState>) -> Result<Json<Vec<PlayerView>>, ApiError> {
-    Ok(Json(crate::db::api::players(&state.pool).await?))
+pub async fn players(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let body = crate::db::api::players_json(&state.pool).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body))
 }
 
 /// In-guild characters no player owns.

@@ -6,7 +6,6 @@
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
-use sqlx::types::Json;
 
 /// A player's Discord account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -55,56 +54,41 @@ pub struct PlayerView {
     pub characters: Vec<PlayerCharacter>,
 }
 
-#[derive(sqlx::FromRow)]
-struct PlayerRow {
-    id: i32,
-    display_name: String,
-    is_active: bool,
-    discord_user: Option<Json<PlayerDiscordUser>>,
-    characters: Json<Vec<PlayerCharacter>>,
-}
-
-/// Every player with its Discord user and characters, by display name.
-pub async fn players(db: &PgPool) -> anyhow::Result<Vec<PlayerView>> {
-    let rows: Vec<PlayerRow> = sqlx::query_as(
-        "SELECT p.id, p.display_name, p.is_active,
-                CASE WHEN du.id IS NULL THEN NULL ELSE jsonb_build_object(
-                    'id', du.id, 'discord_id', du.discord_id, 'username', du.username,
-                    'display_name', du.display_name, 'highest_guild_role', du.highest_guild_role,
-                    'is_present', du.is_present) END AS discord_user,
-                COALESCE(ch.characters, '[]'::jsonb) AS characters
-         FROM guild_identity.players p
-         LEFT JOIN guild_identity.discord_users du ON du.id = p.discord_user_id
-         LEFT JOIN LATERAL (
-             SELECT jsonb_agg(jsonb_build_object(
-                        'link_id', pc.id, 'character_id', wc.id, 'name', wc.character_name,
-                        'realm', wc.realm_slug, 'class', c.name, 'spec', s.name, 'role', r.name,
-                        'rank', gr.name, 'level', wc.level, 'in_guild', wc.removed_at IS NULL,
-                        'is_main', COALESCE(p.main_character_id = wc.id, FALSE),
-                        'link_source', pc.link_source, 'confidence', pc.confidence)
-                    ORDER BY lower(wc.character_name), wc.realm_slug, wc.id) AS characters
-             FROM guild_identity.player_characters pc
-             JOIN guild_identity.wow_characters wc ON wc.id = pc.character_id
-             LEFT JOIN guild_identity.classes c ON c.id = wc.class_id
-             LEFT JOIN guild_identity.specializations s ON s.id = wc.active_spec_id
-             LEFT JOIN guild_identity.roles r ON r.id = s.default_role_id
-             LEFT JOIN common.guild_ranks gr ON gr.id = wc.guild_rank_id
-             WHERE pc.player_id = p.id
-         ) ch ON TRUE
-         ORDER BY lower(p.display_name), p.id",
+/// Every player with its Discord user and characters, as the JSON array the API answers with
+/// (the shape of [`PlayerView`]). PostgreSQL builds the document and it is passed through as
+/// text: decoding ~800 KB into structs only to encode it again cost most of each request.
+pub async fn players_json(db: &PgPool) -> anyhow::Result<String> {
+    Ok(sqlx::query_scalar(
+        "SELECT COALESCE(json_agg(t ORDER BY lower(t.display_name), t.id), '[]')::text
+         FROM (
+             SELECT p.id, p.display_name, p.is_active,
+                    CASE WHEN du.id IS NULL THEN NULL ELSE jsonb_build_object(
+                        'id', du.id, 'discord_id', du.discord_id, 'username', du.username,
+                        'display_name', du.display_name, 'highest_guild_role', du.highest_guild_role,
+                        'is_present', du.is_present) END AS discord_user,
+                    COALESCE(ch.characters, '[]'::jsonb) AS characters
+             FROM guild_identity.players p
+             LEFT JOIN guild_identity.discord_users du ON du.id = p.discord_user_id
+             LEFT JOIN LATERAL (
+                 SELECT jsonb_agg(jsonb_build_object(
+                            'link_id', pc.id, 'character_id', wc.id, 'name', wc.character_name,
+                            'realm', wc.realm_slug, 'class', c.name, 'spec', s.name, 'role', r.name,
+                            'rank', gr.name, 'level', wc.level, 'in_guild', wc.removed_at IS NULL,
+                            'is_main', COALESCE(p.main_character_id = wc.id, FALSE),
+                            'link_source', pc.link_source, 'confidence', pc.confidence)
+                        ORDER BY lower(wc.character_name), wc.realm_slug, wc.id) AS characters
+                 FROM guild_identity.player_characters pc
+                 JOIN guild_identity.wow_characters wc ON wc.id = pc.character_id
+                 LEFT JOIN guild_identity.classes c ON c.id = wc.class_id
+                 LEFT JOIN guild_identity.specializations s ON s.id = wc.active_spec_id
+                 LEFT JOIN guild_identity.roles r ON r.id = s.default_role_id
+                 LEFT JOIN common.guild_ranks gr ON gr.id = wc.guild_rank_id
+                 WHERE pc.player_id = p.id
+             ) ch ON TRUE
+         ) t",
     )
-    .fetch_all(db)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| PlayerView {
-            id: row.id,
-            display_name: row.display_name,
-            is_active: row.is_active,
-            discord_user: row.discord_user.map(|Json(user)| user),
-            characters: row.characters.0,
-        })
-        .collect())
+    .fetch_one(db)
+    .await?)
 }
 
 /// An officer's manual link request.
