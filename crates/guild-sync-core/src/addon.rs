@@ -88,9 +88,10 @@ pub enum AddonInputError {
         column: usize,
         message: String,
     },
-    /// Not a readable SavedVariables file (400).
+    /// Not a readable SavedVariables file (400). The parser's error is part of the message,
+    /// not a separate source, so an error chain does not print it twice.
     #[error("malformed SavedVariables file: {0}")]
-    MalformedLua(#[from] SavedVarsError),
+    MalformedLua(SavedVarsError),
     /// Larger than [`MAX_UPLOAD_BYTES`] (413).
     #[error("the upload is {size} bytes; the limit is {limit} bytes")]
     TooLarge { size: usize, limit: usize },
@@ -102,6 +103,12 @@ pub enum AddonInputError {
     /// `characters[3].level` or `PATTSyncDB.lastExport.exportTime`.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+}
+
+impl From<SavedVarsError> for AddonInputError {
+    fn from(err: SavedVarsError) -> Self {
+        AddonInputError::MalformedLua(err)
+    }
 }
 
 impl AddonInputError {

@@ -401,10 +401,9 @@ pub async fn run(
 /// twilight-http-proxy in front of several bots, or a local fake in tests. A proxy owns rate
 /// limiting, so the client's own limiter is off then.
 pub fn http_client(config: &Config) -> Result<twilight_http::Client> {
-    let token = config
-        .discord_bot_token
-        .as_ref()
-        .context("DISCORD_BOT_TOKEN is not set")?;
+    let token = config.discord_bot_token.as_ref().context(
+        "the Discord sync needs DISCORD_BOT_TOKEN and DISCORD_GUILD_ID (or use --from-file)",
+    )?;
     let builder = twilight_http::Client::builder().token(token.expose().to_owned());
     let base = config.discord_api_url.trim_end_matches('/');
     if base == DEFAULT_DISCORD_API_URL {
