@@ -68,11 +68,7 @@ fn snapshot(members: usize, generation: u64) -> DiscordSnapshot {
 }
 
 fn vm_hwm_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    guild_sync::bench::peak_rss().map(|bytes| bytes / 1024)
 }
 
 #[tokio::main]

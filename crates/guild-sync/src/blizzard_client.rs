@@ -229,19 +229,7 @@ pub struct BlizzardSettings {
 impl BlizzardSettings {
     /// The live settings, or an error naming every missing variable.
     pub fn from_config(config: &Config) -> Result<Self> {
-        let mut missing = Vec::new();
-        if config.blizzard_client_id.is_none() {
-            missing.push("BLIZZARD_CLIENT_ID");
-        }
-        if config.blizzard_client_secret.is_none() {
-            missing.push("BLIZZARD_CLIENT_SECRET");
-        }
-        if config.guild_realm_slug.is_none() {
-            missing.push("GUILD_REALM_SLUG");
-        }
-        if config.guild_name_slug.is_none() {
-            missing.push("GUILD_NAME_SLUG");
-        }
+        let missing = config.missing_blizzard_settings();
         if !missing.is_empty() {
             bail!(
                 "the Battle.net sync needs {} (or use --from-dir)",

@@ -216,6 +216,34 @@ impl Config {
         clear(&mut self.guild_sync_api_url);
     }
 
+    /// The Battle.net settings a live sync needs that are not set (empty = ready).
+    pub fn missing_blizzard_settings(&self) -> Vec<&'static str> {
+        [
+            ("BLIZZARD_CLIENT_ID", self.blizzard_client_id.is_none()),
+            (
+                "BLIZZARD_CLIENT_SECRET",
+                self.blizzard_client_secret.is_none(),
+            ),
+            ("GUILD_REALM_SLUG", self.guild_realm_slug.is_none()),
+            ("GUILD_NAME_SLUG", self.guild_name_slug.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(key, missing)| missing.then_some(key))
+        .collect()
+    }
+
+    /// The Discord settings the live member sync and the gateway listener need that are not
+    /// set (empty = ready).
+    pub fn missing_discord_settings(&self) -> Vec<&'static str> {
+        [
+            ("DISCORD_BOT_TOKEN", self.discord_bot_token.is_none()),
+            ("DISCORD_GUILD_ID", self.discord_guild_id.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(key, missing)| missing.then_some(key))
+        .collect()
+    }
+
     /// The Battle.net API base URL: configured, else the region's.
     pub fn blizzard_api_base(&self) -> String {
         self.blizzard_api_url

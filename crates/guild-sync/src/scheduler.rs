@@ -660,18 +660,7 @@ impl Schedule {
     /// schedule is invalid) is disabled with one log line naming what is missing.
     pub fn from_config(config: &Config) -> Schedule {
         let mut schedule = Schedule::default();
-        let blizzard_missing: Vec<&str> = [
-            ("BLIZZARD_CLIENT_ID", config.blizzard_client_id.is_none()),
-            (
-                "BLIZZARD_CLIENT_SECRET",
-                config.blizzard_client_secret.is_none(),
-            ),
-            ("GUILD_REALM_SLUG", config.guild_realm_slug.is_none()),
-            ("GUILD_NAME_SLUG", config.guild_name_slug.is_none()),
-        ]
-        .into_iter()
-        .filter_map(|(key, missing)| missing.then_some(key))
-        .collect();
+        let blizzard_missing = config.missing_blizzard_settings();
         if !blizzard_missing.is_empty() {
             tracing::warn!(
                 missing = %blizzard_missing.join(", "),
@@ -687,13 +676,7 @@ impl Schedule {
                 ),
             }
         }
-        let discord_missing: Vec<&str> = [
-            ("DISCORD_BOT_TOKEN", config.discord_bot_token.is_none()),
-            ("DISCORD_GUILD_ID", config.discord_guild_id.is_none()),
-        ]
-        .into_iter()
-        .filter_map(|(key, missing)| missing.then_some(key))
-        .collect();
+        let discord_missing = config.missing_discord_settings();
         if !discord_missing.is_empty() {
             tracing::warn!(
                 missing = %discord_missing.join(", "),

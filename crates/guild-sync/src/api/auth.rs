@@ -9,6 +9,7 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::config::Secret;
 
 /// Middleware in front of every officer route.
 pub async fn require_officer(
@@ -32,9 +33,15 @@ pub async fn require_officer(
             "missing Authorization: Bearer token".into(),
         ));
     };
-    // ct_eq answers false for slices of different length without comparing their bytes.
-    if !bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes())) {
+    if !secret_matches(presented, expected) {
         return Err(ApiError::Unauthorized("invalid bearer token".into()));
     }
     Ok(next.run(request).await)
+}
+
+/// Whether a presented credential equals the configured secret, compared in constant time so
+/// response timing does not leak how much of a guess was right.
+pub fn secret_matches(presented: &str, expected: &Secret) -> bool {
+    // ct_eq answers false for slices of different length without comparing their bytes.
+    bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes()))
 }

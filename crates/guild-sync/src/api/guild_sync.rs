@@ -10,9 +10,9 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use subtle::ConstantTimeEq;
 
 use super::AppState;
+use super::auth::secret_matches;
 use super::error::{ApiError, ErrorBody};
 use crate::addon_processor::{API_KEY_HEADER, UploadAccepted, UploadStatus, parse_upload_json};
 use crate::db::sync_log::SyncLogRow;
@@ -201,8 +201,7 @@ fn check_api_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> 
         .get(API_KEY_HEADER)
         .and_then(|value| value.to_str().ok())
         .ok_or_else(|| ApiError::Unauthorized(format!("missing {API_KEY_HEADER} header")))?;
-    // ct_eq answers false for slices of different length without comparing their bytes.
-    if !bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes())) {
+    if !secret_matches(presented, expected) {
         return Err(ApiError::Unauthorized(format!("invalid {API_KEY_HEADER}")));
     }
     Ok(())

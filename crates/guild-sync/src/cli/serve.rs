@@ -92,9 +92,11 @@ pub async fn serve_database(config: &Config, db: Database) -> Result<()> {
 }
 
 async fn start_gateway(pool: &sqlx::PgPool, config: &Config) -> Option<GatewayHandle> {
-    if config.discord_bot_token.is_none() || config.discord_guild_id.is_none() {
+    let missing = config.missing_discord_settings();
+    if !missing.is_empty() {
         tracing::warn!(
-            "Discord gateway listener disabled: DISCORD_BOT_TOKEN and DISCORD_GUILD_ID are needed"
+            missing = %missing.join(", "),
+            "Discord gateway listener disabled: configuration missing"
         );
         return None;
     }
