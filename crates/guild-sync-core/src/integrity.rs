@@ -15,7 +15,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
 /// Every kind of audit issue. The string forms are stored in `audit_issues.issue_type`.
@@ -160,7 +159,7 @@ pub enum SeenBasis {
 
 /// One cause a check run observed: what the issue row will hold. Built only through the
 /// per-type constructors so the ids a type hashes are always present.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
     pub issue_type: IssueType,
     pub wow_character_id: Option<i32>,
@@ -169,8 +168,20 @@ pub struct Finding {
     pub player_id: Option<i32>,
     /// One readable sentence naming the characters / Discord users / players involved.
     pub summary: String,
-    /// A JSON object; always has `subject` and `reason`, which the report uses.
-    pub details: serde_json::Value,
+    /// A JSON object, as text (what `audit_issues.details` receives); always has `subject` and
+    /// `reason`, which the report uses. Serialised once from typed fields: a check run builds
+    /// tens of thousands of these, and a `serde_json::Value` map per finding was most of that
+    /// cost. [`Finding::details_value`] parses it back.
+    pub details: String,
+}
+
+/// The `details` object: the report's `subject` and `reason`, then the type's own fields.
+#[derive(Serialize)]
+struct Details<'a, T: Serialize> {
+    subject: &'a str,
+    reason: &'a str,
+    #[serde(flatten)]
+    extra: T,
 }
 
 fn finding(
@@ -178,21 +189,67 @@ fn finding(
     ids: (Option<i32>, Option<i32>, Option<i32>),
     subject: String,
     reason: String,
-    mut extra: serde_json::Value,
+    extra: impl Serialize,
 ) -> Finding {
     let summary = format!("{subject}: {reason}");
-    if let Some(map) = extra.as_object_mut() {
-        map.insert("subject".into(), json!(subject));
-        map.insert("reason".into(), json!(reason));
-    }
+    let details = serde_json::to_string(&Details {
+        subject: &subject,
+        reason: &reason,
+        extra,
+    })
+    // Plain structs of strings and numbers, with no map keys to reject: cannot fail.
+    .expect("issue details serialise to JSON");
     Finding {
         issue_type,
         wow_character_id: ids.0,
         discord_user_id: ids.1,
         player_id: ids.2,
         summary,
-        details: extra,
+        details,
     }
+}
+
+// The type-specific `details` fields (see [`Details`]).
+#[derive(Serialize)]
+struct OrphanWowDetails<'a> {
+    character_name: &'a str,
+    realm_slug: &'a str,
+    rank: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct OrphanDiscordDetails<'a> {
+    discord_id: &'a str,
+    username: &'a str,
+    role: &'a str,
+}
+
+#[derive(Serialize)]
+struct RankMismatchDetails<'a> {
+    ingame_rank: &'a str,
+    expected_discord_role: Option<&'a str>,
+    discord_role: &'a str,
+}
+
+#[derive(Serialize)]
+struct NoGuildRoleDetails<'a> {
+    ingame_rank: &'a str,
+    username: &'a str,
+    discord_display_name: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct StaleDetails {
+    last_seen: DateTime<Utc>,
+    basis: SeenBasis,
+    days_ago: i64,
+    threshold_days: i64,
+}
+
+#[derive(Serialize)]
+struct DuplicateDiscordDetails<'a> {
+    player_ids: Vec<i32>,
+    player_names: &'a [&'a str],
 }
 
 impl Finding {
@@ -207,7 +264,11 @@ impl Finding {
             (Some(character_id), None, None),
             character_label(name, realm_slug),
             reason,
-            json!({"character_name": name, "realm_slug": realm_slug, "rank": rank}),
+            OrphanWowDetails {
+                character_name: name,
+                realm_slug,
+                rank,
+            },
         )
     }
 
@@ -224,7 +285,11 @@ impl Finding {
             (None, Some(discord_user_id), None),
             discord_label(display_name, username),
             format!("has the Discord role {role} but is linked to no player"),
-            json!({"discord_id": discord_id, "username": username, "role": role}),
+            OrphanDiscordDetails {
+                discord_id,
+                username,
+                role,
+            },
         )
     }
 
@@ -246,8 +311,11 @@ impl Finding {
             (None, Some(discord_user_id), Some(player_id)),
             player_name.to_string(),
             format!("in-game rank {ingame_rank}{expected} but has Discord role {discord_role}"),
-            json!({"ingame_rank": ingame_rank, "expected_discord_role": expected_role,
-                   "discord_role": discord_role}),
+            RankMismatchDetails {
+                ingame_rank,
+                expected_discord_role: expected_role,
+                discord_role,
+            },
         )
     }
 
@@ -265,8 +333,11 @@ impl Finding {
             (None, Some(discord_user_id), Some(player_id)),
             player_with_discord(player_name, username),
             format!("in-game rank {ingame_rank} but no guild role on Discord"),
-            json!({"ingame_rank": ingame_rank, "username": username,
-                   "discord_display_name": discord_display_name}),
+            NoGuildRoleDetails {
+                ingame_rank,
+                username,
+                discord_display_name,
+            },
         )
     }
 
@@ -292,8 +363,12 @@ impl Finding {
                 "{what} {days_ago} days ago ({})",
                 last_seen.format("%Y-%m-%d")
             ),
-            json!({"last_seen": last_seen, "basis": basis, "days_ago": days_ago,
-                   "threshold_days": threshold_days}),
+            StaleDetails {
+                last_seen,
+                basis,
+                days_ago,
+                threshold_days,
+            },
         )
     }
 
@@ -310,9 +385,16 @@ impl Finding {
             (None, Some(discord_user_id), None),
             discord_label(display_name, username),
             format!("held by {} players: {}", players.len(), names.join(", ")),
-            json!({"player_ids": players.iter().map(|(id, _)| id).collect::<Vec<_>>(),
-                   "player_names": names}),
+            DuplicateDiscordDetails {
+                player_ids: players.iter().map(|(id, _)| *id).collect(),
+                player_names: &names,
+            },
         )
+    }
+
+    /// [`Finding::details`] as a JSON value.
+    pub fn details_value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.details).expect("details are JSON written by `finding`")
     }
 
     /// The ids this finding's type hashes (see [`IssueType`]).
@@ -334,6 +416,23 @@ impl Finding {
     pub fn hash(&self) -> String {
         issue_hash(self.issue_type, &self.hash_ids())
     }
+
+    /// A fingerprint of what the issue row says (`summary` and `details`), stored in
+    /// `audit_issues.content_hash`. A check run compares fingerprints instead of loading and
+    /// decoding every open issue's text and JSON, which at tens of thousands of open issues was
+    /// most of the cost of a run where nothing changed. The first 8 bytes of a SHA-256: stable
+    /// across versions and platforms, unlike `std`'s hasher.
+    pub fn content_hash(&self) -> i64 {
+        let mut hasher = Sha256::new();
+        hasher.update(self.summary.as_bytes());
+        // A separator no summary contains, so ("ab", "c") and ("a", "bc") differ.
+        hasher.update([0u8]);
+        hasher.update(self.details.as_bytes());
+        let digest = hasher.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        i64::from_be_bytes(first)
+    }
 }
 
 /// An unresolved `audit_issues` row as the diff needs it.
@@ -343,8 +442,9 @@ pub struct OpenIssue {
     pub issue_hash: String,
     /// `None` for a type this version does not know (left alone).
     pub issue_type: Option<IssueType>,
-    pub summary: String,
-    pub details: serde_json::Value,
+    /// [`Finding::content_hash`] of what the row holds; `None` for rows written without one
+    /// (by another writer, or before the column existed), which the next run refreshes.
+    pub content_hash: Option<i64>,
     /// For types the checker does not detect (`auto_link_suggestion`): whether the cause is
     /// gone (the character is linked or left the guild, or the Discord user has a player or
     /// left). Ignored for the checker's own types, which are judged by their hash.
@@ -368,13 +468,37 @@ pub struct TypeCounts {
     pub suppressed: u64,
 }
 
+/// A finding with its [`issue_hash`] and [`Finding::content_hash`], computed once: the checker
+/// keys its findings while the database is still answering the open-issues query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyedFinding {
+    pub hash: String,
+    pub content_hash: i64,
+    pub finding: Finding,
+}
+
+impl From<Finding> for KeyedFinding {
+    fn from(finding: Finding) -> Self {
+        KeyedFinding {
+            hash: finding.hash(),
+            content_hash: finding.content_hash(),
+            finding,
+        }
+    }
+}
+
+/// Key every finding (see [`KeyedFinding`]).
+pub fn key_findings(findings: Vec<Finding>) -> Vec<KeyedFinding> {
+    findings.into_iter().map(KeyedFinding::from).collect()
+}
+
 /// What a check run must write.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CheckPlan {
-    /// Causes with no open issue: insert (hash, finding).
-    pub insert: Vec<(String, Finding)>,
+    /// Causes with no open issue: insert.
+    pub insert: Vec<KeyedFinding>,
     /// Open issues whose summary or details changed: (issue id, finding).
-    pub update: Vec<(i32, Finding)>,
+    pub update: Vec<(i32, KeyedFinding)>,
     /// Open issues whose cause is gone: resolve automatically.
     pub resolve: Vec<i32>,
     /// Manual resolutions whose cause is gone: mark spent, so a returning cause is re-flagged.
@@ -383,33 +507,61 @@ pub struct CheckPlan {
 }
 
 /// Diff this run's findings against the open issues and the live manual resolutions.
-/// Deterministic: the output follows the order of `findings` and `open`.
+/// Deterministic: new issues come out ordered by type, then by summary ignoring case (so their
+/// ids, and the report that lists issues oldest first, read alphabetically whatever order the
+/// checks returned their rows in); the rest follows the order of `findings` and `open`.
 pub fn plan_check(
     findings: Vec<Finding>,
     open: &[OpenIssue],
     manual: &[ManualResolution],
 ) -> CheckPlan {
+    plan_keyed(key_findings(findings), open, manual)
+}
+
+/// [`plan_check`] for findings already keyed.
+pub fn plan_keyed(
+    keyed: Vec<KeyedFinding>,
+    open: &[OpenIssue],
+    manual: &[ManualResolution],
+) -> CheckPlan {
+    /// What becomes of one finding; decided while the findings are borrowed, carried out after.
+    enum Fate {
+        Insert,
+        Update(i32),
+        Keep,
+    }
     let mut plan = CheckPlan::default();
+    // Tens of thousands of open issues is a realistic size for a big community server, so the
+    // diff borrows the keys instead of cloning them.
     let open_by_hash: HashMap<&str, &OpenIssue> =
         open.iter().map(|o| (o.issue_hash.as_str(), o)).collect();
     let suppressing: HashSet<&str> = manual.iter().map(|m| m.issue_hash.as_str()).collect();
-    let mut current: HashSet<String> = HashSet::with_capacity(findings.len());
-    for finding in findings {
-        let hash = finding.hash();
-        if !current.insert(hash.clone()) {
+    let mut current: HashSet<&str> = HashSet::with_capacity(keyed.len());
+    let mut fates = Vec::with_capacity(keyed.len());
+    for KeyedFinding {
+        hash,
+        content_hash,
+        finding,
+    } in &keyed
+    {
+        if !current.insert(hash.as_str()) {
+            fates.push(Fate::Keep);
             continue;
         }
         let counts = plan.counts.entry(finding.issue_type).or_default();
         if let Some(existing) = open_by_hash.get(hash.as_str()) {
             counts.still_open += 1;
-            if existing.summary != finding.summary || existing.details != finding.details {
-                plan.update.push((existing.id, finding));
+            if existing.content_hash == Some(*content_hash) {
+                fates.push(Fate::Keep);
+            } else {
+                fates.push(Fate::Update(existing.id));
             }
         } else if suppressing.contains(hash.as_str()) {
             counts.suppressed += 1;
+            fates.push(Fate::Keep);
         } else {
             counts.new += 1;
-            plan.insert.push((hash, finding));
+            fates.push(Fate::Insert);
         }
     }
     for issue in open {
@@ -417,7 +569,7 @@ pub fn plan_check(
             continue;
         };
         let gone = if issue_type.detected_by_checker() {
-            !current.contains(&issue.issue_hash)
+            !current.contains(issue.issue_hash.as_str())
         } else {
             issue.cause_gone
         };
@@ -428,15 +580,26 @@ pub fn plan_check(
     }
     plan.spend_manual = manual
         .iter()
-        .filter(|m| !current.contains(&m.issue_hash))
+        .filter(|m| !current.contains(m.issue_hash.as_str()))
         .map(|m| m.id)
         .collect();
+    drop(current);
+    for (keyed, fate) in keyed.into_iter().zip(fates) {
+        match fate {
+            Fate::Insert => plan.insert.push(keyed),
+            Fate::Update(id) => plan.update.push((id, keyed)),
+            Fate::Keep => {}
+        }
+    }
+    plan.insert
+        .sort_by_cached_key(|k| (k.finding.issue_type, k.finding.summary.to_lowercase()));
     plan
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn every_type_round_trips_through_its_stored_form() {
@@ -468,8 +631,7 @@ mod tests {
             id,
             issue_hash: f.hash(),
             issue_type: Some(f.issue_type),
-            summary: f.summary.clone(),
-            details: f.details.clone(),
+            content_hash: Some(f.content_hash()),
             cause_gone: false,
         }
     }
@@ -483,7 +645,7 @@ mod tests {
             &[open_issue(10, &known)],
             &[],
         );
-        assert_eq!(plan.insert, vec![(fresh.hash(), fresh)]);
+        assert_eq!(plan.insert, vec![KeyedFinding::from(fresh)]);
         assert!(plan.update.is_empty());
         assert!(plan.resolve.is_empty());
         let counts = plan.counts[&IssueType::OrphanWow];
@@ -495,8 +657,59 @@ mod tests {
         let before = Finding::orphan_wow(1, "Thrall", "area-52", Some("Member"));
         let after = Finding::orphan_wow(1, "Thrall", "area-52", Some("Officer"));
         let plan = plan_check(vec![after.clone()], &[open_issue(10, &before)], &[]);
-        assert_eq!(plan.update, vec![(10, after)]);
+        assert_eq!(plan.update, vec![(10, KeyedFinding::from(after))]);
         assert!(plan.insert.is_empty());
+    }
+
+    #[test]
+    fn the_content_fingerprint_follows_summary_and_details() {
+        let f = Finding::orphan_wow(1, "Thrall", "area-52", Some("Member"));
+        assert_eq!(f.content_hash(), f.clone().content_hash());
+        // Same ids and hash, different wording: a different fingerprint.
+        let promoted = Finding::orphan_wow(1, "Thrall", "area-52", Some("Officer"));
+        assert_eq!(f.hash(), promoted.hash());
+        assert_ne!(f.content_hash(), promoted.content_hash());
+        // Details alone differing is seen too.
+        let mut other_details = f.clone();
+        other_details.details = other_details.details.replace("area-52", "area-53");
+        assert_ne!(f.content_hash(), other_details.content_hash());
+        // The separator keeps the boundary between the two parts.
+        let mut a = f.clone();
+        a.summary = "ab".into();
+        a.details = "c".into();
+        let mut b = f.clone();
+        b.summary = "a".into();
+        b.details = "bc".into();
+        assert_ne!(a.content_hash(), b.content_hash());
+    }
+
+    #[test]
+    fn details_are_a_json_object_with_subject_reason_and_the_type_fields() {
+        let f = Finding::orphan_discord(2, Some("Bob"), "bobby", "123", "Member");
+        assert_eq!(
+            f.details_value(),
+            json!({"subject": "Bob (@bobby)",
+                   "reason": "has the Discord role Member but is linked to no player",
+                   "discord_id": "123", "username": "bobby", "role": "Member"})
+        );
+    }
+
+    #[test]
+    fn new_issues_come_out_by_type_then_summary_ignoring_case() {
+        let findings = vec![
+            Finding::orphan_discord(1, None, "zed", "1", "Member"),
+            Finding::orphan_wow(5, "Yrel", "r", None),
+            Finding::orphan_discord(2, None, "Amy", "2", "Member"),
+            Finding::orphan_discord(3, None, "bob", "3", "Member"),
+            Finding::orphan_wow(6, "anduin", "r", None),
+        ];
+        let plan = plan_check(findings, &[], &[]);
+        let order: Vec<&str> = plan
+            .insert
+            .iter()
+            .map(|k| k.finding.summary.split(':').next().unwrap())
+            .collect();
+        assert_eq!(order, ["anduin-r", "Yrel-r", "@Amy", "@bob", "@zed"]);
     }
 
     #[test]
@@ -530,8 +743,7 @@ mod tests {
             id: 1,
             issue_hash: issue_hash(IssueType::AutoLinkSuggestion, &[1, 2]),
             issue_type: Some(IssueType::AutoLinkSuggestion),
-            summary: "s".into(),
-            details: json!({}),
+            content_hash: None,
             cause_gone: false,
         };
         let mut gone = live.clone();
@@ -580,7 +792,7 @@ mod tests {
         ];
         for (finding, summary) in cases {
             assert_eq!(finding.summary, summary);
-            assert!(finding.details.get("subject").is_some());
+            assert!(finding.details_value().get("subject").is_some());
         }
     }
 
@@ -596,8 +808,8 @@ mod tests {
             let b = plan_check(reversed, &open, &[]);
             proptest::prop_assert_eq!(a.counts, b.counts);
             proptest::prop_assert_eq!(a.resolve, b.resolve);
-            let mut ai: Vec<String> = a.insert.into_iter().map(|(h, _)| h).collect();
-            let mut bi: Vec<String> = b.insert.into_iter().map(|(h, _)| h).collect();
+            let mut ai: Vec<String> = a.insert.into_iter().map(|k| k.hash).collect();
+            let mut bi: Vec<String> = b.insert.into_iter().map(|k| k.hash).collect();
             ai.sort();
             bi.sort();
             proptest::prop_assert_eq!(ai, bi);

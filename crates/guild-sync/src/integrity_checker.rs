@@ -1,20 +1,27 @@
 //! integrity_checker: finds what does not add up and keeps `audit_issues` in step with it.
 //!
 //! Load → decide → apply, in one transaction per run: the live checks of [`crate::db::integrity`]
-//! and the open issues are loaded, `guild_sync_core::integrity::plan_check` decides what is new,
+//! and the open issues are loaded, `guild_sync_core::integrity::plan_keyed` decides what is new,
 //! still open, changed or gone, and [`crate::db::audit_issues`] writes it with a handful of
 //! set-based statements. It never links or unlinks anything; it only records issues.
+//!
+//! Built for big community servers (tens of thousands of open issues): open issues are compared
+//! by a content fingerprint rather than by loading their text, the checks' rows come back
+//! unsorted (new issues are ordered in Rust), and the findings are built while the database is
+//! still answering the open-issues query. `cargo bench --bench integrity` measures it.
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use guild_sync_core::integrity::{
-    Finding, IssueType, ManualResolution, OpenIssue, SeenBasis, TypeCounts, plan_check,
+    Finding, IssueType, ManualResolution, OpenIssue, SeenBasis, TypeCounts, key_findings,
+    plan_keyed,
 };
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
 use crate::config::Config;
+use crate::db::integrity::RowOrder;
 use crate::db::sync_log::RunCounts;
 use crate::db::{audit_issues, integrity};
 use crate::run_recorder::{RunReport, record_run};
@@ -75,17 +82,23 @@ pub async fn check(pool: &PgPool, stale_days: i32) -> Result<CheckStats> {
     audit_issues::lock_check_runs(&mut tx)
         .await
         .context("cannot take the check-run lock")?;
-    let findings = load_findings(&mut tx, stale_days).await?;
-    let open: Vec<OpenIssue> = audit_issues::open_issues(&mut *tx)
+    audit_issues::size_work_memory(&mut tx)
         .await
+        .context("cannot size the check transaction's working memory")?;
+    let rows = load_check_rows(&mut tx, stale_days).await?;
+    // The database answers the open-issues query while this process builds and keys the
+    // findings: on a 2-core machine that overlap is a good part of a run where nothing changed.
+    let (open, keyed) = tokio::join!(audit_issues::open_issues(&mut *tx), async {
+        key_findings(rows.into_findings())
+    });
+    let open: Vec<OpenIssue> = open
         .context("cannot load the open audit issues")?
         .into_iter()
         .map(|row| OpenIssue {
             id: row.id,
             issue_type: IssueType::parse(&row.issue_type),
             issue_hash: row.issue_hash,
-            summary: row.summary,
-            details: row.details,
+            content_hash: row.content_hash,
             cause_gone: row.cause_gone,
         })
         .collect();
@@ -96,8 +109,8 @@ pub async fn check(pool: &PgPool, stale_days: i32) -> Result<CheckStats> {
         .map(|(id, issue_hash)| ManualResolution { id, issue_hash })
         .collect();
 
-    let findings_count = findings.len() as u64;
-    let plan = plan_check(findings, &open, &manual);
+    let findings_count = keyed.len() as u64;
+    let plan = plan_keyed(keyed, &open, &manual);
 
     audit_issues::insert_issues(&mut *tx, &plan.insert)
         .await
@@ -131,91 +144,118 @@ pub async fn check(pool: &PgPool, stale_days: i32) -> Result<CheckStats> {
     Ok(stats)
 }
 
-/// Every cause the checks see right now, as core findings.
-async fn load_findings(conn: &mut PgConnection, stale_days: i32) -> Result<Vec<Finding>> {
-    let mut findings = Vec::new();
-    for row in integrity::orphan_wow(&mut *conn)
-        .await
-        .context("orphan_wow check failed")?
-    {
-        findings.push(Finding::orphan_wow(
-            row.id,
-            &row.character_name,
-            &row.realm_slug,
-            row.rank_name.as_deref(),
-        ));
+/// What every check returned, as rows; [`CheckRows::into_findings`] turns them into findings.
+struct CheckRows {
+    orphan_wow: Vec<integrity::OrphanWowRow>,
+    orphan_discord: Vec<integrity::OrphanDiscordRow>,
+    rank_mismatches: Vec<integrity::RankMismatchRow>,
+    no_guild_role: Vec<integrity::NoGuildRoleRow>,
+    stale: Vec<integrity::StaleCharacterRow>,
+    stale_days: i32,
+    duplicates: Vec<integrity::DuplicateDiscordRow>,
+}
+
+/// Run every check query.
+async fn load_check_rows(conn: &mut PgConnection, stale_days: i32) -> Result<CheckRows> {
+    Ok(CheckRows {
+        orphan_wow: integrity::orphan_wow(&mut *conn, RowOrder::Any)
+            .await
+            .context("orphan_wow check failed")?,
+        orphan_discord: integrity::orphan_discord(&mut *conn, RowOrder::Any)
+            .await
+            .context("orphan_discord check failed")?,
+        rank_mismatches: integrity::rank_mismatches(&mut *conn)
+            .await
+            .context("rank_mismatch check failed")?,
+        no_guild_role: integrity::no_guild_role(&mut *conn)
+            .await
+            .context("no_guild_role check failed")?,
+        stale: integrity::stale_characters(&mut *conn, stale_days)
+            .await
+            .context("stale_character check failed")?,
+        stale_days,
+        duplicates: integrity::duplicate_discord(&mut *conn)
+            .await
+            .context("duplicate_discord check failed")?,
+    })
+}
+
+impl CheckRows {
+    /// Every cause the checks saw, as core findings.
+    fn into_findings(self) -> Vec<Finding> {
+        let mut findings = Vec::with_capacity(
+            self.orphan_wow.len()
+                + self.orphan_discord.len()
+                + self.rank_mismatches.len()
+                + self.no_guild_role.len()
+                + self.stale.len()
+                + self.duplicates.len(),
+        );
+        for row in self.orphan_wow {
+            findings.push(Finding::orphan_wow(
+                row.id,
+                &row.character_name,
+                &row.realm_slug,
+                row.rank_name.as_deref(),
+            ));
+        }
+        for row in self.orphan_discord {
+            findings.push(Finding::orphan_discord(
+                row.id,
+                row.display_name.as_deref(),
+                &row.username,
+                &row.discord_id,
+                &row.highest_guild_role,
+            ));
+        }
+        for row in self.rank_mismatches {
+            findings.push(Finding::rank_mismatch(
+                row.player_id,
+                &row.display_name,
+                row.discord_user_id,
+                &row.ingame_rank,
+                row.expected_discord_role.as_deref(),
+                &row.discord_role,
+            ));
+        }
+        for row in self.no_guild_role {
+            findings.push(Finding::no_guild_role(
+                row.player_id,
+                &row.display_name,
+                row.discord_user_id,
+                row.discord_display_name.as_deref(),
+                &row.username,
+                &row.ingame_rank,
+            ));
+        }
+        for row in self.stale {
+            let basis = if row.from_login {
+                SeenBasis::LastLogin
+            } else {
+                SeenBasis::LastApiSync
+            };
+            findings.push(Finding::stale_character(
+                row.id,
+                &row.character_name,
+                &row.realm_slug,
+                row.last_seen,
+                basis,
+                row.days_ago,
+                i64::from(self.stale_days),
+            ));
+        }
+        for row in self.duplicates {
+            let players: Vec<(i32, String)> =
+                row.player_ids.into_iter().zip(row.player_names).collect();
+            findings.push(Finding::duplicate_discord(
+                row.discord_user_id,
+                row.display_name.as_deref(),
+                &row.username,
+                &players,
+            ));
+        }
+        findings
     }
-    for row in integrity::orphan_discord(&mut *conn)
-        .await
-        .context("orphan_discord check failed")?
-    {
-        findings.push(Finding::orphan_discord(
-            row.id,
-            row.display_name.as_deref(),
-            &row.username,
-            &row.discord_id,
-            &row.highest_guild_role,
-        ));
-    }
-    for row in integrity::rank_mismatches(&mut *conn)
-        .await
-        .context("rank_mismatch check failed")?
-    {
-        findings.push(Finding::rank_mismatch(
-            row.player_id,
-            &row.display_name,
-            row.discord_user_id,
-            &row.ingame_rank,
-            row.expected_discord_role.as_deref(),
-            &row.discord_role,
-        ));
-    }
-    for row in integrity::no_guild_role(&mut *conn)
-        .await
-        .context("no_guild_role check failed")?
-    {
-        findings.push(Finding::no_guild_role(
-            row.player_id,
-            &row.display_name,
-            row.discord_user_id,
-            row.discord_display_name.as_deref(),
-            &row.username,
-            &row.ingame_rank,
-        ));
-    }
-    for row in integrity::stale_characters(&mut *conn, stale_days)
-        .await
-        .context("stale_character check failed")?
-    {
-        let basis = if row.from_login {
-            SeenBasis::LastLogin
-        } else {
-            SeenBasis::LastApiSync
-        };
-        findings.push(Finding::stale_character(
-            row.id,
-            &row.character_name,
-            &row.realm_slug,
-            row.last_seen,
-            basis,
-            row.days_ago,
-            i64::from(stale_days),
-        ));
-    }
-    for row in integrity::duplicate_discord(&mut *conn)
-        .await
-        .context("duplicate_discord check failed")?
-    {
-        let players: Vec<(i32, String)> =
-            row.player_ids.into_iter().zip(row.player_names).collect();
-        findings.push(Finding::duplicate_discord(
-            row.discord_user_id,
-            row.display_name.as_deref(),
-            &row.username,
-            &players,
-        ));
-    }
-    Ok(findings)
 }
 
 /// The human summary `guild-sync check` prints: new / still open / resolved per type.

@@ -238,6 +238,55 @@ async fn a_changed_cause_updates_the_open_issue_in_place() {
 }
 
 #[tokio::test]
+async fn an_issue_without_a_content_fingerprint_is_refreshed_once_then_left_alone() {
+    within_timeout(async {
+        let db = TestDb::new().await;
+        character(&db.pool, "Thrall", Some(1)).await;
+        run(&db.pool).await;
+        // What a row written before `content_hash` existed looks like, with wording that has
+        // since changed.
+        exec(
+            &db.pool,
+            "UPDATE guild_identity.audit_issues
+             SET content_hash = NULL, summary = 'old wording', details = '{}'",
+        )
+        .await;
+        let stats = run(&db.pool).await;
+        assert_eq!((stats.new, stats.still_open, stats.updated), (0, 1, 1));
+        let all = issues(&db.pool).await;
+        assert_eq!(all.len(), 1);
+        assert!(
+            all[0].summary.starts_with("Thrall-area-52"),
+            "{}",
+            all[0].summary
+        );
+        assert_eq!(all[0].details["rank"], "Officer");
+
+        let again = run(&db.pool).await;
+        assert_eq!((again.still_open, again.updated), (1, 0));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn new_issues_are_written_in_reading_order() {
+    within_timeout(async {
+        let db = TestDb::new().await;
+        for name in ["zed", "Amy", "mia", "Bob"] {
+            discord_user(&db.pool, name, Some("Member")).await;
+        }
+        run(&db.pool).await;
+        let subjects: Vec<String> = open_of(&db.pool, IssueType::OrphanDiscord)
+            .await
+            .into_iter()
+            .map(|i| i.details["username"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(subjects, ["Amy", "Bob", "mia", "zed"]);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn test_resolved_issues_not_reflagged() {
     within_timeout(async {
         let db = TestDb::new().await;

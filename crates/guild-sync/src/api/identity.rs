@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 
 use super::error::{ApiError, ApiJson, ApiPath, ErrorBody};
 use crate::db::api::{LinkRequest, Linked, PlayerView, Unlinked};
-use crate::db::integrity::{OrphanDiscordRow, OrphanWowRow, RankMismatchRow};
+use crate::db::integrity::{OrphanDiscordRow, OrphanWowRow, RankMismatchRow, RowOrder};
 
 /// Every player with its Discord user and characters.
 #[utoipa::path(get, path = "/api/identity/players", tag = "identity",
@@ -29,7 +29,9 @@ pub async fn players(State(state): State<AppState>) -> Result<impl IntoResponse,
 pub async fn orphans_wow(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<OrphanWowRow>>, ApiError> {
-    Ok(Json(crate::db::integrity::orphan_wow(&state.pool).await?))
+    Ok(Json(
+        crate::db::integrity::orphan_wow(&state.pool, RowOrder::ByName).await?,
+    ))
 }
 
 /// Present Discord users with a guild role and no player.
@@ -40,7 +42,7 @@ pub async fn orphans_discord(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<OrphanDiscordRow>>, ApiError> {
     Ok(Json(
-        crate::db::integrity::orphan_discord(&state.pool).await?,
+        crate::db::integrity::orphan_discord(&state.pool, RowOrder::ByName).await?,
     ))
 }
 

@@ -4,7 +4,7 @@
 //! Deciding what to write is `guild_sync_core::integrity::plan_check`'s job, not this module's.
 
 use anyhow::Result;
-use guild_sync_core::integrity::Finding;
+use guild_sync_core::integrity::KeyedFinding;
 use sqlx::{PgConnection, PgExecutor};
 
 /// Advisory-lock key serialising check runs (transaction-scoped), so a second concurrent run
@@ -18,8 +18,8 @@ pub struct OpenIssueRow {
     pub id: i32,
     pub issue_hash: String,
     pub issue_type: String,
-    pub summary: String,
-    pub details: serde_json::Value,
+    /// `Finding::content_hash` of the summary and details the row holds.
+    pub content_hash: Option<i64>,
     pub cause_gone: bool,
 }
 
@@ -32,12 +32,23 @@ pub async fn lock_check_runs(conn: &mut PgConnection) -> Result<()> {
     Ok(())
 }
 
-/// Every unresolved issue. For `auto_link_suggestion` (written by the identity engine),
+/// Give the rest of the transaction enough sort/hash memory for the bulk writes. With the
+/// default 4 MB, the UNNEST of a first run's 25,000 new issues (several MB of summaries and
+/// details) spills to temporary files; `SET LOCAL` ends with the transaction.
+pub async fn size_work_memory(conn: &mut PgConnection) -> Result<()> {
+    sqlx::query("SET LOCAL work_mem = '64MB'")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Every unresolved issue, in no particular order (the diff does not need one, and sorting tens
+/// of thousands of rows was a measurable part of a run). For `auto_link_suggestion` (written by the identity engine),
 /// `cause_gone` says whether the suggestion still makes sense: the character is still in the
 /// guild and unlinked, and the Discord user is still present with no player.
 pub async fn open_issues(db: impl PgExecutor<'_>) -> Result<Vec<OpenIssueRow>> {
     Ok(sqlx::query_as(
-        "SELECT ai.id, ai.issue_hash, ai.issue_type, ai.summary, ai.details,
+        "SELECT ai.id, ai.issue_hash, ai.issue_type, ai.content_hash,
                 CASE WHEN ai.issue_type = 'auto_link_suggestion' THEN
                     ai.wow_character_id IS NULL OR ai.discord_member_id IS NULL
                     OR NOT EXISTS (SELECT 1 FROM guild_identity.wow_characters wc
@@ -50,8 +61,7 @@ pub async fn open_issues(db: impl PgExecutor<'_>) -> Result<Vec<OpenIssueRow>> {
                                WHERE p.discord_user_id = ai.discord_member_id)
                 ELSE FALSE END AS cause_gone
          FROM guild_identity.audit_issues ai
-         WHERE ai.resolved_at IS NULL
-         ORDER BY ai.id",
+         WHERE ai.resolved_at IS NULL",
     )
     .fetch_all(db)
     .await?)
@@ -72,10 +82,10 @@ pub async fn live_manual_resolutions(db: impl PgExecutor<'_>) -> Result<Vec<(i32
     .await?)
 }
 
-/// Insert `(hash, finding)` rows in one statement. A concurrent writer that opened the same
-/// hash first turns the insert into an update of its row (the partial unique index), so there
-/// is never a second open issue per cause. Returns how many rows were really inserted.
-pub async fn insert_issues(db: impl PgExecutor<'_>, rows: &[(String, Finding)]) -> Result<u64> {
+/// Insert new issues in one statement. A concurrent writer that opened the same hash first
+/// turns the insert into an update of its row (the partial unique index), so there is never a
+/// second open issue per cause. Returns how many rows were written (inserted or merged).
+pub async fn insert_issues(db: impl PgExecutor<'_>, rows: &[KeyedFinding]) -> Result<u64> {
     if rows.is_empty() {
         return Ok(0);
     }
@@ -87,27 +97,34 @@ pub async fn insert_issues(db: impl PgExecutor<'_>, rows: &[(String, Finding)]) 
     let mut summaries = Vec::with_capacity(rows.len());
     let mut details = Vec::with_capacity(rows.len());
     let mut hashes = Vec::with_capacity(rows.len());
-    for (hash, f) in rows {
+    let mut content_hashes = Vec::with_capacity(rows.len());
+    for KeyedFinding {
+        hash,
+        content_hash,
+        finding: f,
+    } in rows
+    {
         types.push(f.issue_type.as_str());
         severities.push(f.issue_type.severity().as_str());
         characters.push(f.wow_character_id);
         discord_users.push(f.discord_user_id);
         players.push(f.player_id);
         summaries.push(f.summary.as_str());
-        details.push(f.details.to_string());
+        details.push(f.details.as_str());
         hashes.push(hash.as_str());
+        content_hashes.push(*content_hash);
     }
-    let inserted: Vec<bool> = sqlx::query_scalar(
+    Ok(sqlx::query(
         "INSERT INTO guild_identity.audit_issues
              (issue_type, severity, wow_character_id, discord_member_id, player_id,
-              summary, details, issue_hash)
-         SELECT t, s, w, d, p, sm, dt::jsonb, h
+              summary, details, issue_hash, content_hash)
+         SELECT t, s, w, d, p, sm, dt::jsonb, h, ch
          FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::int4[], $5::int4[],
-                     $6::text[], $7::text[], $8::text[]) AS u (t, s, w, d, p, sm, dt, h)
+                     $6::text[], $7::text[], $8::text[], $9::int8[])
+              AS u (t, s, w, d, p, sm, dt, h, ch)
          ON CONFLICT (issue_hash) WHERE resolved_at IS NULL
          DO UPDATE SET summary = EXCLUDED.summary, details = EXCLUDED.details,
-                       severity = EXCLUDED.severity
-         RETURNING (xmax = 0)",
+                       severity = EXCLUDED.severity, content_hash = EXCLUDED.content_hash",
     )
     .bind(&types)
     .bind(&severities)
@@ -117,28 +134,40 @@ pub async fn insert_issues(db: impl PgExecutor<'_>, rows: &[(String, Finding)]) 
     .bind(&summaries)
     .bind(&details)
     .bind(&hashes)
-    .fetch_all(db)
-    .await?;
-    Ok(inserted.into_iter().filter(|&i| i).count() as u64)
+    .bind(&content_hashes)
+    .execute(db)
+    .await?
+    .rows_affected())
 }
 
 /// Refresh the summary and details of open issues: `(issue id, finding)`.
-pub async fn update_open_issues(db: impl PgExecutor<'_>, rows: &[(i32, Finding)]) -> Result<u64> {
+pub async fn update_open_issues(
+    db: impl PgExecutor<'_>,
+    rows: &[(i32, KeyedFinding)],
+) -> Result<u64> {
     if rows.is_empty() {
         return Ok(0);
     }
     let ids: Vec<i32> = rows.iter().map(|(id, _)| *id).collect();
-    let summaries: Vec<&str> = rows.iter().map(|(_, f)| f.summary.as_str()).collect();
-    let details: Vec<String> = rows.iter().map(|(_, f)| f.details.to_string()).collect();
+    let summaries: Vec<&str> = rows
+        .iter()
+        .map(|(_, k)| k.finding.summary.as_str())
+        .collect();
+    let details: Vec<&str> = rows
+        .iter()
+        .map(|(_, k)| k.finding.details.as_str())
+        .collect();
+    let content_hashes: Vec<i64> = rows.iter().map(|(_, k)| k.content_hash).collect();
     Ok(sqlx::query(
         "UPDATE guild_identity.audit_issues ai
-         SET summary = u.sm, details = u.dt::jsonb
-         FROM UNNEST($1::int4[], $2::text[], $3::text[]) AS u (id, sm, dt)
+         SET summary = u.sm, details = u.dt::jsonb, content_hash = u.ch
+         FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::int8[]) AS u (id, sm, dt, ch)
          WHERE ai.id = u.id AND ai.resolved_at IS NULL",
     )
     .bind(&ids)
     .bind(&summaries)
     .bind(&details)
+    .bind(&content_hashes)
     .execute(db)
     .await?
     .rows_affected())
