@@ -1,9 +1,9 @@
 //! integrity_checker: finds what does not add up and keeps `audit_issues` in step with it.
 //!
-//! Load → decide → apply, in one transaction per run: the live checks of [`crate::db::integrity`]
-//! and the open issues are loaded, `guild_sync_core::integrity::plan_keyed` decides what is new,
-//! still open, changed or gone, and [`crate::db::audit_issues`] writes it with a handful of
-//! set-based statements. It never links or unlinks anything; it only records issues.
+//! Load → decide → apply, in one transaction per run: the live checks of
+//! [`crate::db::integrity`] and the open issues are loaded,
+//! `guild_sync_core::integrity::plan_keyed` decides what is new, still open, changed or gone,
+//! and [`crate::db::audit_issues`] writes it with a handful of set-based statements. It never links or unlinks anything; it only records issues.
 //!
 //! Built for big community servers (tens of thousands of open issues): open issues are compared
 //! by a content fingerprint rather than by loading their text, the checks' rows come back

@@ -152,6 +152,13 @@ pub trait Stages: Send + Sync + 'static {
     fn run_matching(&self) -> BoxFuture<'_, Result<serde_json::Value>>;
     fn integrity_check(&self) -> BoxFuture<'_, Result<serde_json::Value>>;
     fn report(&self) -> BoxFuture<'_, Result<serde_json::Value>>;
+
+    /// Why `kind` cannot do its job with this configuration (settings it needs are missing),
+    /// or `None`. A trigger refuses such a run up front, naming the settings, rather than
+    /// accepting it and recording a failure the officer has to go and find.
+    fn not_ready(&self, _kind: &PipelineKind) -> Option<String> {
+        None
+    }
 }
 
 /// What the report step does with the report.
@@ -230,6 +237,46 @@ fn to_json(stats: &impl Serialize) -> Result<serde_json::Value> {
 }
 
 impl Stages for ProductionStages {
+    fn not_ready(&self, kind: &PipelineKind) -> Option<String> {
+        let set = |missing: Vec<&str>| missing.join(", ");
+        for step in kind.steps() {
+            match step {
+                Step::BlizzardSync if matches!(self.blizzard_input, BlizzardInput::Live) => {
+                    let missing = self.config.missing_blizzard_settings();
+                    if !missing.is_empty() {
+                        return Some(format!(
+                            "the Battle.net sync is not configured: set {}",
+                            set(missing)
+                        ));
+                    }
+                }
+                Step::DiscordSync if matches!(self.discord_input, DiscordInput::Live) => {
+                    let missing = self.config.missing_discord_settings();
+                    if !missing.is_empty() {
+                        return Some(format!(
+                            "the Discord member sync is not configured: set {}",
+                            set(missing)
+                        ));
+                    }
+                }
+                // A report is the whole point of the report pipeline only; after a sync, an
+                // unsent report is logged and the sync still counts.
+                Step::Report
+                    if *kind == PipelineKind::Report
+                        && matches!(self.report, ReportMode::Send(None)) =>
+                {
+                    return Some(
+                        "no Discord sender is configured: set DISCORD_BOT_TOKEN with \
+                         DISCORD_AUDIT_CHANNEL_ID, or DISCORD_WEBHOOK_URL"
+                            .to_string(),
+                    );
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
     fn blizzard_sync(&self) -> BoxFuture<'_, Result<serde_json::Value>> {
         async move {
             let stats = crate::db_sync::run(
@@ -352,6 +399,9 @@ pub struct StageOutcome {
 pub enum StartError {
     #[error("the service is shutting down; no new runs start")]
     ShuttingDown,
+    /// The pipeline needs settings that are not set (see [`Stages::not_ready`]).
+    #[error("{0}")]
+    NotConfigured(String),
     #[error(transparent)]
     Database(#[from] anyhow::Error),
 }
@@ -398,6 +448,9 @@ impl Scheduler {
 
     /// Start `kind` in the background and return its `sync_log` id at once (HTTP triggers).
     pub async fn trigger(self: &Arc<Self>, kind: PipelineKind) -> Result<i64, StartError> {
+        if let Some(reason) = self.stages.not_ready(&kind) {
+            return Err(StartError::NotConfigured(reason));
+        }
         let in_flight = self.begin()?;
         let run_id = sync_log::open(&self.pool, kind.source()).await?;
         let this = Arc::clone(self);

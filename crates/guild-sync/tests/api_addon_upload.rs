@@ -21,6 +21,9 @@ struct App {
     db: TestDb,
 }
 
+/// The officers' bearer token of the spawned service.
+const OFFICER_TOKEN: &str = "officer-token";
+
 async fn spawn(api_key: Option<&str>) -> App {
     guild_sync::install_crypto_provider();
     let db = TestDb::new().await;
@@ -29,7 +32,7 @@ async fn spawn(api_key: Option<&str>) -> App {
     let state = AppState {
         pool: pool.clone(),
         scheduler: Arc::new(Scheduler::new(pool, Arc::new(stages))),
-        admin_token: None,
+        admin_token: Some(Secret::new(OFFICER_TOKEN.to_string())),
         api_key: api_key.map(Secret::new),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -212,6 +215,59 @@ async fn without_a_configured_key_the_upload_routes_answer_503() {
             .await
             .unwrap();
         assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    })
+    .await;
+}
+
+/// Nothing but the database is configured here: no Battle.net, Discord bot or webhook.
+#[tokio::test]
+async fn triggers_for_parts_that_are_not_configured_are_refused_naming_the_settings() {
+    within_a_minute(async {
+        let app = spawn(Some(KEY)).await;
+        for (route, names) in [
+            (
+                "blizzard",
+                &[
+                    "BLIZZARD_CLIENT_ID",
+                    "BLIZZARD_CLIENT_SECRET",
+                    "GUILD_REALM_SLUG",
+                ][..],
+            ),
+            ("discord", &["DISCORD_BOT_TOKEN", "DISCORD_GUILD_ID"][..]),
+            ("report", &["DISCORD_WEBHOOK_URL"][..]),
+        ] {
+            let answer = app
+                .client
+                .post(format!("{}/api/guild-sync/{route}/trigger", app.base))
+                .bearer_auth(OFFICER_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE, "{route}");
+            let error = answer.json::<Value>().await.unwrap()["error"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            for name in names {
+                assert!(error.contains(name), "{route}: {error}");
+            }
+        }
+        // Refused up front: no run was recorded, so none shows as failed in the status.
+        let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM guild_identity.sync_log")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+        assert_eq!(runs, 0);
+        // The addon upload needs nothing else and is still accepted.
+        let answer = app
+            .client
+            .post(format!("{}/api/guild-sync/addon-upload", app.base))
+            .header("X-API-Key", KEY)
+            .json(&body("x", 1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::ACCEPTED);
     })
     .await;
 }

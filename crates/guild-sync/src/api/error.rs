@@ -110,7 +110,9 @@ impl From<LinkError> for ApiError {
 impl From<StartError> for ApiError {
     fn from(err: StartError) -> Self {
         match err {
-            StartError::ShuttingDown => ApiError::Unavailable(err.to_string()),
+            StartError::ShuttingDown | StartError::NotConfigured(_) => {
+                ApiError::Unavailable(err.to_string())
+            }
             StartError::Database(err) => ApiError::Internal(err),
         }
     }

@@ -86,7 +86,8 @@ async fn trigger(
 #[utoipa::path(post, path = "/api/guild-sync/blizzard/trigger", tag = "guild-sync",
     security(("bearer" = [])),
     responses((status = 202, body = Triggered), (status = 401, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+        (status = 503, body = ErrorBody,
+         description = "not configured (the error names the settings), or stopping")))]
 pub async fn trigger_blizzard(
     State(state): State<AppState>,
 ) -> Result<(StatusCode, Json<Triggered>), ApiError> {
@@ -97,7 +98,8 @@ pub async fn trigger_blizzard(
 #[utoipa::path(post, path = "/api/guild-sync/discord/trigger", tag = "guild-sync",
     security(("bearer" = [])),
     responses((status = 202, body = Triggered), (status = 401, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+        (status = 503, body = ErrorBody,
+         description = "not configured (the error names the settings), or stopping")))]
 pub async fn trigger_discord(
     State(state): State<AppState>,
 ) -> Result<(StatusCode, Json<Triggered>), ApiError> {
@@ -108,7 +110,8 @@ pub async fn trigger_discord(
 #[utoipa::path(post, path = "/api/guild-sync/report/trigger", tag = "guild-sync",
     security(("bearer" = [])),
     responses((status = 202, body = Triggered), (status = 401, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+        (status = 503, body = ErrorBody,
+         description = "not configured (the error names the settings), or stopping")))]
 pub async fn trigger_report(
     State(state): State<AppState>,
 ) -> Result<(StatusCode, Json<Triggered>), ApiError> {

@@ -43,9 +43,10 @@ pub async fn size_work_memory(conn: &mut PgConnection) -> Result<()> {
 }
 
 /// Every unresolved issue, in no particular order (the diff does not need one, and sorting tens
-/// of thousands of rows was a measurable part of a run). For `auto_link_suggestion` (written by the identity engine),
-/// `cause_gone` says whether the suggestion still makes sense: the character is still in the
-/// guild and unlinked, and the Discord user is still present with no player.
+/// of thousands of rows was a measurable part of a run). For `auto_link_suggestion` (written
+/// by the identity engine), `cause_gone` says whether the suggestion still makes sense: the
+/// character is still in the guild and unlinked, and the Discord user is still present with
+/// no player.
 pub async fn open_issues(db: impl PgExecutor<'_>) -> Result<Vec<OpenIssueRow>> {
     Ok(sqlx::query_as(
         "SELECT ai.id, ai.issue_hash, ai.issue_type, ai.content_hash,
