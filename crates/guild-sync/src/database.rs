@@ -59,17 +59,18 @@ impl Database {
         Self::connect(admin.database(name), cluster).await
     }
 
+    /// Drop this database and create it again, empty and migrated (the demo's, when the sample
+    /// it holds is not the one bundled with this binary).
+    pub async fn start_over(self) -> Result<Database> {
+        let (admin, name) = self.admin_and_name()?;
+        self.pool.close().await;
+        create_database(admin.clone(), &name, true).await?;
+        Self::connect(admin.database(&name), self.cluster).await
+    }
+
     /// Drop a database made by [`Database::open_scratch`].
     pub async fn drop_scratch(self) -> Result<()> {
-        let options = self.pool.connect_options();
-        let name = options
-            .get_database()
-            .context("the scratch database has a name")?
-            .to_owned();
-        let admin = match &self.cluster {
-            Some(cluster) => cluster.connect_options("postgres"),
-            None => (*options).clone().database("postgres"),
-        };
+        let (admin, name) = self.admin_and_name()?;
         self.pool.close().await;
         let mut conn = PgConnection::connect_with(&admin).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -82,6 +83,20 @@ impl Database {
             let _ = tokio::task::spawn_blocking(move || drop(cluster)).await;
         }
         Ok(())
+    }
+
+    /// Options for an administrative connection to the same server, and this database's name.
+    fn admin_and_name(&self) -> Result<(PgConnectOptions, String)> {
+        let options = self.pool.connect_options();
+        let name = options
+            .get_database()
+            .context("the database has a name")?
+            .to_owned();
+        let admin = match &self.cluster {
+            Some(cluster) => cluster.connect_options("postgres"),
+            None => (*options).clone().database("postgres"),
+        };
+        Ok((admin, name))
     }
 
     async fn connect(options: PgConnectOptions, cluster: Option<LocalCluster>) -> Result<Database> {

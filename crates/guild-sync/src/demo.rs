@@ -11,9 +11,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use include_dir::{Dir, include_dir};
+use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use crate::config::{Config, RemovalGuard};
+use crate::database::Database;
 use crate::db_sync::addon::AddonSyncStats;
 use crate::db_sync::{BlizzardInput, BlizzardSyncStats};
 use crate::discord_sync::{DiscordInput, DiscordSyncStats};
@@ -127,9 +129,77 @@ pub async fn run_stages(pool: &PgPool, config: &Config) -> Result<DemoRun> {
     })
 }
 
+/// A fingerprint of the bundled sample: every file's path and bytes.
+pub fn sample_fingerprint() -> String {
+    fn add(dir: &Dir<'_>, hasher: &mut Sha256) {
+        let mut files: Vec<_> = dir.files().collect();
+        files.sort_by_key(|f| f.path());
+        for file in files {
+            hasher.update(file.path().to_string_lossy().as_bytes());
+            hasher.update([0u8]);
+            hasher.update((file.contents().len() as u64).to_be_bytes());
+            hasher.update(file.contents());
+        }
+        let mut dirs: Vec<_> = dir.dirs().collect();
+        dirs.sort_by_key(|d| d.path());
+        for sub in dirs {
+            add(sub, hasher);
+        }
+    }
+    let mut hasher = Sha256::new();
+    add(&SAMPLE, &mut hasher);
+    hex::encode(hasher.finalize())
+}
+
+/// Open the demo database `name`. It is marked (a comment on the database) with the sample it
+/// holds; one holding another sample (an older guild-sync's, or one from before the mark) is
+/// started over, since re-running a different sample on top of it would read as the whole
+/// guild leaving. Returns the database and whether it was started over.
+pub async fn open_database(config: &Config, name: &str) -> Result<(Database, bool)> {
+    let mark = format!("guild-sync demo sample {}", sample_fingerprint());
+    let mut db = Database::open_named(config, name).await?;
+    let stored: Option<String> = sqlx::query_scalar(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database
+         WHERE datname = current_database()",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .context("cannot read which sample the demo database holds")?;
+    let empty: bool = sqlx::query_scalar(
+        "SELECT NOT EXISTS (SELECT 1 FROM guild_identity.wow_characters)
+            AND NOT EXISTS (SELECT 1 FROM guild_identity.discord_users)",
+    )
+    .fetch_one(&db.pool)
+    .await?;
+    let started_over = match stored {
+        Some(stored) if stored == mark => false,
+        None if empty => false,
+        _ => {
+            db = db
+                .start_over()
+                .await
+                .context("cannot start the demo database over")?;
+            true
+        }
+    };
+    // `COMMENT` takes no parameters; both the name and the hex mark are ours.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "COMMENT ON DATABASE \"{name}\" IS '{mark}'"
+    )))
+    .execute(&db.pool)
+    .await
+    .context("cannot mark the demo database with its sample")?;
+    Ok((db, started_over))
+}
+
 /// `guild-sync demo [--serve]`.
 pub async fn run(config: &Config, serve: bool) -> Result<()> {
-    let db = crate::database::Database::open_named(config, DEMO_DATABASE).await?;
+    let (db, started_over) = open_database(config, DEMO_DATABASE).await?;
+    if started_over {
+        println!(
+            "The demo database held another version of the sample guild; it was started over.\n"
+        );
+    }
     let outcome = run_stages(&db.pool, config).await;
     let run = match outcome {
         Ok(run) => run,

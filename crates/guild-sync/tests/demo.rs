@@ -247,3 +247,73 @@ async fn the_sample_guild_links_and_flags_what_its_author_intended() {
     .await
     .expect("the demo test finishes within its timeout");
 }
+
+/// Set the demo database's sample mark to `comment` (SQL), close it and open it as the demo does.
+async fn remark_and_reopen(
+    db: guild_sync::database::Database,
+    config: &Config,
+    name: &str,
+    comment: &str,
+) -> (guild_sync::database::Database, bool) {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "COMMENT ON DATABASE \"{name}\" IS {comment}"
+    )))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    db.close().await;
+    demo::open_database(config, name).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_demo_database_holding_another_sample_is_started_over() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let test_db = TestDb::new().await;
+        let mut config = Config::defaults();
+        config.database_url = Some(guild_sync::config::Secret::new(test_db.url()));
+        let name = format!("{}_demo", test_db.name());
+        let characters = |pool: PgPool| async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM guild_identity.wow_characters")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        };
+        let add_character = |pool: PgPool| async move {
+            sqlx::query(
+                "INSERT INTO guild_identity.wow_characters (character_name, realm_slug)
+                 VALUES ('Oldsample', 'area-52')",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+        };
+
+        // A new database is this sample's; what the demo writes into it is kept.
+        let (db, started_over) = demo::open_database(&config, &name).await.unwrap();
+        assert!(!started_over);
+        add_character(db.pool.clone()).await;
+        db.close().await;
+        let (db, started_over) = demo::open_database(&config, &name).await.unwrap();
+        assert!(!started_over);
+        assert_eq!(characters(db.pool.clone()).await, 1);
+
+        // Marked with another sample: started over, empty, marked with this one.
+        let (db, started_over) =
+            remark_and_reopen(db, &config, &name, "'guild-sync demo sample 0000'").await;
+        assert!(started_over);
+        assert_eq!(characters(db.pool.clone()).await, 0);
+
+        // Data and no mark at all (a demo database from before the mark): started over too.
+        add_character(db.pool.clone()).await;
+        let (db, started_over) = remark_and_reopen(db, &config, &name, "NULL").await;
+        assert!(started_over);
+        assert_eq!(characters(db.pool.clone()).await, 0);
+
+        // And the sample runs on it.
+        let run = demo::run_stages(&db.pool, &config).await.unwrap();
+        assert!(run.first_run);
+        db.drop_scratch().await.unwrap();
+    })
+    .await
+    .expect("the demo database test took over two minutes");
+}
