@@ -86,11 +86,12 @@ pub async fn check(pool: &PgPool, stale_days: i32) -> Result<CheckStats> {
         .await
         .context("cannot size the check transaction's working memory")?;
     let rows = load_check_rows(&mut tx, stale_days).await?;
-    // The database answers the open-issues query while this process builds and keys the
-    // findings: on a 2-core machine that overlap is a good part of a run where nothing changed.
-    let (open, keyed) = tokio::join!(audit_issues::open_issues(&mut *tx), async {
-        key_findings(rows.into_findings())
-    });
+    // The findings are built and keyed on a blocking thread while this task has the database
+    // answer the open-issues query: at tens of thousands of issues each side is a good part of
+    // a run where nothing changed, and the machine has a core for each.
+    let building = tokio::task::spawn_blocking(move || key_findings(rows.into_findings()));
+    let open = audit_issues::open_issues(&mut *tx).await;
+    let keyed = building.await.context("building the findings failed")?;
     let open: Vec<OpenIssue> = open
         .context("cannot load the open audit issues")?
         .into_iter()
@@ -180,6 +181,16 @@ async fn load_check_rows(conn: &mut PgConnection, stale_days: i32) -> Result<Che
     })
 }
 
+fn orphan_discord_finding(row: integrity::OrphanDiscordRow) -> Finding {
+    Finding::orphan_discord(
+        row.id,
+        row.display_name.as_deref(),
+        &row.username,
+        &row.discord_id,
+        &row.highest_guild_role,
+    )
+}
+
 impl CheckRows {
     /// Every cause the checks saw, as core findings.
     fn into_findings(self) -> Vec<Finding> {
@@ -199,15 +210,7 @@ impl CheckRows {
                 row.rank_name.as_deref(),
             ));
         }
-        for row in self.orphan_discord {
-            findings.push(Finding::orphan_discord(
-                row.id,
-                row.display_name.as_deref(),
-                &row.username,
-                &row.discord_id,
-                &row.highest_guild_role,
-            ));
-        }
+        findings.extend(self.orphan_discord.into_iter().map(orphan_discord_finding));
         for row in self.rank_mismatches {
             findings.push(Finding::rank_mismatch(
                 row.player_id,
