@@ -181,16 +181,6 @@ async fn load_check_rows(conn: &mut PgConnection, stale_days: i32) -> Result<Che
     })
 }
 
-fn orphan_discord_finding(row: integrity::OrphanDiscordRow) -> Finding {
-    Finding::orphan_discord(
-        row.id,
-        row.display_name.as_deref(),
-        &row.username,
-        &row.discord_id,
-        &row.highest_guild_role,
-    )
-}
-
 impl CheckRows {
     /// Every cause the checks saw, as core findings.
     fn into_findings(self) -> Vec<Finding> {
@@ -210,7 +200,15 @@ impl CheckRows {
                 row.rank_name.as_deref(),
             ));
         }
-        findings.extend(self.orphan_discord.into_iter().map(orphan_discord_finding));
+        for row in self.orphan_discord {
+            findings.push(Finding::orphan_discord(
+                row.id,
+                row.display_name.as_deref(),
+                &row.username,
+                &row.discord_id,
+                &row.highest_guild_role,
+            ));
+        }
         for row in self.rank_mismatches {
             findings.push(Finding::rank_mismatch(
                 row.player_id,

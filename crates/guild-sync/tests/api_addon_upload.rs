@@ -64,6 +64,19 @@ fn body(note: &str, export_time: i64) -> Value {
     })
 }
 
+impl App {
+    /// POST `payload` to the upload route with the companion's key.
+    async fn upload(&self, payload: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/guild-sync/addon-upload", self.base))
+            .header("X-API-Key", KEY)
+            .json(payload)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
 async fn within_a_minute<T>(test: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(60), test)
         .await
@@ -98,14 +111,7 @@ async fn note_on(app: &App, realm: &str) -> Option<String> {
 async fn an_accepted_upload_runs_the_addon_pipeline_and_shows_in_the_status() {
     within_a_minute(async {
         let app = spawn(Some(KEY)).await;
-        let answer = app
-            .client
-            .post(format!("{}/api/guild-sync/addon-upload", app.base))
-            .header("X-API-Key", KEY)
-            .json(&body("Discord: trog", 1_764_000_000))
-            .send()
-            .await
-            .unwrap();
+        let answer = app.upload(&body("Discord: trog", 1_764_000_000)).await;
         assert_eq!(answer.status(), StatusCode::ACCEPTED);
         let accepted: Value = answer.json().await.unwrap();
         assert_eq!(accepted["characters"], 1);
@@ -198,14 +204,7 @@ async fn bad_keys_and_bad_bodies_are_refused_with_a_clear_error_and_change_nothi
 async fn without_a_configured_key_the_upload_routes_answer_503() {
     within_a_minute(async {
         let app = spawn(None).await;
-        let answer = app
-            .client
-            .post(format!("{}/api/guild-sync/addon-upload", app.base))
-            .header("X-API-Key", KEY)
-            .json(&body("x", 1))
-            .send()
-            .await
-            .unwrap();
+        let answer = app.upload(&body("x", 1)).await;
         assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
         let answer = app
             .client
@@ -259,14 +258,7 @@ async fn triggers_for_parts_that_are_not_configured_are_refused_naming_the_setti
             .unwrap();
         assert_eq!(runs, 0);
         // The addon upload needs nothing else and is still accepted.
-        let answer = app
-            .client
-            .post(format!("{}/api/guild-sync/addon-upload", app.base))
-            .header("X-API-Key", KEY)
-            .json(&body("x", 1))
-            .send()
-            .await
-            .unwrap();
+        let answer = app.upload(&body("x", 1)).await;
         assert_eq!(answer.status(), StatusCode::ACCEPTED);
     })
     .await;

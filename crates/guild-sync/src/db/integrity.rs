@@ -95,18 +95,12 @@ pub async fn orphan_discord(
     Ok(sqlx::query_as(sql).fetch_all(db).await?)
 }
 
-/// Players whose highest in-game rank (by level, in-guild characters only) does not correspond
-/// to their present Discord user's highest guild role. The comparison goes through
-/// `guild_ranks.discord_role_name`, case-insensitively, so "Guild Leader" ↔ "GM" matches.
-/// Players whose Discord user has no guild role at all are `no_guild_role`, not listed here.
-pub async fn rank_mismatches(db: impl PgExecutor<'_>) -> Result<Vec<RankMismatchRow>> {
-    Ok(sqlx::query_as(
-        "SELECT p.id AS player_id, p.display_name, du.id AS discord_user_id,
-                du.highest_guild_role AS discord_role, top.name AS ingame_rank,
-                top.discord_role_name AS expected_discord_role
-         FROM guild_identity.players p
-         JOIN guild_identity.discord_users du ON du.id = p.discord_user_id
-         JOIN LATERAL (
+/// `JOIN LATERAL … top`: a player's rank (the highest level among their in-guild characters,
+/// SPEC §3 "derived, never stored twice") as `top.name` and `top.discord_role_name`. A macro so
+/// that the queries stay `&'static str` literals built with `concat!`.
+macro_rules! player_top_rank {
+    () => {
+        " JOIN LATERAL (
              SELECT gr.name, gr.discord_role_name
              FROM guild_identity.player_characters pc
              JOIN guild_identity.wow_characters wc ON wc.id = pc.character_id
@@ -114,12 +108,29 @@ pub async fn rank_mismatches(db: impl PgExecutor<'_>) -> Result<Vec<RankMismatch
              WHERE pc.player_id = p.id AND wc.removed_at IS NULL
              ORDER BY gr.level DESC
              LIMIT 1
-         ) top ON TRUE
+         ) top ON TRUE "
+    };
+}
+
+/// Players whose highest in-game rank (by level, in-guild characters only) does not correspond
+/// to their present Discord user's highest guild role. The comparison goes through
+/// `guild_ranks.discord_role_name`, case-insensitively, so "Guild Leader" ↔ "GM" matches.
+/// Players whose Discord user has no guild role at all are `no_guild_role`, not listed here.
+pub async fn rank_mismatches(db: impl PgExecutor<'_>) -> Result<Vec<RankMismatchRow>> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT p.id AS player_id, p.display_name, du.id AS discord_user_id,
+                du.highest_guild_role AS discord_role, top.name AS ingame_rank,
+                top.discord_role_name AS expected_discord_role
+         FROM guild_identity.players p
+         JOIN guild_identity.discord_users du ON du.id = p.discord_user_id
+",
+        player_top_rank!(),
+        "
          WHERE du.is_present
            AND du.highest_guild_role IS NOT NULL
            AND lower(du.highest_guild_role) IS DISTINCT FROM lower(top.discord_role_name)
-         ORDER BY p.display_name, p.id",
-    )
+         ORDER BY p.display_name, p.id"
+    ))
     .fetch_all(db)
     .await?)
 }
@@ -139,23 +150,17 @@ pub struct NoGuildRoleRow {
 /// Players whose present Discord user has no guild role while one of their in-guild characters
 /// has a rank.
 pub async fn no_guild_role(db: impl PgExecutor<'_>) -> Result<Vec<NoGuildRoleRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(concat!(
         "SELECT p.id AS player_id, p.display_name, du.id AS discord_user_id, du.username,
                 du.display_name AS discord_display_name, top.name AS ingame_rank
          FROM guild_identity.players p
          JOIN guild_identity.discord_users du ON du.id = p.discord_user_id
-         JOIN LATERAL (
-             SELECT gr.name
-             FROM guild_identity.player_characters pc
-             JOIN guild_identity.wow_characters wc ON wc.id = pc.character_id
-             JOIN common.guild_ranks gr ON gr.id = wc.guild_rank_id
-             WHERE pc.player_id = p.id AND wc.removed_at IS NULL
-             ORDER BY gr.level DESC
-             LIMIT 1
-         ) top ON TRUE
+",
+        player_top_rank!(),
+        "
          WHERE du.is_present AND du.highest_guild_role IS NULL
-         ORDER BY p.display_name, p.id",
-    )
+         ORDER BY p.display_name, p.id"
+    ))
     .fetch_all(db)
     .await?)
 }
