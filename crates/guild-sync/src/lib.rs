@@ -23,7 +23,7 @@ pub mod pg_cluster;
 pub mod reporter;
 pub mod run_recorder;
 pub mod scheduler;
-#[doc(hidden)]
+#[cfg(feature = "test-support")]
 pub mod testing;
 
 /// rustls needs one process-wide crypto provider; reqwest and twilight both use rustls and would

@@ -159,7 +159,8 @@ impl LocalCluster {
         Ok(out.status.code() == Some(0))
     }
 
-    /// The postmaster's pid, read from `postmaster.pid`.
+    /// The postmaster's pid, read from `postmaster.pid`. Only the life-cycle tests need it.
+    #[cfg(feature = "test-support")]
     pub fn postmaster_pid(&self) -> Option<i32> {
         read_pid_file(&self.pgdata.join("postmaster.pid"))
     }

@@ -5,6 +5,9 @@
 //! every test process of this checkout (it keeps running between test runs and is reused).
 //! Each test clones a migrated template database, which takes milliseconds, and the clone is
 //! dropped when the [`TestDb`] is. Nothing here is mocked.
+//!
+//! Compiled only with the `test-support` feature, which the crate's own tests and benches turn
+//! on (a dev-dependency on itself): the product binary and library do not ship it.
 
 use std::str::FromStr;
 use std::sync::OnceLock;

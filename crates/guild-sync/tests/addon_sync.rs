@@ -2,8 +2,7 @@
 //! `wow_characters` rows (name **and** realm), unknown characters counted and never created,
 //! one recorded `sync_log` run per sync; and `guild-sync sync addon FILE` end to end.
 
-use std::future::Future;
-use std::time::Duration;
+mod common;
 
 use guild_sync::addon_processor::parse_upload_json;
 use guild_sync::db_sync::addon::{AddonSyncStats, last_upload, sync_addon_data};
@@ -12,11 +11,7 @@ use guild_sync_core::addon::AddonExport;
 use serde_json::json;
 use sqlx::PgPool;
 
-async fn within_a_minute<T>(test: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(60), test)
-        .await
-        .expect("the test took longer than a minute")
-}
+use common::within_a_minute;
 
 async fn insert_character(pool: &PgPool, name: &str, realm_slug: &str) -> i32 {
     sqlx::query_scalar(

@@ -2,16 +2,20 @@
 //! stages behind the scheduler): what it accepts, what it refuses and how, and the real
 //! companion delivering an export to it end to end.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use guild_sync::api::{AppState, router};
+use guild_sync::api::AppState;
 use guild_sync::companion::{Companion, CompanionOptions, Delivery};
 use guild_sync::config::{Config, Secret};
 use guild_sync::scheduler::{ProductionStages, Scheduler};
 use guild_sync::testing::TestDb;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+
+use common::{SpawnedApp, spawn_app, within_a_minute};
 
 const KEY: &str = "companion-key-0123456789";
 
@@ -25,7 +29,6 @@ struct App {
 const OFFICER_TOKEN: &str = "officer-token";
 
 async fn spawn(api_key: Option<&str>) -> App {
-    guild_sync::install_crypto_provider();
     let db = TestDb::new().await;
     let pool = db.pool.clone();
     let stages = ProductionStages::for_service(pool.clone(), Config::defaults(), None);
@@ -35,9 +38,7 @@ async fn spawn(api_key: Option<&str>) -> App {
         admin_token: Some(Secret::new(OFFICER_TOKEN.to_string())),
         api_key: api_key.map(Secret::new),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    let SpawnedApp { base, client } = spawn_app(state).await;
     sqlx::query(
         "INSERT INTO guild_identity.wow_characters (character_name, realm_slug, removed_at)
          VALUES ('Trogmoon', 'senjin', NULL), ('Trogmoon', 'bleeding-hollow', NULL)",
@@ -45,11 +46,7 @@ async fn spawn(api_key: Option<&str>) -> App {
     .execute(&db.pool)
     .await
     .unwrap();
-    App {
-        base,
-        client: reqwest::Client::new(),
-        db,
-    }
+    App { base, client, db }
 }
 
 fn body(note: &str, export_time: i64) -> Value {
@@ -75,12 +72,6 @@ impl App {
             .await
             .unwrap()
     }
-}
-
-async fn within_a_minute<T>(test: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(60), test)
-        .await
-        .expect("the test took longer than a minute")
 }
 
 /// Wait for the pipeline run `run_id` to leave `running`; returns its status.

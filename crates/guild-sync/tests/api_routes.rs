@@ -3,6 +3,8 @@
 //! triggers run stub stages (the real ones are built in parallel); the scheduler, its lock and
 //! `sync_log` are real.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +20,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+use common::{SpawnedApp, spawn_app, within_a_minute};
+
 const TOKEN: &str = "officer-token-for-tests";
 
 /// Stages that succeed at once.
@@ -70,12 +73,10 @@ impl TestApp {
             admin_token: admin_token.map(Secret::new),
             api_key: None,
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, api::router(state)).await });
+        let SpawnedApp { base, client } = spawn_app(state).await;
         TestApp {
             base,
-            client: reqwest::Client::new(),
+            client,
             db,
             pool,
             scheduler,
@@ -195,13 +196,9 @@ async fn player_id(pool: &PgPool, name: &str) -> i32 {
     .await
 }
 
-async fn timed<F: std::future::Future<Output = ()>>(test: F) {
-    tokio::time::timeout(TEST_TIMEOUT, test).await.unwrap()
-}
-
 #[tokio::test]
 async fn health_answers_200_with_a_database_and_503_without() {
-    timed(async {
+    within_a_minute(async {
         let app = TestApp::spawn(None).await;
         let (status, body) = send(app.client.get(format!("{}/api/health", app.base))).await;
         assert_eq!((status, body), (StatusCode::OK, json!({ "status": "ok" })));
@@ -215,7 +212,7 @@ async fn health_answers_200_with_a_database_and_503_without() {
 
 #[tokio::test]
 async fn officer_routes_refuse_a_missing_or_wrong_token_with_401() {
-    timed(async {
+    within_a_minute(async {
         let app = TestApp::spawn(Some(TOKEN)).await;
         for (method, path) in OFFICER_ROUTES {
             let method = Method::from_bytes(method.as_bytes()).unwrap();
@@ -255,7 +252,7 @@ async fn officer_routes_refuse_a_missing_or_wrong_token_with_401() {
 
 #[tokio::test]
 async fn officer_routes_answer_503_when_no_admin_token_is_configured() {
-    timed(async {
+    within_a_minute(async {
         let app = TestApp::spawn(None).await;
         for (method, path) in OFFICER_ROUTES {
             let method = Method::from_bytes(method.as_bytes()).unwrap();
@@ -278,7 +275,7 @@ async fn officer_routes_answer_503_when_no_admin_token_is_configured() {
 
 #[tokio::test]
 async fn players_lists_each_player_with_its_discord_user_and_characters() {
-    timed(async {
+    within_a_minute(async {
         let app = TestApp::spawn(Some(TOKEN)).await;
         seed(&app.db.pool).await;
 
@@ -317,7 +314,7 @@ async fn players_lists_each_player_with_its_discord_user_and_characters() {
 
 #[tokio::test]
 async fn orphans_and_mismatches_serve_the_live_integrity_rows() {
-    timed(async {
+    within_a_minute(async {
         let app = TestApp::spawn(Some(TOKEN)).await;
         seed(&app.db.pool).await;
 
@@ -354,7 +351,7 @@ async fn orphans_and_mismatches_serve_the_live_integrity_rows() {
 
 #[tokio::test]
 async fn link_creates_a_player_for_a_character_and_a_discord_user_nobody_owns() {
-    timed(async {
+    within_a_minute(async {
         let app = TestApp::spawn(Some(TOKEN)).await;
         seed(&app.db.pool).await;
         let nobody = character_id(&app.db.pool, "Nobody").await;
@@ -388,7 +385,7 @@ async fn link_creates_a_player_for_a_character_and_a_discord_user_nobody_owns() 
 
 #[tokio::test]
 async fn link_adds_the_character_to_the_discord_users_player_or_the_given_one() {
-    timed(async {
+    within_a_minute(async {
         let app = TestApp::spawn(Some(TOKEN)).await;
         seed(&app.db.pool).await;
         let nobody = character_id(&app.db.pool, "Nobody").await;
@@ -443,7 +440,7 @@ async fn link_adds_the_character_to_the_discord_users_player_or_the_given_one() 
 
 #[tokio::test]
 async fn link_refuses_conflicts_with_409_and_unknown_ids_with_404() {
-    timed(async {
+    within_a_minute(async {
         let app = TestApp::spawn(Some(TOKEN)).await;
         seed(&app.db.pool).await;
         let pool = &app.db.pool;
@@ -484,7 +481,7 @@ async fn link_refuses_conflicts_with_409_and_unknown_ids_with_404() {
 
 #[tokio::test]
 async fn unlink_removes_the_link_once_and_then_answers_404() {
-    timed(async {
+    within_a_minute(async {
         let app = TestApp::spawn(Some(TOKEN)).await;
         seed(&app.db.pool).await;
         let link: i32 = sqlx::query_scalar(
@@ -509,7 +506,7 @@ async fn unlink_removes_the_link_once_and_then_answers_404() {
 
 #[tokio::test]
 async fn bad_request_bodies_get_4xx_with_an_error_body_never_500() {
-    timed(async {
+    within_a_minute(async {
         let app = TestApp::spawn(Some(TOKEN)).await;
         let url = format!("{}/api/identity/link", app.base);
         let json_post = |body: String| {
@@ -581,7 +578,7 @@ async fn bad_request_bodies_get_4xx_with_an_error_body_never_500() {
 
 #[tokio::test]
 async fn triggers_answer_202_with_the_runs_sync_log_id_and_status_shows_the_last_runs() {
-    timed(async {
+    within_a_minute(async {
         let app = TestApp::spawn(Some(TOKEN)).await;
         let mut ids = Vec::new();
         for (path, source) in [
@@ -642,7 +639,7 @@ async fn wait_until_finished(pool: &PgPool, id: i64) {
 
 #[tokio::test]
 async fn the_addon_routes_answer_503_when_no_api_key_is_configured() {
-    timed(async {
+    within_a_minute(async {
         let app = TestApp::spawn(Some(TOKEN)).await;
         let (status, body) = send(
             app.client
@@ -663,7 +660,7 @@ async fn the_addon_routes_answer_503_when_no_api_key_is_configured() {
 
 #[tokio::test]
 async fn the_openapi_document_lists_every_route_of_the_spec() {
-    timed(async {
+    within_a_minute(async {
         let app = TestApp::spawn(None).await;
         let (status, doc) = send(app.client.get(format!("{}/api/openapi.json", app.base))).await;
         assert_eq!(status, StatusCode::OK);

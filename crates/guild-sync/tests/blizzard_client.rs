@@ -3,8 +3,8 @@
 //! `Retry-After`, 5xx retries, accented names, and a whole live sync into PostgreSQL.
 
 mod blizzard_support;
+mod common;
 
-use std::future::Future;
 use std::time::Duration;
 
 use blizzard_support::{REALM, member, profile_json, roster_json};
@@ -16,11 +16,7 @@ use serde_json::json;
 use wiremock::matchers::{body_string_contains, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-async fn within_a_minute<F: Future<Output = ()>>(test: F) {
-    tokio::time::timeout(Duration::from_secs(60), test)
-        .await
-        .expect("test timed out");
-}
+use common::within_a_minute;
 
 const ROSTER_PATH: &str = "/data/wow/guild/senjin/pull-all-the-things/roster";
 

@@ -3,9 +3,7 @@
 //! rosters changing nothing, idempotence, and the CLI over a `--from-dir` directory.
 
 mod blizzard_support;
-
-use std::future::Future;
-use std::time::Duration;
+mod common;
 
 use blizzard_support::{Member, fetched, guard, member, write_dir};
 use guild_sync::config::{Config, RemovalGuard};
@@ -13,11 +11,7 @@ use guild_sync::db_sync::{self, BlizzardInput, apply_roster, sync_fetched};
 use guild_sync::testing::TestDb;
 use sqlx::PgPool;
 
-async fn within_a_minute<F: Future<Output = ()>>(test: F) {
-    tokio::time::timeout(Duration::from_secs(60), test)
-        .await
-        .expect("test timed out");
-}
+use common::within_a_minute;
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 struct Stored {

@@ -3,7 +3,8 @@
 //! already has, retries through a server that is down, keeps an undelivered export across a
 //! restart, and follows WoW's delete-and-recreate write of the SavedVariables file.
 
-use std::future::Future;
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,13 +14,9 @@ use serde_json::json;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-const KEY: &str = "companion-test-key";
+use common::within_a_minute;
 
-async fn within_a_minute<T>(test: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(60), test)
-        .await
-        .expect("the test took longer than a minute")
-}
+const KEY: &str = "companion-test-key";
 
 /// A SavedVariables file as WoW writes it, holding one export.
 fn saved_variables(export_time: i64, note: &str) -> String {

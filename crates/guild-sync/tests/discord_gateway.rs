@@ -3,9 +3,9 @@
 //! heartbeats answered, zlib-stream transport compression as the client asks for it, and a
 //! gateway-requested reconnect that resumes the session.
 
-use std::future::Future;
+mod common;
+
 use std::io::Write;
-use std::time::Duration;
 
 use flate2::Compression;
 use flate2::write::ZlibEncoder;
@@ -21,13 +21,9 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 
-const GUILD: &str = "4242";
+use common::within_a_minute;
 
-async fn within_timeout<F: Future>(test: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(60), test)
-        .await
-        .expect("test timed out")
-}
+const GUILD: &str = "4242";
 
 /// What the fake gateway saw from the client.
 #[derive(Debug)]
@@ -175,7 +171,7 @@ async fn next_seen<T>(
 
 #[tokio::test]
 async fn the_listener_applies_member_events_in_order_and_resumes_after_a_reconnect() {
-    within_timeout(async {
+    within_a_minute(async {
         guild_sync::install_crypto_provider();
         let db = TestDb::new().await;
         // Someone already known, who leaves while the listener runs.
@@ -245,7 +241,7 @@ async fn the_listener_applies_member_events_in_order_and_resumes_after_a_reconne
 
 #[tokio::test]
 async fn spawning_without_a_token_or_guild_is_a_clear_error() {
-    within_timeout(async {
+    within_a_minute(async {
         let db = TestDb::new().await;
         let mut config = Config::defaults();
         config.discord_guild_id = Some(GUILD.into());

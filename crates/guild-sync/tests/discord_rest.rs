@@ -2,8 +2,7 @@
 //! the real twilight-http client through `DISCORD_API_URL`): paging, the bot token, and a fetch
 //! that fails part-way.
 
-use std::future::Future;
-use std::time::Duration;
+mod common;
 
 use guild_sync::config::{Config, RemovalGuard, Secret};
 use guild_sync::db::discord_users;
@@ -13,14 +12,10 @@ use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use common::within_a_minute;
+
 const GUILD: &str = "4242";
 const MEMBERS_PATH: &str = "/api/v10/guilds/4242/members";
-
-async fn within_timeout<F: Future>(test: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(60), test)
-        .await
-        .expect("test timed out")
-}
 
 fn config(server: &MockServer) -> Config {
     let mut config = Config::defaults();
@@ -97,7 +92,7 @@ async fn mount_member_pages(server: &MockServer, ids: &[u64]) {
 
 #[tokio::test]
 async fn a_live_sync_fetches_every_page_of_members() {
-    within_timeout(async {
+    within_a_minute(async {
         guild_sync::install_crypto_provider();
         let server = MockServer::start().await;
         mount_roles(&server).await;
@@ -128,7 +123,7 @@ async fn a_live_sync_fetches_every_page_of_members() {
 
 #[tokio::test]
 async fn a_list_ending_on_a_full_page_asks_for_one_more() {
-    within_timeout(async {
+    within_a_minute(async {
         guild_sync::install_crypto_provider();
         let server = MockServer::start().await;
         mount_roles(&server).await;
@@ -146,7 +141,7 @@ async fn a_list_ending_on_a_full_page_asks_for_one_more() {
 
 #[tokio::test]
 async fn a_fetch_failing_on_page_two_marks_nobody_departed() {
-    within_timeout(async {
+    within_a_minute(async {
         guild_sync::install_crypto_provider();
         let db = TestDb::new().await;
         // Members already known, all of whom sit on pages after the first.
@@ -207,7 +202,7 @@ async fn a_fetch_failing_on_page_two_marks_nobody_departed() {
 
 #[tokio::test]
 async fn a_malformed_api_url_or_missing_token_is_a_clear_error() {
-    within_timeout(async {
+    within_a_minute(async {
         let db = TestDb::new().await;
         let cases = [
             (None, "http://127.0.0.1:1/api/v10", "DISCORD_BOT_TOKEN"),

@@ -2,8 +2,7 @@
 //! bots, the mass-removal guard), the real-time member events, the `sync_log` record, and the
 //! `sync discord --from-file --json` command.
 
-use std::future::Future;
-use std::time::Duration;
+mod common;
 
 use guild_sync::config::{Config, RemovalGuard};
 use guild_sync::db::discord_users::{self, DiscordUserRow};
@@ -15,11 +14,7 @@ use guild_sync::testing::TestDb;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-async fn within_timeout<F: Future>(test: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(60), test)
-        .await
-        .expect("test timed out")
-}
+use common::within_a_minute;
 
 /// The guild's Discord roles: the rank roles of the seeded rank table plus unrelated ones.
 fn roles() -> Value {
@@ -89,7 +84,7 @@ fn wire_member(value: Value) -> WireMember {
 
 #[tokio::test]
 async fn test_sync_creates_discord_user() {
-    within_timeout(async {
+    within_a_minute(async {
         let db = TestDb::new().await;
         let stats = sync(
             &db.pool,
@@ -128,7 +123,7 @@ async fn test_sync_creates_discord_user() {
 
 #[tokio::test]
 async fn test_sync_updates_existing_discord_user() {
-    within_timeout(async {
+    within_a_minute(async {
         let db = TestDb::new().await;
         sync(&db.pool, vec![member("1001", "thrall", None, &["905"])])
             .await
@@ -164,7 +159,7 @@ async fn test_sync_updates_existing_discord_user() {
 
 #[tokio::test]
 async fn test_sync_marks_departed_not_present() {
-    within_timeout(async {
+    within_a_minute(async {
         let db = TestDb::new().await;
         let everyone: Vec<Value> = (1..=4)
             .map(|i| member(&format!("100{i}"), &format!("user{i}"), None, &["904"]))
@@ -190,7 +185,7 @@ async fn test_sync_marks_departed_not_present() {
 
 #[tokio::test]
 async fn bots_are_never_stored() {
-    within_timeout(async {
+    within_a_minute(async {
         let db = TestDb::new().await;
         let stats = sync(
             &db.pool,
@@ -214,7 +209,7 @@ async fn bots_are_never_stored() {
 
 #[tokio::test]
 async fn a_list_that_would_mark_most_members_departed_changes_nothing_and_is_logged() {
-    within_timeout(async {
+    within_a_minute(async {
         let db = TestDb::new().await;
         let everyone: Vec<Value> = (10..20)
             .map(|i| member(&format!("1{i}"), &format!("user{i}"), None, &["904"]))
@@ -259,7 +254,7 @@ async fn a_list_that_would_mark_most_members_departed_changes_nothing_and_is_log
 
 #[tokio::test]
 async fn an_empty_member_list_is_refused() {
-    within_timeout(async {
+    within_a_minute(async {
         let db = TestDb::new().await;
         sync(&db.pool, vec![member("1001", "thrall", None, &[])])
             .await
@@ -276,7 +271,7 @@ async fn an_empty_member_list_is_refused() {
 
 #[tokio::test]
 async fn a_successful_sync_is_recorded_in_sync_log() {
-    within_timeout(async {
+    within_a_minute(async {
         let db = TestDb::new().await;
         sync(
             &db.pool,
@@ -305,7 +300,7 @@ async fn a_successful_sync_is_recorded_in_sync_log() {
 
 #[tokio::test]
 async fn test_on_member_join_creates_discord_user() {
-    within_timeout(async {
+    within_a_minute(async {
         let db = TestDb::new().await;
         let joined = wire_member(member("3001", "anduin", Some("King"), &["903"]));
         let outcome = discord_sync::on_member_join(&db.pool, &joined, &guild_roles())
@@ -336,7 +331,7 @@ async fn test_on_member_join_creates_discord_user() {
 
 #[tokio::test]
 async fn test_on_member_remove_marks_not_present() {
-    within_timeout(async {
+    within_a_minute(async {
         let db = TestDb::new().await;
         let joined = wire_member(member("3001", "anduin", None, &[]));
         discord_sync::on_member_join(&db.pool, &joined, &guild_roles())
@@ -372,7 +367,7 @@ async fn test_on_member_remove_marks_not_present() {
 
 #[tokio::test]
 async fn member_update_changes_names_and_roles_and_keeps_the_join_time() {
-    within_timeout(async {
+    within_a_minute(async {
         let db = TestDb::new().await;
         let joined = wire_member(member("3001", "anduin", None, &["905"]));
         discord_sync::on_member_join(&db.pool, &joined, &guild_roles())
@@ -400,7 +395,7 @@ async fn member_update_changes_names_and_roles_and_keeps_the_join_time() {
 
 #[tokio::test]
 async fn sync_discord_from_file_prints_the_stats_as_the_last_json_line() {
-    within_timeout(async {
+    within_a_minute(async {
         let db = TestDb::new().await;
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("discord.json");
@@ -476,7 +471,7 @@ async fn sync_discord_from_file_prints_the_stats_as_the_last_json_line() {
 
 #[tokio::test]
 async fn joins_and_leaves_newer_than_the_member_list_are_not_overruled_by_it() {
-    within_timeout(async {
+    within_a_minute(async {
         let db = TestDb::new().await;
         let listed: Vec<Value> = (1..=3)
             .map(|i| member(&format!("100{i}"), &format!("user{i}"), None, &[]))

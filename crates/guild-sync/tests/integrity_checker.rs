@@ -1,7 +1,8 @@
 //! The integrity checker against a real PostgreSQL: every check, deduplication, automatic
 //! resolution of every type, the re-flagging rule and concurrent runs. Rows are seeded with SQL.
 
-use std::future::Future;
+mod common;
+
 use std::time::Duration;
 
 use guild_sync::config::Config;
@@ -11,11 +12,10 @@ use guild_sync::testing::seed::{link, player};
 use guild_sync_core::integrity::{IssueType, issue_hash};
 use sqlx::PgPool;
 
-async fn within_timeout<F: Future<Output = ()>>(test: F) {
-    tokio::time::timeout(Duration::from_secs(120), test)
-        .await
-        .expect("the test timed out");
-}
+use common::within;
+
+/// Check and report runs write thousands of rows on a shared machine.
+const TWO_MINUTES: Duration = Duration::from_secs(120);
 
 /// An in-guild character on area-52 with the rank of that in-game index, seen just now.
 async fn character(pool: &PgPool, name: &str, rank_index: Option<i32>) -> i32 {
@@ -103,7 +103,7 @@ async fn run(pool: &PgPool) -> CheckStats {
 
 #[tokio::test]
 async fn test_orphan_wow_detected() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let db = TestDb::new().await;
         linked_member(&db.pool, "Linked", 3, "Member").await;
         let orphan = character(&db.pool, "Thrall", Some(1)).await;
@@ -136,7 +136,7 @@ async fn test_orphan_wow_detected() {
 
 #[tokio::test]
 async fn test_orphan_discord_detected() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let db = TestDb::new().await;
         linked_member(&db.pool, "Linked", 3, "Member").await;
         let orphan = discord_user(&db.pool, "jaina", Some("Veteran")).await;
@@ -164,7 +164,7 @@ async fn test_orphan_discord_detected() {
 
 #[tokio::test]
 async fn test_rank_mismatch_detected() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let db = TestDb::new().await;
         // Guild Leader in game ↔ "GM" on Discord: a match, not a mismatch.
         linked_member(&db.pool, "Leader", 0, "GM").await;
@@ -199,7 +199,7 @@ async fn test_rank_mismatch_detected() {
 
 #[tokio::test]
 async fn test_dedup_same_issue_hash() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let db = TestDb::new().await;
         character(&db.pool, "Thrall", Some(3)).await;
         let first = run(&db.pool).await;
@@ -215,7 +215,7 @@ async fn test_dedup_same_issue_hash() {
 
 #[tokio::test]
 async fn a_changed_cause_updates_the_open_issue_in_place() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let db = TestDb::new().await;
         let c = character(&db.pool, "Thrall", Some(3)).await;
         run(&db.pool).await;
@@ -239,7 +239,7 @@ async fn a_changed_cause_updates_the_open_issue_in_place() {
 
 #[tokio::test]
 async fn an_issue_without_a_content_fingerprint_is_refreshed_once_then_left_alone() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let db = TestDb::new().await;
         character(&db.pool, "Thrall", Some(1)).await;
         run(&db.pool).await;
@@ -270,7 +270,7 @@ async fn an_issue_without_a_content_fingerprint_is_refreshed_once_then_left_alon
 
 #[tokio::test]
 async fn new_issues_are_written_in_reading_order() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let db = TestDb::new().await;
         for name in ["zed", "Amy", "mia", "Bob"] {
             discord_user(&db.pool, name, Some("Member")).await;
@@ -288,7 +288,7 @@ async fn new_issues_are_written_in_reading_order() {
 
 #[tokio::test]
 async fn test_resolved_issues_not_reflagged() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let db = TestDb::new().await;
         let c = character(&db.pool, "Thrall", Some(3)).await;
         run(&db.pool).await;
@@ -319,7 +319,7 @@ async fn test_resolved_issues_not_reflagged() {
 
 #[tokio::test]
 async fn an_issue_resolved_by_hand_is_not_reflagged_while_its_cause_persists() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let db = TestDb::new().await;
         let c = character(&db.pool, "Bankalt", Some(4)).await;
         run(&db.pool).await;
@@ -422,7 +422,7 @@ async fn every_issue_type_resolves_automatically_when_its_cause_is_gone() {
                        WHERE p.display_name = 'Suggy' AND wc.character_name = 'Sugg'",
         },
     ];
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         for case in cases {
             let db = TestDb::new().await;
             linked_member(&db.pool, "Base", 3, "Member").await;
@@ -454,7 +454,7 @@ async fn every_issue_type_resolves_automatically_when_its_cause_is_gone() {
 
 #[tokio::test]
 async fn a_suggestion_stays_open_while_it_still_makes_sense_and_resolves_when_the_user_leaves() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let db = TestDb::new().await;
         let c = character(&db.pool, "Sugg", Some(3)).await;
         let d = discord_user(&db.pool, "suggy", Some("Member")).await;
@@ -490,7 +490,7 @@ async fn a_suggestion_stays_open_while_it_still_makes_sense_and_resolves_when_th
 
 #[tokio::test]
 async fn stale_characters_use_the_last_profile_fetch_when_no_login_time_is_known() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let db = TestDb::new().await;
         exec(
             &db.pool,
@@ -519,7 +519,7 @@ async fn stale_characters_use_the_last_profile_fetch_when_no_login_time_is_known
 
 #[tokio::test]
 async fn two_checks_at_the_same_time_leave_no_duplicate_open_issue() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let db = TestDb::new().await;
         for i in 0..50 {
             character(&db.pool, &format!("Char{i}"), Some(3)).await;
@@ -551,7 +551,7 @@ async fn two_checks_at_the_same_time_leave_no_duplicate_open_issue() {
 
 #[tokio::test]
 async fn a_check_is_recorded_as_a_run() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let db = TestDb::new().await;
         character(&db.pool, "Thrall", Some(3)).await;
         run(&db.pool).await;
@@ -573,7 +573,7 @@ async fn a_check_is_recorded_as_a_run() {
 
 #[tokio::test]
 async fn the_check_command_prints_counts_per_type_and_json_stats() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let db = TestDb::new().await;
         character(&db.pool, "Thrall", Some(3)).await;
         let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_guild-sync"))

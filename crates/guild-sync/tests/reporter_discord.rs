@@ -2,7 +2,8 @@
 //! (wiremock speaking Discord's wire format): what is sent, when issues count as notified,
 //! Discord's message limits, 429 handling, webhooks, and the text rendering.
 
-use std::future::Future;
+mod common;
+
 use std::time::Duration;
 
 use guild_sync::config::Secret;
@@ -17,15 +18,14 @@ use sqlx::PgPool;
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use common::within;
+
+/// Check and report runs write thousands of rows on a shared machine.
+const TWO_MINUTES: Duration = Duration::from_secs(120);
+
 const CHANNEL: &str = "123456789012345678";
 const CHANNEL_PATH: &str = "/channels/123456789012345678/messages";
 const TOKEN: &str = "bot-token-do-not-log";
-
-async fn within_timeout<F: Future<Output = ()>>(test: F) {
-    tokio::time::timeout(Duration::from_secs(120), test)
-        .await
-        .expect("the test timed out");
-}
 
 fn channel_sender(server: &MockServer) -> DiscordSender {
     DiscordSender::channel(&server.uri(), CHANNEL, Secret::new(TOKEN)).unwrap()
@@ -120,7 +120,7 @@ fn assert_within_discord_limits(message: &Value) {
 
 #[tokio::test]
 async fn test_only_new_issues_trigger_report() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let db = TestDb::new().await;
         let discord = accepting_discord().await;
         let sender = channel_sender(&discord);
@@ -167,7 +167,7 @@ async fn test_only_new_issues_trigger_report() {
 
 #[tokio::test]
 async fn a_report_of_200_issues_respects_every_discord_limit() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let db = TestDb::new().await;
         let discord = accepting_discord().await;
         seed_issues(&db.pool, 1, 200).await;
@@ -195,7 +195,7 @@ async fn a_report_of_200_issues_respects_every_discord_limit() {
 
 #[tokio::test]
 async fn a_send_that_fails_leaves_the_issues_unnotified() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let db = TestDb::new().await;
         let discord = MockServer::start().await;
         Mock::given(method("POST"))
@@ -227,7 +227,7 @@ async fn a_send_that_fails_leaves_the_issues_unnotified() {
 
 #[tokio::test]
 async fn only_the_messages_discord_accepted_mark_their_issues_notified() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let db = TestDb::new().await;
         let discord = MockServer::start().await;
         Mock::given(method("POST"))
@@ -269,7 +269,7 @@ async fn only_the_messages_discord_accepted_mark_their_issues_notified() {
 
 #[tokio::test]
 async fn the_sender_posts_to_a_channel_as_the_bot() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let discord = MockServer::start().await;
         Mock::given(method("POST"))
             .and(path(CHANNEL_PATH))
@@ -289,7 +289,7 @@ async fn the_sender_posts_to_a_channel_as_the_bot() {
 
 #[tokio::test]
 async fn the_sender_posts_to_a_webhook_and_waits_for_the_message() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let discord = MockServer::start().await;
         Mock::given(method("POST"))
             .and(path("/api/webhooks/42/secret-webhook-token"))
@@ -337,7 +337,7 @@ async fn the_sender_waits_out_a_429_from_the_header_or_the_body() {
             json!({"message": "You are being rate limited.", "retry_after": 0.05, "global": false}),
         ),
     ];
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         for response in limited {
             let discord = MockServer::start().await;
             Mock::given(method("POST"))
@@ -362,7 +362,7 @@ async fn the_sender_waits_out_a_429_from_the_header_or_the_body() {
 
 #[tokio::test]
 async fn the_sender_gives_up_after_a_bounded_number_of_429s() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let discord = MockServer::start().await;
         Mock::given(method("POST"))
             .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0.01"))
@@ -383,7 +383,7 @@ async fn the_sender_gives_up_after_a_bounded_number_of_429s() {
 
 #[tokio::test]
 async fn a_sync_summary_is_sent_only_when_something_notable_happened() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let discord = accepting_discord().await;
         let sender = channel_sender(&discord);
         let quiet = json!({"characters_found": 1000, "characters_new": 0, "characters_removed": 0});
@@ -408,7 +408,7 @@ async fn a_sync_summary_is_sent_only_when_something_notable_happened() {
 
 #[tokio::test]
 async fn the_text_report_lists_every_issue_with_current_names() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let db = TestDb::new().await;
         seed_issues(&db.pool, 1, 30).await;
         // A renamed character shows under its current name; a deleted one falls back to the
@@ -433,7 +433,7 @@ async fn the_text_report_lists_every_issue_with_current_names() {
 
 #[tokio::test]
 async fn the_report_command_prints_with_stdout_and_refuses_without_a_destination() {
-    within_timeout(async {
+    within(TWO_MINUTES, async {
         let db = TestDb::new().await;
         seed_issues(&db.pool, 1, 2).await;
         let binary = env!("CARGO_BIN_EXE_guild-sync");

@@ -3,6 +3,8 @@
 //! implementation of `Stages` (the real ones are built in parallel); the lock, the database
 //! and `sync_log` are real.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,7 +22,7 @@ use guild_sync::testing::TestDb;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{Semaphore, mpsc, watch};
 
-const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+use common::{within, within_a_minute};
 
 /// What every recording stage saw, shared by all schedulers of a test.
 #[derive(Default)]
@@ -127,7 +129,7 @@ async fn run_row(pool: &PgPool, id: i64) -> (String, String, Option<String>, ser
 
 #[tokio::test]
 async fn the_battle_net_pipeline_runs_sync_then_match_then_check_then_report() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    within_a_minute(async {
         let db = TestDb::new().await;
         let recorder = Arc::new(Recorder::default());
         let scheduler = Scheduler::new(
@@ -154,13 +156,12 @@ async fn the_battle_net_pipeline_runs_sync_then_match_then_check_then_report() {
         assert_eq!(stages.len(), 4, "{details}");
         assert_eq!(details["stages"]["check"]["by"], "a");
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test]
 async fn the_discord_and_addon_pipelines_end_with_match_check_report() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    within_a_minute(async {
         let db = TestDb::new().await;
         let recorder = Arc::new(Recorder::default());
         let scheduler = Scheduler::new(
@@ -186,13 +187,12 @@ async fn the_discord_and_addon_pipelines_end_with_match_check_report() {
             ]
         );
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test]
 async fn a_failing_stage_stops_the_pipeline_and_is_recorded() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    within_a_minute(async {
         let db = TestDb::new().await;
         let recorder = Arc::new(Recorder::default());
         let mut stages = RecordingStages::new("a", &recorder);
@@ -218,13 +218,12 @@ async fn a_failing_stage_stops_the_pipeline_and_is_recorded() {
         let next = scheduler.run_pipeline(PipelineKind::Report).await.unwrap();
         assert_eq!(next.status, RunStatus::Success);
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test]
 async fn a_run_that_finds_another_scheduler_holding_the_lock_is_skipped_not_run_twice() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    within_a_minute(async {
         let db = TestDb::new().await;
         let recorder = Arc::new(Recorder::default());
         let (entered_tx, mut entered) = mpsc::unbounded_channel();
@@ -263,13 +262,12 @@ async fn a_run_that_finds_another_scheduler_holding_the_lock_is_skipped_not_run_
         let after = second.run_pipeline(PipelineKind::Discord).await.unwrap();
         assert_eq!(after.status, RunStatus::Success);
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test]
 async fn a_lock_held_by_any_session_on_the_documented_key_makes_runs_skip() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    within_a_minute(async {
         let db = TestDb::new().await;
         let recorder = Arc::new(Recorder::default());
         let scheduler = Scheduler::new(
@@ -293,13 +291,12 @@ async fn a_lock_held_by_any_session_on_the_documented_key_makes_runs_skip() {
         let outcome = scheduler.run_pipeline(PipelineKind::Discord).await.unwrap();
         assert_eq!(outcome.status, RunStatus::Success);
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_schedulers_on_one_database_never_run_pipelines_concurrently() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    within_a_minute(async {
         let db = TestDb::new().await;
         let recorder = Arc::new(Recorder::default());
         let mut a = RecordingStages::new("a", &recorder);
@@ -360,13 +357,12 @@ async fn two_schedulers_on_one_database_never_run_pipelines_concurrently() {
             "every run, skipped or not, is a sync_log row"
         );
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test]
 async fn graceful_shutdown_lets_the_running_pipeline_finish_and_starts_no_new_run() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    within_a_minute(async {
         let db = TestDb::new().await;
         let recorder = Arc::new(Recorder::default());
         let (entered_tx, mut entered) = mpsc::unbounded_channel();
@@ -409,14 +405,13 @@ async fn graceful_shutdown_lets_the_running_pipeline_finish_and_starts_no_new_ru
             .unwrap();
         assert_eq!(runs, 1, "refused runs leave no sync_log row");
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_discord_job_runs_at_start_and_then_every_interval_until_shutdown() {
     // Virtual time: a deadlock would auto-advance the clock to this timeout and fail.
-    tokio::time::timeout(Duration::from_secs(24 * 3600), async {
+    within(Duration::from_secs(24 * 3600), async {
         let config = Config::defaults();
         let period = Duration::from_secs(config.guild_sync_discord_interval_minutes * 60);
         assert_eq!(period, Duration::from_secs(15 * 60));
@@ -436,18 +431,16 @@ async fn the_discord_job_runs_at_start_and_then_every_interval_until_shutdown() 
         job.await.unwrap();
         assert!(ticks.recv().await.is_none(), "no run after shutdown");
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test]
 async fn the_report_step_without_a_discord_sender_is_skipped_not_an_error() {
-    tokio::time::timeout(TEST_TIMEOUT, async {
+    within_a_minute(async {
         let db = TestDb::new().await;
         let stages = ProductionStages::for_service(db.pool.clone(), Config::defaults(), None);
         let stats = stages.report().await.unwrap();
         assert_eq!(stats["sent"], false);
     })
-    .await
-    .unwrap();
+    .await;
 }

@@ -1,8 +1,12 @@
 //! The schema of SPEC §3 against a real PostgreSQL: tables, columns, reference data and the
 //! constraints the rest of guild-sync relies on.
 
+mod common;
+
 use guild_sync::testing::TestDb;
 use sqlx::PgPool;
+
+use common::within_a_minute;
 
 /// Every table and column named by SPEC §3.
 const CONTRACT: &[(&str, &str, &[&str])] = &[
@@ -212,251 +216,278 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
 
 #[tokio::test]
 async fn every_table_and_column_of_the_contract_exists() {
-    let db = TestDb::new().await;
-    for (schema, table, columns) in CONTRACT {
-        let present: Vec<String> = sqlx::query_scalar(
-            "SELECT column_name::text FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
-        )
-        .bind(schema)
-        .bind(table)
-        .fetch_all(&db.pool)
-        .await
-        .unwrap();
-        for column in *columns {
-            assert!(
-                present.iter().any(|c| c == column),
-                "{schema}.{table}.{column} is missing (have {present:?})"
-            );
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        for (schema, table, columns) in CONTRACT {
+            let present: Vec<String> = sqlx::query_scalar(
+                "SELECT column_name::text FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
+            )
+            .bind(schema)
+            .bind(table)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+            for column in *columns {
+                assert!(
+                    present.iter().any(|c| c == column),
+                    "{schema}.{table}.{column} is missing (have {present:?})"
+                );
+            }
         }
-    }
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn reference_data_is_seeded() {
-    let db = TestDb::new().await;
-    let pool = &db.pool;
-    assert_eq!(
-        count(pool, "SELECT count(*) FROM guild_identity.roles").await,
-        4
-    );
-    assert_eq!(
-        count(pool, "SELECT count(*) FROM guild_identity.classes").await,
-        13
-    );
-    assert!(count(pool, "SELECT count(*) FROM guild_identity.specializations").await >= 40);
-    assert_eq!(
-        count(pool, "SELECT count(*) FROM common.guild_ranks").await,
-        5
-    );
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let pool = &db.pool;
+        assert_eq!(
+            count(pool, "SELECT count(*) FROM guild_identity.roles").await,
+            4
+        );
+        assert_eq!(
+            count(pool, "SELECT count(*) FROM guild_identity.classes").await,
+            13
+        );
+        assert!(count(pool, "SELECT count(*) FROM guild_identity.specializations").await >= 40);
+        assert_eq!(
+            count(pool, "SELECT count(*) FROM common.guild_ranks").await,
+            5
+        );
 
-    let balance: (String, i32, String) = sqlx::query_as(
-        "SELECT c.name, s.blizzard_spec_id, r.name FROM guild_identity.specializations s
-         JOIN guild_identity.classes c ON c.id = s.class_id
-         JOIN guild_identity.roles r ON r.id = s.default_role_id WHERE s.name = 'Balance'",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    assert_eq!(balance, ("Druid".into(), 102, "Ranged DPS".into()));
+        let balance: (String, i32, String) = sqlx::query_as(
+            "SELECT c.name, s.blizzard_spec_id, r.name FROM guild_identity.specializations s
+             JOIN guild_identity.classes c ON c.id = s.class_id
+             JOIN guild_identity.roles r ON r.id = s.default_role_id WHERE s.name = 'Balance'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert_eq!(balance, ("Druid".into(), 102, "Ranged DPS".into()));
 
-    let devourer: String = sqlx::query_scalar(
-        "SELECT r.name FROM guild_identity.specializations s
-         JOIN guild_identity.classes c ON c.id = s.class_id AND c.name = 'Demon Hunter'
-         JOIN guild_identity.roles r ON r.id = s.default_role_id WHERE s.name = 'Devourer'",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    assert_eq!(devourer, "Ranged DPS");
+        let devourer: String = sqlx::query_scalar(
+            "SELECT r.name FROM guild_identity.specializations s
+             JOIN guild_identity.classes c ON c.id = s.class_id AND c.name = 'Demon Hunter'
+             JOIN guild_identity.roles r ON r.id = s.default_role_id WHERE s.name = 'Devourer'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert_eq!(devourer, "Ranged DPS");
 
-    let evoker: (i32, String) = sqlx::query_as(
-        "SELECT blizzard_class_id, color_hex FROM guild_identity.classes WHERE name = 'Evoker'",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    assert_eq!(evoker, (13, "33937F".into()));
+        let evoker: (i32, String) = sqlx::query_as(
+            "SELECT blizzard_class_id, color_hex FROM guild_identity.classes WHERE name = 'Evoker'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert_eq!(evoker, (13, "33937F".into()));
 
-    let ranks: Vec<(String, i32, i32, String)> = sqlx::query_as(
-        "SELECT name, level, ingame_rank_index, discord_role_name FROM common.guild_ranks ORDER BY level DESC",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    let expected = [
-        ("Guild Leader", 5, 0, "GM"),
-        ("Officer", 4, 1, "Officer"),
-        ("Veteran", 3, 2, "Veteran"),
-        ("Member", 2, 3, "Member"),
-        ("Initiate", 1, 4, "Initiate"),
-    ];
-    let expected: Vec<(String, i32, i32, String)> = expected
-        .iter()
-        .map(|(n, l, i, d)| (n.to_string(), *l, *i, d.to_string()))
-        .collect();
-    assert_eq!(ranks, expected);
+        let ranks: Vec<(String, i32, i32, String)> = sqlx::query_as(
+            "SELECT name, level, ingame_rank_index, discord_role_name FROM common.guild_ranks ORDER BY level DESC",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let expected = [
+            ("Guild Leader", 5, 0, "GM"),
+            ("Officer", 4, 1, "Officer"),
+            ("Veteran", 3, 2, "Veteran"),
+            ("Member", 2, 3, "Member"),
+            ("Initiate", 1, 4, "Initiate"),
+        ];
+        let expected: Vec<(String, i32, i32, String)> = expected
+            .iter()
+            .map(|(n, l, i, d)| (n.to_string(), *l, *i, d.to_string()))
+            .collect();
+        assert_eq!(ranks, expected);
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_discord_user_belongs_to_at_most_one_player() {
-    let db = TestDb::new().await;
-    let du = discord_user(&db.pool, "1001").await;
-    player(&db.pool, Some(du)).await.unwrap();
-    let err = player(&db.pool, Some(du)).await.unwrap_err();
-    assert!(is_unique_violation(&err), "{err}");
-    // Players without a Discord account are not constrained by it.
-    player(&db.pool, None).await.unwrap();
-    player(&db.pool, None).await.unwrap();
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let du = discord_user(&db.pool, "1001").await;
+        player(&db.pool, Some(du)).await.unwrap();
+        let err = player(&db.pool, Some(du)).await.unwrap_err();
+        assert!(is_unique_violation(&err), "{err}");
+        // Players without a Discord account are not constrained by it.
+        player(&db.pool, None).await.unwrap();
+        player(&db.pool, None).await.unwrap();
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_character_belongs_to_at_most_one_player() {
-    let db = TestDb::new().await;
-    let c = character(&db.pool, "Zatañña").await;
-    let p1 = player(&db.pool, None).await.unwrap();
-    let p2 = player(&db.pool, None).await.unwrap();
-    link(&db.pool, p1, c).await.unwrap();
-    let err = link(&db.pool, p2, c).await.unwrap_err();
-    assert!(is_unique_violation(&err), "{err}");
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let c = character(&db.pool, "Zatañña").await;
+        let p1 = player(&db.pool, None).await.unwrap();
+        let p2 = player(&db.pool, None).await.unwrap();
+        link(&db.pool, p1, c).await.unwrap();
+        let err = link(&db.pool, p2, c).await.unwrap_err();
+        assert!(is_unique_violation(&err), "{err}");
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn character_names_are_unique_per_realm_ignoring_case() {
-    let db = TestDb::new().await;
-    character(&db.pool, "Thrall").await;
-    let err = sqlx::query(
-        "INSERT INTO guild_identity.wow_characters (character_name, realm_slug) VALUES ('THRALL', 'SENJIN')",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap_err();
-    assert!(is_unique_violation(&err), "{err}");
-    sqlx::query(
-        "INSERT INTO guild_identity.wow_characters (character_name, realm_slug) VALUES ('Thrall', 'area-52')",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        character(&db.pool, "Thrall").await;
+        let err = sqlx::query(
+            "INSERT INTO guild_identity.wow_characters (character_name, realm_slug) VALUES ('THRALL', 'SENJIN')",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap_err();
+        assert!(is_unique_violation(&err), "{err}");
+        sqlx::query(
+            "INSERT INTO guild_identity.wow_characters (character_name, realm_slug) VALUES ('Thrall', 'area-52')",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn only_one_unresolved_issue_per_hash() {
-    let db = TestDb::new().await;
-    issue(&db.pool, "abc", false).await.unwrap();
-    let err = issue(&db.pool, "abc", false).await.unwrap_err();
-    assert!(is_unique_violation(&err), "{err}");
-    // History is kept: any number of resolved issues may share the hash of an open one.
-    issue(&db.pool, "abc", true).await.unwrap();
-    issue(&db.pool, "abc", true).await.unwrap();
-    issue(&db.pool, "def", true).await.unwrap();
-    issue(&db.pool, "def", false).await.unwrap();
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        issue(&db.pool, "abc", false).await.unwrap();
+        let err = issue(&db.pool, "abc", false).await.unwrap_err();
+        assert!(is_unique_violation(&err), "{err}");
+        // History is kept: any number of resolved issues may share the hash of an open one.
+        issue(&db.pool, "abc", true).await.unwrap();
+        issue(&db.pool, "abc", true).await.unwrap();
+        issue(&db.pool, "def", true).await.unwrap();
+        issue(&db.pool, "def", false).await.unwrap();
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn deleting_a_player_deletes_its_links_but_not_its_characters() {
-    let db = TestDb::new().await;
-    let p = player(&db.pool, None).await.unwrap();
-    let a = character(&db.pool, "Alpha").await;
-    let b = character(&db.pool, "Beta").await;
-    link(&db.pool, p, a).await.unwrap();
-    link(&db.pool, p, b).await.unwrap();
-    sqlx::query("DELETE FROM guild_identity.players WHERE id = $1")
-        .bind(p)
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    assert_eq!(
-        count(
-            &db.pool,
-            "SELECT count(*) FROM guild_identity.player_characters"
-        )
-        .await,
-        0
-    );
-    assert_eq!(
-        count(
-            &db.pool,
-            "SELECT count(*) FROM guild_identity.wow_characters"
-        )
-        .await,
-        2
-    );
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let p = player(&db.pool, None).await.unwrap();
+        let a = character(&db.pool, "Alpha").await;
+        let b = character(&db.pool, "Beta").await;
+        link(&db.pool, p, a).await.unwrap();
+        link(&db.pool, p, b).await.unwrap();
+        sqlx::query("DELETE FROM guild_identity.players WHERE id = $1")
+            .bind(p)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            count(
+                &db.pool,
+                "SELECT count(*) FROM guild_identity.player_characters"
+            )
+            .await,
+            0
+        );
+        assert_eq!(
+            count(
+                &db.pool,
+                "SELECT count(*) FROM guild_identity.wow_characters"
+            )
+            .await,
+            2
+        );
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn migrating_twice_changes_nothing() {
-    let db = TestDb::new().await;
-    let before: Vec<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations ORDER BY version")
-            .fetch_all(&db.pool)
-            .await
-            .unwrap();
-    let specs = count(
-        &db.pool,
-        "SELECT count(*) FROM guild_identity.specializations",
-    )
-    .await;
-    guild_sync::db::migrate(&db.pool).await.unwrap();
-    guild_sync::db::migrate(&db.pool).await.unwrap();
-    let after: Vec<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations ORDER BY version")
-            .fetch_all(&db.pool)
-            .await
-            .unwrap();
-    assert_eq!(before, after);
-    assert_eq!(
-        count(
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let before: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&db.pool)
+                .await
+                .unwrap();
+        let specs = count(
             &db.pool,
-            "SELECT count(*) FROM guild_identity.specializations"
+            "SELECT count(*) FROM guild_identity.specializations",
         )
-        .await,
-        specs
-    );
+        .await;
+        guild_sync::db::migrate(&db.pool).await.unwrap();
+        guild_sync::db::migrate(&db.pool).await.unwrap();
+        let after: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&db.pool)
+                .await
+                .unwrap();
+        assert_eq!(before, after);
+        assert_eq!(
+            count(
+                &db.pool,
+                "SELECT count(*) FROM guild_identity.specializations"
+            )
+            .await,
+            specs
+        );
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn the_run_recorder_closes_failed_runs_too() {
-    use guild_sync::run_recorder::{RunReport, record_run};
-    let db = TestDb::new().await;
-    let ok: u32 = record_run(&db.pool, "test", |_| async {
-        Ok((
-            7,
-            RunReport::success(
-                guild_sync::db::sync_log::RunCounts {
-                    found: Some(3),
-                    ..Default::default()
-                },
-                &serde_json::json!({"found": 3}),
-            ),
-        ))
-    })
-    .await
-    .unwrap();
-    assert_eq!(ok, 7);
-    let failed = record_run::<(), _, _>(&db.pool, "test", |_| async {
-        Err(anyhow::anyhow!("roster.json is not valid JSON"))
+    within_a_minute(async {
+        use guild_sync::run_recorder::{RunReport, record_run};
+        let db = TestDb::new().await;
+        let ok: u32 = record_run(&db.pool, "test", |_| async {
+            Ok((
+                7,
+                RunReport::success(
+                    guild_sync::db::sync_log::RunCounts {
+                        found: Some(3),
+                        ..Default::default()
+                    },
+                    &serde_json::json!({"found": 3}),
+                ),
+            ))
+        })
+        .await
+        .unwrap();
+        assert_eq!(ok, 7);
+        let failed = record_run::<(), _, _>(&db.pool, "test", |_| async {
+            Err(anyhow::anyhow!("roster.json is not valid JSON"))
+        })
+        .await;
+        assert!(failed.is_err());
+        type Row = (String, Option<i32>, Option<String>, bool, bool);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT status, characters_found, error_message, duration_seconds IS NOT NULL, completed_at IS NOT NULL
+             FROM guild_identity.sync_log ORDER BY id",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                ("success".into(), Some(3), None, true, true),
+                (
+                    "error".into(),
+                    None,
+                    Some("roster.json is not valid JSON".into()),
+                    true,
+                    true
+                ),
+            ]
+        );
     })
     .await;
-    assert!(failed.is_err());
-    type Row = (String, Option<i32>, Option<String>, bool, bool);
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT status, characters_found, error_message, duration_seconds IS NOT NULL, completed_at IS NOT NULL
-         FROM guild_identity.sync_log ORDER BY id",
-    )
-    .fetch_all(&db.pool)
-    .await
-    .unwrap();
-    assert_eq!(
-        rows,
-        vec![
-            ("success".into(), Some(3), None, true, true),
-            (
-                "error".into(),
-                None,
-                Some("roster.json is not valid JSON".into()),
-                true,
-                true
-            ),
-        ]
-    );
 }

@@ -1,0 +1,55 @@
+//! What every integration test shares: the timeout every async test runs under, and the
+//! spawner that serves the HTTP API on its own port (127.0.0.1:0, real TCP) for one test.
+//! The database comes from `guild_sync::testing::TestDb` (the `test-support` feature).
+
+// Each test binary compiles this module on its own and uses only part of it.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use guild_sync::api::{self, AppState};
+
+/// How long an ordinary async test may take before it fails instead of hanging.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Run `test`, failing it when it takes longer than `limit`: a hung test must fail, not stall CI.
+pub async fn within<T>(limit: Duration, test: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, test).await {
+        Ok(value) => value,
+        Err(_) => panic!("the test took longer than {limit:?}"),
+    }
+}
+
+/// [`within`] the ordinary [`TEST_TIMEOUT`].
+pub async fn within_a_minute<T>(test: impl Future<Output = T>) -> T {
+    within(TEST_TIMEOUT, test).await
+}
+
+/// The HTTP API serving one test, and a client for it.
+pub struct SpawnedApp {
+    /// `http://127.0.0.1:{port}`.
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl SpawnedApp {
+    /// The absolute URL of `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+/// Serve the API over `state` on a free local port until the test's runtime ends.
+pub async fn spawn_app(state: AppState) -> SpawnedApp {
+    guild_sync::install_crypto_provider();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a local port");
+    let base = format!("http://{}", listener.local_addr().expect("local address"));
+    tokio::spawn(async move { axum::serve(listener, api::router(state)).await });
+    SpawnedApp {
+        base,
+        client: reqwest::Client::new(),
+    }
+}
