@@ -379,12 +379,11 @@ pub async fn run(
             bots_skipped = stats.bots_skipped,
             "Discord members synced"
         );
-        let counts = RunCounts {
-            found: i32::try_from(stats.found).ok(),
-            updated: i32::try_from(stats.updated).ok(),
-            new: i32::try_from(stats.new).ok(),
-            removed: i32::try_from(stats.departed).ok(),
-        };
+        let counts = RunCounts::default()
+            .found(stats.found)
+            .updated(stats.updated)
+            .new(stats.new)
+            .removed(stats.departed);
         Ok((stats, RunReport::success(counts, &stats)))
     })
     .await

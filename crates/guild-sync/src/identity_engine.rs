@@ -72,20 +72,13 @@ pub struct MatchStats {
 pub async fn run_matching(pool: &PgPool) -> Result<MatchStats> {
     record_run(pool, SOURCE, |_run_id| async move {
         let stats = match_once(pool).await?;
-        let counts = RunCounts {
-            found: Some(to_i32(stats.characters_considered)),
-            updated: None,
-            new: Some(to_i32(stats.links_created as usize)),
-            removed: None,
-        };
+        let counts = RunCounts::default()
+            .found(stats.characters_considered)
+            .new(stats.links_created);
         let report = RunReport::success(counts, &stats);
         Ok((stats, report))
     })
     .await
-}
-
-fn to_i32(n: usize) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 /// Load, plan and apply in one transaction.

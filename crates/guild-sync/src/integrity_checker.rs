@@ -56,12 +56,11 @@ pub async fn run_integrity_check(pool: &PgPool, config: &Config) -> Result<Check
         })?;
     record_run(pool, "check", |_run_id| async move {
         let stats = check(pool, stale_days).await?;
-        let counts = RunCounts {
-            found: i32::try_from(stats.findings).ok(),
-            updated: i32::try_from(stats.still_open).ok(),
-            new: i32::try_from(stats.new).ok(),
-            removed: i32::try_from(stats.resolved).ok(),
-        };
+        let counts = RunCounts::default()
+            .found(stats.findings)
+            .updated(stats.still_open)
+            .new(stats.new)
+            .removed(stats.resolved);
         tracing::info!(
             new = stats.new,
             still_open = stats.still_open,

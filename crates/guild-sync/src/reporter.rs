@@ -80,10 +80,7 @@ pub async fn send_new_issues_report(
                 .await
                 .context("Discord accepted the report but marking its issues notified failed")?;
         }
-        let counts = RunCounts {
-            found: i32::try_from(stats.issues).ok(),
-            ..RunCounts::default()
-        };
+        let counts = RunCounts::default().found(stats.issues);
         Ok((stats.clone(), RunReport::success(counts, &stats)))
     })
     .await

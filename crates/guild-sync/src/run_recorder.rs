@@ -11,29 +11,8 @@ use tracing::Instrument;
 
 use crate::db::sync_log::{self, RunCounts};
 
-/// How a run ended, as stored in `sync_log.status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    Success,
-    /// Done, but some items failed (e.g. profiles that could not be fetched).
-    Partial,
-    /// Refused or failed; nothing was changed.
-    Error,
-    /// Not run because another pipeline held the lock.
-    Skipped,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Success => "success",
-            RunStatus::Partial => "partial",
-            RunStatus::Error => "error",
-            RunStatus::Skipped => "skipped",
-        }
-    }
-}
+/// Defined with the `sync_log` rows it is stored in; re-exported where stages report it.
+pub use crate::db::sync_log::RunStatus;
 
 /// What a stage reports about its run.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,7 +56,7 @@ where
             sync_log::close(
                 pool,
                 run_id,
-                report.status.as_str(),
+                report.status,
                 report.counts,
                 &report.details,
                 report.error.as_deref(),
@@ -93,7 +72,7 @@ where
             let closed = sync_log::close(
                 pool,
                 run_id,
-                RunStatus::Error.as_str(),
+                RunStatus::Error,
                 RunCounts::default(),
                 &serde_json::json!({}),
                 Some(&message),

@@ -614,7 +614,7 @@ impl Scheduler {
         sync_log::close(
             &self.pool,
             run_id,
-            outcome.status.as_str(),
+            outcome.status,
             RunCounts::default(),
             &details,
             outcome.error.as_deref(),

@@ -279,6 +279,69 @@ async fn the_upload_status_reports_the_last_addon_run() {
     .await;
 }
 
+#[tokio::test]
+async fn the_upload_status_fails_loudly_when_a_finished_run_has_no_readable_stats() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        insert_character(&db.pool, "Trogmoon", "senjin").await;
+        let stats = sync_addon_data(
+            &db.pool,
+            &export(json!([{"name": "Trogmoon", "realm": "Senjin"}])),
+        )
+        .await
+        .expect("sync");
+        // What a renamed stats field does to the stored details: a field the reader expects is
+        // missing.
+        sqlx::query(
+            "UPDATE guild_identity.sync_log
+             SET details = (details - 'matched') || '{\"matched_rows\": 1}'
+             WHERE id = $1",
+        )
+        .bind(stats.run_id)
+        .execute(&db.pool)
+        .await
+        .expect("rename the field");
+        let err = last_upload(&db.pool).await.expect_err("unreadable stats");
+        let message = format!("{err:#}");
+        assert!(
+            message.contains(&format!("addon run {}", stats.run_id)) && message.contains("matched"),
+            "{message}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failed_addon_run_reports_its_error_without_stats() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let id = guild_sync::db::sync_log::open(&db.pool, "addon")
+            .await
+            .expect("open");
+        let running = last_upload(&db.pool).await.expect("status").expect("a run");
+        assert_eq!(
+            (running.status.as_str(), running.matched),
+            ("running", None)
+        );
+        guild_sync::db::sync_log::close(
+            &db.pool,
+            id,
+            guild_sync::db::sync_log::RunStatus::Error,
+            Default::default(),
+            &json!({}),
+            Some("the export was refused"),
+            0.1,
+        )
+        .await
+        .expect("close");
+        let failed = last_upload(&db.pool).await.expect("status").expect("a run");
+        assert_eq!(failed.status, "error");
+        assert_eq!(failed.matched, None);
+        assert_eq!(failed.error.as_deref(), Some("the export was refused"));
+    })
+    .await;
+}
+
 fn guild_sync(db: &TestDb, args: &[&str]) -> std::process::Output {
     let data_dir = tempfile::tempdir().expect("tempdir");
     std::process::Command::new(env!("CARGO_BIN_EXE_guild-sync"))

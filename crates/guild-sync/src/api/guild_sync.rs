@@ -15,7 +15,7 @@ use super::AppState;
 use super::auth::secret_matches;
 use super::error::{ApiError, ErrorBody};
 use crate::addon_processor::{API_KEY_HEADER, UploadAccepted, UploadStatus, parse_upload_json};
-use crate::db::sync_log::SyncLogRow;
+use crate::db::sync_log::{RunState, SyncLogRow};
 use crate::scheduler::{AddonInput, PipelineKind};
 
 /// A run that was started.
@@ -33,7 +33,8 @@ pub struct RunView {
     pub id: i64,
     pub source: String,
     /// running, success, partial, error or skipped.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: RunState,
     pub characters_found: Option<i32>,
     pub characters_updated: Option<i32>,
     pub characters_new: Option<i32>,

@@ -4,6 +4,10 @@
 //! transaction; they return typed rows. No query runs once per row in a loop: batches go to
 //! PostgreSQL as arrays (`UNNEST`). Nothing here decides policy — that is the pipelines' and
 //! the core crate's job.
+//!
+//! Status and type columns decode into enums here (`#[sqlx(try_from = "Text")]`): a stored value
+//! this version does not know is a decode error naming the column and the value, not a string
+//! that some caller parses later and quietly drops.
 
 pub mod addon;
 pub mod api;
@@ -22,6 +26,36 @@ use anyhow::{Context, Result};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+/// A text column as stored, for `#[sqlx(try_from = "Text")]` on fields typed with an enum. It
+/// exists because the orphan rule lets this crate implement `TryFrom<Text>` for the core
+/// crate's enums, which it cannot do for `String`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct Text(pub String);
+
+/// A status or type column held a value this version does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {column} {value:?} in the database")]
+pub struct UnknownValue {
+    /// `table.column`.
+    pub column: &'static str,
+    pub value: String,
+}
+
+impl Text {
+    /// Decode with `parse`, or fail naming `column` and the stored value.
+    pub fn decode<T>(
+        self,
+        column: &'static str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<T, UnknownValue> {
+        parse(&self.0).ok_or(UnknownValue {
+            column,
+            value: self.0,
+        })
+    }
+}
 
 /// The schema migrations, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");

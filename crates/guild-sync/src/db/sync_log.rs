@@ -1,12 +1,87 @@
-//! `guild_identity.sync_log`: one row per pipeline run.
+//! `guild_identity.sync_log`: one row per pipeline run, its status typed ([`RunState`]).
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use sqlx::PgExecutor;
 
+use super::{Text, UnknownValue};
+
+/// How a run ended, as stored in `sync_log.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Success,
+    /// Done, but some items failed (e.g. profiles that could not be fetched).
+    Partial,
+    /// Refused or failed; nothing was changed.
+    Error,
+    /// Not run because another pipeline held the lock.
+    Skipped,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 4] = [
+        RunStatus::Success,
+        RunStatus::Partial,
+        RunStatus::Error,
+        RunStatus::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Success => "success",
+            RunStatus::Partial => "partial",
+            RunStatus::Error => "error",
+            RunStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// `sync_log.status` as read back: a run still going, or how it ended. Serialised as the stored
+/// text (`running`, `success`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    Running,
+    Finished(RunStatus),
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Finished(status) => status.as_str(),
+        }
+    }
+
+    fn parse(s: &str) -> Option<RunState> {
+        if s == "running" {
+            return Some(RunState::Running);
+        }
+        RunStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .map(RunState::Finished)
+    }
+}
+
+impl TryFrom<Text> for RunState {
+    type Error = UnknownValue;
+
+    fn try_from(text: Text) -> Result<Self, UnknownValue> {
+        text.decode("sync_log.status", RunState::parse)
+    }
+}
+
+impl Serialize for RunState {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// Counts every run records in the dedicated columns (characters for Battle.net and addon runs;
-/// Discord runs put their member counts here too, and everything else in `details`).
+/// Discord runs put their member counts here too, and everything else in `details`). Fill it
+/// with the builder methods, which take any count a stage keeps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct RunCounts {
     pub found: Option<i32>,
@@ -15,12 +90,48 @@ pub struct RunCounts {
     pub removed: Option<i32>,
 }
 
+/// A count for an `int4` column: one past `i32::MAX` is stored as `i32::MAX` rather than lost.
+fn column(n: impl TryInto<i32>) -> Option<i32> {
+    Some(n.try_into().unwrap_or(i32::MAX))
+}
+
+impl RunCounts {
+    pub fn found(self, n: impl TryInto<i32>) -> Self {
+        RunCounts {
+            found: column(n),
+            ..self
+        }
+    }
+
+    pub fn updated(self, n: impl TryInto<i32>) -> Self {
+        RunCounts {
+            updated: column(n),
+            ..self
+        }
+    }
+
+    pub fn new(self, n: impl TryInto<i32>) -> Self {
+        RunCounts {
+            new: column(n),
+            ..self
+        }
+    }
+
+    pub fn removed(self, n: impl TryInto<i32>) -> Self {
+        RunCounts {
+            removed: column(n),
+            ..self
+        }
+    }
+}
+
 /// A `sync_log` row.
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct SyncLogRow {
     pub id: i64,
     pub source: String,
-    pub status: String,
+    #[sqlx(try_from = "Text")]
+    pub status: RunState,
     pub characters_found: Option<i32>,
     pub characters_updated: Option<i32>,
     pub characters_new: Option<i32>,
@@ -47,7 +158,7 @@ pub async fn open(db: impl PgExecutor<'_>, source: &str) -> Result<i64> {
 pub async fn close(
     db: impl PgExecutor<'_>,
     id: i64,
-    status: &str,
+    status: RunStatus,
     counts: RunCounts,
     details: &serde_json::Value,
     error_message: Option<&str>,
@@ -61,7 +172,7 @@ pub async fn close(
          WHERE id = $1",
     )
     .bind(id)
-    .bind(status)
+    .bind(status.as_str())
     .bind(counts.found)
     .bind(counts.updated)
     .bind(counts.new)
@@ -92,4 +203,33 @@ pub async fn latest_per_source(db: impl PgExecutor<'_>) -> Result<Vec<SyncLogRow
     )
     .fetch_all(db)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stored_status_reads_back_as_itself_and_others_are_refused() {
+        for state in [RunState::Running]
+            .into_iter()
+            .chain(RunStatus::ALL.map(RunState::Finished))
+        {
+            let text = Text(state.as_str().to_owned());
+            assert_eq!(RunState::try_from(text), Ok(state));
+        }
+        let err = RunState::try_from(Text("done".into())).expect_err("unknown");
+        assert_eq!(
+            err.to_string(),
+            "unknown sync_log.status \"done\" in the database"
+        );
+    }
+
+    #[test]
+    fn counts_past_the_column_saturate_instead_of_vanishing() {
+        let counts = RunCounts::default().found(3usize).new(u64::MAX);
+        assert_eq!(counts.found, Some(3));
+        assert_eq!(counts.new, Some(i32::MAX));
+        assert_eq!(counts.updated, None);
+    }
 }

@@ -14,7 +14,7 @@ use guild_sync_core::addon::{AddonExport, KnownCharacter, KnownClass, KnownRank,
 
 use crate::addon_processor::LastUpload;
 use crate::db;
-use crate::db::sync_log::RunCounts;
+use crate::db::sync_log::{RunCounts, RunState, RunStatus};
 use crate::run_recorder::{RunReport, record_run};
 
 /// `sync_log.source` of addon runs.
@@ -111,29 +111,31 @@ pub async fn sync_addon_data(pool: &PgPool, export: &AddonExport) -> Result<Addo
             unknown = stats.unknown,
             "addon export applied"
         );
-        let counts = RunCounts {
-            found: Some(to_i32(stats.received)),
-            updated: Some(to_i32(stats.updated)),
-            new: None,
-            removed: None,
-        };
+        let counts = RunCounts::default()
+            .found(stats.received)
+            .updated(stats.updated);
         let report = RunReport::success(counts, &stats);
         Ok((stats, report))
     })
     .await
 }
 
-fn to_i32(n: usize) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
-}
-
-/// The last addon run as the upload status endpoint reports it (`None` before the first).
+/// The last addon run as the upload status endpoint reports it (`None` before the first). A run
+/// that finished its work must have its [`AddonSyncStats`] in `sync_log.details`; when they do
+/// not read back (a field renamed without its readers) this is an error naming the run, never
+/// a status with the figures silently blank.
 pub async fn last_upload(pool: &PgPool) -> Result<Option<LastUpload>> {
     let Some(row) = db::addon::latest_addon_run(pool).await? else {
         return Ok(None);
     };
-    // A run still going (or one that failed) has no stats in `details` yet.
-    let stats: Option<AddonSyncStats> = serde_json::from_value(row.details.clone()).ok();
+    let stats: Option<AddonSyncStats> = match row.status {
+        RunState::Finished(RunStatus::Success | RunStatus::Partial) => Some(
+            serde_json::from_value(row.details)
+                .with_context(|| format!("addon run {} has no readable stats", row.id))?,
+        ),
+        // A run still going has no stats yet; a failed one recorded none.
+        RunState::Running | RunState::Finished(RunStatus::Error | RunStatus::Skipped) => None,
+    };
     Ok(Some(LastUpload {
         run_id: row.id,
         received_at: row.started_at,
@@ -147,7 +149,7 @@ pub async fn last_upload(pool: &PgPool) -> Result<Option<LastUpload>> {
             .unwrap_or(0),
         matched: stats.as_ref().map(|s| s.matched),
         unknown: stats.as_ref().map(|s| s.unknown),
-        status: row.status,
+        status: row.status.as_str().to_owned(),
         error: row.error_message,
     }))
 }

@@ -106,12 +106,11 @@ pub async fn sync_fetched(
 }
 
 fn report(stats: &BlizzardSyncStats) -> RunReport {
-    let counts = RunCounts {
-        found: Some(stats.found as i32),
-        updated: Some(stats.updated as i32),
-        new: Some(stats.new as i32),
-        removed: Some(stats.removed as i32),
-    };
+    let counts = RunCounts::default()
+        .found(stats.found)
+        .updated(stats.updated)
+        .new(stats.new)
+        .removed(stats.removed);
     let mut report = RunReport::success(counts, stats);
     if stats.profiles_failed > 0 {
         report.status = RunStatus::Partial;
