@@ -77,8 +77,8 @@ pub struct AddonExport {
     pub characters: Vec<AddonCharacter>,
 }
 
-/// Why an export or upload body was refused. [`AddonInputError::http_status`] maps each kind
-/// to the status the upload endpoint answers.
+/// Why an export or upload body was refused. Each kind is its own variant so the upload
+/// endpoint can answer it with its own status (the API maps them; the core knows no HTTP).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddonInputError {
     /// Not JSON at all (400).
@@ -112,15 +112,6 @@ impl From<SavedVarsError> for AddonInputError {
 }
 
 impl AddonInputError {
-    /// The HTTP status the upload endpoint answers with for this error.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            AddonInputError::MalformedJson { .. } | AddonInputError::MalformedLua(_) => 400,
-            AddonInputError::TooLarge { .. } => 413,
-            AddonInputError::Empty | AddonInputError::Invalid { .. } => 422,
-        }
-    }
-
     fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         AddonInputError::Invalid {
             field: field.into(),
@@ -229,7 +220,7 @@ impl AddonExport {
     }
 
     /// Read an upload body (the contract is on [`UploadBody`]). Malformed JSON, invalid
-    /// content and an empty export are distinct errors (see [`AddonInputError::http_status`]).
+    /// content and an empty export are distinct errors (see [`AddonInputError`]).
     pub fn from_upload_json(body: &[u8]) -> Result<AddonExport, AddonInputError> {
         if body.len() > MAX_UPLOAD_BYTES {
             return Err(AddonInputError::TooLarge {
@@ -825,65 +816,6 @@ mod tests {
         assert_eq!(c.rank_index, Some(1));
         assert_eq!(c.officer_note.as_deref(), Some("main"));
         assert!(c.is_online);
-    }
-
-    #[test]
-    fn upload_errors_separate_malformed_from_invalid_and_empty() {
-        let cases: Vec<(Vec<u8>, u16, &str)> = vec![
-            (b"{not json".to_vec(), 400, "malformed JSON"),
-            (b"".to_vec(), 400, "empty"),
-            (b"[1]".to_vec(), 422, "object"),
-            (b"{}".to_vec(), 422, "no characters"),
-            (br#"{"characters": []}"#.to_vec(), 422, "no characters"),
-            (br#"{"characters": {}}"#.to_vec(), 422, "characters: expected an array"),
-            (br#"{"characters": [7]}"#.to_vec(), 422, "characters[0]: expected an object"),
-            (
-                br#"{"characters": [{"name": "A", "realm": "B", "level": "80"}]}"#.to_vec(),
-                422,
-                "characters[0].level: expected an integer",
-            ),
-            (
-                br#"{"characters": [{"name": "A", "realm": "B"}, {"name": "", "realm": "B"}]}"#
-                    .to_vec(),
-                422,
-                "characters[1].name",
-            ),
-            (
-                br#"{"characters": [{"name": "A", "realm": "B", "rank": 12}]}"#.to_vec(),
-                422,
-                "characters[0].rank",
-            ),
-            (
-                br#"{"characters": [{"name": "A"}]}"#.to_vec(),
-                422,
-                "characters[0].realm",
-            ),
-            (
-                br#"{"characters": [{"name": "A", "realm": "B", "is_online": "yes"}]}"#.to_vec(),
-                422,
-                "characters[0].is_online",
-            ),
-            (
-                br#"{"characters": [{"name": "A", "realm": "Sen'jin"}, {"name": "a", "realm": "Senjin"}]}"#
-                    .to_vec(),
-                422,
-                "appears twice",
-            ),
-            (vec![b' '; MAX_UPLOAD_BYTES + 1], 413, "limit"),
-        ];
-        for (body, status, needle) in cases {
-            let err = AddonExport::from_upload_json(&body).expect_err("refused");
-            assert_eq!(
-                err.http_status(),
-                status,
-                "{}: {err}",
-                String::from_utf8_lossy(&body[..body.len().min(80)])
-            );
-            assert!(
-                err.to_string().contains(needle),
-                "{err} should contain {needle}"
-            );
-        }
     }
 
     #[test]

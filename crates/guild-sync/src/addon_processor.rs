@@ -11,8 +11,9 @@
 //!
 //! - `POST {api_url}/api/guild-sync/addon-upload`, header `X-API-Key`, body
 //!   [`guild_sync_core::addon::UploadBody`] (SPEC §4 plus `export_time`). Parse it with
-//!   [`parse_upload_json`]; answer [`AddonInputError::http_status`] with `{"error": "…"}` when it
-//!   is refused, else `202` with [`UploadAccepted`].
+//!   [`parse_upload_json`]; answer a refusal with its status (400 unreadable, 413 too large,
+//!   422 empty or invalid; `crate::api::error` maps them) and `{"error": "…"}`, else `202` with
+//!   [`UploadAccepted`].
 //! - `GET {api_url}/api/guild-sync/addon-upload/status`, same header → [`UploadStatus`]: the
 //!   last upload the server accepted, so the companion knows which `export_time` it already has.
 
@@ -130,6 +131,9 @@ mod tests {
         assert_eq!(parse_any(json).expect("json").characters[0].name, "A");
         let lua = b"-- saved\nPATTSyncDB = { lastExport = { exportTime = 5, characters = { { name = 'A', realm = 'B' } } } }";
         assert_eq!(parse_any(lua).expect("lua").export_time, Some(5));
-        assert_eq!(parse_any(b"{oops").expect_err("bad").http_status(), 400);
+        assert!(matches!(
+            parse_any(b"{oops").expect_err("bad"),
+            AddonInputError::MalformedJson { .. }
+        ));
     }
 }

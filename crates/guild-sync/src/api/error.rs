@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::addon_processor::AddonInputError;
 use crate::db::api::LinkError;
 use crate::scheduler::StartError;
 
@@ -107,6 +108,22 @@ impl From<LinkError> for ApiError {
     }
 }
 
+/// A refused addon export: unreadable is 400, too large 413, readable but empty or invalid 422.
+impl From<AddonInputError> for ApiError {
+    fn from(err: AddonInputError) -> Self {
+        let message = err.to_string();
+        match err {
+            AddonInputError::MalformedJson { .. } | AddonInputError::MalformedLua(_) => {
+                ApiError::BadRequest(message)
+            }
+            AddonInputError::TooLarge { .. } => ApiError::PayloadTooLarge(message),
+            AddonInputError::Empty | AddonInputError::Invalid { .. } => {
+                ApiError::Unprocessable(message)
+            }
+        }
+    }
+}
+
 impl From<StartError> for ApiError {
     fn from(err: StartError) -> Self {
         match err {
@@ -127,3 +144,70 @@ pub struct ApiJson<T>(pub T);
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
+
+#[cfg(test)]
+mod tests {
+    use guild_sync_core::addon::{AddonExport, MAX_UPLOAD_BYTES};
+
+    use super::*;
+
+    #[test]
+    fn upload_errors_separate_malformed_from_invalid_and_empty() {
+        let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+            (b"{not json".to_vec(), 400, "malformed JSON"),
+            (b"".to_vec(), 400, "empty"),
+            (b"[1]".to_vec(), 422, "object"),
+            (b"{}".to_vec(), 422, "no characters"),
+            (br#"{"characters": []}"#.to_vec(), 422, "no characters"),
+            (br#"{"characters": {}}"#.to_vec(), 422, "characters: expected an array"),
+            (br#"{"characters": [7]}"#.to_vec(), 422, "characters[0]: expected an object"),
+            (
+                br#"{"characters": [{"name": "A", "realm": "B", "level": "80"}]}"#.to_vec(),
+                422,
+                "characters[0].level: expected an integer",
+            ),
+            (
+                br#"{"characters": [{"name": "A", "realm": "B"}, {"name": "", "realm": "B"}]}"#
+                    .to_vec(),
+                422,
+                "characters[1].name",
+            ),
+            (
+                br#"{"characters": [{"name": "A", "realm": "B", "rank": 12}]}"#.to_vec(),
+                422,
+                "characters[0].rank",
+            ),
+            (
+                br#"{"characters": [{"name": "A"}]}"#.to_vec(),
+                422,
+                "characters[0].realm",
+            ),
+            (
+                br#"{"characters": [{"name": "A", "realm": "B", "is_online": "yes"}]}"#.to_vec(),
+                422,
+                "characters[0].is_online",
+            ),
+            (
+                br#"{"characters": [{"name": "A", "realm": "Sen'jin"}, {"name": "a", "realm": "Senjin"}]}"#
+                    .to_vec(),
+                422,
+                "appears twice",
+            ),
+            (vec![b' '; MAX_UPLOAD_BYTES + 1], 413, "limit"),
+        ];
+        for (body, status, needle) in cases {
+            let err = AddonExport::from_upload_json(&body).expect_err("refused");
+            let message = err.to_string();
+            assert_eq!(
+                ApiError::from(err).status().as_u16(),
+                status,
+                "{}: {message}",
+                String::from_utf8_lossy(&body[..body.len().min(80)])
+            );
+            assert!(
+                message.contains(needle),
+                "{message} should contain {needle}"
+            );
+        }
+    }
+}

@@ -152,14 +152,7 @@ pub async fn addon_upload(
         )),
         _ => ApiError::BadRequest(format!("cannot read the request body: {rejection}")),
     })?;
-    let export = parse_upload_json(&body).map_err(|err| {
-        let message = err.to_string();
-        match err.http_status() {
-            413 => ApiError::PayloadTooLarge(message),
-            422 => ApiError::Unprocessable(message),
-            _ => ApiError::BadRequest(message),
-        }
-    })?;
+    let export = parse_upload_json(&body)?;
     let accepted = UploadAccepted {
         run_id: 0,
         export_time: export.export_time,

@@ -5,13 +5,115 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
-use super::AppState;
 use axum::http::header;
 use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
 
+use super::AppState;
 use super::error::{ApiError, ApiJson, ApiPath, ErrorBody};
-use crate::db::api::{LinkRequest, Linked, PlayerView, Unlinked};
+use crate::db::api::ManualLink;
 use crate::db::integrity::{OrphanDiscordRow, OrphanWowRow, RankMismatchRow, RowOrder};
+
+/// A player's Discord account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PlayerDiscordUser {
+    /// `discord_users.id`.
+    pub id: i32,
+    /// The Discord snowflake, as text.
+    pub discord_id: String,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub highest_guild_role: Option<String>,
+    pub is_present: bool,
+}
+
+/// One of a player's characters, with how it was linked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PlayerCharacter {
+    /// `player_characters.id` — what `DELETE /api/identity/link/{id}` takes.
+    pub link_id: i32,
+    /// `wow_characters.id`.
+    pub character_id: i32,
+    pub name: String,
+    pub realm: String,
+    pub class: Option<String>,
+    pub spec: Option<String>,
+    /// The active spec's default role (Tank, Healer, Melee DPS, Ranged DPS).
+    pub role: Option<String>,
+    pub rank: Option<String>,
+    pub level: Option<i32>,
+    /// False once the character has left the guild.
+    pub in_guild: bool,
+    pub is_main: bool,
+    /// The strategy that made the link (`exact_name`, …, `manual`).
+    pub link_source: String,
+    /// `confirmed`, `high`, `medium` or `low`.
+    pub confidence: String,
+}
+
+/// A player with everything linked to it: the shape of the document
+/// [`crate::db::api::players_json`] has PostgreSQL build (passed through, never decoded).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PlayerView {
+    pub id: i32,
+    pub display_name: String,
+    pub is_active: bool,
+    pub discord_user: Option<PlayerDiscordUser>,
+    pub characters: Vec<PlayerCharacter>,
+}
+
+/// An officer's manual link request.
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    /// The character to link (`wow_characters.id`).
+    pub wow_character_id: i32,
+    /// The Discord user (`discord_users.id`) who plays it.
+    pub discord_user_id: Option<i32>,
+    /// The player to add it to (`players.id`).
+    pub player_id: Option<i32>,
+}
+
+/// What a manual link did.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Linked {
+    /// `player_characters.id`.
+    pub link_id: i32,
+    pub player_id: i32,
+    /// A new player was created for the link.
+    pub created_player: bool,
+    /// False when the character was already that player's and the link was only confirmed.
+    pub created_link: bool,
+}
+
+impl From<crate::db::api::Linked> for Linked {
+    fn from(l: crate::db::api::Linked) -> Self {
+        Linked {
+            link_id: l.link_id,
+            player_id: l.player_id,
+            created_player: l.created_player,
+            created_link: l.created_link,
+        }
+    }
+}
+
+/// What an unlink removed.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Unlinked {
+    pub link_id: i32,
+    pub player_id: i32,
+    pub character_id: i32,
+}
+
+impl From<crate::db::api::Unlinked> for Unlinked {
+    fn from(u: crate::db::api::Unlinked) -> Self {
+        Unlinked {
+            link_id: u.link_id,
+            player_id: u.player_id,
+            character_id: u.character_id,
+        }
+    }
+}
 
 /// Every player with its Discord user and characters.
 #[utoipa::path(get, path = "/api/identity/players", tag = "identity",
@@ -72,7 +174,15 @@ pub async fn link(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<LinkRequest>,
 ) -> Result<(StatusCode, Json<Linked>), ApiError> {
-    let linked = crate::db::api::link_character(&state.pool, &request).await?;
+    let linked = crate::db::api::link_character(
+        &state.pool,
+        ManualLink {
+            character_id: request.wow_character_id,
+            discord_user_id: request.discord_user_id,
+            player_id: request.player_id,
+        },
+    )
+    .await?;
     tracing::info!(
         character_id = request.wow_character_id,
         player_id = linked.player_id,
@@ -84,7 +194,7 @@ pub async fn link(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(linked)))
+    Ok((status, Json(linked.into())))
 }
 
 /// Remove one link (`player_characters.id`).
@@ -104,5 +214,5 @@ pub async fn unlink(
         character_id = unlinked.character_id,
         "manual unlink"
     );
-    Ok(Json(unlinked))
+    Ok(Json(unlinked.into()))
 }

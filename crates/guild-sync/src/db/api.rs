@@ -1,61 +1,14 @@
 //! The HTTP API's own SQL: players with their Discord user and characters (one query, JSON
 //! aggregation — never a query per player), and officers' manual link / unlink, each in one
 //! transaction. Refusals (unknown ids, conflicts) are typed so the API can answer 404 / 409;
-//! what to answer is the API's business, not this module's.
+//! what to answer, and the request and response bodies, are the API's business (`api/`), not
+//! this module's.
 
 use anyhow::anyhow;
-use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
-
-/// A player's Discord account.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct PlayerDiscordUser {
-    /// `discord_users.id`.
-    pub id: i32,
-    /// The Discord snowflake, as text.
-    pub discord_id: String,
-    pub username: String,
-    pub display_name: Option<String>,
-    pub highest_guild_role: Option<String>,
-    pub is_present: bool,
-}
-
-/// One of a player's characters, with how it was linked.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct PlayerCharacter {
-    /// `player_characters.id` — what `DELETE /api/identity/link/{id}` takes.
-    pub link_id: i32,
-    /// `wow_characters.id`.
-    pub character_id: i32,
-    pub name: String,
-    pub realm: String,
-    pub class: Option<String>,
-    pub spec: Option<String>,
-    /// The active spec's default role (Tank, Healer, Melee DPS, Ranged DPS).
-    pub role: Option<String>,
-    pub rank: Option<String>,
-    pub level: Option<i32>,
-    /// False once the character has left the guild.
-    pub in_guild: bool,
-    pub is_main: bool,
-    /// The strategy that made the link (`exact_name`, …, `manual`).
-    pub link_source: String,
-    /// `confirmed`, `high`, `medium` or `low`.
-    pub confidence: String,
-}
-
-/// A player with everything linked to it.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct PlayerView {
-    pub id: i32,
-    pub display_name: String,
-    pub is_active: bool,
-    pub discord_user: Option<PlayerDiscordUser>,
-    pub characters: Vec<PlayerCharacter>,
-}
+use sqlx::{PgConnection, PgPool};
 
 /// Every player with its Discord user and characters, as the JSON array the API answers with
-/// (the shape of [`PlayerView`]). PostgreSQL builds the document and it is passed through as
+/// (the shape of `api::identity::PlayerView`). PostgreSQL builds the document and it is passed through as
 /// text: decoding ~800 KB into structs only to encode it again cost most of each request.
 pub async fn players_json(db: &PgPool) -> anyhow::Result<String> {
     Ok(sqlx::query_scalar(
@@ -91,20 +44,20 @@ pub async fn players_json(db: &PgPool) -> anyhow::Result<String> {
     .await?)
 }
 
-/// An officer's manual link request.
-#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LinkRequest {
-    /// The character to link (`wow_characters.id`).
-    pub wow_character_id: i32,
-    /// The Discord user (`discord_users.id`) who plays it.
+/// An officer's manual link: this character, to the given player, or to this Discord user's
+/// player, or to a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ManualLink {
+    /// `wow_characters.id`.
+    pub character_id: i32,
+    /// `discord_users.id`.
     pub discord_user_id: Option<i32>,
-    /// The player to add it to (`players.id`).
+    /// `players.id`.
     pub player_id: Option<i32>,
 }
 
 /// What a manual link did.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Linked {
     /// `player_characters.id`.
     pub link_id: i32,
@@ -143,147 +96,50 @@ impl From<sqlx::Error> for LinkError {
 
 /// Link a character to a player (the given one, the Discord user's, or a new one) as a
 /// confirmed manual link, and give the player the Discord user when it has none. One
-/// transaction.
-pub async fn link_character(db: &PgPool, req: &LinkRequest) -> Result<Linked, LinkError> {
+/// transaction; row locks serialise concurrent links of the same character, user or player.
+pub async fn link_character(db: &PgPool, req: ManualLink) -> Result<Linked, LinkError> {
     let mut tx = db.begin().await?;
-    // Row locks serialise concurrent links of the same character / player.
-    let character: Option<String> = sqlx::query_scalar(
-        "SELECT character_name FROM guild_identity.wow_characters WHERE id = $1 FOR UPDATE",
-    )
-    .bind(req.wow_character_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(character_name) = character else {
-        return Err(LinkError::NotFound(format!(
-            "wow character {} does not exist",
-            req.wow_character_id
-        )));
+    let character = lock_character(&mut tx, req.character_id).await?;
+    let discord = match req.discord_user_id {
+        Some(id) => Some(lock_discord_user(&mut tx, id).await?),
+        None => None,
     };
-    let existing: Option<(i32, i32)> = sqlx::query_as(
-        "SELECT id, player_id FROM guild_identity.player_characters WHERE character_id = $1",
-    )
-    .bind(req.wow_character_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-
-    // (display name, player owning it)
-    let discord: Option<(String, Option<i32>)> =
-        match req.discord_user_id {
-            None => None,
-            Some(id) => {
-                let row: Option<(String, Option<i32>)> = sqlx::query_as(
-                    "SELECT coalesce(du.display_name, du.username),
-                        (SELECT p.id FROM guild_identity.players p WHERE p.discord_user_id = du.id)
-                 FROM guild_identity.discord_users du WHERE du.id = $1 FOR UPDATE",
-                )
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                Some(row.ok_or_else(|| {
-                    LinkError::NotFound(format!("discord user {id} does not exist"))
-                })?)
-            }
-        };
-
-    let target: Option<i32> = match req.player_id {
+    let target = match req.player_id {
         Some(player_id) => {
-            let player: Option<Option<i32>> = sqlx::query_scalar(
-                "SELECT discord_user_id FROM guild_identity.players WHERE id = $1 FOR UPDATE",
-            )
-            .bind(player_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(player_discord) = player else {
-                return Err(LinkError::NotFound(format!(
-                    "player {player_id} does not exist"
-                )));
-            };
-            if let (Some(du), Some((_, owner))) = (req.discord_user_id, &discord) {
-                if let Some(current) = player_discord
-                    && current != du
-                {
-                    return Err(LinkError::Conflict(format!(
-                        "player {player_id} already has discord user {current}"
-                    )));
-                }
-                if let Some(owner) = owner
-                    && *owner != player_id
-                {
-                    return Err(LinkError::Conflict(format!(
-                        "discord user {du} belongs to player {owner}"
-                    )));
-                }
-            }
+            let current = lock_player(&mut tx, player_id).await?;
+            check_player_can_take(player_id, current, req.discord_user_id, discord.as_ref())?;
             Some(player_id)
         }
-        None => discord.as_ref().and_then(|(_, owner)| *owner),
+        None => discord.as_ref().and_then(|d| d.owner),
     };
-
-    if let Some((_, owner)) = existing
-        && Some(owner) != target
+    if let Some(existing) = character.link
+        && Some(existing.player_id) != target
     {
         return Err(LinkError::Conflict(format!(
-            "wow character {} belongs to player {owner}; unlink it first",
-            req.wow_character_id
+            "wow character {} belongs to player {}; unlink it first",
+            req.character_id, existing.player_id
         )));
     }
-
     let (player_id, created_player) = match target {
         Some(id) => (id, false),
         None => {
-            let display_name = discord
-                .as_ref()
-                .map(|(name, _)| name.clone())
-                .unwrap_or(character_name);
-            let id: i32 = sqlx::query_scalar(
-                "INSERT INTO guild_identity.players (display_name, discord_user_id)
-                 VALUES ($1, $2) RETURNING id",
-            )
-            .bind(display_name)
-            .bind(req.discord_user_id)
-            .fetch_one(&mut *tx)
-            .await?;
+            let display_name = discord.map_or(character.name, |d| d.display_name);
+            let id = insert_player(&mut tx, &display_name, req.discord_user_id).await?;
             (id, true)
         }
     };
-
-    let (link_id, created_link) = match existing {
-        Some((link_id, _)) => {
-            sqlx::query(
-                "UPDATE guild_identity.player_characters
-                 SET link_source = 'manual', confidence = 'confirmed',
-                     evidence = jsonb_build_object('confirmed_by', 'api')
-                 WHERE id = $1",
-            )
-            .bind(link_id)
-            .execute(&mut *tx)
-            .await?;
-            (link_id, false)
+    let (link_id, created_link) = match character.link {
+        Some(existing) => {
+            confirm_link(&mut tx, existing.link_id).await?;
+            (existing.link_id, false)
         }
-        None => {
-            let link_id: i32 = sqlx::query_scalar(
-                "INSERT INTO guild_identity.player_characters
-                     (player_id, character_id, link_source, confidence, evidence)
-                 VALUES ($1, $2, 'manual', 'confirmed', jsonb_build_object('linked_by', 'api'))
-                 RETURNING id",
-            )
-            .bind(player_id)
-            .bind(req.wow_character_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            (link_id, true)
-        }
+        None => (
+            insert_link(&mut tx, player_id, req.character_id).await?,
+            true,
+        ),
     };
-
     if let Some(du) = req.discord_user_id {
-        sqlx::query(
-            "UPDATE guild_identity.players SET discord_user_id = $2
-             WHERE id = $1 AND discord_user_id IS NULL",
-        )
-        .bind(player_id)
-        .bind(du)
-        .execute(&mut *tx)
-        .await?;
+        give_discord_user(&mut tx, player_id, du).await?;
     }
     tx.commit().await?;
     Ok(Linked {
@@ -294,8 +150,169 @@ pub async fn link_character(db: &PgPool, req: &LinkRequest) -> Result<Linked, Li
     })
 }
 
+/// A character's `player_characters` row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+struct ExistingLink {
+    #[sqlx(rename = "id")]
+    link_id: i32,
+    player_id: i32,
+}
+
+/// The character being linked: its name (a new player's default name) and its current link.
+struct LockedCharacter {
+    name: String,
+    link: Option<ExistingLink>,
+}
+
+/// The Discord user being linked.
+#[derive(sqlx::FromRow)]
+struct DiscordSide {
+    /// What a new player for this user is called.
+    display_name: String,
+    /// The player that already has this user.
+    owner: Option<i32>,
+}
+
+async fn lock_character(
+    tx: &mut PgConnection,
+    character_id: i32,
+) -> Result<LockedCharacter, LinkError> {
+    let name: Option<String> = sqlx::query_scalar(
+        "SELECT character_name FROM guild_identity.wow_characters WHERE id = $1 FOR UPDATE",
+    )
+    .bind(character_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(name) = name else {
+        return Err(LinkError::NotFound(format!(
+            "wow character {character_id} does not exist"
+        )));
+    };
+    let link = sqlx::query_as(
+        "SELECT id, player_id FROM guild_identity.player_characters WHERE character_id = $1",
+    )
+    .bind(character_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(LockedCharacter { name, link })
+}
+
+async fn lock_discord_user(tx: &mut PgConnection, id: i32) -> Result<DiscordSide, LinkError> {
+    let row: Option<DiscordSide> = sqlx::query_as(
+        "SELECT coalesce(du.display_name, du.username) AS display_name,
+                (SELECT p.id FROM guild_identity.players p WHERE p.discord_user_id = du.id) AS owner
+         FROM guild_identity.discord_users du WHERE du.id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(tx)
+    .await?;
+    row.ok_or_else(|| LinkError::NotFound(format!("discord user {id} does not exist")))
+}
+
+/// The player's current Discord user.
+async fn lock_player(tx: &mut PgConnection, player_id: i32) -> Result<Option<i32>, LinkError> {
+    let player: Option<Option<i32>> = sqlx::query_scalar(
+        "SELECT discord_user_id FROM guild_identity.players WHERE id = $1 FOR UPDATE",
+    )
+    .bind(player_id)
+    .fetch_optional(tx)
+    .await?;
+    player.ok_or_else(|| LinkError::NotFound(format!("player {player_id} does not exist")))
+}
+
+/// A named player can take the link unless it already has another Discord user, or the named
+/// Discord user already belongs to another player.
+fn check_player_can_take(
+    player_id: i32,
+    player_discord: Option<i32>,
+    discord_user_id: Option<i32>,
+    discord: Option<&DiscordSide>,
+) -> Result<(), LinkError> {
+    let (Some(du), Some(discord)) = (discord_user_id, discord) else {
+        return Ok(());
+    };
+    if let Some(current) = player_discord
+        && current != du
+    {
+        return Err(LinkError::Conflict(format!(
+            "player {player_id} already has discord user {current}"
+        )));
+    }
+    if let Some(owner) = discord.owner
+        && owner != player_id
+    {
+        return Err(LinkError::Conflict(format!(
+            "discord user {du} belongs to player {owner}"
+        )));
+    }
+    Ok(())
+}
+
+async fn insert_player(
+    tx: &mut PgConnection,
+    display_name: &str,
+    discord_user_id: Option<i32>,
+) -> Result<i32, LinkError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO guild_identity.players (display_name, discord_user_id)
+         VALUES ($1, $2) RETURNING id",
+    )
+    .bind(display_name)
+    .bind(discord_user_id)
+    .fetch_one(tx)
+    .await?)
+}
+
+/// An officer confirming a link the matcher made turns it manual.
+async fn confirm_link(tx: &mut PgConnection, link_id: i32) -> Result<(), LinkError> {
+    sqlx::query(
+        "UPDATE guild_identity.player_characters
+         SET link_source = 'manual', confidence = 'confirmed',
+             evidence = jsonb_build_object('confirmed_by', 'api')
+         WHERE id = $1",
+    )
+    .bind(link_id)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_link(
+    tx: &mut PgConnection,
+    player_id: i32,
+    character_id: i32,
+) -> Result<i32, LinkError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO guild_identity.player_characters
+             (player_id, character_id, link_source, confidence, evidence)
+         VALUES ($1, $2, 'manual', 'confirmed', jsonb_build_object('linked_by', 'api'))
+         RETURNING id",
+    )
+    .bind(player_id)
+    .bind(character_id)
+    .fetch_one(tx)
+    .await?)
+}
+
+/// The player gets the Discord user only when it has none (never replaced here).
+async fn give_discord_user(
+    tx: &mut PgConnection,
+    player_id: i32,
+    discord_user_id: i32,
+) -> Result<(), LinkError> {
+    sqlx::query(
+        "UPDATE guild_identity.players SET discord_user_id = $2
+         WHERE id = $1 AND discord_user_id IS NULL",
+    )
+    .bind(player_id)
+    .bind(discord_user_id)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// What an unlink removed.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unlinked {
     pub link_id: i32,
     pub player_id: i32,
