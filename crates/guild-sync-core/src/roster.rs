@@ -1,13 +1,15 @@
 //! The Battle.net roster decisions of db_sync, free of I/O: resolving class, spec and rank
 //! references against the reference tables ([`ReferenceCache`]), and deciding what a roster does
 //! to the stored characters ([`plan_roster`]): which rows are updated, inserted, removed,
-//! returned, renamed, and which departed rows must step aside for a rename.
+//! returned, renamed, and which departed rows must step aside for a rename; and merging what the
+//! roster and a member's profile say into the columns that member writes ([`member_columns`]).
 //!
 //! Nothing here knows about HTTP, files or SQL; the service crate loads rows into these types,
 //! calls the plan, and applies it in one transaction.
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use thiserror::Error;
 
 /// The reference tables, indexed the ways a roster refers to them. Built once per sync run.
@@ -321,9 +323,217 @@ pub fn plan_roster(
     Ok(plan)
 }
 
+/// A reference as Battle.net gives it: an id, a name, or both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Named<'a> {
+    pub id: Option<i64>,
+    pub name: Option<&'a str>,
+}
+
+/// What a fetched character profile says (the fields the columns use).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProfileFacts<'a> {
+    pub class: Option<Named<'a>>,
+    pub active_spec: Option<Named<'a>>,
+    pub realm_name: Option<&'a str>,
+    pub level: Option<i32>,
+    pub item_level: Option<i32>,
+    pub achievement_points: Option<i32>,
+    /// Milliseconds since the Unix epoch.
+    pub last_login_ms: Option<i64>,
+}
+
+/// One roster member, with its profile when it was fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberFacts<'a> {
+    pub blizzard_id: i64,
+    pub name: &'a str,
+    pub realm_slug: &'a str,
+    pub realm_name: Option<&'a str>,
+    pub class: Option<Named<'a>>,
+    pub level: Option<i32>,
+    /// In-game rank index, 0 = Guild Leader.
+    pub rank_index: i64,
+    /// `None` when the profile was not found or could not be fetched: the profile-derived
+    /// columns then keep what is stored.
+    pub profile: Option<ProfileFacts<'a>>,
+}
+
+/// The guild's own realm: members on it whose entries carry no realm name get its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HomeRealm<'a> {
+    pub slug: &'a str,
+    pub name: Option<&'a str>,
+}
+
+/// The `wow_characters` columns one member writes, with how each reference resolved (an
+/// [`Resolved::Unknown`] is stored as NULL and is the caller's to count and warn about).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberColumns {
+    pub character_name: String,
+    /// Lowercased.
+    pub realm_slug: String,
+    pub realm_name: Option<String>,
+    pub blizzard_id: i64,
+    pub class: Resolved,
+    pub spec: Resolved,
+    pub rank: Resolved,
+    pub level: Option<i32>,
+    pub item_level: Option<i32>,
+    pub achievement_points: Option<i32>,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub profile_fetched: bool,
+}
+
+/// Merge a member's roster entry and profile into its columns. The roster's class id wins
+/// (it is what the roster is keyed on), the profile's class name is preferred over the roster's;
+/// the spec exists only in profiles and is looked up within the resolved class; realm name and
+/// level come from the profile, then the roster entry, then (realm name only) the home realm.
+pub fn member_columns(
+    cache: &ReferenceCache,
+    home: HomeRealm<'_>,
+    member: &MemberFacts<'_>,
+) -> MemberColumns {
+    let profile = member.profile.as_ref();
+    let class_blizzard_id = member
+        .class
+        .and_then(|c| c.id)
+        .or_else(|| profile?.class?.id);
+    let class_name = profile
+        .and_then(|p| p.class?.name)
+        .or_else(|| member.class?.name);
+    let class = cache.class(class_blizzard_id, class_name);
+    let spec = match profile.and_then(|p| p.active_spec) {
+        Some(spec) => cache.spec(spec.id, spec.name, class.id()),
+        None => Resolved::Absent,
+    };
+    let realm_name = profile
+        .and_then(|p| p.realm_name)
+        .or(member.realm_name)
+        .or_else(|| {
+            member
+                .realm_slug
+                .eq_ignore_ascii_case(home.slug)
+                .then_some(home.name)
+                .flatten()
+        });
+    MemberColumns {
+        character_name: member.name.to_owned(),
+        realm_slug: member.realm_slug.to_lowercase(),
+        realm_name: realm_name.map(str::to_owned),
+        blizzard_id: member.blizzard_id,
+        class,
+        spec,
+        rank: cache.rank(Some(member.rank_index)),
+        level: profile.and_then(|p| p.level).or(member.level),
+        item_level: profile.and_then(|p| p.item_level),
+        achievement_points: profile.and_then(|p| p.achievement_points),
+        last_login_at: profile
+            .and_then(|p| p.last_login_ms)
+            .and_then(DateTime::from_timestamp_millis),
+        profile_fetched: profile.is_some(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn columns_cache() -> ReferenceCache {
+        ReferenceCache::new(
+            [(1, 11, "Druid"), (2, 2, "Paladin")],
+            [(10, 1, Some(102), "Balance"), (20, 2, Some(65), "Holy")],
+            [(5, Some(0)), (3, Some(2))],
+        )
+    }
+
+    fn roster_only<'a>(name: &'a str, realm_slug: &'a str) -> MemberFacts<'a> {
+        MemberFacts {
+            blizzard_id: 77,
+            name,
+            realm_slug,
+            realm_name: None,
+            class: Some(Named {
+                id: Some(11),
+                name: None,
+            }),
+            level: Some(70),
+            rank_index: 2,
+            profile: None,
+        }
+    }
+
+    const HOME: HomeRealm<'static> = HomeRealm {
+        slug: "senjin",
+        name: Some("Sen'jin"),
+    };
+
+    #[test]
+    fn a_member_without_a_profile_writes_its_roster_columns_only() {
+        let cols = member_columns(&columns_cache(), HOME, &roster_only("Zoë", "Senjin"));
+        assert_eq!(cols.character_name, "Zoë");
+        assert_eq!(cols.realm_slug, "senjin");
+        assert_eq!(
+            cols.realm_name.as_deref(),
+            Some("Sen'jin"),
+            "the home realm's name"
+        );
+        assert_eq!(
+            (cols.class, cols.spec, cols.rank),
+            (Resolved::Found(1), Resolved::Absent, Resolved::Found(3))
+        );
+        assert_eq!(cols.level, Some(70));
+        assert_eq!((cols.item_level, cols.last_login_at), (None, None));
+        assert!(!cols.profile_fetched);
+    }
+
+    #[test]
+    fn a_profile_adds_its_spec_and_figures_and_overrides_realm_name_and_level() {
+        let mut member = roster_only("Aeri", "area-52");
+        member.class = None;
+        member.rank_index = 9;
+        member.profile = Some(ProfileFacts {
+            class: Some(Named {
+                id: None,
+                name: Some("paladin"),
+            }),
+            active_spec: Some(Named {
+                id: None,
+                name: Some("Holy"),
+            }),
+            realm_name: Some("Area 52"),
+            level: Some(80),
+            item_level: Some(610),
+            achievement_points: Some(12_345),
+            last_login_ms: Some(1_700_000_000_000),
+        });
+        let cols = member_columns(&columns_cache(), HOME, &member);
+        assert_eq!(
+            (cols.class, cols.spec, cols.rank),
+            (Resolved::Found(2), Resolved::Found(20), Resolved::Unknown),
+            "class by profile name, spec by name within it, rank index 9 unmapped"
+        );
+        assert_eq!(cols.realm_name.as_deref(), Some("Area 52"));
+        assert_eq!((cols.level, cols.item_level), (Some(80), Some(610)));
+        assert_eq!(cols.achievement_points, Some(12_345));
+        assert_eq!(
+            cols.last_login_at.map(|t| t.timestamp()),
+            Some(1_700_000_000)
+        );
+        assert!(cols.profile_fetched);
+    }
+
+    #[test]
+    fn an_unknown_class_is_unknown_and_a_realm_away_from_home_has_no_guessed_name() {
+        let mut member = roster_only("X", "area-52");
+        member.class = Some(Named {
+            id: Some(99),
+            name: None,
+        });
+        let cols = member_columns(&columns_cache(), HOME, &member);
+        assert_eq!(cols.class, Resolved::Unknown);
+        assert_eq!(cols.realm_name, None);
+    }
     use proptest::prelude::*;
 
     fn row(

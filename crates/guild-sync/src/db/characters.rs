@@ -3,10 +3,11 @@
 //! of statements, not a query per character. The plan itself is decided in
 //! `guild_sync_core::roster`; nothing here decides who is new, gone or renamed.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Utc};
-use guild_sync_core::roster::ExistingCharacter;
-use sqlx::PgExecutor;
+use guild_sync_core::roster::{ExistingCharacter, MemberColumns};
+use sqlx::postgres::PgArguments;
+use sqlx::{Arguments, PgExecutor};
 
 /// Column-wise values for a batch of characters (one entry per character in every vector).
 /// `id` is used by [`update_batch`] only.
@@ -37,6 +38,50 @@ impl CharacterColumns {
 
     pub fn is_empty(&self) -> bool {
         self.character_name.is_empty()
+    }
+
+    /// Add one character: its merged columns and, when its profile was fetched, the profile
+    /// document for `profile_json`.
+    pub fn push(&mut self, c: MemberColumns, profile_json: Option<serde_json::Value>) {
+        self.character_name.push(c.character_name);
+        self.realm_slug.push(c.realm_slug);
+        self.realm_name.push(c.realm_name);
+        self.blizzard_id.push(Some(c.blizzard_id));
+        self.class_id.push(c.class.id());
+        self.active_spec_id.push(c.spec.id());
+        self.level.push(c.level);
+        self.item_level.push(c.item_level);
+        self.guild_rank_id.push(c.rank.id());
+        self.achievement_points.push(c.achievement_points);
+        self.last_login_at.push(c.last_login_at);
+        self.profile_json.push(profile_json);
+        self.profile_fetched.push(c.profile_fetched);
+    }
+
+    /// The 13 column arrays as query arguments, in the order both batch statements take them
+    /// (`character_name` … `fetched`), after `id` when `with_id`.
+    fn arguments(&self, with_id: bool) -> Result<PgArguments> {
+        let mut args = PgArguments::default();
+        let added = (|| {
+            if with_id {
+                args.add(&self.id)?;
+            }
+            args.add(&self.character_name)?;
+            args.add(&self.realm_slug)?;
+            args.add(&self.realm_name)?;
+            args.add(&self.blizzard_id)?;
+            args.add(&self.class_id)?;
+            args.add(&self.active_spec_id)?;
+            args.add(&self.level)?;
+            args.add(&self.item_level)?;
+            args.add(&self.guild_rank_id)?;
+            args.add(&self.achievement_points)?;
+            args.add(&self.last_login_at)?;
+            args.add(&self.profile_json)?;
+            args.add(&self.profile_fetched)
+        })();
+        added.map_err(|err| anyhow!(err).context("cannot encode the character columns"))?;
+        Ok(args)
     }
 }
 
@@ -98,7 +143,7 @@ pub async fn update_batch(db: impl PgExecutor<'_>, c: &CharacterColumns) -> Resu
     if c.is_empty() {
         return Ok(0);
     }
-    let changed: Vec<bool> = sqlx::query_scalar(
+    let changed: Vec<bool> = sqlx::query_scalar_with(
         "WITH input AS (
              SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::text[], $5::int8[],
                                   $6::int4[], $7::int4[], $8::int4[], $9::int4[], $10::int4[],
@@ -150,21 +195,8 @@ pub async fn update_batch(db: impl PgExecutor<'_>, c: &CharacterColumns) -> Resu
          FROM diff d
          WHERE wc.id = d.id AND (d.changed OR d.fetched)
          RETURNING d.changed",
+        c.arguments(true)?,
     )
-    .bind(&c.id)
-    .bind(&c.character_name)
-    .bind(&c.realm_slug)
-    .bind(&c.realm_name)
-    .bind(&c.blizzard_id)
-    .bind(&c.class_id)
-    .bind(&c.active_spec_id)
-    .bind(&c.level)
-    .bind(&c.item_level)
-    .bind(&c.guild_rank_id)
-    .bind(&c.achievement_points)
-    .bind(&c.last_login_at)
-    .bind(&c.profile_json)
-    .bind(&c.profile_fetched)
     .fetch_all(db)
     .await
     .context("cannot update the stored characters")?;
@@ -176,7 +208,7 @@ pub async fn insert_batch(db: impl PgExecutor<'_>, c: &CharacterColumns) -> Resu
     if c.is_empty() {
         return Ok(0);
     }
-    let done = sqlx::query(
+    let done = sqlx::query_with(
         "INSERT INTO guild_identity.wow_characters
              (character_name, realm_slug, realm_name, blizzard_id, class_id, active_spec_id, level,
               item_level, guild_rank_id, achievement_points, last_login_at, profile_json,
@@ -190,20 +222,8 @@ pub async fn insert_batch(db: impl PgExecutor<'_>, c: &CharacterColumns) -> Resu
              AS t (character_name, realm_slug, realm_name, blizzard_id, class_id, active_spec_id,
                    level, item_level, guild_rank_id, achievement_points, last_login_at,
                    profile_json, fetched)",
+        c.arguments(false)?,
     )
-    .bind(&c.character_name)
-    .bind(&c.realm_slug)
-    .bind(&c.realm_name)
-    .bind(&c.blizzard_id)
-    .bind(&c.class_id)
-    .bind(&c.active_spec_id)
-    .bind(&c.level)
-    .bind(&c.item_level)
-    .bind(&c.guild_rank_id)
-    .bind(&c.achievement_points)
-    .bind(&c.last_login_at)
-    .bind(&c.profile_json)
-    .bind(&c.profile_fetched)
     .execute(db)
     .await
     .context("cannot insert the new characters")?;

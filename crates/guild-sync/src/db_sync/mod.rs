@@ -4,8 +4,9 @@
 //! A run is load → decide → apply: fetch the roster and profiles ([`fetch`], via
 //! [`crate::blizzard_client`]); inside one transaction load the stored characters and the
 //! reference caches, let `guild_sync_core::roster::plan_roster` decide inserts, updates,
-//! removals, returns, renames and displaced rows, check the mass-removal guard, and apply the
-//! plan with a handful of set-based statements ([`apply_roster`]). A refused or failed roster
+//! removals, returns, renames and displaced rows, check the mass-removal guard, merge each
+//! member's roster entry and profile into its columns (`guild_sync_core::roster::member_columns`),
+//! and apply the plan with a handful of set-based statements ([`apply_roster`]). A refused or failed roster
 //! changes nothing; the run is recorded in `sync_log` either way.
 //!
 //! Renames and realm transfers update the matched row in place, so its `player_characters` link
@@ -23,12 +24,13 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use guild_sync_core::roster::{
-    IncomingKey, MemberAction, ReferenceCache, Resolved, displaced_name, plan_roster,
+    HomeRealm, IncomingKey, MemberAction, MemberColumns, MemberFacts, Named, ProfileFacts,
+    ReferenceCache, Resolved, displaced_name, member_columns, plan_roster,
 };
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::blizzard_client::{self, BlizzardClient, FetchedRoster, ProfileFetch};
+use crate::blizzard_client::{self, BlizzardClient, FetchedRoster, ProfileFetch, RosterMember};
 use crate::config::{Config, RemovalGuard};
 use crate::db::characters::{self, CharacterColumns};
 use crate::db::reference;
@@ -220,6 +222,10 @@ pub async fn apply_roster(
         displaced: plan.displaced.len(),
         ..BlizzardSyncStats::default()
     };
+    let home = HomeRealm {
+        slug: &roster.guild.realm.slug,
+        name: roster.guild.realm.name.as_deref(),
+    };
     let mut updates = CharacterColumns::default();
     let mut inserts = CharacterColumns::default();
     for ((member, profile), action) in roster.members.iter().zip(profiles).zip(&plan.actions) {
@@ -232,87 +238,14 @@ pub async fn apply_roster(
                 &mut updates
             }
         };
-        let found = match profile {
-            ProfileFetch::Found(p) => {
-                stats.profiles_fetched += 1;
-                Some(&p.fields)
-            }
-            ProfileFetch::NotFound => {
-                stats.profiles_not_found += 1;
-                None
-            }
-            ProfileFetch::Failed(_) => {
-                stats.profiles_failed += 1;
-                None
-            }
-        };
-        let character = &member.character;
-        let class_blizzard_id = character
-            .playable_class
-            .as_ref()
-            .and_then(|c| c.id)
-            .or_else(|| found.and_then(|p| p.character_class.as_ref()?.id));
-        let class_name = found
-            .and_then(|p| p.character_class.as_ref()?.name.as_deref())
-            .or_else(|| character.playable_class.as_ref()?.name.as_deref());
-        let class_id = cache.class(class_blizzard_id, class_name);
-        let spec_id = match found.and_then(|p| p.active_spec.as_ref()) {
-            Some(spec) => cache.spec(spec.id, spec.name.as_deref(), class_id.id()),
-            None => Resolved::Absent,
-        };
-        let rank_id = cache.rank(Some(member.rank));
-        if class_id == Resolved::Unknown {
-            stats.unknown_class += 1;
-            tracing::warn!(character = %character.name, realm = %character.realm.slug,
-                class = ?class_blizzard_id, "unknown class; stored as NULL");
-        }
-        if spec_id == Resolved::Unknown {
-            stats.unknown_spec += 1;
-            tracing::warn!(character = %character.name, realm = %character.realm.slug,
-                "unknown specialization; stored as NULL");
-        }
-        if rank_id == Resolved::Unknown {
-            stats.unknown_rank += 1;
-            tracing::warn!(character = %character.name, realm = %character.realm.slug,
-                rank_index = member.rank, "no guild rank maps this in-game rank index; stored as NULL");
-        }
-        let realm_name = found
-            .and_then(|p| p.realm.name.clone())
-            .or_else(|| character.realm.name.clone())
-            .or_else(|| {
-                (character
-                    .realm
-                    .slug
-                    .eq_ignore_ascii_case(&roster.guild.realm.slug))
-                .then(|| roster.guild.realm.name.clone())
-                .flatten()
-            });
-        target.character_name.push(character.name.clone());
-        target.realm_slug.push(character.realm.slug.to_lowercase());
-        target.realm_name.push(realm_name);
-        target.blizzard_id.push(Some(character.id));
-        target.class_id.push(class_id.id());
-        target.active_spec_id.push(spec_id.id());
-        target
-            .level
-            .push(found.and_then(|p| p.level).or(character.level));
-        target
-            .item_level
-            .push(found.and_then(|p| p.equipped_item_level));
-        target.guild_rank_id.push(rank_id.id());
-        target
-            .achievement_points
-            .push(found.and_then(|p| p.achievement_points));
-        target.last_login_at.push(
-            found
-                .and_then(|p| p.last_login_timestamp)
-                .and_then(chrono::DateTime::from_timestamp_millis),
-        );
-        target.profile_json.push(match profile {
+        let facts = member_facts(member, profile);
+        let columns = member_columns(&cache, home, &facts);
+        stats.count(profile, &facts, &columns);
+        let profile_json = match profile {
             ProfileFetch::Found(p) => Some(p.raw.clone()),
-            _ => None,
-        });
-        target.profile_fetched.push(found.is_some());
+            ProfileFetch::NotFound | ProfileFetch::Failed(_) => None,
+        };
+        target.push(columns, profile_json);
     }
 
     // Apply: displaced rows step aside for good, renamed rows to a placeholder (so swaps cannot
@@ -338,4 +271,61 @@ pub async fn apply_roster(
     tx.commit().await.context("cannot commit the roster")?;
     tracing::info!(?stats, "roster applied");
     Ok(stats)
+}
+
+/// A roster entry and its profile as the core's plain [`MemberFacts`].
+fn member_facts<'a>(member: &'a RosterMember, profile: &'a ProfileFetch) -> MemberFacts<'a> {
+    let named = |r: &'a blizzard_client::NamedRef| Named {
+        id: r.id,
+        name: r.name.as_deref(),
+    };
+    let character = &member.character;
+    MemberFacts {
+        blizzard_id: character.id,
+        name: &character.name,
+        realm_slug: &character.realm.slug,
+        realm_name: character.realm.name.as_deref(),
+        class: character.playable_class.as_ref().map(named),
+        level: character.level,
+        rank_index: member.rank,
+        profile: match profile {
+            ProfileFetch::Found(p) => Some(ProfileFacts {
+                class: p.fields.character_class.as_ref().map(named),
+                active_spec: p.fields.active_spec.as_ref().map(named),
+                realm_name: p.fields.realm.name.as_deref(),
+                level: p.fields.level,
+                item_level: p.fields.equipped_item_level,
+                achievement_points: p.fields.achievement_points,
+                last_login_ms: p.fields.last_login_timestamp,
+            }),
+            ProfileFetch::NotFound | ProfileFetch::Failed(_) => None,
+        },
+    }
+}
+
+impl BlizzardSyncStats {
+    /// Count one member's profile fetch and the references that resolved to nothing (stored
+    /// as NULL, each with a warning naming the character).
+    fn count(&mut self, profile: &ProfileFetch, facts: &MemberFacts<'_>, c: &MemberColumns) {
+        match profile {
+            ProfileFetch::Found(_) => self.profiles_fetched += 1,
+            ProfileFetch::NotFound => self.profiles_not_found += 1,
+            ProfileFetch::Failed(_) => self.profiles_failed += 1,
+        }
+        if c.class == Resolved::Unknown {
+            self.unknown_class += 1;
+            tracing::warn!(character = %c.character_name, realm = %c.realm_slug,
+                class = ?facts.class, "unknown class; stored as NULL");
+        }
+        if c.spec == Resolved::Unknown {
+            self.unknown_spec += 1;
+            tracing::warn!(character = %c.character_name, realm = %c.realm_slug,
+                "unknown specialization; stored as NULL");
+        }
+        if c.rank == Resolved::Unknown {
+            self.unknown_rank += 1;
+            tracing::warn!(character = %c.character_name, realm = %c.realm_slug,
+                rank_index = facts.rank_index, "no guild rank maps this in-game rank index; stored as NULL");
+        }
+    }
 }
