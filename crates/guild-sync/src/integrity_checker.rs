@@ -96,7 +96,7 @@ pub async fn check(pool: &PgPool, stale_days: i32) -> Result<CheckStats> {
         .into_iter()
         .map(|row| OpenIssue {
             id: row.id,
-            issue_type: IssueType::parse(&row.issue_type),
+            issue_type: row.issue_type,
             issue_hash: row.issue_hash,
             content_hash: row.content_hash,
             cause_gone: row.cause_gone,

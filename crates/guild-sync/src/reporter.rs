@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use guild_sync_core::integrity::{IssueType, Severity};
 use guild_sync_core::report::{self, ReportIssue};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -30,8 +29,8 @@ pub struct ReportStats {
 fn to_report_issue(row: ReportIssueRow) -> ReportIssue {
     ReportIssue {
         id: row.id,
-        issue_type: IssueType::parse(&row.issue_type),
-        severity: Severity::parse(&row.severity),
+        issue_type: row.issue_type,
+        severity: Some(row.severity),
         summary: row.summary,
         reason: row.reason,
         character_name: row.character_name,

@@ -4,8 +4,28 @@
 //! Deciding what to write is `guild_sync_core::integrity::plan_check`'s job, not this module's.
 
 use anyhow::Result;
-use guild_sync_core::integrity::KeyedFinding;
+use guild_sync_core::integrity::{IssueType, KeyedFinding, Severity};
 use sqlx::{PgConnection, PgExecutor};
+
+use super::{Text, UnknownValue};
+
+/// `audit_issues.issue_type` has no CHECK constraint: a type this version does not know
+/// (written by a newer version or by hand) reads as `None`, which the checker leaves alone and
+/// the report lists apart, rather than failing every read.
+impl From<Text> for Option<IssueType> {
+    fn from(text: Text) -> Self {
+        IssueType::parse(&text.0)
+    }
+}
+
+/// `audit_issues.severity` is constrained to the three values, so anything else is an error.
+impl TryFrom<Text> for Severity {
+    type Error = UnknownValue;
+
+    fn try_from(text: Text) -> Result<Self, UnknownValue> {
+        text.decode("audit_issues.severity", Severity::parse)
+    }
+}
 
 /// Advisory-lock key serialising check runs (transaction-scoped), so a second concurrent run
 /// diffs against what the first committed instead of racing it. The partial unique index
@@ -17,7 +37,8 @@ const CHECK_LOCK_KEY: i64 = 0x0067_7363_6865_636b;
 pub struct OpenIssueRow {
     pub id: i32,
     pub issue_hash: String,
-    pub issue_type: String,
+    #[sqlx(try_from = "Text")]
+    pub issue_type: Option<IssueType>,
     /// `Finding::content_hash` of the summary and details the row holds.
     pub content_hash: Option<i64>,
     pub cause_gone: bool,
@@ -209,8 +230,10 @@ pub async fn spend_manual_resolutions(db: impl PgExecutor<'_>, ids: &[i32]) -> R
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ReportIssueRow {
     pub id: i32,
-    pub issue_type: String,
-    pub severity: String,
+    #[sqlx(try_from = "Text")]
+    pub issue_type: Option<IssueType>,
+    #[sqlx(try_from = "Text")]
+    pub severity: Severity,
     pub summary: String,
     pub reason: Option<String>,
     pub character_name: Option<String>,
