@@ -1,7 +1,7 @@
 //! The scheduler against a real PostgreSQL: pipeline order, the cross-process advisory lock,
 //! failure handling, graceful shutdown and the Discord interval. The stages are a recording
-//! implementation of `Stages` (the real ones are built in parallel); the lock, the database
-//! and `sync_log` are real.
+//! implementation of `Stages` (the real ones run in `scheduler_real_stages`); the lock, the
+//! database and `sync_log` are real.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,14 +11,21 @@ use anyhow::{Result, anyhow};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use guild_sync::config::Config;
+use guild_sync::db_sync::BlizzardSyncStats;
+use guild_sync::db_sync::addon::AddonSyncStats;
+use guild_sync::discord_sync::DiscordSyncStats;
+use guild_sync::identity_engine::MatchStats;
+use guild_sync::integrity_checker::CheckStats;
 use guild_sync::run_recorder::RunStatus;
 use guild_sync::scheduler::{
-    AddonInput, PIPELINE_LOCK_KEY, PipelineKind, ProductionStages, Scheduler, Stages, StartError,
-    Step, every,
+    AddonInput, PIPELINE_LOCK_KEY, PipelineKind, ProductionStages, ReportOutcome, Scheduler,
+    Stages, StartError, Step, every,
 };
 use guild_sync::testing::TestDb;
+use guild_sync_core::integrity::TypeCounts;
 use sqlx::{Connection, PgConnection, PgPool};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -63,7 +70,8 @@ impl RecordingStages {
         }
     }
 
-    fn step(&self, step: Step) -> BoxFuture<'_, Result<serde_json::Value>> {
+    /// Record `step`, then return `stats` as its result.
+    fn step<T: Send + 'static>(&self, step: Step, stats: T) -> BoxFuture<'_, Result<T>> {
         async move {
             let now = self.recorder.active.fetch_add(1, Ordering::SeqCst) + 1;
             self.recorder.max_active.fetch_max(now, Ordering::SeqCst);
@@ -83,30 +91,35 @@ impl RecordingStages {
             if self.fail_at == Some(step) {
                 return Err(anyhow!("{} broke on purpose", step.as_str()));
             }
-            Ok(serde_json::json!({ "by": self.who }))
+            Ok(stats)
         }
         .boxed()
     }
 }
 
 impl Stages for RecordingStages {
-    fn blizzard_sync(&self) -> BoxFuture<'_, Result<serde_json::Value>> {
-        self.step(Step::BlizzardSync)
+    fn blizzard_sync(&self) -> BoxFuture<'_, Result<BlizzardSyncStats>> {
+        self.step(Step::BlizzardSync, BlizzardSyncStats::default())
     }
-    fn discord_sync(&self) -> BoxFuture<'_, Result<serde_json::Value>> {
-        self.step(Step::DiscordSync)
+    fn discord_sync(&self) -> BoxFuture<'_, Result<DiscordSyncStats>> {
+        self.step(Step::DiscordSync, DiscordSyncStats::default())
     }
-    fn addon_sync<'a>(&'a self, _: &'a AddonInput) -> BoxFuture<'a, Result<serde_json::Value>> {
-        self.step(Step::AddonSync)
+    fn addon_sync<'a>(&'a self, _: &'a AddonInput) -> BoxFuture<'a, Result<AddonSyncStats>> {
+        self.step(Step::AddonSync, AddonSyncStats::default())
     }
-    fn run_matching(&self) -> BoxFuture<'_, Result<serde_json::Value>> {
-        self.step(Step::Match)
+    fn run_matching(&self) -> BoxFuture<'_, Result<MatchStats>> {
+        self.step(Step::Match, MatchStats::default())
     }
-    fn integrity_check(&self) -> BoxFuture<'_, Result<serde_json::Value>> {
-        self.step(Step::Check)
+    fn integrity_check(&self) -> BoxFuture<'_, Result<CheckStats>> {
+        // Stats that name who ran the check, so the test can find them in `sync_log.details`.
+        let by_who = CheckStats {
+            by_type: [(self.who.to_string(), TypeCounts::default())].into(),
+            ..CheckStats::default()
+        };
+        self.step(Step::Check, by_who)
     }
-    fn report(&self) -> BoxFuture<'_, Result<serde_json::Value>> {
-        self.step(Step::Report)
+    fn report(&self) -> BoxFuture<'_, Result<ReportOutcome>> {
+        self.step(Step::Report, ReportOutcome::NoSender)
     }
 }
 
@@ -152,7 +165,10 @@ async fn the_battle_net_pipeline_runs_sync_then_match_then_check_then_report() {
         );
         let stages = details["stages"].as_object().unwrap();
         assert_eq!(stages.len(), 4, "{details}");
-        assert_eq!(details["stages"]["check"]["by"], "a");
+        assert!(
+            details["stages"]["check"]["by_type"]["a"].is_object(),
+            "{details}"
+        );
     })
     .await
     .unwrap();
@@ -421,9 +437,9 @@ async fn the_discord_job_runs_at_start_and_then_every_interval_until_shutdown() 
         let period = Duration::from_secs(config.guild_sync_discord_interval_minutes * 60);
         assert_eq!(period, Duration::from_secs(15 * 60));
         let (ticks_tx, mut ticks) = mpsc::unbounded_channel();
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop = CancellationToken::new();
         let start = tokio::time::Instant::now();
-        let job = tokio::spawn(every(period, stop_rx, move || {
+        let job = tokio::spawn(every(period, stop.clone(), move || {
             let ticks_tx = ticks_tx.clone();
             async move { ticks_tx.send(tokio::time::Instant::now()).unwrap() }
         }));
@@ -432,7 +448,7 @@ async fn the_discord_job_runs_at_start_and_then_every_interval_until_shutdown() 
             let at = ticks.recv().await.unwrap();
             assert_eq!(at - start, period * n, "run {n}");
         }
-        stop_tx.send(true).unwrap();
+        stop.cancel();
         job.await.unwrap();
         assert!(ticks.recv().await.is_none(), "no run after shutdown");
     })
@@ -445,7 +461,7 @@ async fn the_report_step_without_a_discord_sender_is_skipped_not_an_error() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         let db = TestDb::new().await;
         let stages = ProductionStages::for_service(db.pool.clone(), Config::defaults(), None);
-        let stats = stages.report().await.unwrap();
+        let stats = serde_json::to_value(stages.report().await.unwrap()).unwrap();
         assert_eq!(stats["sent"], false);
     })
     .await

@@ -12,7 +12,8 @@ use guild_sync::discord_sender::DiscordSender;
 use guild_sync::discord_sync::DiscordInput;
 use guild_sync::run_recorder::RunStatus;
 use guild_sync::scheduler::{
-    AddonInput, PipelineKind, ProductionStages, ReportMode, Scheduler, Step,
+    AddonInput, PipelineKind, PipelineOutcome, ProductionStages, ReportMode, Scheduler,
+    StageInputs, Step,
 };
 use guild_sync::testing::TestDb;
 use wiremock::matchers::{method, path};
@@ -32,15 +33,15 @@ async fn scheduler_with_webhook(db: &TestDb, webhook: &MockServer) -> Scheduler 
         webhook.uri()
     )))
     .unwrap();
-    let stages = ProductionStages::new(
-        db.pool.clone(),
-        config.clone(),
-        BlizzardInput::Dir(sample("blizzard")),
-        DiscordInput::File(sample("discord/members.json")),
-        RemovalGuard::from_config(&config, false),
-        ReportMode::Send(Some(sender)),
-        false,
-    );
+    let inputs = StageInputs {
+        blizzard: BlizzardInput::Dir(sample("blizzard")),
+        discord: DiscordInput::File(sample("discord/members.json")),
+        guard: RemovalGuard::from_config(&config, false),
+        report: ReportMode::Send(Some(sender)),
+        full_report: false,
+        show_progress: false,
+    };
+    let stages = ProductionStages::new(db.pool.clone(), config.clone(), inputs);
     Scheduler::new(db.pool.clone(), Arc::new(stages))
 }
 
@@ -52,6 +53,11 @@ async fn accepting_webhook() -> MockServer {
         .mount(&server)
         .await;
     server
+}
+
+/// The stats of the pipeline's last finished step, as stored in `sync_log.details`.
+fn last_stats(outcome: &PipelineOutcome) -> serde_json::Value {
+    serde_json::to_value(&outcome.stages.last().unwrap().stats).unwrap()
 }
 
 async fn unnotified(db: &TestDb) -> i64 {
@@ -90,14 +96,7 @@ async fn test_pipeline_sync_match_check_report() {
             ]
         );
         // Each stage saw what the one before it wrote.
-        let stats = |step: Step| {
-            &outcome
-                .stages
-                .iter()
-                .find(|s| s.step == step)
-                .unwrap()
-                .stats
-        };
+        let stats = |step: Step| serde_json::to_value(outcome.stats(step).unwrap()).unwrap();
         assert!(stats(Step::BlizzardSync)["found"].as_u64().unwrap() > 250);
         assert!(stats(Step::AddonSync)["matched"].as_u64().unwrap() > 250);
         assert!(stats(Step::Match)["links_created"].as_u64().unwrap() > 250);
@@ -152,7 +151,7 @@ async fn test_only_new_issues_trigger_report() {
             .await
             .unwrap();
         assert_eq!(second.status, RunStatus::Success, "{:?}", second.error);
-        let report = &second.stages.last().unwrap().stats;
+        let report = &last_stats(&second);
         assert_eq!(report["issues"], 0, "{report}");
         assert_eq!(webhook.received_requests().await.unwrap().len(), sent);
 
@@ -166,14 +165,10 @@ async fn test_only_new_issues_trigger_report() {
         .await
         .unwrap();
         let third = scheduler.run_pipeline(PipelineKind::Report).await.unwrap();
-        assert_eq!(
-            third.stages.last().unwrap().stats["issues"],
-            0,
-            "no check ran yet"
-        );
+        assert_eq!(last_stats(&third)["issues"], 0, "no check ran yet");
         let fourth = scheduler.run_pipeline(PipelineKind::Discord).await.unwrap();
         assert_eq!(fourth.status, RunStatus::Success, "{:?}", fourth.error);
-        let report = &fourth.stages.last().unwrap().stats;
+        let report = &last_stats(&fourth);
         assert_eq!(report["issues"], 1, "{report}");
         assert!(webhook.received_requests().await.unwrap().len() > sent);
         assert_eq!(unnotified(&db).await, 0);

@@ -10,7 +10,7 @@ mod match_cmd;
 mod migrate;
 mod pipeline;
 mod report;
-pub mod serve;
+mod serve;
 mod sync_addon;
 mod sync_blizzard;
 mod sync_discord;

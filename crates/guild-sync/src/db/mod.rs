@@ -6,12 +6,14 @@
 //! the core crate's job.
 
 pub mod addon;
+pub mod admin;
 pub mod api;
 pub mod audit_issues;
 pub mod characters;
 pub mod discord_users;
 pub mod integrity;
 pub mod links;
+pub mod pipeline_lock;
 pub mod players;
 pub mod reference;
 pub mod sync_log;
