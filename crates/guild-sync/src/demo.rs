@@ -10,6 +10,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail};
 use include_dir::{Dir, include_dir};
@@ -73,7 +74,14 @@ struct SampleFiles {
 
 impl SampleFiles {
     fn extract() -> Result<SampleFiles> {
-        let dir = std::env::temp_dir().join(format!("guild-sync-demo-{}", std::process::id()));
+        // One directory per extraction: two runs in one process (tests) must not share one,
+        // or the first to finish would remove the other's files.
+        static EXTRACTIONS: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "guild-sync-demo-{}-{}",
+            std::process::id(),
+            EXTRACTIONS.fetch_add(1, Ordering::Relaxed)
+        ));
         if dir.exists() {
             std::fs::remove_dir_all(&dir).ok();
         }
