@@ -26,6 +26,11 @@ fn sample(relative: &str) -> PathBuf {
 }
 
 async fn scheduler_with_webhook(db: &TestDb, webhook: &MockServer) -> Scheduler {
+    scheduler_reading(db, webhook, sample("blizzard")).await
+}
+
+/// The sample's Discord members and the Battle.net roster in `blizzard_dir`.
+async fn scheduler_reading(db: &TestDb, webhook: &MockServer, blizzard_dir: PathBuf) -> Scheduler {
     guild_sync::install_crypto_provider();
     let config = Config::defaults();
     let sender = DiscordSender::webhook(Secret::new(format!(
@@ -34,7 +39,7 @@ async fn scheduler_with_webhook(db: &TestDb, webhook: &MockServer) -> Scheduler 
     )))
     .unwrap();
     let inputs = StageInputs {
-        blizzard: BlizzardInput::Dir(sample("blizzard")),
+        blizzard: BlizzardInput::Dir(blizzard_dir),
         discord: DiscordInput::File(sample("discord/members.json")),
         guard: RemovalGuard::from_config(&config, false),
         report: ReportMode::Send(Some(sender)),
@@ -172,6 +177,76 @@ async fn test_only_new_issues_trigger_report() {
         assert_eq!(report["issues"], 1, "{report}");
         assert!(webhook.received_requests().await.unwrap().len() > sent);
         assert_eq!(unnotified(&db).await, 0);
+    })
+    .await
+    .expect("the pipelines finish within their timeout");
+}
+
+/// The sync summaries the fake webhook received, as (title, description).
+async fn summaries(webhook: &MockServer) -> Vec<(String, String)> {
+    webhook
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|request| {
+            let body: serde_json::Value = serde_json::from_slice(&request.body).ok()?;
+            let embed = &body["embeds"][0];
+            let title = embed["title"].as_str()?;
+            title.contains("Sync summary").then(|| {
+                (
+                    title.to_string(),
+                    embed["description"].as_str().unwrap_or("").to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_sync_summary_goes_to_the_audit_channel_only_when_something_notable_happened() {
+    tokio::time::timeout(Duration::from_secs(300), async {
+        let db = TestDb::new().await;
+        let webhook = accepting_webhook().await;
+
+        // First load: new characters are notable.
+        let scheduler = scheduler_with_webhook(&db, &webhook).await;
+        let first = scheduler
+            .run_pipeline(PipelineKind::Blizzard)
+            .await
+            .unwrap();
+        assert_eq!(first.status, RunStatus::Success, "{:?}", first.error);
+        let sent = summaries(&webhook).await;
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert!(sent[0].0.contains("blizzard"), "{sent:?}");
+
+        // The same roster again: nothing new, removed or failed, so no summary.
+        let second = scheduler
+            .run_pipeline(PipelineKind::Blizzard)
+            .await
+            .unwrap();
+        assert_eq!(second.status, RunStatus::Success, "{:?}", second.error);
+        assert_eq!(summaries(&webhook).await.len(), 1);
+
+        // A roster that would remove most of the guild is refused: the refusal is notable.
+        let shrunken = tempfile::tempdir().unwrap();
+        let mut roster: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(sample("blizzard/roster.json")).unwrap())
+                .unwrap();
+        roster["members"].as_array_mut().unwrap().truncate(10);
+        std::fs::write(
+            shrunken.path().join("roster.json"),
+            serde_json::to_vec(&roster).unwrap(),
+        )
+        .unwrap();
+        let refusing = scheduler_reading(&db, &webhook, shrunken.path().to_path_buf()).await;
+        let refused = refusing.run_pipeline(PipelineKind::Blizzard).await.unwrap();
+        assert_eq!(refused.status, RunStatus::Error);
+        assert_eq!(refused.failed_step, Some(Step::BlizzardSync));
+        let sent = summaries(&webhook).await;
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert!(sent[1].0.contains("blizzard"), "{sent:?}");
+        assert!(sent[1].1.contains("Error:"), "{sent:?}");
     })
     .await
     .expect("the pipelines finish within their timeout");
