@@ -26,9 +26,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use futures::FutureExt;
 use sqlx::PgPool;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::Instrument;
 
 pub use crate::db::pipeline_lock::PIPELINE_LOCK_KEY;
@@ -66,18 +67,8 @@ pub struct Scheduler {
     pool: PgPool,
     stages: Arc<dyn Stages>,
     shutdown: CancellationToken,
-    in_flight: watch::Sender<usize>,
-}
-
-/// Counts one run as in flight until dropped.
-struct InFlight {
-    counter: watch::Sender<usize>,
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.counter.send_modify(|n| *n = n.saturating_sub(1));
-    }
+    /// Every run in flight, triggered or awaited, so shutdown can wait for them.
+    in_flight: TaskTracker,
 }
 
 impl Scheduler {
@@ -96,7 +87,7 @@ impl Scheduler {
             pool,
             stages,
             shutdown,
-            in_flight: watch::channel(0).0,
+            in_flight: TaskTracker::new(),
         }
     }
 
@@ -137,9 +128,8 @@ impl Scheduler {
     /// Stop starting runs and wait until every running pipeline has finished.
     pub async fn shutdown(&self) {
         self.begin_shutdown();
-        let mut in_flight = self.in_flight.subscribe();
-        // The sender lives in `self`, so the channel cannot close while we wait.
-        let _ = in_flight.wait_for(|n| *n == 0).await;
+        self.in_flight.close();
+        self.in_flight.wait().await;
     }
 
     /// Whether shutdown has begun.
@@ -191,13 +181,10 @@ impl Scheduler {
         }
     }
 
-    fn begin(&self) -> Result<InFlight, StartError> {
-        // Count first, then check: `shutdown` cancels before it waits for zero, so a run
-        // either sees the cancellation or is waited for — never neither.
-        self.in_flight.send_modify(|n| *n += 1);
-        let guard = InFlight {
-            counter: self.in_flight.clone(),
-        };
+    fn begin(&self) -> Result<TaskTrackerToken, StartError> {
+        // Count first, then check: `shutdown` cancels before it waits, so a run either sees
+        // the cancellation or is waited for — never neither.
+        let guard = self.in_flight.token();
         if self.is_shutting_down() {
             return Err(StartError::ShuttingDown);
         }
