@@ -27,8 +27,8 @@ use crate::identity_engine::MatchStats;
 use crate::integrity_checker::CheckStats;
 use crate::run_recorder::RunStatus;
 use crate::scheduler::{
-    AddonInput, PipelineKind, PipelineOutcome, ProductionStages, ReportOutcome, Scheduler,
-    StageInputs, StageStats, Step,
+    AddonInput, LockWait, PipelineKind, PipelineOutcome, ProductionStages, ReportOutcome,
+    Scheduler, StageInputs, StageStats, Step,
 };
 
 /// The sample guild, embedded so the demo works wherever the binary is.
@@ -116,6 +116,7 @@ pub async fn run_stages(pool: &PgPool, config: &Config) -> Result<DemoRun> {
     );
     let stages = ProductionStages::new(pool.clone(), config.clone(), inputs);
     let outcome = Scheduler::new(pool.clone(), Arc::new(stages))
+        .waiting_for_the_lock(LockWait::Forever)
         .run_pipeline(PipelineKind::Full {
             addon: Some(AddonInput::File(sample.path("addon/PATTSync.lua"))),
         })
@@ -123,7 +124,7 @@ pub async fn run_stages(pool: &PgPool, config: &Config) -> Result<DemoRun> {
     match outcome.status {
         RunStatus::Success | RunStatus::Partial => {}
         RunStatus::Skipped => bail!("another pipeline is running on the demo database"),
-        RunStatus::Error => bail!(
+        RunStatus::Error | RunStatus::Abandoned => bail!(
             "the demo stopped on the sample guild: {}",
             outcome.error.as_deref().unwrap_or("unknown error")
         ),

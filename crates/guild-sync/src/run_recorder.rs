@@ -22,6 +22,9 @@ pub enum RunStatus {
     Error,
     /// Not run because another pipeline held the lock.
     Skipped,
+    /// Left `running` by a process that was stopped; closed by the next run that took the
+    /// pipeline lock.
+    Abandoned,
 }
 
 impl RunStatus {
@@ -31,6 +34,7 @@ impl RunStatus {
             RunStatus::Partial => "partial",
             RunStatus::Error => "error",
             RunStatus::Skipped => "skipped",
+            RunStatus::Abandoned => "abandoned",
         }
     }
 }

@@ -11,6 +11,8 @@ use anyhow::{Result, anyhow};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use guild_sync::config::Config;
+use guild_sync::db::pipeline_lock::{ABANDONED_MESSAGE, LockConnection, RUN_MARK_CLASS};
+use guild_sync::db::sync_log;
 use guild_sync::db_sync::BlizzardSyncStats;
 use guild_sync::db_sync::addon::AddonSyncStats;
 use guild_sync::discord_sync::DiscordSyncStats;
@@ -463,6 +465,83 @@ async fn the_report_step_without_a_discord_sender_is_skipped_not_an_error() {
         let stages = ProductionStages::for_service(db.pool.clone(), Config::defaults(), None);
         let stats = serde_json::to_value(stages.report().await.unwrap()).unwrap();
         assert_eq!(stats["sent"], false);
+    })
+    .await
+    .unwrap();
+}
+
+/// Wait (by polling the server, not by timing) until no session holds an advisory lock marking
+/// row `id` as owned — what the server does once a killed process's connection is gone.
+async fn wait_until_unowned(pool: &PgPool, id: i64) {
+    loop {
+        let owned: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2
+                            AND classid = $1::int4::oid AND objid = $2::int4::oid)",
+        )
+        .bind(RUN_MARK_CLASS)
+        .bind(i32::try_from(id).unwrap())
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if !owned {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn runs_a_killed_process_left_running_are_closed_as_abandoned_by_the_next_lock_holder() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let db = TestDb::new().await;
+        let recorder = Arc::new(Recorder::default());
+        let scheduler = Arc::new(Scheduler::new(
+            db.pool.clone(),
+            Arc::new(RecordingStages::new("a", &recorder)),
+        ));
+        let mut operator = PgConnection::connect_with(&db.connect_options())
+            .await
+            .unwrap();
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(PIPELINE_LOCK_KEY)
+            .execute(&mut operator)
+            .await
+            .unwrap();
+
+        // A process that opened its pipeline row and a stage row, then was killed: its
+        // connection is gone, its rows stay `running`.
+        let (killed, dead_pipeline) = LockConnection::open_run(&db.pool, "pipeline:discord")
+            .await
+            .unwrap();
+        let dead_stage = sync_log::open(&db.pool, "discord").await.unwrap();
+        drop(killed);
+        wait_until_unowned(&db.pool, dead_pipeline).await;
+
+        // An upload waiting its turn is running too, but alive.
+        let waiting = scheduler
+            .trigger(PipelineKind::Addon(AddonInput::File("PATTSync.lua".into())))
+            .await
+            .unwrap();
+        // A run that does not get the lock closes nothing.
+        let skipped = scheduler.run_pipeline(PipelineKind::Report).await.unwrap();
+        assert_eq!(skipped.status, RunStatus::Skipped);
+        for id in [dead_pipeline, dead_stage, waiting] {
+            assert_eq!(run_row(&db.pool, id).await.1, "running", "run {id}");
+        }
+
+        // The waiting upload takes the lock once it is free, closes the dead runs and runs.
+        operator.close().await.unwrap();
+        scheduler.shutdown().await;
+        for id in [dead_pipeline, dead_stage] {
+            let (_, status, error, _) = run_row(&db.pool, id).await;
+            assert_eq!(status, "abandoned", "run {id}");
+            assert_eq!(error.as_deref(), Some(ABANDONED_MESSAGE));
+        }
+        assert_eq!(run_row(&db.pool, waiting).await.1, "success");
+        assert_eq!(
+            recorder.steps_of("a"),
+            [Step::AddonSync, Step::Match, Step::Check, Step::Report]
+        );
     })
     .await
     .unwrap();

@@ -37,7 +37,8 @@ pub async fn run(config: &Config, args: super::PipelineArgs) -> Result<()> {
     };
     let db = Database::open(config).await?;
     let stages = ProductionStages::new(db.pool.clone(), config.clone(), inputs);
-    let scheduler = Scheduler::new(db.pool.clone(), Arc::new(stages));
+    let scheduler =
+        Scheduler::new(db.pool.clone(), Arc::new(stages)).waiting_for_the_lock(args.lock.wait());
     let kind = PipelineKind::Full {
         addon: args.addon_file.clone().map(AddonInput::File),
     };
@@ -62,10 +63,8 @@ pub async fn run(config: &Config, args: super::PipelineArgs) -> Result<()> {
             );
             super::print_stats(args.output.json, &human, &outcome)
         }
-        RunStatus::Skipped => {
-            bail!("another pipeline is running on this database; nothing was done")
-        }
-        RunStatus::Error => bail!(
+        RunStatus::Skipped => super::lock_taken(),
+        RunStatus::Error | RunStatus::Abandoned => bail!(
             "the pipeline stopped: {}",
             outcome.error.unwrap_or_else(|| "unknown error".into())
         ),

@@ -8,9 +8,12 @@
 //! stages sit behind the [`Stages`] trait ([`stages`]) and each stage records its own
 //! `sync_log` row. The timers live in [`timers`].
 //!
-//! **The lock.** A run that finds the lock taken does not wait (the next tick comes soon): its
-//! `sync_log` row is closed as `skipped`. An addon upload waits its turn instead, since it
-//! exists only in the request that brought it.
+//! **The lock.** A scheduled or triggered run that finds the lock taken does not wait (the next
+//! tick comes soon): its `sync_log` row is closed as `skipped`. An addon upload waits its turn
+//! instead, since it exists only in the request that brought it; so do the commands an officer
+//! runs ([`LockWait`]). Commands that write outside a pipeline (`sync …`, `match`, `check`,
+//! `report`) hold the same lock ([`lock_for_command`]). Whoever takes the lock first closes the
+//! `sync_log` rows a killed process left `running` as `abandoned`.
 //!
 //! **Shutdown.** One [`CancellationToken`] (the service's): once it is cancelled no run starts,
 //! the timers stop, and [`Scheduler::shutdown`] waits for the running pipeline to finish.
@@ -32,8 +35,8 @@ use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::Instrument;
 
+use crate::db::pipeline_lock::LockConnection;
 pub use crate::db::pipeline_lock::PIPELINE_LOCK_KEY;
-use crate::db::pipeline_lock::PipelineLock;
 use crate::db::sync_log::{self, RunCounts};
 use crate::run_recorder::RunStatus;
 pub use pipeline::{
@@ -47,8 +50,26 @@ pub use timers::{Schedule, every, on_cron};
 /// in this request, so it waits its turn instead of being dropped.
 pub const ADDON_LOCK_WAIT: Duration = Duration::from_secs(15 * 60);
 
-/// Pause between attempts to take the pipeline lock while waiting for it.
-const LOCK_RETRY_INTERVAL: Duration = Duration::from_millis(500);
+/// How a run waits when another run holds the pipeline lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockWait {
+    /// Do not wait: the run is skipped.
+    Skip,
+    /// Wait up to this long, then skip.
+    Within(Duration),
+    /// Wait as long as it takes (a command an officer started and is watching).
+    Forever,
+}
+
+impl LockWait {
+    /// How `kind` waits unless told otherwise.
+    pub fn default_for(kind: &PipelineKind) -> LockWait {
+        match kind {
+            PipelineKind::Addon(_) => LockWait::Within(ADDON_LOCK_WAIT),
+            _ => LockWait::Skip,
+        }
+    }
+}
 
 /// Why the scheduler refused to start a run.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +90,8 @@ pub struct Scheduler {
     shutdown: CancellationToken,
     /// Every run in flight, triggered or awaited, so shutdown can wait for them.
     in_flight: TaskTracker,
+    /// How every run waits for the lock; `None`: as [`LockWait::default_for`] its kind.
+    lock_wait: Option<LockWait>,
 }
 
 impl Scheduler {
@@ -88,7 +111,15 @@ impl Scheduler {
             stages,
             shutdown,
             in_flight: TaskTracker::new(),
+            lock_wait: None,
         }
+    }
+
+    /// Every run of this scheduler waits for the lock as `wait` says (commands: as long as it
+    /// takes, or not at all with `--no-wait`).
+    pub fn waiting_for_the_lock(mut self, wait: LockWait) -> Scheduler {
+        self.lock_wait = Some(wait);
+        self
     }
 
     /// Run `kind` now and wait for it. A run that finds another pipeline holding the lock is
@@ -96,8 +127,8 @@ impl Scheduler {
     /// (and recorded) as `error` — `Err` means the run could not start or be recorded at all.
     pub async fn run_pipeline(&self, kind: PipelineKind) -> Result<PipelineOutcome, StartError> {
         let in_flight = self.begin()?;
-        let run_id = sync_log::open(&self.pool, kind.source()).await?;
-        let outcome = self.execute(run_id, kind).await;
+        let (lock, run_id) = LockConnection::open_run(&self.pool, kind.source()).await?;
+        let outcome = self.execute(lock, run_id, kind).await;
         drop(in_flight);
         Ok(outcome?)
     }
@@ -108,11 +139,11 @@ impl Scheduler {
             return Err(StartError::NotConfigured(reason));
         }
         let in_flight = self.begin()?;
-        let run_id = sync_log::open(&self.pool, kind.source()).await?;
+        let (lock, run_id) = LockConnection::open_run(&self.pool, kind.source()).await?;
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let _in_flight = in_flight;
-            if let Err(err) = this.execute(run_id, kind).await {
+            if let Err(err) = this.execute(lock, run_id, kind).await {
                 tracing::error!(run_id, error = %format!("{err:#}"), "could not record the pipeline run");
             }
         });
@@ -192,12 +223,24 @@ impl Scheduler {
     }
 
     /// Take the lock, run the steps, close the pipeline's `sync_log` row.
-    async fn execute(&self, run_id: i64, kind: PipelineKind) -> Result<PipelineOutcome> {
+    async fn execute(
+        &self,
+        lock: LockConnection,
+        run_id: i64,
+        kind: PipelineKind,
+    ) -> Result<PipelineOutcome> {
         let span = tracing::info_span!("pipeline", source = kind.source(), run_id);
-        self.execute_in_span(run_id, kind).instrument(span).await
+        self.execute_in_span(lock, run_id, kind)
+            .instrument(span)
+            .await
     }
 
-    async fn execute_in_span(&self, run_id: i64, kind: PipelineKind) -> Result<PipelineOutcome> {
+    async fn execute_in_span(
+        &self,
+        mut lock: LockConnection,
+        run_id: i64,
+        kind: PipelineKind,
+    ) -> Result<PipelineOutcome> {
         let source = kind.source();
         let started = Instant::now();
         let mut outcome = PipelineOutcome {
@@ -210,21 +253,24 @@ impl Scheduler {
             duration_seconds: 0.0,
         };
 
-        let wait = match kind {
-            PipelineKind::Addon(_) => ADDON_LOCK_WAIT,
-            _ => Duration::ZERO,
+        let wait = self
+            .lock_wait
+            .unwrap_or_else(|| LockWait::default_for(&kind));
+        let locked = match take_lock(&mut lock, wait).await {
+            Ok(true) => close_abandoned(&mut lock).await.map(|()| true),
+            other => other,
         };
-        match acquire_lock(&self.pool, wait).await {
+        match locked {
             Err(err) => {
                 outcome.status = RunStatus::Error;
                 outcome.error = Some(format!("{err:#}"));
             }
-            Ok(None) => {
+            Ok(false) => {
                 tracing::info!(source, run_id, "another pipeline holds the lock: skipped");
                 outcome.status = RunStatus::Skipped;
                 outcome.error = Some("another pipeline was running".into());
             }
-            Ok(Some(lock)) => {
+            Ok(true) => {
                 tracing::info!(source, run_id, "pipeline started");
                 for step in kind.steps() {
                     let result = AssertUnwindSafe(self.run_step(step, &kind))
@@ -243,12 +289,13 @@ impl Scheduler {
                         }
                     }
                 }
-                lock.release().await;
             }
         }
 
         outcome.duration_seconds = started.elapsed().as_secs_f64();
-        sync_log::close(
+        // The row is closed before the lock connection (which owns it) goes away, so nobody
+        // can take a finished run for an abandoned one.
+        let closed = sync_log::close(
             &self.pool,
             run_id,
             outcome.status.as_str(),
@@ -257,8 +304,9 @@ impl Scheduler {
             outcome.error.as_deref(),
             outcome.duration_seconds,
         )
-        .await
-        .context("cannot close the pipeline's sync_log row")?;
+        .await;
+        lock.release().await;
+        closed.context("cannot close the pipeline's sync_log row")?;
         tracing::info!(
             source,
             run_id,
@@ -285,18 +333,70 @@ impl Scheduler {
     }
 }
 
-/// Take the pipeline lock, retrying for up to `wait`; `Ok(None)` when another session still
-/// holds it then.
-async fn acquire_lock(pool: &PgPool, wait: Duration) -> Result<Option<PipelineLock>> {
-    // tokio's clock, so paused-time tests see the wait elapse.
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        if let Some(lock) = PipelineLock::try_acquire(pool).await? {
-            return Ok(Some(lock));
+/// Take the pipeline lock on `lock` as `wait` says; `false` when another session still holds
+/// it. Waiting happens in the server, without polling.
+async fn take_lock(lock: &mut LockConnection, wait: LockWait) -> Result<bool> {
+    if lock.try_lock().await? {
+        return Ok(true);
+    }
+    match wait {
+        LockWait::Skip => Ok(false),
+        LockWait::Within(limit) => {
+            tracing::info!(
+                seconds = limit.as_secs(),
+                "another guild-sync run holds the pipeline lock: waiting for it"
+            );
+            lock.lock(Some(limit)).await
         }
-        if tokio::time::Instant::now() >= deadline {
+        LockWait::Forever => {
+            tracing::info!("another guild-sync run holds the pipeline lock: waiting for it");
+            lock.lock(None).await
+        }
+    }
+}
+
+/// Close the runs a stopped process left `running` (call holding the lock).
+async fn close_abandoned(lock: &mut LockConnection) -> Result<()> {
+    let abandoned = lock.close_abandoned().await?;
+    if !abandoned.is_empty() {
+        tracing::warn!(
+            runs = ?abandoned,
+            "closed sync_log rows a stopped process left running as abandoned"
+        );
+    }
+    Ok(())
+}
+
+/// The pipeline lock held by a command that writes outside a pipeline; release it when done.
+pub struct CommandLock(LockConnection);
+
+impl CommandLock {
+    pub async fn release(self) {
+        self.0.release().await;
+    }
+}
+
+/// Take the pipeline lock for a command that writes outside a pipeline (`sync …`, `match`,
+/// `check`, `report`), so it never runs beside a pipeline or another such command; `None` when
+/// another run holds it and `wait` gave up. Runs a stopped process left `running` are closed
+/// as `abandoned` once it is held.
+pub async fn lock_for_command(pool: &PgPool, wait: LockWait) -> Result<Option<CommandLock>> {
+    let mut lock = LockConnection::open(pool).await?;
+    let taken = take_lock(&mut lock, wait).await;
+    match taken {
+        Ok(true) => {}
+        Ok(false) => {
+            lock.release().await;
             return Ok(None);
         }
-        tokio::time::sleep(LOCK_RETRY_INTERVAL).await;
+        Err(err) => {
+            lock.release().await;
+            return Err(err);
+        }
     }
+    if let Err(err) = close_abandoned(&mut lock).await {
+        lock.release().await;
+        return Err(err);
+    }
+    Ok(Some(CommandLock(lock)))
 }
