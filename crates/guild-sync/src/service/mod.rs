@@ -3,9 +3,11 @@
 //! database, under **one** [`CancellationToken`]. `guild-sync serve` and `demo --serve` run it.
 //!
 //! A part whose configuration is missing or invalid is disabled with one log line; the rest
-//! runs. Cancelling the token (SIGINT/SIGTERM, or the HTTP server failing) stops everything the
-//! same way: no new runs start, the HTTP server finishes its requests, a running pipeline
-//! finishes, the listener disconnects, the database closes.
+//! runs. Cancelling the token (SIGINT/SIGTERM) stops everything the same way: no new runs
+//! start, the HTTP server finishes its requests (within a grace period, see [`http`]), a
+//! running pipeline finishes, the listener disconnects, the database closes.
+
+mod http;
 
 use std::sync::Arc;
 
@@ -117,10 +119,8 @@ async fn serve_http(
         .local_addr()
         .context("cannot read the bound address")?;
     tracing::info!(%address, "HTTP API listening");
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .context("the HTTP server failed")
+    http::serve(listener, api::router(state), shutdown.clone()).await;
+    Ok(())
 }
 
 async fn start_gateway(
