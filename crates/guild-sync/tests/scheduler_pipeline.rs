@@ -20,10 +20,11 @@ use guild_sync::identity_engine::MatchStats;
 use guild_sync::integrity_checker::CheckStats;
 use guild_sync::run_recorder::RunStatus;
 use guild_sync::scheduler::{
-    AddonInput, PIPELINE_LOCK_KEY, PipelineKind, ProductionStages, ReportOutcome, Scheduler,
-    Stages, StartError, Step, every,
+    AddonInput, PIPELINE_LOCK_KEY, PipelineKind, ProductionStages, ReportOutcome,
+    SUPERSEDED_MESSAGE, Scheduler, Stages, StartError, Step, every,
 };
 use guild_sync::testing::TestDb;
+use guild_sync_core::addon::AddonExport;
 use guild_sync_core::integrity::TypeCounts;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{Semaphore, mpsc};
@@ -541,6 +542,77 @@ async fn runs_a_killed_process_left_running_are_closed_as_abandoned_by_the_next_
         assert_eq!(
             recorder.steps_of("a"),
             [Step::AddonSync, Step::Match, Step::Check, Step::Report]
+        );
+    })
+    .await
+    .unwrap();
+}
+
+/// Sessions waiting for an advisory lock on this database.
+async fn lock_waiters(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_burst_of_uploads_keeps_one_waiting_and_applies_only_the_newest() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let db = TestDb::new().await;
+        let recorder = Arc::new(Recorder::default());
+        let scheduler = Arc::new(Scheduler::new(
+            db.pool.clone(),
+            Arc::new(RecordingStages::new("a", &recorder)),
+        ));
+        let mut operator = PgConnection::connect_with(&db.connect_options())
+            .await
+            .unwrap();
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(PIPELINE_LOCK_KEY)
+            .execute(&mut operator)
+            .await
+            .unwrap();
+
+        const UPLOADS: i64 = 50;
+        let mut runs = Vec::new();
+        for n in 0..UPLOADS {
+            let export = AddonExport {
+                export_time: Some(1_700_000_000 + n),
+                addon_version: None,
+                guild_name: None,
+                uploaded_by: Some(format!("officer-{n}")),
+                characters: Vec::new(),
+            };
+            let triggered = scheduler.trigger_upload(Arc::new(export)).await.unwrap();
+            // Each upload says which waiting one it replaced: the one before it.
+            assert_eq!(triggered.replaced, runs.last().copied(), "upload {n}");
+            runs.push(triggered.run_id);
+        }
+        // The replaced ones stop waiting: one session waits for the lock, not fifty.
+        while lock_waiters(&db.pool).await > 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        operator.close().await.unwrap();
+        scheduler.shutdown().await;
+        let (newest, replaced) = runs.split_last().unwrap();
+        assert_eq!(run_row(&db.pool, *newest).await.1, "success");
+        for id in replaced {
+            let (_, status, error, _) = run_row(&db.pool, *id).await;
+            assert_eq!(
+                (status.as_str(), error.as_deref()),
+                ("skipped", Some(SUPERSEDED_MESSAGE)),
+                "run {id}"
+            );
+        }
+        assert_eq!(
+            recorder.steps_of("a"),
+            [Step::AddonSync, Step::Match, Step::Check, Step::Report],
+            "one upload applied"
         );
     })
     .await

@@ -38,6 +38,8 @@ pub const ABANDONED_MESSAGE: &str = "the process running it stopped before it fi
 /// A dedicated connection that can hold the pipeline lock.
 pub struct LockConnection {
     conn: PgConnection,
+    /// The server process behind it, to cancel a wait from another connection.
+    backend_pid: i32,
 }
 
 /// `lock_not_available`: `lock_timeout` ran out.
@@ -50,10 +52,14 @@ fn is_lock_timeout(err: &sqlx::Error) -> bool {
 impl LockConnection {
     /// A new dedicated connection to the pool's database.
     pub async fn open(pool: &PgPool) -> Result<LockConnection> {
-        let conn = PgConnection::connect_with(&pool.connect_options())
+        let mut conn = PgConnection::connect_with(&pool.connect_options())
             .await
             .context("cannot open the pipeline lock connection")?;
-        Ok(LockConnection { conn })
+        let backend_pid = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut conn)
+            .await
+            .context("cannot open the pipeline lock connection")?;
+        Ok(LockConnection { conn, backend_pid })
     }
 
     /// A new dedicated connection and a `running` `sync_log` row of `source` owned by it (see
@@ -109,6 +115,18 @@ impl LockConnection {
             Err(err) if is_lock_timeout(&err) => Ok(false),
             Err(err) => Err(err).context("cannot wait for the pipeline lock"),
         }
+    }
+
+    /// Cancel a [`LockConnection::lock`] wait whose future was dropped: the server would
+    /// otherwise go on waiting and take the lock for a run that is gone. Runs on `pool`, since
+    /// this connection is still busy with the wait.
+    pub async fn cancel_wait(&self, pool: &PgPool) -> Result<()> {
+        sqlx::query_scalar::<_, bool>("SELECT pg_cancel_backend($1)")
+            .bind(self.backend_pid)
+            .fetch_one(pool)
+            .await
+            .context("cannot cancel the wait for the pipeline lock")?;
+        Ok(())
     }
 
     /// Close every `running` row no live session owns as `abandoned`; returns their ids. Call

@@ -23,7 +23,7 @@ pub mod stages;
 pub mod timers;
 
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
@@ -92,6 +92,35 @@ pub struct Scheduler {
     in_flight: TaskTracker,
     /// How every run waits for the lock; `None`: as [`LockWait::default_for`] its kind.
     lock_wait: Option<LockWait>,
+    /// The upload waiting for the lock, if one is: only the newest export matters, so a newer
+    /// upload replaces it (see [`Scheduler::trigger_upload`]).
+    waiting_upload: Mutex<Option<WaitingUpload>>,
+}
+
+/// An upload run waiting for the lock, and how to tell it a newer one replaced it.
+struct WaitingUpload {
+    run_id: i64,
+    superseded: CancellationToken,
+}
+
+/// What [`Scheduler::trigger_upload`] started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadTriggered {
+    /// The upload's pipeline run (`sync_log` id).
+    pub run_id: i64,
+    /// The waiting upload run this one replaced, which will not apply its export.
+    pub replaced: Option<i64>,
+}
+
+/// `error_message` of an upload run a newer upload replaced before it got the lock.
+pub const SUPERSEDED_MESSAGE: &str = "superseded by a newer upload before it could run";
+
+/// How taking the lock turned out.
+enum Locking {
+    Taken,
+    Busy,
+    /// An upload replaced by a newer one while it waited.
+    Superseded,
 }
 
 impl Scheduler {
@@ -112,6 +141,7 @@ impl Scheduler {
             shutdown,
             in_flight: TaskTracker::new(),
             lock_wait: None,
+            waiting_upload: Mutex::new(None),
         }
     }
 
@@ -128,7 +158,7 @@ impl Scheduler {
     pub async fn run_pipeline(&self, kind: PipelineKind) -> Result<PipelineOutcome, StartError> {
         let in_flight = self.begin()?;
         let (lock, run_id) = LockConnection::open_run(&self.pool, kind.source()).await?;
-        let outcome = self.execute(lock, run_id, kind).await;
+        let outcome = self.execute(lock, run_id, kind, None).await;
         drop(in_flight);
         Ok(outcome?)
     }
@@ -143,11 +173,55 @@ impl Scheduler {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let _in_flight = in_flight;
-            if let Err(err) = this.execute(lock, run_id, kind).await {
+            if let Err(err) = this.execute(lock, run_id, kind, None).await {
                 tracing::error!(run_id, error = %format!("{err:#}"), "could not record the pipeline run");
             }
         });
         Ok(run_id)
+    }
+
+    /// Start the addon pipeline for an accepted upload in the background. It waits for a
+    /// running pipeline (up to [`ADDON_LOCK_WAIT`]); while it waits, a newer upload replaces
+    /// it — the older run ends as `skipped` ([`SUPERSEDED_MESSAGE`]) without applying its
+    /// export — so a flood of uploads keeps one export and one connection waiting, not all.
+    pub async fn trigger_upload(
+        self: &Arc<Self>,
+        export: Arc<guild_sync_core::addon::AddonExport>,
+    ) -> Result<UploadTriggered, StartError> {
+        let kind = PipelineKind::Addon(AddonInput::Upload(export));
+        if let Some(reason) = self.stages.not_ready(&kind) {
+            return Err(StartError::NotConfigured(reason));
+        }
+        let in_flight = self.begin()?;
+        let (lock, run_id) = LockConnection::open_run(&self.pool, kind.source()).await?;
+        let superseded = CancellationToken::new();
+        let replaced = self
+            .waiting_upload
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(WaitingUpload {
+                run_id,
+                superseded: superseded.clone(),
+            });
+        if let Some(previous) = &replaced {
+            previous.superseded.cancel();
+            tracing::info!(
+                run_id,
+                replaced = previous.run_id,
+                "a newer upload replaces the one waiting for the pipeline lock"
+            );
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let _in_flight = in_flight;
+            if let Err(err) = this.execute(lock, run_id, kind, Some(superseded)).await {
+                tracing::error!(run_id, error = %format!("{err:#}"), "could not record the pipeline run");
+            }
+        });
+        Ok(UploadTriggered {
+            run_id,
+            replaced: replaced.map(|previous| previous.run_id),
+        })
     }
 
     /// Stop starting runs (scheduled or triggered) from now on; returns at once. This cancels
@@ -222,17 +296,53 @@ impl Scheduler {
         Ok(guard)
     }
 
-    /// Take the lock, run the steps, close the pipeline's `sync_log` row.
+    /// Take the lock, run the steps, close the pipeline's `sync_log` row. `superseded` is
+    /// set for an upload a newer one can replace while it waits.
     async fn execute(
         &self,
         lock: LockConnection,
         run_id: i64,
         kind: PipelineKind,
+        superseded: Option<CancellationToken>,
     ) -> Result<PipelineOutcome> {
         let span = tracing::info_span!("pipeline", source = kind.source(), run_id);
-        self.execute_in_span(lock, run_id, kind)
+        self.execute_in_span(lock, run_id, kind, superseded)
             .instrument(span)
             .await
+    }
+
+    /// Take the lock for an upload unless a newer upload replaces it first.
+    async fn lock_upload(
+        &self,
+        lock: &mut LockConnection,
+        wait: LockWait,
+        run_id: i64,
+        superseded: &CancellationToken,
+    ) -> Result<Locking> {
+        let waited = tokio::select! {
+            taken = take_lock(lock, wait) => Some(taken),
+            () = superseded.cancelled() => None,
+        };
+        let Some(taken) = waited else {
+            // The wait goes on in the server until cancelled there.
+            lock.cancel_wait(&self.pool).await?;
+            return Ok(Locking::Superseded);
+        };
+        let taken = taken?;
+        // The slot decides: a newer upload may have replaced this one just as it got the lock.
+        let mut slot = self
+            .waiting_upload
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if slot
+            .as_ref()
+            .is_some_and(|waiting| waiting.run_id == run_id)
+        {
+            *slot = None;
+            Ok(if taken { Locking::Taken } else { Locking::Busy })
+        } else {
+            Ok(Locking::Superseded)
+        }
     }
 
     async fn execute_in_span(
@@ -240,6 +350,7 @@ impl Scheduler {
         mut lock: LockConnection,
         run_id: i64,
         kind: PipelineKind,
+        superseded: Option<CancellationToken>,
     ) -> Result<PipelineOutcome> {
         let source = kind.source();
         let started = Instant::now();
@@ -256,21 +367,32 @@ impl Scheduler {
         let wait = self
             .lock_wait
             .unwrap_or_else(|| LockWait::default_for(&kind));
-        let locked = match take_lock(&mut lock, wait).await {
-            Ok(true) => close_abandoned(&mut lock).await.map(|()| true),
+        let locking = match &superseded {
+            Some(superseded) => self.lock_upload(&mut lock, wait, run_id, superseded).await,
+            None => take_lock(&mut lock, wait)
+                .await
+                .map(|taken| if taken { Locking::Taken } else { Locking::Busy }),
+        };
+        let locking = match locking {
+            Ok(Locking::Taken) => close_abandoned(&mut lock).await.map(|()| Locking::Taken),
             other => other,
         };
-        match locked {
+        match locking {
             Err(err) => {
                 outcome.status = RunStatus::Error;
                 outcome.error = Some(format!("{err:#}"));
             }
-            Ok(false) => {
+            Ok(Locking::Busy) => {
                 tracing::info!(source, run_id, "another pipeline holds the lock: skipped");
                 outcome.status = RunStatus::Skipped;
                 outcome.error = Some("another pipeline was running".into());
             }
-            Ok(true) => {
+            Ok(Locking::Superseded) => {
+                tracing::info!(source, run_id, "superseded by a newer upload: skipped");
+                outcome.status = RunStatus::Skipped;
+                outcome.error = Some(SUPERSEDED_MESSAGE.into());
+            }
+            Ok(Locking::Taken) => {
                 tracing::info!(source, run_id, "pipeline started");
                 for step in kind.steps() {
                     let result = AssertUnwindSafe(self.run_step(step, &kind))
