@@ -10,8 +10,9 @@
 //!
 //! **The lock.** A scheduled or triggered run that finds the lock taken does not wait (the next
 //! tick comes soon): its `sync_log` row is closed as `skipped`. An addon upload waits its turn
-//! instead, since it exists only in the request that brought it; so do the commands an officer
-//! runs ([`LockWait`]). Commands that write outside a pipeline (`sync …`, `match`, `check`,
+//! instead, since it exists only in the request that brought it — one at a time: a newer upload
+//! replaces the waiting one ([`Scheduler::trigger_upload`]); so do the commands an officer runs
+//! ([`LockWait`]). Commands that write outside a pipeline (`sync …`, `match`, `check`,
 //! `report`) hold the same lock ([`lock_for_command`]). Whoever takes the lock first closes the
 //! `sync_log` rows a killed process left `running` as `abandoned`.
 //!
