@@ -1,7 +1,8 @@
 //! Integrity findings: the issue types, their severities, the issue hash that identifies one
 //! cause across runs, the findings (with their readable summaries) and the pure diff between
 //! what a check run found and the issues already recorded. Nothing here reads or writes the
-//! database: the integrity checker loads rows, calls [`plan_check`] and applies the plan.
+//! database: the integrity checker loads rows, keys the findings ([`key_findings`]), calls
+//! [`plan_keyed`] and applies the plan ([`plan_check`] does both steps in one call).
 //!
 //! **The re-flagging rule.** At most one *open* issue exists per hash (a partial unique index).
 //! An issue resolved automatically (`resolved_by = 'auto'`) had its cause disappear, so the

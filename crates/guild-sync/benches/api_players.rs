@@ -10,7 +10,12 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use guild_sync::api::{self, AppState};
 use guild_sync::config::Secret;
-use guild_sync::scheduler::{AddonInput, Scheduler, Stages};
+use guild_sync::db_sync::BlizzardSyncStats;
+use guild_sync::db_sync::addon::AddonSyncStats;
+use guild_sync::discord_sync::DiscordSyncStats;
+use guild_sync::identity_engine::MatchStats;
+use guild_sync::integrity_checker::CheckStats;
+use guild_sync::scheduler::{AddonInput, ReportOutcome, Scheduler, Stages};
 use guild_sync::testing::TestDb;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -26,30 +31,30 @@ const TOKEN: &str = "bench-token";
 /// The bench never triggers a pipeline.
 struct NoStages;
 
-fn unused() -> BoxFuture<'static, anyhow::Result<serde_json::Value>> {
+fn unused<T: Send + 'static>() -> BoxFuture<'static, anyhow::Result<T>> {
     async { anyhow::bail!("not used by the benchmark") }.boxed()
 }
 
 impl Stages for NoStages {
-    fn blizzard_sync(&self) -> BoxFuture<'_, anyhow::Result<serde_json::Value>> {
+    fn blizzard_sync(&self) -> BoxFuture<'_, anyhow::Result<BlizzardSyncStats>> {
         unused()
     }
-    fn discord_sync(&self) -> BoxFuture<'_, anyhow::Result<serde_json::Value>> {
+    fn discord_sync(&self) -> BoxFuture<'_, anyhow::Result<DiscordSyncStats>> {
         unused()
     }
     fn addon_sync<'a>(
         &'a self,
         _: &'a AddonInput,
-    ) -> BoxFuture<'a, anyhow::Result<serde_json::Value>> {
+    ) -> BoxFuture<'a, anyhow::Result<AddonSyncStats>> {
         unused()
     }
-    fn run_matching(&self) -> BoxFuture<'_, anyhow::Result<serde_json::Value>> {
+    fn run_matching(&self) -> BoxFuture<'_, anyhow::Result<MatchStats>> {
         unused()
     }
-    fn integrity_check(&self) -> BoxFuture<'_, anyhow::Result<serde_json::Value>> {
+    fn integrity_check(&self) -> BoxFuture<'_, anyhow::Result<CheckStats>> {
         unused()
     }
-    fn report(&self) -> BoxFuture<'_, anyhow::Result<serde_json::Value>> {
+    fn report(&self) -> BoxFuture<'_, anyhow::Result<ReportOutcome>> {
         unused()
     }
 }

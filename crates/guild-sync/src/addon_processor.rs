@@ -94,6 +94,10 @@ pub struct UploadAccepted {
     pub export_time: Option<i64>,
     /// Characters in the accepted export.
     pub characters: usize,
+    /// The earlier upload, still waiting for its turn, that this one replaced: only the newest
+    /// export is applied, so that one's run ends `skipped` without applying it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_run_id: Option<i64>,
 }
 
 /// The status endpoint's answer.

@@ -529,7 +529,7 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
 }
 
-/// Exponential backoff with full jitter: uniform in [base·2ⁿ/2, base·2ⁿ], so concurrent
+/// Exponential backoff with equal jitter: uniform in [base·2ⁿ/2, base·2ⁿ], so concurrent
 /// retries spread out instead of hitting the API together.
 fn jittered(base: Duration, retry: u32) -> Duration {
     let ceiling = base.saturating_mul(1 << retry.min(10));

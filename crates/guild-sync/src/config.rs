@@ -151,8 +151,12 @@ fn default_oauth_url() -> String {
 fn default_blizzard_rps() -> u32 {
     90
 }
+/// Discord's own API base, the default of `DISCORD_API_URL`; any other value is reached as a
+/// proxy (see `discord_sync`).
+pub const DEFAULT_DISCORD_API_URL: &str = "https://discord.com/api/v10";
+
 fn default_discord_api_url() -> String {
-    "https://discord.com/api/v10".into()
+    DEFAULT_DISCORD_API_URL.into()
 }
 fn default_bind() -> String {
     "127.0.0.1:8080".into()

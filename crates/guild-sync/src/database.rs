@@ -9,6 +9,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::config::Config;
+use crate::db;
 use crate::pg_cluster::{Durability, LocalCluster};
 
 /// The database guild-sync creates in its private cluster.
@@ -73,11 +74,7 @@ impl Database {
         let (admin, name) = self.admin_and_name()?;
         self.pool.close().await;
         let mut conn = PgConnection::connect_with(&admin).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await?;
+        db::admin::drop_database(&mut conn, &name).await?;
         conn.close().await.ok();
         if let Some(cluster) = self.cluster {
             let _ = tokio::task::spawn_blocking(move || drop(cluster)).await;
@@ -100,8 +97,8 @@ impl Database {
     }
 
     async fn connect(options: PgConnectOptions, cluster: Option<LocalCluster>) -> Result<Database> {
-        let pool = crate::db::connect(options).await?;
-        crate::db::migrate(&pool).await?;
+        let pool = db::connect(options).await?;
+        db::migrate(&pool).await?;
         Ok(Database { pool, cluster })
     }
 
@@ -148,22 +145,11 @@ async fn create_database(admin: PgConnectOptions, name: &str, replace: bool) -> 
         .await
         .context("cannot connect to PostgreSQL to create a database")?;
     if replace {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await?;
+        db::admin::drop_database(&mut conn, name).await?;
     }
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(name)
-            .fetch_one(&mut conn)
-            .await?;
-    if !exists {
+    if !db::admin::database_exists(&mut conn, name).await? {
         // Two processes may race here on first use; losing the race is fine.
-        let created = sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&mut conn)
-            .await;
+        let created = db::admin::create_database(&mut conn, name).await;
         if let Err(err) = created
             && !is_duplicate_database(&err)
         {

@@ -2,25 +2,34 @@
 //!
 //! The sample (`crates/guild-sync/demo/`, embedded in the binary) is a Battle.net roster
 //! directory, a Discord member file and a PATTSync export — the same file inputs production
-//! reads — so the demo runs the real stages: sync → match → check → report. It uses its own
-//! database (`guild_sync_demo`) next to the product's, so trying the demo never mixes sample
-//! players into a real guild's data. Running it again changes nothing, and it says so.
+//! reads — so the demo runs the real pipeline, the one `serve` runs: sync → match → check →
+//! report. It uses its own database (`guild_sync_demo`) next to the product's, so trying the
+//! demo never mixes sample players into a real guild's data. Running it again changes nothing,
+//! and it says so.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use include_dir::{Dir, include_dir};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
-use crate::config::{Config, RemovalGuard};
+use crate::config::Config;
 use crate::database::Database;
+use crate::db::admin;
+use crate::db_sync::BlizzardSyncStats;
 use crate::db_sync::addon::AddonSyncStats;
-use crate::db_sync::{BlizzardInput, BlizzardSyncStats};
-use crate::discord_sync::{DiscordInput, DiscordSyncStats};
+use crate::discord_sync::DiscordSyncStats;
 use crate::identity_engine::MatchStats;
 use crate::integrity_checker::CheckStats;
+use crate::run_recorder::RunStatus;
+use crate::scheduler::{
+    AddonInput, LockWait, PipelineKind, PipelineOutcome, ProductionStages, ReportOutcome,
+    Scheduler, StageInputs, StageStats, Step,
+};
 
 /// The sample guild, embedded so the demo works wherever the binary is.
 static SAMPLE: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/demo");
@@ -65,7 +74,14 @@ struct SampleFiles {
 
 impl SampleFiles {
     fn extract() -> Result<SampleFiles> {
-        let dir = std::env::temp_dir().join(format!("guild-sync-demo-{}", std::process::id()));
+        // One directory per extraction: two runs in one process (tests) must not share one,
+        // or the first to finish would remove the other's files.
+        static EXTRACTIONS: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "guild-sync-demo-{}-{}",
+            std::process::id(),
+            EXTRACTIONS.fetch_add(1, Ordering::Relaxed)
+        ));
         if dir.exists() {
             std::fs::remove_dir_all(&dir).ok();
         }
@@ -88,45 +104,62 @@ impl Drop for SampleFiles {
     }
 }
 
-/// Run every stage on the sample guild against `pool`.
+/// Run every stage on the sample guild against `pool`, through the same pipeline as `serve`
+/// and `guild-sync pipeline` (a `pipeline:full` run under the pipeline lock).
 pub async fn run_stages(pool: &PgPool, config: &Config) -> Result<DemoRun> {
     let sample = SampleFiles::extract()?;
     let first_run = crate::db::characters::count_all(pool).await? == 0;
-    let guard = RemovalGuard::from_config(config, false);
+    let inputs = StageInputs::files(
+        config,
+        sample.path("blizzard"),
+        sample.path("discord/members.json"),
+    );
+    let stages = ProductionStages::new(pool.clone(), config.clone(), inputs);
+    let outcome = Scheduler::new(pool.clone(), Arc::new(stages))
+        .waiting_for_the_lock(LockWait::Forever)
+        .run_pipeline(PipelineKind::Full {
+            addon: Some(AddonInput::File(sample.path("addon/PATTSync.lua"))),
+        })
+        .await?;
+    match outcome.status {
+        RunStatus::Success | RunStatus::Partial => {}
+        RunStatus::Skipped => bail!("another pipeline is running on the demo database"),
+        RunStatus::Error | RunStatus::Abandoned => bail!(
+            "the demo stopped on the sample guild: {}",
+            outcome.error.as_deref().unwrap_or("unknown error")
+        ),
+    }
+    DemoRun::from_outcome(outcome, first_run)
+}
 
-    let blizzard = crate::db_sync::run(
-        pool,
-        config,
-        BlizzardInput::Dir(sample.path("blizzard")),
-        guard,
-        false,
-    )
-    .await
-    .context("the Battle.net stage failed on the sample roster")?;
-    let discord = crate::discord_sync::run(
-        pool,
-        config,
-        DiscordInput::File(sample.path("discord/members.json")),
-        guard,
-    )
-    .await
-    .context("the Discord stage failed on the sample members")?;
-    let export = crate::addon_processor::read_export_file(&sample.path("addon/PATTSync.lua"))?;
-    let addon = crate::db_sync::addon::sync_addon_data(pool, &export)
-        .await
-        .context("the addon stage failed on the sample export")?;
-    let matching = crate::identity_engine::run_matching(pool).await?;
-    let check = crate::integrity_checker::run_integrity_check(pool, config).await?;
-    let report = crate::reporter::render_text_report(pool, true).await?;
-    Ok(DemoRun {
-        blizzard,
-        discord,
-        addon,
-        matching,
-        check,
-        first_run,
-        report,
-    })
+impl DemoRun {
+    /// Pick each stage's stats out of a finished full pipeline.
+    fn from_outcome(outcome: PipelineOutcome, first_run: bool) -> Result<DemoRun> {
+        let (mut blizzard, mut discord, mut addon, mut matching, mut check, mut report) =
+            (None, None, None, None, None, None);
+        for stage in outcome.stages {
+            match stage.stats {
+                StageStats::BlizzardSync(stats) => blizzard = Some(stats),
+                StageStats::DiscordSync(stats) => discord = Some(stats),
+                StageStats::AddonSync(stats) => addon = Some(stats),
+                StageStats::Match(stats) => matching = Some(stats),
+                StageStats::Check(stats) => check = Some(stats),
+                StageStats::Report(ReportOutcome::Rendered { text }) => report = Some(text),
+                StageStats::Report(_) => {}
+            }
+        }
+        let missing =
+            |step: Step| anyhow!("the pipeline finished without its {} step", step.as_str());
+        Ok(DemoRun {
+            blizzard: blizzard.ok_or_else(|| missing(Step::BlizzardSync))?,
+            discord: discord.ok_or_else(|| missing(Step::DiscordSync))?,
+            addon: addon.ok_or_else(|| missing(Step::AddonSync))?,
+            matching: matching.ok_or_else(|| missing(Step::Match))?,
+            check: check.ok_or_else(|| missing(Step::Check))?,
+            first_run,
+            report: report.ok_or_else(|| missing(Step::Report))?,
+        })
+    }
 }
 
 /// A fingerprint of the bundled sample: every file's path and bytes.
@@ -158,19 +191,10 @@ pub fn sample_fingerprint() -> String {
 pub async fn open_database(config: &Config, name: &str) -> Result<(Database, bool)> {
     let mark = format!("guild-sync demo sample {}", sample_fingerprint());
     let mut db = Database::open_named(config, name).await?;
-    let stored: Option<String> = sqlx::query_scalar(
-        "SELECT shobj_description(oid, 'pg_database') FROM pg_database
-         WHERE datname = current_database()",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .context("cannot read which sample the demo database holds")?;
-    let empty: bool = sqlx::query_scalar(
-        "SELECT NOT EXISTS (SELECT 1 FROM guild_identity.wow_characters)
-            AND NOT EXISTS (SELECT 1 FROM guild_identity.discord_users)",
-    )
-    .fetch_one(&db.pool)
-    .await?;
+    let stored = admin::current_database_comment(&db.pool)
+        .await
+        .context("cannot read which sample the demo database holds")?;
+    let empty = admin::holds_no_guild(&db.pool).await?;
     let started_over = match stored {
         Some(stored) if stored == mark => false,
         None if empty => false,
@@ -182,13 +206,9 @@ pub async fn open_database(config: &Config, name: &str) -> Result<(Database, boo
             true
         }
     };
-    // `COMMENT` takes no parameters; both the name and the hex mark are ours.
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "COMMENT ON DATABASE \"{name}\" IS '{mark}'"
-    )))
-    .execute(&db.pool)
-    .await
-    .context("cannot mark the demo database with its sample")?;
+    admin::set_database_comment(&db.pool, name, &mark)
+        .await
+        .context("cannot mark the demo database with its sample")?;
     Ok((db, started_over))
 }
 
@@ -215,7 +235,7 @@ pub async fn run(config: &Config, serve: bool) -> Result<()> {
         render(&run, &links, &examples, db.cluster().map(|c| c.root()))
     );
     if serve {
-        crate::cli::serve::serve_database(config, db).await
+        crate::service::serve_until_signal(config, db).await
     } else {
         db.close().await;
         Ok(())

@@ -13,8 +13,8 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 use serde::Deserialize;
 use sqlx::PgPool;
-use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use twilight_gateway::{CloseFrame, ConfigBuilder, Intents, Message, Shard, ShardId};
 
 use crate::config::Config;
@@ -31,30 +31,32 @@ const CLOSE_TIMEOUT_SECS: u64 = 5;
 
 /// A running listener.
 pub struct GatewayHandle {
-    stop: Option<oneshot::Sender<()>>,
+    stop: CancellationToken,
     task: JoinHandle<()>,
-    applied: watch::Receiver<u64>,
 }
 
 impl GatewayHandle {
     /// Disconnect and wait for the listener to finish.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Err(err) = (&mut self.task).await {
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        self.join().await;
+    }
+
+    /// Wait for the listener to finish (once the token it was spawned with is cancelled).
+    pub async fn join(self) {
+        if let Err(err) = self.task.await {
             tracing::error!(error = %err, "the gateway listener task failed");
         }
     }
-
-    /// The number of member events applied so far; tests wait on it instead of sleeping.
-    pub fn applied_events(&self) -> watch::Receiver<u64> {
-        self.applied.clone()
-    }
 }
 
-/// Connect to the gateway and start applying member events.
-pub async fn spawn(pool: PgPool, config: &Config) -> Result<GatewayHandle> {
+/// Connect to the gateway and start applying member events until `shutdown` is cancelled (or
+/// [`GatewayHandle::shutdown`] is called, which stops only this listener).
+pub async fn spawn(
+    pool: PgPool,
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> Result<GatewayHandle> {
     let token = config
         .discord_bot_token
         .as_ref()
@@ -66,23 +68,12 @@ pub async fn spawn(pool: PgPool, config: &Config) -> Result<GatewayHandle> {
         builder = builder.proxy_url(url.trim_end_matches('/').to_owned());
     }
     let shard = Shard::with_config(ShardId::ONE, builder.build());
-    let (stop_tx, stop_rx) = oneshot::channel();
-    let (applied_tx, applied_rx) = watch::channel(0u64);
-    let task = tokio::spawn(listen(shard, pool, guild, stop_rx, applied_tx));
-    Ok(GatewayHandle {
-        stop: Some(stop_tx),
-        task,
-        applied: applied_rx,
-    })
+    let stop = shutdown.child_token();
+    let task = tokio::spawn(listen(shard, pool, guild, stop.clone()));
+    Ok(GatewayHandle { stop, task })
 }
 
-async fn listen(
-    mut shard: Shard,
-    pool: PgPool,
-    guild: Snowflake,
-    mut stop: oneshot::Receiver<()>,
-    applied: watch::Sender<u64>,
-) {
+async fn listen(mut shard: Shard, pool: PgPool, guild: Snowflake, stop: CancellationToken) {
     let mut listener = Listener {
         pool,
         guild,
@@ -90,7 +81,7 @@ async fn listen(
     };
     loop {
         tokio::select! {
-            _ = &mut stop => {
+            _ = stop.cancelled() => {
                 close(&mut shard).await;
                 return;
             }
@@ -108,11 +99,7 @@ async fn listen(
                 Some(Ok(Message::Close(frame))) => {
                     tracing::info!(?frame, "Discord gateway connection closed; reconnecting");
                 }
-                Some(Ok(Message::Text(json))) => {
-                    if listener.handle(&json).await {
-                        applied.send_modify(|n| *n += 1);
-                    }
-                }
+                Some(Ok(Message::Text(json))) => listener.handle(&json).await,
             }
         }
     }
@@ -185,29 +172,27 @@ struct Listener {
 const OP_DISPATCH: u8 = 0;
 
 impl Listener {
-    /// Apply one gateway message; returns whether it was a member event that was applied.
-    async fn handle(&mut self, json: &str) -> bool {
+    /// Apply one gateway message.
+    async fn handle(&mut self, json: &str) {
         let payload: Payload = match serde_json::from_str(json) {
             Ok(payload) => payload,
             Err(err) => {
                 tracing::warn!(error = %err, "undecodable Discord gateway message");
-                return false;
+                return;
             }
         };
         if payload.op != OP_DISPATCH {
-            return false;
+            return;
         }
-        let Some(kind) = payload.t else { return false };
+        let Some(kind) = payload.t else { return };
         match self.dispatch(&kind, payload.d).await {
             Ok(Some(outcome)) => {
                 tracing::info!(event = %kind, ?outcome, "Discord member event applied");
-                true
             }
-            Ok(None) => false,
+            Ok(None) => {}
             Err(err) => {
                 // The event is lost; the next scheduled full sync repairs the row.
                 tracing::error!(event = %kind, error = %format!("{err:#}"), "cannot apply a Discord event");
-                false
             }
         }
     }

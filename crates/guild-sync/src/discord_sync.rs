@@ -32,8 +32,7 @@ pub const SYNC_SOURCE: &str = "discord";
 /// Members per page of `GET /guilds/{id}/members`: Discord's maximum.
 pub const MEMBERS_PAGE_SIZE: u16 = 1000;
 
-/// Discord's own API base; any other `DISCORD_API_URL` is reached as a proxy.
-pub const DEFAULT_DISCORD_API_URL: &str = "https://discord.com/api/v10";
+pub use crate::config::DEFAULT_DISCORD_API_URL;
 
 // ---------------------------------------------------------------------------------------------
 // Wire shapes (Discord API v10). Only the fields guild-sync uses; everything else is ignored,

@@ -1,7 +1,8 @@
 //! guild-sync: the service crate. Configuration, the database, the Battle.net and Discord
 //! adapters, the pipelines (`db_sync`, `discord_sync`, `identity_engine`, `integrity_checker`,
-//! `reporter`), the `scheduler`, the HTTP `api`, the `companion` and the CLI. Decisions that need
-//! no I/O live in the `guild-sync-core` crate; this crate loads, calls the core, and applies.
+//! `reporter`), the `scheduler`, the HTTP `api`, the `service` that assembles them, the
+//! `companion` and the CLI. Decisions that need no I/O live in the `guild-sync-core` crate;
+//! this crate loads, calls the core, and applies.
 
 pub mod addon_processor;
 pub mod api;
@@ -23,6 +24,7 @@ pub mod pg_cluster;
 pub mod reporter;
 pub mod run_recorder;
 pub mod scheduler;
+pub mod service;
 #[cfg(feature = "test-support")]
 pub mod testing;
 

@@ -46,43 +46,48 @@ where
     Fut: Future<Output = Result<(T, RunReport)>>,
 {
     let run_id = sync_log::open(pool, source).await?;
+    // The whole run — the stage and the closing of its row — in the run's span, attached to
+    // the future (`.instrument`) so only this task's log lines carry it.
     let span = tracing::info_span!("run", source, run_id);
-    let started = Instant::now();
-    let outcome = stage(run_id).instrument(span.clone()).await;
-    let seconds = started.elapsed().as_secs_f64();
-    let _entered = span.enter();
-    match outcome {
-        Ok((value, report)) => {
-            sync_log::close(
-                pool,
-                run_id,
-                report.status,
-                report.counts,
-                &report.details,
-                report.error.as_deref(),
-                seconds,
-            )
-            .await?;
-            tracing::info!(status = report.status.as_str(), seconds, "run finished");
-            Ok(value)
-        }
-        Err(err) => {
-            let message = format!("{err:#}");
-            tracing::error!(error = %message, seconds, "run failed");
-            let closed = sync_log::close(
-                pool,
-                run_id,
-                RunStatus::Error,
-                RunCounts::default(),
-                &serde_json::json!({}),
-                Some(&message),
-                seconds,
-            )
-            .await;
-            if let Err(close_err) = closed {
-                tracing::error!(error = %close_err, "could not record the failed run");
+    async move {
+        let started = Instant::now();
+        let outcome = stage(run_id).await;
+        let seconds = started.elapsed().as_secs_f64();
+        match outcome {
+            Ok((value, report)) => {
+                sync_log::close(
+                    pool,
+                    run_id,
+                    report.status,
+                    report.counts,
+                    &report.details,
+                    report.error.as_deref(),
+                    seconds,
+                )
+                .await?;
+                tracing::info!(status = report.status.as_str(), seconds, "run finished");
+                Ok(value)
             }
-            Err(err)
+            Err(err) => {
+                let message = format!("{err:#}");
+                tracing::error!(error = %message, seconds, "run failed");
+                let closed = sync_log::close(
+                    pool,
+                    run_id,
+                    RunStatus::Error,
+                    RunCounts::default(),
+                    &serde_json::json!({}),
+                    Some(&message),
+                    seconds,
+                )
+                .await;
+                if let Err(close_err) = closed {
+                    tracing::error!(error = %close_err, "could not record the failed run");
+                }
+                Err(err)
+            }
         }
     }
+    .instrument(span)
+    .await
 }

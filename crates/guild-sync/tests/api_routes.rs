@@ -1,6 +1,6 @@
 //! The HTTP API over real TCP (127.0.0.1:0, reqwest) on a fresh database per test: every route,
 //! authentication, the `{"error"}` shape of every refusal, and the OpenAPI document. Pipeline
-//! triggers run stub stages (the real ones are built in parallel); the scheduler, its lock and
+//! triggers run stub stages (the real ones have their own tests); the scheduler, its lock and
 //! `sync_log` are real.
 
 mod common;
@@ -14,7 +14,12 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use guild_sync::api::{self, AppState};
 use guild_sync::config::Secret;
-use guild_sync::scheduler::{AddonInput, Scheduler, Stages};
+use guild_sync::db_sync::BlizzardSyncStats;
+use guild_sync::db_sync::addon::AddonSyncStats;
+use guild_sync::discord_sync::DiscordSyncStats;
+use guild_sync::identity_engine::MatchStats;
+use guild_sync::integrity_checker::CheckStats;
+use guild_sync::scheduler::{AddonInput, ReportOutcome, Scheduler, Stages};
 use guild_sync::testing::TestDb;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -24,31 +29,31 @@ use common::{SpawnedApp, spawn_app, within_a_minute};
 
 const TOKEN: &str = "officer-token-for-tests";
 
-/// Stages that succeed at once.
+/// Stages that succeed at once, changing nothing.
 struct NoopStages;
 
-fn done() -> BoxFuture<'static, Result<Value>> {
-    async { Ok(json!({ "noop": true })) }.boxed()
+fn done<T: Default + Send + 'static>() -> BoxFuture<'static, Result<T>> {
+    async { Ok(T::default()) }.boxed()
 }
 
 impl Stages for NoopStages {
-    fn blizzard_sync(&self) -> BoxFuture<'_, Result<Value>> {
+    fn blizzard_sync(&self) -> BoxFuture<'_, Result<BlizzardSyncStats>> {
         done()
     }
-    fn discord_sync(&self) -> BoxFuture<'_, Result<Value>> {
+    fn discord_sync(&self) -> BoxFuture<'_, Result<DiscordSyncStats>> {
         done()
     }
-    fn addon_sync<'a>(&'a self, _: &'a AddonInput) -> BoxFuture<'a, Result<Value>> {
+    fn addon_sync<'a>(&'a self, _: &'a AddonInput) -> BoxFuture<'a, Result<AddonSyncStats>> {
         done()
     }
-    fn run_matching(&self) -> BoxFuture<'_, Result<Value>> {
+    fn run_matching(&self) -> BoxFuture<'_, Result<MatchStats>> {
         done()
     }
-    fn integrity_check(&self) -> BoxFuture<'_, Result<Value>> {
+    fn integrity_check(&self) -> BoxFuture<'_, Result<CheckStats>> {
         done()
     }
-    fn report(&self) -> BoxFuture<'_, Result<Value>> {
-        done()
+    fn report(&self) -> BoxFuture<'_, Result<ReportOutcome>> {
+        async { Ok(ReportOutcome::NoSender) }.boxed()
     }
 }
 

@@ -1,7 +1,7 @@
 //! The scheduler against a real PostgreSQL: pipeline order, the cross-process advisory lock,
 //! failure handling, graceful shutdown and the Discord interval. The stages are a recording
-//! implementation of `Stages` (the real ones are built in parallel); the lock, the database
-//! and `sync_log` are real.
+//! implementation of `Stages` (the real ones run in `scheduler_real_stages`); the lock, the
+//! database and `sync_log` are real.
 
 mod common;
 
@@ -13,14 +13,24 @@ use anyhow::{Result, anyhow};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use guild_sync::config::Config;
+use guild_sync::db::pipeline_lock::{ABANDONED_MESSAGE, LockConnection, RUN_MARK_CLASS};
+use guild_sync::db::sync_log;
+use guild_sync::db_sync::BlizzardSyncStats;
+use guild_sync::db_sync::addon::AddonSyncStats;
+use guild_sync::discord_sync::DiscordSyncStats;
+use guild_sync::identity_engine::MatchStats;
+use guild_sync::integrity_checker::CheckStats;
 use guild_sync::run_recorder::RunStatus;
 use guild_sync::scheduler::{
-    AddonInput, PIPELINE_LOCK_KEY, PipelineKind, ProductionStages, Scheduler, Stages, StartError,
-    Step, every,
+    AddonInput, PIPELINE_LOCK_KEY, PipelineKind, ProductionStages, ReportOutcome,
+    SUPERSEDED_MESSAGE, Scheduler, Stages, StartError, Step, every,
 };
 use guild_sync::testing::TestDb;
+use guild_sync_core::addon::AddonExport;
+use guild_sync_core::integrity::TypeCounts;
 use sqlx::{Connection, PgConnection, PgPool};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use common::{within, within_a_minute};
 
@@ -65,7 +75,8 @@ impl RecordingStages {
         }
     }
 
-    fn step(&self, step: Step) -> BoxFuture<'_, Result<serde_json::Value>> {
+    /// Record `step`, then return `stats` as its result.
+    fn step<T: Send + 'static>(&self, step: Step, stats: T) -> BoxFuture<'_, Result<T>> {
         async move {
             let now = self.recorder.active.fetch_add(1, Ordering::SeqCst) + 1;
             self.recorder.max_active.fetch_max(now, Ordering::SeqCst);
@@ -85,30 +96,35 @@ impl RecordingStages {
             if self.fail_at == Some(step) {
                 return Err(anyhow!("{} broke on purpose", step.as_str()));
             }
-            Ok(serde_json::json!({ "by": self.who }))
+            Ok(stats)
         }
         .boxed()
     }
 }
 
 impl Stages for RecordingStages {
-    fn blizzard_sync(&self) -> BoxFuture<'_, Result<serde_json::Value>> {
-        self.step(Step::BlizzardSync)
+    fn blizzard_sync(&self) -> BoxFuture<'_, Result<BlizzardSyncStats>> {
+        self.step(Step::BlizzardSync, BlizzardSyncStats::default())
     }
-    fn discord_sync(&self) -> BoxFuture<'_, Result<serde_json::Value>> {
-        self.step(Step::DiscordSync)
+    fn discord_sync(&self) -> BoxFuture<'_, Result<DiscordSyncStats>> {
+        self.step(Step::DiscordSync, DiscordSyncStats::default())
     }
-    fn addon_sync<'a>(&'a self, _: &'a AddonInput) -> BoxFuture<'a, Result<serde_json::Value>> {
-        self.step(Step::AddonSync)
+    fn addon_sync<'a>(&'a self, _: &'a AddonInput) -> BoxFuture<'a, Result<AddonSyncStats>> {
+        self.step(Step::AddonSync, AddonSyncStats::default())
     }
-    fn run_matching(&self) -> BoxFuture<'_, Result<serde_json::Value>> {
-        self.step(Step::Match)
+    fn run_matching(&self) -> BoxFuture<'_, Result<MatchStats>> {
+        self.step(Step::Match, MatchStats::default())
     }
-    fn integrity_check(&self) -> BoxFuture<'_, Result<serde_json::Value>> {
-        self.step(Step::Check)
+    fn integrity_check(&self) -> BoxFuture<'_, Result<CheckStats>> {
+        // Stats that name who ran the check, so the test can find them in `sync_log.details`.
+        let by_who = CheckStats {
+            by_type: [(self.who.to_string(), TypeCounts::default())].into(),
+            ..CheckStats::default()
+        };
+        self.step(Step::Check, by_who)
     }
-    fn report(&self) -> BoxFuture<'_, Result<serde_json::Value>> {
-        self.step(Step::Report)
+    fn report(&self) -> BoxFuture<'_, Result<ReportOutcome>> {
+        self.step(Step::Report, ReportOutcome::NoSender)
     }
 }
 
@@ -154,7 +170,10 @@ async fn the_battle_net_pipeline_runs_sync_then_match_then_check_then_report() {
         );
         let stages = details["stages"].as_object().unwrap();
         assert_eq!(stages.len(), 4, "{details}");
-        assert_eq!(details["stages"]["check"]["by"], "a");
+        assert!(
+            details["stages"]["check"]["by_type"]["a"].is_object(),
+            "{details}"
+        );
     })
     .await;
 }
@@ -416,9 +435,9 @@ async fn the_discord_job_runs_at_start_and_then_every_interval_until_shutdown() 
         let period = Duration::from_secs(config.guild_sync_discord_interval_minutes * 60);
         assert_eq!(period, Duration::from_secs(15 * 60));
         let (ticks_tx, mut ticks) = mpsc::unbounded_channel();
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop = CancellationToken::new();
         let start = tokio::time::Instant::now();
-        let job = tokio::spawn(every(period, stop_rx, move || {
+        let job = tokio::spawn(every(period, stop.clone(), move || {
             let ticks_tx = ticks_tx.clone();
             async move { ticks_tx.send(tokio::time::Instant::now()).unwrap() }
         }));
@@ -427,7 +446,7 @@ async fn the_discord_job_runs_at_start_and_then_every_interval_until_shutdown() 
             let at = ticks.recv().await.unwrap();
             assert_eq!(at - start, period * n, "run {n}");
         }
-        stop_tx.send(true).unwrap();
+        stop.cancel();
         job.await.unwrap();
         assert!(ticks.recv().await.is_none(), "no run after shutdown");
     })
@@ -439,8 +458,154 @@ async fn the_report_step_without_a_discord_sender_is_skipped_not_an_error() {
     within_a_minute(async {
         let db = TestDb::new().await;
         let stages = ProductionStages::for_service(db.pool.clone(), Config::defaults(), None);
-        let stats = stages.report().await.unwrap();
+        let stats = serde_json::to_value(stages.report().await.unwrap()).unwrap();
         assert_eq!(stats["sent"], false);
+    })
+    .await;
+}
+
+/// Wait (by polling the server, not by timing) until no session holds an advisory lock marking
+/// row `id` as owned — what the server does once a killed process's connection is gone.
+async fn wait_until_unowned(pool: &PgPool, id: i64) {
+    loop {
+        let owned: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2
+                            AND classid = $1::int4::oid AND objid = $2::int4::oid)",
+        )
+        .bind(RUN_MARK_CLASS)
+        .bind(i32::try_from(id).unwrap())
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if !owned {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn runs_a_killed_process_left_running_are_closed_as_abandoned_by_the_next_lock_holder() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let recorder = Arc::new(Recorder::default());
+        let scheduler = Arc::new(Scheduler::new(
+            db.pool.clone(),
+            Arc::new(RecordingStages::new("a", &recorder)),
+        ));
+        let mut operator = PgConnection::connect_with(&db.connect_options())
+            .await
+            .unwrap();
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(PIPELINE_LOCK_KEY)
+            .execute(&mut operator)
+            .await
+            .unwrap();
+
+        // A process that opened its pipeline row and a stage row, then was killed: its
+        // connection is gone, its rows stay `running`.
+        let (killed, dead_pipeline) = LockConnection::open_run(&db.pool, "pipeline:discord")
+            .await
+            .unwrap();
+        let dead_stage = sync_log::open(&db.pool, "discord").await.unwrap();
+        drop(killed);
+        wait_until_unowned(&db.pool, dead_pipeline).await;
+
+        // An upload waiting its turn is running too, but alive.
+        let waiting = scheduler
+            .trigger(PipelineKind::Addon(AddonInput::File("PATTSync.lua".into())))
+            .await
+            .unwrap();
+        // A run that does not get the lock closes nothing.
+        let skipped = scheduler.run_pipeline(PipelineKind::Report).await.unwrap();
+        assert_eq!(skipped.status, RunStatus::Skipped);
+        for id in [dead_pipeline, dead_stage, waiting] {
+            assert_eq!(run_row(&db.pool, id).await.1, "running", "run {id}");
+        }
+
+        // The waiting upload takes the lock once it is free, closes the dead runs and runs.
+        operator.close().await.unwrap();
+        scheduler.shutdown().await;
+        for id in [dead_pipeline, dead_stage] {
+            let (_, status, error, _) = run_row(&db.pool, id).await;
+            assert_eq!(status, "abandoned", "run {id}");
+            assert_eq!(error.as_deref(), Some(ABANDONED_MESSAGE));
+        }
+        assert_eq!(run_row(&db.pool, waiting).await.1, "success");
+        assert_eq!(
+            recorder.steps_of("a"),
+            [Step::AddonSync, Step::Match, Step::Check, Step::Report]
+        );
+    })
+    .await;
+}
+
+/// Sessions waiting for an advisory lock on this database.
+async fn lock_waiters(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_burst_of_uploads_keeps_one_waiting_and_applies_only_the_newest() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let recorder = Arc::new(Recorder::default());
+        let scheduler = Arc::new(Scheduler::new(
+            db.pool.clone(),
+            Arc::new(RecordingStages::new("a", &recorder)),
+        ));
+        let mut operator = PgConnection::connect_with(&db.connect_options())
+            .await
+            .unwrap();
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(PIPELINE_LOCK_KEY)
+            .execute(&mut operator)
+            .await
+            .unwrap();
+
+        const UPLOADS: i64 = 50;
+        let mut runs = Vec::new();
+        for n in 0..UPLOADS {
+            let export = AddonExport {
+                export_time: Some(1_700_000_000 + n),
+                addon_version: None,
+                guild_name: None,
+                uploaded_by: Some(format!("officer-{n}")),
+                characters: Vec::new(),
+            };
+            let triggered = scheduler.trigger_upload(Arc::new(export)).await.unwrap();
+            // Each upload says which waiting one it replaced: the one before it.
+            assert_eq!(triggered.replaced, runs.last().copied(), "upload {n}");
+            runs.push(triggered.run_id);
+        }
+        // The replaced ones stop waiting: one session waits for the lock, not fifty.
+        while lock_waiters(&db.pool).await > 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        operator.close().await.unwrap();
+        scheduler.shutdown().await;
+        let (newest, replaced) = runs.split_last().unwrap();
+        assert_eq!(run_row(&db.pool, *newest).await.1, "success");
+        for id in replaced {
+            let (_, status, error, _) = run_row(&db.pool, *id).await;
+            assert_eq!(
+                (status.as_str(), error.as_deref()),
+                ("skipped", Some(SUPERSEDED_MESSAGE)),
+                "run {id}"
+            );
+        }
+        assert_eq!(
+            recorder.steps_of("a"),
+            [Step::AddonSync, Step::Match, Step::Check, Step::Report],
+            "one upload applied"
+        );
     })
     .await;
 }

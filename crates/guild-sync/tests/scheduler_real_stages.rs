@@ -14,7 +14,8 @@ use guild_sync::discord_sender::DiscordSender;
 use guild_sync::discord_sync::DiscordInput;
 use guild_sync::run_recorder::RunStatus;
 use guild_sync::scheduler::{
-    AddonInput, PipelineKind, ProductionStages, ReportMode, Scheduler, Step,
+    AddonInput, PipelineKind, PipelineOutcome, ProductionStages, ReportMode, Scheduler,
+    StageInputs, Step,
 };
 use guild_sync::testing::TestDb;
 use wiremock::matchers::{method, path};
@@ -29,6 +30,11 @@ fn sample(relative: &str) -> PathBuf {
 }
 
 async fn scheduler_with_webhook(db: &TestDb, webhook: &MockServer) -> Scheduler {
+    scheduler_reading(db, webhook, sample("blizzard")).await
+}
+
+/// The sample's Discord members and the Battle.net roster in `blizzard_dir`.
+async fn scheduler_reading(db: &TestDb, webhook: &MockServer, blizzard_dir: PathBuf) -> Scheduler {
     guild_sync::install_crypto_provider();
     let config = Config::defaults();
     let sender = DiscordSender::webhook(Secret::new(format!(
@@ -36,15 +42,15 @@ async fn scheduler_with_webhook(db: &TestDb, webhook: &MockServer) -> Scheduler 
         webhook.uri()
     )))
     .unwrap();
-    let stages = ProductionStages::new(
-        db.pool.clone(),
-        config.clone(),
-        BlizzardInput::Dir(sample("blizzard")),
-        DiscordInput::File(sample("discord/members.json")),
-        RemovalGuard::from_config(&config, false),
-        ReportMode::Send(Some(sender)),
-        false,
-    );
+    let inputs = StageInputs {
+        blizzard: BlizzardInput::Dir(blizzard_dir),
+        discord: DiscordInput::File(sample("discord/members.json")),
+        guard: RemovalGuard::from_config(&config, false),
+        report: ReportMode::Send(Some(sender)),
+        full_report: false,
+        show_progress: false,
+    };
+    let stages = ProductionStages::new(db.pool.clone(), config.clone(), inputs);
     Scheduler::new(db.pool.clone(), Arc::new(stages))
 }
 
@@ -56,6 +62,11 @@ async fn accepting_webhook() -> MockServer {
         .mount(&server)
         .await;
     server
+}
+
+/// The stats of the pipeline's last finished step, as stored in `sync_log.details`.
+fn last_stats(outcome: &PipelineOutcome) -> serde_json::Value {
+    serde_json::to_value(&outcome.stages.last().unwrap().stats).unwrap()
 }
 
 async fn unnotified(db: &TestDb) -> i64 {
@@ -94,14 +105,7 @@ async fn test_pipeline_sync_match_check_report() {
             ]
         );
         // Each stage saw what the one before it wrote.
-        let stats = |step: Step| {
-            &outcome
-                .stages
-                .iter()
-                .find(|s| s.step == step)
-                .unwrap()
-                .stats
-        };
+        let stats = |step: Step| serde_json::to_value(outcome.stats(step).unwrap()).unwrap();
         assert!(stats(Step::BlizzardSync)["found"].as_u64().unwrap() > 250);
         assert!(stats(Step::AddonSync)["matched"].as_u64().unwrap() > 250);
         assert!(stats(Step::Match)["links_created"].as_u64().unwrap() > 250);
@@ -155,7 +159,7 @@ async fn test_only_new_issues_trigger_report() {
             .await
             .unwrap();
         assert_eq!(second.status, RunStatus::Success, "{:?}", second.error);
-        let report = &second.stages.last().unwrap().stats;
+        let report = &last_stats(&second);
         assert_eq!(report["issues"], 0, "{report}");
         assert_eq!(webhook.received_requests().await.unwrap().len(), sent);
 
@@ -169,17 +173,83 @@ async fn test_only_new_issues_trigger_report() {
         .await
         .unwrap();
         let third = scheduler.run_pipeline(PipelineKind::Report).await.unwrap();
-        assert_eq!(
-            third.stages.last().unwrap().stats["issues"],
-            0,
-            "no check ran yet"
-        );
+        assert_eq!(last_stats(&third)["issues"], 0, "no check ran yet");
         let fourth = scheduler.run_pipeline(PipelineKind::Discord).await.unwrap();
         assert_eq!(fourth.status, RunStatus::Success, "{:?}", fourth.error);
-        let report = &fourth.stages.last().unwrap().stats;
+        let report = &last_stats(&fourth);
         assert_eq!(report["issues"], 1, "{report}");
         assert!(webhook.received_requests().await.unwrap().len() > sent);
         assert_eq!(unnotified(&db).await, 0);
     })
     .await;
+}
+
+/// The sync summaries the fake webhook received, as (title, description).
+async fn summaries(webhook: &MockServer) -> Vec<(String, String)> {
+    webhook
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|request| {
+            let body: serde_json::Value = serde_json::from_slice(&request.body).ok()?;
+            let embed = &body["embeds"][0];
+            let title = embed["title"].as_str()?;
+            title.contains("Sync summary").then(|| {
+                (
+                    title.to_string(),
+                    embed["description"].as_str().unwrap_or("").to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_sync_summary_goes_to_the_audit_channel_only_when_something_notable_happened() {
+    tokio::time::timeout(Duration::from_secs(300), async {
+        let db = TestDb::new().await;
+        let webhook = accepting_webhook().await;
+
+        // First load: new characters are notable.
+        let scheduler = scheduler_with_webhook(&db, &webhook).await;
+        let first = scheduler
+            .run_pipeline(PipelineKind::Blizzard)
+            .await
+            .unwrap();
+        assert_eq!(first.status, RunStatus::Success, "{:?}", first.error);
+        let sent = summaries(&webhook).await;
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert!(sent[0].0.contains("blizzard"), "{sent:?}");
+
+        // The same roster again: nothing new, removed or failed, so no summary.
+        let second = scheduler
+            .run_pipeline(PipelineKind::Blizzard)
+            .await
+            .unwrap();
+        assert_eq!(second.status, RunStatus::Success, "{:?}", second.error);
+        assert_eq!(summaries(&webhook).await.len(), 1);
+
+        // A roster that would remove most of the guild is refused: the refusal is notable.
+        let shrunken = tempfile::tempdir().unwrap();
+        let mut roster: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(sample("blizzard/roster.json")).unwrap())
+                .unwrap();
+        roster["members"].as_array_mut().unwrap().truncate(10);
+        std::fs::write(
+            shrunken.path().join("roster.json"),
+            serde_json::to_vec(&roster).unwrap(),
+        )
+        .unwrap();
+        let refusing = scheduler_reading(&db, &webhook, shrunken.path().to_path_buf()).await;
+        let refused = refusing.run_pipeline(PipelineKind::Blizzard).await.unwrap();
+        assert_eq!(refused.status, RunStatus::Error);
+        assert_eq!(refused.failed_step, Some(Step::BlizzardSync));
+        let sent = summaries(&webhook).await;
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert!(sent[1].0.contains("blizzard"), "{sent:?}");
+        assert!(sent[1].1.contains("Error:"), "{sent:?}");
+    })
+    .await
+    .expect("the pipelines finish within their timeout");
 }

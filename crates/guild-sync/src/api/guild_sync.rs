@@ -16,7 +16,7 @@ use super::auth::secret_matches;
 use super::error::{ApiError, ErrorBody};
 use crate::addon_processor::{API_KEY_HEADER, UploadAccepted, UploadStatus, parse_upload_json};
 use crate::db::sync_log::{RunState, SyncLogRow};
-use crate::scheduler::{AddonInput, PipelineKind};
+use crate::scheduler::PipelineKind;
 
 /// A run that was started.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -131,7 +131,8 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Vec<RunView>>,
 /// Upload a PATTSync export (the companion's call; authenticated by `X-API-Key`). The body is
 /// validated here (400 malformed, 413 too large, 422 invalid, naming the field); an accepted
 /// export runs addon sync → match → check → report through the scheduler, waiting for a
-/// running pipeline rather than being dropped.
+/// running pipeline rather than being dropped — unless a newer upload replaces it while it
+/// waits (`replaced_run_id` in the newer one's answer).
 #[utoipa::path(post, path = "/api/guild-sync/addon-upload", tag = "guild-sync",
     request_body(content = String, content_type = "application/json",
         description = "`{characters:[…], addon_version, uploaded_by, export_time}`"),
@@ -157,19 +158,21 @@ pub async fn addon_upload(
         run_id: 0,
         export_time: export.export_time,
         characters: export.characters.len(),
+        replaced_run_id: None,
     };
     tracing::info!(
         characters = accepted.characters,
         uploaded_by = export.uploaded_by.as_deref().unwrap_or("unknown"),
         "addon upload accepted"
     );
-    let run_id = state
-        .scheduler
-        .trigger(PipelineKind::Addon(AddonInput::Upload(Arc::new(export))))
-        .await?;
+    let triggered = state.scheduler.trigger_upload(Arc::new(export)).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(UploadAccepted { run_id, ..accepted }),
+        Json(UploadAccepted {
+            run_id: triggered.run_id,
+            replaced_run_id: triggered.replaced,
+            ..accepted
+        }),
     ))
 }
 

@@ -121,7 +121,7 @@ pub struct Health {
 #[utoipa::path(get, path = "/api/health", tag = "service",
     responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
 async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    let probe = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool);
+    let probe = crate::db::admin::ping(&state.pool);
     match tokio::time::timeout(HEALTH_TIMEOUT, probe).await {
         Ok(Ok(_)) => Ok(Json(Health {
             status: "ok".into(),

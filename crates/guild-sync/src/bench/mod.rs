@@ -2,23 +2,34 @@
 //! database, with per-stage wall times and peak memory. This is where SPEC §7's targets are
 //! measured (never in tests): run it with `cargo run --release -- bench`.
 //!
-//! Each scenario writes its guild in the real input formats, then runs every stage twice: the
-//! first run loads an empty database; the second is the steady state a scheduled run sees (same
-//! inputs, nothing to change).
+//! Each scenario writes its guild in the real input formats, then runs the full pipeline — the
+//! same [`crate::scheduler::Scheduler::run_pipeline`] `serve` runs — twice, timing each stage:
+//! the first run loads an empty database; the second is the steady state a scheduled run sees
+//! (same inputs, nothing to change).
 
 pub mod synthetic;
 
 use std::fmt::Write as _;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use sqlx::PgPool;
 
-use crate::config::{Config, RemovalGuard};
+use crate::config::Config;
 use crate::database::Database;
-use crate::db_sync::BlizzardInput;
-use crate::discord_sync::DiscordInput;
+use crate::db_sync::BlizzardSyncStats;
+use crate::db_sync::addon::AddonSyncStats;
+use crate::discord_sync::DiscordSyncStats;
+use crate::identity_engine::MatchStats;
+use crate::integrity_checker::CheckStats;
+use crate::run_recorder::RunStatus;
+use crate::scheduler::{
+    AddonInput, PipelineKind, ProductionStages, ReportOutcome, Scheduler, StageInputs, Stages, Step,
+};
 
 /// Seed of the synthetic guild: the same sizes always give the same guild.
 const SEED: u64 = 20_261_125;
@@ -66,10 +77,28 @@ async fn measure_stages(
     config: &Config,
     dir: &std::path::Path,
 ) -> Result<Vec<StageTiming>> {
-    let guard = RemovalGuard::from_config(config, false);
+    let inputs = StageInputs::files(config, dir.join("blizzard"), dir.join("discord.json"));
+    let stages = Arc::new(TimedStages {
+        inner: ProductionStages::new(pool.clone(), config.clone(), inputs),
+        measured: Mutex::new(Vec::new()),
+    });
+    let scheduler = Scheduler::new(pool.clone(), stages.clone());
+    let kind = PipelineKind::Full {
+        addon: Some(AddonInput::File(dir.join("PATTSync.lua"))),
+    };
     let mut timings: Vec<StageTiming> = Vec::new();
     for pass in 0..2 {
-        let mut record = |stage: &'static str, elapsed: Duration, peak: Option<u64>| {
+        let outcome = scheduler.run_pipeline(kind.clone()).await?;
+        if outcome.status != RunStatus::Success {
+            bail!(
+                "the benchmark pipeline did not succeed ({}): {}",
+                outcome.status.as_str(),
+                outcome.error.as_deref().unwrap_or("no error recorded")
+            );
+        }
+        let measured = std::mem::take(&mut *stages.measured.lock().expect("not poisoned"));
+        for (step, elapsed, peak) in measured {
+            let stage = label(step);
             if pass == 0 {
                 timings.push(StageTiming {
                     stage,
@@ -80,46 +109,75 @@ async fn measure_stages(
             } else if let Some(t) = timings.iter_mut().find(|t| t.stage == stage) {
                 t.second = elapsed;
             }
-        };
-        let (t, m) = timed(crate::db_sync::run(
-            pool,
-            config,
-            BlizzardInput::Dir(dir.join("blizzard")),
-            guard,
-            false,
-        ))
-        .await?;
-        record("sync blizzard (files)", t, m);
-        let (t, m) = timed(crate::discord_sync::run(
-            pool,
-            config,
-            DiscordInput::File(dir.join("discord.json")),
-            guard,
-        ))
-        .await?;
-        record("sync discord (file)", t, m);
-        let (t, m) = timed(async {
-            let export = crate::addon_processor::read_export_file(&dir.join("PATTSync.lua"))?;
-            crate::db_sync::addon::sync_addon_data(pool, &export).await
-        })
-        .await?;
-        record("sync addon (file)", t, m);
-        let (t, m) = timed(crate::identity_engine::run_matching(pool)).await?;
-        record("match", t, m);
-        let (t, m) = timed(crate::integrity_checker::run_integrity_check(pool, config)).await?;
-        record("check", t, m);
-        let (t, m) = timed(crate::reporter::render_text_report(pool, true)).await?;
-        record("report (render)", t, m);
+        }
     }
     Ok(timings)
 }
 
+/// The benchmark table's name for a step.
+fn label(step: Step) -> &'static str {
+    match step {
+        Step::BlizzardSync => "sync blizzard (files)",
+        Step::DiscordSync => "sync discord (file)",
+        Step::AddonSync => "sync addon (file)",
+        Step::Match => "match",
+        Step::Check => "check",
+        Step::Report => "report (render)",
+    }
+}
+
+/// The production stages with each call's wall time and peak RSS written down, so the
+/// benchmark measures the very pipeline `serve` runs, stage by stage.
+struct TimedStages {
+    inner: ProductionStages,
+    measured: Mutex<Vec<(Step, Duration, Option<u64>)>>,
+}
+
+impl TimedStages {
+    fn timed<'a, T: Send + 'a>(
+        &'a self,
+        step: Step,
+        stage: BoxFuture<'a, Result<T>>,
+    ) -> BoxFuture<'a, Result<T>> {
+        async move {
+            let (elapsed, peak, value) = timed(stage).await?;
+            self.measured
+                .lock()
+                .expect("not poisoned")
+                .push((step, elapsed, peak));
+            Ok(value)
+        }
+        .boxed()
+    }
+}
+
+impl Stages for TimedStages {
+    fn blizzard_sync(&self) -> BoxFuture<'_, Result<BlizzardSyncStats>> {
+        self.timed(Step::BlizzardSync, self.inner.blizzard_sync())
+    }
+    fn discord_sync(&self) -> BoxFuture<'_, Result<DiscordSyncStats>> {
+        self.timed(Step::DiscordSync, self.inner.discord_sync())
+    }
+    fn addon_sync<'a>(&'a self, input: &'a AddonInput) -> BoxFuture<'a, Result<AddonSyncStats>> {
+        self.timed(Step::AddonSync, self.inner.addon_sync(input))
+    }
+    fn run_matching(&self) -> BoxFuture<'_, Result<MatchStats>> {
+        self.timed(Step::Match, self.inner.run_matching())
+    }
+    fn integrity_check(&self) -> BoxFuture<'_, Result<CheckStats>> {
+        self.timed(Step::Check, self.inner.integrity_check())
+    }
+    fn report(&self) -> BoxFuture<'_, Result<ReportOutcome>> {
+        self.timed(Step::Report, self.inner.report())
+    }
+}
+
 /// Run one stage, returning its wall time and the process's peak RSS during it.
-async fn timed<T>(stage: impl Future<Output = Result<T>>) -> Result<(Duration, Option<u64>)> {
+async fn timed<T>(stage: impl Future<Output = Result<T>>) -> Result<(Duration, Option<u64>, T)> {
     reset_peak_rss();
     let started = Instant::now();
-    stage.await?;
-    Ok((started.elapsed(), peak_rss()))
+    let value = stage.await?;
+    Ok((started.elapsed(), peak_rss(), value))
 }
 
 /// Reset the kernel's peak-RSS counter (VmHWM) so the next reading covers one stage only.

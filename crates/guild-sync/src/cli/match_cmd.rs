@@ -6,12 +6,12 @@ use crate::config::Config;
 use crate::database::Database;
 use crate::identity_engine::{MatchStats, run_matching};
 
-pub async fn run(config: &Config, args: super::JsonArgs) -> Result<()> {
+pub async fn run(config: &Config, args: super::StageArgs) -> Result<()> {
     let db = Database::open(config).await?;
-    let outcome = run_matching(&db.pool).await;
+    let outcome = super::locked(&db.pool, &args.lock, run_matching(&db.pool)).await;
     db.close().await;
     let stats = outcome?;
-    super::print_stats(args.json, &human(&stats), &stats)
+    super::print_stats(args.output.json, &human(&stats), &stats)
 }
 
 fn human(s: &MatchStats) -> String {

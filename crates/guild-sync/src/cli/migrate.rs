@@ -8,9 +8,14 @@ use crate::database::Database;
 
 pub async fn run(config: &Config) -> Result<()> {
     let db = Database::open(config).await?;
-    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
-        .fetch_one(&db.pool)
-        .await?;
+    let applied = crate::db::admin::migrations_applied(&db.pool).await;
+    let applied = match applied {
+        Ok(applied) => applied,
+        Err(err) => {
+            db.close().await;
+            return Err(err);
+        }
+    };
     match db.cluster() {
         Some(cluster) => println!(
             "database is up to date ({applied} migrations applied; private cluster in {})",

@@ -10,18 +10,22 @@ mod match_cmd;
 mod migrate;
 mod pipeline;
 mod report;
-pub mod serve;
+mod serve;
 mod sync_addon;
 mod sync_blizzard;
 mod sync_discord;
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use std::future::Future;
+
+use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
+use sqlx::PgPool;
 
 use crate::config::Config;
+use crate::scheduler::{self, LockWait};
 
 /// Keeps a WoW guild's Battle.net roster and Discord server linked, audited and reported.
 #[derive(Debug, Parser)]
@@ -44,9 +48,9 @@ pub enum Command {
     Sync(SyncCommand),
     /// Link characters and Discord users to players.
     #[command(name = "match")]
-    Match(JsonArgs),
+    Match(StageArgs),
     /// Run the integrity checks and record audit issues.
-    Check(JsonArgs),
+    Check(StageArgs),
     /// Send (or print) the audit report.
     Report(ReportArgs),
     /// Run every stage once: sync, match, check, report.
@@ -74,6 +78,33 @@ pub struct JsonArgs {
     pub json: bool,
 }
 
+/// How a command that writes waits for the pipeline lock.
+#[derive(Debug, Clone, Args)]
+pub struct LockArgs {
+    /// Fail at once if another guild-sync run holds the pipeline lock, instead of waiting.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+impl LockArgs {
+    pub fn wait(&self) -> LockWait {
+        if self.no_wait {
+            LockWait::Skip
+        } else {
+            LockWait::Forever
+        }
+    }
+}
+
+/// `match` and `check`.
+#[derive(Debug, Clone, Args)]
+pub struct StageArgs {
+    #[command(flatten)]
+    pub output: JsonArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct SyncBlizzardArgs {
     /// Read `roster.json` and `profiles/{realm}/{name}.json` from this directory instead of the API.
@@ -84,6 +115,8 @@ pub struct SyncBlizzardArgs {
     pub allow_mass_removal: bool,
     #[command(flatten)]
     pub output: JsonArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -96,6 +129,8 @@ pub struct SyncDiscordArgs {
     pub allow_mass_removal: bool,
     #[command(flatten)]
     pub output: JsonArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -104,6 +139,8 @@ pub struct SyncAddonArgs {
     pub file: PathBuf,
     #[command(flatten)]
     pub output: JsonArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -116,6 +153,8 @@ pub struct ReportArgs {
     pub stdout: bool,
     #[command(flatten)]
     pub output: JsonArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -136,6 +175,8 @@ pub struct PipelineArgs {
     pub allow_mass_removal: bool,
     #[command(flatten)]
     pub output: JsonArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -204,4 +245,27 @@ pub fn print_stats(json: bool, human: &str, stats: &impl Serialize) -> Result<()
         println!("{}", serde_json::to_string(stats)?);
     }
     Ok(())
+}
+
+/// Run `work` holding the pipeline lock, waiting for it as `lock` says (with a log line on
+/// stderr while it waits), so a command never writes beside a pipeline or another command.
+pub async fn locked<T>(
+    pool: &PgPool,
+    lock: &LockArgs,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let Some(held) = scheduler::lock_for_command(pool, lock.wait()).await? else {
+        return lock_taken();
+    };
+    let result = work.await;
+    held.release().await;
+    result
+}
+
+/// The error of a command that found the pipeline lock taken with `--no-wait`.
+fn lock_taken<T>() -> Result<T> {
+    bail!(
+        "another guild-sync run holds the pipeline lock on this database; nothing was done \
+         (without --no-wait the command waits for it)"
+    )
 }

@@ -12,33 +12,33 @@ use crate::db_sync::BlizzardInput;
 use crate::discord_sender::DiscordSender;
 use crate::discord_sync::DiscordInput;
 use crate::run_recorder::RunStatus;
-use crate::scheduler::{AddonInput, PipelineKind, ProductionStages, ReportMode, Scheduler};
+use crate::scheduler::{
+    AddonInput, PipelineKind, ProductionStages, ReportMode, Scheduler, StageInputs,
+};
 
 pub async fn run(config: &Config, args: super::PipelineArgs) -> Result<()> {
-    let blizzard_input = match &args.from_dir {
-        Some(dir) => BlizzardInput::Dir(dir.clone()),
-        None => BlizzardInput::Live,
-    };
-    let discord_input = match &args.from_file {
-        Some(file) => DiscordInput::File(file.clone()),
-        None => DiscordInput::Live,
-    };
-    let report = if args.stdout {
-        ReportMode::Text
-    } else {
-        ReportMode::Send(DiscordSender::from_config(config)?)
+    let inputs = StageInputs {
+        blizzard: match &args.from_dir {
+            Some(dir) => BlizzardInput::Dir(dir.clone()),
+            None => BlizzardInput::Live,
+        },
+        discord: match &args.from_file {
+            Some(file) => DiscordInput::File(file.clone()),
+            None => DiscordInput::Live,
+        },
+        guard: RemovalGuard::from_config(config, args.allow_mass_removal),
+        report: if args.stdout {
+            ReportMode::Text
+        } else {
+            ReportMode::Send(DiscordSender::from_config(config)?)
+        },
+        full_report: false,
+        show_progress: !args.output.json,
     };
     let db = Database::open(config).await?;
-    let stages = Arc::new(ProductionStages::new(
-        db.pool.clone(),
-        config.clone(),
-        blizzard_input,
-        discord_input,
-        RemovalGuard::from_config(config, args.allow_mass_removal),
-        report,
-        !args.output.json,
-    ));
-    let scheduler = Scheduler::new(db.pool.clone(), stages.clone());
+    let stages = ProductionStages::new(db.pool.clone(), config.clone(), inputs);
+    let scheduler =
+        Scheduler::new(db.pool.clone(), Arc::new(stages)).waiting_for_the_lock(args.lock.wait());
     let kind = PipelineKind::Full {
         addon: args.addon_file.clone().map(AddonInput::File),
     };
@@ -46,7 +46,7 @@ pub async fn run(config: &Config, args: super::PipelineArgs) -> Result<()> {
     db.close().await;
     let outcome = outcome?;
 
-    if let Some(text) = stages.take_report_text() {
+    if let Some(text) = outcome.report_text() {
         println!("{text}");
     }
     match outcome.status {
@@ -63,10 +63,8 @@ pub async fn run(config: &Config, args: super::PipelineArgs) -> Result<()> {
             );
             super::print_stats(args.output.json, &human, &outcome)
         }
-        RunStatus::Skipped => {
-            bail!("another pipeline is running on this database; nothing was done")
-        }
-        RunStatus::Error => bail!(
+        RunStatus::Skipped => super::lock_taken(),
+        RunStatus::Error | RunStatus::Abandoned => bail!(
             "the pipeline stopped: {}",
             outcome.error.unwrap_or_else(|| "unknown error".into())
         ),

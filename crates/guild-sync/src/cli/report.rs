@@ -33,15 +33,20 @@ pub async fn run(config: &Config, args: super::ReportArgs) -> Result<()> {
         None => reporter::render_text_report(&db.pool, args.full)
             .await
             .map(|text| (text, None)),
-        Some(sender) => reporter::send_new_issues_report(&db.pool, sender, args.full)
-            .await
-            .map(|stats| {
-                let human = format!(
-                    "report: {} issues in {} messages sent to Discord",
-                    stats.issues, stats.messages_sent
-                );
-                (human, Some(stats))
-            }),
+        // Sending marks issues notified: a write, so under the pipeline lock.
+        Some(sender) => super::locked(
+            &db.pool,
+            &args.lock,
+            reporter::send_new_issues_report(&db.pool, sender, args.full),
+        )
+        .await
+        .map(|stats| {
+            let human = format!(
+                "report: {} issues in {} messages sent to Discord",
+                stats.issues, stats.messages_sent
+            );
+            (human, Some(stats))
+        }),
     };
     db.close().await;
     let (human, stats) = outcome?;

@@ -11,7 +11,7 @@ pub async fn run(config: &Config, args: super::SyncAddonArgs) -> Result<()> {
     // Parse before opening the database: a bad file fails fast and touches nothing.
     let export = read_export_file(&args.file)?;
     let db = Database::open(config).await?;
-    let result = sync_addon_data(&db.pool, &export).await;
+    let result = super::locked(&db.pool, &args.lock, sync_addon_data(&db.pool, &export)).await;
     db.close().await;
     let stats = result?;
     let mut human = format!(

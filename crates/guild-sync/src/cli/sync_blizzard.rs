@@ -19,7 +19,12 @@ pub async fn run(config: &Config, args: super::SyncBlizzardArgs) -> Result<()> {
     };
     let guard = RemovalGuard::from_config(config, args.allow_mass_removal);
     let db = Database::open(config).await?;
-    let outcome = db_sync::run(&db.pool, config, input, guard, !args.output.json).await;
+    let outcome = super::locked(
+        &db.pool,
+        &args.lock,
+        db_sync::run(&db.pool, config, input, guard, !args.output.json),
+    )
+    .await;
     db.close().await;
     let stats = outcome?;
     super::print_stats(args.output.json, &summary(&stats), &stats)

@@ -14,7 +14,12 @@ pub async fn run(config: &Config, args: super::SyncDiscordArgs) -> Result<()> {
     };
     let guard = RemovalGuard::from_config(config, args.allow_mass_removal);
     let db = Database::open(config).await?;
-    let result = discord_sync::run(&db.pool, config, input, guard).await;
+    let result = super::locked(
+        &db.pool,
+        &args.lock,
+        discord_sync::run(&db.pool, config, input, guard),
+    )
+    .await;
     db.close().await;
     let stats = result?;
     let human = format!(

@@ -1,7 +1,7 @@
 //! The `audit_issues` SQL: open issues and live manual resolutions for the checker's diff, the
 //! set-based writes of a check run (UNNEST insert with `ON CONFLICT` on the partial unique
 //! index, bulk update, bulk auto-resolve), and the reporter's reads and `notified_at` marks.
-//! Deciding what to write is `guild_sync_core::integrity::plan_check`'s job, not this module's.
+//! Deciding what to write is `guild_sync_core::integrity::plan_keyed`'s job, not this module's.
 
 use anyhow::Result;
 use guild_sync_core::integrity::{IssueType, KeyedFinding, Severity};

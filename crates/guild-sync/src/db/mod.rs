@@ -10,12 +10,14 @@
 //! that some caller parses later and quietly drops.
 
 pub mod addon;
+pub mod admin;
 pub mod api;
 pub mod audit_issues;
 pub mod characters;
 pub mod discord_users;
 pub mod integrity;
 pub mod links;
+pub mod pipeline_lock;
 pub mod players;
 pub mod reference;
 pub mod sync_log;

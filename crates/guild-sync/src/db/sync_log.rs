@@ -18,14 +18,18 @@ pub enum RunStatus {
     Error,
     /// Not run because another pipeline held the lock.
     Skipped,
+    /// Left `running` by a process that was stopped; closed by the next run that took the
+    /// pipeline lock.
+    Abandoned,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 4] = [
+    pub const ALL: [RunStatus; 5] = [
         RunStatus::Success,
         RunStatus::Partial,
         RunStatus::Error,
         RunStatus::Skipped,
+        RunStatus::Abandoned,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -34,6 +38,7 @@ impl RunStatus {
             RunStatus::Partial => "partial",
             RunStatus::Error => "error",
             RunStatus::Skipped => "skipped",
+            RunStatus::Abandoned => "abandoned",
         }
     }
 }

@@ -133,8 +133,9 @@ pub async fn last_upload(pool: &PgPool) -> Result<Option<LastUpload>> {
             serde_json::from_value(row.details)
                 .with_context(|| format!("addon run {} has no readable stats", row.id))?,
         ),
-        // A run still going has no stats yet; a failed one recorded none.
-        RunState::Running | RunState::Finished(RunStatus::Error | RunStatus::Skipped) => None,
+        // A run still going has no stats yet; a failed, skipped or abandoned one recorded none.
+        RunState::Running
+        | RunState::Finished(RunStatus::Error | RunStatus::Skipped | RunStatus::Abandoned) => None,
     };
     Ok(Some(LastUpload {
         run_id: row.id,

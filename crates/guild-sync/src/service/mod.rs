@@ -1,0 +1,168 @@
+//! The composition root: builds the whole running service — the HTTP [`api`], the
+//! [`Scheduler`] with its timers, and (with a bot token) the Discord gateway listener — on one
+//! database, under **one** [`CancellationToken`]. `guild-sync serve` and `demo --serve` run it.
+//!
+//! A part whose configuration is missing or invalid is disabled with one log line; the rest
+//! runs. Cancelling the token (SIGINT/SIGTERM) stops everything the same way: no new runs
+//! start, the HTTP server finishes its requests (within a grace period, see [`http`]), a
+//! running pipeline finishes, the listener disconnects, the database closes.
+
+mod http;
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::database::Database;
+use crate::discord_gateway::{self, GatewayHandle};
+use crate::discord_sender::DiscordSender;
+use crate::scheduler::{ProductionStages, Schedule, Scheduler};
+
+/// Serve `db` until SIGINT or SIGTERM.
+pub async fn serve_until_signal(config: &Config, db: Database) -> Result<()> {
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    let signals = tokio::spawn(async move {
+        tokio::select! {
+            () = shutdown_signal() => {
+                tracing::info!("shutting down: no new runs start; waiting for a running pipeline");
+                on_signal.cancel();
+            }
+            () = on_signal.cancelled() => {}
+        }
+    });
+    let served = run(config, db, shutdown.clone()).await;
+    shutdown.cancel();
+    signals.await.ok();
+    served
+}
+
+/// Build the service on `db` and run it until `shutdown` is cancelled; then stop every part
+/// and close the database.
+pub async fn run(config: &Config, db: Database, shutdown: CancellationToken) -> Result<()> {
+    let pool = db.pool.clone();
+
+    let stages = ProductionStages::for_service(pool.clone(), config.clone(), sender(config));
+    let scheduler = Arc::new(Scheduler::with_shutdown(
+        pool.clone(),
+        Arc::new(stages),
+        shutdown.clone(),
+    ));
+    let jobs = scheduler.spawn_jobs(Schedule::from_config(config));
+    let gateway = start_gateway(&pool, config, &shutdown).await;
+
+    let served = serve_http(config, &pool, &scheduler, &shutdown).await;
+
+    // Whatever ended the server, finish cleanly: the running pipeline completes its work.
+    shutdown.cancel();
+    scheduler.shutdown().await;
+    for job in jobs {
+        job.await.ok();
+    }
+    if let Some(gateway) = gateway {
+        gateway.join().await;
+    }
+    db.close().await;
+    tracing::info!("stopped");
+    served
+}
+
+/// The report sender, or `None` (reports disabled) with a line saying why.
+fn sender(config: &Config) -> Option<DiscordSender> {
+    match DiscordSender::from_config(config) {
+        Ok(Some(sender)) => Some(sender),
+        Ok(None) => {
+            tracing::warn!(
+                "reports disabled: set DISCORD_BOT_TOKEN with DISCORD_AUDIT_CHANNEL_ID, or DISCORD_WEBHOOK_URL"
+            );
+            None
+        }
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "reports disabled: the Discord sender cannot be set up");
+            None
+        }
+    }
+}
+
+/// Bind the HTTP API and serve it until `shutdown` is cancelled.
+async fn serve_http(
+    config: &Config,
+    pool: &sqlx::PgPool,
+    scheduler: &Arc<Scheduler>,
+    shutdown: &CancellationToken,
+) -> Result<()> {
+    if config.guild_sync_admin_token.is_none() {
+        tracing::warn!("officer endpoints disabled (503): GUILD_SYNC_ADMIN_TOKEN is not set");
+    }
+    if config.guild_sync_api_key.is_none() {
+        tracing::warn!("addon uploads disabled (503): GUILD_SYNC_API_KEY is not set");
+    }
+    let state = AppState {
+        pool: pool.clone(),
+        scheduler: Arc::clone(scheduler),
+        admin_token: config.guild_sync_admin_token.clone(),
+        api_key: config.guild_sync_api_key.clone(),
+    };
+    let listener = TcpListener::bind(&config.guild_sync_bind)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on GUILD_SYNC_BIND={}",
+                config.guild_sync_bind
+            )
+        })?;
+    let address = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    tracing::info!(%address, "HTTP API listening");
+    http::serve(listener, api::router(state), shutdown.clone()).await;
+    Ok(())
+}
+
+async fn start_gateway(
+    pool: &sqlx::PgPool,
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> Option<GatewayHandle> {
+    let missing = config.missing_discord_settings();
+    if !missing.is_empty() {
+        tracing::warn!(
+            missing = %missing.join(", "),
+            "Discord gateway listener disabled: configuration missing"
+        );
+        return None;
+    }
+    match discord_gateway::spawn(pool.clone(), config, shutdown).await {
+        Ok(handle) => Some(handle),
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "Discord gateway listener disabled: it could not start");
+            None
+        }
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the service");
+                interrupt.await.ok();
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await.ok();
+}
