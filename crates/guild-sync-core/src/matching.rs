@@ -44,6 +44,8 @@
 //! - A strategy that names two or more users (a tie) links nobody; the tie is reported in
 //!   [`Plan::skipped`] and the next strategy is tried — except fuzzy after a tied exact name or
 //!   a refused part, which would only pick among the same names with less evidence.
+//! - A character whose notes name its main is never linked by a fuzzy name: it follows its
+//!   main (an alt's name says nothing about its owner's Discord name).
 //! - Alt hints (`alt of X`, `X's alt`, `Main: X`) name a character; a name held by several
 //!   characters resolves to the one on the same realm, else to nobody (a tie). Alt relations are
 //!   merged after all Discord evidence, in character-id order, and one that would put two
@@ -713,13 +715,14 @@ impl<'s> Planner<'s> {
             plan.fuzzy.by_common_subsequence += e.counts.by_common_subsequence;
             plan.fuzzy.scored += e.counts.scored;
         }
+        let alts = self.alt_relations(&mut plan);
         let mut decisions = Decisions::new(self.chars.len());
         self.decide_exact(&evidence, &mut decisions, &mut plan);
         self.decide_notes(&evidence, &mut decisions, &mut plan);
         self.decide_parts(&evidence, &mut decisions, &mut plan);
-        self.decide_fuzzy(&evidence, &mut decisions, &mut plan);
+        self.decide_fuzzy(&evidence, &alts, &mut decisions, &mut plan);
         plan.skipped.sort_by_key(|s| s.character_id);
-        self.group_and_link(&decisions, &mut plan);
+        self.group_and_link(&decisions, &alts, &mut plan);
         plan
     }
 
@@ -1006,13 +1009,22 @@ impl<'s> Planner<'s> {
     }
 
     /// Strategy 5: the single best fuzzy user, if it scores at least the link threshold and had
-    /// no player before the run nor got one from strategies 1–4.
-    fn decide_fuzzy(&self, ev: &[CharacterEvidence], d: &mut Decisions, plan: &mut Plan) {
+    /// no player before the run nor got one from strategies 1–4. A character whose notes name its
+    /// main is left to follow its main: an alt's name says nothing about its owner's Discord
+    /// name, so a close one is a coincidence (on the decoy-rich guild, every wrong fuzzy link
+    /// was such an alt).
+    fn decide_fuzzy(
+        &self,
+        ev: &[CharacterEvidence],
+        alts: &[Option<AltRelation>],
+        d: &mut Decisions,
+        plan: &mut Plan,
+    ) {
         let claimed: HashSet<usize> = d.found.iter().flatten().map(|m| m.user).collect();
         // Tentative links, refused below when two characters rest on one display-name part.
         let mut tentative: Vec<(usize, UserHit)> = Vec::new();
         for (c, e) in ev.iter().enumerate() {
-            if !d.open(c) {
+            if !d.open(c) || alts[c].is_some() {
                 continue;
             }
             let mut flagged = Vec::new();
@@ -1112,10 +1124,10 @@ impl<'s> Planner<'s> {
 
     /// Merge characters, Discord users and players into groups, then turn groups into links
     /// and the characters left over into suggestions.
-    fn group_and_link(&self, d: &Decisions, plan: &mut Plan) {
+    fn group_and_link(&self, d: &Decisions, alts: &[Option<AltRelation>], plan: &mut Plan) {
         let mut groups = self.seed_groups();
         self.merge_discord_evidence(d, &mut groups);
-        let alt = self.merge_alt_relations(&mut groups, plan);
+        let alt = self.merge_alt_relations(alts, &mut groups, plan);
         let linked_users = self.links_from_groups(d, &mut groups, &alt, plan);
         self.suggestions(d, &linked_users, plan);
     }
@@ -1161,8 +1173,9 @@ impl<'s> Planner<'s> {
         }
     }
 
-    /// Alt relations, in character-id order, refusing the ones that conflict.
-    fn merge_alt_relations(&self, groups: &mut Groups, plan: &mut Plan) -> AltOutcome {
+    /// The alt relation each character's notes state, if they name exactly one character (ties
+    /// are recorded). They depend only on the snapshot, so they are read once, up front.
+    fn alt_relations(&self, plan: &mut Plan) -> Vec<Option<AltRelation>> {
         let owned = self.owned_characters();
         let by_char_name = index_by(
             self.chars
@@ -1170,9 +1183,23 @@ impl<'s> Planner<'s> {
                 .enumerate()
                 .map(|(i, c)| (i, c.name.as_str())),
         );
+        self.chars
+            .iter()
+            .enumerate()
+            .map(|(c, ch)| self.alt_target(c, ch, &by_char_name, &owned, plan))
+            .collect()
+    }
+
+    /// Alt relations, in character-id order, refusing the ones that conflict.
+    fn merge_alt_relations(
+        &self,
+        alts: &[Option<AltRelation>],
+        groups: &mut Groups,
+        plan: &mut Plan,
+    ) -> AltOutcome {
         let mut out = AltOutcome::default();
         for (c, ch) in self.chars.iter().enumerate() {
-            let Some(rel) = self.alt_target(c, ch, &by_char_name, &owned, plan) else {
+            let Some(rel) = &alts[c] else {
                 continue;
             };
             let node = match rel.target {
@@ -1969,6 +1996,24 @@ mod tests {
             links(&plan),
             [(1, PlayerRef::New(0), LinkSource::FuzzyName)]
         );
+    }
+
+    #[test]
+    fn an_alt_is_not_linked_by_a_fuzzy_name_it_follows_its_main() {
+        // taebel is close to Taeel (0.91), but Taeel's note says it is Venri's alt.
+        let plan = plan(&snapshot(
+            vec![ch(1, "Venri"), noted(2, "Taeel", "Venri's alt", "")],
+            vec![user(10, "taebel", None)],
+            vec![],
+        ));
+        assert_eq!(
+            links(&plan),
+            [
+                (1, PlayerRef::New(0), LinkSource::AltNote),
+                (2, PlayerRef::New(0), LinkSource::AltNote)
+            ]
+        );
+        assert_eq!(plan.new_players[0].discord_user_id, None);
     }
 
     #[test]

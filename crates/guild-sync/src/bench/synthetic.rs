@@ -139,9 +139,14 @@ pub struct Guild {
 }
 
 /// Write the decoy-rich guild under `dir`: `blizzard/` (roster + profiles), `discord.json`,
-/// `PATTSync.lua` and `truth.json`.
+/// `PATTSync.lua` and `truth.json`. `GUILD_SYNC_BENCH_DECOYS=none` writes the plain guild
+/// instead, to compare with figures taken before issue 14.
 pub fn write_guild(dir: &Path, size: GuildSize, seed: u64) -> Result<Generated> {
-    let guild = generate(size, seed, Decoys::Rich);
+    let decoys = match std::env::var("GUILD_SYNC_BENCH_DECOYS").as_deref() {
+        Ok("none") => Decoys::None,
+        _ => Decoys::Rich,
+    };
+    let guild = generate(size, seed, decoys);
     guild.write(dir)?;
     Ok(guild.generated)
 }
