@@ -230,6 +230,7 @@ struct RankMismatchDetails<'a> {
     ingame_rank: &'a str,
     expected_discord_role: Option<&'a str>,
     discord_role: &'a str,
+    rests_on: Option<&'a LinkBasis>,
 }
 
 #[derive(Serialize)]
@@ -237,6 +238,31 @@ struct NoGuildRoleDetails<'a> {
     ingame_rank: &'a str,
     username: &'a str,
     discord_display_name: Option<&'a str>,
+    rests_on: Option<&'a LinkBasis>,
+}
+
+/// What a finding about a linked player rests on: the character whose rank counts, and how the
+/// engine (or an officer) linked it to the player. An officer reading "give them the Officer
+/// role" must be able to see that it rests on, say, a fuzzy name match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkBasis {
+    pub character_name: String,
+    /// `player_characters.link_source`.
+    pub link_source: String,
+}
+
+impl LinkBasis {
+    /// ", which rests on Gwynblade's link by exact name" (`manual`: "linked by hand").
+    fn clause(basis: Option<&LinkBasis>) -> String {
+        let Some(b) = basis else {
+            return String::new();
+        };
+        let how = match b.link_source.as_str() {
+            "manual" => "linked by hand".to_string(),
+            source => format!("linked by {}", source.replace('_', " ")),
+        };
+        format!(" (rank of {}, {how})", b.character_name)
+    }
 }
 
 #[derive(Serialize)]
@@ -302,6 +328,7 @@ impl Finding {
         ingame_rank: &str,
         expected_role: Option<&str>,
         discord_role: &str,
+        rests_on: Option<&LinkBasis>,
     ) -> Self {
         let expected = match expected_role {
             Some(role) => format!(", which should be Discord role {role},"),
@@ -311,11 +338,15 @@ impl Finding {
             IssueType::RankMismatch,
             (None, Some(discord_user_id), Some(player_id)),
             player_name.to_string(),
-            format!("in-game rank {ingame_rank}{expected} but has Discord role {discord_role}"),
+            format!(
+                "in-game rank {ingame_rank}{expected} but has Discord role {discord_role}{}",
+                LinkBasis::clause(rests_on)
+            ),
             RankMismatchDetails {
                 ingame_rank,
                 expected_discord_role: expected_role,
                 discord_role,
+                rests_on,
             },
         )
     }
@@ -328,16 +359,21 @@ impl Finding {
         discord_display_name: Option<&str>,
         username: &str,
         ingame_rank: &str,
+        rests_on: Option<&LinkBasis>,
     ) -> Self {
         finding(
             IssueType::NoGuildRole,
             (None, Some(discord_user_id), Some(player_id)),
             player_with_discord(player_name, username),
-            format!("in-game rank {ingame_rank} but no guild role on Discord"),
+            format!(
+                "in-game rank {ingame_rank} but no guild role on Discord{}",
+                LinkBasis::clause(rests_on)
+            ),
             NoGuildRoleDetails {
                 ingame_rank,
                 username,
                 discord_display_name,
+                rests_on,
             },
         )
     }
@@ -721,8 +757,8 @@ mod tests {
         let gone = [
             Finding::orphan_wow(1, "A", "r", None),
             Finding::orphan_discord(2, None, "b", "123", "Member"),
-            Finding::rank_mismatch(3, "C", 3, "Officer", Some("Officer"), "Member"),
-            Finding::no_guild_role(4, "D", 4, None, "d", "Member"),
+            Finding::rank_mismatch(3, "C", 3, "Officer", Some("Officer"), "Member", None),
+            Finding::no_guild_role(4, "D", 4, None, "d", "Member", None),
             Finding::stale_character(5, "E", "r", when, SeenBasis::LastLogin, 40, 30),
             Finding::duplicate_discord(6, None, "f", &[(1, "X".into()), (2, "Y".into())]),
         ];
@@ -783,11 +819,11 @@ mod tests {
                 "Bob (@bobby): has the Discord role Member but is linked to no player",
             ),
             (
-                Finding::rank_mismatch(3, "Carol", 3, "Guild Leader", Some("GM"), "Officer"),
+                Finding::rank_mismatch(3, "Carol", 3, "Guild Leader", Some("GM"), "Officer", None),
                 "Carol: in-game rank Guild Leader, which should be Discord role GM, but has Discord role Officer",
             ),
             (
-                Finding::no_guild_role(4, "Dan", 4, None, "dan", "Member"),
+                Finding::no_guild_role(4, "Dan", 4, None, "dan", "Member", None),
                 "Dan (@dan): in-game rank Member but no guild role on Discord",
             ),
         ];

@@ -3,51 +3,82 @@
 //! Task 3, SPEC §5). Pure: the service loads the snapshot and applies the plan in one
 //! transaction; nothing here reads or writes a database.
 //!
-//! **Evidence per character**, strongest first; the first strategy that names exactly one
-//! Discord user wins:
-//! 1. `exact_name` — the normalized character name equals a Discord user's normalized username
-//!    or display name (users with a guild role).
+//! **The names a Discord user is matched on** ([`NameKind`]): the username, the account's
+//! global name and the server nickname (a display name that differs from the global name). A
+//! name written `Name-Realm` or `Name @ Realm` (a realm some character is on) names only that
+//! realm's character. A name that lists characters (`Main / Alt`, `Main | Alt`, `Main (Alt)`,
+//! `Main - Alt`, `Main, Alt`, `Main & Alt`) also offers each part of [`MIN_PART_CHARS`] or more
+//! characters as a name. Every name is compared in [`crate::names`]' cleaned form (NFKC, no
+//! invisible or bidirectional control characters).
+//!
+//! **Strategies, strongest first.** Each is applied to *every* character before the next one
+//! starts, so a weaker strategy always knows what the stronger ones decided in this run:
+//! 1. `exact_name` — the character's name equals a whole name of exactly one user with a guild
+//!    role (users who already have a player included: the character joins their player).
 //! 2. `guild_note` — a Discord hint in the guild note names a present user (any user; a hint
 //!    equal to someone's username wins over display names, because usernames are unique on
 //!    Discord and display names are not).
 //! 3. `officer_note` — the same in the officer note.
-//! 4. `fuzzy_name` — the best [`fuzzy_match_score`](crate::fuzzy::fuzzy_match_score) against
-//!    users with a guild role is at least [`FUZZY_LINK_THRESHOLD`] (medium confidence); a best
-//!    score from [`FUZZY_SUGGEST_THRESHOLD`] up only produces a [`Suggestion`].
+//! 4. `display_name_part` — the name equals a part of exactly one user's listing name, and no
+//!    other character (unlinked or owned) answers to that part.
+//! 5. `fuzzy_name` (or `display_name_part` when the best name is a part) — the single best
+//!    [`fuzzy_match_score`](crate::fuzzy::fuzzy_match_score) over users with a guild role is at
+//!    least [`FUZZY_LINK_THRESHOLD`] (medium confidence), **and that user had no player before
+//!    the run and got none from strategies 1–4 in it**. A best user who has (or gets) a player
+//!    only yields a [`Suggestion`] naming that player. A best score from
+//!    [`FUZZY_SUGGEST_THRESHOLD`] up yields a suggestion towards users without a player.
+//!
+//! **Impersonation.** Anyone with a guild role can rename themselves on the server, so a name
+//! hit only links when it is honest:
+//! - a Discord name that equals the character's only after removing invisible characters,
+//!   folding compatibility forms, or through letters of another script ([`Disguise`]) never
+//!   links; at most it is a suggestion flagged as a look-alike;
+//! - a hit whose only evidence is the server nickname (not the username, the global name or a
+//!   part of it, nor a note) on a character ranked [`PROTECTED_RANK_LEVEL`] (Veteran) or above
+//!   is a suggestion, not a link.
+//!
+//! Such hits are not rivals either: an impersonator cannot block the real owner's link by
+//! creating a tie.
 //!
 //! **Choices made for precision** (SPEC §7: a wrong link is worse than a missing one):
 //! - A strategy that names two or more users (a tie) links nobody; the tie is reported in
-//!   [`Plan::skipped`] and the next strategy is tried — except fuzzy after a tied exact name,
-//!   which would only pick among the same names with less evidence.
-//! - Exact and fuzzy candidates are the present users with a guild role *whether or not they
-//!   already have a player*; a match to a linked user adds the character to that user's player.
-//!   Restricting them to unlinked users would make the candidate set shrink as the engine links
-//!   people, so a tie in one run could turn into a link in the next one (breaking "a second run
-//!   creates nothing") and an already linked namesake would stop counting as a rival.
+//!   [`Plan::skipped`] and the next strategy is tried — except fuzzy after a tied exact name or
+//!   a refused part, which would only pick among the same names with less evidence.
+//! - A character whose notes name its main is never linked by a fuzzy name: it follows its
+//!   main (an alt's name says nothing about its owner's Discord name).
 //! - Alt hints (`alt of X`, `X's alt`, `Main: X`) name a character; a name held by several
 //!   characters resolves to the one on the same realm, else to nobody (a tie). Alt relations are
 //!   merged after all Discord evidence, in character-id order, and one that would put two
 //!   Discord users or two existing players into one player is refused and reported.
-//! - Suggestions are only recorded for characters the plan leaves unlinked and users who still
+//! - Similarity suggestions only go to characters the plan leaves unlinked and users who still
 //!   have no player, so they never contradict a link.
+//!
+//! **Deterministic and idempotent.** Inputs are sorted by id first, so the plan is the same
+//! whatever order the rows come in; only the per-character evidence is gathered in parallel
+//! (rayon), collected in order, and every decision after it is sequential. A second run over the
+//! applied plan creates nothing, because no decision depends on something a run changes:
+//! - rivals never shrink: exact and fuzzy candidates are all users with a guild role, with a
+//!   player or not, so a tie stays a tie after one of the tied users gets linked;
+//! - the fuzzy rule asks "had a player before the run, or got one from a stronger strategy in
+//!   it" — after the run both cases read "has a player", so a suggestion stays a suggestion;
+//! - a part answered by two characters counts characters that are already owned too, so the
+//!   rival of a refused part does not vanish when it gets linked elsewhere;
+//! - look-alike and nickname-only checks read only names and ranks.
 //!
 //! **Linking** follows Task 3: a player that already has the Discord user gets the character;
 //! otherwise the player owning the character an alt note names (existing, or grouped in this
 //! run), which also receives the Discord user if it has none; otherwise a new player named after
 //! the Discord user. Alt groups with no Discord user become one player with no Discord user,
 //! named after the main (the character the others name).
-//!
-//! **Determinism:** inputs are sorted by id first, so the plan is the same whatever order the
-//! rows come in. Only the per-character scoring runs in parallel (rayon), collected in order.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::json;
 
 use crate::fuzzy::{FuzzyIndex, PruneCounts};
-use crate::names::normalize_name;
+use crate::names::{Disguise, clean_name, disguise, foreign_script, normalize_name, realm_key};
 use crate::notes::{alt_hints, discord_hints};
 
 /// A fuzzy score at or above this links the character (medium confidence).
@@ -57,8 +88,15 @@ pub const FUZZY_LINK_THRESHOLD: f64 = 0.85;
 /// `auto_link_suggestion` for an officer to confirm.
 pub const FUZZY_SUGGEST_THRESHOLD: f64 = 0.70;
 
-/// Most suggestions recorded for one character (the users tied at its best score).
+/// Most suggestions recorded for one character.
 pub const MAX_SUGGESTIONS_PER_CHARACTER: usize = 3;
+
+/// `common.guild_ranks.level` from which a server nickname alone cannot claim a character
+/// (3 = Veteran; Officer 4, Guild Leader 5): those ranks carry permissions worth impersonating.
+pub const PROTECTED_RANK_LEVEL: i32 = 3;
+
+/// Shortest part of a listing display name (`Main / Alt`) that counts as a name, in characters.
+pub const MIN_PART_CHARS: usize = 3;
 
 /// An in-guild character no player owns yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +107,9 @@ pub struct UnlinkedCharacter {
     /// The guild note from the addon export.
     pub guild_note: Option<String>,
     pub officer_note: Option<String>,
+    /// `common.guild_ranks.level` of the character's in-game rank (5 = Guild Leader …
+    /// 1 = Initiate), if known.
+    pub rank_level: Option<i32>,
 }
 
 /// A Discord user present on the server.
@@ -76,7 +117,11 @@ pub struct UnlinkedCharacter {
 pub struct PresentDiscordUser {
     pub id: i64,
     pub username: String,
+    /// What the server shows: the server nickname, else the global name.
     pub display_name: Option<String>,
+    /// The account's global name, when known. A display name that differs from it is a server
+    /// nickname (one that is not known to differ is treated as one, the cautious reading).
+    pub global_name: Option<String>,
     /// Holds one of the guild's rank roles.
     pub has_guild_role: bool,
     /// The player holding this user, if any.
@@ -114,22 +159,34 @@ pub enum LinkSource {
     ExactName,
     GuildNote,
     OfficerNote,
+    DisplayNamePart,
     FuzzyName,
     AltNote,
 }
 
 impl LinkSource {
+    /// Every source the engine writes, strongest first.
+    pub const ALL: [LinkSource; 6] = [
+        LinkSource::ExactName,
+        LinkSource::GuildNote,
+        LinkSource::OfficerNote,
+        LinkSource::DisplayNamePart,
+        LinkSource::FuzzyName,
+        LinkSource::AltNote,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             LinkSource::ExactName => "exact_name",
             LinkSource::GuildNote => "guild_note",
             LinkSource::OfficerNote => "officer_note",
+            LinkSource::DisplayNamePart => "display_name_part",
             LinkSource::FuzzyName => "fuzzy_name",
             LinkSource::AltNote => "alt_note",
         }
     }
 
-    /// How sure a link of this kind is; stored in `player_characters.confidence`.
+    /// How sure an exact link of this kind is (a fuzzy `display_name_part` is medium).
     pub fn confidence(self) -> Confidence {
         match self {
             LinkSource::FuzzyName => Confidence::Medium,
@@ -151,6 +208,78 @@ impl Confidence {
         match self {
             Confidence::High => "high",
             Confidence::Medium => "medium",
+        }
+    }
+}
+
+/// Which of a Discord user's names matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NameKind {
+    Username,
+    GlobalName,
+    /// The server nickname: any member can set it to anything.
+    Nickname,
+}
+
+impl NameKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NameKind::Username => "username",
+            NameKind::GlobalName => "global_name",
+            NameKind::Nickname => "nickname",
+        }
+    }
+}
+
+/// Which note a hint was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoteField {
+    GuildNote,
+    OfficerNote,
+}
+
+impl NoteField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoteField::GuildNote => "guild_note",
+            NoteField::OfficerNote => "officer_note",
+        }
+    }
+}
+
+/// Why evidence linked nobody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The evidence names several users or characters.
+    Tie,
+    /// An alt relation would join two Discord users or two players.
+    Conflict,
+}
+
+/// Why a pair is only suggested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuggestionKind {
+    /// The names are close (a fuzzy score below the link threshold, or tied).
+    Similar,
+    /// The best fuzzy match is a user who already has (or gets in this run) a player.
+    ClaimedUser,
+    /// The names are equal only through a [`Disguise`].
+    LookAlike,
+    /// Only the server nickname matches, and the character's rank is protected.
+    NicknameOnly,
+}
+
+impl SuggestionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuggestionKind::Similar => "similar",
+            SuggestionKind::ClaimedUser => "claimed_user",
+            SuggestionKind::LookAlike => "look_alike",
+            SuggestionKind::NicknameOnly => "nickname_only",
         }
     }
 }
@@ -194,9 +323,14 @@ pub struct Suggestion {
     pub character_id: i64,
     pub character_name: String,
     pub discord_user_id: i64,
-    /// The user's display name, else username.
+    /// The name that matched (the user's display name, else username, for similar names).
     pub discord_name: String,
     pub score: f64,
+    pub kind: SuggestionKind,
+    /// For a look-alike: how the name disguises itself.
+    pub disguise: Option<Disguise>,
+    /// The player the Discord user already has, or gets in this run.
+    pub player: Option<PlayerRef>,
 }
 
 /// Why a character with some evidence was left unlinked.
@@ -205,10 +339,9 @@ pub struct Skipped {
     pub character_id: i64,
     pub character_name: String,
     pub strategy: LinkSource,
-    /// `tie` (the evidence names several users or characters) or `conflict` (an alt relation
-    /// would join two Discord users or two players).
-    pub reason: &'static str,
-    /// The tied Discord user ids or character ids, or the refused alt target's character id.
+    pub reason: SkipReason,
+    /// The tied Discord user ids; for alt notes and refused display-name parts, the character
+    /// ids answering to the same name; for a conflict, the refused alt target's character id.
     pub candidates: Vec<i64>,
 }
 
@@ -240,22 +373,214 @@ impl Plan {
     }
 }
 
-/// The Discord evidence found for one character.
+/// One name a Discord user can be matched on: a whole name, or a part of a listing name.
+#[derive(Debug, Clone)]
+pub struct NameEntry {
+    /// Index into the planner's users.
+    pub user: usize,
+    pub kind: NameKind,
+    /// The name or part as written (cleaned), without a realm suffix.
+    pub text: String,
+    /// The whole Discord name it comes from, as written.
+    pub whole: String,
+    pub is_part: bool,
+    /// [`normalize_name`] of `text`.
+    key: String,
+    /// [`realm_key`] of a `Name-Realm` suffix.
+    realm: Option<String>,
+    disguise: Option<Disguise>,
+}
+
+/// Every name entry of `users` (indices into `users`) that name strategies may match, given the
+/// realm keys characters are on. Public for the benchmark, which checks the fuzzy index over
+/// exactly these names.
+pub fn name_entries(
+    users: &[PresentDiscordUser],
+    candidates: impl Iterator<Item = usize>,
+    realms: &HashSet<String>,
+) -> Vec<NameEntry> {
+    let mut entries = Vec::new();
+    for u in candidates {
+        let user = &users[u];
+        let mut names: Vec<(NameKind, &str)> = vec![(NameKind::Username, user.username.as_str())];
+        if let Some(global) = user.global_name.as_deref() {
+            names.push((NameKind::GlobalName, global));
+        }
+        if let Some(display) = user.display_name.as_deref() {
+            let is_global = user.global_name.as_deref() == Some(display);
+            let is_username = user.global_name.is_none() && display == user.username;
+            if !is_global && !is_username {
+                names.push((NameKind::Nickname, display));
+            }
+        }
+        for (kind, name) in names {
+            push_entries(&mut entries, u, kind, name, realms);
+        }
+    }
+    entries
+}
+
+fn push_entries(
+    entries: &mut Vec<NameEntry>,
+    user: usize,
+    kind: NameKind,
+    name: &str,
+    realms: &HashSet<String>,
+) {
+    let cleaned = clean_name(name);
+    let entry = |text: &str, realm: Option<String>, is_part: bool| NameEntry {
+        user,
+        kind,
+        text: text.to_string(),
+        whole: name.to_string(),
+        is_part,
+        key: normalize_name(text),
+        realm,
+        disguise: disguise(name),
+    };
+    if let Some((base, realm)) = split_realm(&cleaned, realms) {
+        entries.push(entry(base, Some(realm), false));
+        return;
+    }
+    if normalize_name(&cleaned).is_empty() {
+        return;
+    }
+    entries.push(entry(&cleaned, None, false));
+    let parts = split_parts(&cleaned);
+    if parts.len() < 2 {
+        return;
+    }
+    for part in parts {
+        if part.chars().count() < MIN_PART_CHARS {
+            continue;
+        }
+        let (base, realm) = match split_realm(part, realms) {
+            Some((base, realm)) => (base, Some(realm)),
+            None => (part, None),
+        };
+        if !normalize_name(base).is_empty() {
+            entries.push(entry(base, realm, true));
+        }
+    }
+}
+
+/// `Name-Realm` / `Name @ Realm` where the realm is one characters are on: (name, realm key).
+fn split_realm<'n>(name: &'n str, realms: &HashSet<String>) -> Option<(&'n str, String)> {
+    for (i, c) in name.char_indices() {
+        if c != '-' && c != '@' {
+            continue;
+        }
+        let (base, realm) = (name[..i].trim(), name[i + c.len_utf8()..].trim());
+        let key = realm_key(realm);
+        if !base.is_empty() && !key.is_empty() && realms.contains(&key) {
+            return Some((base, key));
+        }
+    }
+    None
+}
+
+/// The parts of a name that lists characters (`Main / Alt`, `Main | Alt`, `Main (Alt)`,
+/// `Main - Alt`, `Main, Alt`, `Main & Alt`), trimmed; one part when it lists nothing.
+fn split_parts(name: &str) -> Vec<&str> {
+    const SEPARATORS: [char; 8] = ['/', '|', '(', ')', '[', ']', ',', '&'];
+    let mut parts = Vec::new();
+    // " - " separates; a hyphen inside a word ("Jean-Luc") does not.
+    for chunk in name.split(" - ") {
+        parts.extend(
+            chunk
+                .split(SEPARATORS)
+                .map(str::trim)
+                .filter(|p| !p.is_empty()),
+        );
+    }
+    parts
+}
+
+/// The Discord evidence chosen for one character.
 #[derive(Debug, Clone)]
 struct DiscordMatch {
     user: usize,
     source: LinkSource,
+    confidence: Confidence,
     evidence: serde_json::Value,
 }
 
-/// Per-character outcome of the (parallel) evidence stage.
+/// Whether a name hit may link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grade {
+    Honest,
+    LookAlike(Disguise),
+    NicknameOnly,
+}
+
+/// A user's best name entry against one character, for one strategy.
+#[derive(Debug, Clone, Copy)]
+struct UserHit {
+    user: usize,
+    entry: usize,
+    score: f64,
+    grade: Grade,
+}
+
+/// The users one note's Discord hints name, with the hint that named each.
+#[derive(Debug, Clone)]
+struct NoteHits {
+    source: LinkSource,
+    note: String,
+    named: BTreeMap<usize, String>,
+}
+
+/// Everything the (parallel) evidence stage found for one character, strategy by strategy.
 #[derive(Debug, Default)]
 struct CharacterEvidence {
-    found: Option<DiscordMatch>,
-    skipped: Vec<Skipped>,
-    /// Users at the best fuzzy score when it did not link.
-    near: Vec<(usize, f64)>,
-    fuzzy: PruneCounts,
+    exact: Vec<UserHit>,
+    notes: Vec<NoteHits>,
+    parts: Vec<UserHit>,
+    /// Users scoring at least [`FUZZY_SUGGEST_THRESHOLD`], best entry each.
+    fuzzy: Vec<UserHit>,
+    counts: PruneCounts,
+}
+
+/// A pair to suggest if the character ends up unlinked.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    user: usize,
+    entry: Option<usize>,
+    score: f64,
+    kind: SuggestionKind,
+    disguise: Option<Disguise>,
+}
+
+/// The run-wide decisions, filled strategy by strategy.
+struct Decisions {
+    found: Vec<Option<DiscordMatch>>,
+    /// A tie or a refused part: the fuzzy stage would only pick among the same names.
+    blocked: Vec<bool>,
+    candidates: Vec<Vec<Candidate>>,
+}
+
+impl Decisions {
+    fn new(n: usize) -> Self {
+        Decisions {
+            found: vec![None; n],
+            blocked: vec![false; n],
+            candidates: vec![Vec::new(); n],
+        }
+    }
+
+    fn open(&self, c: usize) -> bool {
+        self.found[c].is_none() && !self.blocked[c]
+    }
+}
+
+/// An alt relation a character's notes state: the character they name, and where.
+#[derive(Debug, Clone)]
+struct AltRelation {
+    target: AltTarget,
+    target_id: i64,
+    hint: String,
+    field: NoteField,
+    note: String,
 }
 
 /// A name → indices lookup on normalized names.
@@ -287,14 +612,38 @@ pub fn plan(snapshot: &Snapshot) -> Plan {
     Planner::new(&chars, &users, &players).run()
 }
 
+/// The realm keys of every character in the snapshot: what a `Name-Realm` suffix may name.
+pub fn snapshot_realms(snapshot: &Snapshot) -> HashSet<String> {
+    realms_of(&snapshot.characters, &snapshot.players)
+}
+
+fn realms_of(chars: &[UnlinkedCharacter], players: &[ExistingPlayer]) -> HashSet<String> {
+    chars
+        .iter()
+        .map(|c| c.realm_slug.as_str())
+        .chain(
+            players
+                .iter()
+                .flat_map(|p| p.characters.iter().map(|c| c.realm_slug.as_str())),
+        )
+        .map(realm_key)
+        .filter(|k| !k.is_empty())
+        .collect()
+}
+
 struct Planner<'s> {
     chars: &'s [UnlinkedCharacter],
     users: &'s [PresentDiscordUser],
     players: &'s [ExistingPlayer],
+    /// Normalized name and realm key of every character, by index.
+    char_keys: Vec<(String, String)>,
     by_username: HashMap<String, Vec<usize>>,
     by_display_name: HashMap<String, Vec<usize>>,
-    /// Users with a guild role, the exact and fuzzy candidates, as indices into `users`.
-    ranked: Vec<usize>,
+    /// Names of users with a guild role (the exact, part and fuzzy candidates).
+    entries: Vec<NameEntry>,
+    whole_by_key: HashMap<String, Vec<usize>>,
+    part_by_key: HashMap<String, Vec<usize>>,
+    /// Over `entries`, one name each.
     fuzzy: FuzzyIndex,
     player_index: HashMap<i64, usize>,
 }
@@ -317,93 +666,109 @@ impl<'s> Planner<'s> {
                 .enumerate()
                 .filter_map(|(i, u)| u.display_name.as_deref().map(|d| (i, d))),
         );
-        let ranked: Vec<usize> = (0..users.len())
-            .filter(|&i| users[i].has_guild_role)
+        let realms = realms_of(chars, players);
+        let entries = name_entries(
+            users,
+            (0..users.len()).filter(|&i| users[i].has_guild_role),
+            &realms,
+        );
+        let mut whole_by_key: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut part_by_key: HashMap<String, Vec<usize>> = HashMap::new();
+        for (e, entry) in entries.iter().enumerate() {
+            let map = if entry.is_part {
+                &mut part_by_key
+            } else {
+                &mut whole_by_key
+            };
+            map.entry(entry.key.clone()).or_default().push(e);
+        }
+        let fuzzy = FuzzyIndex::new(entries.iter().map(|e| std::iter::once(e.text.as_str())));
+        let char_keys = chars
+            .iter()
+            .map(|c| (normalize_name(&c.name), realm_key(&c.realm_slug)))
             .collect();
-        let fuzzy = FuzzyIndex::new(ranked.iter().map(|&i| {
-            let u = &users[i];
-            std::iter::once(u.username.as_str()).chain(u.display_name.as_deref())
-        }));
         let player_index = players.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
         Planner {
             chars,
             users,
             players,
+            char_keys,
             by_username,
             by_display_name,
-            ranked,
+            entries,
+            whole_by_key,
+            part_by_key,
             fuzzy,
             player_index,
         }
     }
 
     fn run(&self) -> Plan {
-        let evidence: Vec<CharacterEvidence> = self
-            .chars
-            .par_iter()
+        let evidence: Vec<CharacterEvidence> = (0..self.chars.len())
+            .into_par_iter()
             .map(|c| self.evidence_for(c))
             .collect();
         let mut plan = Plan::default();
         for e in &evidence {
-            plan.skipped.extend(e.skipped.iter().cloned());
-            plan.fuzzy.by_length += e.fuzzy.by_length;
-            plan.fuzzy.by_shared_characters += e.fuzzy.by_shared_characters;
-            plan.fuzzy.by_common_subsequence += e.fuzzy.by_common_subsequence;
-            plan.fuzzy.scored += e.fuzzy.scored;
+            plan.fuzzy.by_length += e.counts.by_length;
+            plan.fuzzy.by_shared_characters += e.counts.by_shared_characters;
+            plan.fuzzy.by_common_subsequence += e.counts.by_common_subsequence;
+            plan.fuzzy.scored += e.counts.scored;
         }
-        self.group_and_link(&evidence, &mut plan);
+        let alts = self.alt_relations(&mut plan);
+        let mut decisions = Decisions::new(self.chars.len());
+        self.decide_exact(&evidence, &mut decisions, &mut plan);
+        self.decide_notes(&evidence, &mut decisions, &mut plan);
+        self.decide_parts(&evidence, &mut decisions, &mut plan);
+        self.decide_fuzzy(&evidence, &alts, &mut decisions, &mut plan);
+        plan.skipped.sort_by_key(|s| s.character_id);
+        self.group_and_link(&decisions, &alts, &mut plan);
         plan
     }
 
-    /// The strongest Discord evidence for one character.
-    fn evidence_for(&self, c: &UnlinkedCharacter) -> CharacterEvidence {
-        let mut out = CharacterEvidence::default();
-        let skip = |strategy, candidates: &[usize]| Skipped {
-            character_id: c.id,
-            character_name: c.name.clone(),
-            strategy,
-            reason: "tie",
-            candidates: candidates.iter().map(|&u| self.users[u].id).collect(),
-        };
+    // ---- Evidence (per character, in parallel) -------------------------------------------
 
-        // 1. Exact name.
-        let key = normalize_name(&c.name);
-        let mut exact: BTreeSet<usize> = BTreeSet::new();
-        let mut matched_field = "username";
-        for (field, map) in [
-            ("display_name", &self.by_display_name),
-            ("username", &self.by_username),
-        ] {
-            for &u in map.get(&key).into_iter().flatten() {
-                if self.users[u].has_guild_role {
-                    exact.insert(u);
-                    matched_field = field;
-                }
-            }
+    /// Every strategy's raw evidence for one character.
+    fn evidence_for(&self, c: usize) -> CharacterEvidence {
+        let ch = &self.chars[c];
+        let (fuzzy, counts) = self.fuzzy_hits(c);
+        CharacterEvidence {
+            exact: self.key_hits(c, &self.whole_by_key),
+            notes: self.note_hits(ch),
+            parts: self.key_hits(c, &self.part_by_key),
+            fuzzy,
+            counts,
         }
-        let exact_tied = exact.len() > 1;
-        match exact.iter().copied().collect::<Vec<_>>().as_slice() {
-            [u] => {
-                out.found = Some(DiscordMatch {
-                    user: *u,
-                    source: LinkSource::ExactName,
-                    evidence: json!({
-                        "strategy": "exact_name",
-                        "character_name": c.name,
-                        "matched": matched_field,
-                        "discord_name": self.field_of(*u, matched_field),
-                    }),
-                });
-                return out;
-            }
-            [] => {}
-            tied => out.skipped.push(skip(LinkSource::ExactName, tied)),
-        }
+    }
 
-        // 2–3. Discord hints in the guild note, then the officer note.
+    /// Entries equal to the character's name (and realm, when they name one), best per user.
+    fn key_hits(&self, c: usize, map: &HashMap<String, Vec<usize>>) -> Vec<UserHit> {
+        let (key, _) = &self.char_keys[c];
+        let hits = map
+            .get(key)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&e| self.realm_fits(e, c))
+            .map(|e| (e, 1.0));
+        self.best_per_user(c, hits)
+    }
+
+    /// Users whose best entry scores at least the suggestion threshold, best entry each.
+    fn fuzzy_hits(&self, c: usize) -> (Vec<UserHit>, PruneCounts) {
+        let (found, counts) = self
+            .fuzzy
+            .matches(&self.chars[c].name, FUZZY_SUGGEST_THRESHOLD);
+        let hits = found.into_iter().filter(|&(e, _)| self.realm_fits(e, c));
+        (self.best_per_user(c, hits), counts)
+    }
+
+    /// The Discord hints of the guild note, then the officer note.
+    fn note_hits(&self, ch: &UnlinkedCharacter) -> Vec<NoteHits> {
+        let mut out = Vec::new();
         for (source, note) in [
-            (LinkSource::GuildNote, &c.guild_note),
-            (LinkSource::OfficerNote, &c.officer_note),
+            (LinkSource::GuildNote, &ch.guild_note),
+            (LinkSource::OfficerNote, &ch.officer_note),
         ] {
             let Some(note) = note.as_deref() else {
                 continue;
@@ -414,71 +779,68 @@ impl<'s> Planner<'s> {
                     named.entry(u).or_insert_with(|| hint.clone());
                 }
             }
-            match named.len() {
-                0 => {}
-                1 => {
-                    let (u, hint) = named.into_iter().next().expect("one entry");
-                    out.found = Some(DiscordMatch {
-                        user: u,
-                        source,
-                        evidence: json!({
-                            "strategy": source.as_str(),
-                            "hint": hint,
-                            "note": note,
-                        }),
-                    });
-                    return out;
-                }
-                _ => out
-                    .skipped
-                    .push(skip(source, &named.keys().copied().collect::<Vec<_>>())),
-            }
-        }
-
-        // 4. Fuzzy name.
-        if exact_tied {
-            return out;
-        }
-        let (found, counts) = self.fuzzy.matches(&c.name, FUZZY_SUGGEST_THRESHOLD);
-        out.fuzzy = counts;
-        let Some(best) = found.iter().map(|&(_, s)| s).max_by(f64::total_cmp) else {
-            return out;
-        };
-        let top: Vec<(usize, f64)> = found
-            .iter()
-            .filter(|&&(_, s)| s == best)
-            .map(|&(k, s)| (self.ranked[k], s))
-            .collect();
-        if best >= FUZZY_LINK_THRESHOLD && top.len() == 1 {
-            let (u, score) = top[0];
-            let user = &self.users[u];
-            out.found = Some(DiscordMatch {
-                user: u,
-                source: LinkSource::FuzzyName,
-                evidence: json!({
-                    "strategy": "fuzzy_name",
-                    "character_name": c.name,
-                    "score": score,
-                    "username": user.username,
-                    "display_name": user.display_name,
-                }),
+            out.push(NoteHits {
+                source,
+                note: note.to_string(),
+                named,
             });
-            return out;
         }
-        if best >= FUZZY_LINK_THRESHOLD {
-            let tied: Vec<usize> = top.iter().map(|&(u, _)| u).collect();
-            out.skipped.push(skip(LinkSource::FuzzyName, &tied));
-        }
-        out.near = top;
         out
     }
 
-    fn field_of(&self, u: usize, field: &str) -> String {
-        let user = &self.users[u];
-        match field {
-            "display_name" => user.display_name.clone().unwrap_or_default(),
-            _ => user.username.clone(),
+    fn realm_fits(&self, e: usize, c: usize) -> bool {
+        self.entries[e]
+            .realm
+            .as_ref()
+            .is_none_or(|r| *r == self.char_keys[c].1)
+    }
+
+    /// Whether a name entry may link this character.
+    fn grade(&self, e: usize, c: usize) -> Grade {
+        let entry = &self.entries[e];
+        let ch = &self.chars[c];
+        if let Some(d) = entry.disguise {
+            return Grade::LookAlike(d);
         }
+        if foreign_script(&ch.name, &entry.text) {
+            return Grade::LookAlike(Disguise::ForeignScript);
+        }
+        if entry.kind == NameKind::Nickname
+            && ch.rank_level.is_some_and(|r| r >= PROTECTED_RANK_LEVEL)
+        {
+            return Grade::NicknameOnly;
+        }
+        Grade::Honest
+    }
+
+    /// One hit per user (ascending): the best score, an honest entry before a disguised one,
+    /// then username before global name before nickname, then the first entry.
+    fn best_per_user(&self, c: usize, hits: impl Iterator<Item = (usize, f64)>) -> Vec<UserHit> {
+        let mut best: BTreeMap<usize, UserHit> = BTreeMap::new();
+        for (e, score) in hits {
+            let hit = UserHit {
+                user: self.entries[e].user,
+                entry: e,
+                score,
+                grade: self.grade(e, c),
+            };
+            let rank = |h: &UserHit| {
+                (
+                    std::cmp::Reverse(ordered(h.score)),
+                    h.grade != Grade::Honest,
+                    self.entries[h.entry].kind,
+                    h.entry,
+                )
+            };
+            best.entry(hit.user)
+                .and_modify(|old| {
+                    if rank(&hit) < rank(old) {
+                        *old = hit;
+                    }
+                })
+                .or_insert(hit);
+        }
+        best.into_values().collect()
     }
 
     /// Users a Discord hint names: those whose username is the hint; failing that, those whose
@@ -491,19 +853,301 @@ impl<'s> Planner<'s> {
         self.by_display_name.get(&key).cloned().unwrap_or_default()
     }
 
-    /// Merge characters, Discord users and players into groups, then turn groups into links.
-    fn group_and_link(&self, evidence: &[CharacterEvidence], plan: &mut Plan) {
-        let n_chars = self.chars.len();
-        let n_users = self.users.len();
-        // Nodes: characters, then users, then existing players.
-        let mut groups = Groups::new(n_chars + n_users + self.players.len());
-        let user_node = |u: usize| n_chars + u;
-        let player_node = |p: usize| n_chars + n_users + p;
-        for u in 0..n_users {
-            groups.attrs[user_node(u)].users.insert(u);
+    // ---- Decisions (whole run, strategy by strategy) ----------------------------------------
+
+    fn tie(&self, c: usize, strategy: LinkSource, candidates: Vec<i64>) -> Skipped {
+        Skipped {
+            character_id: self.chars[c].id,
+            character_name: self.chars[c].name.clone(),
+            strategy,
+            reason: SkipReason::Tie,
+            candidates,
+        }
+    }
+
+    fn user_ids(&self, hits: &[UserHit]) -> Vec<i64> {
+        hits.iter().map(|h| self.users[h.user].id).collect()
+    }
+
+    /// Split hits into the honest ones and suggestion candidates for the disguised ones.
+    fn honest(&self, hits: &[UserHit], candidates: &mut Vec<Candidate>) -> Vec<UserHit> {
+        let mut honest = Vec::new();
+        for h in hits {
+            match h.grade {
+                Grade::Honest => honest.push(*h),
+                Grade::LookAlike(d) => candidates.push(Candidate {
+                    user: h.user,
+                    entry: Some(h.entry),
+                    score: h.score,
+                    kind: SuggestionKind::LookAlike,
+                    disguise: Some(d),
+                }),
+                Grade::NicknameOnly => candidates.push(Candidate {
+                    user: h.user,
+                    entry: Some(h.entry),
+                    score: h.score,
+                    kind: SuggestionKind::NicknameOnly,
+                    disguise: None,
+                }),
+            }
+        }
+        honest
+    }
+
+    /// Strategy 1: a whole name of exactly one user.
+    fn decide_exact(&self, ev: &[CharacterEvidence], d: &mut Decisions, plan: &mut Plan) {
+        for (c, e) in ev.iter().enumerate() {
+            let honest = self.honest(&e.exact, &mut d.candidates[c]);
+            match honest.as_slice() {
+                [] => {}
+                [hit] => {
+                    d.found[c] = Some(self.name_match(c, hit, LinkSource::ExactName));
+                }
+                tied => {
+                    plan.skipped
+                        .push(self.tie(c, LinkSource::ExactName, self.user_ids(tied)));
+                    d.blocked[c] = true;
+                }
+            }
+        }
+    }
+
+    /// Strategies 2–3: a Discord hint in the guild note, then the officer note. A note is
+    /// written by officers, not chosen by the member, so it links whatever the names look like.
+    fn decide_notes(&self, ev: &[CharacterEvidence], d: &mut Decisions, plan: &mut Plan) {
+        for (c, e) in ev.iter().enumerate() {
+            if d.found[c].is_some() {
+                continue;
+            }
+            for hits in &e.notes {
+                if hits.named.len() > 1 {
+                    let ids = hits.named.keys().map(|&u| self.users[u].id).collect();
+                    plan.skipped.push(self.tie(c, hits.source, ids));
+                    continue;
+                }
+                if let Some((&u, hint)) = hits.named.iter().next() {
+                    d.found[c] = Some(DiscordMatch {
+                        user: u,
+                        source: hits.source,
+                        confidence: Confidence::High,
+                        evidence: json!({
+                            "strategy": hits.source.as_str(),
+                            "hint": hint,
+                            "note": hits.note,
+                        }),
+                    });
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Strategy 4: a part of exactly one user's listing name, answered by no other character.
+    fn decide_parts(&self, ev: &[CharacterEvidence], d: &mut Decisions, plan: &mut Plan) {
+        let answered = self.characters_answering_parts(ev);
+        for (c, e) in ev.iter().enumerate() {
+            if !d.open(c) {
+                continue;
+            }
+            let honest = self.honest(&e.parts, &mut d.candidates[c]);
+            let rivals: BTreeSet<i64> = honest
+                .iter()
+                .flat_map(|h| answered.get(&h.entry).into_iter().flatten().copied())
+                .filter(|&id| id != self.chars[c].id)
+                .collect();
+            if !rivals.is_empty() {
+                plan.skipped.push(self.tie(
+                    c,
+                    LinkSource::DisplayNamePart,
+                    rivals.into_iter().collect(),
+                ));
+                d.blocked[c] = true;
+                continue;
+            }
+            match honest.as_slice() {
+                [] => {}
+                [hit] => {
+                    d.found[c] = Some(self.name_match(c, hit, LinkSource::DisplayNamePart));
+                }
+                tied => {
+                    plan.skipped.push(self.tie(
+                        c,
+                        LinkSource::DisplayNamePart,
+                        self.user_ids(tied),
+                    ));
+                    d.blocked[c] = true;
+                }
+            }
+        }
+    }
+
+    /// For every part entry some unlinked character equals: the character ids answering to it,
+    /// owned characters included (so a refused part stays refused once its rival is linked).
+    fn characters_answering_parts(&self, ev: &[CharacterEvidence]) -> HashMap<usize, Vec<i64>> {
+        let mut answered: HashMap<usize, Vec<i64>> = HashMap::new();
+        for (c, e) in ev.iter().enumerate() {
+            for h in &e.parts {
+                answered.entry(h.entry).or_default().push(self.chars[c].id);
+            }
+        }
+        if answered.is_empty() {
+            return answered;
+        }
+        for player in self.players {
+            for oc in &player.characters {
+                let key = normalize_name(&oc.name);
+                let realm = realm_key(&oc.realm_slug);
+                for &e in self.part_by_key.get(&key).into_iter().flatten() {
+                    let fits = self.entries[e].realm.as_ref().is_none_or(|r| *r == realm);
+                    if fits && let Some(ids) = answered.get_mut(&e) {
+                        ids.push(oc.id);
+                    }
+                }
+            }
+        }
+        answered
+    }
+
+    /// Strategy 5: the single best fuzzy user, if it scores at least the link threshold and had
+    /// no player before the run nor got one from strategies 1–4. A character whose notes name its
+    /// main is left to follow its main: an alt's name says nothing about its owner's Discord
+    /// name, so a close one is a coincidence (on the decoy-rich guild, every wrong fuzzy link
+    /// was such an alt).
+    fn decide_fuzzy(
+        &self,
+        ev: &[CharacterEvidence],
+        alts: &[Option<AltRelation>],
+        d: &mut Decisions,
+        plan: &mut Plan,
+    ) {
+        let claimed: HashSet<usize> = d.found.iter().flatten().map(|m| m.user).collect();
+        // Tentative links, refused below when two characters rest on one display-name part.
+        let mut tentative: Vec<(usize, UserHit)> = Vec::new();
+        for (c, e) in ev.iter().enumerate() {
+            if !d.open(c) || alts[c].is_some() {
+                continue;
+            }
+            let mut flagged = Vec::new();
+            let honest = self.honest(&e.fuzzy, &mut flagged);
+            d.candidates[c].extend(
+                flagged
+                    .into_iter()
+                    .filter(|f| f.score >= FUZZY_LINK_THRESHOLD),
+            );
+            let Some(best) = honest.iter().map(|h| h.score).max_by(f64::total_cmp) else {
+                continue;
+            };
+            let top: Vec<UserHit> = honest.iter().copied().filter(|h| h.score == best).collect();
+            let kind = match top.as_slice() {
+                [hit] if best >= FUZZY_LINK_THRESHOLD => {
+                    let user = &self.users[hit.user];
+                    if user.player_id.is_none() && !claimed.contains(&hit.user) {
+                        tentative.push((c, *hit));
+                        continue;
+                    }
+                    SuggestionKind::ClaimedUser
+                }
+                tied => {
+                    if best >= FUZZY_LINK_THRESHOLD {
+                        plan.skipped
+                            .push(self.tie(c, LinkSource::FuzzyName, self.user_ids(tied)));
+                    }
+                    SuggestionKind::Similar
+                }
+            };
+            d.candidates[c].extend(top.iter().map(|h| Candidate {
+                user: h.user,
+                entry: Some(h.entry),
+                score: h.score,
+                kind,
+                disguise: None,
+            }));
+        }
+        let mut by_part: HashMap<usize, Vec<usize>> = HashMap::new();
+        for &(c, hit) in &tentative {
+            if self.entries[hit.entry].is_part {
+                by_part.entry(hit.entry).or_default().push(c);
+            }
+        }
+        for (c, hit) in tentative {
+            let sharing = by_part.get(&hit.entry).filter(|cs| cs.len() > 1);
+            if let Some(cs) = sharing {
+                let ids = cs.iter().map(|&o| self.chars[o].id).collect();
+                plan.skipped
+                    .push(self.tie(c, LinkSource::DisplayNamePart, ids));
+                continue;
+            }
+            let source = if self.entries[hit.entry].is_part {
+                LinkSource::DisplayNamePart
+            } else {
+                LinkSource::FuzzyName
+            };
+            d.found[c] = Some(self.name_match(c, &hit, source));
+        }
+    }
+
+    /// The link evidence of a name hit: which name of the user matched, and how well.
+    fn name_match(&self, c: usize, hit: &UserHit, source: LinkSource) -> DiscordMatch {
+        let entry = &self.entries[hit.entry];
+        let user = &self.users[hit.user];
+        let exact = hit.score >= 1.0;
+        let mut evidence = json!({
+            "strategy": source.as_str(),
+            "character_name": self.chars[c].name,
+            "matched": entry.kind.as_str(),
+            "discord_name": entry.whole,
+        });
+        if entry.is_part {
+            evidence["part"] = json!(entry.text);
+        }
+        if let Some(realm) = &entry.realm {
+            evidence["realm"] = json!(realm);
+        }
+        if !exact || source == LinkSource::FuzzyName {
+            evidence["score"] = json!(hit.score);
+            evidence["username"] = json!(user.username);
+            evidence["display_name"] = json!(user.display_name);
+        }
+        DiscordMatch {
+            user: hit.user,
+            source,
+            confidence: if exact {
+                source.confidence()
+            } else {
+                Confidence::Medium
+            },
+            evidence,
+        }
+    }
+
+    // ---- Groups and links ------------------------------------------------------------------
+
+    /// Merge characters, Discord users and players into groups, then turn groups into links
+    /// and the characters left over into suggestions.
+    fn group_and_link(&self, d: &Decisions, alts: &[Option<AltRelation>], plan: &mut Plan) {
+        let mut groups = self.seed_groups();
+        self.merge_discord_evidence(d, &mut groups);
+        let alt = self.merge_alt_relations(alts, &mut groups, plan);
+        let linked_users = self.links_from_groups(d, &mut groups, &alt, plan);
+        self.suggestions(d, &linked_users, plan);
+    }
+
+    fn user_node(&self, u: usize) -> usize {
+        self.chars.len() + u
+    }
+
+    fn player_node(&self, p: usize) -> usize {
+        self.chars.len() + self.users.len() + p
+    }
+
+    /// One node per character, user and existing player (in that order).
+    fn seed_groups(&self) -> Groups {
+        let mut groups = Groups::new(self.chars.len() + self.users.len() + self.players.len());
+        for u in 0..self.users.len() {
+            groups.attrs[self.user_node(u)].users.insert(u);
         }
         for (p, player) in self.players.iter().enumerate() {
-            let attrs = &mut groups.attrs[player_node(p)];
+            let attrs = &mut groups.attrs[self.player_node(p)];
             attrs.players.insert(p);
             attrs.player_discord = player
                 .discord_user_id
@@ -511,21 +1155,27 @@ impl<'s> Planner<'s> {
             attrs.player_has_absent_discord =
                 player.discord_user_id.is_some() && attrs.player_discord.is_none();
         }
+        groups
+    }
 
-        // Discord evidence first: it never conflicts (one user per character, one player per
-        // user).
-        for (c, e) in evidence.iter().enumerate() {
-            if let Some(m) = &e.found {
-                groups.union(c, user_node(m.user));
+    /// Discord evidence first: it never conflicts (one user per character, one player per
+    /// user).
+    fn merge_discord_evidence(&self, d: &Decisions, groups: &mut Groups) {
+        for (c, found) in d.found.iter().enumerate() {
+            if let Some(m) = found {
+                groups.union(c, self.user_node(m.user));
             }
         }
         for (u, user) in self.users.iter().enumerate() {
             if let Some(&p) = user.player_id.and_then(|id| self.player_index.get(&id)) {
-                groups.union(user_node(u), player_node(p));
+                groups.union(self.user_node(u), self.player_node(p));
             }
         }
+    }
 
-        // Then alt relations, in character-id order, refusing the ones that conflict.
+    /// The alt relation each character's notes state, if they name exactly one character (ties
+    /// are recorded). They depend only on the snapshot, so they are read once, up front.
+    fn alt_relations(&self, plan: &mut Plan) -> Vec<Option<AltRelation>> {
         let owned = self.owned_characters();
         let by_char_name = index_by(
             self.chars
@@ -533,140 +1183,212 @@ impl<'s> Planner<'s> {
                 .enumerate()
                 .map(|(i, c)| (i, c.name.as_str())),
         );
-        // For each character merged by an alt note: the evidence of the accepted relation.
-        let mut alt_evidence: HashMap<usize, serde_json::Value> = HashMap::new();
-        // Characters named by an accepted alt relation (mains of the groups).
-        let mut named_as_main: BTreeSet<usize> = BTreeSet::new();
-        let mut has_accepted_alt: BTreeSet<usize> = BTreeSet::new();
+        self.chars
+            .iter()
+            .enumerate()
+            .map(|(c, ch)| self.alt_target(c, ch, &by_char_name, &owned, plan))
+            .collect()
+    }
+
+    /// Alt relations, in character-id order, refusing the ones that conflict.
+    fn merge_alt_relations(
+        &self,
+        alts: &[Option<AltRelation>],
+        groups: &mut Groups,
+        plan: &mut Plan,
+    ) -> AltOutcome {
+        let mut out = AltOutcome::default();
         for (c, ch) in self.chars.iter().enumerate() {
-            let Some((target, hint, field, note)) =
-                self.alt_target(c, ch, &by_char_name, &owned, plan)
-            else {
+            let Some(rel) = &alts[c] else {
                 continue;
             };
-            let (node, target_id) = match target {
-                AltTarget::Unlinked(t) => (t, self.chars[t].id),
-                AltTarget::Owned(p, id) => (player_node(p), id),
+            let node = match rel.target {
+                AltTarget::Unlinked(t) => t,
+                AltTarget::Owned(p, _) => self.player_node(p),
             };
-            if groups.can_union(c, node) {
-                groups.union(c, node);
-                has_accepted_alt.insert(c);
-                alt_evidence.entry(c).or_insert_with(
-                    || json!({"strategy": "alt_note", "hint": hint, "field": field, "note": note}),
-                );
-                if let AltTarget::Unlinked(t) = target {
-                    named_as_main.insert(t);
-                    alt_evidence.entry(t).or_insert_with(|| {
-                        json!({"strategy": "alt_note", "named_by": ch.name, "field": field, "note": note})
-                    });
-                }
-            } else {
+            if !groups.can_union(c, node) {
                 plan.skipped.push(Skipped {
                     character_id: ch.id,
                     character_name: ch.name.clone(),
                     strategy: LinkSource::AltNote,
-                    reason: "conflict",
-                    candidates: vec![target_id],
+                    reason: SkipReason::Conflict,
+                    candidates: vec![rel.target_id],
+                });
+                continue;
+            }
+            groups.union(c, node);
+            out.has_accepted_alt.insert(c);
+            out.evidence.entry(c).or_insert_with(|| {
+                json!({"strategy": "alt_note", "hint": rel.hint, "field": rel.field.as_str(),
+                       "note": rel.note})
+            });
+            if let AltTarget::Unlinked(t) = rel.target {
+                out.named_as_main.insert(t);
+                out.evidence.entry(t).or_insert_with(|| {
+                    json!({"strategy": "alt_note", "named_by": ch.name,
+                           "field": rel.field.as_str(), "note": rel.note})
                 });
             }
         }
+        out
+    }
 
-        // Each group becomes links.
+    /// Each group with a Discord user, a player or several characters becomes links. Returns
+    /// the player each linked user ends up with.
+    fn links_from_groups(
+        &self,
+        d: &Decisions,
+        groups: &mut Groups,
+        alt: &AltOutcome,
+        plan: &mut Plan,
+    ) -> HashMap<usize, PlayerRef> {
+        let n_chars = self.chars.len();
         let mut members: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for c in 0..n_chars {
             members.entry(groups.find(c)).or_default().push(c);
         }
-        let mut linked_users: BTreeSet<usize> = BTreeSet::new();
-        let mut linked_chars: BTreeSet<usize> = BTreeSet::new();
+        let mut linked_users: HashMap<usize, PlayerRef> = HashMap::new();
+        let mut linked_chars = 0;
         for (root, chars) in members {
             let attrs = &groups.attrs[root];
             let user = attrs.users.iter().next().copied();
             let player = attrs.players.iter().next().copied();
-            let target = match (player, user) {
-                (Some(p), u) => {
-                    if let Some(u) = u
-                        && self.players[p].discord_user_id.is_none()
-                    {
-                        plan.attachments.push(DiscordAttachment {
-                            player_id: self.players[p].id,
-                            discord_user_id: self.users[u].id,
-                        });
-                    }
-                    PlayerRef::Existing(self.players[p].id)
-                }
-                (None, Some(u)) => {
-                    let user = &self.users[u];
-                    let name = user
-                        .display_name
-                        .as_deref()
-                        .map(str::trim)
-                        .filter(|d| !d.is_empty())
-                        .unwrap_or(&user.username);
-                    plan.new_players.push(NewPlayer {
-                        display_name: name.to_string(),
-                        discord_user_id: Some(user.id),
-                    });
-                    PlayerRef::New(plan.new_players.len() - 1)
-                }
-                (None, None) if chars.len() >= 2 => {
-                    let main = chars
-                        .iter()
-                        .copied()
-                        .find(|c| named_as_main.contains(c) && !has_accepted_alt.contains(c))
-                        .unwrap_or(chars[0]);
-                    plan.new_players.push(NewPlayer {
-                        display_name: self.chars[main].name.clone(),
-                        discord_user_id: None,
-                    });
-                    PlayerRef::New(plan.new_players.len() - 1)
-                }
-                (None, None) => continue,
+            let Some(target) = self.group_target(player, user, &chars, alt, plan) else {
+                continue;
             };
             if let Some(u) = user {
-                linked_users.insert(u);
+                linked_users.insert(u, target);
             }
             for c in chars {
-                let (source, evidence) = match &evidence[c].found {
-                    Some(m) => (m.source, m.evidence.clone()),
+                let (source, confidence, evidence) = match &d.found[c] {
+                    Some(m) => (m.source, m.confidence, m.evidence.clone()),
                     None => (
                         LinkSource::AltNote,
-                        alt_evidence.get(&c).cloned().unwrap_or_else(|| json!({})),
+                        LinkSource::AltNote.confidence(),
+                        alt.evidence.get(&c).cloned().unwrap_or_else(|| json!({})),
                     ),
                 };
-                linked_chars.insert(c);
+                linked_chars += 1;
                 plan.links.push(PlannedLink {
                     character_id: self.chars[c].id,
                     player: target,
                     source,
-                    confidence: source.confidence(),
+                    confidence,
                     evidence,
                 });
             }
         }
+        // Users whose player gains nothing in this run still have it.
+        for (u, user) in self.users.iter().enumerate() {
+            if let Some(id) = user.player_id {
+                linked_users.entry(u).or_insert(PlayerRef::Existing(id));
+            }
+        }
         plan.links.sort_by_key(|l| l.character_id);
         plan.attachments.sort_by_key(|a| a.player_id);
-        plan.unlinked = n_chars - linked_chars.len();
+        plan.unlinked = n_chars - linked_chars;
+        linked_users
+    }
 
-        // Suggestions: only for characters left unlinked, towards users still without a player.
-        for (c, e) in evidence.iter().enumerate() {
-            if linked_chars.contains(&c) {
+    /// The player a group's characters go to (creating or attaching as needed), or `None` for a
+    /// lone character with no evidence.
+    fn group_target(
+        &self,
+        player: Option<usize>,
+        user: Option<usize>,
+        chars: &[usize],
+        alt: &AltOutcome,
+        plan: &mut Plan,
+    ) -> Option<PlayerRef> {
+        match (player, user) {
+            (Some(p), u) => {
+                if let Some(u) = u
+                    && self.players[p].discord_user_id.is_none()
+                {
+                    plan.attachments.push(DiscordAttachment {
+                        player_id: self.players[p].id,
+                        discord_user_id: self.users[u].id,
+                    });
+                }
+                Some(PlayerRef::Existing(self.players[p].id))
+            }
+            (None, Some(u)) => {
+                let user = &self.users[u];
+                let name = user
+                    .display_name
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty())
+                    .unwrap_or(&user.username);
+                plan.new_players.push(NewPlayer {
+                    display_name: name.to_string(),
+                    discord_user_id: Some(user.id),
+                });
+                Some(PlayerRef::New(plan.new_players.len() - 1))
+            }
+            (None, None) if chars.len() >= 2 => {
+                let main = chars
+                    .iter()
+                    .copied()
+                    .find(|c| alt.named_as_main.contains(c) && !alt.has_accepted_alt.contains(c))
+                    .unwrap_or(chars[0]);
+                plan.new_players.push(NewPlayer {
+                    display_name: self.chars[main].name.clone(),
+                    discord_user_id: None,
+                });
+                Some(PlayerRef::New(plan.new_players.len() - 1))
+            }
+            (None, None) => None,
+        }
+    }
+
+    /// Suggestions for the characters left unlinked: look-alikes, nickname-only matches and
+    /// users who already have a player (naming it) first, then similar names towards users who
+    /// still have no player.
+    fn suggestions(
+        &self,
+        d: &Decisions,
+        linked_users: &HashMap<usize, PlayerRef>,
+        plan: &mut Plan,
+    ) {
+        let linked_chars: HashSet<i64> = plan.links.iter().map(|l| l.character_id).collect();
+        for (c, candidates) in d.candidates.iter().enumerate() {
+            let ch = &self.chars[c];
+            if linked_chars.contains(&ch.id) {
                 continue;
             }
-            let eligible = e
-                .near
-                .iter()
-                .filter(|&&(u, _)| self.users[u].player_id.is_none() && !linked_users.contains(&u));
-            for &(u, score) in eligible.take(MAX_SUGGESTIONS_PER_CHARACTER) {
-                let user = &self.users[u];
-                plan.suggestions.push(Suggestion {
-                    character_id: self.chars[c].id,
-                    character_name: self.chars[c].name.clone(),
-                    discord_user_id: user.id,
-                    discord_name: user
+            let mut ordered: Vec<&Candidate> = candidates.iter().collect();
+            // Stable: within a kind, the order the strategies found them.
+            ordered.sort_by_key(|k| k.kind == SuggestionKind::Similar);
+            let mut seen: BTreeSet<usize> = BTreeSet::new();
+            for k in ordered {
+                if seen.len() == MAX_SUGGESTIONS_PER_CHARACTER {
+                    break;
+                }
+                let player = linked_users.get(&k.user).copied();
+                if k.kind == SuggestionKind::Similar && player.is_some() {
+                    continue;
+                }
+                if !seen.insert(k.user) {
+                    continue;
+                }
+                let user = &self.users[k.user];
+                let discord_name = match (k.kind, k.entry) {
+                    (SuggestionKind::Similar, _) | (_, None) => user
                         .display_name
                         .clone()
                         .unwrap_or_else(|| user.username.clone()),
-                    score,
+                    (_, Some(e)) => self.entries[e].whole.clone(),
+                };
+                plan.suggestions.push(Suggestion {
+                    character_id: ch.id,
+                    character_name: ch.name.clone(),
+                    discord_user_id: user.id,
+                    discord_name,
+                    score: k.score,
+                    kind: k.kind,
+                    disguise: k.disguise,
+                    player,
                 });
             }
         }
@@ -683,9 +1405,9 @@ impl<'s> Planner<'s> {
         map
     }
 
-    /// The one character this character's alt notes name, with the hint, note field and note.
-    /// A name several characters hold resolves to the one on this character's realm, else it is
-    /// a tie (recorded). Notes naming different characters are a tie too.
+    /// The one character this character's alt notes name. A name several characters hold
+    /// resolves to the one on this character's realm, else it is a tie (recorded). Notes naming
+    /// different characters are a tie too.
     fn alt_target(
         &self,
         c: usize,
@@ -693,11 +1415,11 @@ impl<'s> Planner<'s> {
         by_char_name: &HashMap<String, Vec<usize>>,
         owned: &HashMap<String, Vec<(usize, &OwnedCharacter)>>,
         plan: &mut Plan,
-    ) -> Option<(AltTarget, String, &'static str, String)> {
-        let mut found: Vec<(AltTarget, i64, String, &'static str, String)> = Vec::new();
+    ) -> Option<AltRelation> {
+        let mut found: Vec<AltRelation> = Vec::new();
         for (field, note) in [
-            ("guild_note", &ch.guild_note),
-            ("officer_note", &ch.officer_note),
+            (NoteField::GuildNote, &ch.guild_note),
+            (NoteField::OfficerNote, &ch.officer_note),
         ] {
             let Some(note) = note.as_deref() else {
                 continue;
@@ -720,39 +1442,99 @@ impl<'s> Planner<'s> {
                 }
                 match candidates.as_slice() {
                     [] => {}
-                    [(target, id, _)] => {
-                        found.push((*target, *id, hint.clone(), field, note.to_string()))
-                    }
+                    [(target, id, _)] => found.push(AltRelation {
+                        target: *target,
+                        target_id: *id,
+                        hint: hint.clone(),
+                        field,
+                        note: note.to_string(),
+                    }),
                     tied => {
-                        plan.skipped.push(Skipped {
-                            character_id: ch.id,
-                            character_name: ch.name.clone(),
-                            strategy: LinkSource::AltNote,
-                            reason: "tie",
-                            candidates: tied.iter().map(|x| x.1).collect(),
-                        });
+                        let ids = tied.iter().map(|x| x.1).collect();
+                        plan.skipped.push(self.tie(c, LinkSource::AltNote, ids));
                         return None;
                     }
                 }
             }
         }
         let first = found.first()?;
-        if found.iter().any(|x| x.1 != first.1) {
-            let mut ids: Vec<i64> = found.iter().map(|x| x.1).collect();
+        if found.iter().any(|x| x.target_id != first.target_id) {
+            let mut ids: Vec<i64> = found.iter().map(|x| x.target_id).collect();
             ids.sort_unstable();
             ids.dedup();
-            plan.skipped.push(Skipped {
-                character_id: ch.id,
-                character_name: ch.name.clone(),
-                strategy: LinkSource::AltNote,
-                reason: "tie",
-                candidates: ids,
-            });
+            plan.skipped.push(self.tie(c, LinkSource::AltNote, ids));
             return None;
         }
-        let (target, _, hint, field, note) = found.swap_remove(0);
-        Some((target, hint, field, note))
+        Some(found.swap_remove(0))
     }
+}
+
+/// The snapshot the next run would load once `plan` is applied to `s`: new players get ids
+/// above every existing one, linked characters move to their players. For tests of "a second
+/// run changes nothing", here and in the service crate.
+pub fn snapshot_after(s: &Snapshot, plan: &Plan) -> Snapshot {
+    let mut next = s.clone();
+    let first_new = s.players.iter().map(|p| p.id).max().unwrap_or(0) + 1000;
+    for (i, np) in plan.new_players.iter().enumerate() {
+        next.players.push(ExistingPlayer {
+            id: first_new + i as i64,
+            discord_user_id: np.discord_user_id,
+            characters: vec![],
+        });
+    }
+    let id_of = |r: PlayerRef| match r {
+        PlayerRef::Existing(id) => id,
+        PlayerRef::New(i) => first_new + i as i64,
+    };
+    for a in &plan.attachments {
+        if let Some(p) = next.players.iter_mut().find(|p| p.id == a.player_id) {
+            p.discord_user_id = Some(a.discord_user_id);
+        }
+    }
+    let by_id: HashMap<i64, &UnlinkedCharacter> = s.characters.iter().map(|c| (c.id, c)).collect();
+    let player_at: HashMap<i64, usize> = next
+        .players
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.id, i))
+        .collect();
+    for l in &plan.links {
+        let (Some(c), Some(&p)) = (by_id.get(&l.character_id), player_at.get(&id_of(l.player)))
+        else {
+            continue;
+        };
+        next.players[p].characters.push(OwnedCharacter {
+            id: c.id,
+            name: c.name.clone(),
+            realm_slug: c.realm_slug.clone(),
+        });
+    }
+    let linked: HashSet<i64> = plan.links.iter().map(|l| l.character_id).collect();
+    next.characters.retain(|c| !linked.contains(&c.id));
+    let player_of: HashMap<i64, i64> = next
+        .players
+        .iter()
+        .filter_map(|p| p.discord_user_id.map(|u| (u, p.id)))
+        .collect();
+    for u in &mut next.discord_users {
+        u.player_id = player_of.get(&u.id).copied();
+    }
+    next
+}
+
+/// A score as a totally ordered key (scores are finite, in `0.0..=1.0`).
+fn ordered(score: f64) -> u64 {
+    score.to_bits()
+}
+
+/// What merging the alt relations decided, for naming groups and writing evidence.
+#[derive(Debug, Default)]
+struct AltOutcome {
+    /// For each character merged by an alt note: the evidence of the accepted relation.
+    evidence: HashMap<usize, serde_json::Value>,
+    /// Characters named by an accepted alt relation (mains of the groups).
+    named_as_main: BTreeSet<usize>,
+    has_accepted_alt: BTreeSet<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -854,6 +1636,7 @@ mod tests {
             realm_slug: "stormrage".to_string(),
             guild_note: None,
             officer_note: None,
+            rank_level: None,
         }
     }
 
@@ -870,6 +1653,7 @@ mod tests {
             id,
             username: username.to_string(),
             display_name: display_name.map(str::to_string),
+            global_name: None,
             has_guild_role: true,
             player_id: None,
         }
@@ -944,7 +1728,7 @@ mod tests {
         ));
         assert!(plan.links.is_empty());
         assert_eq!(plan.skipped.len(), 1);
-        assert_eq!(plan.skipped[0].reason, "tie");
+        assert_eq!(plan.skipped[0].reason, SkipReason::Tie);
         assert_eq!(plan.skipped[0].candidates, [10, 11]);
         assert_eq!(plan.unlinked, 1);
     }
@@ -1101,7 +1885,7 @@ mod tests {
             links(&plan),
             [(1, PlayerRef::New(0), LinkSource::OfficerNote)]
         );
-        assert_eq!(plan.skipped[0].reason, "conflict");
+        assert_eq!(plan.skipped[0].reason, SkipReason::Conflict);
         assert!(plan.attachments.is_empty());
     }
 
@@ -1120,61 +1904,319 @@ mod tests {
         assert_eq!(plan.skipped[0].candidates, [2, 3]);
     }
 
-    /// The snapshot the next run would load after `plan` is applied to `s`.
-    fn applied(s: &Snapshot, plan: &Plan) -> Snapshot {
-        let mut next = s.clone();
-        let first_new = s.players.iter().map(|p| p.id).max().unwrap_or(0) + 1000;
-        for (i, np) in plan.new_players.iter().enumerate() {
-            next.players.push(ExistingPlayer {
-                id: first_new + i as i64,
-                discord_user_id: np.discord_user_id,
-                characters: vec![],
-            });
+    fn ranked(mut c: UnlinkedCharacter, level: i32) -> UnlinkedCharacter {
+        c.rank_level = Some(level);
+        c
+    }
+
+    fn on_realm(mut c: UnlinkedCharacter, realm: &str) -> UnlinkedCharacter {
+        c.realm_slug = realm.to_string();
+        c
+    }
+
+    fn global(id: i64, username: &str, global_name: &str) -> PresentDiscordUser {
+        PresentDiscordUser {
+            global_name: Some(global_name.to_string()),
+            ..user(id, username, Some(global_name))
         }
-        let id_of = |r: PlayerRef| match r {
-            PlayerRef::Existing(id) => id,
-            PlayerRef::New(i) => first_new + i as i64,
-        };
-        for a in &plan.attachments {
-            let p = next
-                .players
-                .iter_mut()
-                .find(|p| p.id == a.player_id)
-                .unwrap();
-            assert!(p.discord_user_id.is_none(), "attached over a Discord user");
-            p.discord_user_id = Some(a.discord_user_id);
+    }
+
+    fn suggestion_kinds(plan: &Plan) -> Vec<(i64, i64, SuggestionKind)> {
+        plan.suggestions
+            .iter()
+            .map(|s| (s.character_id, s.discord_user_id, s.kind))
+            .collect()
+    }
+
+    #[test]
+    fn a_near_miss_of_another_players_character_is_suggested_naming_that_player_not_linked() {
+        // "Totro" is totro's own character (exact); "Toto" is one letter off (0.89).
+        let plan = plan(&snapshot(
+            vec![
+                ch(1, "Totro"),
+                noted(2, "Toto", "", ""),
+                noted(3, "Totoalt", "alt of Toto", ""),
+            ],
+            vec![user(10, "totro", None)],
+            vec![],
+        ));
+        assert_eq!(
+            links(&plan),
+            [
+                (1, PlayerRef::New(0), LinkSource::ExactName),
+                (2, PlayerRef::New(1), LinkSource::AltNote),
+                (3, PlayerRef::New(1), LinkSource::AltNote)
+            ]
+        );
+        assert_eq!(plan.new_players[1].discord_user_id, None);
+        // Toto is grouped with its alt, so nothing is left to suggest; alone it is suggested.
+        let plan2 = super::plan(&snapshot(
+            vec![ch(1, "Totro"), ch(2, "Toto")],
+            vec![user(10, "totro", None)],
+            vec![],
+        ));
+        assert_eq!(
+            links(&plan2),
+            [(1, PlayerRef::New(0), LinkSource::ExactName)]
+        );
+        assert_eq!(
+            suggestion_kinds(&plan2),
+            [(2, 10, SuggestionKind::ClaimedUser)]
+        );
+        assert_eq!(plan2.suggestions[0].player, Some(PlayerRef::New(0)));
+    }
+
+    #[test]
+    fn fuzzy_never_attaches_to_a_user_who_already_has_a_player_and_a_second_run_agrees() {
+        let mut korfarm = user(10, "korfarm", None);
+        korfarm.player_id = Some(100);
+        let s = snapshot(
+            vec![ch(1, "Gorfarm")],
+            vec![korfarm],
+            vec![player(100, Some(10), &[(50, "Korfarm")])],
+        );
+        let first = plan(&s);
+        assert!(first.links.is_empty());
+        assert_eq!(
+            suggestion_kinds(&first),
+            [(1, 10, SuggestionKind::ClaimedUser)]
+        );
+        assert_eq!(first.suggestions[0].player, Some(PlayerRef::Existing(100)));
+        assert_eq!(plan(&snapshot_after(&s, &first)), first);
+    }
+
+    #[test]
+    fn a_fuzzy_match_to_an_unclaimed_user_still_links() {
+        let plan = plan(&snapshot(
+            vec![ch(1, "Sylvanas")],
+            vec![user(10, "sylvanaz", None)],
+            vec![],
+        ));
+        assert_eq!(
+            links(&plan),
+            [(1, PlayerRef::New(0), LinkSource::FuzzyName)]
+        );
+    }
+
+    #[test]
+    fn an_alt_is_not_linked_by_a_fuzzy_name_it_follows_its_main() {
+        // taebel is close to Taeel (0.91), but Taeel's note says it is Venri's alt.
+        let plan = plan(&snapshot(
+            vec![ch(1, "Venri"), noted(2, "Taeel", "Venri's alt", "")],
+            vec![user(10, "taebel", None)],
+            vec![],
+        ));
+        assert_eq!(
+            links(&plan),
+            [
+                (1, PlayerRef::New(0), LinkSource::AltNote),
+                (2, PlayerRef::New(0), LinkSource::AltNote)
+            ]
+        );
+        assert_eq!(plan.new_players[0].discord_user_id, None);
+    }
+
+    #[test]
+    fn every_display_name_form_links_its_parts() {
+        for listing in [
+            "Gwynblade / Healzor",
+            "Gwynblade | Healzor",
+            "Gwynblade (Healzor)",
+            "Gwynblade - Healzor",
+            "Gwynblade, Healzor",
+            "Gwynblade & Healzor",
+        ] {
+            let plan = plan(&snapshot(
+                vec![ch(1, "Gwynblade"), ch(2, "Healzor"), ch(3, "Other")],
+                vec![global(10, "xx_gamer_xx", listing)],
+                vec![],
+            ));
+            assert_eq!(
+                links(&plan),
+                [
+                    (1, PlayerRef::New(0), LinkSource::DisplayNamePart),
+                    (2, PlayerRef::New(0), LinkSource::DisplayNamePart)
+                ],
+                "{listing}"
+            );
+            assert_eq!(plan.links[1].evidence["part"], "Healzor");
+            assert_eq!(plan.links[1].evidence["discord_name"], listing);
+            assert_eq!(plan.links[1].confidence, Confidence::High);
         }
-        for l in &plan.links {
-            let c = s
-                .characters
-                .iter()
-                .find(|c| c.id == l.character_id)
-                .unwrap();
-            let p = next
-                .players
-                .iter_mut()
-                .find(|p| p.id == id_of(l.player))
-                .unwrap();
-            p.characters.push(OwnedCharacter {
-                id: c.id,
-                name: c.name.clone(),
-                realm_slug: c.realm_slug.clone(),
-            });
+    }
+
+    #[test]
+    fn a_part_answered_by_two_characters_links_nobody_and_names_them() {
+        let plan = plan(&snapshot(
+            vec![
+                on_realm(ch(1, "Gwyn"), "area-52"),
+                on_realm(ch(2, "Gwyn"), "senjin"),
+                ch(3, "Healzor"),
+            ],
+            vec![global(10, "someone", "Gwyn / Healzor")],
+            vec![],
+        ));
+        assert_eq!(
+            links(&plan),
+            [(3, PlayerRef::New(0), LinkSource::DisplayNamePart)]
+        );
+        let refused: Vec<_> = plan
+            .skipped
+            .iter()
+            .map(|s| (s.character_id, s.strategy, s.candidates.clone()))
+            .collect();
+        assert_eq!(
+            refused,
+            [
+                (1, LinkSource::DisplayNamePart, vec![2]),
+                (2, LinkSource::DisplayNamePart, vec![1])
+            ]
+        );
+    }
+
+    #[test]
+    fn a_character_named_in_two_users_listings_links_nobody() {
+        let plan = plan(&snapshot(
+            vec![ch(1, "Gwynblade")],
+            vec![
+                global(10, "one", "Gwynblade / Healzor"),
+                global(11, "two", "Tankzor | Gwynblade"),
+            ],
+            vec![],
+        ));
+        assert!(plan.links.is_empty());
+        assert_eq!(plan.skipped[0].candidates, [10, 11]);
+    }
+
+    #[test]
+    fn a_name_realm_discord_name_links_only_that_realms_character() {
+        for name in ["Thrall-Area52", "Thrall @ Area 52", "thrall-area-52"] {
+            let plan = plan(&snapshot(
+                vec![
+                    on_realm(ch(1, "Thrall"), "area-52"),
+                    on_realm(ch(2, "Thrall"), "senjin"),
+                ],
+                vec![global(10, "orcfan", name)],
+                vec![],
+            ));
+            assert_eq!(
+                links(&plan),
+                [(1, PlayerRef::New(0), LinkSource::ExactName)],
+                "{name}"
+            );
+            assert_eq!(plan.links[0].evidence["realm"], "area52");
         }
-        let linked: BTreeSet<i64> = plan.links.iter().map(|l| l.character_id).collect();
-        next.characters.retain(|c| !linked.contains(&c.id));
-        for u in &mut next.discord_users {
-            u.player_id = next
-                .players
-                .iter()
-                .find(|p| p.discord_user_id == Some(u.id))
-                .map(|p| p.id);
+    }
+
+    #[test]
+    fn look_alike_and_invisible_names_never_link_and_are_flagged() {
+        for (name, disguise) in [
+            ("Gorv\u{043E}rixdra", Disguise::MixedScripts),
+            ("Gorv\u{200B}orixdra", Disguise::InvisibleCharacters),
+            ("\u{202E}Gorvorixdra", Disguise::InvisibleCharacters),
+            ("Ｇｏｒｖｏｒｉｘｄｒａ", Disguise::CompatibilityForms),
+        ] {
+            let plan = plan(&snapshot(
+                vec![ch(1, "Gorvorixdra")],
+                vec![user(10, "imposter", Some(name))],
+                vec![],
+            ));
+            assert!(plan.links.is_empty(), "{name:?}: {:?}", plan.links);
+            assert_eq!(
+                suggestion_kinds(&plan),
+                [(1, 10, SuggestionKind::LookAlike)]
+            );
+            assert_eq!(plan.suggestions[0].disguise, Some(disguise), "{name:?}");
         }
-        next
+        // A whole name in another script is a look-alike too.
+        let plan = plan(&snapshot(
+            vec![ch(1, "Trall")],
+            vec![user(10, "Тралл", None)],
+            vec![],
+        ));
+        assert!(plan.links.is_empty());
+        assert_eq!(plan.suggestions[0].disguise, Some(Disguise::ForeignScript));
+    }
+
+    #[test]
+    fn a_look_alike_does_not_block_the_real_owner() {
+        let plan = plan(&snapshot(
+            vec![ch(1, "Gorvorixdra")],
+            vec![
+                user(10, "imposter", Some("Gorv\u{043E}rixdra")),
+                user(11, "gorvorixdra", None),
+            ],
+            vec![],
+        ));
+        assert_eq!(
+            links(&plan),
+            [(1, PlayerRef::New(0), LinkSource::ExactName)]
+        );
+        assert_eq!(plan.new_players[0].discord_user_id, Some(11));
+    }
+
+    #[test]
+    fn a_nickname_alone_does_not_claim_a_veteran_or_above_character() {
+        for (nick, level) in [("Netrodooman", 4), ("NETRODOOMAN", 5), ("Netrodooman", 3)] {
+            let plan = plan(&snapshot(
+                vec![ranked(ch(1, "Netrodooman"), level)],
+                vec![user(10, "newbie", Some(nick))],
+                vec![],
+            ));
+            assert!(plan.links.is_empty(), "{nick} {level}");
+            assert_eq!(
+                suggestion_kinds(&plan),
+                [(1, 10, SuggestionKind::NicknameOnly)]
+            );
+        }
+        // A Member-rank character, or the account's own global name, still links.
+        let member = plan(&snapshot(
+            vec![ranked(ch(1, "Netrodooman"), 2)],
+            vec![user(10, "newbie", Some("Netrodooman"))],
+            vec![],
+        ));
+        assert_eq!(member.links.len(), 1);
+        let own = plan(&snapshot(
+            vec![ranked(ch(1, "Netrodooman"), 4)],
+            vec![global(10, "newbie", "Netrodooman")],
+            vec![],
+        ));
+        assert_eq!(own.links.len(), 1);
+        assert_eq!(own.links[0].evidence["matched"], "global_name");
+    }
+
+    #[test]
+    fn an_initiate_copying_an_officers_name_loses_to_the_owners_listing() {
+        let plan = plan(&snapshot(
+            vec![ranked(ch(1, "Gwynblade"), 4)],
+            vec![
+                user(10, "initiate42", Some("Gwynblade")),
+                global(11, "realowner", "Gwynblade / Gwynblade"),
+            ],
+            vec![],
+        ));
+        assert_eq!(
+            links(&plan),
+            [(1, PlayerRef::New(0), LinkSource::DisplayNamePart)]
+        );
+        assert_eq!(plan.new_players[0].discord_user_id, Some(11));
     }
 
     const NAMES: &[&str] = &[
-        "thrall", "thrail", "jaina", "jaína", "arthas", "arthes", "bob", "bobby", "sylvanas",
+        "thrall",
+        "thrail",
+        "jaina",
+        "jaína",
+        "arthas",
+        "arthes",
+        "bob",
+        "bobby",
+        "sylvanas",
+        "thrall / jaina",
+        "thrall-b",
+        "jaina @ a",
+        "th\u{0430}ll",
+        "arth\u{200B}as",
     ];
 
     fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
@@ -1218,6 +2260,7 @@ mod tests {
                     realm_slug: realm.to_string(),
                     guild_note: g,
                     officer_note: o,
+                    rank_level: Some((i % 5) as i32 + 1),
                 })
                 .collect();
             let mut discord_users: Vec<PresentDiscordUser> = users
@@ -1226,6 +2269,7 @@ mod tests {
                 .map(|(i, (u, d, role))| PresentDiscordUser {
                     id: i as i64 + 10,
                     username: format!("{u}{}", if i % 2 == 0 { "" } else { "x" }),
+                    global_name: (i % 3 == 0).then(|| d.map(str::to_string)).flatten(),
                     display_name: d.map(str::to_string),
                     has_guild_role: role,
                     player_id: None,
@@ -1302,7 +2346,7 @@ mod tests {
         #[test]
         fn planning_again_after_applying_a_plan_changes_nothing(s in arb_snapshot()) {
             let first = plan(&s);
-            let second = plan(&applied(&s, &first));
+            let second = plan(&snapshot_after(&s, &first));
             prop_assert!(second.new_players.is_empty(), "{:?}", second.new_players);
             prop_assert!(second.links.is_empty(), "{:?}", second.links);
             prop_assert!(second.attachments.is_empty(), "{:?}", second.attachments);

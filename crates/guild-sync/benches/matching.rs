@@ -118,6 +118,7 @@ fn synthetic(characters: usize, discord: usize, seed: u64) -> Snapshot {
                     id: uid,
                     username,
                     display_name: display,
+                    global_name: None,
                     has_guild_role: true,
                     player_id: None,
                 });
@@ -133,6 +134,7 @@ fn synthetic(characters: usize, discord: usize, seed: u64) -> Snapshot {
             realm_slug: "stormrage".into(),
             guild_note,
             officer_note,
+            rank_level: None,
         });
     }
     while users.len() < discord {
@@ -143,6 +145,7 @@ fn synthetic(characters: usize, discord: usize, seed: u64) -> Snapshot {
             id,
             username,
             display_name: display,
+            global_name: None,
             has_guild_role: rng.chance(70),
             player_id: None,
         });
@@ -234,17 +237,14 @@ async fn main() {
         let snapshot = synthetic(characters, discord, 0x5eed_0000 + discord as u64);
         println!("\n== {characters} characters × {discord} Discord users");
 
-        // (1) Pruned fuzzy search vs scoring every pair, over the same candidates as the planner.
-        let ranked: Vec<&PresentDiscordUser> = snapshot
-            .discord_users
-            .iter()
-            .filter(|u| u.has_guild_role)
-            .collect();
-        let index = FuzzyIndex::new(
-            ranked
-                .iter()
-                .map(|u| std::iter::once(u.username.as_str()).chain(u.display_name.as_deref())),
+        // (1) Pruned fuzzy search vs scoring every pair, over the same names as the planner.
+        let users = &snapshot.discord_users;
+        let entries = matching::name_entries(
+            users,
+            (0..users.len()).filter(|&i| users[i].has_guild_role),
+            &matching::snapshot_realms(&snapshot),
         );
+        let index = FuzzyIndex::new(entries.iter().map(|e| std::iter::once(e.text.as_str())));
         let started = Instant::now();
         let pruned: Vec<_> = snapshot
             .characters

@@ -235,8 +235,9 @@ def scenarios():
     p.add(Char("Brøgar", "senjin", 3, how="exact_name", cls=1))
     p.add(Char("Brøgar", "zuljin", 4, how="exact_name", cls=6, note="PvP toon"))
 
-    # The same name on two realms, both exact to a Discord *display name* (nick).
-    p = player("lunara", Discord("moonlitdreams", ["Veteran"], global_name="Moon", nick="Lûnara"), "display_name_exact")
+    # The same name on two realms, both exact to a Discord *display name* (the account's global
+    # name: a server nickname alone does not claim a Veteran-or-above character, issue 14).
+    p = player("lunara", Discord("moonlitdreams", ["Veteran"], global_name="Lûnara"), "display_name_exact")
     p.add(Char("Lûnara", "senjin", 2, how="exact_name", cls=11, note="Resto/Boomy"))
     p.add(Char("Lûnara", "area-52", 2, how="exact_name", cls=5, level=87))
 
@@ -495,6 +496,10 @@ def filler(rng, players, orphans, discords):
             elif style < 0.82:
                 d = Discord(draw_handle(rng), roles, global_name=rng.choice([None, rng.choice(FIRST)]),
                             nick=main_name)
+                if rank <= 2:
+                    # A server nickname alone does not claim a Veteran-or-above character (issue
+                    # 14): these players carry the name as their account's global name.
+                    d.global_name, d.nick = main_name, None
                 how = "exact_name"
             else:
                 d = Discord(draw_handle(rng), roles, global_name=rng.choice([None, rng.choice(FIRST)]))

@@ -365,6 +365,12 @@ fn why(e: &crate::db::links::LinkExample) -> String {
             field("note"),
             field("hint")
         ),
+        "display_name_part" => format!(
+            "the character's name is the part \"{}\" of the Discord {} \"{}\"",
+            field("part"),
+            field("matched").replace('_', " "),
+            field("discord_name")
+        ),
         "fuzzy_name" => format!(
             "close to Discord \"{}\" (score {:.2}, {} confidence)",
             field("username"),

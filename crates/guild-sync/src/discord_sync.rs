@@ -222,6 +222,11 @@ pub fn member_row(
         discord_id: member.user.id.as_str().to_owned(),
         username: member.user.username.clone(),
         display_name: display_name(member).to_owned(),
+        global_name: member
+            .user
+            .global_name
+            .clone()
+            .filter(|g| !g.trim().is_empty()),
         highest_guild_role: guild_roles.first().cloned(),
         all_guild_roles: guild_roles,
         joined_server_at: member.joined_at,

@@ -3,14 +3,18 @@
 //! `guild_sync_core::matching::plan` what to do, apply it with set-based statements, commit. The
 //! rules live in the core crate; this module only moves rows. It never moves or removes an
 //! existing link, and it does not resolve suggestions (the integrity checker does).
+//!
+//! Determinism and idempotence are the planner's (see `guild_sync_core::matching`): the same
+//! database gives the same plan, and a second run over an applied plan links nobody, because
+//! no rule depends on what a run itself changes.
 
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use guild_sync_core::integrity::{IssueType, issue_hash};
 use guild_sync_core::matching::{
-    self, ExistingPlayer, LinkSource, OwnedCharacter, Plan, PlayerRef, PresentDiscordUser, Skipped,
-    Snapshot, UnlinkedCharacter,
+    self, ExistingPlayer, LinkSource, OwnedCharacter, Plan, PlayerRef, PresentDiscordUser,
+    SkipReason, Skipped, Snapshot, Suggestion, SuggestionKind, UnlinkedCharacter,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -32,6 +36,7 @@ pub struct StrategyCounts {
     pub exact_name: usize,
     pub guild_note: usize,
     pub officer_note: usize,
+    pub display_name_part: usize,
     pub fuzzy_name: usize,
     pub alt_note: usize,
 }
@@ -48,8 +53,11 @@ pub struct MatchStats {
     pub links_created: u64,
     /// Discord users set on existing players that had none.
     pub discord_users_attached: u64,
-    /// Suggestions the plan made (0.70–0.85, or tied fuzzy matches).
+    /// Suggestions the plan made (0.70–0.85 or tied fuzzy matches, look-alikes, nickname-only
+    /// matches, and close matches to users who already have a player).
     pub suggestions: usize,
+    /// Of those, look-alike names (invisible characters, compatibility forms, other scripts).
+    pub look_alikes: usize,
     /// Of those, suggestions not already open.
     pub suggestions_new: u64,
     /// Characters left unlinked.
@@ -135,6 +143,7 @@ async fn load_snapshot(tx: &mut Transaction<'_, Postgres>) -> Result<Snapshot> {
             realm_slug: r.realm_slug,
             guild_note: r.addon_note,
             officer_note: r.addon_officer_note,
+            rank_level: r.rank_level,
         })
         .collect();
     let discord_users = players::present_discord_users(&mut **tx)
@@ -144,6 +153,7 @@ async fn load_snapshot(tx: &mut Transaction<'_, Postgres>) -> Result<Snapshot> {
             id: r.id.into(),
             username: r.username,
             display_name: r.display_name,
+            global_name: r.global_name,
             has_guild_role: r.has_guild_role,
             player_id: r.player_id.map(i64::from),
         })
@@ -242,6 +252,15 @@ async fn apply(
         links.len()
     );
 
+    let player_id = |r: PlayerRef| -> Result<i32> {
+        match r {
+            PlayerRef::Existing(id) => db_id(id),
+            PlayerRef::New(i) => created
+                .get(i)
+                .copied()
+                .context("a suggestion names an unplanned player"),
+        }
+    };
     let suggestions: Vec<NewSuggestion> = plan
         .suggestions
         .iter()
@@ -253,16 +272,17 @@ async fn apply(
                 ),
                 character_id: db_id(s.character_id)?,
                 discord_user_id: db_id(s.discord_user_id)?,
-                summary: format!(
-                    "{} may be Discord user {} (name similarity {:.2})",
-                    s.character_name, s.discord_name, s.score
-                ),
+                player_id: s.player.map(player_id).transpose()?,
+                summary: suggestion_summary(s),
                 details: json!({
                     "character_id": s.character_id,
                     "character_name": s.character_name,
                     "discord_user_id": s.discord_user_id,
                     "discord_name": s.discord_name,
                     "score": s.score,
+                    "kind": s.kind.as_str(),
+                    "look_alike": s.kind == SuggestionKind::LookAlike,
+                    "disguise": s.disguise.map(|d| d.as_str()),
                     "link_threshold": matching::FUZZY_LINK_THRESHOLD,
                     "suggest_threshold": matching::FUZZY_SUGGEST_THRESHOLD,
                 }),
@@ -270,6 +290,11 @@ async fn apply(
         })
         .collect::<Result<_>>()?;
     stats.suggestions = suggestions.len();
+    stats.look_alikes = plan
+        .suggestions
+        .iter()
+        .filter(|s| s.kind == SuggestionKind::LookAlike)
+        .count();
     stats.suggestions_new = players::upsert_suggestions(&mut **tx, &suggestions).await?;
 
     for (source, n) in plan.links_by_source() {
@@ -277,17 +302,22 @@ async fn apply(
             LinkSource::ExactName => &mut stats.by_strategy.exact_name,
             LinkSource::GuildNote => &mut stats.by_strategy.guild_note,
             LinkSource::OfficerNote => &mut stats.by_strategy.officer_note,
+            LinkSource::DisplayNamePart => &mut stats.by_strategy.display_name_part,
             LinkSource::FuzzyName => &mut stats.by_strategy.fuzzy_name,
             LinkSource::AltNote => &mut stats.by_strategy.alt_note,
         };
         *slot = n;
     }
     stats.skipped = plan.unlinked;
-    stats.ties = plan.skipped.iter().filter(|s| s.reason == "tie").count();
+    stats.ties = plan
+        .skipped
+        .iter()
+        .filter(|s| s.reason == SkipReason::Tie)
+        .count();
     stats.conflicts = plan
         .skipped
         .iter()
-        .filter(|s| s.reason == "conflict")
+        .filter(|s| s.reason == SkipReason::Conflict)
         .count();
     stats.skip_details = plan
         .skipped
@@ -299,4 +329,30 @@ async fn apply(
     stats.fuzzy_pairs_pruned =
         plan.fuzzy.by_length + plan.fuzzy.by_shared_characters + plan.fuzzy.by_common_subsequence;
     Ok(())
+}
+
+/// The audit line of a suggestion: what matched, and why it is not a link.
+fn suggestion_summary(s: &Suggestion) -> String {
+    let (character, discord) = (&s.character_name, &s.discord_name);
+    match s.kind {
+        SuggestionKind::Similar => format!(
+            "{character} may be Discord user {discord} (name similarity {:.2})",
+            s.score
+        ),
+        SuggestionKind::ClaimedUser => format!(
+            "{character} may be Discord user {discord} (name similarity {:.2}), who already has \
+             a player: not linked, as the name may be another player's character",
+            s.score
+        ),
+        SuggestionKind::LookAlike => format!(
+            "{character} only looks like the name of Discord user {discord} ({}): not linked",
+            s.disguise
+                .map(|d| d.as_str().replace('_', " "))
+                .unwrap_or_else(|| "look-alike".to_string())
+        ),
+        SuggestionKind::NicknameOnly => format!(
+            "{character} matches only the server nickname of Discord user {discord}, and a \
+             nickname alone does not claim a Veteran-or-above character: not linked"
+        ),
+    }
 }

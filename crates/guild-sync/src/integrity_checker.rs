@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use guild_sync_core::integrity::{
-    Finding, IssueType, ManualResolution, OpenIssue, SeenBasis, TypeCounts, key_findings,
-    plan_keyed,
+    Finding, IssueType, LinkBasis, ManualResolution, OpenIssue, SeenBasis, TypeCounts,
+    key_findings, plan_keyed,
 };
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
@@ -216,6 +216,10 @@ impl CheckRows {
                 &row.ingame_rank,
                 row.expected_discord_role.as_deref(),
                 &row.discord_role,
+                Some(&LinkBasis {
+                    character_name: row.ranked_character.clone(),
+                    link_source: row.ranked_link_source.clone(),
+                }),
             ));
         }
         for row in self.no_guild_role {
@@ -226,6 +230,10 @@ impl CheckRows {
                 row.discord_display_name.as_deref(),
                 &row.username,
                 &row.ingame_rank,
+                Some(&LinkBasis {
+                    character_name: row.ranked_character.clone(),
+                    link_source: row.ranked_link_source.clone(),
+                }),
             ));
         }
         for row in self.stale {

@@ -425,3 +425,153 @@ async fn the_match_command_prints_its_stats_as_the_last_json_line() {
     })
     .await;
 }
+
+// ---- Issue 14: precision first, names that list characters, impersonation ------------------
+
+/// A character on `realm` with the in-game rank `rank` (a `common.guild_ranks.name`).
+async fn ranked_character(pool: &PgPool, name: &str, realm: &str, rank: Option<&str>) -> i32 {
+    sqlx::query_scalar(
+        "INSERT INTO guild_identity.wow_characters (character_name, realm_slug, guild_rank_id)
+         VALUES ($1, $2, (SELECT id FROM common.guild_ranks WHERE name = $3)) RETURNING id",
+    )
+    .bind(name)
+    .bind(realm)
+    .bind(rank)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// A member with a guild role, its global name and what the server shows (nickname else global
+/// name), as `discord_sync` stores them.
+async fn member(pool: &PgPool, username: &str, global: Option<&str>, nick: Option<&str>) -> i32 {
+    let u = discord_user(pool, username, nick.or(global), true).await;
+    sqlx::query("UPDATE guild_identity.discord_users SET global_name = $2 WHERE id = $1")
+        .bind(u)
+        .bind(global)
+        .execute(pool)
+        .await
+        .unwrap();
+    u
+}
+
+/// (kind, player_id) of the open suggestion for a character and user.
+async fn suggestion(pool: &PgPool, c: i32, u: i32) -> Option<(String, Option<i32>)> {
+    sqlx::query_as(
+        "SELECT details->>'kind', player_id FROM guild_identity.audit_issues
+         WHERE issue_type = 'auto_link_suggestion' AND resolved_at IS NULL
+           AND wow_character_id = $1 AND discord_member_id = $2",
+    )
+    .bind(c)
+    .bind(u)
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn impersonating_nicknames_link_nothing_and_are_suggested_as_look_alikes() {
+    with_db(|pool| async move {
+        let gorv = ranked_character(&pool, "Gorvorixdra", "stormrage", Some("Member")).await;
+        let nako = ranked_character(&pool, "Nakor", "stormrage", Some("Member")).await;
+        let netro = ranked_character(&pool, "Netrodooman", "stormrage", Some("Member")).await;
+        let rtl = ranked_character(&pool, "Velindra", "stormrage", Some("Member")).await;
+        // A Cyrillic о, fullwidth letters, a zero-width space, a right-to-left override.
+        let u1 = member(&pool, "imp1", None, Some("Gorv\u{043E}rixdra")).await;
+        let u2 = member(&pool, "imp2", None, Some("Ｎａｋｏｒ")).await;
+        let u3 = member(&pool, "imp3", None, Some("Netro\u{200B}dooman")).await;
+        let u4 = member(&pool, "imp4", None, Some("\u{202E}Velindra")).await;
+        let stats = run_matching(&pool).await.unwrap();
+        assert_eq!(stats.links_created, 0);
+        assert_eq!(count(&pool, "players").await, 0);
+        for (c, u) in [(gorv, u1), (nako, u2), (netro, u3), (rtl, u4)] {
+            assert_eq!(link_of(&pool, c).await, None);
+            assert_eq!(
+                suggestion(&pool, c, u).await,
+                Some(("look_alike".to_string(), None))
+            );
+        }
+        assert_eq!(stats.look_alikes, 4);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_nickname_copying_an_officer_character_is_a_suggestion_and_the_owners_listing_links() {
+    with_db(|pool| async move {
+        let gwyn = ranked_character(&pool, "Gwynblade", "stormrage", Some("Officer")).await;
+        let initiate = member(&pool, "initiate42", Some("Newbie"), Some("Gwynblade")).await;
+        let owner = member(&pool, "w1tcher", Some("Gwynblade / Gwynblade"), None).await;
+        run_matching(&pool).await.unwrap();
+        let (p, source, _) = link_of(&pool, gwyn)
+            .await
+            .expect("the owner's listing links");
+        assert_eq!(source, "display_name_part");
+        assert_eq!(player_row(&pool, p).await.1, Some(owner));
+        assert_eq!(suggestion(&pool, gwyn, initiate).await, None);
+
+        // Without the owner, the nickname alone is only a suggestion.
+        let solo = ranked_character(&pool, "Ravenholt", "stormrage", Some("Officer")).await;
+        let copier = member(&pool, "initiate43", None, Some("ravenholt")).await;
+        run_matching(&pool).await.unwrap();
+        assert_eq!(link_of(&pool, solo).await, None);
+        assert_eq!(
+            suggestion(&pool, solo, copier).await,
+            Some(("nickname_only".to_string(), None))
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_near_miss_of_another_players_character_is_suggested_naming_that_player() {
+    with_db(|pool| async move {
+        let totro = ranked_character(&pool, "Totro", "stormrage", None).await;
+        let toto = ranked_character(&pool, "Toto", "stormrage", None).await;
+        let u = member(&pool, "totro", None, None).await;
+        run_matching(&pool).await.unwrap();
+        let (p, _, _) = link_of(&pool, totro).await.expect("exact link");
+        assert_eq!(link_of(&pool, toto).await, None);
+        assert_eq!(
+            suggestion(&pool, toto, u).await,
+            Some(("claimed_user".to_string(), Some(p)))
+        );
+        // The next run sees totro with a player: still a suggestion, and it stays open.
+        let again = run_matching(&pool).await.unwrap();
+        assert_eq!(again.links_created, 0);
+        assert_eq!(again.suggestions_new, 0);
+        assert_eq!(link_of(&pool, toto).await, None);
+        guild_sync::integrity_checker::run_integrity_check(
+            &pool,
+            &guild_sync::config::Config::defaults(),
+        )
+        .await
+        .unwrap();
+        assert!(suggestion(&pool, toto, u).await.is_some());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn listing_display_names_and_name_realm_link_through_the_database() {
+    with_db(|pool| async move {
+        let main = ranked_character(&pool, "Healzor", "area-52", None).await;
+        let alt = ranked_character(&pool, "Tankzor", "area-52", None).await;
+        let here = ranked_character(&pool, "Brightmane", "area-52", None).await;
+        let there = ranked_character(&pool, "Brightmane", "senjin", None).await;
+        let lister = member(&pool, "someone", Some("Healzor (Tankzor)"), None).await;
+        let realmer = member(&pool, "another", Some("Brightmane-Senjin"), None).await;
+        let stats = run_matching(&pool).await.unwrap();
+        for c in [main, alt] {
+            let (p, source, _) = link_of(&pool, c).await.unwrap();
+            assert_eq!(source, "display_name_part");
+            assert_eq!(player_row(&pool, p).await.1, Some(lister));
+        }
+        assert_eq!(link_of(&pool, here).await, None);
+        let (p, source, _) = link_of(&pool, there).await.unwrap();
+        assert_eq!(source, "exact_name");
+        assert_eq!(player_row(&pool, p).await.1, Some(realmer));
+        assert_eq!(stats.by_strategy.display_name_part, 2);
+    })
+    .await;
+}

@@ -190,7 +190,7 @@ async fn test_rank_mismatch_detected() {
         assert_eq!(found[0].player_id, Some(p));
         assert_eq!(
             found[0].summary,
-            "Promoted: in-game rank Officer, which should be Discord role Officer, but has Discord role Member"
+            "Promoted: in-game rank Officer, which should be Discord role Officer, but has Discord role Member (rank of Promoted, linked by hand)"
         );
         assert_eq!(issues(&db.pool).await.len(), 1);
     })

@@ -7,6 +7,7 @@
 //! the first run loads an empty database; the second is the steady state a scheduled run sees
 //! (same inputs, nothing to change).
 
+pub mod quality;
 pub mod synthetic;
 
 use std::fmt::Write as _;
@@ -67,7 +68,10 @@ async fn run_scenario(
     let name = format!("guild_sync_bench_{}", std::process::id());
     let db = Database::open_scratch(config, &name).await?;
     let outcome = measure_stages(&db.pool, config, &dir).await;
+    // Issue 14: how right the links are, against the generator's truth.
+    let quality = quality::score_database(&db.pool, &generated.truth).await;
     db.drop_scratch().await?;
+    println!("{}", quality?.render());
     std::fs::remove_dir_all(&dir).ok();
     Ok((generated, outcome?))
 }

@@ -6,6 +6,12 @@
 //! characters, alts whose notes name their main, Discord accounts that match a main by name,
 //! by a note hint or only approximately, characters nobody claims, and a crowd of Discord guests
 //! without a guild role. Deterministic for a given seed.
+//!
+//! The decoy-rich form ([`Decoys::Rich`], what `guild-sync bench` writes) adds what makes a
+//! matcher link wrongly: near-miss names of other players' characters, accented twins, display
+//! names listing characters, one name on two realms, guests named like characters, and
+//! impersonators. It records the true owner of every character and member ([`Truth`],
+//! `truth.json`), so `crate::bench::quality` can score the links made.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -15,6 +21,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// Connected realms of the synthetic guild: (slug, display name).
@@ -58,13 +65,48 @@ pub struct GuildSize {
     pub discord_members: usize,
 }
 
-/// What was generated (for the benchmark's header).
+/// What was generated (for the benchmark's header), with the truth to score links against.
 #[derive(Debug, Clone, Default)]
 pub struct Generated {
     pub players: usize,
     pub characters: usize,
     pub discord_members: usize,
     pub guild_role_members: usize,
+    /// Who really owns what; also written to `truth.json`.
+    pub truth: Truth,
+}
+
+/// The true owner (a player number) of every character and Discord member. A member with no
+/// owner is nobody's: a guest, a bot or an impersonator.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Truth {
+    pub characters: Vec<TrueCharacter>,
+    pub members: Vec<TrueMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrueCharacter {
+    pub name: String,
+    pub realm_slug: String,
+    pub owner: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrueMember {
+    pub discord_id: String,
+    pub owner: Option<usize>,
+}
+
+/// Which generator: the plain guild, or the same with decoys in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoys {
+    /// Only honest evidence: what `guild-sync bench` used before issue 14.
+    None,
+    /// About a sixth of the guild are decoys: near-miss names of other players' characters,
+    /// accented twins, display names listing characters, the same name on two realms, guests
+    /// without a guild role named like characters, and impersonators (a nickname copying a
+    /// senior character, look-alike letters, invisible characters).
+    Rich,
 }
 
 struct Character {
@@ -76,6 +118,7 @@ struct Character {
     rank: i64,
     note: String,
     officer_note: String,
+    owner: usize,
 }
 
 struct Member {
@@ -85,74 +128,193 @@ struct Member {
     nick: Option<String>,
     roles: Vec<&'static str>,
     bot: bool,
+    owner: Option<usize>,
 }
 
-/// Write the guild under `dir`: `blizzard/` (roster + profiles), `discord.json`, `PATTSync.lua`.
-pub fn write_guild(dir: &Path, size: GuildSize, seed: u64) -> Result<Generated> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut used = HashSet::new();
-    let mut characters = Vec::with_capacity(size.characters);
-    let mut members: Vec<Member> = Vec::with_capacity(size.discord_members);
-    let mut generated = Generated::default();
-    let mut next_member_id: u64 = 100_000_000_000_000_000;
+/// A generated guild in memory, before it is written in the real formats.
+pub struct Guild {
+    characters: Vec<Character>,
+    members: Vec<Member>,
+    generated: Generated,
+}
 
-    while characters.len() < size.characters {
-        generated.players += 1;
-        let alts = rng
-            .random_range(0..4usize)
-            .min(size.characters - characters.len() - 1);
-        let rank = match generated.players {
-            1 => 0,
-            n if n % 40 == 0 => 1,
-            _ => rng.random_range(2..=4),
-        };
-        let main_name = unique_name(&mut rng, &mut used);
-        let main_index = characters.len();
-        characters.push(character(
-            &mut rng,
-            characters.len(),
-            main_name.clone(),
-            rank,
-        ));
-        for _ in 0..alts {
-            let name = unique_name(&mut rng, &mut used);
-            let mut alt = character(&mut rng, characters.len(), name, rank.max(3));
-            alt.note = match rng.random_range(0..4) {
+/// Write the decoy-rich guild under `dir`: `blizzard/` (roster + profiles), `discord.json`,
+/// `PATTSync.lua` and `truth.json`. `GUILD_SYNC_BENCH_DECOYS=none` writes the plain guild
+/// instead, to compare with figures taken before issue 14.
+pub fn write_guild(dir: &Path, size: GuildSize, seed: u64) -> Result<Generated> {
+    let decoys = match std::env::var("GUILD_SYNC_BENCH_DECOYS").as_deref() {
+        Ok("none") => Decoys::None,
+        _ => Decoys::Rich,
+    };
+    let guild = generate(size, seed, decoys);
+    guild.write(dir)?;
+    Ok(guild.generated)
+}
+
+/// Player-by-player state of the generator.
+struct Builder {
+    rng: StdRng,
+    used: HashSet<String>,
+    characters: Vec<Character>,
+    members: Vec<Member>,
+    generated: Generated,
+    next_member_id: u64,
+    discord_members: usize,
+    /// (owner, main character index) of players found by their exact username: whose
+    /// characters near-miss decoys imitate.
+    exact_mains: Vec<usize>,
+}
+
+/// Generate a guild of `size`; the same seed always gives the same guild.
+pub fn generate(size: GuildSize, seed: u64, decoys: Decoys) -> Guild {
+    let mut b = Builder {
+        rng: StdRng::seed_from_u64(seed),
+        used: HashSet::new(),
+        characters: Vec::with_capacity(size.characters),
+        members: Vec::with_capacity(size.discord_members),
+        generated: Generated::default(),
+        next_member_id: 100_000_000_000_000_000,
+        discord_members: size.discord_members,
+        exact_mains: Vec::new(),
+    };
+    let honest = match decoys {
+        Decoys::None => size.characters,
+        Decoys::Rich => size.characters - size.characters / 6,
+    };
+    while b.characters.len() < honest {
+        b.honest_player(size.characters);
+    }
+    let mut kind = 0usize;
+    while b.characters.len() < size.characters {
+        b.decoy(kind, size.characters);
+        kind += 1;
+    }
+    b.orphans_and_guests(size.characters);
+    let Builder {
+        characters,
+        members,
+        mut generated,
+        ..
+    } = b;
+    generated.characters = characters.len();
+    generated.discord_members = members.len();
+    generated.truth = Truth {
+        characters: characters
+            .iter()
+            .map(|c| TrueCharacter {
+                name: c.name.clone(),
+                realm_slug: REALMS[c.realm].0.to_string(),
+                owner: c.owner,
+            })
+            .collect(),
+        members: members
+            .iter()
+            .map(|m| TrueMember {
+                discord_id: m.id.to_string(),
+                owner: m.owner,
+            })
+            .collect(),
+    };
+    Guild {
+        characters,
+        members,
+        generated,
+    }
+}
+
+impl Builder {
+    fn new_owner(&mut self) -> usize {
+        self.generated.players += 1;
+        self.generated.players - 1
+    }
+
+    fn member_id(&mut self) -> u64 {
+        let id = self.next_member_id;
+        self.next_member_id += self.rng.random_range(1..1_000_000);
+        id
+    }
+
+    fn push_member(&mut self, member: Member) -> bool {
+        if self.members.len() >= self.discord_members {
+            return false;
+        }
+        if member.roles.iter().any(|r| RANK_ROLES.contains(r)) {
+            self.generated.guild_role_members += 1;
+        }
+        self.members.push(member);
+        true
+    }
+
+    fn push_character(&mut self, name: String, rank: i64, owner: usize) -> usize {
+        let mut c = character(&mut self.rng, self.characters.len(), name, rank);
+        c.owner = owner;
+        self.characters.push(c);
+        self.characters.len() - 1
+    }
+
+    /// Alts of `main` whose notes name it, up to `alts`, within `limit` characters in all.
+    fn alts(&mut self, main: usize, alts: usize, limit: usize, owner: usize) {
+        let main_name = self.characters[main].name.clone();
+        let rank = self.characters[main].rank;
+        for _ in 0..alts.min(limit.saturating_sub(self.characters.len())) {
+            let name = unique_name(&mut self.rng, &mut self.used);
+            let alt = self.push_character(name, rank.max(3), owner);
+            self.characters[alt].note = match self.rng.random_range(0..4) {
                 0 => format!("alt of {main_name}"),
                 1 => format!("{main_name}'s alt"),
                 2 => format!("Main: {main_name}"),
                 _ => format!("alt for {main_name}"),
             };
-            characters.push(alt);
         }
+    }
+
+    /// A player as the plain generator makes them: a main, alts naming it, and a Discord account
+    /// found by exact name, a note hint, a name with a suffix, or not at all.
+    fn honest_player(&mut self, limit: usize) {
+        let owner = self.new_owner();
+        let rank = match owner {
+            0 => 0,
+            n if (n + 1) % 40 == 0 => 1,
+            _ => self.rng.random_range(2..=4),
+        };
+        let alts = self
+            .rng
+            .random_range(0..4usize)
+            .min(limit - self.characters.len() - 1);
+        let main_name = unique_name(&mut self.rng, &mut self.used);
+        let main = self.push_character(main_name.clone(), rank, owner);
+        self.alts(main, alts, limit, owner);
 
         // How this player's Discord account can be found, in the proportions real guilds show.
-        let role = if rng.random_bool(0.05) {
-            RANK_ROLES[rng.random_range(2..5)] // a rank the officers forgot to update
+        let role = if self.rng.random_bool(0.05) {
+            RANK_ROLES[self.rng.random_range(2..5)] // a rank the officers forgot to update
         } else {
             RANK_ROLES[rank as usize]
         };
-        let id = next_member_id;
-        next_member_id += rng.random_range(1..1_000_000);
+        let id = self.member_id();
         let lower = main_name.to_lowercase();
-        let member = match rng.random_range(0..10) {
-            0..=4 => Some(member(id, lower, None, vec![role])),
+        let mut exact = false;
+        let member = match self.rng.random_range(0..10) {
+            0..=4 => {
+                exact = true;
+                Some(member(id, lower, None, vec![role]))
+            }
             5 | 6 => {
                 let handle = format!(
                     "{}{}",
-                    unique_name(&mut rng, &mut used).to_lowercase(),
-                    rng.random_range(1..99)
+                    unique_name(&mut self.rng, &mut self.used).to_lowercase(),
+                    self.rng.random_range(1..99)
                 );
-                characters[main_index].note = format!("Discord: {handle}");
+                self.characters[main].note = format!("Discord: {handle}");
                 Some(member(id, handle, None, vec![role]))
             }
             7 => {
                 let handle = format!(
                     "{}_{}",
-                    unique_name(&mut rng, &mut used).to_lowercase(),
-                    rng.random_range(1..99)
+                    unique_name(&mut self.rng, &mut self.used).to_lowercase(),
+                    self.rng.random_range(1..99)
                 );
-                characters[main_index].officer_note = format!("DC: {handle} - raid team");
+                self.characters[main].officer_note = format!("DC: {handle} - raid team");
                 Some(member(id, handle, None, vec![role]))
             }
             8 => Some(member(
@@ -163,49 +325,345 @@ pub fn write_guild(dir: &Path, size: GuildSize, seed: u64) -> Result<Generated> 
             )),
             _ => None, // plays without being on Discord
         };
-        if let Some(member) = member
-            && members.len() < size.discord_members
-        {
-            generated.guild_role_members += 1;
-            members.push(member);
+        if let Some(mut member) = member {
+            member.owner = Some(owner);
+            if self.push_member(member) && exact {
+                self.exact_mains.push(main);
+            }
         }
     }
 
-    // Discord members who hold a guild role but whose characters the roster does not show.
-    let orphans = (size.characters / 50).min(size.discord_members.saturating_sub(members.len()));
-    for _ in 0..orphans {
-        let id = next_member_id;
-        next_member_id += rng.random_range(1..1_000_000);
-        let name = unique_name(&mut rng, &mut used).to_lowercase();
-        members.push(member(id, name, None, vec!["Member"]));
-        generated.guild_role_members += 1;
+    /// One decoy player (or member) of the kind `kind` selects, in rotation.
+    fn decoy(&mut self, kind: usize, limit: usize) {
+        match kind % 8 {
+            0 | 1 => self.near_miss(limit),
+            2 => self.accented_twin(limit),
+            3 => self.listing_display_name(limit),
+            4 => self.same_name_two_realms(limit),
+            5 => self.guest_named_like_a_character(limit),
+            6 => self.impersonated_senior(limit),
+            _ => self.look_alike(limit),
+        }
     }
-    // Guests and bots fill the server.
-    while members.len() < size.discord_members {
-        let id = next_member_id;
-        next_member_id += rng.random_range(1..1_000_000);
-        // Guests are many (tens of thousands): their names come from the syllables plus a
-        // counter, so they never exhaust the pool of unique character names.
-        let name = format!("{}{}", random_name(&mut rng).to_lowercase(), members.len());
-        let roles = if rng.random_bool(0.1) {
-            vec!["Pug"]
-        } else {
-            vec![]
+
+    /// A player with no Discord account whose main is one letter off (changed, added or
+    /// dropped) a character of a player found by exact username ("Toto" beside "Totro"), with
+    /// an alt naming it.
+    fn near_miss(&mut self, limit: usize) {
+        let Some(&target) = self
+            .exact_mains
+            .get(self.rng.random_range(0..self.exact_mains.len().max(1)))
+        else {
+            return self.plain_unclaimed(limit);
         };
-        let mut guest = member(id, name, None, roles);
-        guest.bot = rng.random_bool(0.002);
-        if rng.random_bool(0.3) {
-            guest.nick = Some(random_name(&mut rng));
-        }
-        members.push(guest);
+        let base = self.characters[target].name.clone();
+        let Some(name) = (0..20).find_map(|_| {
+            let n = one_letter_off(&mut self.rng, &base);
+            self.used.insert(n.to_lowercase()).then_some(n)
+        }) else {
+            return self.plain_unclaimed(limit);
+        };
+        let owner = self.new_owner();
+        let rank = self.rng.random_range(2..=4);
+        let main = self.push_character(name, rank, owner);
+        let alts = self.rng.random_range(0..2);
+        self.alts(main, alts, limit, owner);
     }
-    generated.characters = characters.len();
-    generated.discord_members = members.len();
 
-    write_blizzard(&dir.join("blizzard"), &characters)?;
-    write_discord(&dir.join("discord.json"), &members)?;
-    write_addon(&dir.join("PATTSync.lua"), &characters)?;
-    Ok(generated)
+    /// A player with no Discord account, for when a decoy has nothing to imitate.
+    fn plain_unclaimed(&mut self, limit: usize) {
+        let owner = self.new_owner();
+        let name = unique_name(&mut self.rng, &mut self.used);
+        let rank = self.rng.random_range(2..=4);
+        let main = self.push_character(name, rank, owner);
+        self.alts(main, 1, limit, owner);
+    }
+
+    /// A player whose username is their main with an accent ("íxsho" for "Ixsho"): SPEC §5's
+    /// normalization links them.
+    fn accented_twin(&mut self, limit: usize) {
+        let owner = self.new_owner();
+        let name = unique_name(&mut self.rng, &mut self.used);
+        let rank = self.rng.random_range(2..=4);
+        let main = self.push_character(name.clone(), rank, owner);
+        self.alts(main, 1, limit, owner);
+        let id = self.member_id();
+        let mut m = member(
+            id,
+            accented(&name.to_lowercase()),
+            None,
+            vec![RANK_ROLES[rank as usize]],
+        );
+        m.owner = Some(owner);
+        self.push_member(m);
+    }
+
+    /// A player whose username says nothing, and whose global name lists their characters
+    /// ("Main / Alt", "Main | Alt", "Main (Alt)", "Main - Alt", "Main, Alt", "Main & Alt").
+    fn listing_display_name(&mut self, limit: usize) {
+        let owner = self.new_owner();
+        let rank = self.rng.random_range(2..=4);
+        let main_name = unique_name(&mut self.rng, &mut self.used);
+        self.push_character(main_name.clone(), rank, owner);
+        if self.characters.len() >= limit {
+            return;
+        }
+        let alt_name = unique_name(&mut self.rng, &mut self.used);
+        self.push_character(alt_name.clone(), rank.max(3), owner);
+        let listing = match self.rng.random_range(0..6) {
+            0 => format!("{main_name} / {alt_name}"),
+            1 => format!("{main_name} | {alt_name}"),
+            2 => format!("{main_name} ({alt_name})"),
+            3 => format!("{main_name} - {alt_name}"),
+            4 => format!("{main_name}, {alt_name}"),
+            _ => format!("{main_name} & {alt_name}"),
+        };
+        let id = self.member_id();
+        let handle = format!("player{id}");
+        let mut m = member(id, handle, Some(listing), vec![RANK_ROLES[rank as usize]]);
+        m.owner = Some(owner);
+        self.push_member(m);
+    }
+
+    /// Two players with the same character name on two realms; one says which realm in their
+    /// Discord name ("Name-Realm" or "Name @ Realm"), the other is not on Discord.
+    fn same_name_two_realms(&mut self, limit: usize) {
+        let name = unique_name(&mut self.rng, &mut self.used);
+        let owner = self.new_owner();
+        let rank = self.rng.random_range(2..=4);
+        let first = self.push_character(name.clone(), rank, owner);
+        if self.characters.len() >= limit {
+            return;
+        }
+        let other = self.new_owner();
+        let second = self.push_character(name.clone(), 4, other);
+        let realm = self.characters[first].realm;
+        self.characters[second].realm = (realm + 1 + self.rng.random_range(0..3)) % REALMS.len();
+        let realm_name = REALMS[realm].1;
+        let discord_name = if self.rng.random_bool(0.5) {
+            format!("{name}-{}", realm_name.replace([' ', '\''], ""))
+        } else {
+            format!("{name} @ {realm_name}")
+        };
+        let id = self.member_id();
+        let mut m = member(
+            id,
+            format!("player{id}"),
+            Some(discord_name),
+            vec![RANK_ROLES[rank as usize]],
+        );
+        m.owner = Some(owner);
+        self.push_member(m);
+    }
+
+    /// A player not on Discord, and a guest without a guild role whose username is that
+    /// player's main: a guest is never a name candidate.
+    fn guest_named_like_a_character(&mut self, limit: usize) {
+        let owner = self.new_owner();
+        let name = unique_name(&mut self.rng, &mut self.used);
+        let rank = self.rng.random_range(2..=4);
+        let main = self.push_character(name.clone(), rank, owner);
+        self.alts(main, 1, limit, owner);
+        let id = self.member_id();
+        self.push_member(member(id, name.to_lowercase(), None, vec![]));
+    }
+
+    /// A Veteran-or-above player not on Discord, and a new Initiate who set their server
+    /// nickname to that player's main: exactly, in capitals, or with an accent dropped.
+    fn impersonated_senior(&mut self, limit: usize) {
+        let owner = self.new_owner();
+        let name = unique_name(&mut self.rng, &mut self.used);
+        let rank = self.rng.random_range(0..=2);
+        let main = self.push_character(name.clone(), rank, owner);
+        self.alts(main, 1, limit, owner);
+        let id = self.member_id();
+        let mut m = member(id, format!("newbie{id}"), None, vec!["Initiate"]);
+        m.nick = Some(if self.rng.random_bool(0.5) {
+            name.clone()
+        } else {
+            name.to_uppercase()
+        });
+        self.push_member(m);
+    }
+
+    /// A player not on Discord, and a member with a guild role whose username copies that
+    /// player's main through look-alike letters: a Cyrillic о, a zero-width space, a
+    /// right-to-left override, fullwidth letters.
+    fn look_alike(&mut self, limit: usize) {
+        let owner = self.new_owner();
+        let name = unique_name(&mut self.rng, &mut self.used);
+        let rank = self.rng.random_range(2..=4);
+        let main = self.push_character(name.clone(), rank, owner);
+        self.alts(main, 1, limit, owner);
+        let disguised = match self.rng.random_range(0..4) {
+            0 if name.contains('o') => name.replacen('o', "\u{043E}", 1),
+            0 | 1 => {
+                let cut = name.len() / 2;
+                format!("{}\u{200B}{}", &name[..cut], &name[cut..])
+            }
+            2 => format!("\u{202E}{name}"),
+            _ => name
+                .chars()
+                .map(|c| char::from_u32(c as u32 + 0xFEE0).unwrap_or(c))
+                .collect(),
+        };
+        let id = self.member_id();
+        let mut m = member(id, format!("member{id}"), None, vec!["Member"]);
+        m.nick = Some(disguised);
+        self.push_member(m);
+    }
+
+    /// Discord members with a guild role but no character in the roster, then guests and bots
+    /// filling the server.
+    fn orphans_and_guests(&mut self, characters: usize) {
+        let orphans =
+            (characters / 50).min(self.discord_members.saturating_sub(self.members.len()));
+        for _ in 0..orphans {
+            let owner = self.new_owner();
+            let id = self.member_id();
+            let name = unique_name(&mut self.rng, &mut self.used).to_lowercase();
+            let mut m = member(id, name, None, vec!["Member"]);
+            m.owner = Some(owner);
+            self.push_member(m);
+        }
+        while self.members.len() < self.discord_members {
+            let id = self.member_id();
+            // Guests are many (tens of thousands): their names come from the syllables plus a
+            // counter, so they never exhaust the pool of unique character names.
+            let name = format!(
+                "{}{}",
+                random_name(&mut self.rng).to_lowercase(),
+                self.members.len()
+            );
+            let roles = if self.rng.random_bool(0.1) {
+                vec!["Pug"]
+            } else {
+                vec![]
+            };
+            let mut guest = member(id, name, None, roles);
+            guest.bot = self.rng.random_bool(0.002);
+            if self.rng.random_bool(0.3) {
+                guest.nick = Some(random_name(&mut self.rng));
+            }
+            self.push_member(guest);
+        }
+    }
+}
+
+/// `name` with one letter changed, added or dropped (keeping a capital first letter).
+fn one_letter_off(rng: &mut StdRng, name: &str) -> String {
+    let mut chars: Vec<char> = name.to_lowercase().chars().collect();
+    let i = rng.random_range(1..chars.len().max(2));
+    let letter = (b'a' + rng.random_range(0..26u8)) as char;
+    match rng.random_range(0..3) {
+        0 if i < chars.len() => chars[i] = letter,
+        1 if chars.len() > 4 && i < chars.len() => {
+            chars.remove(i);
+        }
+        _ => chars.insert(i.min(chars.len()), letter),
+    }
+    let s: String = chars.into_iter().collect();
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// The first vowel of a lowercase name accented (a→á, e→é, i→í, o→ó, u→ú).
+fn accented(name: &str) -> String {
+    let mut done = false;
+    name.chars()
+        .map(|c| {
+            if done {
+                return c;
+            }
+            let a = match c {
+                'a' => 'á',
+                'e' => 'é',
+                'i' => 'í',
+                'o' => 'ó',
+                'u' => 'ú',
+                _ => return c,
+            };
+            done = true;
+            a
+        })
+        .collect()
+}
+
+impl Guild {
+    /// What was generated, with the truth.
+    pub fn generated(&self) -> &Generated {
+        &self.generated
+    }
+
+    /// Write the guild in the real input formats under `dir`, with `truth.json`.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        write_blizzard(&dir.join("blizzard"), &self.characters)?;
+        write_discord(&dir.join("discord.json"), &self.members)?;
+        write_addon(&dir.join("PATTSync.lua"), &self.characters)?;
+        fs::write(
+            dir.join("truth.json"),
+            serde_json::to_vec(&self.generated.truth)?,
+        )
+        .with_context(|| format!("cannot write {}", dir.join("truth.json").display()))
+    }
+
+    /// The snapshot the identity engine would load from this guild on an empty database, as
+    /// the sync stages store it: ids are positions (characters from 1, members from 1 in list
+    /// order, bots left out), ranks as `common.guild_ranks.level` (5 - rank index).
+    pub fn snapshot(&self) -> guild_sync_core::matching::Snapshot {
+        use guild_sync_core::matching::{PresentDiscordUser, Snapshot, UnlinkedCharacter};
+        let characters = self
+            .characters
+            .iter()
+            .enumerate()
+            .map(|(i, c)| UnlinkedCharacter {
+                id: i as i64 + 1,
+                name: c.name.clone(),
+                realm_slug: REALMS[c.realm].0.to_string(),
+                guild_note: (!c.note.is_empty()).then(|| c.note.clone()),
+                officer_note: (!c.officer_note.is_empty()).then(|| c.officer_note.clone()),
+                rank_level: Some(5 - c.rank as i32),
+            })
+            .collect();
+        let discord_users = self
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !m.bot)
+            .map(|(i, m)| {
+                let display = [m.nick.as_deref(), m.global_name.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .find(|n| !n.trim().is_empty())
+                    .unwrap_or(&m.username);
+                PresentDiscordUser {
+                    id: i as i64 + 1,
+                    username: m.username.clone(),
+                    display_name: Some(display.to_string()),
+                    global_name: m.global_name.clone(),
+                    has_guild_role: m.roles.iter().any(|r| RANK_ROLES.contains(r)),
+                    player_id: None,
+                }
+            })
+            .collect();
+        Snapshot {
+            characters,
+            discord_users,
+            players: vec![],
+        }
+    }
+
+    /// The true owner of the character and member with these snapshot ids (see
+    /// [`Guild::snapshot`]).
+    pub fn character_owner(&self, id: i64) -> usize {
+        self.characters[(id - 1) as usize].owner
+    }
+
+    pub fn member_owner(&self, id: i64) -> Option<usize> {
+        self.members[(id - 1) as usize].owner
+    }
 }
 
 /// A name of two or three syllables, capitalised, at most 12 bytes (WoW's limit).
@@ -249,6 +707,7 @@ fn character(rng: &mut StdRng, index: usize, name: String, rank: i64) -> Charact
         rank,
         note: String::new(),
         officer_note: String::new(),
+        owner: 0,
     }
 }
 
@@ -265,6 +724,7 @@ fn member(
         nick: None,
         roles,
         bot: false,
+        owner: None,
     }
 }
 

@@ -19,7 +19,7 @@ fn human(s: &MatchStats) -> String {
     format!(
         "matched {considered} unlinked characters against {users} Discord users: \
          {links} links ({exact} exact name, {guild} guild note, {officer} officer note, \
-         {fuzzy} fuzzy, {alt} alt note), {players} players created, {attached} Discord users \
+         {part} display-name part, {fuzzy} fuzzy, {alt} alt note), {players} players created, {attached} Discord users \
          attached, {suggestions} suggestions ({new} new), {skipped} left unlinked \
          ({ties} ties, {conflicts} conflicts)",
         considered = s.characters_considered,
@@ -28,6 +28,7 @@ fn human(s: &MatchStats) -> String {
         exact = b.exact_name,
         guild = b.guild_note,
         officer = b.officer_note,
+        part = b.display_name_part,
         fuzzy = b.fuzzy_name,
         alt = b.alt_note,
         players = s.players_created,

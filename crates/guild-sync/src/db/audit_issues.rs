@@ -67,7 +67,8 @@ pub async fn size_work_memory(conn: &mut PgConnection) -> Result<()> {
 /// of thousands of rows was a measurable part of a run). For `auto_link_suggestion` (written
 /// by the identity engine), `cause_gone` says whether the suggestion still makes sense: the
 /// character is still in the guild and unlinked, and the Discord user is still present with
-/// no player.
+/// no player — or with the very player the suggestion names (`player_id`: the engine suggests
+/// a character to a user who already has a player instead of linking it).
 pub async fn open_issues(db: impl PgExecutor<'_>) -> Result<Vec<OpenIssueRow>> {
     Ok(sqlx::query_as(
         "SELECT ai.id, ai.issue_hash, ai.issue_type, ai.content_hash,
@@ -80,7 +81,8 @@ pub async fn open_issues(db: impl PgExecutor<'_>) -> Result<Vec<OpenIssueRow>> {
                     OR NOT EXISTS (SELECT 1 FROM guild_identity.discord_users du
                                    WHERE du.id = ai.discord_member_id AND du.is_present)
                     OR EXISTS (SELECT 1 FROM guild_identity.players p
-                               WHERE p.discord_user_id = ai.discord_member_id)
+                               WHERE p.discord_user_id = ai.discord_member_id
+                                 AND p.id IS DISTINCT FROM ai.player_id)
                 ELSE FALSE END AS cause_gone
          FROM guild_identity.audit_issues ai
          WHERE ai.resolved_at IS NULL",

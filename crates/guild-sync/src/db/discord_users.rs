@@ -23,6 +23,9 @@ pub struct DiscordUserUpsert {
     pub username: String,
     /// `nick`, else `global_name`, else `username`.
     pub display_name: String,
+    /// The account's own global name: a display name that differs from it is a server
+    /// nickname, which the identity engine trusts less.
+    pub global_name: Option<String>,
     /// The most senior guild rank role the member has, spelled as on `common.guild_ranks`.
     pub highest_guild_role: Option<String>,
     /// Every guild rank role the member has, most senior first.
@@ -89,6 +92,7 @@ pub async fn upsert(
     let mut ids = Vec::with_capacity(rows.len());
     let mut usernames = Vec::with_capacity(rows.len());
     let mut display_names = Vec::with_capacity(rows.len());
+    let mut global_names: Vec<Option<&str>> = Vec::with_capacity(rows.len());
     let mut highest = Vec::with_capacity(rows.len());
     let mut all_roles = Vec::with_capacity(rows.len());
     let mut joined = Vec::with_capacity(rows.len());
@@ -98,6 +102,7 @@ pub async fn upsert(
         ids.push(row.discord_id.as_str());
         usernames.push(row.username.as_str());
         display_names.push(row.display_name.as_str());
+        global_names.push(row.global_name.as_deref());
         highest.push(row.highest_guild_role.as_deref());
         all_roles.push(row.all_guild_roles.join(separator));
         joined.push(row.joined_server_at);
@@ -111,11 +116,11 @@ pub async fn upsert(
              SELECT discord_id, username, display_name, highest_guild_role,
                     CASE WHEN roles = '' THEN '{}'::text[] ELSE string_to_array(roles, $7) END
                         AS all_guild_roles,
-                    joined_server_at
+                    joined_server_at, global_name
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                         $6::timestamptz[])
+                         $6::timestamptz[], $9::text[])
                  AS t(discord_id, username, display_name, highest_guild_role, roles,
-                      joined_server_at)
+                      joined_server_at, global_name)
          ),
          prev AS MATERIALIZED (
              SELECT du.id, du.is_present, i.*,
@@ -124,6 +129,7 @@ pub async fn upsert(
                     (du.username, du.display_name, du.highest_guild_role, du.all_guild_roles)
                         IS DISTINCT FROM
                     (i.username, i.display_name, i.highest_guild_role, i.all_guild_roles)
+                    OR du.global_name IS DISTINCT FROM i.global_name
                     OR (i.joined_server_at IS NOT NULL
                         AND i.joined_server_at IS DISTINCT FROM du.joined_server_at)
                         AS changed
@@ -134,6 +140,7 @@ pub async fn upsert(
              UPDATE guild_identity.discord_users du SET
                  username = p.username,
                  display_name = p.display_name,
+                 global_name = p.global_name,
                  highest_guild_role = p.highest_guild_role,
                  all_guild_roles = p.all_guild_roles,
                  joined_server_at = COALESCE(p.joined_server_at, du.joined_server_at),
@@ -146,9 +153,9 @@ pub async fn upsert(
          inserted AS (
              INSERT INTO guild_identity.discord_users
                  (discord_id, username, display_name, highest_guild_role, all_guild_roles,
-                  joined_server_at, last_sync, is_present, removed_at)
+                  joined_server_at, last_sync, is_present, removed_at, global_name)
              SELECT i.discord_id, i.username, i.display_name, i.highest_guild_role,
-                    i.all_guild_roles, i.joined_server_at, now(), TRUE, NULL
+                    i.all_guild_roles, i.joined_server_at, now(), TRUE, NULL, i.global_name
              FROM input i
              WHERE NOT EXISTS (SELECT 1 FROM guild_identity.discord_users du
                                WHERE du.discord_id = i.discord_id)
@@ -170,6 +177,7 @@ pub async fn upsert(
     .bind(&joined)
     .bind(separator)
     .bind(taken_at)
+    .bind(&global_names)
     .fetch_one(db)
     .await
     .context("cannot upsert Discord users")?;

@@ -40,6 +40,9 @@ pub struct RankMismatchRow {
     pub ingame_rank: String,
     /// The Discord role that rank corresponds to (`common.guild_ranks.discord_role_name`).
     pub expected_discord_role: Option<String>,
+    /// The character that rank comes from, and how it was linked to the player.
+    pub ranked_character: String,
+    pub ranked_link_source: String,
 }
 
 /// The order rows of the checks that can return thousands of rows come back in.
@@ -101,7 +104,7 @@ pub async fn orphan_discord(
 macro_rules! player_top_rank {
     () => {
         " JOIN LATERAL (
-             SELECT gr.name, gr.discord_role_name
+             SELECT gr.name, gr.discord_role_name, wc.character_name, pc.link_source
              FROM guild_identity.player_characters pc
              JOIN guild_identity.wow_characters wc ON wc.id = pc.character_id
              JOIN common.guild_ranks gr ON gr.id = wc.guild_rank_id
@@ -120,7 +123,8 @@ pub async fn rank_mismatches(db: impl PgExecutor<'_>) -> Result<Vec<RankMismatch
     Ok(sqlx::query_as(concat!(
         "SELECT p.id AS player_id, p.display_name, du.id AS discord_user_id,
                 du.highest_guild_role AS discord_role, top.name AS ingame_rank,
-                top.discord_role_name AS expected_discord_role
+                top.discord_role_name AS expected_discord_role,
+                top.character_name AS ranked_character, top.link_source AS ranked_link_source
          FROM guild_identity.players p
          JOIN guild_identity.discord_users du ON du.id = p.discord_user_id
 ",
@@ -145,6 +149,9 @@ pub struct NoGuildRoleRow {
     pub discord_display_name: Option<String>,
     /// The player's highest in-game rank among in-guild characters.
     pub ingame_rank: String,
+    /// The character that rank comes from, and how it was linked to the player.
+    pub ranked_character: String,
+    pub ranked_link_source: String,
 }
 
 /// Players whose present Discord user has no guild role while one of their in-guild characters
@@ -152,7 +159,8 @@ pub struct NoGuildRoleRow {
 pub async fn no_guild_role(db: impl PgExecutor<'_>) -> Result<Vec<NoGuildRoleRow>> {
     Ok(sqlx::query_as(concat!(
         "SELECT p.id AS player_id, p.display_name, du.id AS discord_user_id, du.username,
-                du.display_name AS discord_display_name, top.name AS ingame_rank
+                du.display_name AS discord_display_name, top.name AS ingame_rank,
+                top.character_name AS ranked_character, top.link_source AS ranked_link_source
          FROM guild_identity.players p
          JOIN guild_identity.discord_users du ON du.id = p.discord_user_id
 ",

@@ -1,5 +1,6 @@
 //! Read-only summaries of `player_characters`: how many links each strategy made, with examples.
-//! Used by the demo to say what was linked and why.
+//! Used by the demo to say what was linked and why, and by the benchmark to score the links
+//! against a synthetic guild's truth.
 
 use anyhow::Result;
 use serde::Serialize;
@@ -54,6 +55,31 @@ pub async fn examples(db: impl PgExecutor<'_>, per_source: i64) -> Result<Vec<Li
          ORDER BY link_source, n",
     )
     .bind(per_source)
+    .fetch_all(db)
+    .await?)
+}
+
+/// A link with what scoring it against a known truth needs: the character's name and realm, the
+/// player, and the snowflake of the player's Discord user.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LinkOwnerRow {
+    pub character_name: String,
+    pub realm_slug: String,
+    pub player_id: i32,
+    pub discord_id: Option<String>,
+    pub link_source: String,
+}
+
+/// Every link, for the benchmark's precision and recall.
+pub async fn links_with_owners(db: impl PgExecutor<'_>) -> Result<Vec<LinkOwnerRow>> {
+    Ok(sqlx::query_as(
+        "SELECT wc.character_name, wc.realm_slug, pc.player_id, du.discord_id, pc.link_source
+         FROM guild_identity.player_characters pc
+         JOIN guild_identity.wow_characters wc ON wc.id = pc.character_id
+         JOIN guild_identity.players p ON p.id = pc.player_id
+         LEFT JOIN guild_identity.discord_users du ON du.id = p.discord_user_id
+         ORDER BY pc.id",
+    )
     .fetch_all(db)
     .await?)
 }

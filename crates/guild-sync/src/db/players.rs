@@ -13,6 +13,8 @@ pub struct UnlinkedCharacterRow {
     pub realm_slug: String,
     pub addon_note: Option<String>,
     pub addon_officer_note: Option<String>,
+    /// `common.guild_ranks.level` of the character's rank, if mapped.
+    pub rank_level: Option<i32>,
 }
 
 /// A present Discord user, with the player holding it (if any).
@@ -21,6 +23,7 @@ pub struct PresentDiscordUserRow {
     pub id: i32,
     pub username: String,
     pub display_name: Option<String>,
+    pub global_name: Option<String>,
     pub has_guild_role: bool,
     pub player_id: Option<i32>,
 }
@@ -52,8 +55,10 @@ pub async fn lock_for_matching(db: impl PgExecutor<'_>) -> Result<()> {
 /// In-guild characters not in `player_characters` (requirements Task 3, step 1).
 pub async fn unlinked_characters(db: impl PgExecutor<'_>) -> Result<Vec<UnlinkedCharacterRow>> {
     sqlx::query_as(
-        "SELECT wc.id, wc.character_name, wc.realm_slug, wc.addon_note, wc.addon_officer_note
+        "SELECT wc.id, wc.character_name, wc.realm_slug, wc.addon_note, wc.addon_officer_note,
+                gr.level AS rank_level
          FROM guild_identity.wow_characters wc
+         LEFT JOIN common.guild_ranks gr ON gr.id = wc.guild_rank_id
          WHERE wc.removed_at IS NULL
            AND NOT EXISTS (SELECT 1 FROM guild_identity.player_characters pc
                            WHERE pc.character_id = wc.id)
@@ -67,7 +72,7 @@ pub async fn unlinked_characters(db: impl PgExecutor<'_>) -> Result<Vec<Unlinked
 /// Every present Discord user with its player, if any.
 pub async fn present_discord_users(db: impl PgExecutor<'_>) -> Result<Vec<PresentDiscordUserRow>> {
     sqlx::query_as(
-        "SELECT du.id, du.username, du.display_name,
+        "SELECT du.id, du.username, du.display_name, du.global_name,
                 du.highest_guild_role IS NOT NULL AS has_guild_role, p.id AS player_id
          FROM guild_identity.discord_users du
          LEFT JOIN guild_identity.players p ON p.discord_user_id = du.id
@@ -203,6 +208,8 @@ pub struct NewSuggestion {
     pub issue_hash: String,
     pub character_id: i32,
     pub discord_user_id: i32,
+    /// The player the Discord user already has, when the suggestion names it.
+    pub player_id: Option<i32>,
     pub summary: String,
     pub details: serde_json::Value,
 }
@@ -220,20 +227,22 @@ pub async fn upsert_suggestions(
     let user_ids: Vec<i32> = suggestions.iter().map(|s| s.discord_user_id).collect();
     let summaries: Vec<&str> = suggestions.iter().map(|s| s.summary.as_str()).collect();
     let details: Vec<serde_json::Value> = suggestions.iter().map(|s| s.details.clone()).collect();
+    let player_ids: Vec<Option<i32>> = suggestions.iter().map(|s| s.player_id).collect();
     let inserted: Vec<bool> = sqlx::query_scalar(
         "INSERT INTO guild_identity.audit_issues
              (issue_type, severity, issue_hash, wow_character_id, discord_member_id, summary,
-              details)
+              details, player_id)
          SELECT 'auto_link_suggestion', 'info', t.issue_hash, t.character_id, t.discord_user_id,
-                t.summary, t.details
-         FROM UNNEST($1::text[], $2::int4[], $3::int4[], $4::text[], $5::jsonb[])
-              AS t(issue_hash, character_id, discord_user_id, summary, details)
+                t.summary, t.details, t.player_id
+         FROM UNNEST($1::text[], $2::int4[], $3::int4[], $4::text[], $5::jsonb[], $6::int4[])
+              AS t(issue_hash, character_id, discord_user_id, summary, details, player_id)
          WHERE NOT EXISTS (
              SELECT 1 FROM guild_identity.audit_issues a
              WHERE a.issue_hash = t.issue_hash AND a.resolved_at IS NOT NULL
                AND a.resolved_by IS DISTINCT FROM 'auto')
          ON CONFLICT (issue_hash) WHERE resolved_at IS NULL
-         DO UPDATE SET summary = EXCLUDED.summary, details = EXCLUDED.details
+         DO UPDATE SET summary = EXCLUDED.summary, details = EXCLUDED.details,
+                       player_id = EXCLUDED.player_id
          RETURNING xmax = 0",
     )
     .bind(hashes)
@@ -241,6 +250,7 @@ pub async fn upsert_suggestions(
     .bind(user_ids)
     .bind(summaries)
     .bind(details)
+    .bind(player_ids)
     .fetch_all(db)
     .await
     .context("cannot record auto_link_suggestion issues")?;
