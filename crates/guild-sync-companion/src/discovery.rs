@@ -101,7 +101,11 @@ impl Discovery {
 
     /// The error an officer sees when nothing was found: where we looked and what to do.
     pub fn not_found_message(&self) -> String {
-        let mut message = format!("no {FILE_NAME} was found. Looked in:\n");
+        let mut message = if self.searched.is_empty() {
+            format!("no {FILE_NAME} was found: WoW has no usual install place on this system.\n")
+        } else {
+            format!("no {FILE_NAME} was found. Looked in:\n")
+        };
         for dir in &self.searched {
             message.push_str(&format!("  {}\n", dir.display()));
         }

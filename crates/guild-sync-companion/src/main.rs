@@ -28,6 +28,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let logging_to_file = cli.log_file.is_some();
     if let Err(e) = init_logging(cli.log_file.as_deref()) {
         eprintln!("error: {e:#}");
         return std::process::ExitCode::FAILURE;
@@ -40,7 +41,10 @@ async fn main() -> std::process::ExitCode {
     match cli::run(cli.companion, &invocation).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // Started at login the log file is the only place anyone will look.
+            if logging_to_file {
+                tracing::error!("{e:#}");
+            }
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
