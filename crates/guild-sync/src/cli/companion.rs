@@ -1,36 +1,33 @@
-//! `guild-sync companion`: watch the SavedVariables file and upload new exports.
+//! `guild-sync companion`: the companion's own command line (`guild_sync_companion::cli`), with
+//! the service's configuration (`guild-sync.toml`) as one more source for the server, the key and
+//! the SavedVariables file — after the flags and environment, before the companion's settings.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use guild_sync_companion::cli::{CompanionArgs, Invocation};
 
-use crate::companion::{Companion, CompanionOptions};
-use crate::config::{Config, Secret};
+use crate::config::Config;
 
-pub async fn run(config: &Config, args: super::CompanionArgs) -> Result<()> {
-    let saved_variables = args
+pub async fn run(config: &Config, mut args: CompanionArgs) -> Result<()> {
+    let run = &mut args.run;
+    run.saved_variables = run
         .saved_variables
-        .or_else(|| config.wow_saved_variables_path.clone())
-        .context("the SavedVariables file is not set: pass --saved-variables or set WOW_SAVED_VARIABLES_PATH")?;
-    let api_url = args
+        .take()
+        .or_else(|| config.wow_saved_variables_path.clone());
+    run.api_url = run
         .api_url
-        .or_else(|| config.guild_sync_api_url.clone())
-        .context("the server is not set: pass --api-url or set GUILD_SYNC_API_URL")?;
-    let api_key = args
-        .api_key
-        .map(Secret::new)
-        .or_else(|| config.guild_sync_api_key.clone())
-        .context("the API key is not set: pass --api-key or set GUILD_SYNC_API_KEY")?;
-    let options = CompanionOptions::new(saved_variables, api_url, api_key);
-    let mut companion = Companion::start(options).await?;
-    if args.once {
-        companion.run_once().await?;
-        return Ok(());
-    }
-    companion
-        .watch(async {
-            // Ctrl-C ends the watch cleanly; if the signal cannot be installed, run until killed.
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        })
-        .await
+        .take()
+        .or_else(|| config.guild_sync_api_url.clone());
+    run.api_key = run.api_key.take().or_else(|| {
+        config
+            .guild_sync_api_key
+            .as_ref()
+            .map(|k| k.expose().to_owned())
+    });
+    let invocation = Invocation {
+        command: "guild-sync companion".to_owned(),
+        prefix: vec!["companion".to_owned()],
+        // The service binary logs to stderr only; started at login, launchd and systemd keep it.
+        login_log_file: None,
+    };
+    guild_sync_companion::cli::run(args, &invocation).await
 }

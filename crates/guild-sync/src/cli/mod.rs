@@ -56,7 +56,7 @@ pub enum Command {
     /// Run every stage once: sync, match, check, report.
     Pipeline(PipelineArgs),
     /// Watch the addon's SavedVariables file and upload new exports (runs on the gaming PC).
-    Companion(CompanionArgs),
+    Companion(guild_sync_companion::cli::CompanionArgs),
     /// Measure every stage on a synthetic guild in a fresh database.
     Bench(BenchArgs),
 }
@@ -184,27 +184,6 @@ pub struct DemoArgs {
     /// Keep the HTTP API running afterwards so the sample guild can be explored.
     #[arg(long)]
     pub serve: bool,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct CompanionArgs {
-    /// The `PATTSync.lua` SavedVariables file WoW writes.
-    #[arg(long, env = "WOW_SAVED_VARIABLES_PATH", value_name = "PATH")]
-    pub saved_variables: Option<PathBuf>,
-    /// The guild-sync server, e.g. `https://guild.example.org`.
-    #[arg(long, env = "GUILD_SYNC_API_URL", value_name = "URL")]
-    pub api_url: Option<String>,
-    /// The key the server expects in `X-API-Key`.
-    #[arg(
-        long,
-        env = "GUILD_SYNC_API_KEY",
-        value_name = "KEY",
-        hide_env_values = true
-    )]
-    pub api_key: Option<String>,
-    /// Upload the current export (if new) and exit instead of watching.
-    #[arg(long)]
-    pub once: bool,
 }
 
 #[derive(Debug, Clone, Args)]

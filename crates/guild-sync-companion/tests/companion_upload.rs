@@ -1,5 +1,5 @@
 //! The companion against a local server (wiremock) speaking the upload contract of
-//! `guild_sync::addon_processor`: it uploads a new export with the key, skips one the server
+//! `guild_sync_companion::wire`: it uploads a new export with the key, skips one the server
 //! already has, retries through a server that is down, keeps an undelivered export across a
 //! restart, and follows WoW's delete-and-recreate write of the SavedVariables file.
 
@@ -8,8 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use guild_sync::companion::{Companion, CompanionOptions, CompanionState, Delivery};
-use guild_sync::config::Secret;
+use guild_sync_companion::{Companion, CompanionOptions, CompanionState, Delivery, Secret};
 use serde_json::json;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -86,7 +85,7 @@ async fn wait_for_uploads(server: &MockServer, n: usize) -> Vec<Request> {
 }
 
 fn state(file: &Path) -> CompanionState {
-    let bytes = std::fs::read(guild_sync::companion::default_state_file(file)).expect("state file");
+    let bytes = std::fs::read(guild_sync_companion::default_state_file(file)).expect("state file");
     serde_json::from_slice(&bytes).expect("state JSON")
 }
 
@@ -129,7 +128,7 @@ async fn a_new_export_is_uploaded_with_the_key_and_remembered() {
         assert_eq!(body["characters"][0]["is_online"], true);
         assert_eq!(body["characters"][1]["name"], "Zoë");
         // The body parses with the server's own parser.
-        guild_sync::addon_processor::parse_upload_json(&sent[0].body).expect("valid upload");
+        guild_sync_core::addon::AddonExport::from_upload_json(&sent[0].body).expect("valid upload");
 
         assert_eq!(
             state(&file),
@@ -411,16 +410,16 @@ async fn polling_notices_a_new_export_when_no_file_event_settles() {
 
 #[test]
 fn the_companion_command_names_what_is_missing() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_guild-sync"))
-        .args([
-            "companion",
-            "--once",
-            "--saved-variables",
-            "/nonexistent/PATTSync.lua",
-        ])
+    let no_settings = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_guild-sync-companion"))
+        .args(["--once", "--saved-variables", "/nonexistent/PATTSync.lua"])
         .env_remove("GUILD_SYNC_API_URL")
         .env_remove("GUILD_SYNC_API_KEY")
         .env_remove("WOW_SAVED_VARIABLES_PATH")
+        .env(
+            "GUILD_SYNC_COMPANION_CONFIG",
+            no_settings.path().join("companion.toml"),
+        )
         .current_dir(std::env::temp_dir())
         .output()
         .expect("runs");
