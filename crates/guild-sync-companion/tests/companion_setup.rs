@@ -2,9 +2,9 @@
 //! guild-sync server does (`401 {"error": "invalid X-API-Key"}` for a wrong key): a wrong key is
 //! refused with the server's words and nothing is stored; a right key is stored user-only.
 
-use std::future::Future;
+mod common;
+
 use std::path::Path;
-use std::time::Duration;
 
 use guild_sync_companion::Secret;
 use guild_sync_companion::settings;
@@ -13,13 +13,9 @@ use serde_json::json;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const KEY: &str = "the-right-key-0123456789";
+use common::within_a_minute;
 
-async fn within_a_minute<T>(test: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(60), test)
-        .await
-        .expect("the test took longer than a minute")
-}
+const KEY: &str = "the-right-key-0123456789";
 
 /// The server's status route: the right key gets the last upload, any other key a 401.
 async fn server() -> MockServer {
