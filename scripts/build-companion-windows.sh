@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the companion for Windows (the .exe an officer downloads) from Linux:
-#   target/x86_64-pc-windows-gnu/release/guild-sync-companion.exe
+#   target/x86_64-pc-windows-gnu/companion-dist/guild-sync-companion.exe
 # Installs what is missing first, so it runs on a clean machine (CI runs it as root):
 # the Rust target through rustup, and mingw-w64's gcc (Debian/Ubuntu: gcc-mingw-w64-x86-64),
 # which compiles ring's C and assembly and links the .exe.
@@ -35,10 +35,9 @@ fi
 # by the target's name.
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER="$LINKER"
 
-# The .exe is a download: strip it (the release profile keeps line tables for the service's
-# backtraces; an officer's PC has no use for them, and they are most of the file).
-CARGO_PROFILE_RELEASE_STRIP=true \
-    cargo build --release --target "$TARGET" -p guild-sync-companion "$@"
+# The .exe is a download: the `companion-dist` profile (root Cargo.toml) is the release profile
+# optimised for size, with link-time optimisation and no debug info.
+cargo build --profile companion-dist --target "$TARGET" -p guild-sync-companion "$@"
 
-exe="${CARGO_TARGET_DIR:-target}/$TARGET/release/guild-sync-companion.exe"
+exe="${CARGO_TARGET_DIR:-target}/$TARGET/companion-dist/guild-sync-companion.exe"
 echo "build-companion-windows: built $exe ($(stat -c %s "$exe") bytes)"

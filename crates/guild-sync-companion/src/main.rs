@@ -2,7 +2,7 @@
 //! (the download for Windows). A thin shell over [`guild_sync_companion::cli`]; it adds only the
 //! logging setup, with `--log-file` for when it is started at login and no console shows output.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -56,7 +56,12 @@ fn init_logging(log_file: Option<&Path>) -> Result<()> {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match log_file {
-        None => builder.with_writer(std::io::stderr).init(),
+        // Colours only on a terminal that shows them: the Windows 10 console prints the escape
+        // codes as text unless the program turns them on itself.
+        None => builder
+            .with_ansi(!cfg!(windows) && std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .init(),
         Some(path) => {
             let file = open_log(path)?;
             builder
