@@ -207,7 +207,7 @@ async fn summaries(webhook: &MockServer) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn a_sync_summary_goes_to_the_audit_channel_only_when_something_notable_happened() {
-    tokio::time::timeout(Duration::from_secs(300), async {
+    within(Duration::from_secs(300), async {
         let db = TestDb::new().await;
         let webhook = accepting_webhook().await;
 
@@ -250,6 +250,5 @@ async fn a_sync_summary_goes_to_the_audit_channel_only_when_something_notable_ha
         assert!(sent[1].0.contains("blizzard"), "{sent:?}");
         assert!(sent[1].1.contains("Error:"), "{sent:?}");
     })
-    .await
-    .expect("the pipelines finish within their timeout");
+    .await;
 }

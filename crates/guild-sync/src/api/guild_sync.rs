@@ -7,14 +7,13 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::AppState;
-use super::auth::secret_matches;
 use super::error::{ApiError, ErrorBody};
-use crate::addon_processor::{API_KEY_HEADER, UploadAccepted, UploadStatus, parse_upload_json};
+use crate::addon_processor::{UploadAccepted, UploadStatus, parse_upload_json};
 use crate::db::sync_log::{RunState, SyncLogRow};
 use crate::scheduler::PipelineKind;
 
@@ -142,10 +141,8 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Vec<RunView>>,
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn addon_upload(
     State(state): State<AppState>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<UploadAccepted>), ApiError> {
-    check_api_key(&state, &headers)?;
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(format!(
             "the export is larger than {} bytes",
@@ -183,26 +180,7 @@ pub async fn addon_upload(
         (status = 503, body = ErrorBody)))]
 pub async fn addon_upload_status(
     State(state): State<AppState>,
-    headers: HeaderMap,
 ) -> Result<Json<UploadStatus>, ApiError> {
-    check_api_key(&state, &headers)?;
     let last_upload = crate::db_sync::addon::last_upload(&state.pool).await?;
     Ok(Json(UploadStatus { last_upload }))
-}
-
-/// The companion's key, compared in constant time; no key configured → 503, never open.
-fn check_api_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(expected) = &state.api_key else {
-        return Err(ApiError::Unavailable(
-            "addon uploads are disabled: GUILD_SYNC_API_KEY is not configured".into(),
-        ));
-    };
-    let presented = headers
-        .get(API_KEY_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .ok_or_else(|| ApiError::Unauthorized(format!("missing {API_KEY_HEADER} header")))?;
-    if !secret_matches(presented, expected) {
-        return Err(ApiError::Unauthorized(format!("invalid {API_KEY_HEADER}")));
-    }
-    Ok(())
 }

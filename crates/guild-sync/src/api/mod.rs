@@ -92,6 +92,10 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(guild_sync::addon_upload_status))
         .route_layer(DefaultBodyLimit::max(
             guild_sync_core::addon::MAX_UPLOAD_BYTES,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
         ));
     let public = OpenApiRouter::new()
         .routes(routes!(health))

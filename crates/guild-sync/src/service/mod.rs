@@ -4,7 +4,7 @@
 //!
 //! A part whose configuration is missing or invalid is disabled with one log line; the rest
 //! runs. Cancelling the token (SIGINT/SIGTERM) stops everything the same way: no new runs
-//! start, the HTTP server finishes its requests (within a grace period, see [`http`]), a
+//! start, the HTTP server finishes its requests (within a grace period, see `service::http`), a
 //! running pipeline finishes, the listener disconnects, the database closes.
 
 mod http;
