@@ -1,0 +1,73 @@
+//! Untrusted text at the parse boundary: every name, note or nick that enters guild-sync from an
+//! addon file, an upload body or Discord passes through [`clean`] (or [`clean_bounded`]) once,
+//! where it is read, so nothing downstream has to care.
+//!
+//! Why drop control characters rather than refuse the record: one officer's stray NUL in a note,
+//! or one Discord member's nick with an ANSI escape, must not cost the whole guild its sync.
+//! PostgreSQL refuses U+0000 in `text` and `jsonb` outright, which is how a single NUL used to
+//! fail (or half-apply) a whole batch; the other C0 controls break terminal output and split the
+//! one-line-per-issue reports. Tab is kept: it is harmless and some notes use it as a separator.
+//! DEL and the C1 block (U+0080..U+009F, which holds the 8-bit CSI a terminal may obey) go too.
+
+/// Whether `c` is dropped by [`clean`]: C0 controls except tab, DEL, and C1 controls.
+pub fn is_dropped_control(c: char) -> bool {
+    (c.is_control() && c != '\t') || c == '\u{7F}'
+}
+
+/// `text` without the control characters [`is_dropped_control`] names.
+pub fn clean(text: &str) -> String {
+    if !text.chars().any(is_dropped_control) {
+        return text.to_owned();
+    }
+    text.chars().filter(|c| !is_dropped_control(*c)).collect()
+}
+
+/// [`clean`], then cut to at most `max` characters. For text that cannot be refused (a Discord
+/// member is who they are), where a bound still has to hold.
+pub fn clean_bounded(text: &str, max: usize) -> String {
+    let cleaned = clean(text);
+    match cleaned.char_indices().nth(max) {
+        Some((cut, _)) => cleaned[..cut].to_owned(),
+        None => cleaned,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn nul_escape_bell_and_line_breaks_are_dropped_and_tab_is_kept() {
+        let cases = [
+            ("Tro\0g", "Trog"),
+            ("\u{1b}[31mred\u{1b}[0m", "[31mred[0m"),
+            ("bell\u{7}", "bell"),
+            ("two\nlines\r", "twolines"),
+            ("tab\there", "tab\there"),
+            ("del\u{7f}", "del"),
+            ("c1\u{9b}2J", "c12J"),
+            ("Zoë ✓", "Zoë ✓"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(clean(input), expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn clean_bounded_cuts_on_characters_not_bytes() {
+        assert_eq!(clean_bounded("ééééé", 3), "ééé");
+        assert_eq!(clean_bounded("a\0b", 5), "ab");
+        assert_eq!(clean_bounded("", 3), "");
+    }
+
+    proptest! {
+        #[test]
+        fn cleaned_text_has_no_dropped_control_and_cleaning_is_idempotent(s in any::<String>()) {
+            let once = clean(&s);
+            prop_assert!(!once.chars().any(is_dropped_control));
+            prop_assert_eq!(clean(&once), once.clone());
+            prop_assert!(clean_bounded(&s, 10).chars().count() <= 10);
+        }
+    }
+}
