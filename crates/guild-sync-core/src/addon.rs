@@ -885,6 +885,66 @@ pub struct AddonSyncPlan {
     pub ambiguous: Vec<String>,
 }
 
+/// An export older than the last one applied: applying it would overwrite newer notes (and,
+/// forged, newer ranks) with old ones. Refused unless the officer forces it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "this export was made at {}, before the last applied export ({}); it would overwrite newer notes with older ones (export again in game, or force it)",
+    show_time(*export_time),
+    show_time(*last_applied)
+)]
+pub struct StaleExport {
+    /// The refused export's `exportTime`, unix seconds.
+    pub export_time: i64,
+    /// The newest `exportTime` already applied, unix seconds.
+    pub last_applied: i64,
+}
+
+fn show_time(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0).map_or_else(
+        || unix.to_string(),
+        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
+/// Refuse an export older than the newest one applied. An export without an `exportTime`
+/// cannot be dated and passes (it is as new as its arrival); an equal time is the same export
+/// again and passes, so a retried upload is harmless.
+pub fn check_not_stale(
+    export_time: Option<i64>,
+    last_applied: Option<i64>,
+) -> Result<(), StaleExport> {
+    match (export_time, last_applied) {
+        (Some(export_time), Some(last_applied)) if export_time < last_applied => Err(StaleExport {
+            export_time,
+            last_applied,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a Battle.net roster sync newer than the export has set the ranks, so the export's
+/// ranks must not be applied: Battle.net is the source of truth for ranks, and an export only
+/// reports what the game showed when it was made. `export_time` is the export's time, or its
+/// arrival when it has none; both in unix seconds.
+pub fn battle_net_ranks_are_newer(export_time: i64, last_battle_net_sync: Option<i64>) -> bool {
+    last_battle_net_sync.is_some_and(|synced| synced > export_time)
+}
+
+impl AddonSyncPlan {
+    /// Keep every stored rank (see [`battle_net_ranks_are_newer`]); returns how many updates
+    /// carried a rank that is now not applied.
+    pub fn keep_stored_ranks(&mut self) -> usize {
+        let mut kept = 0;
+        for update in &mut self.updates {
+            if update.guild_rank_id.take().is_some() {
+                kept += 1;
+            }
+        }
+        kept
+    }
+}
+
 /// The comparison key for a class name or class token: "Death Knight" and "DEATHKNIGHT" agree.
 fn class_key(class: &str) -> String {
     realm_key(class)
@@ -1149,6 +1209,47 @@ PATTSyncDB = {
             let err = AddonExport::from_saved_variables(src.as_bytes()).expect_err(src);
             assert!(err.to_string().contains(needle), "{src}: {err}");
         }
+    }
+
+    #[test]
+    fn an_export_older_than_the_last_applied_one_is_stale() {
+        assert_eq!(check_not_stale(Some(10), None), Ok(()));
+        assert_eq!(check_not_stale(None, Some(10)), Ok(()));
+        assert_eq!(check_not_stale(Some(10), Some(10)), Ok(()));
+        assert_eq!(check_not_stale(Some(11), Some(10)), Ok(()));
+        let day = 86_400;
+        let err = check_not_stale(Some(1_790_000_000 - 70 * day), Some(1_790_000_000))
+            .expect_err("stale");
+        let shown = err.to_string();
+        assert!(shown.contains("2026-"), "{shown}");
+        assert!(shown.contains("before the last applied export"), "{shown}");
+    }
+
+    #[test]
+    fn ranks_from_an_export_older_than_the_battle_net_sync_are_kept_out() {
+        assert!(!battle_net_ranks_are_newer(100, None));
+        assert!(!battle_net_ranks_are_newer(100, Some(100)));
+        assert!(!battle_net_ranks_are_newer(100, Some(99)));
+        assert!(battle_net_ranks_are_newer(100, Some(101)));
+        let update = |id, rank| AddonUpdate {
+            character_id: id,
+            guild_note: Some("n".into()),
+            officer_note: None,
+            class_id: None,
+            guild_rank_id: rank,
+            level: None,
+        };
+        let mut plan = AddonSyncPlan {
+            updates: vec![update(1, Some(4)), update(2, None), update(3, Some(4))],
+            ..AddonSyncPlan::default()
+        };
+        assert_eq!(plan.keep_stored_ranks(), 2);
+        assert!(plan.updates.iter().all(|u| u.guild_rank_id.is_none()));
+        assert!(
+            plan.updates
+                .iter()
+                .all(|u| u.guild_note.as_deref() == Some("n"))
+        );
     }
 
     const DAY: i64 = 86_400;

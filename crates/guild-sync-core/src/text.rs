@@ -32,6 +32,39 @@ pub fn clean_bounded(text: &str, max: usize) -> String {
     }
 }
 
+/// `text` as one line for a terminal or a report: line breaks and tabs become spaces (a newline
+/// in a name must not split one issue into several lines), ANSI escape sequences are removed
+/// whole (`ESC [ … m`), and every other control character is dropped.
+pub fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' | '\r' | '\t' => out.push(' '),
+            '\u{1b}' => {
+                // A CSI sequence runs from `ESC [` to its final byte in `@`..=`~`.
+                if chars.next_if_eq(&'[').is_some() {
+                    while let Some(next) = chars.next() {
+                        if ('@'..='~').contains(&next) {
+                            break;
+                        }
+                    }
+                }
+            }
+            c if is_dropped_control(c) => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Break the links Discord would make of a name: `https://x` stays readable but is no longer
+/// clickable (a zero-width space after the colon), so a member cannot put a link in front of
+/// officers under their own name.
+pub fn unlinked(text: &str) -> String {
+    text.replace("://", ":\u{200B}//")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +85,24 @@ mod tests {
         for (input, expected) in cases {
             assert_eq!(clean(input), expected, "{input:?}");
         }
+    }
+
+    #[test]
+    fn one_line_removes_escape_sequences_and_joins_lines() {
+        assert_eq!(one_line("\u{1b}[31;1mred\u{1b}[0m\u{7}"), "red");
+        assert_eq!(one_line("Two\nLines\r\n"), "Two Lines  ");
+        assert_eq!(one_line("a\u{1b}b\0c"), "abc");
+        assert_eq!(one_line("unfinished \u{1b}[31"), "unfinished ");
+    }
+
+    #[test]
+    fn links_are_broken_but_readable() {
+        let shown = unlinked("see https://evil.example/x and http://a");
+        assert!(!shown.contains("://"), "{shown}");
+        assert_eq!(
+            shown.replace('\u{200B}', ""),
+            "see https://evil.example/x and http://a"
+        );
     }
 
     #[test]

@@ -77,10 +77,29 @@ impl<'de> Deserialize<'de> for Snowflake {
     }
 }
 
+/// Longest Discord name kept, in characters. Discord allows 32 for usernames, global names and
+/// nicks and 100 for role names; the bound is for whatever else sends this shape.
+pub const MAX_DISCORD_NAME: usize = 100;
+
+/// Names are cleaned where they are parsed — REST pages, gateway events and `--from-file`
+/// alike — so one member's NUL or escape sequence cannot fail a sync or reach a report.
+fn clean_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let raw = String::deserialize(deserializer)?;
+    Ok(guild_sync_core::text::clean_bounded(&raw, MAX_DISCORD_NAME))
+}
+
+fn clean_optional_name<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    let raw = Option::<String>::deserialize(deserializer)?;
+    Ok(raw.map(|raw| guild_sync_core::text::clean_bounded(&raw, MAX_DISCORD_NAME)))
+}
+
 /// A guild role: `{id, name, position}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct WireRole {
     pub id: Snowflake,
+    #[serde(deserialize_with = "clean_name")]
     pub name: String,
     #[serde(default)]
     pub position: i64,
@@ -90,8 +109,9 @@ pub struct WireRole {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct WireUser {
     pub id: Snowflake,
+    #[serde(deserialize_with = "clean_name")]
     pub username: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "clean_optional_name")]
     pub global_name: Option<String>,
     #[serde(default)]
     pub bot: bool,
@@ -102,7 +122,7 @@ pub struct WireUser {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct WireMember {
     pub user: WireUser,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "clean_optional_name")]
     pub nick: Option<String>,
     #[serde(default)]
     pub roles: Vec<Snowflake>,
@@ -595,6 +615,24 @@ mod tests {
 
     fn member(json: serde_json::Value) -> WireMember {
         serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn names_are_cleaned_and_bounded_where_members_are_parsed() {
+        let long = "x".repeat(500);
+        let m = member(serde_json::json!({
+            "user": {"id": "1", "username": "tr\u{0}og", "global_name": "Two\nLines\u{7}"},
+            "nick": format!("\u{1b}[31m{long}"), "roles": []
+        }));
+        assert_eq!(m.user.username, "trog");
+        assert_eq!(m.user.global_name.as_deref(), Some("TwoLines"));
+        let nick = m.nick.as_deref().expect("nick");
+        assert!(nick.starts_with("[31mxxx"), "{nick}");
+        assert_eq!(nick.chars().count(), MAX_DISCORD_NAME);
+        let nul_only = member(serde_json::json!({
+            "user": {"id": "2", "username": "zoe"}, "nick": "\u{0}", "roles": []
+        }));
+        assert_eq!(display_name(&nul_only), "zoe");
     }
 
     #[test]
