@@ -9,7 +9,9 @@
 //!
 //! Safety rules: only a *complete* member list marks anyone departed; a fetch failing part-way
 //! or a list that would mark more than the configured share of present members departed
-//! changes nothing and is recorded as an error in `sync_log`.
+//! changes nothing and is recorded as an error in `sync_log`. Each request is retried on 429,
+//! 5xx and timeouts with jittered exponential backoff (honouring Discord's `retry_after`), as
+//! the Battle.net client does, so one bad answer on page 2 does not fail the whole sync.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -34,6 +36,16 @@ pub const MEMBERS_PAGE_SIZE: u16 = 1000;
 
 /// Discord's own API base; any other `DISCORD_API_URL` is reached as a proxy.
 pub const DEFAULT_DISCORD_API_URL: &str = "https://discord.com/api/v10";
+
+/// Retries after the first attempt of one request, on 429, 5xx and timeouts.
+pub const MAX_RETRIES: u32 = 4;
+
+/// First retry delay before jitter; doubled on each retry.
+pub const BASE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Longest `retry_after` honoured; Discord asking for longer means the bot is throttled for a
+/// while and the next scheduled sync (15 minutes) is the better retry.
+pub const MAX_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 // ---------------------------------------------------------------------------------------------
 // Wire shapes (Discord API v10). Only the fields guild-sync uses; everything else is ignored,
@@ -468,29 +480,32 @@ pub async fn fetch_snapshot(config: &Config) -> Result<DiscordSnapshot> {
     let guild = guild_id(config)?;
     let guild_id: Id<GuildMarker> = Id::new(guild.as_u64());
 
-    let roles = client
-        .roles(guild_id)
-        .await
-        .context("cannot fetch the Discord guild's roles")?
-        .bytes()
-        .await
-        .context("cannot read the Discord guild's roles")?;
+    let roles = with_retries("the guild's roles", || async {
+        client
+            .roles(guild_id)
+            .await?
+            .bytes()
+            .await
+            .map_err(Into::into)
+    })
+    .await
+    .context("cannot fetch the Discord guild's roles")?;
     let roles: Vec<WireRole> =
         serde_json::from_slice(&roles).context("Discord sent roles in an unexpected shape")?;
 
     let mut members: Vec<WireMember> = Vec::new();
     let mut after: Option<u64> = None;
     for page in 1usize.. {
-        let mut request = client.guild_members(guild_id).limit(MEMBERS_PAGE_SIZE);
-        if let Some(after) = after {
-            request = request.after(Id::<UserMarker>::new(after));
-        }
-        let body = request
-            .await
-            .with_context(|| format!("cannot fetch page {page} of the Discord member list"))?
-            .bytes()
-            .await
-            .with_context(|| format!("cannot read page {page} of the Discord member list"))?;
+        let what = format!("page {page} of the member list");
+        let body = with_retries(&what, || async {
+            let mut request = client.guild_members(guild_id).limit(MEMBERS_PAGE_SIZE);
+            if let Some(after) = after {
+                request = request.after(Id::<UserMarker>::new(after));
+            }
+            request.await?.bytes().await.map_err(Into::into)
+        })
+        .await
+        .with_context(|| format!("cannot fetch page {page} of the Discord member list"))?;
         let batch: Vec<WireMember> = serde_json::from_slice(&body).with_context(|| {
             format!("page {page} of the Discord member list is in an unexpected shape")
         })?;
@@ -513,6 +528,87 @@ pub async fn fetch_snapshot(config: &Config) -> Result<DiscordSnapshot> {
         );
     }
     Ok(DiscordSnapshot { roles, members })
+}
+
+/// Why one Discord request failed, as far as retrying is concerned.
+#[derive(Debug)]
+enum RequestFailure {
+    /// Worth another try after the backoff, or after Discord's `retry_after` when it sent one.
+    Transient(String, Option<std::time::Duration>),
+    Permanent(anyhow::Error),
+}
+
+impl From<twilight_http::Error> for RequestFailure {
+    fn from(err: twilight_http::Error) -> Self {
+        use twilight_http::api_error::ApiError;
+        use twilight_http::error::ErrorType;
+        match err.kind() {
+            ErrorType::Response { status, error, .. }
+                if status.get() == 429 || status.is_server_error() =>
+            {
+                let after = match error {
+                    ApiError::Ratelimited(r)
+                        if r.retry_after.is_finite() && r.retry_after >= 0.0 =>
+                    {
+                        Some(std::time::Duration::from_secs_f64(r.retry_after))
+                    }
+                    _ => None,
+                };
+                RequestFailure::Transient(format!("HTTP {}", status.get()), after)
+            }
+            // An error status whose body is not Discord's JSON error: a proxy's or load
+            // balancer's 502/503 page. Discord itself answers client errors in JSON.
+            ErrorType::Parsing { .. }
+            | ErrorType::RequestTimedOut
+            | ErrorType::RequestError
+            | ErrorType::RequestCanceled => RequestFailure::Transient(err.to_string(), None),
+            _ => RequestFailure::Permanent(err.into()),
+        }
+    }
+}
+
+impl From<twilight_http::response::DeserializeBodyError> for RequestFailure {
+    fn from(err: twilight_http::response::DeserializeBodyError) -> Self {
+        // The body broke off mid-transfer: the connection, not the request, failed.
+        RequestFailure::Transient(err.to_string(), None)
+    }
+}
+
+/// Run one Discord request, retrying transient failures up to [`MAX_RETRIES`] times with
+/// jittered exponential backoff from [`BASE_BACKOFF`].
+async fn with_retries<F, Fut, T>(what: &str, mut request: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, RequestFailure>>,
+{
+    let mut retries = 0;
+    loop {
+        match request().await {
+            Ok(value) => return Ok(value),
+            Err(RequestFailure::Permanent(err)) => return Err(err),
+            Err(RequestFailure::Transient(why, after)) => {
+                if retries >= MAX_RETRIES {
+                    bail!("{what}: {why}, still failing after {retries} retries");
+                }
+                let delay = match after {
+                    Some(after) if after > MAX_RETRY_AFTER => {
+                        bail!("{what}: {why} with retry_after {after:?}; giving up")
+                    }
+                    Some(after) => after,
+                    None => crate::blizzard_client::jittered(BASE_BACKOFF, retries),
+                };
+                retries += 1;
+                tracing::warn!(
+                    what,
+                    why,
+                    retry = retries,
+                    ?delay,
+                    "Discord request failed; retrying"
+                );
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
