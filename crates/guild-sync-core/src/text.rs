@@ -44,7 +44,7 @@ pub fn one_line(text: &str) -> String {
             '\u{1b}' => {
                 // A CSI sequence runs from `ESC [` to its final byte in `@`..=`~`.
                 if chars.next_if_eq(&'[').is_some() {
-                    while let Some(next) = chars.next() {
+                    for next in chars.by_ref() {
                         if ('@'..='~').contains(&next) {
                             break;
                         }
