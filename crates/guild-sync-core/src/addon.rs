@@ -438,8 +438,9 @@ impl AddonExport {
 /// original addon's text (`"Online"`, `"3d 5h"`, …) relative to `export_time` (see
 /// [`parse_relative_age`]); this server always sends unix seconds.
 /// The server answers `202 {"run_id", "export_time", "characters"}` on success; 400 for
-/// malformed JSON, 401 for a wrong key, 413 for a body over [`MAX_UPLOAD_BYTES`], 422 naming
-/// the field for invalid content, always with `{"error": "…"}`.
+/// malformed JSON, 401 for a wrong key, 409 for an export older than the last applied one
+/// ([`StaleExport`]), 413 for a body over [`MAX_UPLOAD_BYTES`], 422 naming the field for
+/// invalid content, always with `{"error": "…"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadBody {
     pub characters: Vec<UploadCharacter>,
