@@ -1367,7 +1367,7 @@ PATTSyncDB = {
         let c = &export.characters[0];
         assert_eq!((c.name.as_str(), c.realm.as_str()), ("Trog", "Senjin"));
         assert_eq!(c.guild_note.as_deref(), Some("Discord: trog[31m"));
-        assert_eq!(c.officer_note.as_deref(), Some("ab\tc"));
+        assert_eq!(c.officer_note.as_deref(), Some("a b\tc"));
         assert_eq!(export.uploaded_by.as_deref(), Some("xy"));
         let lua = b"PATTSyncDB = { lastExport = { exportTime = 5, characters = {
             { name = 'Tr\\0og', realm = 'Senjin', note = 'a\\0\\7b' } } } }";

@@ -6,7 +6,8 @@
 //! or one Discord member's nick with an ANSI escape, must not cost the whole guild its sync.
 //! PostgreSQL refuses U+0000 in `text` and `jsonb` outright, which is how a single NUL used to
 //! fail (or half-apply) a whole batch; the other C0 controls break terminal output and split the
-//! one-line-per-issue reports. Tab is kept: it is harmless and some notes use it as a separator.
+//! one-line-per-issue reports. Tab is kept: it is harmless and some notes use it as a separator;
+//! a line break becomes a space, so the words either side stay apart.
 //! DEL and the C1 block (U+0080..U+009F, which holds the 8-bit CSI a terminal may obey) go too.
 
 /// Whether `c` is dropped by [`clean`]: C0 controls except tab, DEL, and C1 controls.
@@ -14,12 +15,24 @@ pub fn is_dropped_control(c: char) -> bool {
     (c.is_control() && c != '\t') || c == '\u{7F}'
 }
 
-/// `text` without the control characters [`is_dropped_control`] names.
+/// `text` without the control characters [`is_dropped_control`] names, except that a line
+/// break becomes a space (`\r\n` one space): "line one\nline two" must not read "line oneline
+/// two".
 pub fn clean(text: &str) -> String {
     if !text.chars().any(is_dropped_control) {
         return text.to_owned();
     }
-    text.chars().filter(|c| !is_dropped_control(*c)).collect()
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\r' | '\n' => out.push(' '),
+            c if is_dropped_control(c) => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// [`clean`], then cut to at most `max` characters. For text that cannot be refused (a Discord
@@ -76,7 +89,7 @@ mod tests {
             ("Tro\0g", "Trog"),
             ("\u{1b}[31mred\u{1b}[0m", "[31mred[0m"),
             ("bell\u{7}", "bell"),
-            ("two\nlines\r", "twolines"),
+            ("two\nlines\r\nthree\r", "two lines three "),
             ("tab\there", "tab\there"),
             ("del\u{7f}", "del"),
             ("c1\u{9b}2J", "c12J"),

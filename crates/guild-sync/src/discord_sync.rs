@@ -721,7 +721,7 @@ mod tests {
             "nick": format!("\u{1b}[31m{long}"), "roles": []
         }));
         assert_eq!(m.user.username, "trog");
-        assert_eq!(m.user.global_name.as_deref(), Some("TwoLines"));
+        assert_eq!(m.user.global_name.as_deref(), Some("Two Lines"));
         let nick = m.nick.as_deref().expect("nick");
         assert!(nick.starts_with("[31mxxx"), "{nick}");
         assert_eq!(nick.chars().count(), MAX_DISCORD_NAME);

@@ -549,7 +549,7 @@ async fn a_nul_in_a_nick_or_name_does_not_fail_the_sync() {
         assert_eq!(thrall.username, "thrall");
         assert_eq!(thrall.display_name.as_deref(), Some("Warchief[31m"));
         let jaina = user(&db.pool, "1002").await;
-        assert_eq!(jaina.display_name.as_deref(), Some("JainaP"));
+        assert_eq!(jaina.display_name.as_deref(), Some("Jaina P"));
 
         let update = wire_member(json!({
             "user": {"id": "1003", "username": "anduin\u{0}"}, "nick": "King\u{0}", "roles": ["904"]
