@@ -3,9 +3,16 @@
 //! JSON body — into one validated [`AddonExport`]; the upload body the companion sends; and the
 //! pure decision of which `wow_characters` rows an export updates ([`plan_addon_sync`]).
 //!
-//! Both carriers are untrusted. Every record is checked here, and a bad one is refused with the
-//! path of the offending field (`characters[3].level`), so nothing half-valid reaches the
-//! database. No I/O happens here.
+//! Both carriers are untrusted. Every text is cleaned where it is read ([`crate::text::clean`]:
+//! no NUL or other control characters reach the database or a report). Every record is checked
+//! here: a structurally broken one is refused with the path of the offending field
+//! (`characters[3].level`), so nothing half-valid reaches the database; a malformed *optional*
+//! field (last online, zone, achievement points) only informs, so it becomes an
+//! [`AddonWarning`] naming the character and is ignored. No I/O happens here.
+//!
+//! `lastOnline` comes in two forms: unix seconds (this project's addon) and the original
+//! PATTSync addon's text (`"Online"`, `"5h"`, `"3d 5h"`, `"2m 4d"`, `"1y 2m 3d"`), which is
+//! relative to the export time and becomes an approximate timestamp ([`parse_relative_age`]).
 
 use std::collections::HashMap;
 
@@ -14,6 +21,7 @@ use serde_json::{Map, Value};
 
 use crate::names::realm_key;
 use crate::savedvars::{self, LuaTable, LuaValue, SavedVarsError};
+use crate::text::clean;
 
 /// The SavedVariables global the addon writes (its `.toc` declares it).
 pub const SAVED_VARIABLE: &str = "PATTSyncDB";
@@ -75,6 +83,70 @@ pub struct AddonExport {
     /// Who exported ("Name-Realm" of the officer's character) or uploaded.
     pub uploaded_by: Option<String>,
     pub characters: Vec<AddonCharacter>,
+    /// Malformed optional fields that were ignored, one per field, in record order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<AddonWarning>,
+}
+
+/// A malformed optional field of one character: reported, and the field ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddonWarning {
+    /// `Name-Realm` of the character.
+    pub character: String,
+    /// The field's path, e.g. `characters[3].last_online`.
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for AddonWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {}: {}; the field is ignored",
+            self.character, self.field, self.message
+        )
+    }
+}
+
+/// Seconds in the units of the original addon's `lastOnline` text. WoW reports months and years
+/// as calendar-free counts, so 30 and 365 days are as exact as the source.
+const HOUR: i64 = 3_600;
+const DAY: i64 = 24 * HOUR;
+const MONTH: i64 = 30 * DAY;
+const YEAR: i64 = 365 * DAY;
+
+/// Largest count accepted in one part of the `lastOnline` text: WoW is 20 years old, and a bound
+/// keeps the arithmetic far from overflow.
+const MAX_AGE_PART: i64 = 100_000;
+
+/// How long ago the original addon's `lastOnline` text says a member was online, in seconds:
+/// `"Online"` is 0, else space-separated parts `<count><unit>` with units `y`, `m` (months),
+/// `d`, `h` — `"5h"`, `"3d 5h"`, `"2m 4d"`, `"1y 2m 3d"`. `None` when the text is not that form.
+pub fn parse_relative_age(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("online") {
+        return Some(0);
+    }
+    let mut total: i64 = 0;
+    let mut parts = 0;
+    for part in text.split_whitespace() {
+        let unit_at = part.len().checked_sub(1)?;
+        let (count, unit) = part.split_at(unit_at);
+        if count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let count: i64 = count.parse().ok().filter(|c| *c <= MAX_AGE_PART)?;
+        let seconds = match unit {
+            "y" | "Y" => YEAR,
+            "m" | "M" => MONTH,
+            "d" | "D" => DAY,
+            "h" | "H" => HOUR,
+            _ => return None,
+        };
+        total += count * seconds;
+        parts += 1;
+    }
+    (parts > 0).then_some(total)
 }
 
 /// Why an export or upload body was refused. Each kind is its own variant so the upload
@@ -205,13 +277,14 @@ impl AddonExport {
                 guild_note: f.string("note")?,
                 officer_note: f.string("officerNote")?,
                 is_online: f.bool("isOnline")?,
-                last_online: f.int("lastOnline")?,
-                zone: f.string("zone")?,
-                achievement_points: f.int("achievementPoints")?,
+                last_online: f.last_online("lastOnline"),
+                zone: f.string("zone"),
+                achievement_points: f.int("achievementPoints"),
             });
         }
         build_export(
             Some(export_time),
+            export_time,
             lua.string("addonVersion")?,
             lua.string("guildName")?,
             lua.string("exportedBy")?,
@@ -219,9 +292,22 @@ impl AddonExport {
         )
     }
 
-    /// Read an upload body (the contract is on [`UploadBody`]). Malformed JSON, invalid
-    /// content and an empty export are distinct errors (see [`AddonInputError`]).
+    /// Read an upload body (the contract is on [`UploadBody`]) received now. Malformed JSON,
+    /// invalid content and an empty export are distinct errors (see [`AddonInputError`]).
     pub fn from_upload_json(body: &[u8]) -> Result<AddonExport, AddonInputError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        Self::from_upload_json_at(body, now)
+    }
+
+    /// [`AddonExport::from_upload_json`] for a body received at `received_at` (unix seconds):
+    /// the text form of `last_online` counts back from `export_time`, or from `received_at`
+    /// when the body has none (the original companion sends none).
+    pub fn from_upload_json_at(
+        body: &[u8],
+        received_at: i64,
+    ) -> Result<AddonExport, AddonInputError> {
         if body.len() > MAX_UPLOAD_BYTES {
             return Err(AddonInputError::TooLarge {
                 size: body.len(),
@@ -282,13 +368,15 @@ impl AddonExport {
                 guild_note: f.string("guild_note")?,
                 officer_note: f.string("officer_note")?,
                 is_online: f.bool("is_online")?,
-                last_online: f.int("last_online")?,
-                zone: f.string("zone")?,
-                achievement_points: f.int("achievement_points")?,
+                last_online: f.last_online("last_online"),
+                zone: f.string("zone"),
+                achievement_points: f.int("achievement_points"),
             });
         }
+        let export_time = top.int("export_time")?;
         build_export(
-            top.int("export_time")?,
+            export_time,
+            export_time.unwrap_or(received_at),
             top.string("addon_version")?,
             top.string("guild_name")?,
             top.string("uploaded_by")?,
@@ -336,10 +424,13 @@ impl AddonExport {
 ///
 /// SPEC §4's body plus `export_time` (the export's `exportTime`, unix seconds; optional for
 /// other clients), and per character the optional `class_file` and `achievement_points`.
-/// `rank` is the in-game rank index (0 = Guild Leader); `last_online` is unix seconds.
+/// `rank` is the in-game rank index (0 = Guild Leader); `last_online` is unix seconds, or the
+/// original addon's text (`"Online"`, `"3d 5h"`, …) relative to `export_time` (see
+/// [`parse_relative_age`]); this server always sends unix seconds.
 /// The server answers `202 {"run_id", "export_time", "characters"}` on success; 400 for
-/// malformed JSON, 401 for a wrong key, 413 for a body over [`MAX_UPLOAD_BYTES`], 422 naming
-/// the field for invalid content, always with `{"error": "…"}`.
+/// malformed JSON, 401 for a wrong key, 409 for an export older than the last applied one
+/// ([`StaleExport`]), 413 for a body over [`MAX_UPLOAD_BYTES`], 422 naming the field for
+/// invalid content, always with `{"error": "…"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadBody {
     pub characters: Vec<UploadCharacter>,
@@ -383,13 +474,23 @@ struct RawCharacter {
     guild_note: Option<String>,
     officer_note: Option<String>,
     is_online: Option<bool>,
-    last_online: Option<i64>,
-    zone: Option<String>,
-    achievement_points: Option<i64>,
+    // Optional fields: an error here becomes a warning, not a refusal.
+    last_online: Result<Option<RawLastOnline>, AddonInputError>,
+    zone: Result<Option<String>, AddonInputError>,
+    achievement_points: Result<Option<i64>, AddonInputError>,
 }
 
+/// `lastOnline` as read: unix seconds, or the original addon's text.
+enum RawLastOnline {
+    Unix(i64),
+    Text(String),
+}
+
+/// `reference` is when the export was made (or received, when it does not say): the text form
+/// of `lastOnline` counts back from it.
 fn build_export(
     export_time: Option<i64>,
+    reference: i64,
     addon_version: Option<String>,
     guild_name: Option<String>,
     uploaded_by: Option<String>,
@@ -405,8 +506,9 @@ fn build_export(
     }
     let mut seen: HashMap<(String, String), String> = HashMap::with_capacity(records.len());
     let mut characters = Vec::with_capacity(records.len());
+    let mut warnings = Vec::new();
     for raw in records {
-        let character = validate_character(raw.path.clone(), raw)?;
+        let character = validate_character(raw.path.clone(), raw, reference, &mut warnings)?;
         let key = (character.name.to_lowercase(), realm_key(&character.realm));
         let path_of_this = format!("{}-{}", character.name, character.realm);
         if let Some(first) = seen.insert(key, path_of_this.clone()) {
@@ -423,10 +525,16 @@ fn build_export(
         guild_name: short_text("guild_name", guild_name)?,
         uploaded_by: short_text("uploaded_by", uploaded_by)?,
         characters,
+        warnings,
     })
 }
 
-fn validate_character(path: String, raw: RawCharacter) -> Result<AddonCharacter, AddonInputError> {
+fn validate_character(
+    path: String,
+    raw: RawCharacter,
+    reference: i64,
+    warnings: &mut Vec<AddonWarning>,
+) -> Result<AddonCharacter, AddonInputError> {
     let field = |name: &str| format!("{path}.{name}");
     let name = raw
         .name
@@ -481,22 +589,51 @@ fn validate_character(path: String, raw: RawCharacter) -> Result<AddonCharacter,
             ));
         }
     };
-    let achievement_points = match raw.achievement_points {
-        None => None,
-        Some(p) => Some(i32::try_from(p).ok().filter(|p| *p >= 0).ok_or_else(|| {
-            AddonInputError::invalid(field("achievement_points"), "out of range")
-        })?),
+    // Optional fields only inform (nothing is matched on them): a malformed one is reported
+    // against the character and dropped, so one odd record cannot cost the guild its export.
+    let label = format!("{name}-{realm}");
+    let mut optional = OptionalFields {
+        character: &label,
+        warnings,
     };
-    let last_online = match raw.last_online {
-        None | Some(0) => None,
-        Some(t) if t > 0 => Some(t),
-        Some(_) => return Err(AddonInputError::invalid(field("last_online"), "negative")),
-    };
+    let achievement_points = optional.take(raw.achievement_points.and_then(|p| {
+        match p {
+            None => Ok(None),
+            Some(p) => i32::try_from(p)
+                .ok()
+                .filter(|p| *p >= 0)
+                .map(Some)
+                .ok_or_else(|| {
+                    AddonInputError::invalid(
+                        field("achievement_points"),
+                        format!("{p} is out of range"),
+                    )
+                }),
+        }
+    }));
+    let last_online = optional.take(raw.last_online.and_then(|t| match t {
+        None | Some(RawLastOnline::Unix(0)) => Ok(None),
+        Some(RawLastOnline::Unix(t)) if t > 0 => Ok(Some(t)),
+        Some(RawLastOnline::Unix(t)) => Err(AddonInputError::invalid(
+            field("last_online"),
+            format!("{t} is negative"),
+        )),
+        Some(RawLastOnline::Text(text)) => match parse_relative_age(&text) {
+            Some(age) => Ok(Some((reference - age).max(1))),
+            None => Err(AddonInputError::invalid(
+                field("last_online"),
+                format!(
+                    "`{text}` is neither unix seconds nor a time like \"Online\", \"3d 5h\" or \"1y 2m 3d\""
+                ),
+            )),
+        },
+    }));
+    let zone = optional.take(raw.zone.and_then(|zone| short_text(&field("zone"), zone)));
     Ok(AddonCharacter {
         class: short_text(&field("class"), raw.class)?,
         class_file: short_text(&field("class_file"), raw.class_file)?,
         rank_name: short_text(&field("rank_name"), raw.rank_name)?,
-        zone: short_text(&field("zone"), raw.zone)?,
+        zone,
         guild_note: note(&field("guild_note"), raw.guild_note)?,
         officer_note: note(&field("officer_note"), raw.officer_note)?,
         name,
@@ -507,6 +644,32 @@ fn validate_character(path: String, raw: RawCharacter) -> Result<AddonCharacter,
         last_online,
         achievement_points,
     })
+}
+
+/// Where a malformed optional field becomes a warning naming its character.
+struct OptionalFields<'a> {
+    character: &'a str,
+    warnings: &'a mut Vec<AddonWarning>,
+}
+
+impl OptionalFields<'_> {
+    fn take<T>(&mut self, result: Result<Option<T>, AddonInputError>) -> Option<T> {
+        match result {
+            Ok(value) => value,
+            Err(err) => {
+                let (field, message) = match err {
+                    AddonInputError::Invalid { field, message } => (field, message),
+                    other => (String::new(), other.to_string()),
+                };
+                self.warnings.push(AddonWarning {
+                    character: self.character.to_owned(),
+                    field,
+                    message,
+                });
+                None
+            }
+        }
+    }
 }
 
 /// Trimmed; empty becomes `None`; longer than [`MAX_SHORT_TEXT`] is refused.
@@ -560,7 +723,7 @@ impl LuaFields<'_> {
     fn string(&self, key: &str) -> Result<Option<String>, AddonInputError> {
         match self.table.get(key) {
             None => Ok(None),
-            Some(LuaValue::String(s)) => Ok(Some(s.clone())),
+            Some(LuaValue::String(s)) => Ok(Some(clean(s))),
             // Lua coerces numbers to strings; a realm or name never is one, but a zone could be.
             Some(LuaValue::Integer(i)) => Ok(Some(i.to_string())),
             Some(other) => Err(self.wrong(key, "a string", other)),
@@ -575,6 +738,14 @@ impl LuaFields<'_> {
                 Ok(Some(*n as i64))
             }
             Some(other) => Err(self.wrong(key, "an integer", other)),
+        }
+    }
+
+    /// `lastOnline`: unix seconds or the original addon's text.
+    fn last_online(&self, key: &str) -> Result<Option<RawLastOnline>, AddonInputError> {
+        match self.table.get(key) {
+            Some(LuaValue::String(s)) => Ok(Some(RawLastOnline::Text(clean(s)))),
+            _ => Ok(self.int(key)?.map(RawLastOnline::Unix)),
         }
     }
 
@@ -607,7 +778,7 @@ impl JsonFields<'_> {
     fn string(&self, key: &str) -> Result<Option<String>, AddonInputError> {
         match self.map.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::String(s)) => Ok(Some(clean(s))),
             Some(_) => Err(AddonInputError::invalid(
                 self.field(key),
                 "expected a string",
@@ -631,6 +802,14 @@ impl JsonFields<'_> {
                 self.field(key),
                 "expected an integer",
             )),
+        }
+    }
+
+    /// `last_online`: unix seconds or the original companion's text.
+    fn last_online(&self, key: &str) -> Result<Option<RawLastOnline>, AddonInputError> {
+        match self.map.get(key) {
+            Some(Value::String(s)) => Ok(Some(RawLastOnline::Text(clean(s)))),
+            _ => Ok(self.int(key)?.map(RawLastOnline::Unix)),
         }
     }
 
@@ -695,6 +874,66 @@ pub struct AddonSyncPlan {
     /// `Name-Realm` of characters that match more than one row (two slugs with the same key);
     /// skipped rather than guessed.
     pub ambiguous: Vec<String>,
+}
+
+/// An export older than the last one applied: applying it would overwrite newer notes (and,
+/// forged, newer ranks) with old ones. Refused unless the officer forces it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "this export was made at {}, before the last applied export ({}); it would overwrite newer notes with older ones (export again in game, or force it)",
+    show_time(*export_time),
+    show_time(*last_applied)
+)]
+pub struct StaleExport {
+    /// The refused export's `exportTime`, unix seconds.
+    pub export_time: i64,
+    /// The newest `exportTime` already applied, unix seconds.
+    pub last_applied: i64,
+}
+
+fn show_time(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0).map_or_else(
+        || unix.to_string(),
+        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
+/// Refuse an export older than the newest one applied. An export without an `exportTime`
+/// cannot be dated and passes (it is as new as its arrival); an equal time is the same export
+/// again and passes, so a retried upload is harmless.
+pub fn check_not_stale(
+    export_time: Option<i64>,
+    last_applied: Option<i64>,
+) -> Result<(), StaleExport> {
+    match (export_time, last_applied) {
+        (Some(export_time), Some(last_applied)) if export_time < last_applied => Err(StaleExport {
+            export_time,
+            last_applied,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a Battle.net roster sync newer than the export has set the ranks, so the export's
+/// ranks must not be applied: Battle.net is the source of truth for ranks, and an export only
+/// reports what the game showed when it was made. `export_time` is the export's time, or its
+/// arrival when it has none; both in unix seconds.
+pub fn battle_net_ranks_are_newer(export_time: i64, last_battle_net_sync: Option<i64>) -> bool {
+    last_battle_net_sync.is_some_and(|synced| synced > export_time)
+}
+
+impl AddonSyncPlan {
+    /// Keep every stored rank (see [`battle_net_ranks_are_newer`]); returns how many updates
+    /// carried a rank that is now not applied.
+    pub fn keep_stored_ranks(&mut self) -> usize {
+        let mut kept = 0;
+        for update in &mut self.updates {
+            if update.guild_rank_id.take().is_some() {
+                kept += 1;
+            }
+        }
+        kept
+    }
 }
 
 /// The comparison key for a class name or class token: "Death Knight" and "DEATHKNIGHT" agree.
@@ -904,6 +1143,170 @@ PATTSyncDB = {
         }
     }
 
+    #[test]
+    fn an_export_older_than_the_last_applied_one_is_stale() {
+        assert_eq!(check_not_stale(Some(10), None), Ok(()));
+        assert_eq!(check_not_stale(None, Some(10)), Ok(()));
+        assert_eq!(check_not_stale(Some(10), Some(10)), Ok(()));
+        assert_eq!(check_not_stale(Some(11), Some(10)), Ok(()));
+        let day = 86_400;
+        let err = check_not_stale(Some(1_790_000_000 - 70 * day), Some(1_790_000_000))
+            .expect_err("stale");
+        let shown = err.to_string();
+        assert!(shown.contains("2026-"), "{shown}");
+        assert!(shown.contains("before the last applied export"), "{shown}");
+    }
+
+    #[test]
+    fn ranks_from_an_export_older_than_the_battle_net_sync_are_kept_out() {
+        assert!(!battle_net_ranks_are_newer(100, None));
+        assert!(!battle_net_ranks_are_newer(100, Some(100)));
+        assert!(!battle_net_ranks_are_newer(100, Some(99)));
+        assert!(battle_net_ranks_are_newer(100, Some(101)));
+        let update = |id, rank| AddonUpdate {
+            character_id: id,
+            guild_note: Some("n".into()),
+            officer_note: None,
+            class_id: None,
+            guild_rank_id: rank,
+            level: None,
+        };
+        let mut plan = AddonSyncPlan {
+            updates: vec![update(1, Some(4)), update(2, None), update(3, Some(4))],
+            ..AddonSyncPlan::default()
+        };
+        assert_eq!(plan.keep_stored_ranks(), 2);
+        assert!(plan.updates.iter().all(|u| u.guild_rank_id.is_none()));
+        assert!(
+            plan.updates
+                .iter()
+                .all(|u| u.guild_note.as_deref() == Some("n"))
+        );
+    }
+
+    const DAY: i64 = 86_400;
+
+    /// The original PATTSync addon's SavedVariables file, as guilds run it today.
+    const ORIGINAL_EXPORT: &[u8] = include_bytes!("../tests/data/original-addon-export.lua");
+    /// The original companion's upload body (no `export_time`; `last_online` as text).
+    const ORIGINAL_UPLOAD: &[u8] = include_bytes!("../tests/data/original-companion-upload.json");
+
+    #[test]
+    fn relative_ages_in_the_original_addons_form_are_read() {
+        let cases: &[(&str, Option<i64>)] = &[
+            ("Online", Some(0)),
+            ("online", Some(0)),
+            ("5h", Some(5 * 3_600)),
+            ("3d 5h", Some(3 * DAY + 5 * 3_600)),
+            ("0d 2h", Some(2 * 3_600)),
+            ("2m 4d", Some(64 * DAY)),
+            ("1y 2m 3d", Some(365 * DAY + 63 * DAY)),
+            ("2y 0m 1d", Some(731 * DAY)),
+            ("", None),
+            ("yesterday", None),
+            ("3x", None),
+            ("d", None),
+            ("-3d", None),
+            ("99999999999999999999y", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_relative_age(text), *expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn the_original_addons_savedvariables_export_is_accepted_as_it_is() {
+        let export = AddonExport::from_saved_variables(ORIGINAL_EXPORT).expect("accepted");
+        let t = 1_796_083_200;
+        assert_eq!(export.export_time, Some(t));
+        assert_eq!(export.characters.len(), 24);
+        assert!(export.warnings.is_empty(), "{:?}", export.warnings);
+        let by_name = |n: &str| {
+            export
+                .characters
+                .iter()
+                .find(|c| c.name == n)
+                .expect("exported")
+        };
+        assert_eq!(by_name("Ragwyn").last_online, Some(t - 428 * DAY));
+        assert_eq!(by_name("Kazor").last_online, Some(t - 64 * DAY));
+        assert_eq!(by_name("Tonamine").last_online, Some(t - 5 * 3_600));
+        assert_eq!(by_name("Tewyn").last_online, Some(t - 3 * DAY - 5 * 3_600));
+        assert_eq!(by_name("Risnasha").last_online, Some(t));
+        assert!(by_name("Risnasha").is_online);
+        assert_eq!(by_name("Kazor").realm, "Sen'jin");
+        assert_eq!(by_name("Ragwyn").achievement_points, Some(26_748));
+    }
+
+    #[test]
+    fn the_original_companions_upload_is_accepted_relative_to_its_arrival() {
+        let received = 1_796_100_000;
+        let export = AddonExport::from_upload_json_at(ORIGINAL_UPLOAD, received).expect("accepted");
+        assert_eq!(export.export_time, None);
+        assert_eq!(export.characters.len(), 24);
+        assert!(export.warnings.is_empty(), "{:?}", export.warnings);
+        let ragwyn = &export.characters[0];
+        assert_eq!(ragwyn.name, "Ragwyn");
+        assert_eq!(ragwyn.last_online, Some(received - 428 * DAY));
+        assert_eq!(export.uploaded_by.as_deref(), Some("companion_app"));
+    }
+
+    #[test]
+    fn a_malformed_optional_field_is_a_warning_naming_the_character_and_is_ignored() {
+        let src = br#"PATTSyncDB = { lastExport = { exportTime = 1000000, characters = {
+            { name = "Trog", realm = "Senjin", level = 80, lastOnline = "last tuesday",
+              zone = { }, achievementPoints = "lots", note = "kept" },
+            { name = "Zoe", realm = "Senjin", lastOnline = -5, achievementPoints = -1 },
+            { name = "Ok", realm = "Senjin", lastOnline = "1d", zone = "Dornogal" },
+        } } }"#;
+        let export = AddonExport::from_saved_variables(src).expect("accepted");
+        assert_eq!(export.characters.len(), 3);
+        let trog = &export.characters[0];
+        assert_eq!((trog.last_online, trog.zone.as_deref()), (None, None));
+        assert_eq!(trog.achievement_points, None);
+        assert_eq!(trog.guild_note.as_deref(), Some("kept"));
+        assert_eq!(trog.level, Some(80));
+        assert_eq!(export.characters[2].last_online, Some(1_000_000 - DAY));
+        let shown: Vec<String> = export.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 5, "{shown:#?}");
+        for needle in [
+            "Trog-Senjin: PATTSyncDB.lastExport.characters[1].last_online: `last tuesday` is neither",
+            "Trog-Senjin: PATTSyncDB.lastExport.characters[1].zone: expected a string",
+            "Trog-Senjin: PATTSyncDB.lastExport.characters[1].achievementPoints: expected an integer",
+            "Zoe-Senjin: PATTSyncDB.lastExport.characters[2].last_online: -5 is negative",
+            "Zoe-Senjin: PATTSyncDB.lastExport.characters[2].achievement_points: -1 is out of range",
+        ] {
+            assert!(
+                shown.iter().any(|w| w.contains(needle)),
+                "{needle} not in {shown:#?}"
+            );
+        }
+        // The same in an upload body.
+        let body = br#"{"characters": [{"name": "Trog", "realm": "Senjin", "last_online": "soon",
+            "zone": 7, "achievement_points": 1.5}], "export_time": 1000000}"#;
+        let export = AddonExport::from_upload_json(body).expect("accepted");
+        assert_eq!(export.warnings.len(), 3, "{:?}", export.warnings);
+        assert!(export.warnings.iter().all(|w| w.character == "Trog-Senjin"));
+    }
+
+    #[test]
+    fn nul_and_control_characters_are_dropped_where_text_is_read() {
+        let body = "{\"characters\": [{\"name\": \"Tr\\u0000og\", \"realm\": \"Sen\\u0007jin\",
+            \"guild_note\": \"Discord: tr\\u0000og\\u001b[31m\", \"officer_note\": \"a\\nb\\tc\"}],
+            \"uploaded_by\": \"x\\u0000y\"}";
+        let export = AddonExport::from_upload_json(body.as_bytes()).expect("accepted");
+        let c = &export.characters[0];
+        assert_eq!((c.name.as_str(), c.realm.as_str()), ("Trog", "Senjin"));
+        assert_eq!(c.guild_note.as_deref(), Some("Discord: trog[31m"));
+        assert_eq!(c.officer_note.as_deref(), Some("a b\tc"));
+        assert_eq!(export.uploaded_by.as_deref(), Some("xy"));
+        let lua = b"PATTSyncDB = { lastExport = { exportTime = 5, characters = {
+            { name = 'Tr\\0og', realm = 'Senjin', note = 'a\\0\\7b' } } } }";
+        let export = AddonExport::from_saved_variables(lua).expect("accepted");
+        assert_eq!(export.characters[0].name, "Trog");
+        assert_eq!(export.characters[0].guild_note.as_deref(), Some("ab"));
+    }
+
     fn character(name: &str, realm: &str) -> AddonCharacter {
         AddonCharacter {
             name: name.into(),
@@ -948,6 +1351,7 @@ PATTSyncDB = {
             addon_version: None,
             guild_name: None,
             uploaded_by: None,
+            warnings: Vec::new(),
             characters: vec![trog, other, odd, character("Ghost", "Senjin")],
         };
         let rows = [
@@ -1012,6 +1416,7 @@ PATTSyncDB = {
             addon_version: None,
             guild_name: None,
             uploaded_by: None,
+            warnings: Vec::new(),
             characters: vec![
                 character("B", "Senjin"),
                 character("A", "Senjin"),

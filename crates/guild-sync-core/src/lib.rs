@@ -12,3 +12,4 @@ pub mod notes;
 pub mod report;
 pub mod roster;
 pub mod savedvars;
+pub mod text;

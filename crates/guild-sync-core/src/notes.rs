@@ -15,6 +15,11 @@
 /// The keywords that introduce a Discord hint when followed by a colon.
 const DISCORD_KEYWORDS: [&str; 3] = ["discord", "dc", "disc"];
 
+/// Discord's mass mentions: `@everyone` and `@here` in a note are a ping pasted from Discord,
+/// never a member's name, so they are not hints (a member *named* `everyone` must not be linked
+/// by them).
+const MASS_MENTIONS: [&str; 2] = ["everyone", "here"];
+
 /// Shortest hint, in characters, that is worth matching.
 const MIN_HINT_CHARS: usize = 2;
 
@@ -23,13 +28,19 @@ pub fn discord_hints(note: &str) -> Vec<String> {
     let words: Vec<&str> = note.split_whitespace().collect();
     let mut hints = Vec::new();
     for (i, word) in words.iter().enumerate() {
-        if let Some(rest) = word.strip_prefix('@') {
-            push_hint(&mut hints, strip_discriminator(rest));
-            continue;
-        }
-        let bare = word.trim_start_matches(|c: char| !c.is_alphanumeric());
-        if let Some(value) = keyword_value(bare, &words[i + 1..], &DISCORD_KEYWORDS) {
-            push_hint(&mut hints, strip_discriminator(value));
+        let value = match word.strip_prefix('@') {
+            Some(rest) => Some(rest),
+            None => {
+                let bare = word.trim_start_matches(|c: char| !c.is_alphanumeric());
+                keyword_value(bare, &words[i + 1..], &DISCORD_KEYWORDS)
+            }
+        };
+        if let Some(value) = value.map(strip_discriminator)
+            && !MASS_MENTIONS
+                .iter()
+                .any(|m| clean(value).eq_ignore_ascii_case(m))
+        {
+            push_hint(&mut hints, value);
         }
     }
     hints
@@ -116,6 +127,26 @@ fn push_hint(hints: &mut Vec<String>, raw: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn everyone_and_here_are_never_hints() {
+        for note in [
+            "Discord: @everyone",
+            "@everyone",
+            "@here raid tonight",
+            "DC: everyone",
+            "disc: HERE!",
+            "@Everyone",
+        ] {
+            assert!(
+                discord_hints(note).is_empty(),
+                "{note}: {:?}",
+                discord_hints(note)
+            );
+        }
+        assert_eq!(discord_hints("@everyone Discord: trog"), vec!["trog"]);
+        assert_eq!(discord_hints("@heresy"), vec!["heresy"]);
+    }
 
     #[test]
     fn every_discord_hint_pattern_is_recognised() {

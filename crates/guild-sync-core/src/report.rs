@@ -195,6 +195,9 @@ impl ReportIssue {
 
     /// The issue as one line: the current names and the reason when both are known, else the
     /// summary the checker wrote.
+    ///
+    /// Names are untrusted: control characters and escape sequences are removed and line
+    /// breaks joined (one issue, one line) in both forms; in the embed, links are also broken.
     fn line(&self, markdown: bool) -> String {
         let line = match (self.subject(), &self.reason) {
             (Some(subject), Some(reason)) if markdown => {
@@ -203,6 +206,12 @@ impl ReportIssue {
             (Some(subject), Some(reason)) => format!("{subject} — {reason}"),
             _ if markdown => escape_markdown(&self.summary),
             _ => self.summary.clone(),
+        };
+        let line = crate::text::one_line(&line);
+        let line = if markdown {
+            crate::text::unlinked(&line)
+        } else {
+            line
         };
         truncate(&format!("• {line}"), MAX_LINE_CHARS)
     }
@@ -483,6 +492,33 @@ mod tests {
         assert!(embed.description.ends_with("…and 5 more"));
         assert_eq!(embed.color, COLOR_WARNING);
         assert_eq!(messages[0].issue_ids.len(), 25);
+    }
+
+    #[test]
+    fn control_characters_newlines_and_links_in_names_cannot_reach_officers() {
+        let mut hostile = issue(1, IssueType::OrphanDiscord, "x");
+        hostile.discord_username = Some("evil".into());
+        hostile.discord_display_name =
+            Some("\u{1b}[2J\u{7}Boss\nFAKE LINE https://evil.example/login".into());
+        let text = render_text(std::slice::from_ref(&hostile), false);
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        let issue_lines: Vec<&str> = text.lines().filter(|l| l.contains("Boss")).collect();
+        assert_eq!(issue_lines.len(), 1, "{text}");
+        assert!(issue_lines[0].contains("FAKE LINE"), "one line: {text}");
+        assert!(!text.contains("\n  FAKE"), "{text}");
+
+        let messages = render_messages(&[hostile], false);
+        let description = &messages[0].embeds[1].description;
+        assert_eq!(description.lines().count(), 1, "{description}");
+        assert!(
+            !description.chars().any(char::is_control),
+            "{description:?}"
+        );
+        assert!(!description.contains("https://"), "{description}");
+        assert!(description.contains("evil.example"), "{description}");
     }
 
     #[test]

@@ -7,7 +7,13 @@
 //! The file comes from a gaming PC and is untrusted: input is capped at [`MAX_INPUT_BYTES`],
 //! nesting at [`MAX_DEPTH`] (so hostile input cannot overflow the stack), nothing here can loop
 //! without consuming input, and every malformed input yields a [`SavedVarsError`] with the line
-//! and column, never a panic. What the data *means* (the PATTSync export) is [`crate::addon`]'s job.
+//! and column, never a panic.
+//!
+//! Memory is bounded too, not only time and stack. Each value costs ~64 bytes of tree for 2-3
+//! bytes of text (`{},`), so a 15.7 MB file of empty tables once peaked at 1.83 GB. The tree is
+//! therefore capped at [`MAX_VALUES`] values and each string at [`MAX_STRING_BYTES`]: a file
+//! within the size limit stays within ~64 MB, and past the caps it is refused with
+//! [`SavedVarsError::TooComplex`]. What the data *means* (the PATTSync export) is [`crate::addon`]'s job.
 
 use std::fmt;
 
@@ -17,6 +23,15 @@ pub const MAX_INPUT_BYTES: usize = 16 * 1024 * 1024;
 /// Deepest table nesting accepted. The PATTSync export needs 4; WoW itself caps far lower than
 /// the stack would.
 pub const MAX_DEPTH: usize = 64;
+
+/// Most values (table keys and values, tables included) one file may hold. A 1,000-member
+/// PATTSync export holds about 30,000 and the export's own cap of 5,000 members about 150,000;
+/// at ~128 bytes a value (an entry plus its share of a growing table) this keeps the tree
+/// under ~32 MB.
+pub const MAX_VALUES: usize = 250_000;
+
+/// Longest string accepted, in bytes. A PATTSync export's longest text is a 512-character note.
+pub const MAX_STRING_BYTES: usize = 64 * 1024;
 
 /// A Lua value as written in a SavedVariables file.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,6 +126,11 @@ impl SavedVariables {
 pub enum SavedVarsError {
     #[error("the file is {size} bytes; the limit is {limit} bytes")]
     TooLarge { size: usize, limit: usize },
+    /// Within the size limit but holding more than the parser will build in memory.
+    #[error(
+        "line {line}: {what}; this is not a PATTSync export (the limits keep a hostile file from exhausting memory)"
+    )]
+    TooComplex { line: usize, what: String },
     /// `line` and `column` are 1-based; the column counts bytes.
     #[error("line {line}, column {column}: {message}")]
     Syntax {
@@ -133,6 +153,7 @@ pub fn parse(input: &[u8]) -> Result<SavedVariables, SavedVarsError> {
     let mut parser = Parser {
         src: input,
         pos: input.strip_prefix(b"\xEF\xBB\xBF").map_or(0, |_| 3),
+        values: 0,
     };
     let mut globals = Vec::new();
     loop {
@@ -167,7 +188,11 @@ pub fn parse_value(input: &[u8]) -> Result<LuaValue, SavedVarsError> {
             limit: MAX_INPUT_BYTES,
         });
     }
-    let mut parser = Parser { src: input, pos: 0 };
+    let mut parser = Parser {
+        src: input,
+        pos: 0,
+        values: 0,
+    };
     let value = parser.value(0)?;
     parser.skip_trivia()?;
     if parser.peek().is_some() {
@@ -179,6 +204,8 @@ pub fn parse_value(input: &[u8]) -> Result<LuaValue, SavedVarsError> {
 struct Parser<'a> {
     src: &'a [u8],
     pos: usize,
+    /// Values built so far, against [`MAX_VALUES`].
+    values: usize,
 }
 
 fn is_name_start(c: u8) -> bool {
@@ -327,8 +354,36 @@ impl Parser<'_> {
         String::from_utf8_lossy(&self.src[start..self.pos]).into_owned()
     }
 
+    /// Count one more value against [`MAX_VALUES`].
+    fn count_value(&mut self) -> Result<(), SavedVarsError> {
+        self.values += 1;
+        if self.values > MAX_VALUES {
+            return Err(self.too_complex(format!("more than {MAX_VALUES} values")));
+        }
+        Ok(())
+    }
+
+    fn too_complex(&self, what: String) -> SavedVarsError {
+        let at = self.pos.min(self.src.len());
+        SavedVarsError::TooComplex {
+            line: self.src[..at].iter().filter(|&&c| c == b'\n').count() + 1,
+            what,
+        }
+    }
+
+    /// Bytes as a string: valid UTF-8 is moved, not copied (a copy would double the peak for
+    /// long strings).
+    fn string_from(&self, bytes: Vec<u8>) -> Result<String, SavedVarsError> {
+        if bytes.len() > MAX_STRING_BYTES {
+            return Err(self.too_complex(format!("a string longer than {MAX_STRING_BYTES} bytes")));
+        }
+        Ok(String::from_utf8(bytes)
+            .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned()))
+    }
+
     fn value(&mut self, depth: usize) -> Result<LuaValue, SavedVarsError> {
         self.skip_trivia()?;
+        self.count_value()?;
         match self.peek() {
             None => Err(self.error("expected a value")),
             Some(b'{') => self.table(depth + 1).map(LuaValue::Table),
@@ -338,7 +393,13 @@ impl Parser<'_> {
                 match self.long_bracket_level() {
                     Some(level) => {
                         let body = self.long_bracket_body(level, start, "string")?;
-                        Ok(LuaValue::String(String::from_utf8_lossy(body).into_owned()))
+                        if body.len() > MAX_STRING_BYTES {
+                            return Err(self.too_complex(format!(
+                                "a string longer than {MAX_STRING_BYTES} bytes"
+                            )));
+                        }
+                        let body = body.to_vec();
+                        self.string_from(body).map(LuaValue::String)
                     }
                     None => Err(self.error("expected a value")),
                 }
@@ -388,6 +449,9 @@ impl Parser<'_> {
                 None => return Err(self.error_at(open, "unclosed `{`")),
                 Some(b'}') => {
                     self.pos += 1;
+                    // A growing Vec holds up to twice what it needs; the tree lives until the
+                    // export is read, so give the slack back.
+                    table.entries.shrink_to_fit();
                     return Ok(table);
                 }
                 _ => {}
@@ -418,6 +482,7 @@ impl Parser<'_> {
                 table.entries.push((key, value));
             } else if self.peek().is_some_and(is_name_start) && self.name_then_equals() {
                 // `name = value`
+                self.count_value()?;
                 let name = self.name();
                 self.skip_trivia()?;
                 self.expect(b'=', "`=` after the field name")?;
@@ -462,7 +527,7 @@ impl Parser<'_> {
             match c {
                 _ if c == quote => {
                     self.pos += 1;
-                    return Ok(String::from_utf8_lossy(&out).into_owned());
+                    return self.string_from(out);
                 }
                 b'\n' | b'\r' => return Err(self.error("unfinished string (line break)")),
                 b'\\' => {
@@ -477,6 +542,11 @@ impl Parser<'_> {
                             break;
                         }
                         self.pos += 1;
+                    }
+                    if out.len() + (self.pos - run_start) > MAX_STRING_BYTES {
+                        return Err(self.too_complex(format!(
+                            "a string longer than {MAX_STRING_BYTES} bytes"
+                        )));
                     }
                     out.extend_from_slice(&self.src[run_start..self.pos]);
                 }

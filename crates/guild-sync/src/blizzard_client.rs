@@ -1,7 +1,8 @@
 //! blizzard_client: the Battle.net side of db_sync (SPEC §4). It owns the wire types of the
 //! token, roster and character-profile responses and their parsers; the live client (OAuth2
 //! client-credentials token cache, a rate limiter shared by every request, concurrent profile
-//! fetches, retries with jittered backoff); and the file-backed source for `--from-dir`, which
+//! fetches, retries with jittered backoff, and a pace that halves while Battle.net keeps
+//! answering 429); and the file-backed source for `--from-dir`, which
 //! runs the same parsers on files in the API's shapes.
 //!
 //! It must not touch the database or decide anything about the stored characters: it returns a
@@ -256,6 +257,112 @@ impl BlizzardSettings {
     }
 }
 
+/// Slowest pace the client backs off to when Battle.net keeps answering 429: one request every
+/// two seconds. Slower than that, the hourly budget is the real problem and retries give up.
+pub const SLOWEST_PACE: Duration = Duration::from_secs(2);
+
+/// Extra retries a request gets for 429s (on top of [`MAX_RETRIES`]) while the pace adapts.
+pub const THROTTLED_EXTRA_RETRIES: u32 = 6;
+
+/// After a slowdown, how long the pace holds before it starts speeding up again.
+const SPEEDUP_AFTER: Duration = Duration::from_secs(2);
+
+/// How long a slowdown holds before the next 429 may halve the pace again: every request in
+/// flight when the server started refusing will come back 429, and those are one signal, not 64.
+const SLOWDOWN_HOLD: Duration = Duration::from_millis(500);
+
+/// Adaptive pacing on top of the configured rate (multiplicative decrease, gentle increase). Battle.net's real limit can be lower than the configured one — a shared
+/// client id, or a proxy — and then a fixed rate keeps hitting 429 until the retries run out
+/// (78 of 300 profiles failed at a 20/s server limit). On a 429 the pace halves; after
+/// [`SPEEDUP_AFTER`] each success speeds it up by 1/64 until it is back at the configured rate,
+/// where the pacer steps aside.
+struct Pacer {
+    state: std::sync::Mutex<PaceState>,
+    /// The configured rate's interval: pacing never goes faster than this.
+    floor: Duration,
+}
+
+struct PaceState {
+    /// Time between request starts; zero = not pacing (the configured rate alone applies).
+    interval: Duration,
+    /// When the next request may start.
+    next: Instant,
+    last_slowdown: Option<Instant>,
+}
+
+impl Pacer {
+    fn new(requests_per_second: u32) -> Pacer {
+        Pacer {
+            state: std::sync::Mutex::new(PaceState {
+                interval: Duration::ZERO,
+                next: Instant::now(),
+                last_slowdown: None,
+            }),
+            floor: Duration::from_secs(1) / requests_per_second.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PaceState> {
+        // The state is two durations; a panic elsewhere cannot leave it inconsistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Take the next start slot; returns how long to wait for it.
+    fn reserve(&self) -> Duration {
+        let now = Instant::now();
+        let mut state = self.lock();
+        if state.interval.is_zero() {
+            return Duration::ZERO;
+        }
+        let slot = state.next.max(now);
+        state.next = slot + state.interval;
+        slot - now
+    }
+
+    /// Battle.net refused a request for its rate: halve the pace.
+    fn throttled(&self) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        if state
+            .last_slowdown
+            .is_some_and(|at| now.duration_since(at) < SLOWDOWN_HOLD)
+        {
+            return;
+        }
+        state.last_slowdown = Some(now);
+        let slower = (state.interval * 2).max(self.floor * 2).min(SLOWEST_PACE);
+        tracing::info!(
+            requests_per_second = 1.0 / slower.as_secs_f64(),
+            "Battle.net keeps answering 429; slowing down"
+        );
+        state.interval = slower;
+    }
+
+    /// A request went through: speed up a little, once the last slowdown has settled.
+    fn succeeded(&self) {
+        let mut state = self.lock();
+        if state.interval.is_zero()
+            || state
+                .last_slowdown
+                .is_some_and(|at| at.elapsed() < SPEEDUP_AFTER)
+        {
+            return;
+        }
+        let faster = state.interval - state.interval / 64;
+        state.interval = if faster < self.floor {
+            Duration::ZERO
+        } else {
+            faster
+        };
+    }
+
+    /// The current pace in requests per second (`None` = not pacing).
+    fn current(&self) -> Option<f64> {
+        let state = self.lock();
+        (!state.interval.is_zero()).then(|| 1.0 / state.interval.as_secs_f64())
+    }
+}
+
 struct CachedToken {
     value: String,
     renew_at: Instant,
@@ -273,6 +380,7 @@ struct Inner {
     settings: BlizzardSettings,
     per_second: DefaultDirectRateLimiter,
     per_hour: DefaultDirectRateLimiter,
+    pacer: Pacer,
     token: tokio::sync::Mutex<Option<CachedToken>>,
 }
 
@@ -291,6 +399,7 @@ impl BlizzardClient {
             .user_agent(concat!("guild-sync/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("cannot build the HTTP client")?;
+        let pacer_rps = settings.requests_per_second;
         let rps = NonZeroU32::new(settings.requests_per_second.max(1)).expect("max(1) is nonzero");
         // A burst of a tenth of a second's worth: a full second's burst on top of the sustained
         // rate would let one wall-clock second see nearly twice the limit.
@@ -308,6 +417,7 @@ impl BlizzardClient {
                 settings,
                 per_second,
                 per_hour,
+                pacer: Pacer::new(pacer_rps),
                 token: tokio::sync::Mutex::new(None),
             }),
         })
@@ -320,6 +430,12 @@ impl BlizzardClient {
 
     pub fn settings(&self) -> &BlizzardSettings {
         &self.inner.settings
+    }
+
+    /// The pace the client slowed down to after 429s, in requests per second; `None` while it
+    /// runs at the configured rate.
+    pub fn adaptive_pace(&self) -> Option<f64> {
+        self.inner.pacer.current()
     }
 
     /// A valid token: the cached one, or a new one when it is missing, near expiry, or equal to
@@ -371,7 +487,14 @@ impl BlizzardClient {
         let mut token = self.token(None).await?;
         let mut renewed = false;
         let mut retries = 0;
+        // 429s answered while the pacer adapts: each says "later", not "broken", so they get
+        // extra retries on top of `max_retries`.
+        let mut throttled: u32 = 0;
         loop {
+            let wait = self.inner.pacer.reserve();
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
             self.inner.per_hour.until_ready().await;
             self.inner.per_second.until_ready().await;
             let sent = self
@@ -392,6 +515,8 @@ impl BlizzardClient {
                     continue;
                 }
                 Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => {
+                    self.inner.pacer.throttled();
+                    throttled += 1;
                     Attempt::Retry(retry_after(&response), "429 Too Many Requests".into())
                 }
                 Ok(response) if response.status().is_server_error() => {
@@ -404,9 +529,13 @@ impl BlizzardClient {
                 Err(err) => return Err(err).with_context(|| format!("GET {path} failed")),
             };
             match attempt {
-                Attempt::Done(response) => return Ok(response),
+                Attempt::Done(response) => {
+                    self.inner.pacer.succeeded();
+                    return Ok(response);
+                }
                 Attempt::Retry(after, why) => {
-                    if retries >= s.max_retries {
+                    let extra = throttled.min(THROTTLED_EXTRA_RETRIES);
+                    if retries >= s.max_retries + extra {
                         bail!("GET {path}: {why}, still failing after {retries} retries");
                     }
                     let delay = match after {
@@ -414,7 +543,7 @@ impl BlizzardClient {
                             bail!("GET {path}: {why} with Retry-After {after:?}; giving up")
                         }
                         Some(after) => after,
-                        None => jittered(s.base_backoff, retries),
+                        None => jittered(s.base_backoff, retries.min(s.max_retries)),
                     };
                     retries += 1;
                     tracing::debug!(path, why, retry = retries, ?delay, "retrying");
@@ -531,7 +660,7 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
 
 /// Exponential backoff with equal jitter: uniform in [base·2ⁿ/2, base·2ⁿ], so concurrent
 /// retries spread out instead of hitting the API together.
-fn jittered(base: Duration, retry: u32) -> Duration {
+pub(crate) fn jittered(base: Duration, retry: u32) -> Duration {
     let ceiling = base.saturating_mul(1 << retry.min(10));
     let millis = ceiling.as_millis().max(1) as u64;
     Duration::from_millis(rand::rng().random_range(millis / 2..=millis))

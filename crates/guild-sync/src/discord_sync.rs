@@ -9,7 +9,9 @@
 //!
 //! Safety rules: only a *complete* member list marks anyone departed; a fetch failing part-way
 //! or a list that would mark more than the configured share of present members departed
-//! changes nothing and is recorded as an error in `sync_log`.
+//! changes nothing and is recorded as an error in `sync_log`. Each request is retried on 429,
+//! 5xx and timeouts with jittered exponential backoff (honouring Discord's `retry_after`), as
+//! the Battle.net client does, so one bad answer on page 2 does not fail the whole sync.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -33,6 +35,16 @@ pub const SYNC_SOURCE: &str = "discord";
 pub const MEMBERS_PAGE_SIZE: u16 = 1000;
 
 pub use crate::config::DEFAULT_DISCORD_API_URL;
+
+/// Retries after the first attempt of one request, on 429, 5xx and timeouts.
+pub const MAX_RETRIES: u32 = 4;
+
+/// First retry delay before jitter; doubled on each retry.
+pub const BASE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Longest `retry_after` honoured; Discord asking for longer means the bot is throttled for a
+/// while and the next scheduled sync (15 minutes) is the better retry.
+pub const MAX_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 // ---------------------------------------------------------------------------------------------
 // Wire shapes (Discord API v10). Only the fields guild-sync uses; everything else is ignored,
@@ -76,10 +88,29 @@ impl<'de> Deserialize<'de> for Snowflake {
     }
 }
 
+/// Longest Discord name kept, in characters. Discord allows 32 for usernames, global names and
+/// nicks and 100 for role names; the bound is for whatever else sends this shape.
+pub const MAX_DISCORD_NAME: usize = 100;
+
+/// Names are cleaned where they are parsed — REST pages, gateway events and `--from-file`
+/// alike — so one member's NUL or escape sequence cannot fail a sync or reach a report.
+fn clean_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let raw = String::deserialize(deserializer)?;
+    Ok(guild_sync_core::text::clean_bounded(&raw, MAX_DISCORD_NAME))
+}
+
+fn clean_optional_name<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    let raw = Option::<String>::deserialize(deserializer)?;
+    Ok(raw.map(|raw| guild_sync_core::text::clean_bounded(&raw, MAX_DISCORD_NAME)))
+}
+
 /// A guild role: `{id, name, position}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct WireRole {
     pub id: Snowflake,
+    #[serde(deserialize_with = "clean_name")]
     pub name: String,
     #[serde(default)]
     pub position: i64,
@@ -89,8 +120,9 @@ pub struct WireRole {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct WireUser {
     pub id: Snowflake,
+    #[serde(deserialize_with = "clean_name")]
     pub username: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "clean_optional_name")]
     pub global_name: Option<String>,
     #[serde(default)]
     pub bot: bool,
@@ -101,7 +133,7 @@ pub struct WireUser {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct WireMember {
     pub user: WireUser,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "clean_optional_name")]
     pub nick: Option<String>,
     #[serde(default)]
     pub roles: Vec<Snowflake>,
@@ -451,29 +483,32 @@ pub async fn fetch_snapshot(config: &Config) -> Result<DiscordSnapshot> {
     let guild = guild_id(config)?;
     let guild_id: Id<GuildMarker> = Id::new(guild.as_u64());
 
-    let roles = client
-        .roles(guild_id)
-        .await
-        .context("cannot fetch the Discord guild's roles")?
-        .bytes()
-        .await
-        .context("cannot read the Discord guild's roles")?;
+    let roles = with_retries("the guild's roles", || async {
+        client
+            .roles(guild_id)
+            .await?
+            .bytes()
+            .await
+            .map_err(Into::into)
+    })
+    .await
+    .context("cannot fetch the Discord guild's roles")?;
     let roles: Vec<WireRole> =
         serde_json::from_slice(&roles).context("Discord sent roles in an unexpected shape")?;
 
     let mut members: Vec<WireMember> = Vec::new();
     let mut after: Option<u64> = None;
     for page in 1usize.. {
-        let mut request = client.guild_members(guild_id).limit(MEMBERS_PAGE_SIZE);
-        if let Some(after) = after {
-            request = request.after(Id::<UserMarker>::new(after));
-        }
-        let body = request
-            .await
-            .with_context(|| format!("cannot fetch page {page} of the Discord member list"))?
-            .bytes()
-            .await
-            .with_context(|| format!("cannot read page {page} of the Discord member list"))?;
+        let what = format!("page {page} of the member list");
+        let body = with_retries(&what, || async {
+            let mut request = client.guild_members(guild_id).limit(MEMBERS_PAGE_SIZE);
+            if let Some(after) = after {
+                request = request.after(Id::<UserMarker>::new(after));
+            }
+            request.await?.bytes().await.map_err(Into::into)
+        })
+        .await
+        .with_context(|| format!("cannot fetch page {page} of the Discord member list"))?;
         let batch: Vec<WireMember> = serde_json::from_slice(&body).with_context(|| {
             format!("page {page} of the Discord member list is in an unexpected shape")
         })?;
@@ -496,6 +531,87 @@ pub async fn fetch_snapshot(config: &Config) -> Result<DiscordSnapshot> {
         );
     }
     Ok(DiscordSnapshot { roles, members })
+}
+
+/// Why one Discord request failed, as far as retrying is concerned.
+#[derive(Debug)]
+enum RequestFailure {
+    /// Worth another try after the backoff, or after Discord's `retry_after` when it sent one.
+    Transient(String, Option<std::time::Duration>),
+    Permanent(anyhow::Error),
+}
+
+impl From<twilight_http::Error> for RequestFailure {
+    fn from(err: twilight_http::Error) -> Self {
+        use twilight_http::api_error::ApiError;
+        use twilight_http::error::ErrorType;
+        match err.kind() {
+            ErrorType::Response { status, error, .. }
+                if status.get() == 429 || status.is_server_error() =>
+            {
+                let after = match error {
+                    ApiError::Ratelimited(r)
+                        if r.retry_after.is_finite() && r.retry_after >= 0.0 =>
+                    {
+                        Some(std::time::Duration::from_secs_f64(r.retry_after))
+                    }
+                    _ => None,
+                };
+                RequestFailure::Transient(format!("HTTP {}", status.get()), after)
+            }
+            // An error status whose body is not Discord's JSON error: a proxy's or load
+            // balancer's 502/503 page. Discord itself answers client errors in JSON.
+            ErrorType::Parsing { .. }
+            | ErrorType::RequestTimedOut
+            | ErrorType::RequestError
+            | ErrorType::RequestCanceled => RequestFailure::Transient(err.to_string(), None),
+            _ => RequestFailure::Permanent(err.into()),
+        }
+    }
+}
+
+impl From<twilight_http::response::DeserializeBodyError> for RequestFailure {
+    fn from(err: twilight_http::response::DeserializeBodyError) -> Self {
+        // The body broke off mid-transfer: the connection, not the request, failed.
+        RequestFailure::Transient(err.to_string(), None)
+    }
+}
+
+/// Run one Discord request, retrying transient failures up to [`MAX_RETRIES`] times with
+/// jittered exponential backoff from [`BASE_BACKOFF`].
+async fn with_retries<F, Fut, T>(what: &str, mut request: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, RequestFailure>>,
+{
+    let mut retries = 0;
+    loop {
+        match request().await {
+            Ok(value) => return Ok(value),
+            Err(RequestFailure::Permanent(err)) => return Err(err),
+            Err(RequestFailure::Transient(why, after)) => {
+                if retries >= MAX_RETRIES {
+                    bail!("{what}: {why}, still failing after {retries} retries");
+                }
+                let delay = match after {
+                    Some(after) if after > MAX_RETRY_AFTER => {
+                        bail!("{what}: {why} with retry_after {after:?}; giving up")
+                    }
+                    Some(after) => after,
+                    None => crate::blizzard_client::jittered(BASE_BACKOFF, retries),
+                };
+                retries += 1;
+                tracing::warn!(
+                    what,
+                    why,
+                    retry = retries,
+                    ?delay,
+                    "Discord request failed; retrying"
+                );
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -598,6 +714,24 @@ mod tests {
 
     fn member(json: serde_json::Value) -> WireMember {
         serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn names_are_cleaned_and_bounded_where_members_are_parsed() {
+        let long = "x".repeat(500);
+        let m = member(serde_json::json!({
+            "user": {"id": "1", "username": "tr\u{0}og", "global_name": "Two\nLines\u{7}"},
+            "nick": format!("\u{1b}[31m{long}"), "roles": []
+        }));
+        assert_eq!(m.user.username, "trog");
+        assert_eq!(m.user.global_name.as_deref(), Some("Two Lines"));
+        let nick = m.nick.as_deref().expect("nick");
+        assert!(nick.starts_with("[31mxxx"), "{nick}");
+        assert_eq!(nick.chars().count(), MAX_DISCORD_NAME);
+        let nul_only = member(serde_json::json!({
+            "user": {"id": "2", "username": "zoe"}, "nick": "\u{0}", "roles": []
+        }));
+        assert_eq!(display_name(&nul_only), "zoe");
     }
 
     #[test]

@@ -13,7 +13,11 @@
 //!   exclusively at exit is the last user and stops the server.
 //!
 //! PostgreSQL refuses to run as root, so when we are root the server runs as an unprivileged
-//! account (`postgres` where it exists); root can still reach the socket.
+//! account (`postgres` where it exists); root can still reach the socket. That account cannot
+//! enter a private home (`/root` is 0700), where the README's first command is typically run:
+//! then the cluster moves to [`RELOCATION_BASE`]`/<name>` (owned by that account), the move is
+//! printed, and a pointer file ([`POINTER_FILE`]) in the data directory sends every later run
+//! to the same place.
 
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
@@ -39,6 +43,13 @@ const PG_CTL_TIMEOUT_SECS: &str = "60";
 
 /// Accounts tried, in order, to run the server when we are root.
 const UNPRIVILEGED_ACCOUNTS: &[&str] = &["postgres", "nobody"];
+
+/// Where a cluster goes when we are root and the data directory is out of the server account's
+/// reach.
+pub const RELOCATION_BASE: &str = "/var/lib/guild-sync";
+
+/// The file in a data directory naming the directory its cluster was moved to.
+pub const POINTER_FILE: &str = "cluster-location";
 
 /// How durable the cluster must be: the product keeps fsync on; the test harness trades
 /// crash-safety for speed because its databases are thrown away.
@@ -72,8 +83,18 @@ pub struct LocalCluster {
 }
 
 impl LocalCluster {
-    /// Start (or reuse) the cluster under `root`, creating it on first use.
+    /// Start (or reuse) the cluster under `root`, creating it on first use; moved under
+    /// [`RELOCATION_BASE`] when the server account cannot reach `root`.
     pub fn start(root: &Path, durability: Durability) -> Result<Self> {
+        Self::start_relocatable(root, durability, Path::new(RELOCATION_BASE))
+    }
+
+    /// [`LocalCluster::start`], moving an unreachable cluster under `relocation_base`.
+    pub fn start_relocatable(
+        root: &Path,
+        durability: Durability,
+        relocation_base: &Path,
+    ) -> Result<Self> {
         let bin_dir = find_bin_dir()?;
         fs::create_dir_all(root)
             .with_context(|| format!("cannot create the data directory {}", root.display()))?;
@@ -81,9 +102,10 @@ impl LocalCluster {
             .canonicalize()
             .with_context(|| format!("cannot resolve the data directory {}", root.display()))?;
         let run_as = unprivileged_account()?;
-        if let Some(account) = run_as {
-            check_reachable(&root, account)?;
-        }
+        let root = match run_as {
+            Some(account) => reachable_root(&root, account, relocation_base)?,
+            None => root,
+        };
         let pgdata = root.join("pgdata");
         let socket_dir = socket_dir_for(&root)?;
 
@@ -405,6 +427,85 @@ fn check_reachable(root: &Path, account: RunAs) -> Result<()> {
     Ok(())
 }
 
+/// The directory the cluster lives in when the server `account` must reach it: `root` itself,
+/// the directory its pointer file names, or — when `root` is out of reach — a new directory
+/// under `base` owned by the account, recorded in the pointer file and printed.
+fn reachable_root(root: &Path, account: RunAs, base: &Path) -> Result<PathBuf> {
+    let pointer = root.join(POINTER_FILE);
+    match fs::read_to_string(&pointer) {
+        Ok(text) => {
+            let target = PathBuf::from(text.trim());
+            if !target.is_absolute() {
+                bail!(
+                    "{} should name the directory of the cluster, but holds {:?}",
+                    pointer.display(),
+                    text.trim()
+                );
+            }
+            check_reachable(&target, account)?;
+            return Ok(target);
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => {
+            return Err(err).with_context(|| format!("cannot read {}", pointer.display()));
+        }
+    }
+    let Err(unreachable) = check_reachable(root, account) else {
+        return Ok(root.to_path_buf());
+    };
+    let target = base.join(relocated_name(root));
+    fs::create_dir_all(base).with_context(|| format!("cannot create {}", base.display()))?;
+    // The base only has to be traversable; what is inside belongs to the server account.
+    let mut perms = fs::metadata(base)?.permissions();
+    if perms.mode() & 0o001 == 0 {
+        perms.set_mode(perms.mode() | 0o711);
+        fs::set_permissions(base, perms)?;
+    }
+    fs::create_dir_all(&target).with_context(|| format!("cannot create {}", target.display()))?;
+    nix::unistd::chown(target.as_path(), Some(account.uid), Some(account.gid))
+        .with_context(|| format!("cannot hand {} to the server account", target.display()))?;
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o700))?;
+    check_reachable(&target, account).with_context(|| {
+        format!("moving the cluster out of reach ({unreachable:#}) did not help either")
+    })?;
+    fs::write(&pointer, format!("{}\n", target.display()))
+        .with_context(|| format!("cannot write {}", pointer.display()))?;
+    // Printed, not logged: the officer must learn where the data went whatever the log level.
+    eprintln!(
+        "guild-sync: the PostgreSQL server account cannot enter {}, so the database lives in {} \
+         (remembered in {})",
+        root.display(),
+        target.display(),
+        pointer.display()
+    );
+    Ok(target)
+}
+
+/// `<directory name>-<8 hex of the path's hash>`: readable, and distinct for two data
+/// directories with the same name. For the default `.guild-sync`, the name of the directory
+/// holding it.
+fn relocated_name(root: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let named = match root.file_name().and_then(OsStr::to_str) {
+        Some(".guild-sync") | None => root.parent().and_then(|p| p.file_name()),
+        Some(_) => root.file_name(),
+    };
+    let readable: String = named
+        .and_then(OsStr::to_str)
+        .unwrap_or("guild-sync")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(40)
+        .collect();
+    let readable = if readable.is_empty() {
+        "guild-sync".to_string()
+    } else {
+        readable
+    };
+    let digest = Sha256::digest(root.as_os_str().as_encoded_bytes());
+    format!("{readable}-{}", &hex::encode(digest)[..8])
+}
+
 /// The socket lives in `root/run` unless that path is too long for a Unix socket, in which case
 /// a short directory under /tmp named after the root is used instead.
 fn socket_dir_for(root: &Path) -> Result<PathBuf> {
@@ -500,6 +601,19 @@ mod tests {
         let found = find_bin_dir_in(OsStr::new("/nonexistent/pg_config"), None, &root).unwrap();
         assert_eq!(found, root.join("15/bin"));
         fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_relocated_cluster_is_named_after_its_directory_and_path() {
+        let a = relocated_name(Path::new("/root/guild/.guild-sync"));
+        let b = relocated_name(Path::new("/root/other/guild/.guild-sync"));
+        assert!(
+            a.starts_with("guild-") && b.starts_with("guild-"),
+            "{a} {b}"
+        );
+        assert_ne!(a, b);
+        assert!(relocated_name(Path::new("/root/my data!")).starts_with("mydata-"));
+        assert!(relocated_name(Path::new("/")).starts_with("guild-sync-"));
     }
 
     #[test]

@@ -55,7 +55,7 @@ where
         let seconds = started.elapsed().as_secs_f64();
         match outcome {
             Ok((value, report)) => {
-                sync_log::close(
+                let closed = sync_log::close(
                     pool,
                     run_id,
                     report.status,
@@ -64,7 +64,29 @@ where
                     report.error.as_deref(),
                     seconds,
                 )
-                .await?;
+                .await;
+                if let Err(err) = closed {
+                    // The stage's work is done (and committed), but its report could not be
+                    // stored (e.g. text PostgreSQL refuses in `details`). A row left `running`
+                    // would read as a run that never ends, so close it as an error that says so.
+                    let message =
+                        format!("the run finished but its report could not be recorded: {err:#}");
+                    tracing::error!(error = %message, seconds, "run report not recorded");
+                    let fallback = sync_log::close(
+                        pool,
+                        run_id,
+                        RunStatus::Error,
+                        report.counts,
+                        &serde_json::json!({}),
+                        Some(&message),
+                        seconds,
+                    )
+                    .await;
+                    if let Err(close_err) = fallback {
+                        tracing::error!(error = %close_err, "could not record the run at all");
+                    }
+                    return Err(err.context("cannot record the run's outcome"));
+                }
                 tracing::info!(status = report.status.as_str(), seconds, "run finished");
                 Ok(value)
             }

@@ -326,7 +326,9 @@ fn opening_the_roster_exports_every_member_with_notes_and_officer_notes() {
         (zoe.name.as_str(), zoe.realm.as_str()),
         ("Zoë", "BleedingHollow")
     );
-    assert_eq!(zoe.officer_note.as_deref(), Some("line one\nline two"));
+    // The escaped line break survives the SavedVariables round trip, and is then read as a
+    // space: no control character reaches the database (issue 15).
+    assert_eq!(zoe.officer_note.as_deref(), Some("line one line two"));
     assert_eq!(zoe.zone, None);
     assert!(!zoe.is_online);
     assert_eq!(zoe.last_online, Some(T0 - 2 * 86400 - 5 * HOUR));

@@ -400,3 +400,251 @@ async fn the_sync_addon_command_refuses_a_broken_file_with_one_line_naming_it() 
     })
     .await;
 }
+
+/// The original PATTSync addon's SavedVariables file, exactly as guilds' addon writes it.
+const ORIGINAL_EXPORT: &str =
+    include_str!("../../guild-sync-core/tests/data/original-addon-export.lua");
+
+const DAY: i64 = 86_400;
+
+fn write_export(dir: &std::path::Path, name: &str, contents: &str) -> String {
+    let file = dir.join(name);
+    std::fs::write(&file, contents).expect("write");
+    file.to_str().expect("utf-8").to_owned()
+}
+
+/// A one-character SavedVariables export of Trogmoon-Senjin.
+fn lua_export(export_time: i64, note: &str, rank: i32) -> String {
+    format!(
+        "PATTSyncDB = {{ lastExport = {{ exportTime = {export_time}, characters = {{\n\
+         {{ name = \"Trogmoon\", realm = \"Senjin\", rank = {rank}, note = \"{note}\", lastOnline = \"3d 5h\" }},\n\
+         }} }} }}\n"
+    )
+}
+
+#[tokio::test]
+async fn the_sync_addon_command_applies_the_original_addons_export_as_it_is() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let ragwyn = insert_character(&db.pool, "Ragwyn", "senjin").await;
+        let kazor = insert_character(&db.pool, "Kazor", "senjin").await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write_export(dir.path(), "PATTSync.lua", ORIGINAL_EXPORT);
+        let out = guild_sync(&db, &["sync", "addon", &file, "--json"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stats: AddonSyncStats =
+            serde_json::from_str(stdout.lines().last().expect("a last line")).expect("json");
+        assert_eq!((stats.received, stats.matched), (24, 2));
+        assert_eq!(stats.export_time, Some(1_796_083_200));
+        assert!(stats.warnings.is_empty(), "{:?}", stats.warnings);
+        assert_eq!(
+            row(&db.pool, ragwyn).await.addon_note.as_deref(),
+            Some("raider")
+        );
+        let kazor_row = row(&db.pool, kazor).await;
+        assert_eq!(kazor_row.addon_note.as_deref(), Some("Ragwyn's alt"));
+        assert_eq!(kazor_row.level, Some(31));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_malformed_optional_field_is_a_warning_naming_the_character_not_a_refusal() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let id = insert_character(&db.pool, "Trogmoon", "senjin").await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write_export(
+            dir.path(),
+            "PATTSync.lua",
+            "PATTSyncDB = { lastExport = { exportTime = 1700000000, characters = {\n\
+             { name = \"Trogmoon\", realm = \"Senjin\", note = \"kept\", lastOnline = \"a while\", zone = {} },\n\
+             } } }\n",
+        );
+        let out = guild_sync(&db, &["sync", "addon", &file]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("warning: Trogmoon-Senjin:"), "{stdout}");
+        assert!(stdout.contains("`a while`"), "{stdout}");
+        assert!(stdout.contains("zone"), "{stdout}");
+        assert_eq!(row(&db.pool, id).await.addon_note.as_deref(), Some("kept"));
+    })
+    .await;
+}
+
+/// Before, a NUL in a name reached the run's stats: the notes were committed, the run reported
+/// failure and its `sync_log` row stayed `running` forever.
+#[tokio::test]
+async fn a_nul_in_a_note_or_a_name_is_dropped_and_the_run_is_recorded() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let id = insert_character(&db.pool, "Trogmoon", "senjin").await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write_export(
+            dir.path(),
+            "PATTSync.lua",
+            "PATTSyncDB = { lastExport = { exportTime = 1700000000, characters = {\n\
+             { name = \"Trogmoon\", realm = \"Senjin\", note = \"Discord: tr\\0og\" },\n\
+             { name = \"Gh\\0ost\", realm = \"Senjin\", note = \"x\" },\n\
+             } } }\n",
+        );
+        let out = guild_sync(&db, &["sync", "addon", &file, "--json"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("unknown (not in the roster): Ghost-Senjin"),
+            "{stdout}"
+        );
+        assert_eq!(
+            row(&db.pool, id).await.addon_note.as_deref(),
+            Some("Discord: trog")
+        );
+        let statuses: Vec<String> =
+            sqlx::query_scalar("SELECT status FROM guild_identity.sync_log ORDER BY id")
+                .fetch_all(&db.pool)
+                .await
+                .expect("runs");
+        assert_eq!(statuses, vec!["success"]);
+    })
+    .await;
+}
+
+/// Whatever makes a stage's report unstorable, its row is closed — never left `running`.
+#[tokio::test]
+async fn a_run_whose_report_cannot_be_stored_is_closed_as_an_error() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let result = guild_sync::run_recorder::record_run(&db.pool, "addon", |_run_id| async {
+            let report = guild_sync::run_recorder::RunReport::success(
+                Default::default(),
+                &json!({"unknown_characters": ["Gh\u{0}ost"]}),
+            );
+            Ok(((), report))
+        })
+        .await;
+        let err = result.expect_err("the report could not be stored");
+        assert!(format!("{err:#}").contains("cannot record"), "{err:#}");
+        let (status, error): (String, Option<String>) =
+            sqlx::query_as("SELECT status, error_message FROM guild_identity.sync_log")
+                .fetch_one(&db.pool)
+                .await
+                .expect("the run");
+        assert_eq!(status, "error");
+        assert!(
+            error.is_some_and(|e| e.contains("could not be recorded")),
+            "the row says why"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stale_export_is_refused_by_the_cli_with_exit_code_1_unless_forced() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let id = insert_character(&db.pool, "Trogmoon", "senjin").await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = 1_796_083_200;
+        let fresh = write_export(dir.path(), "fresh.lua", &lua_export(now, "newer", 3));
+        let stale = write_export(
+            dir.path(),
+            "stale.lua",
+            &lua_export(now - 70 * DAY, "older", 3),
+        );
+        let out = guild_sync(&db, &["sync", "addon", &fresh]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        let out = guild_sync(&db, &["sync", "addon", &stale]);
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(error_lines.len(), 1, "{stderr}");
+        assert!(
+            error_lines[0].contains("before the last applied export"),
+            "{stderr}"
+        );
+        assert!(error_lines[0].contains("2026-09-22 00:00 UTC"), "{stderr}");
+        assert_eq!(row(&db.pool, id).await.addon_note.as_deref(), Some("newer"));
+
+        let out = guild_sync(&db, &["sync", "addon", &stale, "--force", "--json"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("forced"), "{stdout}");
+        assert_eq!(row(&db.pool, id).await.addon_note.as_deref(), Some("older"));
+    })
+    .await;
+}
+
+/// The forged-rank case: an old export with every rank lowered to Initiate once made even the
+/// Guild Leader an Initiate. Battle.net is the source of truth for ranks.
+#[tokio::test]
+async fn a_stale_export_that_lowers_ranks_never_overrides_a_newer_battle_net_sync() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let id = insert_character(&db.pool, "Trogmoon", "senjin").await;
+        sqlx::query(
+            "UPDATE guild_identity.wow_characters SET guild_rank_id =
+                 (SELECT id FROM common.guild_ranks WHERE ingame_rank_index = 0)
+             WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .expect("the Guild Leader");
+        sqlx::query(
+            "INSERT INTO guild_identity.sync_log (source, status, started_at, completed_at)
+             VALUES ('blizzard', 'success', now() - interval '1 hour', now())",
+        )
+        .execute(&db.pool)
+        .await
+        .expect("a Battle.net sync an hour ago");
+
+        let now = chrono::Utc::now().timestamp();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = write_export(dir.path(), "old.lua", &lua_export(now - 70 * DAY, "old", 4));
+        let out = guild_sync(&db, &["sync", "addon", &old, "--force", "--json"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stats: AddonSyncStats =
+            serde_json::from_str(stdout.lines().last().expect("a last line")).expect("json");
+        assert_eq!(stats.ranks_kept_from_battle_net, 1);
+        let trog = row(&db.pool, id).await;
+        assert_eq!(trog.rank_name.as_deref(), Some("Guild Leader"));
+        assert_eq!(trog.addon_note.as_deref(), Some("old"), "notes still apply");
+
+        // An export newer than the Battle.net sync does set the rank.
+        let new = write_export(dir.path(), "new.lua", &lua_export(now, "new", 4));
+        let out = guild_sync(&db, &["sync", "addon", &new]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            row(&db.pool, id).await.rank_name.as_deref(),
+            Some("Initiate")
+        );
+    })
+    .await;
+}

@@ -286,3 +286,124 @@ async fn the_companion_delivers_a_saved_variables_export_to_the_real_server() {
     })
     .await;
 }
+
+/// The original companion's body, exactly as it posts it: no `export_time`, `last_online` as text.
+const ORIGINAL_UPLOAD: &[u8] =
+    include_bytes!("../../guild-sync-core/tests/data/original-companion-upload.json");
+
+#[tokio::test]
+async fn the_original_companions_upload_is_accepted_as_it_is() {
+    within_a_minute(async {
+        let app = spawn(Some(KEY)).await;
+        sqlx::query(
+            "INSERT INTO guild_identity.wow_characters (character_name, realm_slug)
+             VALUES ('Ragwyn', 'senjin'), ('Kazor', 'senjin')",
+        )
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+        let answer = app
+            .client
+            .post(format!("{}/api/guild-sync/addon-upload", app.base))
+            .header("X-API-Key", KEY)
+            .header("content-type", "application/json")
+            .body(ORIGINAL_UPLOAD)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::ACCEPTED);
+        let accepted: Value = answer.json().await.unwrap();
+        assert_eq!(accepted["characters"], 24);
+        let run_id = accepted["run_id"].as_i64().unwrap();
+        assert_eq!(finished(&app, run_id).await, "success");
+        let ragwyn: Option<String> = sqlx::query_scalar(
+            "SELECT addon_note FROM guild_identity.wow_characters WHERE character_name = 'Ragwyn'",
+        )
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+        assert_eq!(ragwyn.as_deref(), Some("raider"));
+    })
+    .await;
+}
+
+/// Before, a NUL in one of 1,000 notes was answered 202, then the pipeline failed and none of
+/// the notes applied while the companion believed it delivered. Now the text is cleaned where
+/// the body is read, so what is acknowledged is what applies.
+#[tokio::test]
+async fn a_nul_in_one_of_a_thousand_notes_does_not_cost_the_others() {
+    within_a_minute(async {
+        let app = spawn(Some(KEY)).await;
+        sqlx::query(
+            "INSERT INTO guild_identity.wow_characters (character_name, realm_slug)
+             SELECT 'Char' || i, 'senjin' FROM generate_series(1, 1000) AS i",
+        )
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+        let characters: Vec<Value> = (1..=1000)
+            .map(|i| {
+                let note = if i == 500 {
+                    "Discord: tr\u{0}og".to_string()
+                } else {
+                    format!("note {i}")
+                };
+                json!({"name": format!("Char{i}"), "realm": "Senjin", "guild_note": note})
+            })
+            .collect();
+        let answer = app
+            .upload(&json!({"characters": characters, "export_time": 1_764_000_000}))
+            .await;
+        assert_eq!(answer.status(), StatusCode::ACCEPTED);
+        let run_id = answer.json::<Value>().await.unwrap()["run_id"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(finished(&app, run_id).await, "success");
+        let applied: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM guild_identity.wow_characters
+             WHERE character_name LIKE 'Char%' AND addon_note IS NOT NULL",
+        )
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+        assert_eq!(applied, 1000);
+        let cleaned: Option<String> = sqlx::query_scalar(
+            "SELECT addon_note FROM guild_identity.wow_characters WHERE character_name = 'Char500'",
+        )
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+        assert_eq!(cleaned.as_deref(), Some("Discord: trog"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_export_older_than_the_last_applied_one_is_refused_with_409() {
+    within_a_minute(async {
+        let app = spawn(Some(KEY)).await;
+        let newer = 1_764_000_000;
+        let answer = app.upload(&body("newer", newer)).await;
+        assert_eq!(answer.status(), StatusCode::ACCEPTED);
+        let run_id = answer.json::<Value>().await.unwrap()["run_id"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(finished(&app, run_id).await, "success");
+
+        let answer = app.upload(&body("older", newer - 70 * 86_400)).await;
+        assert_eq!(answer.status(), StatusCode::CONFLICT);
+        let error: Value = answer.json().await.unwrap();
+        assert!(
+            error["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("before the last applied export")),
+            "{error}"
+        );
+        assert_eq!(note_on(&app, "senjin").await.as_deref(), Some("newer"));
+
+        // The same export again is not stale: a retried upload is harmless.
+        let answer = app.upload(&body("newer", newer)).await;
+        assert_eq!(answer.status(), StatusCode::ACCEPTED);
+    })
+    .await;
+}

@@ -393,3 +393,95 @@ fn missing_live_settings_are_named() {
         assert!(message.contains(name), "{message}");
     }
 }
+
+/// A Battle.net that allows `limit` requests in any one-second window and answers 429 (without
+/// `Retry-After`) beyond it: a limit below the client's configured rate, as with a client id
+/// shared by two services.
+struct LimitedServer {
+    limit: usize,
+    recent: std::sync::Mutex<std::collections::VecDeque<std::time::Instant>>,
+    refused: std::sync::atomic::AtomicUsize,
+}
+
+impl wiremock::Respond for LimitedServer {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let now = std::time::Instant::now();
+        let mut recent = self.recent.lock().unwrap();
+        while recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        {
+            recent.pop_front();
+        }
+        if recent.len() >= self.limit {
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return ResponseTemplate::new(429);
+        }
+        recent.push_back(now);
+        let name = request
+            .url
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or("x")
+            .to_string();
+        ResponseTemplate::new(200).set_body_json(profile_json(&member(1, &name)))
+    }
+}
+
+/// At a server limit of 20 requests/s, 78 of 300 profiles used to fail: every request kept
+/// going at the configured rate and ran out of retries. The client now halves its pace while it
+/// keeps seeing 429s, so every profile arrives.
+#[tokio::test]
+async fn a_client_that_keeps_seeing_429s_slows_down_until_every_profile_arrives() {
+    within_a_minute(async {
+        let server = MockServer::start().await;
+        token_endpoint(&server, "tok", 3600).await;
+        let limited = std::sync::Arc::new(LimitedServer {
+            limit: 20,
+            recent: Default::default(),
+            refused: Default::default(),
+        });
+        Mock::given(method("GET"))
+            .and(wiremock::matchers::path_regex(r"^/profile/wow/character/"))
+            .respond_with(ArcResponder(limited.clone()))
+            .mount(&server)
+            .await;
+        // The production rate and backoff, as in the failing run.
+        let mut settings = settings(&server);
+        settings.requests_per_second = 100;
+        settings.base_backoff = guild_sync::blizzard_client::BASE_BACKOFF;
+        let client = BlizzardClient::new(settings).unwrap();
+        let members: Vec<_> = (0..150).map(|i| member(i, &format!("Char{i}"))).collect();
+        let roster =
+            guild_sync::blizzard_client::parse_roster(roster_json(&members).to_string().as_bytes())
+                .unwrap();
+        let profiles = client.profiles(&roster, || {}).await;
+        let failed: Vec<_> = profiles
+            .iter()
+            .filter(|p| !matches!(p, ProfileFetch::Found(_)))
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "{} of 150 failed: {:?}",
+            failed.len(),
+            failed.first()
+        );
+        assert!(
+            limited.refused.load(std::sync::atomic::Ordering::Relaxed) > 0,
+            "the server did refuse requests"
+        );
+        let pace = client.adaptive_pace().expect("the client slowed down");
+        assert!(pace < 100.0, "{pace} requests/s");
+    })
+    .await;
+}
+
+struct ArcResponder(std::sync::Arc<LimitedServer>);
+
+impl wiremock::Respond for ArcResponder {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        self.0.respond(request)
+    }
+}

@@ -222,3 +222,52 @@ async fn a_malformed_api_url_or_missing_token_is_a_clear_error() {
     })
     .await
 }
+
+/// One 500 on page 2 used to fail the whole sync; it is retried with backoff like the
+/// Battle.net client's requests, and so is a 429 carrying Discord's `retry_after`.
+#[tokio::test]
+async fn a_500_and_a_429_on_page_two_are_retried_and_the_sync_completes() {
+    within_a_minute(async {
+        guild_sync::install_crypto_provider();
+        let server = MockServer::start().await;
+        mount_roles(&server).await;
+        let ids: Vec<u64> = (100_000..101_500).collect();
+        Mock::given(method("GET"))
+            .and(path(MEMBERS_PATH))
+            .and(query_param("after", "100999"))
+            .respond_with(
+                ResponseTemplate::new(500)
+                    .set_body_json(json!({"message": "500: Internal Server Error", "code": 0})),
+            )
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(MEMBERS_PATH))
+            .and(query_param("after", "100999"))
+            .respond_with(ResponseTemplate::new(429).set_body_json(
+                json!({"message": "You are being rate limited.", "retry_after": 0.05, "global": false}),
+            ))
+            .up_to_n_times(1)
+            .with_priority(2)
+            .mount(&server)
+            .await;
+        mount_member_pages(&server, &ids).await;
+        let db = TestDb::new().await;
+
+        let stats = discord_sync::run(&db.pool, &config(&server), DiscordInput::Live, guard())
+            .await
+            .expect("the sync completes after the retries");
+        assert_eq!((stats.found, stats.new), (1500, 1500));
+        let page_two_requests = server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.url.query().is_some_and(|q| q.contains("after=100999")))
+            .count();
+        assert_eq!(page_two_requests, 3, "a 500, a 429, then the page");
+    })
+    .await
+}

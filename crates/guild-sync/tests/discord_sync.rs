@@ -515,3 +515,47 @@ async fn joins_and_leaves_newer_than_the_member_list_are_not_overruled_by_it() {
     })
     .await
 }
+
+/// One member's NUL used to make every `sync discord` fail (PostgreSQL refuses U+0000 in text).
+/// Names are cleaned where they are parsed, so the whole list syncs — the gateway's member
+/// events go through the same parse.
+#[tokio::test]
+async fn a_nul_in_a_nick_or_name_does_not_fail_the_sync() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let stats = sync(
+            &db.pool,
+            vec![
+                member(
+                    "1001",
+                    "thr\u{0}all",
+                    Some("War\u{0}chief\u{1b}[31m"),
+                    &["904"],
+                ),
+                json!({"user": {"id": "1002", "username": "jaina", "global_name": "Jaina\nP\u{0}"},
+                       "roles": []}),
+                member("1003", "anduin", None, &["904"]),
+            ],
+        )
+        .await
+        .expect("the sync succeeds");
+        assert_eq!((stats.found, stats.new), (3, 3));
+        let thrall = user(&db.pool, "1001").await;
+        assert_eq!(thrall.username, "thrall");
+        assert_eq!(thrall.display_name.as_deref(), Some("Warchief[31m"));
+        let jaina = user(&db.pool, "1002").await;
+        assert_eq!(jaina.display_name.as_deref(), Some("Jaina P"));
+
+        let update = wire_member(json!({
+            "user": {"id": "1003", "username": "anduin\u{0}"}, "nick": "King\u{0}", "roles": ["904"]
+        }));
+        discord_sync::on_member_update(&db.pool, &update, &guild_roles())
+            .await
+            .expect("the event applies");
+        assert_eq!(
+            user(&db.pool, "1003").await.display_name.as_deref(),
+            Some("King")
+        );
+    })
+    .await
+}

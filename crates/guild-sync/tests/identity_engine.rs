@@ -575,3 +575,19 @@ async fn listing_display_names_and_name_realm_link_through_the_database() {
     })
     .await;
 }
+
+/// A note reading `Discord: @everyone` once linked the character to a member named
+/// `everyone`: a mass mention is never a hint.
+#[tokio::test]
+async fn everyone_and_here_hints_never_link() {
+    with_db(|pool| async move {
+        let pinged = character(&pool, "Pinger", Some("Discord: @everyone"), None).await;
+        let here = character(&pool, "Herald", None, Some("@here raid at 8")).await;
+        discord_user(&pool, "everyone", None, false).await;
+        discord_user(&pool, "here", None, false).await;
+        run_matching(&pool).await.unwrap();
+        assert_eq!(link_of(&pool, pinged).await, None);
+        assert_eq!(link_of(&pool, here).await, None);
+    })
+    .await;
+}

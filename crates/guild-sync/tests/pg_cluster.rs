@@ -147,3 +147,81 @@ async fn the_binary_starts_its_own_cluster_as_root_and_as_a_normal_user() {
         assert!(out.contains("up to date"), "{out}");
     }
 }
+
+/// The README's first command, run as root from a private directory (mode 0700, like `/root`):
+/// it used to refuse because the server account cannot enter it. Now the cluster moves under
+/// `/var/lib/guild-sync/<name>` (owned by that account), the move is printed, and the pointer in
+/// `./.guild-sync` sends the second run to the same data.
+#[tokio::test]
+async fn the_demo_runs_as_root_from_a_private_directory() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    let home = tempfile::Builder::new()
+        .prefix("gs-home-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let demo = || {
+        Command::new(env!("CARGO_BIN_EXE_guild-sync"))
+            .arg("demo")
+            .env_remove("DATABASE_URL")
+            .env_remove("GUILD_SYNC_DATA_DIR")
+            .env("RUST_LOG", "warn")
+            .current_dir(home.path())
+            .output()
+            .unwrap()
+    };
+    let first = demo();
+    let stderr = String::from_utf8_lossy(&first.stderr).into_owned();
+    let pointer = home.path().join(".guild-sync/cluster-location");
+    let moved_to = std::fs::read_to_string(&pointer).ok();
+    // Clean up the moved cluster whatever the assertions say.
+    struct Remove(Option<std::path::PathBuf>);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            if let Some(dir) = &self.0 {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+    let _cleanup = Remove(moved_to.as_deref().map(|p| p.trim().into()));
+    assert!(first.status.success(), "{stderr}");
+
+    if !nix::unistd::geteuid().is_root() {
+        // A normal user's server runs as that user, who can enter the directory: nothing moves.
+        assert!(moved_to.is_none(), "{stderr}");
+        return;
+    }
+    let moved_to = std::path::PathBuf::from(moved_to.expect("the pointer is written").trim());
+    assert!(
+        moved_to.starts_with("/var/lib/guild-sync/"),
+        "{}",
+        moved_to.display()
+    );
+    assert!(
+        stderr.contains(&format!("lives in {}", moved_to.display())),
+        "where it went is printed: {stderr}"
+    );
+    let server_account = nix::unistd::User::from_name("postgres")
+        .unwrap()
+        .or_else(|| nix::unistd::User::from_name("nobody").unwrap())
+        .expect("an unprivileged account exists");
+    assert_eq!(
+        std::fs::metadata(&moved_to).unwrap().uid(),
+        server_account.uid.as_raw(),
+        "owned by the server account"
+    );
+    assert!(moved_to.join("pgdata/PG_VERSION").exists());
+
+    let second = demo();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("lives in"),
+        "the pointer is followed silently: {stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&pointer).unwrap().trim(),
+        moved_to.display().to_string()
+    );
+}

@@ -18,7 +18,7 @@ use sqlx::PgPool;
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use common::within;
+use common::{within, within_a_minute};
 
 /// Check and report runs write thousands of rows on a shared machine.
 const TWO_MINUTES: Duration = Duration::from_secs(120);
@@ -491,6 +491,70 @@ async fn the_report_command_prints_with_stdout_and_refuses_without_a_destination
         let stats: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
         assert_eq!(stats["issues_notified"], 2);
         assert_eq!(bodies(&discord).await.len(), 1);
+    })
+    .await;
+}
+
+/// Names reach officers in two forms. Stored names may predate the parse-boundary cleaning, so
+/// the report itself must be safe: no escape or bell characters on the terminal, one line per
+/// issue whatever newline a `global_name` holds, and no clickable link in the embed.
+#[tokio::test]
+async fn control_characters_and_links_in_names_are_neutralised_in_text_and_embeds() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        seed_issues(&db.pool, 1, 7).await;
+        // user2's issue is the orphan_discord one, titled by the Discord display name.
+        sqlx::query(
+            "UPDATE guild_identity.discord_users SET display_name = $1 WHERE username = 'user2'",
+        )
+        .bind("\u{1b}[2J\u{7}Boss\nFAKE LINE https://evil.example/login")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+        let printed = tokio::process::Command::new(env!("CARGO_BIN_EXE_guild-sync"))
+            .args(["report", "--stdout"])
+            .env("DATABASE_URL", db.url())
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            printed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&printed.stderr)
+        );
+        let stdout = String::from_utf8(printed.stdout).unwrap();
+        assert!(
+            !stdout.chars().any(|c| c.is_control() && c != '\n'),
+            "{stdout:?}"
+        );
+        let boss: Vec<&str> = stdout.lines().filter(|l| l.contains("Boss")).collect();
+        assert_eq!(boss.len(), 1, "{stdout}");
+        assert!(boss[0].contains("FAKE LINE"), "{stdout}");
+        assert!(
+            !stdout.lines().any(|l| l.trim_start().starts_with("FAKE")),
+            "{stdout}"
+        );
+
+        let discord = accepting_discord().await;
+        send_new_issues_report(&db.pool, &channel_sender(&discord), false)
+            .await
+            .unwrap();
+        let sent = bodies(&discord).await;
+        let descriptions: Vec<&str> = sent
+            .iter()
+            .flat_map(|m| m["embeds"].as_array().unwrap())
+            .filter_map(|e| e["description"].as_str())
+            .filter(|d| d.contains("Boss"))
+            .collect();
+        assert_eq!(descriptions.len(), 1);
+        let line = descriptions[0]
+            .lines()
+            .find(|l| l.contains("Boss"))
+            .unwrap();
+        assert!(line.contains("FAKE LINE"), "{}", descriptions[0]);
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(!line.contains("https://"), "{line}");
     })
     .await;
 }

@@ -578,6 +578,7 @@ async fn a_burst_of_uploads_keeps_one_waiting_and_applies_only_the_newest() {
                 guild_name: None,
                 uploaded_by: Some(format!("officer-{n}")),
                 characters: Vec::new(),
+                warnings: Vec::new(),
             };
             let triggered = scheduler.trigger_upload(Arc::new(export)).await.unwrap();
             // Each upload says which waiting one it replaced: the one before it.

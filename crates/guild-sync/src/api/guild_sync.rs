@@ -137,7 +137,9 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Vec<RunView>>,
         description = "`{characters:[…], addon_version, uploaded_by, export_time}`"),
     params(("X-API-Key" = String, Header, description = "GUILD_SYNC_API_KEY")),
     responses((status = 202, body = UploadAccepted), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "older than the last applied export"),
+        (status = 413, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn addon_upload(
     State(state): State<AppState>,
@@ -151,6 +153,11 @@ pub async fn addon_upload(
         _ => ApiError::BadRequest(format!("cannot read the request body: {rejection}")),
     })?;
     let export = parse_upload_json(&body)?;
+    // Refuse a stale export here, before the 202, so the companion learns it was not applied;
+    // the addon run checks again under the lock in case a newer one lands in between.
+    crate::db_sync::addon::check_fresh(&state.pool, &export)
+        .await?
+        .map_err(|stale| ApiError::Conflict(stale.to_string()))?;
     let accepted = UploadAccepted {
         run_id: 0,
         export_time: export.export_time,

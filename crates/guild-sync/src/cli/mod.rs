@@ -137,6 +137,10 @@ pub struct SyncDiscordArgs {
 pub struct SyncAddonArgs {
     /// A SavedVariables `PATTSync.lua` or an upload `.json`.
     pub file: PathBuf,
+    /// Apply the export even if it is older than the last applied one (it would overwrite
+    /// newer notes; ranks stay as a newer Battle.net sync set them either way).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub output: JsonArgs,
     #[command(flatten)]

@@ -1,17 +1,24 @@
-//! `guild-sync sync addon FILE`: apply a PATTSync export (`.lua`) or upload body (`.json`).
+//! `guild-sync sync addon FILE`: apply a PATTSync export (`.lua`) or upload body (`.json`). An
+//! export older than the last applied one is refused (exit code 1) unless `--force`.
 
 use anyhow::Result;
 
 use crate::addon_processor::read_export_file;
 use crate::config::Config;
 use crate::database::Database;
-use crate::db_sync::addon::sync_addon_data;
+use crate::db_sync::addon::{AddonSyncOptions, sync_addon_data_with};
 
 pub async fn run(config: &Config, args: super::SyncAddonArgs) -> Result<()> {
     // Parse before opening the database: a bad file fails fast and touches nothing.
     let export = read_export_file(&args.file)?;
     let db = Database::open(config).await?;
-    let result = super::locked(&db.pool, &args.lock, sync_addon_data(&db.pool, &export)).await;
+    let options = AddonSyncOptions { force: args.force };
+    let result = super::locked(
+        &db.pool,
+        &args.lock,
+        sync_addon_data_with(&db.pool, &export, options),
+    )
+    .await;
     db.close().await;
     let stats = result?;
     let mut human = format!(
@@ -35,6 +42,18 @@ pub async fn run(config: &Config, args: super::SyncAddonArgs) -> Result<()> {
             "\nrank index not mapped to a guild rank: {}",
             stats.unknown_rank.join(", ")
         ));
+    }
+    if stats.ranks_kept_from_battle_net > 0 {
+        human.push_str(&format!(
+            "\nranks kept: a Battle.net sync newer than the export set them ({} characters)",
+            stats.ranks_kept_from_battle_net
+        ));
+    }
+    if stats.forced {
+        human.push_str("\nforced: applied although older than the last applied export");
+    }
+    for warning in &stats.warnings {
+        human.push_str(&format!("\nwarning: {warning}"));
     }
     if !stats.ambiguous.is_empty() {
         human.push_str(&format!(

@@ -105,6 +105,31 @@ pub async fn apply_addon_updates(
     })
 }
 
+/// The newest `exportTime` (unix seconds) an addon run applied; `None` before the first dated
+/// one. Read from the stats each successful run stores in `details`.
+pub async fn last_applied_export_time(db: impl PgExecutor<'_>) -> Result<Option<i64>> {
+    sqlx::query_scalar(
+        "SELECT max((details->>'export_time')::bigint) FROM guild_identity.sync_log
+         WHERE source = 'addon' AND status IN ('success', 'partial')
+           AND jsonb_typeof(details->'export_time') = 'number'",
+    )
+    .fetch_one(db)
+    .await
+    .context("cannot read the last applied export time")
+}
+
+/// When the newest successful Battle.net roster sync started (unix seconds): the ranks it wrote
+/// are as of then. `None` before the first.
+pub async fn last_battle_net_sync(db: impl PgExecutor<'_>) -> Result<Option<i64>> {
+    sqlx::query_scalar(
+        "SELECT extract(epoch FROM max(started_at))::bigint FROM guild_identity.sync_log
+         WHERE source = 'blizzard' AND status IN ('success', 'partial')",
+    )
+    .fetch_one(db)
+    .await
+    .context("cannot read the last Battle.net sync time")
+}
+
 /// The most recent addon run (`sync_log.source = 'addon'`), whatever its status.
 pub async fn latest_addon_run(db: impl PgExecutor<'_>) -> Result<Option<SyncLogRow>> {
     sqlx::query_as(

@@ -4,13 +4,20 @@
 //! Load (character keys, classes, ranks) → decide ([`plan_addon_sync`], pure, in the core) →
 //! apply (one set-based UPDATE), all in one transaction and recorded as one `sync_log` run with
 //! source `'addon'`. Characters the export names but the database does not know are counted
-//! and listed, never created: the Battle.net roster is the authority on who exists.
+//! and listed, never created: the Battle.net roster is the authority on who exists — and on
+//! ranks: an export older than the newest Battle.net sync never changes a rank.
+//!
+//! An export older than the last applied one is refused ([`StaleExport`]) unless forced, so an
+//! old or forged file cannot overwrite newer notes.
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-use guild_sync_core::addon::{AddonExport, KnownCharacter, KnownClass, KnownRank, plan_addon_sync};
+use guild_sync_core::addon::{
+    AddonExport, KnownCharacter, KnownClass, KnownRank, StaleExport, battle_net_ranks_are_newer,
+    check_not_stale, plan_addon_sync,
+};
 
 use crate::addon_processor::LastUpload;
 use crate::db;
@@ -45,12 +52,62 @@ pub struct AddonSyncStats {
     pub unknown_rank: Vec<String>,
     /// Characters matching more than one row; skipped.
     pub ambiguous: Vec<String>,
+    /// Malformed optional fields that were ignored, naming the character.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Updates whose rank was not applied because a newer Battle.net sync set the ranks.
+    #[serde(default)]
+    pub ranks_kept_from_battle_net: usize,
+    /// Applied although older than the last applied export (`--force`).
+    #[serde(default)]
+    pub forced: bool,
 }
 
-/// Apply an export as one recorded run (`sync_log.source = 'addon'`).
+/// How to apply an export.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AddonSyncOptions {
+    /// Apply an export older than the last applied one (`sync addon --force`).
+    pub force: bool,
+}
+
+/// Refuse an export older than the last one applied (see [`check_not_stale`]). The outer
+/// error is the database's; the inner is the refusal, for callers that answer it differently
+/// (the upload route with 409).
+pub async fn check_fresh(
+    db: impl sqlx::PgExecutor<'_>,
+    export: &AddonExport,
+) -> Result<Result<(), StaleExport>> {
+    let last_applied = db::addon::last_applied_export_time(db).await?;
+    Ok(check_not_stale(export.export_time, last_applied))
+}
+
+/// Apply an export as one recorded run (`sync_log.source = 'addon'`); a stale export is
+/// refused (an error whose root is [`StaleExport`]).
 pub async fn sync_addon_data(pool: &PgPool, export: &AddonExport) -> Result<AddonSyncStats> {
+    sync_addon_data_with(pool, export, AddonSyncOptions::default()).await
+}
+
+/// [`sync_addon_data`] with options.
+pub async fn sync_addon_data_with(
+    pool: &PgPool,
+    export: &AddonExport,
+    options: AddonSyncOptions,
+) -> Result<AddonSyncStats> {
     record_run(pool, SOURCE, |run_id| async move {
         let mut tx = pool.begin().await.context("cannot start a transaction")?;
+        let stale = check_fresh(&mut *tx, export).await?;
+        let forced = match stale {
+            Ok(()) => false,
+            Err(stale) if options.force => {
+                tracing::warn!(%stale, "applying a stale export because it was forced");
+                true
+            }
+            Err(stale) => return Err(anyhow::Error::new(stale)),
+        };
+        let reference = export
+            .export_time
+            .unwrap_or_else(|| chrono::Utc::now().timestamp());
+        let battle_net = db::addon::last_battle_net_sync(&mut *tx).await?;
         let characters: Vec<KnownCharacter> = db::addon::character_keys(&mut *tx)
             .await?
             .into_iter()
@@ -80,12 +137,20 @@ pub async fn sync_addon_data(pool: &PgPool, export: &AddonExport) -> Result<Addo
             })
             .collect();
 
-        let plan = plan_addon_sync(export, &characters, &classes, &ranks);
+        let mut plan = plan_addon_sync(export, &characters, &classes, &ranks);
+        let ranks_kept_from_battle_net = if battle_net_ranks_are_newer(reference, battle_net) {
+            plan.keep_stored_ranks()
+        } else {
+            0
+        };
         let applied = db::addon::apply_addon_updates(&mut *tx, &plan.updates).await?;
         tx.commit().await.context("cannot commit the addon notes")?;
 
         for label in &plan.unknown_rank {
             tracing::warn!(character = %label, "rank index not mapped to a guild rank; rank left unchanged");
+        }
+        for warning in &export.warnings {
+            tracing::warn!(%warning, "malformed optional field ignored");
         }
         for label in &plan.unknown_class {
             tracing::warn!(character = %label, "class not in the reference table; class left unchanged");
@@ -103,6 +168,9 @@ pub async fn sync_addon_data(pool: &PgPool, export: &AddonExport) -> Result<Addo
             unknown_class: plan.unknown_class,
             unknown_rank: plan.unknown_rank,
             ambiguous: plan.ambiguous,
+            warnings: export.warnings.iter().map(ToString::to_string).collect(),
+            ranks_kept_from_battle_net,
+            forced,
         };
         tracing::info!(
             received = stats.received,
