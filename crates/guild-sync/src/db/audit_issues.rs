@@ -281,3 +281,24 @@ pub async fn mark_notified(db: impl PgExecutor<'_>, ids: &[i32]) -> Result<u64> 
     .await?
     .rows_affected())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_types_this_version_does_not_know_read_as_none_and_severities_must_be_known() {
+        for t in IssueType::ALL {
+            assert_eq!(Option::<IssueType>::from(Text(t.as_str().into())), Some(t));
+        }
+        assert_eq!(Option::<IssueType>::from(Text("member_claim".into())), None);
+        for s in [Severity::Info, Severity::Warning, Severity::Critical] {
+            assert_eq!(Severity::try_from(Text(s.as_str().into())), Ok(s));
+        }
+        let err = Severity::try_from(Text("fatal".into())).expect_err("unknown severity");
+        assert_eq!(
+            err.to_string(),
+            "unknown audit_issues.severity \"fatal\" in the database"
+        );
+    }
+}
