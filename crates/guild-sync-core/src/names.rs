@@ -67,6 +67,11 @@ pub fn is_invisible(c: char) -> bool {
 
 /// A name as it is compared: NFKC, without invisible or bidirectional control characters, trimmed.
 pub fn clean_name(name: &str) -> String {
+    // Most names are plain ASCII, which NFKC leaves alone: skip the normalizer for them (it is
+    // most of the cost of indexing 50,000 Discord names).
+    if name.is_ascii() && !name.bytes().any(|b| b.is_ascii_control()) {
+        return name.trim().to_string();
+    }
     let folded: String = name.nfkc().filter(|&c| !is_invisible(c)).collect();
     folded.trim().to_string()
 }
