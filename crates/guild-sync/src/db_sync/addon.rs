@@ -15,7 +15,7 @@ use guild_sync_core::addon::{AddonExport, KnownCharacter, KnownClass, KnownRank,
 use crate::addon_processor::LastUpload;
 use crate::db;
 use crate::db::sync_log::{RunCounts, RunState, RunStatus};
-use crate::run_recorder::{RunReport, record_run};
+use crate::run_recorder::{Lap, RunReport, StageTimings, record_run};
 
 /// `sync_log.source` of addon runs.
 pub const SOURCE: &str = "addon";
@@ -50,6 +50,7 @@ pub struct AddonSyncStats {
 /// Apply an export as one recorded run (`sync_log.source = 'addon'`).
 pub async fn sync_addon_data(pool: &PgPool, export: &AddonExport) -> Result<AddonSyncStats> {
     record_run(pool, SOURCE, |run_id| async move {
+        let mut lap = Lap::start();
         let mut tx = pool.begin().await.context("cannot start a transaction")?;
         let characters: Vec<KnownCharacter> = db::addon::character_keys(&mut *tx)
             .await?
@@ -80,9 +81,16 @@ pub async fn sync_addon_data(pool: &PgPool, export: &AddonExport) -> Result<Addo
             })
             .collect();
 
+        let load_seconds = lap.lap();
         let plan = plan_addon_sync(export, &characters, &classes, &ranks);
+        let plan_seconds = lap.lap();
         let applied = db::addon::apply_addon_updates(&mut *tx, &plan.updates).await?;
         tx.commit().await.context("cannot commit the addon notes")?;
+        let timings = StageTimings {
+            load_seconds: Some(load_seconds),
+            plan_seconds: Some(plan_seconds),
+            apply_seconds: Some(lap.lap()),
+        };
 
         for label in &plan.unknown_rank {
             tracing::warn!(character = %label, "rank index not mapped to a guild rank; rank left unchanged");
@@ -114,7 +122,7 @@ pub async fn sync_addon_data(pool: &PgPool, export: &AddonExport) -> Result<Addo
         let counts = RunCounts::default()
             .found(stats.received)
             .updated(stats.updated);
-        let report = RunReport::success(counts, &stats);
+        let report = RunReport::success(counts, &stats).timed(timings);
         Ok((stats, report))
     })
     .await
