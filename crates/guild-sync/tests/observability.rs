@@ -7,13 +7,15 @@ mod common;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use guild_sync::api::metrics::MetricsAccess;
 use guild_sync::api::{self, AppState};
 use guild_sync::config::Config;
 use guild_sync::run_recorder::RunStatus;
 use guild_sync::scheduler::{
-    AddonInput, PipelineKind, PipelineOutcome, ProductionStages, Scheduler, StageInputs,
+    AddonInput, LockWait, PipelineKind, PipelineOutcome, ProductionStages, Scheduler, StageInputs,
+    lock_for_command,
 };
 use guild_sync::testing::TestDb;
 use tokio_util::sync::CancellationToken;
@@ -175,6 +177,24 @@ async fn the_metrics_endpoint_exposes_every_family_after_a_pipeline() {
         let db = TestDb::new().await;
         let (scheduler, _outcome) = full_pipeline(&db).await;
 
+        // A command that finds the pipeline lock taken waits for it: one lock wait.
+        let held = lock_for_command(&db.pool, LockWait::Skip)
+            .await
+            .unwrap()
+            .expect("nobody holds the lock");
+        let pool = db.pool.clone();
+        let waiter = tokio::spawn(async move {
+            lock_for_command(&pool, LockWait::Within(Duration::from_secs(20)))
+                .await
+                .unwrap()
+                .expect("the lock is released within the wait")
+                .release()
+                .await;
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        held.release().await;
+        waiter.await.unwrap();
+
         // The service's own server and router, on the API listener: loopback clients only.
         let state = AppState {
             pool: db.pool.clone(),
@@ -255,6 +275,7 @@ async fn the_metrics_endpoint_exposes_every_family_after_a_pipeline() {
             body.contains(r#"guild_sync_stage_duration_seconds_bucket{stage="match",status="success",le="#),
             "{body}"
         );
+        assert!(sample_value(&scrape, "guild_sync_pipeline_lock_waits_total", &[]) >= 1.0);
 
         shutdown.cancel();
         server.await.unwrap();
