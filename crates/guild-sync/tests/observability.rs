@@ -45,6 +45,9 @@ async fn full_pipeline(db: &TestDb) -> (Arc<Scheduler>, PipelineOutcome) {
     (scheduler, outcome)
 }
 
+/// `sync_log` (source, duration, load, plan, apply).
+type TimedRow = (String, f64, Option<f64>, Option<f64>, Option<f64>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_stage_timings_appear_in_the_pipeline_json_and_in_sync_log() {
     within_a_minute(async {
@@ -90,7 +93,7 @@ async fn per_stage_timings_appear_in_the_pipeline_json_and_in_sync_log() {
         assert!(parts <= m["seconds"].as_f64().unwrap() + 1e-6, "{m}");
 
         // Each stage's own sync_log row has its parts in the columns.
-        let rows: Vec<(String, f64, Option<f64>, Option<f64>, Option<f64>)> = sqlx::query_as(
+        let rows: Vec<TimedRow> = sqlx::query_as(
             "SELECT source, duration_seconds, load_seconds, plan_seconds, apply_seconds
              FROM guild_identity.sync_log ORDER BY id",
         )
