@@ -34,6 +34,7 @@ const KEYS: &[&str] = &[
     "GUILD_SYNC_API_KEY",
     "GUILD_SYNC_ADMIN_TOKEN",
     "GUILD_SYNC_BIND",
+    "GUILD_SYNC_METRICS_BIND",
     "GUILD_SYNC_API_URL",
     "WOW_SAVED_VARIABLES_PATH",
     "GUILD_SYNC_BLIZZARD_CRON",
@@ -105,6 +106,8 @@ pub struct Config {
     pub guild_sync_admin_token: Option<Secret>,
     #[serde(default = "default_bind")]
     pub guild_sync_bind: String,
+    /// Where `GET /metrics` listens on its own; unset: on the API's listener, loopback only.
+    pub guild_sync_metrics_bind: Option<String>,
     /// Where the companion uploads to.
     pub guild_sync_api_url: Option<String>,
     pub wow_saved_variables_path: Option<PathBuf>,
@@ -214,6 +217,7 @@ impl Config {
         clear(&mut self.discord_guild_id);
         clear(&mut self.discord_audit_channel_id);
         clear(&mut self.discord_webhook_url);
+        clear(&mut self.guild_sync_metrics_bind);
         clear(&mut self.discord_gateway_url);
         clear(&mut self.guild_sync_api_key);
         clear(&mut self.guild_sync_admin_token);

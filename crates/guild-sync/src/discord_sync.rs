@@ -26,7 +26,7 @@ use crate::config::{Config, RemovalGuard};
 use crate::db::discord_users::{self, DiscordUserUpsert};
 use crate::db::reference::{self, GuildRankRow};
 use crate::db::sync_log::RunCounts;
-use crate::run_recorder::{RunReport, record_run};
+use crate::run_recorder::{Lap, RunReport, StageTimings, record_run};
 
 /// `sync_log.source` of a member sync.
 pub const SYNC_SOURCE: &str = "discord";
@@ -368,6 +368,7 @@ pub async fn apply_member_list(
     }
     let upserted = discord_users::upsert(&mut *tx, &members.rows, Some(taken_at)).await?;
     let departed = discord_users::mark_departed_except(&mut *tx, &listed, taken_at).await?;
+    discord_users::record_full_sync(&mut *tx, taken_at).await?;
     tx.commit()
         .await
         .context("cannot commit the Discord member sync")?;
@@ -390,6 +391,7 @@ pub async fn run(
     guard: RemovalGuard,
 ) -> Result<DiscordSyncStats> {
     record_run(pool, SYNC_SOURCE, |_run_id| async move {
+        let mut lap = Lap::start();
         let taken_at = discord_users::clock(pool).await?;
         let snapshot = match input {
             DiscordInput::Live => fetch_snapshot(config).await?,
@@ -403,9 +405,16 @@ pub async fn run(
             DiscordInput::Snapshot(snapshot) => snapshot,
         };
         let ranks = RankRoles::new(&reference::guild_ranks(pool).await?);
+        let load_seconds = lap.lap();
         let prepared =
             prepare_members(&snapshot.members, &GuildRoles::new(&snapshot.roles), &ranks);
+        let plan_seconds = lap.lap();
         let stats = apply_member_list(pool, &prepared, taken_at, guard).await?;
+        let timings = StageTimings {
+            load_seconds: Some(load_seconds),
+            plan_seconds: Some(plan_seconds),
+            apply_seconds: Some(lap.lap()),
+        };
         tracing::info!(
             found = stats.found,
             new = stats.new,
@@ -420,7 +429,7 @@ pub async fn run(
             .updated(stats.updated)
             .new(stats.new)
             .removed(stats.departed);
-        Ok((stats, RunReport::success(counts, &stats)))
+        Ok((stats, RunReport::success(counts, &stats).timed(timings)))
     })
     .await
 }

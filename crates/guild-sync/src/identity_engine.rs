@@ -22,7 +22,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::db::players::{self, NewLink, NewSuggestion};
 use crate::db::sync_log::RunCounts;
-use crate::run_recorder::{RunReport, record_run};
+use crate::run_recorder::{RunReport, StageTimings, record_run};
 
 /// The `sync_log.source` of a matching run.
 pub const SOURCE: &str = "match";
@@ -83,7 +83,11 @@ pub async fn run_matching(pool: &PgPool) -> Result<MatchStats> {
         let counts = RunCounts::default()
             .found(stats.characters_considered)
             .new(stats.links_created);
-        let report = RunReport::success(counts, &stats);
+        let report = RunReport::success(counts, &stats).timed(StageTimings {
+            load_seconds: Some(stats.load_seconds),
+            plan_seconds: Some(stats.plan_seconds),
+            apply_seconds: Some(stats.apply_seconds),
+        });
         Ok((stats, report))
     })
     .await

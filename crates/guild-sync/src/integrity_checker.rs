@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::db::integrity::RowOrder;
 use crate::db::sync_log::RunCounts;
 use crate::db::{audit_issues, integrity};
-use crate::run_recorder::{RunReport, record_run};
+use crate::run_recorder::{Lap, RunReport, StageTimings, record_run};
 
 /// What a check run did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -55,7 +55,7 @@ pub async fn run_integrity_check(pool: &PgPool, config: &Config) -> Result<Check
             )
         })?;
     record_run(pool, "check", |_run_id| async move {
-        let stats = check(pool, stale_days).await?;
+        let (stats, timings) = check_timed(pool, stale_days).await?;
         let counts = RunCounts::default()
             .found(stats.findings)
             .updated(stats.still_open)
@@ -67,13 +67,23 @@ pub async fn run_integrity_check(pool: &PgPool, config: &Config) -> Result<Check
             resolved = stats.resolved,
             "integrity check done"
         );
-        Ok((stats.clone(), RunReport::success(counts, &stats)))
+        Ok((
+            stats.clone(),
+            RunReport::success(counts, &stats).timed(timings),
+        ))
     })
     .await
 }
 
 /// One check in one transaction (not recorded; [`run_integrity_check`] records it).
 pub async fn check(pool: &PgPool, stale_days: i32) -> Result<CheckStats> {
+    Ok(check_timed(pool, stale_days).await?.0)
+}
+
+/// [`check`], with where it spent its time: loading (rows and open issues; the findings are
+/// built meanwhile), planning, and writing.
+async fn check_timed(pool: &PgPool, stale_days: i32) -> Result<(CheckStats, StageTimings)> {
+    let mut lap = Lap::start();
     let mut tx = pool
         .begin()
         .await
@@ -109,8 +119,10 @@ pub async fn check(pool: &PgPool, stale_days: i32) -> Result<CheckStats> {
         .map(|(id, issue_hash)| ManualResolution { id, issue_hash })
         .collect();
 
+    let load_seconds = lap.lap();
     let findings_count = keyed.len() as u64;
     let plan = plan_keyed(keyed, &open, &manual);
+    let plan_seconds = lap.lap();
 
     audit_issues::insert_issues(&mut *tx, &plan.insert)
         .await
@@ -127,6 +139,11 @@ pub async fn check(pool: &PgPool, stale_days: i32) -> Result<CheckStats> {
     tx.commit()
         .await
         .context("cannot commit the check transaction")?;
+    let timings = StageTimings {
+        load_seconds: Some(load_seconds),
+        plan_seconds: Some(plan_seconds),
+        apply_seconds: Some(lap.lap()),
+    };
 
     let mut stats = CheckStats {
         findings: findings_count,
@@ -141,7 +158,7 @@ pub async fn check(pool: &PgPool, stale_days: i32) -> Result<CheckStats> {
         stats.suppressed += counts.suppressed;
         stats.by_type.insert(t.as_str().to_string(), counts);
     }
-    Ok(stats)
+    Ok((stats, timings))
 }
 
 /// What every check returned, as rows; [`CheckRows::into_findings`] turns them into findings.

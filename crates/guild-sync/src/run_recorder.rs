@@ -1,6 +1,10 @@
 //! The run recorder: every pipeline stage is a `sync_log` row, opened as `running` and closed
-//! with its status, counts, stats, error and duration — also when the stage fails.
+//! with its status, counts, stats, error and duration — also when the stage fails — and with
+//! where the stage spent its time ([`StageTimings`]: load, plan, apply) when it says. Every
+//! finished run also feeds the Prometheus metrics (duration, last success, row counts), so no
+//! stage has to remember to.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::time::Instant;
 
@@ -9,6 +13,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use tracing::Instrument;
 
+pub use crate::db::sync_log::StageTimings;
 use crate::db::sync_log::{self, RunCounts};
 
 /// Defined with the `sync_log` rows it is stored in; re-exported where stages report it.
@@ -23,6 +28,8 @@ pub struct RunReport {
     pub details: serde_json::Value,
     /// Why the run was refused or only partly done.
     pub error: Option<String>,
+    /// Where the run spent its time, where the stage measured it.
+    pub timings: StageTimings,
 }
 
 impl RunReport {
@@ -33,7 +40,47 @@ impl RunReport {
             counts,
             details: serde_json::to_value(stats).unwrap_or(serde_json::Value::Null),
             error: None,
+            timings: StageTimings::default(),
         }
+    }
+
+    /// The same report with where the stage spent its time.
+    pub fn timed(self, timings: StageTimings) -> Self {
+        RunReport { timings, ..self }
+    }
+}
+
+tokio::task_local! {
+    /// Set by the scheduler around one pipeline step: the timings of the run that step recorded,
+    /// so the pipeline's JSON shows them without every stage's stats type carrying them.
+    static STEP_TIMINGS: Cell<Option<StageTimings>>;
+}
+
+/// Run `step` and return, with its result, the timings of the run it recorded (if it recorded
+/// one with timings).
+pub async fn capture_timings<T>(step: impl Future<Output = T>) -> (T, Option<StageTimings>) {
+    STEP_TIMINGS
+        .scope(Cell::new(None), async move {
+            let value = step.await;
+            (value, STEP_TIMINGS.with(Cell::take))
+        })
+        .await
+}
+
+/// A stopwatch for a stage's parts: each call returns the seconds since the previous one.
+pub struct Lap(Instant);
+
+impl Lap {
+    pub fn start() -> Self {
+        Lap(Instant::now())
+    }
+
+    /// Seconds since the start or the previous lap.
+    pub fn lap(&mut self) -> f64 {
+        let now = Instant::now();
+        let seconds = now.duration_since(self.0).as_secs_f64();
+        self.0 = now;
+        seconds
     }
 }
 
@@ -55,7 +102,7 @@ where
         let seconds = started.elapsed().as_secs_f64();
         match outcome {
             Ok((value, report)) => {
-                let closed = sync_log::close(
+                let closed = sync_log::close_timed(
                     pool,
                     run_id,
                     report.status,
@@ -63,6 +110,7 @@ where
                     &report.details,
                     report.error.as_deref(),
                     seconds,
+                    report.timings,
                 )
                 .await;
                 if let Err(err) = closed {
@@ -85,14 +133,29 @@ where
                     if let Err(close_err) = fallback {
                         tracing::error!(error = %close_err, "could not record the run at all");
                     }
+                    crate::metrics::stage_finished(
+                        source,
+                        RunStatus::Error,
+                        seconds,
+                        report.counts,
+                    );
                     return Err(err.context("cannot record the run's outcome"));
                 }
+                // Outside a scheduler step (a stage command) there is nobody to hand them to.
+                let _ = STEP_TIMINGS.try_with(|cell| cell.set(Some(report.timings)));
+                crate::metrics::stage_finished(source, report.status, seconds, report.counts);
                 tracing::info!(status = report.status.as_str(), seconds, "run finished");
                 Ok(value)
             }
             Err(err) => {
                 let message = format!("{err:#}");
                 tracing::error!(error = %message, seconds, "run failed");
+                crate::metrics::stage_finished(
+                    source,
+                    RunStatus::Error,
+                    seconds,
+                    RunCounts::default(),
+                );
                 let closed = sync_log::close(
                     pool,
                     run_id,

@@ -43,6 +43,11 @@ pub struct RunView {
     pub details: serde_json::Value,
     pub error_message: Option<String>,
     pub duration_seconds: Option<f64>,
+    /// Seconds spent reading inputs, deciding and writing, where the stage has those parts
+    /// (a pipeline's own row has each step's under `details.timings`).
+    pub load_seconds: Option<f64>,
+    pub plan_seconds: Option<f64>,
+    pub apply_seconds: Option<f64>,
     pub started_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
 }
@@ -60,6 +65,9 @@ impl From<SyncLogRow> for RunView {
             details: row.details,
             error_message: row.error_message,
             duration_seconds: row.duration_seconds,
+            load_seconds: row.load_seconds,
+            plan_seconds: row.plan_seconds,
+            apply_seconds: row.apply_seconds,
             started_at: row.started_at,
             completed_at: row.completed_at,
         }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 pub mod guild_sync;
 pub mod identity;
+pub mod metrics;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,8 +111,16 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(Arc::new(openapi)))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // The one place every route's latency is measured (after routing: `MatchedPath`).
+        .layer(middleware::from_fn(metrics::record_latency))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// [`router`] with `GET /metrics` added (off the officer auth), answering as `access` says.
+pub fn router_with_metrics(state: AppState, access: metrics::MetricsAccess) -> Router {
+    let pool = state.pool.clone();
+    metrics::router(pool, access).merge(router(state))
 }
 
 /// Health of the service.

@@ -27,7 +27,7 @@ use crate::db_sync::addon::AddonSyncStats;
 use crate::discord_sync::DiscordSyncStats;
 use crate::identity_engine::MatchStats;
 use crate::integrity_checker::CheckStats;
-use crate::run_recorder::RunStatus;
+use crate::run_recorder::{RunStatus, StageTimings};
 use crate::scheduler::{
     AddonInput, PipelineKind, ProductionStages, ReportOutcome, Scheduler, StageInputs, Stages, Step,
 };
@@ -41,8 +41,18 @@ pub struct StageTiming {
     pub stage: &'static str,
     pub first: Duration,
     pub second: Duration,
+    /// Where the stage spent its first and second run (load, plan, apply), as recorded.
+    pub first_parts: StageTimings,
+    pub second_parts: StageTimings,
     /// Peak resident memory of this process during the stage's first run, in bytes.
     pub peak_rss: Option<u64>,
+}
+
+/// The whole pipeline's wall time per pass (lock, stages and bookkeeping).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PipelineTiming {
+    pub first: Duration,
+    pub second: Duration,
 }
 
 /// Run the benchmark for `characters` × each of `discord_sizes`, printing a table per scenario.
@@ -52,8 +62,8 @@ pub async fn run(config: &Config, characters: usize, discord_sizes: &[usize]) ->
             characters,
             discord_members,
         };
-        let timings = run_scenario(config, size).await?;
-        println!("{}", render(size, &timings.0, &timings.1));
+        let (generated, (timings, whole)) = run_scenario(config, size).await?;
+        println!("{}", render(size, &generated, &timings, whole));
     }
     Ok(())
 }
@@ -61,7 +71,7 @@ pub async fn run(config: &Config, characters: usize, discord_sizes: &[usize]) ->
 async fn run_scenario(
     config: &Config,
     size: synthetic::GuildSize,
-) -> Result<(synthetic::Generated, Vec<StageTiming>)> {
+) -> Result<(synthetic::Generated, (Vec<StageTiming>, PipelineTiming))> {
     let dir = std::env::temp_dir().join(format!("guild-sync-bench-{}", std::process::id()));
     let generated = synthetic::write_guild(&dir, size, SEED)
         .with_context(|| format!("cannot write the synthetic guild to {}", dir.display()))?;
@@ -80,7 +90,7 @@ async fn measure_stages(
     pool: &PgPool,
     config: &Config,
     dir: &std::path::Path,
-) -> Result<Vec<StageTiming>> {
+) -> Result<(Vec<StageTiming>, PipelineTiming)> {
     let inputs = StageInputs::files(config, dir.join("blizzard"), dir.join("discord.json"));
     let stages = Arc::new(TimedStages {
         inner: ProductionStages::new(pool.clone(), config.clone(), inputs),
@@ -91,6 +101,7 @@ async fn measure_stages(
         addon: Some(AddonInput::File(dir.join("PATTSync.lua"))),
     };
     let mut timings: Vec<StageTiming> = Vec::new();
+    let mut whole = PipelineTiming::default();
     for pass in 0..2 {
         let outcome = scheduler.run_pipeline(kind.clone()).await?;
         if outcome.status != RunStatus::Success {
@@ -100,22 +111,37 @@ async fn measure_stages(
                 outcome.error.as_deref().unwrap_or("no error recorded")
             );
         }
+        let wall = Duration::from_secs_f64(outcome.duration_seconds);
         let measured = std::mem::take(&mut *stages.measured.lock().expect("not poisoned"));
         for (step, elapsed, peak) in measured {
             let stage = label(step);
+            let parts = outcome
+                .stages
+                .iter()
+                .find(|s| s.step == step)
+                .map(|s| s.timings)
+                .unwrap_or_default();
             if pass == 0 {
                 timings.push(StageTiming {
                     stage,
                     first: elapsed,
                     second: Duration::ZERO,
+                    first_parts: parts,
+                    second_parts: StageTimings::default(),
                     peak_rss: peak,
                 });
             } else if let Some(t) = timings.iter_mut().find(|t| t.stage == stage) {
                 t.second = elapsed;
+                t.second_parts = parts;
             }
         }
+        if pass == 0 {
+            whole.first = wall;
+        } else {
+            whole.second = wall;
+        }
     }
-    Ok(timings)
+    Ok((timings, whole))
 }
 
 /// The benchmark table's name for a step.
@@ -198,12 +224,33 @@ pub fn peak_rss() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// "load/plan/apply" in milliseconds, `-` for a part the stage does not have.
+fn parts(t: &StageTimings) -> String {
+    let ms = |s: Option<f64>| s.map_or_else(|| "-".to_owned(), |s| format!("{:.1}", s * 1000.0));
+    format!(
+        "{}/{}/{}",
+        ms(t.load_seconds),
+        ms(t.plan_seconds),
+        ms(t.apply_seconds)
+    )
+}
+
 fn render(
     size: synthetic::GuildSize,
     generated: &synthetic::Generated,
     timings: &[StageTiming],
+    whole: PipelineTiming,
 ) -> String {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let first: Duration = timings.iter().map(|t| t.first).sum();
+    let second: Duration = timings.iter().map(|t| t.second).sum();
+    let share = |part: Duration, of: Duration| {
+        if of.is_zero() {
+            0.0
+        } else {
+            100.0 * part.as_secs_f64() / of.as_secs_f64()
+        }
+    };
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -212,8 +259,15 @@ fn render(
     );
     let _ = writeln!(
         out,
-        "{:<24} {:>12} {:>12} {:>14}",
-        "stage", "first run", "second run", "peak RSS"
+        "{:<24} {:>12} {:>6} {:>12} {:>6} {:>22} {:>22} {:>10}",
+        "stage",
+        "first run",
+        "share",
+        "second run",
+        "share",
+        "1st load/plan/apply ms",
+        "2nd load/plan/apply ms",
+        "peak RSS"
     );
     for t in timings {
         let peak = t
@@ -222,21 +276,42 @@ fn render(
             .unwrap_or_else(|| "n/a".into());
         let _ = writeln!(
             out,
-            "{:<24} {:>9.1} ms {:>9.1} ms {:>14}",
+            "{:<24} {:>9.1} ms {:>5.1}% {:>9.1} ms {:>5.1}% {:>22} {:>22} {:>10}",
             t.stage,
             ms(t.first),
+            share(t.first, first),
             ms(t.second),
+            share(t.second, second),
+            parts(&t.first_parts),
+            parts(&t.second_parts),
             peak
         );
     }
-    let first: Duration = timings.iter().map(|t| t.first).sum();
-    let second: Duration = timings.iter().map(|t| t.second).sum();
     let _ = writeln!(
         out,
-        "{:<24} {:>9.1} ms {:>9.1} ms",
-        "pipeline total",
+        "{:<24} {:>9.1} ms {:>6} {:>9.1} ms",
+        "stages total",
         ms(first),
+        "",
         ms(second)
+    );
+    let _ = writeln!(
+        out,
+        "{:<24} {:>9.1} ms {:>6} {:>9.1} ms   (lock, sync_log rows and stages)",
+        "pipeline wall",
+        ms(whole.first),
+        "",
+        ms(whole.second)
+    );
+    let peak = timings
+        .iter()
+        .filter_map(|t| t.peak_rss)
+        .max()
+        .map(|b| format!("{:.1} MiB", b as f64 / 1_048_576.0))
+        .unwrap_or_else(|| "n/a".into());
+    let _ = writeln!(
+        out,
+        "peak RSS of the process (highest stage, first run): {peak}"
     );
     out
 }

@@ -282,6 +282,16 @@ pub async fn mark_notified(db: impl PgExecutor<'_>, ids: &[i32]) -> Result<u64> 
     .rows_affected())
 }
 
+/// Open (unresolved) issues per stored issue type, for the `/metrics` gauge.
+pub async fn open_counts_by_type(db: impl PgExecutor<'_>) -> Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT issue_type, count(*) FROM guild_identity.audit_issues
+         WHERE resolved_at IS NULL GROUP BY issue_type ORDER BY issue_type",
+    )
+    .fetch_all(db)
+    .await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,7 +59,7 @@ pub struct UpsertCounts {
     pub updated: u64,
     /// Marked departed before, present again.
     pub revived: u64,
-    /// Present before and unchanged (only `last_sync` moved).
+    /// Present before and unchanged (not written; `last_sync` follows the sync).
     pub unchanged: u64,
 }
 
@@ -81,9 +81,14 @@ pub async fn clock(db: impl PgExecutor<'_>) -> Result<DateTime<Utc>> {
 }
 
 /// Insert or update `rows` (distinct `discord_id`s): every row ends present with `removed_at`
-/// cleared and `last_sync = now()` — except a member marked departed at or after `taken_at`
-/// (when the list was taken; `None` for a real-time event): that departure is newer than the
-/// list, so the row's data is refreshed but it stays departed.
+/// cleared and its last confirmation now — except a member marked departed at or after
+/// `taken_at` (when the list was taken; `None` for a real-time event): that departure is newer
+/// than the list, so the row's data is refreshed but it stays departed.
+///
+/// A full sync (`taken_at` set) leaves rows that are present and unchanged alone: their
+/// `last_sync` is derived from the sync once [`record_full_sync`] records it (see migration
+/// 1101 and [`get`]). Rows a real-time event wrote since `taken_at` are still written, so they
+/// read as confirmed by this sync.
 pub async fn upsert(
     db: impl PgExecutor<'_>,
     rows: &[DiscordUserUpsert],
@@ -123,7 +128,7 @@ pub async fn upsert(
                       joined_server_at, global_name)
          ),
          prev AS MATERIALIZED (
-             SELECT du.id, du.is_present, i.*,
+             SELECT du.id, du.is_present, du.last_sync AS stored_last_sync, i.*,
                     (NOT du.is_present AND $8::timestamptz IS NOT NULL
                      AND du.removed_at >= $8::timestamptz) AS left_since,
                     (du.username, du.display_name, du.highest_guild_role, du.all_guild_roles)
@@ -149,6 +154,9 @@ pub async fn upsert(
                  removed_at = CASE WHEN p.left_since THEN du.removed_at END
              FROM prev p
              WHERE du.id = p.id
+               -- Present and unchanged in a full sync: nothing to write (issue 21).
+               AND (p.changed OR NOT p.is_present OR $8::timestamptz IS NULL
+                    OR p.stored_last_sync IS NULL OR p.stored_last_sync >= $8::timestamptz)
          ),
          inserted AS (
              INSERT INTO guild_identity.discord_users
@@ -226,9 +234,14 @@ pub async fn mark_departed_except(
     listed: &[&str],
     taken_at: DateTime<Utc>,
 ) -> Result<u64> {
+    // A departing member keeps the last sync that saw them: the derived value is fixed into
+    // the row first (the last complete sync is still the previous one here).
     let done = sqlx::query(
         "UPDATE guild_identity.discord_users du
-         SET is_present = FALSE, removed_at = now()
+         SET is_present = FALSE, removed_at = now(), last_sync = COALESCE(
+                 (SELECT fs.synced_at FROM guild_identity.discord_full_sync fs
+                  WHERE du.last_sync IS NULL OR du.last_sync < fs.taken_at),
+                 du.last_sync)
          WHERE du.is_present
            AND (du.last_sync IS NULL OR du.last_sync < $2)
            AND NOT EXISTS (SELECT 1 FROM UNNEST($1::text[]) AS t(discord_id)
@@ -242,12 +255,31 @@ pub async fn mark_departed_except(
     Ok(done.rows_affected())
 }
 
+/// Record a complete full sync whose list was taken at `taken_at`: from now on, present members
+/// it left unwritten read `last_sync` as this transaction's time (call after
+/// [`mark_departed_except`], in the same transaction).
+pub async fn record_full_sync(db: impl PgExecutor<'_>, taken_at: DateTime<Utc>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO guild_identity.discord_full_sync (singleton, taken_at, synced_at)
+         VALUES (TRUE, $1, now())
+         ON CONFLICT (singleton) DO UPDATE SET taken_at = $1, synced_at = now()",
+    )
+    .bind(taken_at)
+    .execute(db)
+    .await
+    .context("cannot record the full Discord sync")?;
+    Ok(())
+}
+
 /// Mark one member departed; returns whether they were present.
 pub async fn mark_departed(db: impl PgExecutor<'_>, discord_id: &str) -> Result<bool> {
     let done = sqlx::query(
-        "UPDATE guild_identity.discord_users
-         SET is_present = FALSE, removed_at = now()
-         WHERE discord_id = $1 AND is_present",
+        "UPDATE guild_identity.discord_users du
+         SET is_present = FALSE, removed_at = now(), last_sync = COALESCE(
+                 (SELECT fs.synced_at FROM guild_identity.discord_full_sync fs
+                  WHERE du.last_sync IS NULL OR du.last_sync < fs.taken_at),
+                 du.last_sync)
+         WHERE du.discord_id = $1 AND du.is_present",
     )
     .bind(discord_id)
     .execute(db)
@@ -256,20 +288,20 @@ pub async fn mark_departed(db: impl PgExecutor<'_>, discord_id: &str) -> Result<
     Ok(done.rows_affected() > 0)
 }
 
-/// One member by snowflake.
+/// One member by snowflake, `last_sync` with its meaning (derived for present members).
 pub async fn get(db: impl PgExecutor<'_>, discord_id: &str) -> Result<Option<DiscordUserRow>> {
     Ok(
-        sqlx::query_as("SELECT * FROM guild_identity.discord_users WHERE discord_id = $1")
+        sqlx::query_as("SELECT * FROM guild_identity.discord_users_synced WHERE discord_id = $1")
             .bind(discord_id)
             .fetch_optional(db)
             .await?,
     )
 }
 
-/// Every member, present or not, by snowflake.
+/// Every member, present or not, by snowflake (`last_sync` as in [`get`]).
 pub async fn all(db: impl PgExecutor<'_>) -> Result<Vec<DiscordUserRow>> {
     Ok(
-        sqlx::query_as("SELECT * FROM guild_identity.discord_users ORDER BY discord_id")
+        sqlx::query_as("SELECT * FROM guild_identity.discord_users_synced ORDER BY discord_id")
             .fetch_all(db)
             .await?,
     )

@@ -130,6 +130,16 @@ impl RunCounts {
     }
 }
 
+/// Where a run spent its time, by part, in seconds (`sync_log.load_seconds`, `plan_seconds`,
+/// `apply_seconds`): reading its inputs, deciding, and writing the database. `None` where a
+/// stage has no such part.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct StageTimings {
+    pub load_seconds: Option<f64>,
+    pub plan_seconds: Option<f64>,
+    pub apply_seconds: Option<f64>,
+}
+
 /// A `sync_log` row.
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct SyncLogRow {
@@ -144,6 +154,9 @@ pub struct SyncLogRow {
     pub details: serde_json::Value,
     pub error_message: Option<String>,
     pub duration_seconds: Option<f64>,
+    pub load_seconds: Option<f64>,
+    pub plan_seconds: Option<f64>,
+    pub apply_seconds: Option<f64>,
     pub started_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
 }
@@ -159,7 +172,7 @@ pub async fn open(db: impl PgExecutor<'_>, source: &str) -> Result<i64> {
     Ok(id)
 }
 
-/// Close a run with its outcome.
+/// Close a run with its outcome (no per-part timings; see [`close_timed`]).
 pub async fn close(
     db: impl PgExecutor<'_>,
     id: i64,
@@ -169,10 +182,36 @@ pub async fn close(
     error_message: Option<&str>,
     duration_seconds: f64,
 ) -> Result<()> {
+    close_timed(
+        db,
+        id,
+        status,
+        counts,
+        details,
+        error_message,
+        duration_seconds,
+        StageTimings::default(),
+    )
+    .await
+}
+
+/// Close a run with its outcome and where it spent its time.
+#[allow(clippy::too_many_arguments)]
+pub async fn close_timed(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    status: RunStatus,
+    counts: RunCounts,
+    details: &serde_json::Value,
+    error_message: Option<&str>,
+    duration_seconds: f64,
+    timings: StageTimings,
+) -> Result<()> {
     sqlx::query(
         "UPDATE guild_identity.sync_log
          SET status = $2, characters_found = $3, characters_updated = $4, characters_new = $5,
              characters_removed = $6, details = $7, error_message = $8, duration_seconds = $9,
+             load_seconds = $10, plan_seconds = $11, apply_seconds = $12,
              completed_at = now()
          WHERE id = $1",
     )
@@ -185,6 +224,9 @@ pub async fn close(
     .bind(details)
     .bind(error_message)
     .bind(duration_seconds)
+    .bind(timings.load_seconds)
+    .bind(timings.plan_seconds)
+    .bind(timings.apply_seconds)
     .execute(db)
     .await?;
     Ok(())
@@ -205,6 +247,18 @@ pub async fn latest_per_source(db: impl PgExecutor<'_>) -> Result<Vec<SyncLogRow
     Ok(sqlx::query_as(
         "SELECT DISTINCT ON (source) * FROM guild_identity.sync_log
          ORDER BY source, started_at DESC, id DESC",
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// When each source last succeeded (`(source, unix seconds)`), for the metrics at start-up.
+pub async fn last_success_per_source(db: impl PgExecutor<'_>) -> Result<Vec<(String, f64)>> {
+    Ok(sqlx::query_as(
+        "SELECT source, extract(epoch FROM max(completed_at))::float8
+         FROM guild_identity.sync_log
+         WHERE status = 'success' AND completed_at IS NOT NULL
+         GROUP BY source",
     )
     .fetch_all(db)
     .await?)

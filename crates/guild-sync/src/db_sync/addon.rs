@@ -22,7 +22,7 @@ use guild_sync_core::addon::{
 use crate::addon_processor::LastUpload;
 use crate::db;
 use crate::db::sync_log::{RunCounts, RunState, RunStatus};
-use crate::run_recorder::{RunReport, record_run};
+use crate::run_recorder::{Lap, RunReport, StageTimings, record_run};
 
 /// `sync_log.source` of addon runs.
 pub const SOURCE: &str = "addon";
@@ -94,6 +94,7 @@ pub async fn sync_addon_data_with(
     options: AddonSyncOptions,
 ) -> Result<AddonSyncStats> {
     record_run(pool, SOURCE, |run_id| async move {
+        let mut lap = Lap::start();
         let mut tx = pool.begin().await.context("cannot start a transaction")?;
         let stale = check_fresh(&mut *tx, export).await?;
         let forced = match stale {
@@ -137,14 +138,21 @@ pub async fn sync_addon_data_with(
             })
             .collect();
 
+        let load_seconds = lap.lap();
         let mut plan = plan_addon_sync(export, &characters, &classes, &ranks);
         let ranks_kept_from_battle_net = if battle_net_ranks_are_newer(reference, battle_net) {
             plan.keep_stored_ranks()
         } else {
             0
         };
+        let plan_seconds = lap.lap();
         let applied = db::addon::apply_addon_updates(&mut *tx, &plan.updates).await?;
         tx.commit().await.context("cannot commit the addon notes")?;
+        let timings = StageTimings {
+            load_seconds: Some(load_seconds),
+            plan_seconds: Some(plan_seconds),
+            apply_seconds: Some(lap.lap()),
+        };
 
         for label in &plan.unknown_rank {
             tracing::warn!(character = %label, "rank index not mapped to a guild rank; rank left unchanged");
@@ -182,7 +190,7 @@ pub async fn sync_addon_data_with(
         let counts = RunCounts::default()
             .found(stats.received)
             .updated(stats.updated);
-        let report = RunReport::success(counts, &stats);
+        let report = RunReport::success(counts, &stats).timed(timings);
         Ok((stats, report))
     })
     .await

@@ -35,7 +35,7 @@ use crate::config::{Config, RemovalGuard};
 use crate::db::characters::{self, CharacterColumns};
 use crate::db::reference;
 use crate::db::sync_log::RunCounts;
-use crate::run_recorder::{RunReport, RunStatus, record_run};
+use crate::run_recorder::{Lap, RunReport, RunStatus, StageTimings, record_run};
 
 /// `sync_log.source` of a Battle.net run.
 pub const SOURCE: &str = "blizzard";
@@ -87,9 +87,18 @@ pub async fn run(
     show_progress: bool,
 ) -> Result<BlizzardSyncStats> {
     record_run(pool, SOURCE, |_run_id| async move {
+        let mut lap = Lap::start();
         let fetched = fetch(config, &input, show_progress).await?;
+        let load_seconds = lap.lap();
+        // Deciding happens inside the apply transaction (against the stored rows it loads),
+        // so the run has two parts: getting the roster, and applying it.
         let stats = apply_roster(pool, &fetched, guard).await?;
-        Ok((stats.clone(), report(&stats)))
+        let timings = StageTimings {
+            load_seconds: Some(load_seconds),
+            plan_seconds: None,
+            apply_seconds: Some(lap.lap()),
+        };
+        Ok((stats.clone(), report(&stats).timed(timings)))
     })
     .await
 }

@@ -204,7 +204,9 @@ impl Scheduler {
                 run_id,
                 superseded: superseded.clone(),
             });
+        crate::metrics::upload(false);
         if let Some(previous) = &replaced {
+            crate::metrics::upload(true);
             previous.superseded.cancel();
             tracing::info!(
                 run_id,
@@ -396,12 +398,19 @@ impl Scheduler {
             Ok(Locking::Taken) => {
                 tracing::info!(source, run_id, "pipeline started");
                 for step in kind.steps() {
-                    let result = AssertUnwindSafe(self.run_step(step, &kind))
-                        .catch_unwind()
-                        .await
-                        .unwrap_or_else(|_| Err(anyhow!("the stage panicked")));
+                    let step_started = Instant::now();
+                    let (result, timings) = crate::run_recorder::capture_timings(
+                        AssertUnwindSafe(self.run_step(step, &kind)).catch_unwind(),
+                    )
+                    .await;
+                    let result = result.unwrap_or_else(|_| Err(anyhow!("the stage panicked")));
                     match result {
-                        Ok(stats) => outcome.stages.push(StageOutcome { step, stats }),
+                        Ok(stats) => outcome.stages.push(StageOutcome {
+                            step,
+                            stats,
+                            seconds: step_started.elapsed().as_secs_f64(),
+                            timings: timings.unwrap_or_default(),
+                        }),
                         Err(err) => {
                             let message = format!("{}: {err:#}", step.as_str());
                             tracing::error!(source, run_id, step = step.as_str(), error = %message, "stage failed; pipeline stopped");
@@ -462,7 +471,8 @@ async fn take_lock(lock: &mut LockConnection, wait: LockWait) -> Result<bool> {
     if lock.try_lock().await? {
         return Ok(true);
     }
-    match wait {
+    let waiting = Instant::now();
+    let taken = match wait {
         LockWait::Skip => Ok(false),
         LockWait::Within(limit) => {
             tracing::info!(
@@ -475,7 +485,11 @@ async fn take_lock(lock: &mut LockConnection, wait: LockWait) -> Result<bool> {
             tracing::info!("another guild-sync run holds the pipeline lock: waiting for it");
             lock.lock(None).await
         }
+    };
+    if wait != LockWait::Skip {
+        crate::metrics::lock_waited(waiting.elapsed());
     }
+    taken
 }
 
 /// Close the runs a stopped process left `running` (call holding the lock).

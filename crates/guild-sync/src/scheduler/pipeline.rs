@@ -12,7 +12,7 @@ use crate::discord_sync::DiscordSyncStats;
 use crate::identity_engine::MatchStats;
 use crate::integrity_checker::CheckStats;
 use crate::reporter::ReportStats;
-use crate::run_recorder::RunStatus;
+use crate::run_recorder::{RunStatus, StageTimings};
 
 /// The stages a pipeline is made of, in the order they can appear.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -188,6 +188,11 @@ impl StageStats {
 pub struct StageOutcome {
     pub step: Step,
     pub stats: StageStats,
+    /// The step's wall time, as the pipeline saw it.
+    pub seconds: f64,
+    /// Where the step spent it (load, plan, apply), where the stage measured that.
+    #[serde(flatten)]
+    pub timings: StageTimings,
 }
 
 /// How a pipeline run ended.
@@ -222,8 +227,30 @@ impl PipelineOutcome {
         }
     }
 
-    /// The pipeline's `sync_log.details`: every finished step's stats by step name, and the
-    /// step that failed.
+    /// Each finished step's wall time and parts by step name (`seconds`, `load_seconds`,
+    /// `plan_seconds`, `apply_seconds`), as stored under `timings` in `sync_log.details`.
+    pub fn timings(&self) -> serde_json::Value {
+        let timings: serde_json::Map<String, serde_json::Value> = self
+            .stages
+            .iter()
+            .map(|s| {
+                let t = s.timings;
+                (
+                    s.step.as_str().to_string(),
+                    serde_json::json!({
+                        "seconds": s.seconds,
+                        "load_seconds": t.load_seconds,
+                        "plan_seconds": t.plan_seconds,
+                        "apply_seconds": t.apply_seconds,
+                    }),
+                )
+            })
+            .collect();
+        serde_json::Value::Object(timings)
+    }
+
+    /// The pipeline's `sync_log.details`: every finished step's stats by step name, each
+    /// step's timings, and the step that failed.
     pub fn details(&self) -> serde_json::Value {
         let stages: serde_json::Map<String, serde_json::Value> = self
             .stages
@@ -234,7 +261,11 @@ impl PipelineOutcome {
                 (s.step.as_str().to_string(), stats)
             })
             .collect();
-        serde_json::json!({ "stages": stages, "failed_step": self.failed_step })
+        serde_json::json!({
+            "stages": stages,
+            "timings": self.timings(),
+            "failed_step": self.failed_step,
+        })
     }
 }
 
@@ -299,12 +330,20 @@ mod tests {
                         new: 3,
                         ..CheckStats::default()
                     }),
+                    seconds: 0.25,
+                    timings: StageTimings {
+                        load_seconds: Some(0.125),
+                        plan_seconds: None,
+                        apply_seconds: Some(0.0625),
+                    },
                 },
                 StageOutcome {
                     step: Step::Report,
                     stats: StageStats::Report(ReportOutcome::Rendered {
                         text: "a\nb\n".into(),
                     }),
+                    seconds: 0.5,
+                    timings: StageTimings::default(),
                 },
             ],
             failed_step: None,
@@ -318,6 +357,13 @@ mod tests {
             serde_json::json!({ "sent": false, "rendered_lines": 2 })
         );
         assert_eq!(details["failed_step"], serde_json::Value::Null);
+        assert_eq!(
+            details["timings"]["check"],
+            serde_json::json!({
+                "seconds": 0.25, "load_seconds": 0.125, "plan_seconds": null, "apply_seconds": 0.0625
+            })
+        );
+        assert_eq!(details["timings"]["report"]["seconds"], 0.5);
         assert_eq!(outcome.report_text(), Some("a\nb\n"));
     }
 }

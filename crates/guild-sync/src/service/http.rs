@@ -13,12 +13,14 @@ use std::pin::pin;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 /// Time to receive a request's headers; also the longest a keep-alive connection stays idle.
@@ -38,11 +40,11 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
     let router = router.layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT));
     let connections = TaskTracker::new();
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot accept an HTTP connection");
                     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
@@ -50,7 +52,13 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
                 }
             },
         };
-        let service = TowerToHyperService::new(router.clone());
+        // The peer address, for routes that answer by who asks (`/metrics`: loopback only).
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            },
+        ));
         let shutdown = shutdown.clone();
         connections.spawn(async move {
             let mut builder = Builder::new(TokioExecutor::new());

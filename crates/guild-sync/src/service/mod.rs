@@ -7,7 +7,7 @@
 //! start, the HTTP server finishes its requests (within a grace period, see `service::http`), a
 //! running pipeline finishes, the listener disconnects, the database closes.
 
-mod http;
+pub mod http;
 
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::metrics::MetricsAccess;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::database::Database;
@@ -119,7 +120,29 @@ async fn serve_http(
         .local_addr()
         .context("cannot read the bound address")?;
     tracing::info!(%address, "HTTP API listening");
-    http::serve(listener, api::router(state), shutdown.clone()).await;
+    crate::metrics::install();
+    match crate::db::sync_log::last_success_per_source(pool).await {
+        Ok(rows) => crate::metrics::seed_last_success(&rows),
+        Err(err) => {
+            tracing::warn!(error = %format!("{err:#}"), "metrics: cannot read the last successful runs")
+        }
+    }
+    let router = match &config.guild_sync_metrics_bind {
+        None => {
+            tracing::info!("metrics at /metrics on the API listener, for loopback clients only");
+            api::router_with_metrics(state, MetricsAccess::LoopbackOnly)
+        }
+        Some(bind) => {
+            let metrics_listener = TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("cannot listen on GUILD_SYNC_METRICS_BIND={bind}"))?;
+            tracing::info!(address = %bind, "metrics listening at /metrics");
+            let metrics = api::metrics::router(pool.clone(), MetricsAccess::Anyone);
+            tokio::spawn(http::serve(metrics_listener, metrics, shutdown.clone()));
+            api::router(state)
+        }
+    };
+    http::serve(listener, router, shutdown.clone()).await;
     Ok(())
 }
 

@@ -1,0 +1,287 @@
+//! Issue 21: per-stage timings in the pipeline's JSON and in every `sync_log` row, and the
+//! Prometheus `/metrics` endpoint — served over real TCP by the service's own HTTP server,
+//! after a real pipeline on the bundled sample guild, on a real PostgreSQL — parsed as the
+//! text exposition format and checked for every family the issue lists.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use guild_sync::api::metrics::MetricsAccess;
+use guild_sync::api::{self, AppState};
+use guild_sync::config::Config;
+use guild_sync::run_recorder::RunStatus;
+use guild_sync::scheduler::{
+    AddonInput, LockWait, PipelineKind, PipelineOutcome, ProductionStages, Scheduler, StageInputs,
+    lock_for_command,
+};
+use guild_sync::testing::TestDb;
+use tokio_util::sync::CancellationToken;
+
+use common::within_a_minute;
+
+fn sample(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("demo")
+        .join(relative)
+}
+
+/// The sample guild through every stage once (report rendered as text).
+async fn full_pipeline(db: &TestDb) -> (Arc<Scheduler>, PipelineOutcome) {
+    guild_sync::install_crypto_provider();
+    let config = Config::defaults();
+    let inputs = StageInputs::files(&config, sample("blizzard"), sample("discord/members.json"));
+    let stages = ProductionStages::new(db.pool.clone(), config, inputs);
+    let scheduler = Arc::new(Scheduler::new(db.pool.clone(), Arc::new(stages)));
+    let outcome = scheduler
+        .run_pipeline(PipelineKind::Full {
+            addon: Some(AddonInput::File(sample("addon/PATTSync.lua"))),
+        })
+        .await
+        .expect("the pipeline runs");
+    assert_eq!(outcome.status, RunStatus::Success, "{:?}", outcome.error);
+    (scheduler, outcome)
+}
+
+/// `sync_log` (source, duration, load, plan, apply).
+type TimedRow = (String, f64, Option<f64>, Option<f64>, Option<f64>);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_stage_timings_appear_in_the_pipeline_json_and_in_sync_log() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let (_scheduler, outcome) = full_pipeline(&db).await;
+
+        // The pipeline's JSON (what `guild-sync pipeline --json` prints).
+        let json = serde_json::to_value(&outcome).unwrap();
+        let stages = json["stages"].as_array().unwrap();
+        assert_eq!(stages.len(), 6, "{json}");
+        for stage in stages {
+            let seconds = stage["seconds"]
+                .as_f64()
+                .expect("every step has its seconds");
+            assert!(seconds > 0.0 && seconds < 60.0, "{stage}");
+        }
+        let by_step = |step: &str| {
+            stages
+                .iter()
+                .find(|s| s["step"] == step)
+                .unwrap_or_else(|| panic!("no {step} in {json}"))
+        };
+        for step in ["discord_sync", "addon_sync", "match", "check"] {
+            for part in ["load_seconds", "plan_seconds", "apply_seconds"] {
+                let value = by_step(step)[part].as_f64();
+                assert!(
+                    value.is_some_and(|v| v >= 0.0),
+                    "{step}.{part} missing: {}",
+                    by_step(step)
+                );
+            }
+        }
+        // Battle.net decides inside its apply transaction: load and apply, no plan part.
+        assert!(by_step("blizzard_sync")["load_seconds"].as_f64().is_some());
+        assert!(by_step("blizzard_sync")["apply_seconds"].as_f64().is_some());
+        assert!(by_step("blizzard_sync")["plan_seconds"].is_null());
+        // The parts never add up to more than the step's own wall time.
+        let m = by_step("match");
+        let parts: f64 = ["load_seconds", "plan_seconds", "apply_seconds"]
+            .iter()
+            .map(|p| m[p].as_f64().unwrap())
+            .sum();
+        assert!(parts <= m["seconds"].as_f64().unwrap() + 1e-6, "{m}");
+
+        // Each stage's own sync_log row has its parts in the columns.
+        let rows: Vec<TimedRow> = sqlx::query_as(
+            "SELECT source, duration_seconds, load_seconds, plan_seconds, apply_seconds
+             FROM guild_identity.sync_log ORDER BY id",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        let row = |source: &str| {
+            rows.iter()
+                .find(|r| r.0 == source)
+                .unwrap_or_else(|| panic!("no {source} row in {rows:?}"))
+        };
+        for source in ["discord", "addon", "match", "check"] {
+            let (_, duration, load, plan, apply) = row(source);
+            let (load, plan, apply) = (load.unwrap(), plan.unwrap(), apply.unwrap());
+            assert!(
+                load >= 0.0 && plan >= 0.0 && apply > 0.0,
+                "{source}: {rows:?}"
+            );
+            assert!(load + plan + apply <= duration + 1e-6, "{source}: {rows:?}");
+        }
+        let (_, _, load, plan, apply) = row("blizzard");
+        assert!(
+            load.is_some() && plan.is_none() && apply.is_some(),
+            "{rows:?}"
+        );
+        // The pipeline's own row: no parts of its own, each step's under details.timings.
+        let (_, _, load, plan, apply) = row("pipeline:full");
+        assert_eq!((*load, *plan, *apply), (None, None, None));
+        let details: serde_json::Value =
+            sqlx::query_scalar("SELECT details FROM guild_identity.sync_log WHERE id = $1")
+                .bind(outcome.run_id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        let timings = &details["timings"];
+        for step in [
+            "blizzard_sync",
+            "discord_sync",
+            "addon_sync",
+            "match",
+            "check",
+            "report",
+        ] {
+            assert!(timings[step]["seconds"].as_f64().is_some(), "{details}");
+        }
+        assert_eq!(
+            timings["match"]["plan_seconds"].as_f64(),
+            by_step("match")["plan_seconds"].as_f64()
+        );
+    })
+    .await;
+}
+
+/// The families the issue lists, by the name a scrape shows (histograms as `_bucket` etc.).
+const FAMILIES: [&str; 9] = [
+    "guild_sync_stage_duration_seconds",
+    "guild_sync_stage_last_success_timestamp_seconds",
+    "guild_sync_stage_runs_total",
+    "guild_sync_rows_total",
+    "guild_sync_open_audit_issues",
+    "guild_sync_http_request_duration_seconds",
+    "guild_sync_pipeline_lock_waits_total",
+    "guild_sync_pipeline_lock_wait_seconds",
+    "guild_sync_uploads_total",
+];
+
+fn sample_value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let found = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .unwrap_or_else(|| panic!("no {name} {labels:?} sample"));
+    match &found.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => *v,
+        other => panic!("{name} is not a single value: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_endpoint_exposes_every_family_after_a_pipeline() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let (scheduler, _outcome) = full_pipeline(&db).await;
+
+        // A command that finds the pipeline lock taken waits for it: one lock wait.
+        let held = lock_for_command(&db.pool, LockWait::Skip)
+            .await
+            .unwrap()
+            .expect("nobody holds the lock");
+        let pool = db.pool.clone();
+        let waiter = tokio::spawn(async move {
+            lock_for_command(&pool, LockWait::Within(Duration::from_secs(20)))
+                .await
+                .unwrap()
+                .expect("the lock is released within the wait")
+                .release()
+                .await;
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        held.release().await;
+        waiter.await.unwrap();
+
+        // The service's own server and router, on the API listener: loopback clients only.
+        let state = AppState {
+            pool: db.pool.clone(),
+            scheduler,
+            admin_token: None,
+            api_key: None,
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(guild_sync::service::http::serve(
+            listener,
+            api::router_with_metrics(state, MetricsAccess::LoopbackOnly),
+            shutdown.clone(),
+        ));
+        let client = reqwest::Client::new();
+        // A request to an API route first, so its latency is in the scrape.
+        let health = client.get(format!("{base}/api/health")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+
+        // No officer token: /metrics is off the officer auth.
+        let response = client.get(format!("{base}/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+        let body = response.text().await.unwrap();
+
+        // Valid exposition: every line a comment or `name{labels} value`, and it parses.
+        for line in body.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value.parse::<f64>().is_ok(), "not a sample line: {line}");
+            let name_end = line.find(['{', ' ']).unwrap();
+            assert!(
+                line[..name_end]
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+                "bad metric name: {line}"
+            );
+        }
+        let scrape =
+            prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        for family in FAMILIES {
+            assert!(
+                scrape
+                    .samples
+                    .iter()
+                    .any(|s| s.metric == family || s.metric.starts_with(&format!("{family}_"))),
+                "family {family} missing from:\n{body}"
+            );
+            assert!(body.contains(&format!("# TYPE {family} ")), "no TYPE for {family}");
+        }
+
+        // What the pipeline did is in the figures.
+        assert!(sample_value(&scrape, "guild_sync_rows_total", &[("stage", "discord"), ("kind", "found")]) > 0.0);
+        assert!(sample_value(&scrape, "guild_sync_rows_total", &[("stage", "blizzard"), ("kind", "new")]) > 0.0);
+        assert!(
+            sample_value(&scrape, "guild_sync_stage_last_success_timestamp_seconds", &[("stage", "match")])
+                > 1.7e9
+        );
+        assert!(sample_value(&scrape, "guild_sync_stage_runs_total", &[("stage", "check"), ("status", "success")]) >= 1.0);
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM guild_identity.audit_issues
+             WHERE resolved_at IS NULL AND issue_type = 'orphan_wow'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert!(open > 0, "the sample guild has unclaimed characters");
+        assert_eq!(
+            sample_value(&scrape, "guild_sync_open_audit_issues", &[("issue_type", "orphan_wow")]),
+            open as f64
+        );
+        assert!(
+            body.contains(r#"guild_sync_http_request_duration_seconds_count{route="/api/health",method="GET",status="200"}"#),
+            "{body}"
+        );
+        assert!(
+            body.contains(r#"guild_sync_stage_duration_seconds_bucket{stage="match",status="success",le="#),
+            "{body}"
+        );
+        assert!(sample_value(&scrape, "guild_sync_pipeline_lock_waits_total", &[]) >= 1.0);
+
+        shutdown.cancel();
+        server.await.unwrap();
+    })
+    .await;
+}
