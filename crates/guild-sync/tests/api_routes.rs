@@ -703,3 +703,56 @@ async fn the_openapi_document_lists_every_route_of_the_spec() {
     })
     .await;
 }
+
+/// Issue 15: during a database outage requests hung for the pool's 30 s, then answered 500.
+/// With the server down (a port that refuses connections), every officer route answers 503
+/// within 5 s, and says why.
+#[tokio::test]
+async fn during_a_database_outage_the_api_answers_503_within_five_seconds() {
+    within_a_minute(async {
+        let refused_port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let options = sqlx::postgres::PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(refused_port)
+            .username("guild_sync")
+            .database("guild_sync");
+        let pool = guild_sync::db::pool_options().connect_lazy_with(options);
+        let state = AppState {
+            pool: pool.clone(),
+            scheduler: Arc::new(Scheduler::new(pool, Arc::new(NoopStages))),
+            admin_token: Some(Secret::new("officer-token")),
+            api_key: None,
+        };
+        let SpawnedApp { base, client } = spawn_app(state).await;
+        for route in [
+            "/api/identity/players",
+            "/api/identity/orphans/wow",
+            "/api/guild-sync/status",
+            "/api/health",
+        ] {
+            let started = std::time::Instant::now();
+            let response = client
+                .get(format!("{base}{route}"))
+                .bearer_auth("officer-token")
+                .send()
+                .await
+                .unwrap();
+            let elapsed = started.elapsed();
+            assert_eq!(
+                response.status(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{route}"
+            );
+            assert!(elapsed < Duration::from_secs(5), "{route} took {elapsed:?}");
+            let body: Value = response.json().await.unwrap();
+            assert!(
+                body["error"].as_str().unwrap().contains("unavailable"),
+                "{route}: {body}"
+            );
+        }
+    })
+    .await;
+}

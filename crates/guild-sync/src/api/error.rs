@@ -64,6 +64,15 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // A database that cannot be reached is not a bug: say so with 503, which clients
+        // (and the companion) retry, instead of an opaque 500.
+        if let ApiError::Internal(err) = &self
+            && crate::db::is_unavailable(err)
+        {
+            tracing::warn!(error = %format!("{err:#}"), "database unavailable answering a request");
+            return ApiError::Unavailable("the database is unavailable; try again shortly".into())
+                .into_response();
+        }
         let status = self.status();
         let message = match &self {
             ApiError::Internal(err) => {

@@ -65,17 +65,39 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// Connections in the product's pool: the pipelines run one at a time, the API needs a few more.
 pub const POOL_MAX_CONNECTIONS: u32 = 16;
 
-/// How long a caller waits for a free connection before the request fails.
-const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a caller waits for a connection before it fails. sqlx keeps retrying a server that
+/// refuses connections until then, so this bounds what a request sees during a database outage:
+/// 4 s, then the API answers 503 (within the 5 s an officer's client should wait), where the
+/// default 30 s made every request hang, then fail with 500. In normal operation a connection is
+/// free within milliseconds (pipelines run one at a time and the pool has room for the API).
+pub const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(4);
 
-/// Open a pool on `options`.
-pub async fn connect(options: PgConnectOptions) -> Result<PgPool> {
+/// The product's pool settings (size, acquire timeout), for [`connect`] and for callers that
+/// open a pool lazily.
+pub fn pool_options() -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(POOL_MAX_CONNECTIONS)
         .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
+}
+
+/// Open a pool on `options`.
+pub async fn connect(options: PgConnectOptions) -> Result<PgPool> {
+    pool_options()
         .connect_with(options)
         .await
         .context("cannot connect to PostgreSQL")
+}
+
+/// Whether `err` says the database could not be reached (no connection within
+/// [`POOL_ACQUIRE_TIMEOUT`], a refused or broken connection), as opposed to a query that failed.
+/// The API answers these with 503: the request may succeed once the database is back.
+pub fn is_unavailable(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<sqlx::Error>(),
+            Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+        )
+    })
 }
 
 /// Apply every pending migration (idempotent; sqlx serialises concurrent runs with a lock).
