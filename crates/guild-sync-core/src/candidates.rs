@@ -134,7 +134,11 @@ mod tests {
         assert_eq!(ids, vec![2, 4, 5, 1]);
         assert_eq!(ranked[0].score, 1.0);
         assert_eq!(ranked[1].score, fuzzy_match_score("Thrall", "thral"));
-        assert!(ranked[2].reason.contains("already linked"), "{:?}", ranked[2]);
+        assert!(
+            ranked[2].reason.contains("already linked"),
+            "{:?}",
+            ranked[2]
+        );
         assert!(ranked[0].reason.contains("\"thrall\""), "{:?}", ranked[0]);
     }
 

@@ -155,7 +155,8 @@ pub async fn players(
         Ok(tag) => tag,
         Err(not_modified) => return Ok(not_modified),
     };
-    let (total, players) = crate::db::console::players_page(&state.pool, q.as_deref(), page).await?;
+    let (total, players) =
+        crate::db::console::players_page(&state.pool, q.as_deref(), page).await?;
     // The players array is PostgreSQL's JSON text: wrap it, never decode it.
     let body = format!(
         "{{\"total\":{total},\"page\":{},\"per_page\":{},\"players\":{players}}}",

@@ -215,7 +215,12 @@ pub async fn list_issues(
     .await?;
     let total = counts
         .iter()
-        .filter(|c| filter.issue_type.as_deref().is_none_or(|t| t == c.issue_type))
+        .filter(|c| {
+            filter
+                .issue_type
+                .as_deref()
+                .is_none_or(|t| t == c.issue_type)
+        })
         .map(|c| c.count)
         .sum();
     let issues = sqlx::query_as(AssertSqlSafe(format!(
@@ -842,6 +847,9 @@ mod tests {
     fn search_patterns_take_wildcards_literally() {
         assert_eq!(like_pattern(None), None);
         assert_eq!(like_pattern(Some("  ")), None);
-        assert_eq!(like_pattern(Some("a%b_c\\")).as_deref(), Some("%a\\%b\\_c\\\\%"));
+        assert_eq!(
+            like_pattern(Some("a%b_c\\")).as_deref(),
+            Some("%a\\%b\\_c\\\\%")
+        );
     }
 }
