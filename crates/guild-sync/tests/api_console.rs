@@ -492,6 +492,14 @@ async fn candidates_use_the_matchers_scores_unlinked_first() {
         let thrail = discord_user(&app.pool, "thrail").await;
         let far = discord_user(&app.pool, "varian").await;
         guild_sync::testing::seed::player(&app.pool, "Other", Some(linked)).await;
+        // Without a guild role the matcher never scores a member, so neither does the console.
+        let roleless: i32 = sqlx::query_scalar(
+            "INSERT INTO guild_identity.discord_users (discord_id, username)
+             VALUES ('9', 'thral') RETURNING id",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
 
         let (status, body) = app
             .get(&format!("/api/identity/candidates?character_id={thrall}"))
@@ -508,7 +516,22 @@ async fn candidates_use_the_matchers_scores_unlinked_first() {
         let linked_pos = list.iter().position(|c| c["id"] == linked).unwrap();
         assert_eq!(list[linked_pos]["linked"], true);
         assert_eq!(list[linked_pos]["score"], 1.0);
-        assert!(list.iter().all(|c| c["id"] != far) || list.len() <= 5);
+        assert!(list.iter().all(|c| c["id"] != roleless), "{body}");
+        // Unlinked before linked, each group by falling score.
+        let keys: Vec<(bool, f64)> = list
+            .iter()
+            .map(|c| {
+                (
+                    c["linked"].as_bool().unwrap(),
+                    -c["score"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        assert!(keys.windows(2).all(|w| w[0] <= w[1]), "{body}");
+        assert!(
+            list.iter().any(|c| c["id"] == far),
+            "a weak match still ranks: {body}"
+        );
         assert!(list.len() <= 5);
 
         let (status, body) = app

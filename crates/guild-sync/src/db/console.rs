@@ -811,7 +811,9 @@ pub async fn candidate_discord_user(
     .await?)
 }
 
-/// Every present Discord user, as candidates for a character.
+/// Every present Discord user with a guild role, as candidates for a character: the users the
+/// matcher's fuzzy stage scores (`guild_sync_core::matching`), so the console offers no one the
+/// engine would never consider. (On a 50,000-member server these are the guild's few hundred.)
 pub async fn discord_candidates(
     db: impl PgExecutor<'_>,
 ) -> anyhow::Result<Vec<DiscordCandidateRow>> {
@@ -819,7 +821,7 @@ pub async fn discord_candidates(
         "SELECT du.id, du.username, du.display_name, du.global_name, p.id IS NOT NULL AS linked
          FROM guild_identity.discord_users du
          LEFT JOIN guild_identity.players p ON p.discord_user_id = du.id
-         WHERE du.is_present",
+         WHERE du.is_present AND du.highest_guild_role IS NOT NULL",
     )
     .fetch_all(db)
     .await?)
