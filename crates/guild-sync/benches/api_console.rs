@@ -1,0 +1,250 @@
+//! Benchmark of the officer console's review API (issue 16 §3) at 1,000 characters × 50,000
+//! Discord members: every list route's latency percentiles under 16 concurrent clients, the
+//! players page (50) under 64 clients, and a 304 answer. Targets: p99 < 50 ms, < 20 ms and
+//! < 5 ms. Run with `cargo bench --bench api_console`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use guild_sync::api::{self, AppState};
+use guild_sync::config::Secret;
+use guild_sync::db_sync::BlizzardSyncStats;
+use guild_sync::db_sync::addon::AddonSyncStats;
+use guild_sync::discord_sync::DiscordSyncStats;
+use guild_sync::identity_engine::MatchStats;
+use guild_sync::integrity_checker::CheckStats;
+use guild_sync::scheduler::{AddonInput, ReportOutcome, Scheduler, Stages};
+use guild_sync::testing::TestDb;
+use reqwest::header::{ETAG, IF_NONE_MATCH};
+
+const CHARACTERS: i32 = 1_000;
+const DISCORD_MEMBERS: i32 = 50_000;
+/// Characters 1..=700 are linked to 350 players (two each); the rest are unclaimed.
+const LINKED: i32 = 700;
+/// Requests per measured route (or fewer when MAX_DURATION ends it first).
+const REQUESTS: usize = 2_000;
+const MAX_DURATION: Duration = Duration::from_secs(20);
+const TOKEN: &str = "bench-token";
+
+struct NoStages;
+
+fn unused<T: Send + 'static>() -> BoxFuture<'static, anyhow::Result<T>> {
+    async { anyhow::bail!("not used by the benchmark") }.boxed()
+}
+
+impl Stages for NoStages {
+    fn blizzard_sync(&self) -> BoxFuture<'_, anyhow::Result<BlizzardSyncStats>> {
+        unused()
+    }
+    fn discord_sync(&self) -> BoxFuture<'_, anyhow::Result<DiscordSyncStats>> {
+        unused()
+    }
+    fn addon_sync<'a>(
+        &'a self,
+        _: &'a AddonInput,
+    ) -> BoxFuture<'a, anyhow::Result<AddonSyncStats>> {
+        unused()
+    }
+    fn run_matching(&self) -> BoxFuture<'_, anyhow::Result<MatchStats>> {
+        unused()
+    }
+    fn integrity_check(&self) -> BoxFuture<'_, anyhow::Result<CheckStats>> {
+        unused()
+    }
+    fn report(&self) -> BoxFuture<'_, anyhow::Result<ReportOutcome>> {
+        unused()
+    }
+}
+
+/// The guild: 1,000 characters, 50,000 members, 350 players, an open suggestion for every
+/// unclaimed character, an orphan issue for each too, and officer actions on the players.
+async fn seed(db: &TestDb) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO guild_identity.discord_users
+             (discord_id, username, display_name, highest_guild_role, all_guild_roles)
+         SELECT (100000 + g)::text, 'member' || g, 'Member ' || g,
+                CASE WHEN g % 10 = 0 THEN 'Member' END,
+                CASE WHEN g % 10 = 0 THEN ARRAY['Member'] ELSE '{{}}'::text[] END
+         FROM generate_series(1, {DISCORD_MEMBERS}) g;
+         INSERT INTO guild_identity.wow_characters
+             (character_name, realm_slug, class_id, guild_rank_id, level, last_login_at)
+         SELECT 'Char' || g, 'realm' || (g % 3),
+                (SELECT id FROM guild_identity.classes ORDER BY id LIMIT 1 OFFSET g % 13),
+                (SELECT id FROM common.guild_ranks ORDER BY level LIMIT 1 OFFSET g % 5), 80,
+                now() - g * interval '1 hour'
+         FROM generate_series(1, {CHARACTERS}) g;
+         INSERT INTO guild_identity.players (display_name, discord_user_id)
+         SELECT 'Player ' || g, du.id FROM generate_series(1, {LINKED} / 2) g
+         JOIN guild_identity.discord_users du ON du.discord_id = (100000 + g)::text;
+         INSERT INTO guild_identity.player_characters (player_id, character_id, link_source, confidence)
+         SELECT p.id, wc.id, 'exact_name', 'high'
+         FROM guild_identity.wow_characters wc
+         JOIN guild_identity.players p
+           ON p.display_name = 'Player ' || (1 + (substr(wc.character_name, 5)::int - 1) / 2)
+         WHERE substr(wc.character_name, 5)::int <= {LINKED};
+         INSERT INTO guild_identity.audit_issues
+             (issue_type, severity, wow_character_id, discord_member_id, summary, details, issue_hash)
+         SELECT 'auto_link_suggestion', 'info', wc.id, du.id,
+                wc.character_name || ' may be ' || du.username,
+                jsonb_build_object('score', 0.8, 'kind', 'similar'), 'sugg' || wc.id
+         FROM guild_identity.wow_characters wc
+         JOIN guild_identity.discord_users du
+           ON du.discord_id = (100000 + 1000 + substr(wc.character_name, 5)::int)::text
+         WHERE substr(wc.character_name, 5)::int > {LINKED};
+         INSERT INTO guild_identity.audit_issues
+             (issue_type, severity, wow_character_id, summary, issue_hash)
+         SELECT 'orphan_wow', 'warning', wc.id, wc.character_name || ' has no player', 'orph' || wc.id
+         FROM guild_identity.wow_characters wc
+         WHERE substr(wc.character_name, 5)::int > {LINKED};
+         INSERT INTO guild_identity.officer_actions (officer, action, target, player_id, note)
+         SELECT 'admin token', 'set_main', 'player:' || p.id, p.id, 'bench'
+         FROM guild_identity.players p, generate_series(1, 3);
+         ANALYZE;"
+    )))
+    .execute(&db.pool)
+    .await
+    .expect("seeding failed");
+}
+
+/// `requests` GETs of `path` from `clients` concurrent clients: sorted latencies and failures.
+async fn load(
+    base: &str,
+    path: &str,
+    clients: usize,
+    if_none_match: Option<&str>,
+) -> (Vec<Duration>, usize) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .unwrap();
+    let url = format!("{base}{path}");
+    let expected = if if_none_match.is_some() { 304 } else { 200 };
+    let issued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (client, url, issued) = (client.clone(), url.clone(), Arc::clone(&issued));
+        let tag = if_none_match.map(str::to_string);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failures = 0;
+            while issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < REQUESTS
+                && started.elapsed() < MAX_DURATION
+            {
+                let t = Instant::now();
+                let mut request = client.get(&url).bearer_auth(TOKEN);
+                if let Some(tag) = &tag {
+                    request = request.header(IF_NONE_MATCH, tag);
+                }
+                let ok = match request.send().await {
+                    Ok(response) if response.status().as_u16() == expected => {
+                        response.bytes().await.is_ok()
+                    }
+                    _ => false,
+                };
+                if ok {
+                    latencies.push(t.elapsed());
+                } else {
+                    failures += 1;
+                }
+            }
+            (latencies, failures)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut failures = 0;
+    for task in tasks {
+        let (l, f) = task.await.unwrap();
+        latencies.extend(l);
+        failures += f;
+    }
+    latencies.sort();
+    (latencies, failures)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+async fn measure(base: &str, path: &str, clients: usize, tag: Option<&str>, target_ms: f64) {
+    let (latencies, failures) = load(base, path, clients, tag).await;
+    let p99 = ms(percentile(&latencies, 0.99));
+    let verdict = if failures == 0 && p99 < target_ms {
+        "ok"
+    } else {
+        "OVER TARGET"
+    };
+    println!(
+        "GET {path}{} x{clients}: {} ok, {failures} failed; p50 {:.1} ms, p90 {:.1} ms, \
+         p99 {p99:.1} ms (target < {target_ms} ms: {verdict})",
+        if tag.is_some() {
+            " (If-None-Match → 304)"
+        } else {
+            ""
+        },
+        latencies.len(),
+        ms(percentile(&latencies, 0.50)),
+        ms(percentile(&latencies, 0.90)),
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let db = TestDb::new().await;
+    let seeded = Instant::now();
+    seed(&db).await;
+    println!(
+        "seeded {CHARACTERS} characters / {DISCORD_MEMBERS} Discord members in {:.2} s",
+        seeded.elapsed().as_secs_f64()
+    );
+    let pool = guild_sync::db::connect(db.connect_options()).await.unwrap();
+    let state = AppState {
+        pool: pool.clone(),
+        scheduler: Arc::new(Scheduler::new(pool, Arc::new(NoStages))),
+        admin_token: Some(Secret::new(TOKEN)),
+        api_key: None,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, api::router(state)).await });
+
+    let unclaimed = LINKED + 5;
+    let lists = [
+        "/api/audit/issues".to_string(),
+        "/api/audit/issues?type=orphan_wow&q=char9".to_string(),
+        "/api/audit/actions".to_string(),
+        "/api/identity/suggestions".to_string(),
+        "/api/identity/players".to_string(),
+        "/api/identity/players?q=char12".to_string(),
+        "/api/identity/players/7".to_string(),
+        format!("/api/identity/candidates?character_id={unclaimed}"),
+        "/api/identity/candidates?discord_user_id=1010".to_string(),
+    ];
+    for path in &lists {
+        measure(&base, path, 16, None, 50.0).await;
+    }
+    measure(&base, "/api/identity/players?per_page=50", 64, None, 20.0).await;
+
+    let tag = reqwest::Client::new()
+        .get(format!("{base}/api/identity/players"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .headers()[ETAG]
+        .to_str()
+        .unwrap()
+        .to_string();
+    measure(&base, "/api/identity/players", 16, Some(&tag), 5.0).await;
+    measure(&base, "/api/identity/players", 1, Some(&tag), 5.0).await;
+}
