@@ -10,5 +10,6 @@ pub mod matching;
 pub mod names;
 pub mod notes;
 pub mod report;
+pub mod roles;
 pub mod roster;
 pub mod savedvars;
