@@ -227,7 +227,10 @@ pub fn plan_roles(policy: &RolePolicy, members: &[MemberRoles], now: DateTime<Ut
             changes.push(change(member, role, RoleAction::Add, &reason));
         }
         for role in &held {
-            if desired.as_deref().is_none_or(|d| !d.eq_ignore_ascii_case(role)) {
+            if desired
+                .as_deref()
+                .is_none_or(|d| !d.eq_ignore_ascii_case(role))
+            {
                 changes.push(change(member, role, RoleAction::Remove, &reason));
             }
         }
@@ -346,7 +349,11 @@ mod tests {
     fn highest_rank_role_added_and_other_managed_removed_unmanaged_kept() {
         let plan = plan_roles(
             &policy(),
-            &[member("1", &["Member", "Raider", "member"], ranked(&[2, 4]))],
+            &[member(
+                "1",
+                &["Member", "Raider", "member"],
+                ranked(&[2, 4]),
+            )],
             now(),
         );
         let got: Vec<(&str, RoleAction)> = plan
@@ -420,6 +427,9 @@ mod tests {
         }
         let ok = plan_roles(&policy(), &small, now());
         assert!(check_mass_change(&ok, DEFAULT_MAX_CHANGE_SHARE).is_ok());
-        assert_eq!(ok.fingerprint, plan_roles(&policy(), &small, now()).fingerprint);
+        assert_eq!(
+            ok.fingerprint,
+            plan_roles(&policy(), &small, now()).fingerprint
+        );
     }
 }

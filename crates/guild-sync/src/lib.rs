@@ -22,6 +22,7 @@ pub mod identity_engine;
 pub mod integrity_checker;
 pub mod pg_cluster;
 pub mod reporter;
+pub mod role_sync;
 pub mod run_recorder;
 pub mod scheduler;
 pub mod service;
