@@ -112,6 +112,34 @@ pub async fn plan_and_store(pool: &PgPool, config: &Config) -> Result<StoredPlan
     })
 }
 
+/// What the scheduler runs after each check, by `GUILD_SYNC_ROLE_SYNC`: `plan` stores the plan
+/// (for an officer to approve), `apply` applies it with every guard. Never fails the check.
+pub async fn after_check(pool: &PgPool, config: &Config) {
+    let mode = match RoleSyncMode::from_config(config) {
+        Ok(mode) => mode,
+        Err(e) => {
+            tracing::warn!("role sync skipped: {e:#}");
+            return;
+        }
+    };
+    match mode {
+        RoleSyncMode::Off => {}
+        RoleSyncMode::Plan => match plan_and_store(pool, config).await {
+            Ok(stored) => tracing::info!(plan_id = stored.plan_id, "{}", stored.summary),
+            Err(e) => tracing::warn!("role plan failed: {e:#}"),
+        },
+        RoleSyncMode::Apply => match apply(pool, config, ApplyOptions::default()).await {
+            Ok(outcome) => tracing::info!(
+                run_id = outcome.run_id,
+                status = %outcome.status,
+                applied = outcome.applied,
+                "role sync applied"
+            ),
+            Err(e) => tracing::warn!("role sync refused or failed: {e:#}"),
+        },
+    }
+}
+
 /// Refuse if the last Battle.net or Discord sync failed, never ran, or is too old.
 pub async fn check_sources(pool: &PgPool, config: &Config, now: DateTime<Utc>) -> Result<()> {
     let latest = sync_log::latest_per_source(pool).await?;
