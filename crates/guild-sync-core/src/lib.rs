@@ -11,6 +11,7 @@ pub mod matching;
 pub mod names;
 pub mod notes;
 pub mod report;
+pub mod roles;
 pub mod roster;
 pub mod savedvars;
 pub mod text;

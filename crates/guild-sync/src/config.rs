@@ -41,6 +41,10 @@ const KEYS: &[&str] = &[
     "GUILD_SYNC_DISCORD_INTERVAL_MINUTES",
     "GUILD_SYNC_STALE_DAYS",
     "GUILD_SYNC_MAX_REMOVAL_FRACTION",
+    "GUILD_SYNC_ROLE_SYNC",
+    "GUILD_SYNC_ROLE_GRACE_DAYS",
+    "GUILD_SYNC_FORMER_MEMBER_ROLE",
+    "GUILD_SYNC_ROLE_MAX_SOURCE_AGE_HOURS",
 ];
 
 /// A secret value: never printed, not even in debug output or logs.
@@ -123,6 +127,27 @@ pub struct Config {
     /// A roster or member list that would remove more than this fraction at once is refused.
     #[serde(default = "default_max_removal_fraction")]
     pub guild_sync_max_removal_fraction: f64,
+    /// Discord role sync: `off` (default), `plan` or `apply`.
+    #[serde(default = "default_role_sync")]
+    pub guild_sync_role_sync: String,
+    /// Days after a player's last character left before the rank roles go.
+    #[serde(default = "default_role_grace_days")]
+    pub guild_sync_role_grace_days: i64,
+    /// The role a former member gets after the grace period (managed when set).
+    pub guild_sync_former_member_role: Option<String>,
+    /// A Battle.net or Discord sync older than this refuses a role run.
+    #[serde(default = "default_role_max_source_age_hours")]
+    pub guild_sync_role_max_source_age_hours: i64,
+}
+
+fn default_role_sync() -> String {
+    "off".into()
+}
+fn default_role_grace_days() -> i64 {
+    guild_sync_core::roles::DEFAULT_GRACE_DAYS
+}
+fn default_role_max_source_age_hours() -> i64 {
+    24
 }
 
 /// Discord ids are digits, which figment's environment provider parses as numbers; accept both

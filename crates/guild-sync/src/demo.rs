@@ -234,6 +234,20 @@ pub async fn run(config: &Config, serve: bool) -> Result<()> {
         "{}",
         render(&run, &links, &examples, db.cluster().map(|c| c.root()))
     );
+    // Plan only: the demo has no Discord server to apply to.
+    let plan = crate::role_sync::build_plan(&db.pool, config, chrono::Utc::now()).await?;
+    println!(
+        "\nDiscord role sync (plan only, nothing sent): {}",
+        plan.summary()
+    );
+    for c in &plan.changes {
+        println!(
+            "  {} {:?} for {:?}",
+            c.action.as_str(),
+            c.role,
+            c.display_name
+        );
+    }
     if serve {
         crate::service::serve_until_signal(config, db).await
     } else {

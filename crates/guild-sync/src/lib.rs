@@ -23,6 +23,7 @@ pub mod integrity_checker;
 pub mod metrics;
 pub mod pg_cluster;
 pub mod reporter;
+pub mod role_sync;
 pub mod run_recorder;
 pub mod scheduler;
 pub mod service;

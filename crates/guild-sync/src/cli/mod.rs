@@ -10,6 +10,7 @@ mod match_cmd;
 mod migrate;
 mod pipeline;
 mod report;
+mod roles;
 mod serve;
 mod sync_addon;
 mod sync_blizzard;
@@ -59,6 +60,9 @@ pub enum Command {
     Companion(guild_sync_companion::cli::CompanionArgs),
     /// Measure every stage on a synthetic guild in a fresh database.
     Bench(BenchArgs),
+    /// Discord role sync: the in-game rank drives the Discord role, through a plan.
+    #[command(subcommand)]
+    Roles(roles::RolesCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,6 +220,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Pipeline(args) => pipeline::run(&config, args).await,
         Command::Companion(args) => companion::run(&config, args).await,
         Command::Bench(args) => bench::run(&config, args).await,
+        Command::Roles(command) => roles::run(&config, command).await,
     }
 }
 

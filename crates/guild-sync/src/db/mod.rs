@@ -21,6 +21,7 @@ pub mod links;
 pub mod pipeline_lock;
 pub mod players;
 pub mod reference;
+pub mod roles;
 pub mod sync_log;
 
 use std::time::Duration;

@@ -263,7 +263,15 @@ impl Stages for ProductionStages {
     }
 
     fn integrity_check(&self) -> BoxFuture<'_, Result<CheckStats>> {
-        crate::integrity_checker::run_integrity_check(&self.pool, &self.config).boxed()
+        async move {
+            let stats =
+                crate::integrity_checker::run_integrity_check(&self.pool, &self.config).await?;
+            // The role sync follows each check (GUILD_SYNC_ROLE_SYNC); its refusals and
+            // failures are logged, never a failed check.
+            crate::role_sync::after_check(&self.pool, &self.config).await;
+            Ok(stats)
+        }
+        .boxed()
     }
 
     fn report(&self) -> BoxFuture<'_, Result<ReportOutcome>> {

@@ -1,0 +1,173 @@
+//! Role sync tables: `role_plans` (stored plans officers approve), `role_runs` and
+//! `role_changes` (every change an apply or undo made), and the one query that loads what the
+//! role plan needs (present Discord members with their player's ranks and last departure).
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgExecutor;
+
+/// A present Discord member with the player behind them, aggregated in SQL.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MemberRankRow {
+    pub discord_id: String,
+    pub display_name: String,
+    pub roles: Vec<String>,
+    pub player_id: Option<i32>,
+    pub player_name: Option<String>,
+    pub present_rank_levels: Vec<i32>,
+    pub present_characters: i64,
+    pub last_departure: Option<DateTime<Utc>>,
+}
+
+/// Every present Discord member, with the ranks of their player's characters in the guild and
+/// the latest departure among the player's characters.
+pub async fn members_for_plan(db: impl PgExecutor<'_>) -> Result<Vec<MemberRankRow>> {
+    Ok(sqlx::query_as(
+        "SELECT du.discord_id,
+                COALESCE(NULLIF(du.display_name, ''), du.username) AS display_name,
+                du.all_guild_roles AS roles,
+                p.id AS player_id,
+                p.display_name AS player_name,
+                COALESCE(array_agg(gr.level) FILTER (WHERE wc.removed_at IS NULL
+                                                     AND gr.level IS NOT NULL), '{}') AS present_rank_levels,
+                count(wc.id) FILTER (WHERE wc.removed_at IS NULL) AS present_characters,
+                max(wc.removed_at) AS last_departure
+         FROM guild_identity.discord_users du
+         LEFT JOIN guild_identity.players p ON p.discord_user_id = du.id
+         LEFT JOIN guild_identity.player_characters pc ON pc.player_id = p.id
+         LEFT JOIN guild_identity.wow_characters wc ON wc.id = pc.character_id
+         LEFT JOIN common.guild_ranks gr ON gr.id = wc.guild_rank_id
+         WHERE du.is_present
+         GROUP BY du.id, p.id
+         ORDER BY du.discord_id",
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// A stored plan.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize)]
+pub struct RolePlanRow {
+    pub id: i64,
+    pub fingerprint: String,
+    pub plan: serde_json::Value,
+    pub summary: String,
+    pub created_at: DateTime<Utc>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub approved_by: Option<String>,
+}
+
+/// Store a plan; returns its id.
+pub async fn insert_plan(
+    db: impl PgExecutor<'_>,
+    fingerprint: &str,
+    plan: &serde_json::Value,
+    summary: &str,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO guild_identity.role_plans (fingerprint, plan, summary)
+         VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(fingerprint)
+    .bind(plan)
+    .bind(summary)
+    .fetch_one(db)
+    .await?)
+}
+
+pub async fn get_plan(db: impl PgExecutor<'_>, id: i64) -> Result<Option<RolePlanRow>> {
+    Ok(
+        sqlx::query_as("SELECT * FROM guild_identity.role_plans WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db)
+            .await?,
+    )
+}
+
+/// One change as recorded in `role_changes`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+pub struct RoleChangeRow {
+    pub discord_id: String,
+    pub role_name: String,
+    pub role_id: Option<String>,
+    pub action: String,
+    pub result: String,
+    pub error: Option<String>,
+}
+
+/// Record a batch of changes of one run (UNNEST: one statement).
+pub async fn insert_changes(
+    db: impl PgExecutor<'_>,
+    run_id: i64,
+    changes: &[RoleChangeRow],
+) -> Result<u64> {
+    let col = |f: fn(&RoleChangeRow) -> Option<String>| -> Vec<Option<String>> {
+        changes.iter().map(f).collect()
+    };
+    Ok(sqlx::query(
+        "INSERT INTO guild_identity.role_changes
+             (run_id, discord_id, role_name, role_id, action, result, error)
+         SELECT $1, d, n, i, a, r, e
+         FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+              AS t (d, n, i, a, r, e)",
+    )
+    .bind(run_id)
+    .bind(col(|c| Some(c.discord_id.clone())))
+    .bind(col(|c| Some(c.role_name.clone())))
+    .bind(col(|c| c.role_id.clone()))
+    .bind(col(|c| Some(c.action.clone())))
+    .bind(col(|c| Some(c.result.clone())))
+    .bind(col(|c| c.error.clone()))
+    .execute(db)
+    .await?
+    .rows_affected())
+}
+
+/// The changes of a run, in the order they were made.
+pub async fn changes_of_run(db: impl PgExecutor<'_>, run_id: i64) -> Result<Vec<RoleChangeRow>> {
+    Ok(sqlx::query_as(
+        "SELECT discord_id, role_name, role_id, action, result, error
+         FROM guild_identity.role_changes WHERE run_id = $1 ORDER BY id",
+    )
+    .bind(run_id)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Open a run (`apply` or `undo`); returns its id.
+pub async fn open_run(
+    db: impl PgExecutor<'_>,
+    kind: &str,
+    plan_id: Option<i64>,
+    undoes_run_id: Option<i64>,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO guild_identity.role_runs (kind, plan_id, undoes_run_id, status)
+         VALUES ($1, $2, $3, 'running') RETURNING id",
+    )
+    .bind(kind)
+    .bind(plan_id)
+    .bind(undoes_run_id)
+    .fetch_one(db)
+    .await?)
+}
+
+/// Close a run with its status (`success`, `stopped`, `refused`) and reason.
+pub async fn close_run(
+    db: impl PgExecutor<'_>,
+    run_id: i64,
+    status: &str,
+    reason: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE guild_identity.role_runs SET status = $2, reason = $3, completed_at = now()
+         WHERE id = $1",
+    )
+    .bind(run_id)
+    .bind(status)
+    .bind(reason)
+    .execute(db)
+    .await?;
+    Ok(())
+}
