@@ -25,6 +25,7 @@ pub mod reporter;
 pub mod run_recorder;
 pub mod scheduler;
 pub mod service;
+pub mod web;
 #[cfg(feature = "test-support")]
 pub mod testing;
 

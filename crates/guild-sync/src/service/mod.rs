@@ -52,10 +52,11 @@ pub async fn run(config: &Config, db: Database, shutdown: CancellationToken) -> 
         Arc::new(stages),
         shutdown.clone(),
     ));
-    let jobs = scheduler.spawn_jobs(Schedule::from_config(config));
+    let schedule = Schedule::from_config(config);
+    let jobs = scheduler.spawn_jobs(schedule.clone());
     let gateway = start_gateway(&pool, config, &shutdown).await;
 
-    let served = serve_http(config, &pool, &scheduler, &shutdown).await;
+    let served = serve_http(config, &pool, &scheduler, schedule, &shutdown).await;
 
     // Whatever ended the server, finish cleanly: the running pipeline completes its work.
     shutdown.cancel();
@@ -93,6 +94,7 @@ async fn serve_http(
     config: &Config,
     pool: &sqlx::PgPool,
     scheduler: &Arc<Scheduler>,
+    schedule: Schedule,
     shutdown: &CancellationToken,
 ) -> Result<()> {
     if config.guild_sync_admin_token.is_none() {
@@ -119,8 +121,24 @@ async fn serve_http(
         .local_addr()
         .context("cannot read the bound address")?;
     tracing::info!(%address, "HTTP API listening");
-    http::serve(listener, api::router(state), shutdown.clone()).await;
+    if config.guild_sync_admin_token.is_some() {
+        tracing::info!("officer console at http://{address}/ (log in with GUILD_SYNC_ADMIN_TOKEN)");
+    }
+    let web = crate::web::WebState::new(state.clone(), config, schedule);
+    http::serve(listener, routes(web, state), shutdown.clone()).await;
     Ok(())
+}
+
+/// Everything served over HTTP for `state` and `config`: the officer console's pages and the
+/// JSON API.
+pub fn router(state: AppState, config: &Config) -> axum::Router {
+    let web = crate::web::WebState::new(state.clone(), config, Schedule::from_config(config));
+    routes(web, state)
+}
+
+/// The console's router merged with the API's (which has the fallback, so it comes second).
+fn routes(web: crate::web::WebState, api: AppState) -> axum::Router {
+    crate::web::router(web).merge(api::router(api))
 }
 
 async fn start_gateway(

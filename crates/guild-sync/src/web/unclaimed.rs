@@ -1,0 +1,120 @@
+//! Unclaimed: characters in the guild and Discord members that no player has, each with its top
+//! candidates (the open suggestions that name it, best score first) and a one-click *Link*.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::response::Redirect;
+use serde::Deserialize;
+
+use super::session::Session;
+use super::{Chrome, Refused, WebState, page_offset};
+use crate::db::api::ManualLink;
+use crate::db::console::{self, CONSOLE_OFFICER, SuggestionRow, UnclaimedCharacter, UnclaimedMember};
+
+/// Rows per list and candidates per row.
+const ROWS: i64 = 25;
+const CANDIDATES: usize = 5;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "unclaimed.html")]
+pub struct UnclaimedPage {
+    chrome: Chrome,
+    notice: Option<&'static str>,
+    characters: Vec<(UnclaimedCharacter, Vec<SuggestionRow>)>,
+    members: Vec<(UnclaimedMember, Vec<SuggestionRow>)>,
+    page: u32,
+    more: bool,
+}
+
+#[derive(Deserialize)]
+pub struct UnclaimedQuery {
+    page: Option<u32>,
+    done: Option<String>,
+}
+
+pub async fn page(
+    State(state): State<WebState>,
+    session: Session,
+    Query(query): Query<UnclaimedQuery>,
+) -> Result<UnclaimedPage, Refused> {
+    let pool = &state.app.pool;
+    let (page, offset) = page_offset(query.page);
+    let offset = offset / super::PAGE_ROWS * ROWS;
+    let mut characters = console::unclaimed_characters(pool, ROWS + 1, offset).await?;
+    let mut members = console::unclaimed_members(pool, ROWS + 1, offset).await?;
+    let more = characters.len() as i64 > ROWS || members.len() as i64 > ROWS;
+    characters.truncate(ROWS as usize);
+    members.truncate(ROWS as usize);
+
+    let ids: Vec<i32> = characters.iter().map(|c| c.id).collect();
+    let mut by_character: HashMap<i32, Vec<SuggestionRow>> = HashMap::new();
+    for s in console::suggestions_for_characters(pool, &ids).await? {
+        let list = by_character.entry(s.character_id).or_default();
+        if list.len() < CANDIDATES {
+            list.push(s);
+        }
+    }
+    let ids: Vec<i32> = members.iter().map(|m| m.id).collect();
+    let mut by_member: HashMap<i32, Vec<SuggestionRow>> = HashMap::new();
+    for s in console::suggestions_for_discord_users(pool, &ids).await? {
+        let list = by_member.entry(s.discord_user_id).or_default();
+        if list.len() < CANDIDATES {
+            list.push(s);
+        }
+    }
+    Ok(UnclaimedPage {
+        chrome: Chrome::new(&session, "unclaimed"),
+        notice: (query.done.as_deref() == Some("linked")).then_some("Linked."),
+        characters: characters
+            .into_iter()
+            .map(|c| {
+                let candidates = by_character.remove(&c.id).unwrap_or_default();
+                (c, candidates)
+            })
+            .collect(),
+        members: members
+            .into_iter()
+            .map(|m| {
+                let candidates = by_member.remove(&m.id).unwrap_or_default();
+                (m, candidates)
+            })
+            .collect(),
+        page,
+        more,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct LinkForm {
+    #[serde(default)]
+    csrf: String,
+    character_id: i32,
+    discord_user_id: i32,
+}
+
+/// Link a character and a Discord member chosen among the candidates.
+pub async fn link(
+    State(state): State<WebState>,
+    session: Session,
+    Form(form): Form<LinkForm>,
+) -> Result<Redirect, Refused> {
+    session.check_csrf(&state, &form.csrf)?;
+    let pool = &state.app.pool;
+    let linked = crate::db::api::link_character(
+        pool,
+        ManualLink {
+            character_id: form.character_id,
+            discord_user_id: Some(form.discord_user_id),
+            player_id: None,
+        },
+    )
+    .await?;
+    console::record_manual_link(pool, linked.link_id, CONSOLE_OFFICER).await?;
+    console::resolve_suggestions_for_character(pool, form.character_id, CONSOLE_OFFICER).await?;
+    tracing::info!(link_id = linked.link_id, "character linked from the Unclaimed page");
+    Ok(Redirect::to("/unclaimed?done=linked"))
+}
