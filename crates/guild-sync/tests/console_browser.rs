@@ -175,14 +175,27 @@ async fn body_text(client: &Client) -> String {
         .unwrap()
 }
 
+/// Click a submit button and wait for the page it leads to.
 async fn click(client: &Client, css: &str) {
-    client
+    let url = client.current_url().await.unwrap();
+    let element = client
         .find(Locator::Css(css))
         .await
-        .unwrap_or_else(|e| panic!("no {css} on {:?}: {e}", client.current_url()))
-        .click()
-        .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("no {css} on {url}: {e}"));
+    submit(client, element).await;
+}
+
+/// Click `element` (a form's button) and wait until the next page replaced this one.
+async fn submit(client: &Client, element: fantoccini::elements::Element) {
+    let old = client.find(Locator::Css("html")).await.unwrap();
+    element.click().await.unwrap();
+    for _ in 0..200 {
+        if old.tag_name().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the form did not lead to a new page within 10 s");
 }
 
 async fn open_suggestion(pool: &PgPool) -> Option<(i32, i32, i32)> {
@@ -227,10 +240,7 @@ async fn an_officer_clears_the_queue_in_a_real_browser() {
             .find(|c| c.name() == "guild_sync_session")
             .expect("a session cookie after login");
         assert_eq!(session.http_only(), Some(true));
-        assert_eq!(
-            session.same_site(),
-            Some(fantoccini::cookies::SameSite::Strict)
-        );
+        assert_eq!(format!("{:?}", session.same_site()), "Some(Strict)");
         assert_ne!(session.secure(), Some(true));
         assert_eq!(session.path(), Some("/"));
         let session_cookie = format!("{}={}", session.name(), session.value());
@@ -311,13 +321,11 @@ async fn an_officer_clears_the_queue_in_a_real_browser() {
             .send_keys("talked to them — fine ✓")
             .await
             .unwrap();
-        first
-            .find(Locator::Css("button[type=submit]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        submit(
+            &client,
+            first.find(Locator::Css("button[type=submit]")).await.unwrap(),
+        )
+        .await;
         assert!(body_text(&client).await.contains("Issue resolved."));
         let (by, note): (Option<String>, Option<String>) = sqlx::query_as(
             "SELECT resolved_by, details->>'resolution_note' FROM guild_identity.audit_issues WHERE id = $1",
@@ -350,7 +358,7 @@ async fn an_officer_clears_the_queue_in_a_real_browser() {
             .unwrap()
             .parse()
             .unwrap();
-        button.click().await.unwrap();
+        submit(&client, button).await;
         assert!(body_text(&client).await.contains("Linked."));
         let evidence: serde_json::Value = sqlx::query_scalar(
             "SELECT evidence FROM guild_identity.player_characters WHERE character_id = $1",

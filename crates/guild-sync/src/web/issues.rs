@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::session::Session;
 use super::{Chrome, PAGE_ROWS, Refused, WebState, page_offset};
-use crate::db::console::{self, CONSOLE_OFFICER, IssueRow, IssueState};
+use crate::db::console_pages::{self as pages, CONSOLE_OFFICER, IssueRow, IssueState};
 
 /// Longest resolution note kept, in characters.
 pub const MAX_NOTE_CHARS: usize = 500;
@@ -55,14 +55,14 @@ pub async fn page(
     let selected_type = query.issue_type.unwrap_or_default();
     let filter = Some(selected_type.as_str()).filter(|t| !t.is_empty());
     let (page, offset) = page_offset(query.page);
-    let mut issues = console::issues(pool, filter, issue_state, PAGE_ROWS + 1, offset).await?;
+    let mut issues = pages::issues(pool, filter, issue_state, PAGE_ROWS + 1, offset).await?;
     let more = issues.len() as i64 > PAGE_ROWS;
     issues.truncate(PAGE_ROWS as usize);
     Ok(IssuesPage {
         chrome: Chrome::new(&session, "issues"),
         notice: (query.done.as_deref() == Some("resolved")).then_some("Issue resolved."),
         issues,
-        types: console::issue_types(pool).await?,
+        types: pages::issue_types(pool).await?,
         selected_type,
         state: state_name,
         page,
@@ -92,7 +92,7 @@ pub async fn resolve(
         )));
     }
     let note = Some(note).filter(|n| !n.is_empty());
-    if !console::resolve_issue(&state.app.pool, id, note, CONSOLE_OFFICER).await? {
+    if !pages::resolve_issue(&state.app.pool, id, note, CONSOLE_OFFICER).await? {
         return Err(Refused::NotFound(format!("issue {id} is not open")));
     }
     Ok(Redirect::to("/issues?done=resolved"))

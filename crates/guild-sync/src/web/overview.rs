@@ -38,7 +38,7 @@ pub async fn page(
 ) -> Result<OverviewPage, Refused> {
     let pool = &state.app.pool;
     let runs = crate::db::sync_log::latest_per_source(pool).await?;
-    let issue_counts = crate::db::console::open_issue_counts(pool).await?;
+    let issue_counts = crate::db::console_pages::open_issue_counts(pool).await?;
     let open_total = issue_counts.iter().map(|(_, n)| n).sum();
     let now = Utc::now();
     let mut next_runs = Vec::new();

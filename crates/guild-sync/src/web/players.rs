@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::session::Session;
 use super::{Chrome, PAGE_ROWS, Refused, WebState, page_offset};
-use crate::db::console::{self, PlayerCharacterRow, PlayerHead, PlayerListRow};
+use crate::db::console_pages::{self as pages, PlayerCharacterRow, PlayerHead, PlayerListRow};
 
 /// Longest search text, in characters.
 const MAX_QUERY_CHARS: usize = 100;
@@ -45,7 +45,7 @@ pub async fn list(
     let (page, offset) = page_offset(query.page);
     let filter = Some(q.as_str()).filter(|q| !q.is_empty());
     let mut players =
-        console::search_players(&state.app.pool, filter, PAGE_ROWS + 1, offset).await?;
+        pages::search_players(&state.app.pool, filter, PAGE_ROWS + 1, offset).await?;
     let more = players.len() as i64 > PAGE_ROWS;
     players.truncate(PAGE_ROWS as usize);
     Ok(PlayersPage {
@@ -80,7 +80,7 @@ pub async fn page(
     session: Session,
     Path(id): Path<i32>,
 ) -> Result<PlayerPage, Refused> {
-    let (player, characters) = console::player(&state.app.pool, id)
+    let (player, characters) = pages::player(&state.app.pool, id)
         .await?
         .ok_or_else(|| Refused::NotFound(format!("player {id} does not exist")))?;
     let links = characters
@@ -143,7 +143,7 @@ pub async fn set_main(
     Form(form): Form<MainForm>,
 ) -> Result<Redirect, Refused> {
     session.check_csrf(&state, &form.csrf)?;
-    if !console::set_main(&state.app.pool, id, form.character_id).await? {
+    if !pages::set_main(&state.app.pool, id, form.character_id).await? {
         return Err(Refused::NotFound(format!(
             "character {} is not one of player {id}'s",
             form.character_id

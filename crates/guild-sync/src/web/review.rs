@@ -13,7 +13,7 @@ use super::login::CsrfForm;
 use super::session::Session;
 use super::{Chrome, Refused, WebState};
 use crate::db::api::ManualLink;
-use crate::db::console::{self, CONSOLE_OFFICER, SuggestionRow};
+use crate::db::console_pages::{self as pages, CONSOLE_OFFICER, SuggestionRow};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "review.html")]
@@ -37,10 +37,10 @@ pub async fn page(
     Query(query): Query<ReviewQuery>,
 ) -> Result<ReviewPage, Refused> {
     let pool = &state.app.pool;
-    let (mut suggestion, open) = console::next_suggestion(pool, query.after).await?;
+    let (mut suggestion, open) = pages::next_suggestion(pool, query.after).await?;
     if suggestion.is_none() && query.after.is_some() {
         // Skipped past the last one: start again from the first.
-        suggestion = console::next_suggestion(pool, None).await?.0;
+        suggestion = pages::next_suggestion(pool, None).await?.0;
     }
     Ok(ReviewPage {
         chrome: Chrome::new(&session, "review"),
@@ -63,7 +63,7 @@ pub async fn link(
 ) -> Result<Redirect, Refused> {
     session.check_csrf(&state, &form.csrf)?;
     let pool = &state.app.pool;
-    let s = console::suggestion(pool, id)
+    let s = pages::suggestion(pool, id)
         .await?
         .ok_or_else(|| Refused::NotFound(format!("suggestion {id} is not open")))?;
     let linked = crate::db::api::link_character(
@@ -75,8 +75,8 @@ pub async fn link(
         },
     )
     .await?;
-    console::record_accepted_suggestion(pool, linked.link_id, id, CONSOLE_OFFICER).await?;
-    console::resolve_issue(pool, id, Some("accepted: linked"), CONSOLE_OFFICER).await?;
+    pages::record_accepted_suggestion(pool, linked.link_id, id, CONSOLE_OFFICER).await?;
+    pages::resolve_issue(pool, id, Some("accepted: linked"), CONSOLE_OFFICER).await?;
     tracing::info!(suggestion = id, link_id = linked.link_id, "suggestion accepted in the console");
     Ok(Redirect::to("/review?done=linked"))
 }
@@ -90,10 +90,10 @@ pub async fn dismiss(
 ) -> Result<Redirect, Refused> {
     session.check_csrf(&state, &form.csrf)?;
     let pool = &state.app.pool;
-    if console::suggestion(pool, id).await?.is_none() {
+    if pages::suggestion(pool, id).await?.is_none() {
         return Err(Refused::NotFound(format!("suggestion {id} is not open")));
     }
-    console::resolve_issue(pool, id, Some("dismissed: not them"), CONSOLE_OFFICER).await?;
+    pages::resolve_issue(pool, id, Some("dismissed: not them"), CONSOLE_OFFICER).await?;
     tracing::info!(suggestion = id, "suggestion dismissed in the console");
     Ok(Redirect::to("/review?done=dismissed"))
 }

@@ -30,7 +30,7 @@ pub async fn page(
 ) -> Result<RunsPage, Refused> {
     let (page, offset) = page_offset(query.page);
     let mut runs =
-        crate::db::console::recent_runs(&state.app.pool, PAGE_ROWS + 1, offset).await?;
+        crate::db::console_pages::recent_runs(&state.app.pool, PAGE_ROWS + 1, offset).await?;
     let more = runs.len() as i64 > PAGE_ROWS;
     runs.truncate(PAGE_ROWS as usize);
     Ok(RunsPage {

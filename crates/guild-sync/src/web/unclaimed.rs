@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::session::Session;
 use super::{Chrome, Refused, WebState, page_offset};
 use crate::db::api::ManualLink;
-use crate::db::console::{self, CONSOLE_OFFICER, SuggestionRow, UnclaimedCharacter, UnclaimedMember};
+use crate::db::console_pages::{self as pages, CONSOLE_OFFICER, SuggestionRow, UnclaimedCharacter, UnclaimedMember};
 
 /// Rows per list and candidates per row.
 const ROWS: i64 = 25;
@@ -44,15 +44,15 @@ pub async fn page(
     let pool = &state.app.pool;
     let (page, offset) = page_offset(query.page);
     let offset = offset / super::PAGE_ROWS * ROWS;
-    let mut characters = console::unclaimed_characters(pool, ROWS + 1, offset).await?;
-    let mut members = console::unclaimed_members(pool, ROWS + 1, offset).await?;
+    let mut characters = pages::unclaimed_characters(pool, ROWS + 1, offset).await?;
+    let mut members = pages::unclaimed_members(pool, ROWS + 1, offset).await?;
     let more = characters.len() as i64 > ROWS || members.len() as i64 > ROWS;
     characters.truncate(ROWS as usize);
     members.truncate(ROWS as usize);
 
     let ids: Vec<i32> = characters.iter().map(|c| c.id).collect();
     let mut by_character: HashMap<i32, Vec<SuggestionRow>> = HashMap::new();
-    for s in console::suggestions_for_characters(pool, &ids).await? {
+    for s in pages::suggestions_for_characters(pool, &ids).await? {
         let list = by_character.entry(s.character_id).or_default();
         if list.len() < CANDIDATES {
             list.push(s);
@@ -60,7 +60,7 @@ pub async fn page(
     }
     let ids: Vec<i32> = members.iter().map(|m| m.id).collect();
     let mut by_member: HashMap<i32, Vec<SuggestionRow>> = HashMap::new();
-    for s in console::suggestions_for_discord_users(pool, &ids).await? {
+    for s in pages::suggestions_for_discord_users(pool, &ids).await? {
         let list = by_member.entry(s.discord_user_id).or_default();
         if list.len() < CANDIDATES {
             list.push(s);
@@ -113,8 +113,8 @@ pub async fn link(
         },
     )
     .await?;
-    console::record_manual_link(pool, linked.link_id, CONSOLE_OFFICER).await?;
-    console::resolve_suggestions_for_character(pool, form.character_id, CONSOLE_OFFICER).await?;
+    pages::record_manual_link(pool, linked.link_id, CONSOLE_OFFICER).await?;
+    pages::resolve_suggestions_for_character(pool, form.character_id, CONSOLE_OFFICER).await?;
     tracing::info!(link_id = linked.link_id, "character linked from the Unclaimed page");
     Ok(Redirect::to("/unclaimed?done=linked"))
 }

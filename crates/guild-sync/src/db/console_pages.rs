@@ -1,4 +1,4 @@
-//! The officer console's SQL (`crate::web`): the bounded, paged reads each dashboard page shows
+//! The officer console pages' own SQL (`crate::web`), beside `db::console` (the review API's): the bounded, paged reads each dashboard page shows
 //! and the few writes its forms make (resolve an issue, dismiss or accept a suggestion, set a
 //! main). Every read is one query with a `LIMIT`, so a page costs the same at 50,000 members
 //! as at 150. Links and unlinks reuse [`super::api`]; nothing here decides policy.
