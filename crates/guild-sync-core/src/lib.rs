@@ -4,6 +4,7 @@
 //! everything in it is testable without a database or network.
 
 pub mod addon;
+pub mod candidates;
 pub mod fuzzy;
 pub mod integrity;
 pub mod matching;

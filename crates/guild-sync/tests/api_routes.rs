@@ -136,6 +136,16 @@ const OFFICER_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/guild-sync/discord/trigger"),
     ("POST", "/api/guild-sync/report/trigger"),
     ("GET", "/api/guild-sync/status"),
+    ("GET", "/api/audit/issues"),
+    ("POST", "/api/audit/issues/1/resolve"),
+    ("POST", "/api/audit/issues/1/reopen"),
+    ("GET", "/api/audit/actions"),
+    ("GET", "/api/identity/suggestions"),
+    ("POST", "/api/identity/suggestions/1/accept"),
+    ("POST", "/api/identity/suggestions/1/dismiss"),
+    ("GET", "/api/identity/candidates?character_id=1"),
+    ("GET", "/api/identity/players/1"),
+    ("PUT", "/api/identity/players/1/main"),
 ];
 
 /// Two players (one with a Discord user and two characters), an orphan character, an orphan
@@ -286,7 +296,8 @@ async fn players_lists_each_player_with_its_discord_user_and_characters() {
 
         let (status, body) = app.get("/api/identity/players").await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        let players = body.as_array().unwrap();
+        assert_eq!(body["total"], 2, "{body}");
+        let players = body["players"].as_array().unwrap();
         assert_eq!(players.len(), 2);
         let solo = &players[0];
         assert_eq!(solo["display_name"], "Solo");
@@ -688,6 +699,16 @@ async fn the_openapi_document_lists_every_route_of_the_spec() {
             "POST /api/guild-sync/addon-upload",
             "GET /api/guild-sync/addon-upload/status",
             "GET /api/guild-sync/status",
+            "GET /api/audit/issues",
+            "POST /api/audit/issues/{id}/resolve",
+            "POST /api/audit/issues/{id}/reopen",
+            "GET /api/audit/actions",
+            "GET /api/identity/suggestions",
+            "POST /api/identity/suggestions/{id}/accept",
+            "POST /api/identity/suggestions/{id}/dismiss",
+            "GET /api/identity/candidates",
+            "GET /api/identity/players/{id}",
+            "PUT /api/identity/players/{id}/main",
             "GET /api/health",
             "GET /api/openapi.json",
         ]

@@ -5,13 +5,14 @@
 use axum::Json;
 use axum::extract::FromRequest;
 use axum::extract::FromRequestParts;
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::addon_processor::AddonInputError;
 use crate::db::api::LinkError;
+use crate::db::console::ConsoleError;
 use crate::scheduler::StartError;
 
 /// The body of every error response.
@@ -98,6 +99,23 @@ impl From<PathRejection> for ApiError {
     }
 }
 
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::BadRequest(rejection.body_text())
+    }
+}
+
+impl From<ConsoleError> for ApiError {
+    fn from(err: ConsoleError) -> Self {
+        match err {
+            ConsoleError::NotFound(message) => ApiError::NotFound(message),
+            ConsoleError::Conflict(message) => ApiError::Conflict(message),
+            ConsoleError::Invalid(message) => ApiError::Unprocessable(message),
+            ConsoleError::Database(err) => ApiError::Internal(err),
+        }
+    }
+}
+
 impl From<LinkError> for ApiError {
     fn from(err: LinkError) -> Self {
         match err {
@@ -139,6 +157,11 @@ impl From<StartError> for ApiError {
 #[derive(Debug, FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
+
+/// `axum::extract::Query` whose rejections are [`ApiError`]s (400 naming the parameter).
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
 
 /// `axum::extract::Path` whose rejections are [`ApiError`]s.
 #[derive(Debug, FromRequestParts)]

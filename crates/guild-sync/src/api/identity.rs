@@ -5,12 +5,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
-use super::AppState;
-use super::error::{ApiError, ApiJson, ApiPath, ErrorBody};
+use super::auth::Officer;
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
+use super::{AppState, console};
 use crate::db::api::ManualLink;
 use crate::db::integrity::{OrphanDiscordRow, OrphanWowRow, RankMismatchRow, RowOrder};
 
@@ -115,13 +117,52 @@ impl From<crate::db::api::Unlinked> for Unlinked {
     }
 }
 
-/// Every player with its Discord user and characters.
+/// `GET /api/identity/players` parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PlayersQuery {
+    /// Text searched in the player's name, its Discord names and its character names.
+    pub q: Option<String>,
+    /// 1-based page (default 1).
+    pub page: Option<i64>,
+    /// Players per page, 1–200 (default 50).
+    pub per_page: Option<i64>,
+}
+
+/// A page of players (the document PostgreSQL builds, described here for the OpenAPI document).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PlayersPage {
+    /// Players matching the search.
+    pub total: i64,
+    pub page: i64,
+    pub per_page: i64,
+    pub players: Vec<PlayerView>,
+}
+
+/// Players with their Discord user and characters, by name, paged and searchable.
 #[utoipa::path(get, path = "/api/identity/players", tag = "identity",
-    security(("bearer" = [])),
-    responses((status = 200, body = [PlayerView]), (status = 401, body = ErrorBody)))]
-pub async fn players(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let body = crate::db::api::players_json(&state.pool).await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body))
+    security(("bearer" = [])), params(PlayersQuery),
+    responses((status = 200, body = PlayersPage), (status = 304, description = "Not modified"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn players(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<PlayersQuery>,
+) -> Result<Response, ApiError> {
+    let page = console::page_of(query.page, query.per_page)?;
+    let q = console::search_of(query.q)?;
+    let tag = match console::check_version(&state, &headers).await {
+        Ok(tag) => tag,
+        Err(not_modified) => return Ok(not_modified),
+    };
+    let (total, players) =
+        crate::db::console::players_page(&state.pool, q.as_deref(), page).await?;
+    // The players array is PostgreSQL's JSON text: wrap it, never decode it.
+    let body = format!(
+        "{{\"total\":{total},\"page\":{},\"per_page\":{},\"players\":{players}}}",
+        page.page, page.per_page
+    );
+    Ok(console::tagged_raw_json(body, &tag))
 }
 
 /// In-guild characters no player owns.
@@ -172,6 +213,7 @@ pub async fn mismatches(
         (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn link(
     State(state): State<AppState>,
+    officer: Officer,
     ApiJson(request): ApiJson<LinkRequest>,
 ) -> Result<(StatusCode, Json<Linked>), ApiError> {
     let linked = crate::db::api::link_character(
@@ -181,6 +223,17 @@ pub async fn link(
             discord_user_id: request.discord_user_id,
             player_id: request.player_id,
         },
+    )
+    .await?;
+    crate::db::console::record_action(
+        &state.pool,
+        &officer.who,
+        "link",
+        &format!("wow_character:{}", request.wow_character_id),
+        Some(linked.player_id),
+        None,
+        json!({"character_id": request.wow_character_id, "link_id": linked.link_id,
+               "discord_user_id": request.discord_user_id}),
     )
     .await?;
     tracing::info!(
@@ -205,9 +258,20 @@ pub async fn link(
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn unlink(
     State(state): State<AppState>,
+    officer: Officer,
     ApiPath(id): ApiPath<i32>,
 ) -> Result<Json<Unlinked>, ApiError> {
     let unlinked = crate::db::api::unlink(&state.pool, id).await?;
+    crate::db::console::record_action(
+        &state.pool,
+        &officer.who,
+        "unlink",
+        &format!("link:{id}"),
+        Some(unlinked.player_id),
+        None,
+        json!({"character_id": unlinked.character_id, "link_id": id}),
+    )
+    .await?;
     tracing::info!(
         link_id = id,
         player_id = unlinked.player_id,

@@ -6,6 +6,7 @@
 //! itself (triggers go through the [`Scheduler`]).
 
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod guild_sync;
 pub mod identity;
@@ -53,7 +54,7 @@ pub struct AppState {
         description = "Links a WoW guild's Battle.net roster to its Discord server."
     ),
     modifiers(&BearerAuth),
-    tags((name = "identity"), (name = "guild-sync"), (name = "service"))
+    tags((name = "identity"), (name = "audit"), (name = "guild-sync"), (name = "service"))
 )]
 struct ApiDoc;
 
@@ -82,6 +83,16 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(guild_sync::trigger_discord))
         .routes(routes!(guild_sync::trigger_report))
         .routes(routes!(guild_sync::status))
+        .routes(routes!(console::audit_issues))
+        .routes(routes!(console::resolve_issue))
+        .routes(routes!(console::reopen_issue))
+        .routes(routes!(console::audit_actions))
+        .routes(routes!(console::suggestions))
+        .routes(routes!(console::accept_suggestion))
+        .routes(routes!(console::dismiss_suggestion))
+        .routes(routes!(console::candidates))
+        .routes(routes!(console::player_detail))
+        .routes(routes!(console::set_main))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_officer,

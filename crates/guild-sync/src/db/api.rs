@@ -99,14 +99,27 @@ impl From<sqlx::Error> for LinkError {
 /// transaction; row locks serialise concurrent links of the same character, user or player.
 pub async fn link_character(db: &PgPool, req: ManualLink) -> Result<Linked, LinkError> {
     let mut tx = db.begin().await?;
-    let character = lock_character(&mut tx, req.character_id).await?;
+    let linked = link_character_in(&mut tx, req, None).await?;
+    tx.commit().await?;
+    Ok(linked)
+}
+
+/// [`link_character`] inside the caller's transaction, with `evidence` for the link row
+/// (`None`: the API's default, naming the API). The console's accept names the suggestion and
+/// the officer this way, in the same transaction that resolves the suggestion.
+pub async fn link_character_in(
+    tx: &mut PgConnection,
+    req: ManualLink,
+    evidence: Option<serde_json::Value>,
+) -> Result<Linked, LinkError> {
+    let character = lock_character(&mut *tx, req.character_id).await?;
     let discord = match req.discord_user_id {
-        Some(id) => Some(lock_discord_user(&mut tx, id).await?),
+        Some(id) => Some(lock_discord_user(&mut *tx, id).await?),
         None => None,
     };
     let target = match req.player_id {
         Some(player_id) => {
-            let current = lock_player(&mut tx, player_id).await?;
+            let current = lock_player(&mut *tx, player_id).await?;
             check_player_can_take(player_id, current, req.discord_user_id, discord.as_ref())?;
             Some(player_id)
         }
@@ -124,24 +137,27 @@ pub async fn link_character(db: &PgPool, req: ManualLink) -> Result<Linked, Link
         Some(id) => (id, false),
         None => {
             let display_name = discord.map_or(character.name, |d| d.display_name);
-            let id = insert_player(&mut tx, &display_name, req.discord_user_id).await?;
+            let id = insert_player(&mut *tx, &display_name, req.discord_user_id).await?;
             (id, true)
         }
     };
     let (link_id, created_link) = match character.link {
         Some(existing) => {
-            confirm_link(&mut tx, existing.link_id).await?;
+            let evidence = evidence.unwrap_or_else(|| serde_json::json!({"confirmed_by": "api"}));
+            confirm_link(&mut *tx, existing.link_id, &evidence).await?;
             (existing.link_id, false)
         }
-        None => (
-            insert_link(&mut tx, player_id, req.character_id).await?,
-            true,
-        ),
+        None => {
+            let evidence = evidence.unwrap_or_else(|| serde_json::json!({"linked_by": "api"}));
+            (
+                insert_link(&mut *tx, player_id, req.character_id, &evidence).await?,
+                true,
+            )
+        }
     };
     if let Some(du) = req.discord_user_id {
-        give_discord_user(&mut tx, player_id, du).await?;
+        give_discord_user(&mut *tx, player_id, du).await?;
     }
-    tx.commit().await?;
     Ok(Linked {
         link_id,
         player_id,
@@ -264,14 +280,18 @@ async fn insert_player(
 }
 
 /// An officer confirming a link the matcher made turns it manual.
-async fn confirm_link(tx: &mut PgConnection, link_id: i32) -> Result<(), LinkError> {
+async fn confirm_link(
+    tx: &mut PgConnection,
+    link_id: i32,
+    evidence: &serde_json::Value,
+) -> Result<(), LinkError> {
     sqlx::query(
         "UPDATE guild_identity.player_characters
-         SET link_source = 'manual', confidence = 'confirmed',
-             evidence = jsonb_build_object('confirmed_by', 'api')
+         SET link_source = 'manual', confidence = 'confirmed', evidence = $2
          WHERE id = $1",
     )
     .bind(link_id)
+    .bind(evidence)
     .execute(tx)
     .await?;
     Ok(())
@@ -281,15 +301,17 @@ async fn insert_link(
     tx: &mut PgConnection,
     player_id: i32,
     character_id: i32,
+    evidence: &serde_json::Value,
 ) -> Result<i32, LinkError> {
     Ok(sqlx::query_scalar(
         "INSERT INTO guild_identity.player_characters
              (player_id, character_id, link_source, confidence, evidence)
-         VALUES ($1, $2, 'manual', 'confirmed', jsonb_build_object('linked_by', 'api'))
+         VALUES ($1, $2, 'manual', 'confirmed', $3)
          RETURNING id",
     )
     .bind(player_id)
     .bind(character_id)
+    .bind(evidence)
     .fetch_one(tx)
     .await?)
 }

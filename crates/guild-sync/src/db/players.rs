@@ -216,7 +216,8 @@ pub struct NewSuggestion {
 
 /// Record suggestions as open `auto_link_suggestion` audit issues: an open issue with the same
 /// hash is updated, not duplicated (the partial unique index); a suggestion an officer resolved
-/// by hand (`resolved_by` other than `auto`) is not raised again. Returns how many issues were
+/// by hand (`resolved_by` other than `auto`), or a pair an officer dismissed
+/// (`dismissed_suggestions`), is not raised again. Returns how many issues were
 /// newly opened (updates of open ones are not counted).
 pub async fn upsert_suggestions(
     db: impl PgExecutor<'_>,
@@ -240,6 +241,10 @@ pub async fn upsert_suggestions(
              SELECT 1 FROM guild_identity.audit_issues a
              WHERE a.issue_hash = t.issue_hash AND a.resolved_at IS NOT NULL
                AND a.resolved_by IS DISTINCT FROM 'auto')
+           AND NOT EXISTS (
+             SELECT 1 FROM guild_identity.dismissed_suggestions ds
+             WHERE ds.wow_character_id = t.character_id
+               AND ds.discord_user_id = t.discord_user_id)
          ON CONFLICT (issue_hash) WHERE resolved_at IS NULL
          DO UPDATE SET summary = EXCLUDED.summary, details = EXCLUDED.details,
                        player_id = EXCLUDED.player_id
