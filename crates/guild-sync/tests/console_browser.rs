@@ -271,6 +271,7 @@ async fn an_officer_clears_the_queue_in_a_real_browser() {
             "{text}"
         );
         assert!(text.contains("manual") && text.contains("confirmed"), "{text}");
+        assert!(text.contains("accept_suggestion"), "the action history: {text}");
         shoot(&client, "player").await;
 
         // Dismiss one; matching again does not bring it back.
@@ -328,7 +329,7 @@ async fn an_officer_clears_the_queue_in_a_real_browser() {
         .await;
         assert!(body_text(&client).await.contains("Issue resolved."));
         let (by, note): (Option<String>, Option<String>) = sqlx::query_as(
-            "SELECT resolved_by, details->>'resolution_note' FROM guild_identity.audit_issues WHERE id = $1",
+            "SELECT resolved_by, resolution_note FROM guild_identity.audit_issues WHERE id = $1",
         )
         .bind(issue)
         .fetch_one(pool)
@@ -340,6 +341,10 @@ async fn an_officer_clears_the_queue_in_a_real_browser() {
         // Link an unclaimed character from its candidates.
         open(&client, &base, "/unclaimed").await;
         shoot(&client, "unclaimed").await;
+        let find = client.find(Locator::Css("a.find-candidates")).await.expect("an unclaimed character");
+        find.click().await.unwrap();
+        client.wait().for_element(Locator::Id("ranked")).await.unwrap();
+        shoot(&client, "unclaimed-ranked").await;
         let button = client
             .find(Locator::Css("button.link-candidate"))
             .await

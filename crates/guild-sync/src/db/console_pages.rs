@@ -1,7 +1,8 @@
-//! The officer console pages' own SQL (`crate::web`), beside `db::console` (the review API's): the bounded, paged reads each dashboard page shows
-//! and the few writes its forms make (resolve an issue, dismiss or accept a suggestion, set a
-//! main). Every read is one query with a `LIMIT`, so a page costs the same at 50,000 members
-//! as at 150. Links and unlinks reuse [`super::api`]; nothing here decides policy.
+//! The officer console pages' own SQL (`crate::web`), beside [`super::console`] (the review
+//! API's, which the pages also use): the bounded reads each dashboard page shows and the marks a
+//! hand-made link leaves. The officers' decisions (resolve, accept, dismiss, set main, with their
+//! `officer_actions` rows) are `db::console`'s. Every read is one query with a `LIMIT`, so a page
+//! costs about the same at 50,000 members as at 150. Nothing here decides policy.
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
@@ -67,7 +68,7 @@ pub async fn issues(
 ) -> Result<Vec<IssueRow>> {
     sqlx::query_as(
         "SELECT id, issue_type, severity, summary, created_at, resolved_at, resolved_by,
-                details->>'resolution_note' AS resolution_note
+                resolution_note
          FROM guild_identity.audit_issues
          WHERE ($1::text IS NULL OR issue_type = $1)
            AND CASE $2 WHEN 'open' THEN resolved_at IS NULL
@@ -97,28 +98,6 @@ pub async fn issue_types(db: impl PgExecutor<'_>) -> Result<Vec<String>> {
     .context("cannot list issue types")
 }
 
-/// Resolve an open issue by hand with an optional note; false when it is not open (or absent).
-pub async fn resolve_issue(
-    db: impl PgExecutor<'_>,
-    id: i32,
-    note: Option<&str>,
-    by: &str,
-) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE guild_identity.audit_issues
-         SET resolved_at = now(), resolved_by = $3,
-             details = CASE WHEN $2::text IS NULL THEN details
-                            ELSE details || jsonb_build_object('resolution_note', $2::text) END
-         WHERE id = $1 AND resolved_at IS NULL",
-    )
-    .bind(id)
-    .bind(note)
-    .bind(by)
-    .execute(db)
-    .await
-    .context("cannot resolve the audit issue")?;
-    Ok(done.rows_affected() == 1)
-}
 
 /// An open link suggestion with both sides' evidence.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -186,14 +165,6 @@ pub async fn next_suggestion(
     Ok((row, open))
 }
 
-/// One open suggestion by id.
-pub async fn suggestion(db: impl PgExecutor<'_>, id: i32) -> Result<Option<SuggestionRow>> {
-    sqlx::query_as(concat!(suggestion_select!(), " AND a.id = $1"))
-        .bind(id)
-        .fetch_optional(db)
-        .await
-        .context("cannot read the suggestion")
-}
 
 /// The open suggestions naming any of `character_ids` (the Unclaimed page's candidates),
 /// best score first.
@@ -228,28 +199,6 @@ pub async fn suggestions_for_discord_users(
     .context("cannot read candidates")
 }
 
-/// Mark the link made from a suggestion as an officer's decision, naming the suggestion.
-pub async fn record_accepted_suggestion(
-    db: impl PgExecutor<'_>,
-    link_id: i32,
-    suggestion_id: i32,
-    by: &str,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE guild_identity.player_characters
-         SET link_source = 'manual', confidence = 'confirmed',
-             evidence = jsonb_build_object('accepted_suggestion', $2::int4, 'accepted_by', $3::text,
-                                           'accepted_at', now())
-         WHERE id = $1",
-    )
-    .bind(link_id)
-    .bind(suggestion_id)
-    .bind(by)
-    .execute(db)
-    .await
-    .context("cannot record the accepted suggestion on its link")?;
-    Ok(())
-}
 
 /// A character in the guild that no player has.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -263,7 +212,7 @@ pub struct UnclaimedCharacter {
     pub level: Option<i32>,
 }
 
-/// Unclaimed characters by name, one page.
+/// Unclaimed characters, those with a candidate first, then by name; one page.
 pub async fn unclaimed_characters(
     db: impl PgExecutor<'_>,
     limit: i64,
@@ -278,7 +227,10 @@ pub async fn unclaimed_characters(
          WHERE wc.removed_at IS NULL
            AND NOT EXISTS (SELECT 1 FROM guild_identity.player_characters pc
                            WHERE pc.character_id = wc.id)
-         ORDER BY lower(wc.character_name), wc.realm_slug, wc.id LIMIT $1 OFFSET $2",
+         ORDER BY EXISTS (SELECT 1 FROM guild_identity.audit_issues a
+                          WHERE a.wow_character_id = wc.id AND a.resolved_at IS NULL
+                            AND a.issue_type = 'auto_link_suggestion') DESC,
+                  lower(wc.character_name), wc.realm_slug, wc.id LIMIT $1 OFFSET $2",
     )
     .bind(limit)
     .bind(offset)
@@ -296,8 +248,8 @@ pub struct UnclaimedMember {
     pub highest_guild_role: Option<String>,
 }
 
-/// Unclaimed members with a guild role first (they are the ones the audit asks about), then by
-/// name; one page.
+/// Unclaimed members, those with a candidate first, then those with a guild role (the ones the
+/// audit asks about), then by name; one page.
 pub async fn unclaimed_members(
     db: impl PgExecutor<'_>,
     limit: i64,
@@ -308,7 +260,10 @@ pub async fn unclaimed_members(
          FROM guild_identity.discord_users du
          WHERE du.is_present
            AND NOT EXISTS (SELECT 1 FROM guild_identity.players p WHERE p.discord_user_id = du.id)
-         ORDER BY du.highest_guild_role IS NULL, lower(du.username), du.id LIMIT $1 OFFSET $2",
+         ORDER BY EXISTS (SELECT 1 FROM guild_identity.audit_issues a
+                          WHERE a.discord_member_id = du.id AND a.resolved_at IS NULL
+                            AND a.issue_type = 'auto_link_suggestion') DESC,
+                  du.highest_guild_role IS NULL, lower(du.username), du.id LIMIT $1 OFFSET $2",
     )
     .bind(limit)
     .bind(offset)
@@ -426,20 +381,6 @@ pub async fn player(
     Ok(Some((head, characters)))
 }
 
-/// Make one of the player's own characters its main; false when it is not the player's.
-pub async fn set_main(db: impl PgExecutor<'_>, player_id: i32, character_id: i32) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE guild_identity.players SET main_character_id = $2
-         WHERE id = $1 AND EXISTS (SELECT 1 FROM guild_identity.player_characters pc
-                                   WHERE pc.player_id = $1 AND pc.character_id = $2)",
-    )
-    .bind(player_id)
-    .bind(character_id)
-    .execute(db)
-    .await
-    .context("cannot set the main character")?;
-    Ok(done.rows_affected() == 1)
-}
 
 /// Mark a link an officer made by hand.
 pub async fn record_manual_link(db: impl PgExecutor<'_>, link_id: i32, by: &str) -> Result<()> {
@@ -465,7 +406,7 @@ pub async fn resolve_suggestions_for_character(
     let done = sqlx::query(
         "UPDATE guild_identity.audit_issues
          SET resolved_at = now(), resolved_by = $2,
-             details = details || jsonb_build_object('resolution_note', 'linked by hand')
+             resolution_note = 'linked by hand from the Unclaimed page'
          WHERE issue_type = 'auto_link_suggestion' AND resolved_at IS NULL
            AND wow_character_id = $1",
     )

@@ -92,8 +92,6 @@ pub async fn resolve(
         )));
     }
     let note = Some(note).filter(|n| !n.is_empty());
-    if !pages::resolve_issue(&state.app.pool, id, note, CONSOLE_OFFICER).await? {
-        return Err(Refused::NotFound(format!("issue {id} is not open")));
-    }
+    crate::db::console::resolve_issue(&state.app.pool, id, CONSOLE_OFFICER, note).await?;
     Ok(Redirect::to("/issues?done=resolved"))
 }

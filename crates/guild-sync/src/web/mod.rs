@@ -217,6 +217,18 @@ impl From<crate::db::api::LinkError> for Refused {
     }
 }
 
+impl From<crate::db::console::ConsoleError> for Refused {
+    fn from(err: crate::db::console::ConsoleError) -> Self {
+        use crate::db::console::ConsoleError;
+        match err {
+            ConsoleError::NotFound(m) => Refused::NotFound(m),
+            ConsoleError::Conflict(m) => Refused::Conflict(m),
+            ConsoleError::Invalid(m) => Refused::Unprocessable(m),
+            ConsoleError::Database(e) => Refused::Internal(e),
+        }
+    }
+}
+
 impl From<crate::scheduler::StartError> for Refused {
     fn from(err: crate::scheduler::StartError) -> Self {
         match err {

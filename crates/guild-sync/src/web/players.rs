@@ -10,7 +10,11 @@ use serde::Deserialize;
 
 use super::session::Session;
 use super::{Chrome, PAGE_ROWS, Refused, WebState, page_offset};
-use crate::db::console_pages::{self as pages, PlayerCharacterRow, PlayerHead, PlayerListRow};
+use crate::db::console::{ActionRow, Page};
+use crate::db::console_pages::{self as pages, CONSOLE_OFFICER, PlayerCharacterRow, PlayerHead, PlayerListRow};
+
+/// Officer actions shown on a player's page, newest first.
+const HISTORY_ROWS: i64 = 20;
 
 /// Longest search text, in characters.
 const MAX_QUERY_CHARS: usize = 100;
@@ -73,6 +77,7 @@ pub struct PlayerPage {
     chrome: Chrome,
     player: PlayerHead,
     links: Vec<LinkView>,
+    history: Vec<ActionRow>,
 }
 
 pub async fn page(
@@ -101,10 +106,20 @@ pub async fn page(
             }
         })
         .collect();
+    let (_, history) = crate::db::console::actions(
+        &state.app.pool,
+        Some(id),
+        Page {
+            page: 1,
+            per_page: HISTORY_ROWS,
+        },
+    )
+    .await?;
     Ok(PlayerPage {
         chrome: Chrome::new(&session, "players"),
         player,
         links,
+        history,
     })
 }
 
@@ -123,6 +138,17 @@ pub async fn unlink(
 ) -> Result<Redirect, Refused> {
     session.check_csrf(&state, &form.csrf)?;
     let unlinked = crate::db::api::unlink(&state.app.pool, form.link_id).await?;
+    // The history of the player page: who unlinked what.
+    crate::db::console::record_action(
+        &state.app.pool,
+        CONSOLE_OFFICER,
+        "unlink",
+        &format!("player_character:{}", unlinked.link_id),
+        Some(unlinked.player_id),
+        None,
+        serde_json::json!({"link_id": unlinked.link_id, "character_id": unlinked.character_id}),
+    )
+    .await?;
     if unlinked.player_id != id {
         tracing::warn!(link_id = form.link_id, player = id, "unlinked a link of another player than the page's");
     }
@@ -143,11 +169,6 @@ pub async fn set_main(
     Form(form): Form<MainForm>,
 ) -> Result<Redirect, Refused> {
     session.check_csrf(&state, &form.csrf)?;
-    if !pages::set_main(&state.app.pool, id, form.character_id).await? {
-        return Err(Refused::NotFound(format!(
-            "character {} is not one of player {id}'s",
-            form.character_id
-        )));
-    }
+    crate::db::console::set_main(&state.app.pool, id, form.character_id, CONSOLE_OFFICER).await?;
     Ok(Redirect::to(&format!("/players/{id}")))
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::login::CsrfForm;
 use super::session::Session;
 use super::{Chrome, Refused, WebState};
-use crate::db::api::ManualLink;
+use crate::db::console;
 use crate::db::console_pages::{self as pages, CONSOLE_OFFICER, SuggestionRow};
 
 #[derive(Template, WebTemplate)]
@@ -62,21 +62,7 @@ pub async fn link(
     Form(form): Form<CsrfForm>,
 ) -> Result<Redirect, Refused> {
     session.check_csrf(&state, &form.csrf)?;
-    let pool = &state.app.pool;
-    let s = pages::suggestion(pool, id)
-        .await?
-        .ok_or_else(|| Refused::NotFound(format!("suggestion {id} is not open")))?;
-    let linked = crate::db::api::link_character(
-        pool,
-        ManualLink {
-            character_id: s.character_id,
-            discord_user_id: Some(s.discord_user_id),
-            player_id: None,
-        },
-    )
-    .await?;
-    pages::record_accepted_suggestion(pool, linked.link_id, id, CONSOLE_OFFICER).await?;
-    pages::resolve_issue(pool, id, Some("accepted: linked"), CONSOLE_OFFICER).await?;
+    let linked = console::accept_suggestion(&state.app.pool, id, CONSOLE_OFFICER).await?;
     tracing::info!(suggestion = id, link_id = linked.link_id, "suggestion accepted in the console");
     Ok(Redirect::to("/review?done=linked"))
 }
@@ -89,11 +75,7 @@ pub async fn dismiss(
     Form(form): Form<CsrfForm>,
 ) -> Result<Redirect, Refused> {
     session.check_csrf(&state, &form.csrf)?;
-    let pool = &state.app.pool;
-    if pages::suggestion(pool, id).await?.is_none() {
-        return Err(Refused::NotFound(format!("suggestion {id} is not open")));
-    }
-    pages::resolve_issue(pool, id, Some("dismissed: not them"), CONSOLE_OFFICER).await?;
+    console::dismiss_suggestion(&state.app.pool, id, CONSOLE_OFFICER, Some("not them")).await?;
     tracing::info!(suggestion = id, "suggestion dismissed in the console");
     Ok(Redirect::to("/review?done=dismissed"))
 }

@@ -13,6 +13,8 @@ use serde::Deserialize;
 use super::session::Session;
 use super::{Chrome, Refused, WebState, page_offset};
 use crate::db::api::ManualLink;
+use crate::db::console::CharacterCandidateRow as CandidateCharacterRow;
+use guild_sync_core::candidates::{self, Candidate, Fixed, MAX_CANDIDATES, Ranked};
 use crate::db::console_pages::{self as pages, CONSOLE_OFFICER, SuggestionRow, UnclaimedCharacter, UnclaimedMember};
 
 /// Rows per list and candidates per row.
@@ -28,12 +30,53 @@ pub struct UnclaimedPage {
     members: Vec<(UnclaimedMember, Vec<SuggestionRow>)>,
     page: u32,
     more: bool,
+    /// The character whose candidates among every member were asked for, with them.
+    ranked: Option<(CandidateCharacterRow, Vec<Ranked>)>,
 }
 
 #[derive(Deserialize)]
 pub struct UnclaimedQuery {
     page: Option<u32>,
     done: Option<String>,
+    /// Rank every present member for this character with the engine's scoring.
+    character: Option<i32>,
+}
+
+/// The engine's best Discord users for one character (the same core ranking as the API's
+/// candidates route), scored off the async runtime.
+async fn rank_for(
+    state: &WebState,
+    id: i32,
+) -> Result<(CandidateCharacterRow, Vec<Ranked>), Refused> {
+    let pool = &state.app.pool;
+    let character = crate::db::console::candidate_character(pool, id)
+        .await?
+        .ok_or_else(|| Refused::NotFound(format!("wow character {id} does not exist")))?;
+    let users = crate::db::console::discord_candidates(pool).await?;
+    let name = character.character_name.clone();
+    let ranked = tokio::task::spawn_blocking(move || {
+        let pool: Vec<Candidate> = users
+            .iter()
+            .map(|u| {
+                let mut names = vec![("username", u.username.as_str())];
+                if let Some(g) = u.global_name.as_deref() {
+                    names.push(("global_name", g));
+                }
+                if let Some(d) = u.display_name.as_deref() {
+                    names.push(("nickname", d));
+                }
+                Candidate {
+                    id: u.id.into(),
+                    names,
+                    linked: u.linked,
+                }
+            })
+            .collect();
+        candidates::rank(Fixed::Character, &[("character", name.as_str())], &pool, MAX_CANDIDATES)
+    })
+    .await
+    .map_err(|e| Refused::Internal(anyhow::anyhow!("candidate ranking panicked: {e}")))?;
+    Ok((character, ranked))
 }
 
 pub async fn page(
@@ -66,7 +109,12 @@ pub async fn page(
             list.push(s);
         }
     }
+    let ranked = match query.character {
+        Some(id) => Some(rank_for(&state, id).await?),
+        None => None,
+    };
     Ok(UnclaimedPage {
+        ranked,
         chrome: Chrome::new(&session, "unclaimed"),
         notice: (query.done.as_deref() == Some("linked")).then_some("Linked."),
         characters: characters
@@ -96,6 +144,7 @@ pub struct LinkForm {
     discord_user_id: i32,
 }
 
+
 /// Link a character and a Discord member chosen among the candidates.
 pub async fn link(
     State(state): State<WebState>,
@@ -115,6 +164,17 @@ pub async fn link(
     .await?;
     pages::record_manual_link(pool, linked.link_id, CONSOLE_OFFICER).await?;
     pages::resolve_suggestions_for_character(pool, form.character_id, CONSOLE_OFFICER).await?;
+    crate::db::console::record_action(
+        pool,
+        CONSOLE_OFFICER,
+        "link",
+        &format!("wow_character:{}", form.character_id),
+        Some(linked.player_id),
+        None,
+        serde_json::json!({"character_id": form.character_id, "link_id": linked.link_id,
+                           "discord_user_id": form.discord_user_id, "from": "unclaimed"}),
+    )
+    .await?;
     tracing::info!(link_id = linked.link_id, "character linked from the Unclaimed page");
     Ok(Redirect::to("/unclaimed?done=linked"))
 }
