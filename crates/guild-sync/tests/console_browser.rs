@@ -55,7 +55,10 @@ async fn start_driver() -> Driver {
         Path::new(CHROMEDRIVER).exists(),
         "{CHROMEDRIVER} is missing: install the chromium and chromium-driver packages (.ci/run does)"
     );
-    assert!(Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing: install chromium");
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: install chromium"
+    );
     let port = free_port();
     let child = Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
@@ -69,7 +72,10 @@ async fn start_driver() -> Driver {
         _profile: tempfile::tempdir().expect("profile dir"),
     };
     for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return driver;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -500,7 +506,10 @@ async fn headers_and_a_secure_cookie_behind_https() {
         assert!(csp.contains("default-src 'none'"), "{csp}");
         assert!(headers.contains_key("referrer-policy"));
         let pre = headers["set-cookie"].to_str().unwrap().to_string();
-        assert!(pre.contains("Secure") && pre.contains("HttpOnly") && pre.contains("SameSite=Strict"), "{pre}");
+        assert!(
+            pre.contains("Secure") && pre.contains("HttpOnly") && pre.contains("SameSite=Strict"),
+            "{pre}"
+        );
         let html = login.text().await.unwrap();
         assert!(!html.contains("<script"), "the console has no script");
         let csrf = html
@@ -538,7 +547,10 @@ async fn headers_and_a_secure_cookie_behind_https() {
             .find(|c| c.starts_with("guild_sync_session="))
             .expect("a session cookie");
         for attribute in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
-            assert!(session.contains(attribute), "{attribute} missing: {session}");
+            assert!(
+                session.contains(attribute),
+                "{attribute} missing: {session}"
+            );
         }
         // A tampered cookie is not a session.
         let value = session.split(';').next().unwrap();

@@ -26,7 +26,11 @@ pub async fn open_issue_counts(db: impl PgExecutor<'_>) -> Result<Vec<(String, i
 }
 
 /// Runs newest first, one page of `limit` from `offset`.
-pub async fn recent_runs(db: impl PgExecutor<'_>, limit: i64, offset: i64) -> Result<Vec<SyncLogRow>> {
+pub async fn recent_runs(
+    db: impl PgExecutor<'_>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<SyncLogRow>> {
     sqlx::query_as(
         "SELECT * FROM guild_identity.sync_log ORDER BY started_at DESC, id DESC LIMIT $1 OFFSET $2",
     )
@@ -98,7 +102,6 @@ pub async fn issue_types(db: impl PgExecutor<'_>) -> Result<Vec<String>> {
     .context("cannot list issue types")
 }
 
-
 /// An open link suggestion with both sides' evidence.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SuggestionRow {
@@ -165,7 +168,6 @@ pub async fn next_suggestion(
     Ok((row, open))
 }
 
-
 /// The open suggestions naming any of `character_ids` (the Unclaimed page's candidates),
 /// best score first.
 pub async fn suggestions_for_characters(
@@ -198,7 +200,6 @@ pub async fn suggestions_for_discord_users(
     .await
     .context("cannot read candidates")
 }
-
 
 /// A character in the guild that no player has.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -380,7 +381,6 @@ pub async fn player(
     .context("cannot read the player's characters")?;
     Ok(Some((head, characters)))
 }
-
 
 /// Mark a link an officer made by hand.
 pub async fn record_manual_link(db: impl PgExecutor<'_>, link_id: i32, by: &str) -> Result<()> {

@@ -11,8 +11,7 @@ use axum_extra::extract::cookie::{Cookie, Key};
 use serde::Deserialize;
 
 use super::session::{
-    LOGIN_COOKIE, SESSION_COOKIE, Session, console_cookie, csrf_for, csrf_matches,
-    new_cookie_value,
+    LOGIN_COOKIE, SESSION_COOKIE, Session, console_cookie, csrf_for, csrf_matches, new_cookie_value,
 };
 use super::{Refused, WebState};
 use crate::api::auth::secret_matches;

@@ -30,12 +30,12 @@ pub mod upload;
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use axum_extra::extract::cookie::Key;
 
 use crate::api::AppState;
@@ -132,8 +132,14 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers
         .entry(header::CACHE_CONTROL)
@@ -161,7 +167,9 @@ impl Chrome {
 /// A console request that cannot be served, as an HTML page with the right status.
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
-    #[error("this form is out of date or was not sent from the console (CSRF token missing or wrong); reload the page and try again")]
+    #[error(
+        "this form is out of date or was not sent from the console (CSRF token missing or wrong); reload the page and try again"
+    )]
     Csrf,
     #[error("{0}")]
     BadRequest(String),

@@ -57,10 +57,11 @@ pub async fn page(
                 .iter()
                 .find(|r| r.source == PipelineKind::Discord.source())
                 .map(|r| r.started_at);
-            let text = match last.and_then(|t| chrono::Duration::from_std(interval).ok().map(|d| t + d)) {
-                Some(next) if next > now => when(next, now),
-                _ => format!("within {} minutes", interval.as_secs() / 60),
-            };
+            let text =
+                match last.and_then(|t| chrono::Duration::from_std(interval).ok().map(|d| t + d)) {
+                    Some(next) if next > now => when(next, now),
+                    _ => format!("within {} minutes", interval.as_secs() / 60),
+                };
             next_runs.push(("Discord", text));
         }
         None => next_runs.push(("Discord", "not scheduled (not configured)".into())),
@@ -68,9 +69,9 @@ pub async fn page(
     next_runs.push(("Addon", "when an export is uploaded".into()));
     Ok(OverviewPage {
         chrome: Chrome::new(&session, "overview"),
-        notice: query
-            .started
-            .map(|id| format!("Started: run {id}. Its row below turns from running to the outcome.")),
+        notice: query.started.map(|id| {
+            format!("Started: run {id}. Its row below turns from running to the outcome.")
+        }),
         runs,
         issue_counts,
         open_total,

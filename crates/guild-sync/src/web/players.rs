@@ -11,7 +11,9 @@ use serde::Deserialize;
 use super::session::Session;
 use super::{Chrome, PAGE_ROWS, Refused, WebState, page_offset};
 use crate::db::console::{ActionRow, Page};
-use crate::db::console_pages::{self as pages, CONSOLE_OFFICER, PlayerCharacterRow, PlayerHead, PlayerListRow};
+use crate::db::console_pages::{
+    self as pages, CONSOLE_OFFICER, PlayerCharacterRow, PlayerHead, PlayerListRow,
+};
 
 /// Officer actions shown on a player's page, newest first.
 const HISTORY_ROWS: i64 = 20;
@@ -48,8 +50,7 @@ pub async fn list(
     }
     let (page, offset) = page_offset(query.page);
     let filter = Some(q.as_str()).filter(|q| !q.is_empty());
-    let mut players =
-        pages::search_players(&state.app.pool, filter, PAGE_ROWS + 1, offset).await?;
+    let mut players = pages::search_players(&state.app.pool, filter, PAGE_ROWS + 1, offset).await?;
     let more = players.len() as i64 > PAGE_ROWS;
     players.truncate(PAGE_ROWS as usize);
     Ok(PlayersPage {
@@ -94,7 +95,9 @@ pub async fn page(
             let evidence = &row.evidence;
             let by = evidence.get("accepted_by").and_then(|v| v.as_str());
             let decided_by = match (by, evidence.get("accepted_suggestion")) {
-                (Some(by), Some(s)) => Some(format!("accepted by an officer ({by}) from suggestion {s}")),
+                (Some(by), Some(s)) => {
+                    Some(format!("accepted by an officer ({by}) from suggestion {s}"))
+                }
                 (Some(by), None) => Some(format!("linked by an officer ({by})")),
                 _ => None,
             };
@@ -150,7 +153,11 @@ pub async fn unlink(
     )
     .await?;
     if unlinked.player_id != id {
-        tracing::warn!(link_id = form.link_id, player = id, "unlinked a link of another player than the page's");
+        tracing::warn!(
+            link_id = form.link_id,
+            player = id,
+            "unlinked a link of another player than the page's"
+        );
     }
     Ok(Redirect::to(&format!("/players/{}", unlinked.player_id)))
 }

@@ -63,7 +63,11 @@ pub async fn link(
 ) -> Result<Redirect, Refused> {
     session.check_csrf(&state, &form.csrf)?;
     let linked = console::accept_suggestion(&state.app.pool, id, CONSOLE_OFFICER).await?;
-    tracing::info!(suggestion = id, link_id = linked.link_id, "suggestion accepted in the console");
+    tracing::info!(
+        suggestion = id,
+        link_id = linked.link_id,
+        "suggestion accepted in the console"
+    );
     Ok(Redirect::to("/review?done=linked"))
 }
 

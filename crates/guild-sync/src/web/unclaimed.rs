@@ -14,8 +14,10 @@ use super::session::Session;
 use super::{Chrome, Refused, WebState, page_offset};
 use crate::db::api::ManualLink;
 use crate::db::console::CharacterCandidateRow as CandidateCharacterRow;
+use crate::db::console_pages::{
+    self as pages, CONSOLE_OFFICER, SuggestionRow, UnclaimedCharacter, UnclaimedMember,
+};
 use guild_sync_core::candidates::{self, Candidate, Fixed, MAX_CANDIDATES, Ranked};
-use crate::db::console_pages::{self as pages, CONSOLE_OFFICER, SuggestionRow, UnclaimedCharacter, UnclaimedMember};
 
 /// Rows per list and candidates per row.
 const ROWS: i64 = 25;
@@ -72,7 +74,12 @@ async fn rank_for(
                 }
             })
             .collect();
-        candidates::rank(Fixed::Character, &[("character", name.as_str())], &pool, MAX_CANDIDATES)
+        candidates::rank(
+            Fixed::Character,
+            &[("character", name.as_str())],
+            &pool,
+            MAX_CANDIDATES,
+        )
     })
     .await
     .map_err(|e| Refused::Internal(anyhow::anyhow!("candidate ranking panicked: {e}")))?;
@@ -144,7 +151,6 @@ pub struct LinkForm {
     discord_user_id: i32,
 }
 
-
 /// Link a character and a Discord member chosen among the candidates.
 pub async fn link(
     State(state): State<WebState>,
@@ -175,6 +181,9 @@ pub async fn link(
                            "discord_user_id": form.discord_user_id, "from": "unclaimed"}),
     )
     .await?;
-    tracing::info!(link_id = linked.link_id, "character linked from the Unclaimed page");
+    tracing::info!(
+        link_id = linked.link_id,
+        "character linked from the Unclaimed page"
+    );
     Ok(Redirect::to("/unclaimed?done=linked"))
 }

@@ -91,7 +91,10 @@ pub async fn submit(
     }
     let export = crate::addon_processor::parse_any(&bytes)
         .map_err(|e| Refused::Unprocessable(format!("the file was not accepted: {e}")))?;
-    tracing::info!(characters = export.characters.len(), "addon export uploaded in the console");
+    tracing::info!(
+        characters = export.characters.len(),
+        "addon export uploaded in the console"
+    );
     let triggered = state.app.scheduler.trigger_upload(Arc::new(export)).await?;
     Ok(Redirect::to(&format!("/upload?run={}", triggered.run_id)))
 }
