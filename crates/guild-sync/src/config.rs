@@ -36,6 +36,7 @@ const KEYS: &[&str] = &[
     "GUILD_SYNC_BIND",
     "GUILD_SYNC_METRICS_BIND",
     "GUILD_SYNC_API_URL",
+    "GUILD_SYNC_PUBLIC_URL",
     "WOW_SAVED_VARIABLES_PATH",
     "GUILD_SYNC_BLIZZARD_CRON",
     "GUILD_SYNC_DISCORD_INTERVAL_MINUTES",
@@ -114,6 +115,9 @@ pub struct Config {
     pub guild_sync_metrics_bind: Option<String>,
     /// Where the companion uploads to.
     pub guild_sync_api_url: Option<String>,
+    /// The address officers open the console at (behind a TLS proxy: `https://…`); an https
+    /// URL makes the console's cookies `Secure`.
+    pub guild_sync_public_url: Option<String>,
     pub wow_saved_variables_path: Option<PathBuf>,
 
     /// Battle.net pipeline schedule (cron with seconds, UTC).
@@ -203,6 +207,13 @@ fn default_max_removal_fraction() -> f64 {
 }
 
 impl Config {
+    /// Whether the console's cookies are `Secure`: the public URL is https.
+    pub fn console_cookies_secure(&self) -> bool {
+        self.guild_sync_public_url
+            .as_deref()
+            .is_some_and(|url| url.trim().to_ascii_lowercase().starts_with("https://"))
+    }
+
     /// Load from `guild-sync.toml` (if present) and the environment.
     pub fn load() -> Result<Config> {
         Self::from_figment(
@@ -247,6 +258,7 @@ impl Config {
         clear(&mut self.guild_sync_api_key);
         clear(&mut self.guild_sync_admin_token);
         clear(&mut self.guild_sync_api_url);
+        clear(&mut self.guild_sync_public_url);
     }
 
     /// The Battle.net settings a live sync needs that are not set (empty = ready).

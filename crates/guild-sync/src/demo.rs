@@ -249,11 +249,33 @@ pub async fn run(config: &Config, serve: bool) -> Result<()> {
         );
     }
     if serve {
-        crate::service::serve_until_signal(config, db).await
+        let mut config = config.clone();
+        let login = match &config.guild_sync_admin_token {
+            Some(_) => "your GUILD_SYNC_ADMIN_TOKEN".to_string(),
+            None => {
+                // A token for this demo session only, so the console can be tried at once.
+                let token = demo_token();
+                config.guild_sync_admin_token = Some(crate::config::Secret::new(token.clone()));
+                token
+            }
+        };
+        println!(
+            "Officer console: http://{}/  — log in with {login}",
+            config.guild_sync_bind
+        );
+        crate::service::serve_until_signal(&config, db).await
     } else {
         db.close().await;
         Ok(())
     }
+}
+
+/// A random login token for one `demo --serve` session (128 bits, hex).
+fn demo_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
 }
 
 /// The terminal output: what each stage did, what was linked and why, the audit report, and
@@ -355,7 +377,7 @@ pub fn render(
     }
     let _ = writeln!(
         out,
-        "Explore it over HTTP with `guild-sync demo --serve` (GUILD_SYNC_ADMIN_TOKEN for the officer routes)."
+        "Explore it in the officer console with `guild-sync demo --serve` (it prints the address and a login token)."
     );
     out
 }

@@ -29,6 +29,7 @@ pub mod scheduler;
 pub mod service;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod web;
 
 /// rustls needs one process-wide crypto provider; reqwest and twilight both use rustls and would
 /// otherwise panic on the first TLS connection when more than one provider is compiled in.

@@ -15,6 +15,7 @@ pub mod api;
 pub mod audit_issues;
 pub mod characters;
 pub mod console;
+pub mod console_pages;
 pub mod discord_users;
 pub mod integrity;
 pub mod links;

@@ -53,10 +53,11 @@ pub async fn run(config: &Config, db: Database, shutdown: CancellationToken) -> 
         Arc::new(stages),
         shutdown.clone(),
     ));
-    let jobs = scheduler.spawn_jobs(Schedule::from_config(config));
+    let schedule = Schedule::from_config(config);
+    let jobs = scheduler.spawn_jobs(schedule.clone());
     let gateway = start_gateway(&pool, config, &shutdown).await;
 
-    let served = serve_http(config, &pool, &scheduler, &shutdown).await;
+    let served = serve_http(config, &pool, &scheduler, schedule, &shutdown).await;
 
     // Whatever ended the server, finish cleanly: the running pipeline completes its work.
     shutdown.cancel();
@@ -94,6 +95,7 @@ async fn serve_http(
     config: &Config,
     pool: &sqlx::PgPool,
     scheduler: &Arc<Scheduler>,
+    schedule: Schedule,
     shutdown: &CancellationToken,
 ) -> Result<()> {
     if config.guild_sync_admin_token.is_none() {
@@ -127,10 +129,10 @@ async fn serve_http(
             tracing::warn!(error = %format!("{err:#}"), "metrics: cannot read the last successful runs")
         }
     }
-    let router = match &config.guild_sync_metrics_bind {
+    let api_router = match &config.guild_sync_metrics_bind {
         None => {
             tracing::info!("metrics at /metrics on the API listener, for loopback clients only");
-            api::router_with_metrics(state, MetricsAccess::LoopbackOnly)
+            api::router_with_metrics(state.clone(), MetricsAccess::LoopbackOnly)
         }
         Some(bind) => {
             let metrics_listener = TcpListener::bind(bind)
@@ -139,11 +141,27 @@ async fn serve_http(
             tracing::info!(address = %bind, "metrics listening at /metrics");
             let metrics = api::metrics::router(pool.clone(), MetricsAccess::Anyone);
             tokio::spawn(http::serve(metrics_listener, metrics, shutdown.clone()));
-            api::router(state)
+            api::router(state.clone())
         }
     };
-    http::serve(listener, router, shutdown.clone()).await;
+    if config.guild_sync_admin_token.is_some() {
+        tracing::info!("officer console at http://{address}/ (log in with GUILD_SYNC_ADMIN_TOKEN)");
+    }
+    let web = crate::web::WebState::new(state, config, schedule);
+    http::serve(listener, routes(web, api_router), shutdown.clone()).await;
     Ok(())
+}
+
+/// Everything served over HTTP for `state` and `config`: the officer console's pages and the
+/// JSON API.
+pub fn router(state: AppState, config: &Config) -> axum::Router {
+    let web = crate::web::WebState::new(state.clone(), config, Schedule::from_config(config));
+    routes(web, api::router(state))
+}
+
+/// The console's router merged with the API's (which has the fallback, so it comes second).
+fn routes(web: crate::web::WebState, api: axum::Router) -> axum::Router {
+    crate::web::router(web).merge(api)
 }
 
 async fn start_gateway(

@@ -1,0 +1,195 @@
+//! Benchmark: every officer console page under 16 concurrent clients at 1,000 characters ×
+//! 50,000 Discord members (latency p50/p99 per page). Run with `cargo bench --bench console_pages`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use guild_sync::api::AppState;
+use guild_sync::config::{Config, Secret};
+use guild_sync::scheduler::{ProductionStages, Scheduler};
+use guild_sync::testing::TestDb;
+
+const CHARACTERS: i32 = 1_000;
+const MEMBERS: i32 = 50_000;
+const CLIENTS: usize = 16;
+const REQUESTS_PER_PAGE: usize = 800;
+const TOKEN: &str = "bench-console-token";
+
+async fn seed(db: &TestDb) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO guild_identity.discord_users (discord_id, username, display_name, highest_guild_role)
+         SELECT (100000 + g)::text, 'user' || g, 'User ' || g, CASE WHEN g % 10 = 0 THEN 'Member' END
+         FROM generate_series(1, {MEMBERS}) g;
+         INSERT INTO guild_identity.wow_characters (character_name, realm_slug, class_id, guild_rank_id, level)
+         SELECT 'Char' || g, 'realm' || (g % 3), 1 + g % 13,
+                (SELECT id FROM common.guild_ranks ORDER BY level LIMIT 1 OFFSET g % 5), 80
+         FROM generate_series(1, {CHARACTERS}) g;
+         INSERT INTO guild_identity.players (display_name, discord_user_id)
+         SELECT 'Player ' || g, du.id FROM generate_series(1, 400) g
+         JOIN guild_identity.discord_users du ON du.discord_id = (100000 + g)::text;
+         INSERT INTO guild_identity.player_characters (player_id, character_id, link_source, confidence)
+         SELECT p.id, wc.id, 'exact_name', 'high'
+         FROM guild_identity.wow_characters wc
+         JOIN guild_identity.players p ON p.display_name = 'Player ' || substr(wc.character_name, 5)
+         WHERE substr(wc.character_name, 5)::int <= 400;
+         INSERT INTO guild_identity.audit_issues (issue_type, severity, wow_character_id, discord_member_id, summary, details, issue_hash)
+         SELECT 'auto_link_suggestion', 'info', wc.id, du.id, 'suggestion ' || g,
+                jsonb_build_object('score', 0.75, 'kind', 'similar'), 'sugg' || g
+         FROM generate_series(401, 700) g
+         JOIN guild_identity.wow_characters wc ON wc.character_name = 'Char' || g
+         JOIN guild_identity.discord_users du ON du.discord_id = (100000 + g)::text;
+         INSERT INTO guild_identity.audit_issues (issue_type, severity, discord_member_id, summary, issue_hash)
+         SELECT 'orphan_discord', 'warning', du.id, 'orphan ' || du.id, 'orph' || du.id
+         FROM guild_identity.discord_users du WHERE du.highest_guild_role IS NOT NULL;
+         INSERT INTO guild_identity.sync_log (source, status, started_at, completed_at, duration_seconds)
+         SELECT 'pipeline:discord', 'success', now() - g * interval '15 minutes',
+                now() - g * interval '15 minutes' + interval '3 seconds', 3
+         FROM generate_series(1, 2000) g;
+         ANALYZE;"
+    )))
+    .execute(&db.pool)
+    .await
+    .expect("seeding failed");
+}
+
+/// Log in as a browser would; returns the session cookie.
+async fn login(http: &reqwest::Client, base: &str) -> String {
+    let page = http.get(format!("{base}/login")).send().await.unwrap();
+    let pre = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = page.text().await.unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let ok = http
+        .post(format!("{base}/login"))
+        .header("Cookie", &pre)
+        .form(&[("token", TOKEN), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    ok.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("guild_sync_session="))
+        .expect("a session cookie")
+}
+
+async fn load(http: &reqwest::Client, url: &str, cookie: &str) -> (Vec<Duration>, usize) {
+    let issued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let (http, url, cookie, issued) = (
+            http.clone(),
+            url.to_string(),
+            cookie.to_string(),
+            Arc::clone(&issued),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failures = 0;
+            while issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < REQUESTS_PER_PAGE {
+                let t = Instant::now();
+                let ok = match http.get(&url).header("Cookie", &cookie).send().await {
+                    Ok(r) => r.status() == 200 && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if ok {
+                    latencies.push(t.elapsed());
+                } else {
+                    failures += 1;
+                }
+            }
+            (latencies, failures)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut failures = 0;
+    for task in tasks {
+        let (l, f) = task.await.unwrap();
+        all.extend(l);
+        failures += f;
+    }
+    all.sort();
+    (all, failures)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+#[tokio::main]
+async fn main() {
+    let db = TestDb::new().await;
+    let t = Instant::now();
+    seed(&db).await;
+    println!(
+        "seeded {CHARACTERS} characters x {MEMBERS} members in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let pool = guild_sync::db::connect(db.connect_options()).await.unwrap();
+    let mut config = Config::defaults();
+    config.guild_sync_admin_token = Some(Secret::new(TOKEN));
+    let stages = ProductionStages::for_service(pool.clone(), config.clone(), None);
+    let state = AppState {
+        pool: pool.clone(),
+        scheduler: Arc::new(Scheduler::new(pool, Arc::new(stages))),
+        admin_token: config.guild_sync_admin_token.clone(),
+        api_key: None,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = guild_sync::service::router(state, &config);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(CLIENTS)
+        .build()
+        .unwrap();
+    let cookie = login(&http, &base).await;
+    let player: i32 = sqlx::query_scalar("SELECT min(id) FROM guild_identity.players")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let pages = [
+        "/".to_string(),
+        "/review".into(),
+        "/issues".into(),
+        "/issues?type=orphan_discord&state=all&page=3".into(),
+        "/unclaimed".into(),
+        "/players".into(),
+        "/players?q=char12".into(),
+        format!("/players/{player}"),
+        "/runs".into(),
+        "/upload".into(),
+    ];
+    println!("{CLIENTS} clients, {REQUESTS_PER_PAGE} requests per page");
+    println!(
+        "{:<45} {:>9} {:>9} {:>9}",
+        "page", "p50 ms", "p99 ms", "failures"
+    );
+    for page in &pages {
+        let (latencies, failures) = load(&http, &format!("{base}{page}"), &cookie).await;
+        println!(
+            "{:<45} {:>9.2} {:>9.2} {:>9}",
+            page,
+            percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+            percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+            failures
+        );
+    }
+}

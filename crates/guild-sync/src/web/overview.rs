@@ -1,0 +1,113 @@
+//! Overview: the last run of every stage, open issues per type, the next scheduled runs, and
+//! buttons that trigger each pipeline.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::response::Redirect;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::login::CsrfForm;
+use super::session::Session;
+use super::{Chrome, Refused, WebState};
+use crate::db::sync_log::SyncLogRow;
+use crate::scheduler::PipelineKind;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "overview.html")]
+pub struct OverviewPage {
+    chrome: Chrome,
+    notice: Option<String>,
+    runs: Vec<SyncLogRow>,
+    issue_counts: Vec<(String, i64)>,
+    open_total: i64,
+    next_runs: Vec<(&'static str, String)>,
+}
+
+#[derive(Deserialize)]
+pub struct OverviewQuery {
+    started: Option<i64>,
+}
+
+pub async fn page(
+    State(state): State<WebState>,
+    session: Session,
+    Query(query): Query<OverviewQuery>,
+) -> Result<OverviewPage, Refused> {
+    let pool = &state.app.pool;
+    let runs = crate::db::sync_log::latest_per_source(pool).await?;
+    let issue_counts = crate::db::console_pages::open_issue_counts(pool).await?;
+    let open_total = issue_counts.iter().map(|(_, n)| n).sum();
+    let now = Utc::now();
+    let mut next_runs = Vec::new();
+    match &state.schedule.blizzard_cron {
+        Some(cron) => next_runs.push((
+            "Battle.net",
+            cron.after(&now)
+                .next()
+                .map_or("never".into(), |t| when(t, now)),
+        )),
+        None => next_runs.push(("Battle.net", "not scheduled (not configured)".into())),
+    }
+    match state.schedule.discord_interval {
+        Some(interval) => {
+            let last = runs
+                .iter()
+                .find(|r| r.source == PipelineKind::Discord.source())
+                .map(|r| r.started_at);
+            let text =
+                match last.and_then(|t| chrono::Duration::from_std(interval).ok().map(|d| t + d)) {
+                    Some(next) if next > now => when(next, now),
+                    _ => format!("within {} minutes", interval.as_secs() / 60),
+                };
+            next_runs.push(("Discord", text));
+        }
+        None => next_runs.push(("Discord", "not scheduled (not configured)".into())),
+    }
+    next_runs.push(("Addon", "when an export is uploaded".into()));
+    Ok(OverviewPage {
+        chrome: Chrome::new(&session, "overview"),
+        notice: query.started.map(|id| {
+            format!("Started: run {id}. Its row below turns from running to the outcome.")
+        }),
+        runs,
+        issue_counts,
+        open_total,
+        next_runs,
+    })
+}
+
+fn when(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let minutes = (t - now).num_minutes();
+    let rel = if minutes < 60 {
+        format!("in {minutes} min")
+    } else {
+        format!("in {} h {} min", minutes / 60, minutes % 60)
+    };
+    format!("{} UTC ({rel})", t.format("%Y-%m-%d %H:%M"))
+}
+
+/// Start a pipeline (`blizzard`, `discord` or `report`).
+pub async fn trigger(
+    State(state): State<WebState>,
+    session: Session,
+    Path(kind): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Redirect, Refused> {
+    session.check_csrf(&state, &form.csrf)?;
+    let kind = match kind.as_str() {
+        "blizzard" => PipelineKind::Blizzard,
+        "discord" => PipelineKind::Discord,
+        "report" => PipelineKind::Report,
+        other => {
+            return Err(Refused::NotFound(format!(
+                "no pipeline {other:?}; use blizzard, discord or report"
+            )));
+        }
+    };
+    let id = state.app.scheduler.trigger(kind).await?;
+    tracing::info!(sync_log_id = id, "pipeline triggered from the console");
+    Ok(Redirect::to(&format!("/?started={id}")))
+}

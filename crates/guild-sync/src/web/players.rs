@@ -1,0 +1,181 @@
+//! Players: search; a player's alt tree with each link's source, confidence and evidence
+//! (links an officer accepted say so); unlink; set main.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::response::Redirect;
+use serde::Deserialize;
+
+use super::session::Session;
+use super::{Chrome, PAGE_ROWS, Refused, WebState, page_offset};
+use crate::db::console::{ActionRow, Page};
+use crate::db::console_pages::{
+    self as pages, CONSOLE_OFFICER, PlayerCharacterRow, PlayerHead, PlayerListRow,
+};
+
+/// Officer actions shown on a player's page, newest first.
+const HISTORY_ROWS: i64 = 20;
+
+/// Longest search text, in characters.
+const MAX_QUERY_CHARS: usize = 100;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "players.html")]
+pub struct PlayersPage {
+    chrome: Chrome,
+    q: String,
+    players: Vec<PlayerListRow>,
+    page: u32,
+    more: bool,
+}
+
+#[derive(Deserialize)]
+pub struct PlayersQuery {
+    q: Option<String>,
+    page: Option<u32>,
+}
+
+pub async fn list(
+    State(state): State<WebState>,
+    session: Session,
+    Query(query): Query<PlayersQuery>,
+) -> Result<PlayersPage, Refused> {
+    let q = query.q.unwrap_or_default().trim().to_string();
+    if q.chars().count() > MAX_QUERY_CHARS {
+        return Err(Refused::BadRequest(format!(
+            "the search is longer than {MAX_QUERY_CHARS} characters"
+        )));
+    }
+    let (page, offset) = page_offset(query.page);
+    let filter = Some(q.as_str()).filter(|q| !q.is_empty());
+    let mut players = pages::search_players(&state.app.pool, filter, PAGE_ROWS + 1, offset).await?;
+    let more = players.len() as i64 > PAGE_ROWS;
+    players.truncate(PAGE_ROWS as usize);
+    Ok(PlayersPage {
+        chrome: Chrome::new(&session, "players"),
+        q,
+        players,
+        page,
+        more,
+    })
+}
+
+/// A link as the player page shows it.
+pub struct LinkView {
+    pub row: PlayerCharacterRow,
+    pub is_main: bool,
+    /// "Accepted by an officer …" when an officer made or confirmed it.
+    pub decided_by: Option<String>,
+    /// The evidence, as compact JSON text.
+    pub evidence: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "player.html")]
+pub struct PlayerPage {
+    chrome: Chrome,
+    player: PlayerHead,
+    links: Vec<LinkView>,
+    history: Vec<ActionRow>,
+}
+
+pub async fn page(
+    State(state): State<WebState>,
+    session: Session,
+    Path(id): Path<i32>,
+) -> Result<PlayerPage, Refused> {
+    let (player, characters) = pages::player(&state.app.pool, id)
+        .await?
+        .ok_or_else(|| Refused::NotFound(format!("player {id} does not exist")))?;
+    let links = characters
+        .into_iter()
+        .map(|row| {
+            let evidence = &row.evidence;
+            let by = evidence.get("accepted_by").and_then(|v| v.as_str());
+            let decided_by = match (by, evidence.get("accepted_suggestion")) {
+                (Some(by), Some(s)) => {
+                    Some(format!("accepted by an officer ({by}) from suggestion {s}"))
+                }
+                (Some(by), None) => Some(format!("linked by an officer ({by})")),
+                _ => None,
+            };
+            LinkView {
+                is_main: player.main_character_id == Some(row.character_id),
+                decided_by,
+                evidence: evidence.to_string(),
+                row,
+            }
+        })
+        .collect();
+    let (_, history) = crate::db::console::actions(
+        &state.app.pool,
+        Some(id),
+        Page {
+            page: 1,
+            per_page: HISTORY_ROWS,
+        },
+    )
+    .await?;
+    Ok(PlayerPage {
+        chrome: Chrome::new(&session, "players"),
+        player,
+        links,
+        history,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct UnlinkForm {
+    #[serde(default)]
+    csrf: String,
+    link_id: i32,
+}
+
+pub async fn unlink(
+    State(state): State<WebState>,
+    session: Session,
+    Path(id): Path<i32>,
+    Form(form): Form<UnlinkForm>,
+) -> Result<Redirect, Refused> {
+    session.check_csrf(&state, &form.csrf)?;
+    let unlinked = crate::db::api::unlink(&state.app.pool, form.link_id).await?;
+    // The history of the player page: who unlinked what.
+    crate::db::console::record_action(
+        &state.app.pool,
+        CONSOLE_OFFICER,
+        "unlink",
+        &format!("player_character:{}", unlinked.link_id),
+        Some(unlinked.player_id),
+        None,
+        serde_json::json!({"link_id": unlinked.link_id, "character_id": unlinked.character_id}),
+    )
+    .await?;
+    if unlinked.player_id != id {
+        tracing::warn!(
+            link_id = form.link_id,
+            player = id,
+            "unlinked a link of another player than the page's"
+        );
+    }
+    Ok(Redirect::to(&format!("/players/{}", unlinked.player_id)))
+}
+
+#[derive(Deserialize)]
+pub struct MainForm {
+    #[serde(default)]
+    csrf: String,
+    character_id: i32,
+}
+
+pub async fn set_main(
+    State(state): State<WebState>,
+    session: Session,
+    Path(id): Path<i32>,
+    Form(form): Form<MainForm>,
+) -> Result<Redirect, Refused> {
+    session.check_csrf(&state, &form.csrf)?;
+    crate::db::console::set_main(&state.app.pool, id, form.character_id, CONSOLE_OFFICER).await?;
+    Ok(Redirect::to(&format!("/players/{id}")))
+}

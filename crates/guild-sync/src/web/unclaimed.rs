@@ -1,0 +1,189 @@
+//! Unclaimed: characters in the guild and Discord members that no player has, each with its top
+//! candidates (the open suggestions that name it, best score first) and a one-click *Link*.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::response::Redirect;
+use serde::Deserialize;
+
+use super::session::Session;
+use super::{Chrome, Refused, WebState, page_offset};
+use crate::db::api::ManualLink;
+use crate::db::console::CharacterCandidateRow as CandidateCharacterRow;
+use crate::db::console_pages::{
+    self as pages, CONSOLE_OFFICER, SuggestionRow, UnclaimedCharacter, UnclaimedMember,
+};
+use guild_sync_core::candidates::{self, Candidate, Fixed, MAX_CANDIDATES, Ranked};
+
+/// Rows per list and candidates per row.
+const ROWS: i64 = 25;
+const CANDIDATES: usize = 5;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "unclaimed.html")]
+pub struct UnclaimedPage {
+    chrome: Chrome,
+    notice: Option<&'static str>,
+    characters: Vec<(UnclaimedCharacter, Vec<SuggestionRow>)>,
+    members: Vec<(UnclaimedMember, Vec<SuggestionRow>)>,
+    page: u32,
+    more: bool,
+    /// The character whose candidates among every member were asked for, with them.
+    ranked: Option<(CandidateCharacterRow, Vec<Ranked>)>,
+}
+
+#[derive(Deserialize)]
+pub struct UnclaimedQuery {
+    page: Option<u32>,
+    done: Option<String>,
+    /// Rank every present member for this character with the engine's scoring.
+    character: Option<i32>,
+}
+
+/// The engine's best Discord users for one character (the same core ranking as the API's
+/// candidates route), scored off the async runtime.
+async fn rank_for(
+    state: &WebState,
+    id: i32,
+) -> Result<(CandidateCharacterRow, Vec<Ranked>), Refused> {
+    let pool = &state.app.pool;
+    let character = crate::db::console::candidate_character(pool, id)
+        .await?
+        .ok_or_else(|| Refused::NotFound(format!("wow character {id} does not exist")))?;
+    let users = crate::db::console::discord_candidates(pool).await?;
+    let name = character.character_name.clone();
+    let ranked = tokio::task::spawn_blocking(move || {
+        let pool: Vec<Candidate> = users
+            .iter()
+            .map(|u| {
+                let mut names = vec![("username", u.username.as_str())];
+                if let Some(g) = u.global_name.as_deref() {
+                    names.push(("global_name", g));
+                }
+                if let Some(d) = u.display_name.as_deref() {
+                    names.push(("nickname", d));
+                }
+                Candidate {
+                    id: u.id.into(),
+                    names,
+                    linked: u.linked,
+                }
+            })
+            .collect();
+        candidates::rank(
+            Fixed::Character,
+            &[("character", name.as_str())],
+            &pool,
+            MAX_CANDIDATES,
+        )
+    })
+    .await
+    .map_err(|e| Refused::Internal(anyhow::anyhow!("candidate ranking panicked: {e}")))?;
+    Ok((character, ranked))
+}
+
+pub async fn page(
+    State(state): State<WebState>,
+    session: Session,
+    Query(query): Query<UnclaimedQuery>,
+) -> Result<UnclaimedPage, Refused> {
+    let pool = &state.app.pool;
+    let (page, offset) = page_offset(query.page);
+    let offset = offset / super::PAGE_ROWS * ROWS;
+    let mut characters = pages::unclaimed_characters(pool, ROWS + 1, offset).await?;
+    let mut members = pages::unclaimed_members(pool, ROWS + 1, offset).await?;
+    let more = characters.len() as i64 > ROWS || members.len() as i64 > ROWS;
+    characters.truncate(ROWS as usize);
+    members.truncate(ROWS as usize);
+
+    let ids: Vec<i32> = characters.iter().map(|c| c.id).collect();
+    let mut by_character: HashMap<i32, Vec<SuggestionRow>> = HashMap::new();
+    for s in pages::suggestions_for_characters(pool, &ids).await? {
+        let list = by_character.entry(s.character_id).or_default();
+        if list.len() < CANDIDATES {
+            list.push(s);
+        }
+    }
+    let ids: Vec<i32> = members.iter().map(|m| m.id).collect();
+    let mut by_member: HashMap<i32, Vec<SuggestionRow>> = HashMap::new();
+    for s in pages::suggestions_for_discord_users(pool, &ids).await? {
+        let list = by_member.entry(s.discord_user_id).or_default();
+        if list.len() < CANDIDATES {
+            list.push(s);
+        }
+    }
+    let ranked = match query.character {
+        Some(id) => Some(rank_for(&state, id).await?),
+        None => None,
+    };
+    Ok(UnclaimedPage {
+        ranked,
+        chrome: Chrome::new(&session, "unclaimed"),
+        notice: (query.done.as_deref() == Some("linked")).then_some("Linked."),
+        characters: characters
+            .into_iter()
+            .map(|c| {
+                let candidates = by_character.remove(&c.id).unwrap_or_default();
+                (c, candidates)
+            })
+            .collect(),
+        members: members
+            .into_iter()
+            .map(|m| {
+                let candidates = by_member.remove(&m.id).unwrap_or_default();
+                (m, candidates)
+            })
+            .collect(),
+        page,
+        more,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct LinkForm {
+    #[serde(default)]
+    csrf: String,
+    character_id: i32,
+    discord_user_id: i32,
+}
+
+/// Link a character and a Discord member chosen among the candidates.
+pub async fn link(
+    State(state): State<WebState>,
+    session: Session,
+    Form(form): Form<LinkForm>,
+) -> Result<Redirect, Refused> {
+    session.check_csrf(&state, &form.csrf)?;
+    let pool = &state.app.pool;
+    let linked = crate::db::api::link_character(
+        pool,
+        ManualLink {
+            character_id: form.character_id,
+            discord_user_id: Some(form.discord_user_id),
+            player_id: None,
+        },
+    )
+    .await?;
+    pages::record_manual_link(pool, linked.link_id, CONSOLE_OFFICER).await?;
+    pages::resolve_suggestions_for_character(pool, form.character_id, CONSOLE_OFFICER).await?;
+    crate::db::console::record_action(
+        pool,
+        CONSOLE_OFFICER,
+        "link",
+        &format!("wow_character:{}", form.character_id),
+        Some(linked.player_id),
+        None,
+        serde_json::json!({"character_id": form.character_id, "link_id": linked.link_id,
+                           "discord_user_id": form.discord_user_id, "from": "unclaimed"}),
+    )
+    .await?;
+    tracing::info!(
+        link_id = linked.link_id,
+        "character linked from the Unclaimed page"
+    );
+    Ok(Redirect::to("/unclaimed?done=linked"))
+}

@@ -1,0 +1,575 @@
+//! The officer console in a real browser: Debian's chromium driven through chromedriver
+//! (fantoccini), against the real service router on a random port over the demo's sample
+//! guild in a fresh database. chromedriver missing is a failure, not a skip: `.ci/run`
+//! installs it.
+//!
+//! Every page is saved as a screenshot at 1,280 and 375 px under `target/screenshots/`.
+
+mod common;
+
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use guild_sync::api::AppState;
+use guild_sync::config::{Config, Secret};
+use guild_sync::scheduler::{ProductionStages, Scheduler};
+use guild_sync::testing::TestDb;
+use serde_json::json;
+use sqlx::PgPool;
+
+use common::within;
+
+const TOKEN: &str = "console-officer-token-0123456789";
+const XSS_NAME: &str = "<img src=x onerror=alert(1)>";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// chromedriver on a free port, killed when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .expect("bind a free port")
+        .local_addr()
+        .expect("local address")
+        .port()
+}
+
+async fn start_driver() -> Driver {
+    assert!(
+        Path::new(CHROMEDRIVER).exists(),
+        "{CHROMEDRIVER} is missing: install the chromium and chromium-driver packages (.ci/run does)"
+    );
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: install chromium"
+    );
+    let port = free_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let driver = Driver {
+        child,
+        port,
+        _profile: tempfile::tempdir().expect("profile dir"),
+    };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return driver;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not listen on port {port} within 10 s");
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let profile = driver._profile.path().display().to_string();
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", "--no-first-run", format!("--user-data-dir={profile}"),
+                     "--window-size=1280,1000"]
+        }
+    });
+    let serde_json::Value::Object(caps) = caps else {
+        unreachable!()
+    };
+    ClientBuilder::rustls()
+        .expect("TLS roots")
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("start a chromium session")
+}
+
+/// The demo's sample guild, a Discord member whose name is markup, and the console and API
+/// serving it. Returns the base URL.
+async fn serve(db: &TestDb, config: &Config) -> String {
+    guild_sync::demo::run_stages(&db.pool, config)
+        .await
+        .expect("the demo stages run");
+    let pool = db.pool.clone();
+    let stages = ProductionStages::for_service(pool.clone(), config.clone(), None);
+    let state = AppState {
+        pool: pool.clone(),
+        scheduler: Arc::new(Scheduler::new(pool, Arc::new(stages))),
+        admin_token: config.guild_sync_admin_token.clone(),
+        api_key: None,
+    };
+    guild_sync::install_crypto_provider();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = guild_sync::service::router(state, config);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    base
+}
+
+async fn add_markup_member(pool: &PgPool) -> i32 {
+    let user: i32 = sqlx::query_scalar(
+        "INSERT INTO guild_identity.discord_users (discord_id, username, display_name, highest_guild_role)
+         VALUES ('99999999999', $1, $1, 'Member') RETURNING id",
+    )
+    .bind(XSS_NAME)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    sqlx::query_scalar(
+        "INSERT INTO guild_identity.players (display_name, discord_user_id) VALUES ($1, $2) RETURNING id",
+    )
+    .bind(XSS_NAME)
+    .bind(user)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+fn screenshot_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let dir = target.join("screenshots");
+    std::fs::create_dir_all(&dir).expect("create target/screenshots");
+    dir
+}
+
+/// Save the current page at desktop and phone widths.
+async fn shoot(client: &Client, name: &str) {
+    let dir = screenshot_dir();
+    for (width, height) in [(1280, 1000), (375, 812)] {
+        client.set_window_size(width, height).await.unwrap();
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(dir.join(format!("{name}-{width}.png")), png).unwrap();
+    }
+    client.set_window_size(1280, 1000).await.unwrap();
+}
+
+async fn open(client: &Client, base: &str, path: &str) {
+    client.goto(&format!("{base}{path}")).await.unwrap();
+}
+
+async fn body_text(client: &Client) -> String {
+    client
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Click a submit button and wait for the page it leads to.
+async fn click(client: &Client, css: &str) {
+    let url = client.current_url().await.unwrap();
+    let element = client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css} on {url}: {e}"));
+    submit(client, element).await;
+}
+
+/// Click `element` (a form's button) and wait until the next page replaced this one.
+async fn submit(client: &Client, element: fantoccini::elements::Element) {
+    let old = client.find(Locator::Css("html")).await.unwrap();
+    element.click().await.unwrap();
+    for _ in 0..200 {
+        if old.tag_name().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the form did not lead to a new page within 10 s");
+}
+
+async fn open_suggestion(pool: &PgPool) -> Option<(i32, i32, i32)> {
+    sqlx::query_as(
+        "SELECT id, wow_character_id, discord_member_id FROM guild_identity.audit_issues
+         WHERE issue_type = 'auto_link_suggestion' AND resolved_at IS NULL ORDER BY id LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_officer_clears_the_queue_in_a_real_browser() {
+    within(Duration::from_secs(240), async {
+        let db = TestDb::new().await;
+        let mut config = Config::defaults();
+        config.guild_sync_admin_token = Some(Secret::new(TOKEN));
+        let base = serve(&db, &config).await;
+        let markup_player = add_markup_member(&db.pool).await;
+        let pool = &db.pool;
+        let driver = start_driver().await;
+        let client = browser(&driver).await;
+
+        // Log in: any page sends an anonymous visitor to the login form.
+        open(&client, &base, "/review").await;
+        assert!(client.current_url().await.unwrap().path().ends_with("/login"));
+        shoot(&client, "login").await;
+        client.find(Locator::Id("token")).await.unwrap().send_keys("wrong").await.unwrap();
+        click(&client, "#login").await;
+        assert!(body_text(&client).await.contains("not the admin token"));
+        client.find(Locator::Id("token")).await.unwrap().send_keys(TOKEN).await.unwrap();
+        click(&client, "#login").await;
+        assert_eq!(client.current_url().await.unwrap().path(), "/");
+        assert!(body_text(&client).await.contains("Open issues"));
+        shoot(&client, "overview").await;
+
+        // The session cookie: HttpOnly, SameSite=Strict, not Secure on plain http.
+        let cookies = client.get_all_cookies().await.unwrap();
+        let session = cookies
+            .iter()
+            .find(|c| c.name() == "guild_sync_session")
+            .expect("a session cookie after login");
+        assert_eq!(session.http_only(), Some(true));
+        assert_eq!(format!("{:?}", session.same_site()), "Some(Strict)");
+        assert_ne!(session.secure(), Some(true));
+        assert_eq!(session.path(), Some("/"));
+        let session_cookie = format!("{}={}", session.name(), session.value());
+
+        // Accept a suggestion; the player's page shows the link as an officer's.
+        let (accepted, character, _) = open_suggestion(pool)
+            .await
+            .expect("the demo leaves suggestions to review");
+        open(&client, &base, "/review").await;
+        shoot(&client, "review").await;
+        client
+            .find(Locator::Id(&format!("suggestion-{accepted}")))
+            .await
+            .expect("the first open suggestion is shown");
+        click(&client, "#accept").await;
+        assert!(body_text(&client).await.contains("Linked."));
+        let player: i32 = sqlx::query_scalar(
+            "SELECT player_id FROM guild_identity.player_characters WHERE character_id = $1",
+        )
+        .bind(character)
+        .fetch_one(pool)
+        .await
+        .expect("the accepted character is linked");
+        open(&client, &base, &format!("/players/{player}")).await;
+        let text = body_text(&client).await;
+        assert!(
+            text.contains(&format!("accepted by an officer (officer (console)) from suggestion {accepted}")),
+            "{text}"
+        );
+        assert!(text.contains("manual") && text.contains("confirmed"), "{text}");
+        assert!(text.contains("accept_suggestion"), "the action history: {text}");
+        shoot(&client, "player").await;
+
+        // Dismiss one; matching again does not bring it back.
+        let (dismissed, character, member) = open_suggestion(pool)
+            .await
+            .expect("a second suggestion to dismiss");
+        open(&client, &base, "/review").await;
+        client
+            .find(Locator::Id(&format!("suggestion-{dismissed}")))
+            .await
+            .unwrap();
+        click(&client, "#dismiss").await;
+        assert!(body_text(&client).await.contains("will not be suggested again"));
+        guild_sync::identity_engine::run_matching(pool).await.unwrap();
+        let back: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM guild_identity.audit_issues
+             WHERE issue_type = 'auto_link_suggestion' AND resolved_at IS NULL
+               AND wow_character_id = $1 AND discord_member_id = $2",
+        )
+        .bind(character)
+        .bind(member)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert_eq!(back, 0, "a dismissed pair was suggested again");
+        open(&client, &base, "/review").await;
+        assert!(
+            client
+                .find(Locator::Id(&format!("suggestion-{dismissed}")))
+                .await
+                .is_err()
+        );
+
+        // Resolve an issue with a note.
+        open(&client, &base, "/issues").await;
+        shoot(&client, "issues").await;
+        let first = client
+            .find(Locator::Css("ul.issues li.card"))
+            .await
+            .expect("open issues are listed");
+        let issue: i32 = first.attr("id").await.unwrap().unwrap()["issue-".len()..]
+            .parse()
+            .unwrap();
+        first
+            .find(Locator::Css("input[name=note]"))
+            .await
+            .unwrap()
+            .send_keys("talked to them — fine ✓")
+            .await
+            .unwrap();
+        submit(
+            &client,
+            first.find(Locator::Css("button[type=submit]")).await.unwrap(),
+        )
+        .await;
+        assert!(body_text(&client).await.contains("Issue resolved."));
+        let (by, note): (Option<String>, Option<String>) = sqlx::query_as(
+            "SELECT resolved_by, resolution_note FROM guild_identity.audit_issues WHERE id = $1",
+        )
+        .bind(issue)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert_eq!(by.as_deref(), Some("officer (console)"));
+        assert_eq!(note.as_deref(), Some("talked to them — fine ✓"));
+
+        // Link an unclaimed character from its candidates.
+        open(&client, &base, "/unclaimed").await;
+        shoot(&client, "unclaimed").await;
+        let find = client.find(Locator::Css("a.find-candidates")).await.expect("an unclaimed character");
+        find.click().await.unwrap();
+        client.wait().for_element(Locator::Id("ranked")).await.unwrap();
+        shoot(&client, "unclaimed-ranked").await;
+        let button = client
+            .find(Locator::Css("button.link-candidate"))
+            .await
+            .expect("an unclaimed character with a candidate");
+        let form = client
+            .find(Locator::Css("form:has(button.link-candidate)"))
+            .await
+            .unwrap();
+        let character: i32 = form
+            .find(Locator::Css("input[name=character_id]"))
+            .await
+            .unwrap()
+            .attr("value")
+            .await
+            .unwrap()
+            .unwrap()
+            .parse()
+            .unwrap();
+        submit(&client, button).await;
+        assert!(body_text(&client).await.contains("Linked."));
+        let evidence: serde_json::Value = sqlx::query_scalar(
+            "SELECT evidence FROM guild_identity.player_characters WHERE character_id = $1",
+        )
+        .bind(character)
+        .fetch_one(pool)
+        .await
+        .expect("the unclaimed character is linked");
+        assert_eq!(evidence["accepted_by"], "officer (console)");
+
+        // Upload an addon file through the same path as the API's upload.
+        open(&client, &base, "/upload").await;
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/addon/PATTSync.lua");
+        client
+            .find(Locator::Id("file"))
+            .await
+            .unwrap()
+            .send_keys(&sample.display().to_string())
+            .await
+            .unwrap();
+        click(&client, "#upload").await;
+        let started = client.find(Locator::Id("upload-started")).await.unwrap();
+        assert!(started.text().await.unwrap().contains("Accepted: run"));
+        let run: i64 = client.current_url().await.unwrap().query_pairs()
+            .find(|(k, _)| k == "run")
+            .map(|(_, v)| v.parse().unwrap())
+            .expect("the run id in the address");
+        let status = loop {
+            let status: String =
+                sqlx::query_scalar("SELECT status FROM guild_identity.sync_log WHERE id = $1")
+                    .bind(run)
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+            if status != "running" {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(status, "success");
+        open(&client, &base, "/upload").await;
+        shoot(&client, "upload").await;
+        open(&client, &base, "/runs").await;
+        assert!(body_text(&client).await.contains("pipeline:addon"));
+        shoot(&client, "runs").await;
+
+        // A member named with markup shows as text and runs nothing.
+        open(&client, &base, "/players?q=onerror").await;
+        assert!(body_text(&client).await.contains(XSS_NAME));
+        shoot(&client, "players").await;
+        open(&client, &base, &format!("/players/{markup_player}")).await;
+        assert!(body_text(&client).await.contains(XSS_NAME));
+        assert!(client.find_all(Locator::Css("img")).await.unwrap().is_empty());
+        assert!(client.get_alert_text().await.is_err(), "an alert opened");
+
+        // A form posted without its CSRF token (or with another's) is refused.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let open_issue: i32 = sqlx::query_scalar(
+            "SELECT id FROM guild_identity.audit_issues WHERE resolved_at IS NULL ORDER BY id LIMIT 1",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        for form in [vec![("note", "forged")], vec![("note", "forged"), ("csrf", "0123")]] {
+            let refused = http
+                .post(format!("{base}/issues/{open_issue}/resolve"))
+                .header("Cookie", &session_cookie)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(refused.status(), 403);
+        }
+        let still_open: bool = sqlx::query_scalar(
+            "SELECT resolved_at IS NULL FROM guild_identity.audit_issues WHERE id = $1",
+        )
+        .bind(open_issue)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert!(still_open, "a forged form changed something");
+
+        // Log out: the session is gone.
+        open(&client, &base, "/").await;
+        click(&client, ".logout button").await;
+        assert!(client.current_url().await.unwrap().path().ends_with("/login"));
+        open(&client, &base, "/runs").await;
+        assert!(client.current_url().await.unwrap().path().ends_with("/login"));
+
+        client.close().await.unwrap();
+    })
+    .await;
+}
+
+/// The headers and cookie attributes, over plain HTTP: CSP without inline script, never framed,
+/// a Referrer-Policy; `Secure` cookies when the public URL is https.
+#[tokio::test]
+async fn headers_and_a_secure_cookie_behind_https() {
+    common::within_a_minute(async {
+        let db = TestDb::new().await;
+        let mut config = Config::defaults();
+        config.guild_sync_admin_token = Some(Secret::new(TOKEN));
+        config.guild_sync_public_url = Some("https://guild.example".into());
+        let pool = db.pool.clone();
+        let stages = ProductionStages::for_service(pool.clone(), config.clone(), None);
+        let state = AppState {
+            pool: pool.clone(),
+            scheduler: Arc::new(Scheduler::new(pool, Arc::new(stages))),
+            admin_token: config.guild_sync_admin_token.clone(),
+            api_key: None,
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = guild_sync::service::router(state, &config);
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+
+        let anonymous = http.get(format!("{base}/")).send().await.unwrap();
+        assert_eq!(anonymous.status(), 303);
+        assert_eq!(anonymous.headers()["location"], "/login");
+
+        let login = http.get(format!("{base}/login")).send().await.unwrap();
+        assert_eq!(login.status(), 200);
+        let headers = login.headers().clone();
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        assert!(csp.contains("default-src 'none'"), "{csp}");
+        assert!(headers.contains_key("referrer-policy"));
+        let pre = headers["set-cookie"].to_str().unwrap().to_string();
+        assert!(
+            pre.contains("Secure") && pre.contains("HttpOnly") && pre.contains("SameSite=Strict"),
+            "{pre}"
+        );
+        let html = login.text().await.unwrap();
+        assert!(!html.contains("<script"), "the console has no script");
+        let csrf = html
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("the login form's CSRF token")
+            .to_string();
+        let pre_cookie = pre.split(';').next().unwrap().to_string();
+
+        // Without the token: refused, and no session.
+        let forged = http
+            .post(format!("{base}/login"))
+            .header("Cookie", &pre_cookie)
+            .form(&[("token", TOKEN)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 403);
+        assert!(forged.headers().get("set-cookie").is_none());
+
+        let ok = http
+            .post(format!("{base}/login"))
+            .header("Cookie", &pre_cookie)
+            .form(&[("token", TOKEN), ("csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 303);
+        let session = ok
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .find(|c| c.starts_with("guild_sync_session="))
+            .expect("a session cookie");
+        for attribute in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+            assert!(
+                session.contains(attribute),
+                "{attribute} missing: {session}"
+            );
+        }
+        // A tampered cookie is not a session.
+        let value = session.split(';').next().unwrap();
+        let tampered = format!("{}x", value);
+        let page = http
+            .get(format!("{base}/runs"))
+            .header("Cookie", &tampered)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 303);
+        let page = http
+            .get(format!("{base}/runs"))
+            .header("Cookie", value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        assert_eq!(page.headers()["x-frame-options"], "DENY");
+    })
+    .await;
+}
