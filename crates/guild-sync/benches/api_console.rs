@@ -6,17 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use guild_sync::api::{self, AppState};
 use guild_sync::config::Secret;
-use guild_sync::db_sync::BlizzardSyncStats;
-use guild_sync::db_sync::addon::AddonSyncStats;
-use guild_sync::discord_sync::DiscordSyncStats;
-use guild_sync::identity_engine::MatchStats;
-use guild_sync::integrity_checker::CheckStats;
-use guild_sync::scheduler::{AddonInput, ReportOutcome, Scheduler, Stages};
-use guild_sync::testing::TestDb;
+use guild_sync::scheduler::Scheduler;
+use guild_sync::testing::{NoopStages, TestDb};
 use reqwest::header::{ETAG, IF_NONE_MATCH};
 
 const CHARACTERS: i32 = 1_000;
@@ -27,36 +20,6 @@ const LINKED: i32 = 700;
 const REQUESTS: usize = 2_000;
 const MAX_DURATION: Duration = Duration::from_secs(20);
 const TOKEN: &str = "bench-token";
-
-struct NoStages;
-
-fn unused<T: Send + 'static>() -> BoxFuture<'static, anyhow::Result<T>> {
-    async { anyhow::bail!("not used by the benchmark") }.boxed()
-}
-
-impl Stages for NoStages {
-    fn blizzard_sync(&self) -> BoxFuture<'_, anyhow::Result<BlizzardSyncStats>> {
-        unused()
-    }
-    fn discord_sync(&self) -> BoxFuture<'_, anyhow::Result<DiscordSyncStats>> {
-        unused()
-    }
-    fn addon_sync<'a>(
-        &'a self,
-        _: &'a AddonInput,
-    ) -> BoxFuture<'a, anyhow::Result<AddonSyncStats>> {
-        unused()
-    }
-    fn run_matching(&self) -> BoxFuture<'_, anyhow::Result<MatchStats>> {
-        unused()
-    }
-    fn integrity_check(&self) -> BoxFuture<'_, anyhow::Result<CheckStats>> {
-        unused()
-    }
-    fn report(&self) -> BoxFuture<'_, anyhow::Result<ReportOutcome>> {
-        unused()
-    }
-}
 
 /// The guild: 1,000 characters, 50,000 members, 350 players, an open suggestion for every
 /// unclaimed character, an orphan issue for each too, and officer actions on the players.
@@ -210,7 +173,7 @@ async fn main() {
     let pool = guild_sync::db::connect(db.connect_options()).await.unwrap();
     let state = AppState {
         pool: pool.clone(),
-        scheduler: Arc::new(Scheduler::new(pool, Arc::new(NoStages))),
+        scheduler: Arc::new(Scheduler::new(pool, Arc::new(NoopStages))),
         admin_token: Some(Secret::new(TOKEN)),
         api_key: None,
     };

@@ -278,3 +278,43 @@ pub mod seed {
         .expect("seed a link");
     }
 }
+
+/// Stages that succeed at once, changing nothing: for tests and benchmarks of the API around a
+/// real scheduler, whose own stages have their own tests.
+pub struct NoopStages;
+
+fn done<T: Default + Send + 'static>() -> futures::future::BoxFuture<'static, Result<T>> {
+    Box::pin(async { Ok(T::default()) })
+}
+
+impl crate::scheduler::Stages for NoopStages {
+    fn blizzard_sync(
+        &self,
+    ) -> futures::future::BoxFuture<'_, Result<crate::db_sync::BlizzardSyncStats>> {
+        done()
+    }
+    fn discord_sync(
+        &self,
+    ) -> futures::future::BoxFuture<'_, Result<crate::discord_sync::DiscordSyncStats>> {
+        done()
+    }
+    fn addon_sync<'a>(
+        &'a self,
+        _: &'a crate::scheduler::AddonInput,
+    ) -> futures::future::BoxFuture<'a, Result<crate::db_sync::addon::AddonSyncStats>> {
+        done()
+    }
+    fn run_matching(
+        &self,
+    ) -> futures::future::BoxFuture<'_, Result<crate::identity_engine::MatchStats>> {
+        done()
+    }
+    fn integrity_check(
+        &self,
+    ) -> futures::future::BoxFuture<'_, Result<crate::integrity_checker::CheckStats>> {
+        done()
+    }
+    fn report(&self) -> futures::future::BoxFuture<'_, Result<crate::scheduler::ReportOutcome>> {
+        Box::pin(async { Ok(crate::scheduler::ReportOutcome::NoSender) })
+    }
+}

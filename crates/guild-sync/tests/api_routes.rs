@@ -9,18 +9,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use guild_sync::api::{self, AppState};
 use guild_sync::config::Secret;
-use guild_sync::db_sync::BlizzardSyncStats;
-use guild_sync::db_sync::addon::AddonSyncStats;
-use guild_sync::discord_sync::DiscordSyncStats;
-use guild_sync::identity_engine::MatchStats;
-use guild_sync::integrity_checker::CheckStats;
-use guild_sync::scheduler::{AddonInput, ReportOutcome, Scheduler, Stages};
-use guild_sync::testing::TestDb;
+use guild_sync::scheduler::Scheduler;
+use guild_sync::testing::{NoopStages, TestDb};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -28,34 +20,6 @@ use sqlx::PgPool;
 use common::{SpawnedApp, spawn_app, within_a_minute};
 
 const TOKEN: &str = "officer-token-for-tests";
-
-/// Stages that succeed at once, changing nothing.
-struct NoopStages;
-
-fn done<T: Default + Send + 'static>() -> BoxFuture<'static, Result<T>> {
-    async { Ok(T::default()) }.boxed()
-}
-
-impl Stages for NoopStages {
-    fn blizzard_sync(&self) -> BoxFuture<'_, Result<BlizzardSyncStats>> {
-        done()
-    }
-    fn discord_sync(&self) -> BoxFuture<'_, Result<DiscordSyncStats>> {
-        done()
-    }
-    fn addon_sync<'a>(&'a self, _: &'a AddonInput) -> BoxFuture<'a, Result<AddonSyncStats>> {
-        done()
-    }
-    fn run_matching(&self) -> BoxFuture<'_, Result<MatchStats>> {
-        done()
-    }
-    fn integrity_check(&self) -> BoxFuture<'_, Result<CheckStats>> {
-        done()
-    }
-    fn report(&self) -> BoxFuture<'_, Result<ReportOutcome>> {
-        async { Ok(ReportOutcome::NoSender) }.boxed()
-    }
-}
 
 /// A running API on its own port and database.
 struct TestApp {
