@@ -22,6 +22,7 @@ use sqlx::PgPool;
 
 use crate::config::{Config, RemovalGuard};
 use crate::db::discord_users::{self, DiscordUserUpsert};
+use crate::db::events::{self, Actor};
 use crate::db::reference::{self, GuildRankRow};
 use crate::db::sync_log::RunCounts;
 use crate::run_recorder::{RunReport, record_run};
@@ -318,12 +319,25 @@ pub async fn apply_member_list(
     taken_at: DateTime<Utc>,
     guard: RemovalGuard,
 ) -> Result<DiscordSyncStats> {
+    apply_member_list_in_run(pool, members, taken_at, guard, None).await
+}
+
+/// [`apply_member_list`] on behalf of the recorded run `run_id`, which the member events it
+/// writes name as the run that observed them.
+pub async fn apply_member_list_in_run(
+    pool: &PgPool,
+    members: &PreparedMembers,
+    taken_at: DateTime<Utc>,
+    guard: RemovalGuard,
+    run_id: Option<i64>,
+) -> Result<DiscordSyncStats> {
     if members.rows.is_empty() {
         // A server always has its (human) owner; an empty list is a broken fetch or file.
         bail!("the Discord member list has no human members; nothing was changed");
     }
     let listed: Vec<&str> = members.rows.iter().map(|r| r.discord_id.as_str()).collect();
     let mut tx = pool.begin().await.context("cannot start a transaction")?;
+    events::tag(&mut *tx, Actor::Engine, run_id).await?;
     let presence = discord_users::presence_counts(&mut *tx, &listed, taken_at).await?;
     let present = usize::try_from(presence.present).unwrap_or(usize::MAX);
     let departing = usize::try_from(presence.missing_from_list).unwrap_or(usize::MAX);
@@ -357,7 +371,7 @@ pub async fn run(
     input: DiscordInput,
     guard: RemovalGuard,
 ) -> Result<DiscordSyncStats> {
-    record_run(pool, SYNC_SOURCE, |_run_id| async move {
+    record_run(pool, SYNC_SOURCE, |run_id| async move {
         let taken_at = discord_users::clock(pool).await?;
         let snapshot = match input {
             DiscordInput::Live => fetch_snapshot(config).await?,
@@ -373,7 +387,8 @@ pub async fn run(
         let ranks = RankRoles::new(&reference::guild_ranks(pool).await?);
         let prepared =
             prepare_members(&snapshot.members, &GuildRoles::new(&snapshot.roles), &ranks);
-        let stats = apply_member_list(pool, &prepared, taken_at, guard).await?;
+        let stats =
+            apply_member_list_in_run(pool, &prepared, taken_at, guard, Some(run_id)).await?;
         tracing::info!(
             found = stats.found,
             new = stats.new,
@@ -525,7 +540,11 @@ async fn upsert_one(
     let Some(row) = member_row(member, roles, &ranks) else {
         return Ok(MemberEventOutcome::BotIgnored);
     };
-    let counts = discord_users::upsert(pool, std::slice::from_ref(&row), None).await?;
+    // A transaction only so the member events name the gateway as their actor.
+    let mut tx = pool.begin().await.context("cannot start a transaction")?;
+    events::tag(&mut *tx, Actor::Gateway, None).await?;
+    let counts = discord_users::upsert(&mut *tx, std::slice::from_ref(&row), None).await?;
+    tx.commit().await.context("cannot commit a member event")?;
     Ok(if counts.new > 0 {
         MemberEventOutcome::Inserted
     } else if counts.revived > 0 {
@@ -561,8 +580,12 @@ pub async fn on_member_remove(pool: &PgPool, user: &WireUser) -> Result<MemberEv
     if user.bot {
         return Ok(MemberEventOutcome::BotIgnored);
     }
+    let mut tx = pool.begin().await.context("cannot start a transaction")?;
+    events::tag(&mut *tx, Actor::Gateway, None).await?;
+    let departed = discord_users::mark_departed(&mut *tx, user.id.as_str()).await?;
+    tx.commit().await.context("cannot commit a member removal")?;
     Ok(
-        if discord_users::mark_departed(pool, user.id.as_str()).await? {
+        if departed {
             MemberEventOutcome::Departed
         } else {
             MemberEventOutcome::NotPresent

@@ -78,8 +78,8 @@ pub struct MatchStats {
 
 /// Run the matcher once as a recorded run (`sync_log.source = 'match'`).
 pub async fn run_matching(pool: &PgPool) -> Result<MatchStats> {
-    record_run(pool, SOURCE, |_run_id| async move {
-        let stats = match_once(pool).await?;
+    record_run(pool, SOURCE, |run_id| async move {
+        let stats = match_once(pool, run_id).await?;
         let counts = RunCounts::default()
             .found(stats.characters_considered)
             .new(stats.links_created);
@@ -90,11 +90,12 @@ pub async fn run_matching(pool: &PgPool) -> Result<MatchStats> {
 }
 
 /// Load, plan and apply in one transaction.
-async fn match_once(pool: &PgPool) -> Result<MatchStats> {
+async fn match_once(pool: &PgPool, run_id: i64) -> Result<MatchStats> {
     let mut tx = pool
         .begin()
         .await
         .context("cannot begin the matching transaction")?;
+    crate::db::events::tag(&mut *tx, crate::db::events::Actor::Engine, Some(run_id)).await?;
     // Held until commit: manual links made meanwhile wait rather than invalidate the plan.
     players::lock_for_matching(&mut *tx).await?;
 

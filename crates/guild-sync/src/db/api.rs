@@ -7,6 +7,8 @@
 use anyhow::anyhow;
 use sqlx::{PgConnection, PgPool};
 
+use super::events::{self, Actor};
+
 /// Every player with its Discord user and characters, as the JSON array the API answers with
 /// (the shape of `api::identity::PlayerView`). PostgreSQL builds the document and it is passed through as
 /// text: decoding ~800 KB into structs only to encode it again cost most of each request.
@@ -98,7 +100,17 @@ impl From<sqlx::Error> for LinkError {
 /// confirmed manual link, and give the player the Discord user when it has none. One
 /// transaction; row locks serialise concurrent links of the same character, user or player.
 pub async fn link_character(db: &PgPool, req: ManualLink) -> Result<Linked, LinkError> {
+    link_character_as(db, req, Actor::Officer).await
+}
+
+/// [`link_character`] made by `actor` (an officer, or a player's claim), as its member events say.
+pub async fn link_character_as(
+    db: &PgPool,
+    req: ManualLink,
+    actor: Actor,
+) -> Result<Linked, LinkError> {
     let mut tx = db.begin().await?;
+    events::tag(&mut *tx, actor, None).await?;
     let character = lock_character(&mut tx, req.character_id).await?;
     let discord = match req.discord_user_id {
         Some(id) => Some(lock_discord_user(&mut tx, id).await?),
@@ -323,6 +335,7 @@ pub struct Unlinked {
 /// or offspec. One transaction.
 pub async fn unlink(db: &PgPool, link_id: i32) -> Result<Unlinked, LinkError> {
     let mut tx = db.begin().await?;
+    events::tag(&mut *tx, Actor::Officer, None).await?;
     let removed: Option<(i32, i32)> = sqlx::query_as(
         "DELETE FROM guild_identity.player_characters WHERE id = $1
          RETURNING player_id, character_id",

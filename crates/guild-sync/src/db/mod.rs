@@ -15,6 +15,7 @@ pub mod api;
 pub mod audit_issues;
 pub mod characters;
 pub mod discord_users;
+pub mod events;
 pub mod integrity;
 pub mod links;
 pub mod pipeline_lock;

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use guild_sync_core::roster::{
-    HomeRealm, IncomingKey, MemberAction, MemberColumns, MemberFacts, Named, ProfileFacts,
+    ExistingCharacter, HomeRealm, IncomingKey, MemberAction, MemberColumns, MemberFacts, Named, ProfileFacts,
     ReferenceCache, Resolved, displaced_name, member_columns, plan_roster,
 };
 use serde::Serialize;
@@ -33,6 +33,7 @@ use sqlx::PgPool;
 use crate::blizzard_client::{self, BlizzardClient, FetchedRoster, ProfileFetch, RosterMember};
 use crate::config::{Config, RemovalGuard};
 use crate::db::characters::{self, CharacterColumns};
+use crate::db::events::{self, Actor};
 use crate::db::reference;
 use crate::db::sync_log::RunCounts;
 use crate::run_recorder::{RunReport, RunStatus, record_run};
@@ -86,9 +87,9 @@ pub async fn run(
     guard: RemovalGuard,
     show_progress: bool,
 ) -> Result<BlizzardSyncStats> {
-    record_run(pool, SOURCE, |_run_id| async move {
+    record_run(pool, SOURCE, |run_id| async move {
         let fetched = fetch(config, &input, show_progress).await?;
-        let stats = apply_roster(pool, &fetched, guard).await?;
+        let stats = apply_roster_in_run(pool, &fetched, guard, Some(run_id)).await?;
         Ok((stats.clone(), report(&stats)))
     })
     .await
@@ -100,8 +101,8 @@ pub async fn sync_fetched(
     fetched: &FetchedRoster,
     guard: RemovalGuard,
 ) -> Result<BlizzardSyncStats> {
-    record_run(pool, SOURCE, |_run_id| async move {
-        let stats = apply_roster(pool, fetched, guard).await?;
+    record_run(pool, SOURCE, |run_id| async move {
+        let stats = apply_roster_in_run(pool, fetched, guard, Some(run_id)).await?;
         Ok((stats.clone(), report(&stats)))
     })
     .await
@@ -166,6 +167,17 @@ pub async fn apply_roster(
     fetched: &FetchedRoster,
     guard: RemovalGuard,
 ) -> Result<BlizzardSyncStats> {
+    apply_roster_in_run(pool, fetched, guard, None).await
+}
+
+/// [`apply_roster`] on behalf of the recorded run `run_id`, which the member events it writes
+/// name as the run that observed them.
+pub async fn apply_roster_in_run(
+    pool: &PgPool,
+    fetched: &FetchedRoster,
+    guard: RemovalGuard,
+    run_id: Option<i64>,
+) -> Result<BlizzardSyncStats> {
     let FetchedRoster { roster, profiles } = fetched;
     if profiles.len() != roster.members.len() {
         bail!(
@@ -180,6 +192,7 @@ pub async fn apply_roster(
         .context("cannot start the sync transaction")?;
 
     // Load: the FK caches (once per run) and the stored characters.
+    events::tag(&mut *tx, Actor::Engine, run_id).await?;
     let classes = reference::classes(&mut *tx).await?;
     let specs = reference::specializations(&mut *tx).await?;
     let ranks = reference::guild_ranks(&mut *tx).await?;
@@ -266,6 +279,20 @@ pub async fn apply_roster(
         tracing::info!(rows = ?plan.displaced, "departed characters displaced by a rename or a reused name");
     }
     stats.updated = characters::update_batch(&mut *tx, &updates).await? as usize;
+    // The rows' names before the placeholders: the trigger only saw "#id" → new name.
+    let before: HashMap<i32, &ExistingCharacter> = existing.iter().map(|r| (r.id, r)).collect();
+    let renamed: Vec<&ExistingCharacter> = plan
+        .renamed
+        .iter()
+        .filter_map(|id| before.get(id).copied())
+        .collect();
+    events::record_renames(
+        &mut *tx,
+        &renamed.iter().map(|r| r.id).collect::<Vec<_>>(),
+        &renamed.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        &renamed.iter().map(|r| r.realm_slug.as_str()).collect::<Vec<_>>(),
+    )
+    .await?;
     stats.new = characters::insert_batch(&mut *tx, &inserts).await? as usize;
     stats.removed = characters::mark_removed(&mut *tx, &plan.removals).await? as usize;
     tx.commit().await.context("cannot commit the roster")?;
