@@ -583,14 +583,14 @@ pub async fn on_member_remove(pool: &PgPool, user: &WireUser) -> Result<MemberEv
     let mut tx = pool.begin().await.context("cannot start a transaction")?;
     events::tag(&mut *tx, Actor::Gateway, None).await?;
     let departed = discord_users::mark_departed(&mut *tx, user.id.as_str()).await?;
-    tx.commit().await.context("cannot commit a member removal")?;
-    Ok(
-        if departed {
-            MemberEventOutcome::Departed
-        } else {
-            MemberEventOutcome::NotPresent
-        },
-    )
+    tx.commit()
+        .await
+        .context("cannot commit a member removal")?;
+    Ok(if departed {
+        MemberEventOutcome::Departed
+    } else {
+        MemberEventOutcome::NotPresent
+    })
 }
 
 #[cfg(test)]

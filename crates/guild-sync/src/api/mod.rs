@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod guild_sync;
 pub mod identity;
 
@@ -78,6 +79,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(identity::mismatches))
         .routes(routes!(identity::link))
         .routes(routes!(identity::unlink))
+        .routes(routes!(events::list))
+        .routes(routes!(events::player_history))
         .routes(routes!(guild_sync::trigger_blizzard))
         .routes(routes!(guild_sync::trigger_discord))
         .routes(routes!(guild_sync::trigger_report))

@@ -259,12 +259,12 @@ pub async fn list(db: impl PgExecutor<'_>, f: &EventFilter) -> Result<(Vec<Event
 
 /// Whether player `id` exists.
 pub async fn player_exists(db: impl PgExecutor<'_>, id: i32) -> Result<bool> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM guild_identity.players WHERE id = $1)",
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM guild_identity.players WHERE id = $1)")
+            .bind(id)
+            .fetch_one(db)
+            .await?,
     )
-    .bind(id)
-    .fetch_one(db)
-    .await?)
 }
 
 /// Delete events older than `days` days; returns how many.

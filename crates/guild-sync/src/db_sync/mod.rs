@@ -24,8 +24,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use guild_sync_core::roster::{
-    ExistingCharacter, HomeRealm, IncomingKey, MemberAction, MemberColumns, MemberFacts, Named, ProfileFacts,
-    ReferenceCache, Resolved, displaced_name, member_columns, plan_roster,
+    ExistingCharacter, HomeRealm, IncomingKey, MemberAction, MemberColumns, MemberFacts, Named,
+    ProfileFacts, ReferenceCache, Resolved, displaced_name, member_columns, plan_roster,
 };
 use serde::Serialize;
 use sqlx::PgPool;
@@ -290,7 +290,10 @@ pub async fn apply_roster_in_run(
         &mut *tx,
         &renamed.iter().map(|r| r.id).collect::<Vec<_>>(),
         &renamed.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
-        &renamed.iter().map(|r| r.realm_slug.as_str()).collect::<Vec<_>>(),
+        &renamed
+            .iter()
+            .map(|r| r.realm_slug.as_str())
+            .collect::<Vec<_>>(),
     )
     .await?;
     stats.new = characters::insert_batch(&mut *tx, &inserts).await? as usize;
