@@ -31,8 +31,15 @@ pub enum IssueType {
     /// A linked, present Discord user with no guild role while the player has an in-game rank.
     /// Hash ids: `[player_id]`.
     NoGuildRole,
-    /// An in-guild character not seen for longer than the threshold. Hash ids: `[character_id]`.
+    /// An in-guild character no player owns, not seen for longer than the threshold (a linked
+    /// character counts towards its player's activity instead). Hash ids: `[character_id]`.
     StaleCharacter,
+    /// A player none of whose in-guild characters logged in within the threshold: one issue
+    /// per player, listing the alts. Hash ids: `[player_id]`.
+    InactivePlayer,
+    /// A player every one of whose characters has left the guild while their present Discord
+    /// account still holds a guild role. Hash ids: `[player_id]`.
+    FormerMemberHasRole,
     /// More than one player holds the same Discord user. Hash ids: `[discord_user_id]`.
     DuplicateDiscord,
     /// The matcher found a likely but uncertain character ↔ Discord pair (fuzzy 0.70–0.85).
@@ -42,13 +49,15 @@ pub enum IssueType {
 
 impl IssueType {
     /// All types, in report order.
-    pub const ALL: [IssueType; 7] = [
+    pub const ALL: [IssueType; 9] = [
         IssueType::RankMismatch,
         IssueType::DuplicateDiscord,
+        IssueType::FormerMemberHasRole,
         IssueType::OrphanDiscord,
         IssueType::OrphanWow,
         IssueType::NoGuildRole,
         IssueType::AutoLinkSuggestion,
+        IssueType::InactivePlayer,
         IssueType::StaleCharacter,
     ];
 
@@ -60,6 +69,8 @@ impl IssueType {
             IssueType::RankMismatch => "rank_mismatch",
             IssueType::NoGuildRole => "no_guild_role",
             IssueType::StaleCharacter => "stale_character",
+            IssueType::InactivePlayer => "inactive_player",
+            IssueType::FormerMemberHasRole => "former_member_has_role",
             IssueType::DuplicateDiscord => "duplicate_discord",
             IssueType::AutoLinkSuggestion => "auto_link_suggestion",
         }
@@ -74,10 +85,13 @@ impl IssueType {
     pub fn severity(self) -> Severity {
         match self {
             IssueType::RankMismatch | IssueType::DuplicateDiscord => Severity::Critical,
-            IssueType::OrphanWow | IssueType::OrphanDiscord | IssueType::NoGuildRole => {
-                Severity::Warning
+            IssueType::OrphanWow
+            | IssueType::OrphanDiscord
+            | IssueType::NoGuildRole
+            | IssueType::FormerMemberHasRole => Severity::Warning,
+            IssueType::StaleCharacter | IssueType::InactivePlayer | IssueType::AutoLinkSuggestion => {
+                Severity::Info
             }
-            IssueType::StaleCharacter | IssueType::AutoLinkSuggestion => Severity::Info,
         }
     }
 }
@@ -274,6 +288,25 @@ struct StaleDetails {
 }
 
 #[derive(Serialize)]
+struct InactivePlayerDetails<'a> {
+    player_name: &'a str,
+    last_seen: DateTime<Utc>,
+    days_ago: i64,
+    threshold_days: i64,
+    /// Every in-guild character of the player, as "Name-realm".
+    alts: &'a [String],
+}
+
+#[derive(Serialize)]
+struct FormerMemberDetails<'a> {
+    player_name: &'a str,
+    username: &'a str,
+    role: &'a str,
+    /// When the player's last character left the guild.
+    departed_at: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
 struct DuplicateDiscordDetails<'a> {
     player_ids: Vec<i32>,
     player_names: &'a [&'a str],
@@ -409,6 +442,66 @@ impl Finding {
         )
     }
 
+    /// A player whose characters all stopped logging in: one finding listing every alt, in
+    /// place of one `stale_character` per alt.
+    pub fn inactive_player(
+        player_id: i32,
+        player_name: &str,
+        last_seen: DateTime<Utc>,
+        days_ago: i64,
+        threshold_days: i64,
+        alts: &[String],
+    ) -> Self {
+        let listed = match alts.len() {
+            0 => String::new(),
+            1 => format!(" ({})", alts[0]),
+            n => format!(" ({n} characters: {})", alts.join(", ")),
+        };
+        finding(
+            IssueType::InactivePlayer,
+            (None, None, Some(player_id)),
+            player_name.to_string(),
+            format!(
+                "no character logged in for {days_ago} days (last {}){listed}",
+                last_seen.format("%Y-%m-%d")
+            ),
+            InactivePlayerDetails {
+                player_name,
+                last_seen,
+                days_ago,
+                threshold_days,
+                alts,
+            },
+        )
+    }
+
+    /// A player who left the guild (every character departed) but whose Discord account keeps
+    /// a guild role.
+    pub fn former_member_has_role(
+        player_id: i32,
+        player_name: &str,
+        discord_user_id: i32,
+        username: &str,
+        role: &str,
+        departed_at: DateTime<Utc>,
+    ) -> Self {
+        finding(
+            IssueType::FormerMemberHasRole,
+            (None, Some(discord_user_id), Some(player_id)),
+            player_with_discord(player_name, username),
+            format!(
+                "every character left the guild (last on {}) but the Discord role {role} remains",
+                departed_at.format("%Y-%m-%d")
+            ),
+            FormerMemberDetails {
+                player_name,
+                username,
+                role,
+                departed_at,
+            },
+        )
+    }
+
     /// More than one player holds the same Discord user.
     pub fn duplicate_discord(
         discord_user_id: i32,
@@ -442,7 +535,10 @@ impl Finding {
             IssueType::OrphanDiscord | IssueType::DuplicateDiscord => {
                 vec![id(self.discord_user_id)]
             }
-            IssueType::RankMismatch | IssueType::NoGuildRole => vec![id(self.player_id)],
+            IssueType::RankMismatch
+            | IssueType::NoGuildRole
+            | IssueType::InactivePlayer
+            | IssueType::FormerMemberHasRole => vec![id(self.player_id)],
             IssueType::AutoLinkSuggestion => {
                 vec![id(self.wow_character_id), id(self.discord_user_id)]
             }

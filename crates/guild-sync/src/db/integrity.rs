@@ -187,8 +187,9 @@ pub struct StaleCharacterRow {
     pub days_ago: i64,
 }
 
-/// In-guild characters whose last login (or, when no login time is known, last successful
-/// profile fetch) is older than `threshold_days`. Characters with neither are not judged.
+/// Unlinked in-guild characters whose last login (or, when no login time is known, last
+/// successful profile fetch) is older than `threshold_days`. Characters with neither are not
+/// judged; linked characters count towards their player's activity ([`inactive_players`]).
 pub async fn stale_characters(
     db: impl PgExecutor<'_>,
     threshold_days: i32,
@@ -202,11 +203,90 @@ pub async fn stale_characters(
                     wc.last_login_at IS NOT NULL AS from_login
              FROM guild_identity.wow_characters wc
              WHERE wc.removed_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM guild_identity.player_characters pc
+                               WHERE pc.character_id = wc.id)
          ) c
          WHERE last_seen < now() - make_interval(days => $1)
          ORDER BY last_seen, id",
     )
     .bind(threshold_days)
+    .fetch_all(db)
+    .await?)
+}
+
+/// A player none of whose in-guild characters was seen within the threshold.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+pub struct InactivePlayerRow {
+    pub player_id: i32,
+    pub display_name: String,
+    /// The latest login (else profile fetch) of any of the player's in-guild characters.
+    pub last_seen: DateTime<Utc>,
+    pub days_ago: i64,
+    /// "Name-realm" of every in-guild character, most recently seen first.
+    pub alts: Vec<String>,
+}
+
+/// Players whose last activity — the latest login of any in-guild character (the last profile
+/// fetch standing in where no login is known) — is older than `threshold_days`. A player with
+/// an in-guild character never seen at all is not judged.
+pub async fn inactive_players(
+    db: impl PgExecutor<'_>,
+    threshold_days: i32,
+) -> Result<Vec<InactivePlayerRow>> {
+    Ok(sqlx::query_as(
+        "SELECT p.id AS player_id, p.display_name, a.last_seen,
+                floor(extract(epoch FROM now() - a.last_seen) / 86400)::bigint AS days_ago, a.alts
+         FROM (
+             SELECT pc.player_id,
+                    max(coalesce(wc.last_login_at, wc.last_api_sync)) AS last_seen,
+                    bool_and(coalesce(wc.last_login_at, wc.last_api_sync) IS NOT NULL) AS all_seen,
+                    array_agg(wc.character_name || '-' || wc.realm_slug
+                              ORDER BY coalesce(wc.last_login_at, wc.last_api_sync) DESC NULLS LAST,
+                                       wc.id) AS alts
+             FROM guild_identity.player_characters pc
+             JOIN guild_identity.wow_characters wc ON wc.id = pc.character_id
+             WHERE wc.removed_at IS NULL
+             GROUP BY pc.player_id
+         ) a
+         JOIN guild_identity.players p ON p.id = a.player_id
+         WHERE a.all_seen AND a.last_seen < now() - make_interval(days => $1)
+         ORDER BY a.last_seen, p.id",
+    )
+    .bind(threshold_days)
+    .fetch_all(db)
+    .await?)
+}
+
+/// A former member (every character departed) whose present Discord account keeps a guild role.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+pub struct FormerMemberRow {
+    pub player_id: i32,
+    pub display_name: String,
+    pub discord_user_id: i32,
+    pub username: String,
+    pub highest_guild_role: String,
+    /// When the player's last character left the guild: the start of role sync's grace period.
+    pub departed_at: DateTime<Utc>,
+}
+
+/// Players with at least one character, all departed, whose Discord account is present and
+/// still holds a guild role.
+pub async fn former_members_with_role(db: impl PgExecutor<'_>) -> Result<Vec<FormerMemberRow>> {
+    Ok(sqlx::query_as(
+        "SELECT p.id AS player_id, p.display_name, du.id AS discord_user_id, du.username,
+                du.highest_guild_role, c.departed_at
+         FROM (
+             SELECT pc.player_id, max(wc.removed_at) AS departed_at
+             FROM guild_identity.player_characters pc
+             JOIN guild_identity.wow_characters wc ON wc.id = pc.character_id
+             GROUP BY pc.player_id
+             HAVING bool_and(wc.removed_at IS NOT NULL)
+         ) c
+         JOIN guild_identity.players p ON p.id = c.player_id
+         JOIN guild_identity.discord_users du ON du.id = p.discord_user_id
+         WHERE du.is_present AND du.highest_guild_role IS NOT NULL
+         ORDER BY p.display_name, p.id",
+    )
     .fetch_all(db)
     .await?)
 }
