@@ -12,7 +12,7 @@ use guild_sync::testing::seed::{link, player};
 use guild_sync_core::integrity::{IssueType, issue_hash};
 use sqlx::PgPool;
 
-use common::within;
+use common::{within, within_a_minute};
 
 /// Check and report runs write thousands of rows on a shared machine.
 const TWO_MINUTES: Duration = Duration::from_secs(120);
@@ -386,11 +386,31 @@ async fn every_issue_type_resolves_automatically_when_its_cause_is_gone() {
             cure: "UPDATE guild_identity.discord_users SET highest_guild_role = 'Member'
                    WHERE username = 'base'",
         },
+        // Issue 19: a linked character's staleness is its player's (`inactive_player`), so a
+        // stale character is an unlinked one; linking it to an active player cures both.
         Case {
             issue_type: IssueType::StaleCharacter,
+            cause: "INSERT INTO guild_identity.wow_characters (character_name, realm_slug, last_login_at)
+                    VALUES ('Loner', 'area-52', now() - interval '45 days')",
+            cure: "INSERT INTO guild_identity.player_characters (player_id, character_id)
+                   SELECT pc.player_id, l.id
+                   FROM guild_identity.player_characters pc
+                   JOIN guild_identity.wow_characters b ON b.id = pc.character_id AND b.character_name = 'Base',
+                        guild_identity.wow_characters l
+                   WHERE l.character_name = 'Loner'",
+        },
+        Case {
+            issue_type: IssueType::InactivePlayer,
             cause: "UPDATE guild_identity.wow_characters SET last_login_at = now() - interval '45 days'
                     WHERE character_name = 'Base'",
             cure: "UPDATE guild_identity.wow_characters SET last_login_at = now()
+                   WHERE character_name = 'Base'",
+        },
+        Case {
+            issue_type: IssueType::FormerMemberHasRole,
+            cause: "UPDATE guild_identity.wow_characters SET removed_at = now()
+                    WHERE character_name = 'Base'",
+            cure: "UPDATE guild_identity.wow_characters SET removed_at = NULL
                    WHERE character_name = 'Base'",
         },
         Case {
@@ -593,6 +613,105 @@ async fn the_check_command_prints_counts_per_type_and_json_stats() {
         let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
         assert_eq!(last["new"], 1);
         assert_eq!(last["by_type"]["orphan_wow"]["new"], 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_player_with_three_stale_alts_and_one_active_one_is_active_until_the_last_one_stops() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let (p, main, _) = linked_member(&db.pool, "Mainly", 3, "Member").await;
+        for alt in ["Altone", "Alttwo", "Altthree"] {
+            let c = character(&db.pool, alt, Some(3)).await;
+            link(&db.pool, p, c).await;
+        }
+        // An unlinked character just as stale keeps its own stale_character line.
+        character(&db.pool, "Nobody", Some(3)).await;
+        exec(
+            &db.pool,
+            "UPDATE guild_identity.wow_characters SET last_login_at = now() - interval '60 days'
+             WHERE character_name IN ('Altone', 'Alttwo', 'Altthree', 'Nobody')",
+        )
+        .await;
+
+        run(&db.pool).await;
+        assert!(open_of(&db.pool, IssueType::InactivePlayer).await.is_empty(), "Mainly plays");
+        let stale = open_of(&db.pool, IssueType::StaleCharacter).await;
+        assert_eq!(stale.len(), 1, "only the unlinked character: {stale:?}");
+        assert!(stale[0].summary.starts_with("Nobody"), "{}", stale[0].summary);
+
+        // The main stops too: one inactive_player listing all four, still no stale line per alt.
+        sqlx::query(
+            "UPDATE guild_identity.wow_characters SET last_login_at = now() - interval '40 days'
+             WHERE id = $1",
+        )
+        .bind(main)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        run(&db.pool).await;
+        let inactive = open_of(&db.pool, IssueType::InactivePlayer).await;
+        assert_eq!(inactive.len(), 1, "{inactive:?}");
+        assert_eq!(inactive[0].player_id, Some(p));
+        assert!(inactive[0].summary.contains("40 days"), "{}", inactive[0].summary);
+        let alts = inactive[0].details["alts"].as_array().unwrap();
+        assert_eq!(alts.len(), 4);
+        assert_eq!(alts[0], "Mainly-area-52", "most recently seen first");
+        assert_eq!(open_of(&db.pool, IssueType::StaleCharacter).await.len(), 1);
+
+        // One alt logs in again: the player is active and the issue resolves by itself.
+        exec(
+            &db.pool,
+            "UPDATE guild_identity.wow_characters SET last_login_at = now()
+             WHERE character_name = 'Alttwo'",
+        )
+        .await;
+        let stats = run(&db.pool).await;
+        assert_eq!(stats.by_type["inactive_player"].resolved, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_former_member_keeping_a_guild_role_is_flagged_and_resolved_when_the_role_goes() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let (p, c, d) = linked_member(&db.pool, "Leaver", 3, "Member").await;
+        let alt = character(&db.pool, "Leaveralt", Some(3)).await;
+        link(&db.pool, p, alt).await;
+        // One character leaving is not leaving the guild.
+        sqlx::query("UPDATE guild_identity.wow_characters SET removed_at = now() WHERE id = $1")
+            .bind(alt)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        run(&db.pool).await;
+        assert!(open_of(&db.pool, IssueType::FormerMemberHasRole).await.is_empty());
+
+        sqlx::query("UPDATE guild_identity.wow_characters SET removed_at = now() WHERE id = $1")
+            .bind(c)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        run(&db.pool).await;
+        let open = open_of(&db.pool, IssueType::FormerMemberHasRole).await;
+        assert_eq!(open.len(), 1, "{open:?}");
+        assert_eq!((open[0].player_id, open[0].discord_member_id), (Some(p), Some(d)));
+        assert_eq!(open[0].details["role"], "Member");
+        assert!(open[0].details["departed_at"].is_string());
+
+        // Role sync (or an officer) takes the role away: resolved automatically.
+        exec(
+            &db.pool,
+            "UPDATE guild_identity.discord_users SET highest_guild_role = NULL, all_guild_roles = '{}'
+             WHERE username = 'leaver'",
+        )
+        .await;
+        let stats = run(&db.pool).await;
+        assert_eq!(stats.by_type["former_member_has_role"].resolved, 1);
+        let all = issues(&db.pool).await;
+        assert!(all.iter().all(|i| i.resolved), "{all:?}");
     })
     .await;
 }
