@@ -89,9 +89,9 @@ impl IssueType {
             | IssueType::OrphanDiscord
             | IssueType::NoGuildRole
             | IssueType::FormerMemberHasRole => Severity::Warning,
-            IssueType::StaleCharacter | IssueType::InactivePlayer | IssueType::AutoLinkSuggestion => {
-                Severity::Info
-            }
+            IssueType::StaleCharacter
+            | IssueType::InactivePlayer
+            | IssueType::AutoLinkSuggestion => Severity::Info,
         }
     }
 }

@@ -22,6 +22,8 @@ pub const MAX_MESSAGE_CHARS: usize = 6000;
 pub const MAX_DESCRIPTION_CHARS: usize = 4096;
 /// Discord: characters in one embed title.
 pub const MAX_TITLE_CHARS: usize = 256;
+/// Discord's limit on one embed field's value.
+pub const MAX_FIELD_VALUE_CHARS: usize = 1024;
 /// Lines listed per issue type before `…and N more`.
 pub const MAX_LINES_PER_TYPE: usize = 20;
 /// Characters in one issue line; 20 lines of this stay well inside a description.
@@ -189,10 +191,12 @@ impl ReportIssue {
             IssueType::OrphanWow | IssueType::StaleCharacter => character,
             IssueType::OrphanDiscord | IssueType::DuplicateDiscord => discord,
             IssueType::RankMismatch | IssueType::InactivePlayer => self.player_name.clone(),
-            IssueType::NoGuildRole | IssueType::FormerMemberHasRole => match (&self.player_name, &self.discord_username) {
-                (Some(p), Some(u)) => Some(player_with_discord(p, u)),
-                (p, _) => p.clone(),
-            },
+            IssueType::NoGuildRole | IssueType::FormerMemberHasRole => {
+                match (&self.player_name, &self.discord_username) {
+                    (Some(p), Some(u)) => Some(player_with_discord(p, u)),
+                    (p, _) => p.clone(),
+                }
+            }
             IssueType::AutoLinkSuggestion => Some(format!("{} ↔ {}", character?, discord?)),
         }
     }
@@ -433,9 +437,150 @@ pub fn render_sync_summary(
     })
 }
 
+/// One line of the weekly digest: who, and what about them (already words, e.g. "Member →
+/// Veteran"); names are escaped when rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestLine {
+    pub kind: DigestKind,
+    pub name: String,
+    pub detail: Option<String>,
+}
+
+/// The digest's sections, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DigestKind {
+    Joined,
+    Left,
+    Promoted,
+    Demoted,
+    Renamed,
+}
+
+impl DigestKind {
+    pub const ALL: [DigestKind; 5] = [
+        DigestKind::Joined,
+        DigestKind::Left,
+        DigestKind::Promoted,
+        DigestKind::Demoted,
+        DigestKind::Renamed,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            DigestKind::Joined => "📥 Joined",
+            DigestKind::Left => "📤 Left",
+            DigestKind::Promoted => "⬆️ Promoted",
+            DigestKind::Demoted => "⬇️ Demoted",
+            DigestKind::Renamed => "✏️ Renamed",
+        }
+    }
+}
+
+fn digest_sections(lines: &[DigestLine]) -> Vec<(DigestKind, Vec<String>)> {
+    DigestKind::ALL
+        .into_iter()
+        .filter_map(|kind| {
+            let items: Vec<String> = lines
+                .iter()
+                .filter(|l| l.kind == kind)
+                .map(|l| match &l.detail {
+                    Some(d) => format!("{} ({})", escape_markdown(&l.name), escape_markdown(d)),
+                    None => escape_markdown(&l.name),
+                })
+                .collect();
+            (!items.is_empty()).then_some((kind, items))
+        })
+        .collect()
+}
+
+/// The weekly digest as one embed: a field per non-empty section, each cut to Discord's field
+/// limit (with how many more were left out), or `None` when the week was quiet.
+pub fn render_digest_embed(week_ending: &str, lines: &[DigestLine]) -> Option<Embed> {
+    let sections = digest_sections(lines);
+    if sections.is_empty() {
+        return None;
+    }
+    let fields = sections
+        .into_iter()
+        .map(|(kind, items)| {
+            let mut value = String::new();
+            let mut shown = 0;
+            for item in &items {
+                let more = format!("\n… and {} more", items.len() - shown);
+                if discord_len(&value) + discord_len(item) + discord_len(&more) + 1
+                    > MAX_FIELD_VALUE_CHARS
+                {
+                    break;
+                }
+                if !value.is_empty() {
+                    value.push('\n');
+                }
+                value.push_str(item);
+                shown += 1;
+            }
+            if shown < items.len() {
+                value.push_str(&format!("\n… and {} more", items.len() - shown));
+            }
+            EmbedField {
+                name: format!("{} ({})", kind.title(), items.len()),
+                value,
+                inline: false,
+            }
+        })
+        .collect();
+    Some(Embed {
+        title: truncate(
+            &format!("🗓️ The week in the guild (to {week_ending})"),
+            MAX_TITLE_CHARS,
+        ),
+        description: String::new(),
+        color: COLOR_OK,
+        fields,
+    })
+}
+
+/// The weekly digest as plain text for the terminal report (empty when the week was quiet).
+pub fn render_digest_text(lines: &[DigestLine]) -> String {
+    let mut out = String::new();
+    for (kind, items) in digest_sections(lines) {
+        out.push_str(&format!("{} ({})\n", kind.title(), items.len()));
+        for item in items {
+            out.push_str(&format!("  - {item}\n"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_digest_escapes_names_and_stays_inside_a_field() {
+        let mut lines: Vec<DigestLine> = (0..400)
+            .map(|i| DigestLine {
+                kind: DigestKind::Joined,
+                name: format!("Newbie{i}"),
+                detail: None,
+            })
+            .collect();
+        lines.push(DigestLine {
+            kind: DigestKind::Promoted,
+            name: "**x_Slayer_x**".into(),
+            detail: Some("Member → Veteran".into()),
+        });
+        let embed = render_digest_embed("2026-12-01", &lines).unwrap();
+        assert_eq!(embed.fields.len(), 2);
+        assert!(embed.fields[0].name.contains("(400)"));
+        assert!(discord_len(&embed.fields[0].value) <= MAX_FIELD_VALUE_CHARS);
+        assert!(embed.fields[0].value.contains("more"));
+        assert_eq!(
+            embed.fields[1].value,
+            "\\*\\*x\\_Slayer\\_x\\*\\* (Member → Veteran)"
+        );
+        assert!(render_digest_embed("2026-12-01", &[]).is_none());
+        assert!(render_digest_text(&lines).contains("⬆️ Promoted (1)"));
+    }
 
     fn issue(id: i32, t: IssueType, name: &str) -> ReportIssue {
         ReportIssue {

@@ -40,6 +40,8 @@ const KEYS: &[&str] = &[
     "GUILD_SYNC_DISCORD_INTERVAL_MINUTES",
     "GUILD_SYNC_STALE_DAYS",
     "GUILD_SYNC_MAX_REMOVAL_FRACTION",
+    "GUILD_SYNC_EVENT_RETENTION_DAYS",
+    "GUILD_SYNC_DIGEST",
 ];
 
 /// A secret value: never printed, not even in debug output or logs.
@@ -120,6 +122,10 @@ pub struct Config {
     /// A roster or member list that would remove more than this fraction at once is refused.
     #[serde(default = "default_max_removal_fraction")]
     pub guild_sync_max_removal_fraction: f64,
+    /// Member events older than this many days are deleted; unset keeps them forever.
+    pub guild_sync_event_retention_days: Option<u32>,
+    /// `weekly` adds the week's joins, leaves, promotions, demotions and renames to the report.
+    pub guild_sync_digest: Option<String>,
 }
 
 /// Discord ids are digits, which figment's environment provider parses as numbers; accept both

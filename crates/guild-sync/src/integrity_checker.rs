@@ -54,7 +54,20 @@ pub async fn run_integrity_check(pool: &PgPool, config: &Config) -> Result<Check
                 config.guild_sync_stale_days
             )
         })?;
+    let retention = config.guild_sync_event_retention_days;
+    if retention == Some(0) {
+        anyhow::bail!(
+            "GUILD_SYNC_EVENT_RETENTION_DAYS must be at least 1 (unset keeps events forever)"
+        );
+    }
     record_run(pool, "check", |_run_id| async move {
+        if let Some(days) = retention {
+            // The check runs after every pipeline: a natural time to forget old history.
+            let purged = crate::db::events::purge_older_than(pool, days).await?;
+            if purged > 0 {
+                tracing::info!(purged, days, "old member events deleted");
+            }
+        }
         let stats = check(pool, stale_days).await?;
         let counts = RunCounts::default()
             .found(stats.findings)

@@ -109,3 +109,94 @@ pub async fn send_sync_summary(
         .with_context(|| format!("the {source} sync summary was not accepted by Discord"))?;
     Ok(true)
 }
+
+/// The `GUILD_SYNC_DIGEST` setting: off, or `weekly`; any other value is an error naming it.
+pub fn digest_enabled(config: &crate::config::Config) -> Result<bool> {
+    match config.guild_sync_digest.as_deref().map(str::trim) {
+        None => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("weekly") => Ok(true),
+        Some(v) => anyhow::bail!(
+            "GUILD_SYNC_DIGEST must be \"weekly\" or unset, not {:?}",
+            v.chars().take(40).collect::<String>()
+        ),
+    }
+}
+
+/// The last seven days' joins, leaves, promotions, demotions and renames, as digest lines.
+pub async fn digest_lines(pool: &PgPool) -> Result<Vec<report::DigestLine>> {
+    use crate::db::events::{self, EventType};
+    use report::{DigestKind, DigestLine};
+    let since = chrono::Utc::now() - chrono::Duration::days(7);
+    let rows = events::digest_rows(pool, since).await?;
+    let text = |v: &Option<serde_json::Value>, key: &str| {
+        v.as_ref()
+            .and_then(|v| v.get(key))
+            .and_then(|s| s.as_str())
+            .map(str::to_owned)
+    };
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let name = guild_sync_core::integrity::character_label(&row.name, &row.realm_slug);
+            let (kind, detail) = match row.event_type {
+                EventType::JoinedGuild => (DigestKind::Joined, None),
+                EventType::LeftGuild => (DigestKind::Left, None),
+                EventType::RankChanged => {
+                    let promoted = row
+                        .after
+                        .as_ref()
+                        .and_then(|a| a.get("promoted"))
+                        .and_then(|p| p.as_bool())
+                        .unwrap_or(false);
+                    let from = text(&row.before, "rank").unwrap_or_else(|| "no rank".into());
+                    let to = text(&row.after, "rank").unwrap_or_else(|| "no rank".into());
+                    let kind = if promoted {
+                        DigestKind::Promoted
+                    } else {
+                        DigestKind::Demoted
+                    };
+                    (kind, Some(format!("{from} → {to}")))
+                }
+                EventType::Renamed | EventType::Transferred => {
+                    let before = guild_sync_core::integrity::character_label(
+                        &text(&row.before, "name").unwrap_or_default(),
+                        &text(&row.before, "realm").unwrap_or_default(),
+                    );
+                    (DigestKind::Renamed, Some(format!("was {before}")))
+                }
+                _ => return None,
+            };
+            Some(DigestLine { kind, name, detail })
+        })
+        .collect())
+}
+
+/// Send the weekly digest when a week has passed since the last one (recorded as a run with
+/// source `digest`); returns whether one was sent. A quiet week sends nothing but still counts.
+pub async fn send_weekly_digest(pool: &PgPool, sender: &DiscordSender) -> Result<bool> {
+    if let Some(last) = crate::db::events::last_digest(pool).await?
+        && chrono::Utc::now() - last < chrono::Duration::days(7)
+    {
+        return Ok(false);
+    }
+    record_run(pool, "digest", |_run_id| async move {
+        let lines = digest_lines(pool).await?;
+        let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+        let sent = match report::render_digest_embed(&today, &lines) {
+            Some(embed) => {
+                let message =
+                    serde_json::json!({ "embeds": [embed], "allowed_mentions": { "parse": [] } });
+                sender
+                    .send(&message)
+                    .await
+                    .context("the weekly digest was not accepted by Discord")?;
+                true
+            }
+            None => false,
+        };
+        let counts = RunCounts::default().found(lines.len() as u64);
+        let details = serde_json::json!({ "lines": lines.len(), "sent": sent });
+        Ok((sent, RunReport::success(counts, &details)))
+    })
+    .await
+}

@@ -636,10 +636,19 @@ async fn a_player_with_three_stale_alts_and_one_active_one_is_active_until_the_l
         .await;
 
         run(&db.pool).await;
-        assert!(open_of(&db.pool, IssueType::InactivePlayer).await.is_empty(), "Mainly plays");
+        assert!(
+            open_of(&db.pool, IssueType::InactivePlayer)
+                .await
+                .is_empty(),
+            "Mainly plays"
+        );
         let stale = open_of(&db.pool, IssueType::StaleCharacter).await;
         assert_eq!(stale.len(), 1, "only the unlinked character: {stale:?}");
-        assert!(stale[0].summary.starts_with("Nobody"), "{}", stale[0].summary);
+        assert!(
+            stale[0].summary.starts_with("Nobody"),
+            "{}",
+            stale[0].summary
+        );
 
         // The main stops too: one inactive_player listing all four, still no stale line per alt.
         sqlx::query(
@@ -654,7 +663,11 @@ async fn a_player_with_three_stale_alts_and_one_active_one_is_active_until_the_l
         let inactive = open_of(&db.pool, IssueType::InactivePlayer).await;
         assert_eq!(inactive.len(), 1, "{inactive:?}");
         assert_eq!(inactive[0].player_id, Some(p));
-        assert!(inactive[0].summary.contains("40 days"), "{}", inactive[0].summary);
+        assert!(
+            inactive[0].summary.contains("40 days"),
+            "{}",
+            inactive[0].summary
+        );
         let alts = inactive[0].details["alts"].as_array().unwrap();
         assert_eq!(alts.len(), 4);
         assert_eq!(alts[0], "Mainly-area-52", "most recently seen first");

@@ -288,3 +288,46 @@ pub async fn count(db: impl PgExecutor<'_>) -> Result<i64> {
             .await?,
     )
 }
+
+/// One roster event for the weekly digest: the character's name as the event saw it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct DigestRow {
+    #[sqlx(try_from = "Text")]
+    pub event_type: EventType,
+    pub name: String,
+    pub realm_slug: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+/// The joins, leaves, rank changes, renames and transfers since `since`, oldest first (at most
+/// 2,000: a digest is for reading, and the API has the rest).
+pub async fn digest_rows(db: impl PgExecutor<'_>, since: DateTime<Utc>) -> Result<Vec<DigestRow>> {
+    sqlx::query_as(
+        "SELECT e.event_type,
+                COALESCE(e.after->>'name', e.before->>'name', wc.character_name, '?') AS name,
+                COALESCE(e.after->>'realm', e.before->>'realm', wc.realm_slug, '?') AS realm_slug,
+                e.before, e.after
+         FROM guild_identity.member_events e
+         LEFT JOIN guild_identity.wow_characters wc ON wc.id = e.character_id
+         WHERE e.occurred_at >= $1
+           AND e.event_type IN ('joined_guild', 'left_guild', 'rank_changed', 'renamed',
+                                'transferred')
+         ORDER BY e.occurred_at, e.id
+         LIMIT 2000",
+    )
+    .bind(since)
+    .fetch_all(db)
+    .await
+    .context("cannot read the week's member events")
+}
+
+/// When the last weekly digest was sent (a successful `sync_log` run with source `digest`).
+pub async fn last_digest(db: impl PgExecutor<'_>) -> Result<Option<DateTime<Utc>>> {
+    Ok(sqlx::query_scalar(
+        "SELECT max(started_at) FROM guild_identity.sync_log
+         WHERE source = 'digest' AND status = 'success'",
+    )
+    .fetch_one(db)
+    .await?)
+}

@@ -270,9 +270,15 @@ impl Stages for ProductionStages {
         async move {
             let full = self.inputs.full_report;
             match &self.inputs.report {
-                ReportMode::Send(Some(sender)) => Ok(ReportOutcome::Sent(
-                    crate::reporter::send_new_issues_report(&self.pool, sender, full).await?,
-                )),
+                ReportMode::Send(Some(sender)) => {
+                    let digest = crate::reporter::digest_enabled(&self.config)?;
+                    let stats =
+                        crate::reporter::send_new_issues_report(&self.pool, sender, full).await?;
+                    if digest {
+                        crate::reporter::send_weekly_digest(&self.pool, sender).await?;
+                    }
+                    Ok(ReportOutcome::Sent(stats))
+                }
                 ReportMode::Send(None) => {
                     tracing::info!(
                         "no Discord sender configured (DISCORD_BOT_TOKEN with \
@@ -280,9 +286,18 @@ impl Stages for ProductionStages {
                     );
                     Ok(ReportOutcome::NoSender)
                 }
-                ReportMode::Text => Ok(ReportOutcome::Rendered {
-                    text: crate::reporter::render_text_report(&self.pool, full).await?,
-                }),
+                ReportMode::Text => {
+                    let mut text = crate::reporter::render_text_report(&self.pool, full).await?;
+                    if crate::reporter::digest_enabled(&self.config)? {
+                        let lines = crate::reporter::digest_lines(&self.pool).await?;
+                        let digest = guild_sync_core::report::render_digest_text(&lines);
+                        if !digest.is_empty() {
+                            text.push_str("\n\nThe week in the guild\n");
+                            text.push_str(&digest);
+                        }
+                    }
+                    Ok(ReportOutcome::Rendered { text })
+                }
             }
         }
         .boxed()
