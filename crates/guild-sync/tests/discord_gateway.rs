@@ -245,6 +245,28 @@ async fn the_listener_applies_member_events_in_order_and_resumes_after_a_reconne
         assert!(discord_users::get(&db.pool, "5999").await.unwrap().is_none(), "bots are ignored");
         assert!(discord_users::get(&db.pool, "6001").await.unwrap().is_none(), "other guilds are ignored");
 
+        // Issue 19: the nick change arrived as a gateway event, and its events say so.
+        let renamed: Vec<(String, serde_json::Value)> = sqlx::query_as(
+            "SELECT e.actor, e.after FROM guild_identity.member_events e
+             JOIN guild_identity.discord_users du ON du.id = e.discord_user_id
+             WHERE du.discord_id = '5001' AND e.event_type = 'discord_renamed'",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(renamed.len(), 1, "{renamed:?}");
+        assert_eq!(renamed[0].0, "gateway");
+        assert_eq!(renamed[0].1["display_name"], "Warchief");
+        let left: Vec<String> = sqlx::query_scalar(
+            "SELECT e.actor FROM guild_identity.member_events e
+             JOIN guild_identity.discord_users du ON du.id = e.discord_user_id
+             WHERE du.discord_id = '5003' AND e.event_type = 'discord_left'",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(left, vec!["gateway".to_string()]);
+
         // The shard heartbeats every 250 ms and the fake acknowledges each beat.
         next_seen(&mut seen, |s| matches!(s, Seen::Heartbeat).then_some(())).await;
 

@@ -542,3 +542,55 @@ impl Stages for NoopStages {
         async { Ok(ReportOutcome::NoSender) }.boxed()
     }
 }
+
+#[tokio::test]
+async fn the_weekly_digest_names_who_joined_left_was_promoted_demoted_and_renamed() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let mut up = member(1, "Riser");
+        let mut down = member(2, "Faller");
+        let mut renamed = member(3, "Oldname");
+        let keep = member(4, "Keeper");
+        sync(
+            &db.pool,
+            &[
+                up.clone(),
+                down.clone(),
+                renamed.clone(),
+                keep.clone(),
+                member(5, "Goner"),
+            ],
+        )
+        .await;
+        up.rank = 2;
+        down.rank = 4;
+        renamed.name = "Newname".into();
+        sync(&db.pool, &[up, down, renamed, keep]).await;
+
+        let lines = guild_sync::reporter::digest_lines(&db.pool).await.unwrap();
+        let text = guild_sync_core::report::render_digest_text(&lines);
+        assert!(text.contains("📥 Joined (5)"), "{text}");
+        assert!(text.contains("📤 Left (1)\n  - Goner-senjin"), "{text}");
+        assert!(
+            text.contains("⬆️ Promoted (1)\n  - Riser-senjin (Member → Veteran)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("⬇️ Demoted (1)\n  - Faller-senjin (Member → Initiate)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("✏️ Renamed (1)\n  - Newname-senjin (was Oldname-senjin)"),
+            "{text}"
+        );
+
+        let mut config = Config::defaults();
+        assert!(!guild_sync::reporter::digest_enabled(&config).unwrap());
+        config.guild_sync_digest = Some("weekly".into());
+        assert!(guild_sync::reporter::digest_enabled(&config).unwrap());
+        config.guild_sync_digest = Some("daily".into());
+        let err = guild_sync::reporter::digest_enabled(&config).unwrap_err();
+        assert!(err.to_string().contains("GUILD_SYNC_DIGEST"), "{err}");
+    })
+    .await;
+}
