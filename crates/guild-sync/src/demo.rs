@@ -107,13 +107,19 @@ impl Drop for SampleFiles {
 /// Run every stage on the sample guild against `pool`, through the same pipeline as `serve`
 /// and `guild-sync pipeline` (a `pipeline:full` run under the pipeline lock).
 pub async fn run_stages(pool: &PgPool, config: &Config) -> Result<DemoRun> {
+    run_stages_on(pool, config, "discord/members.json").await
+}
+
+/// [`run_stages`] with the bundled later Discord snapshot (`discord/members_later.json`: roles
+/// changed, a member gone), as `guild-sync demo --later` applies it.
+pub async fn run_later_stages(pool: &PgPool, config: &Config) -> Result<DemoRun> {
+    run_stages_on(pool, config, "discord/members_later.json").await
+}
+
+async fn run_stages_on(pool: &PgPool, config: &Config, discord_file: &str) -> Result<DemoRun> {
     let sample = SampleFiles::extract()?;
     let first_run = crate::db::characters::count_all(pool).await? == 0;
-    let inputs = StageInputs::files(
-        config,
-        sample.path("blizzard"),
-        sample.path("discord/members.json"),
-    );
+    let inputs = StageInputs::files(config, sample.path("blizzard"), sample.path(discord_file));
     let stages = ProductionStages::new(pool.clone(), config.clone(), inputs);
     let outcome = Scheduler::new(pool.clone(), Arc::new(stages))
         .waiting_for_the_lock(LockWait::Forever)
@@ -213,14 +219,19 @@ pub async fn open_database(config: &Config, name: &str) -> Result<(Database, boo
 }
 
 /// `guild-sync demo [--serve]`.
-pub async fn run(config: &Config, serve: bool) -> Result<()> {
+pub async fn run(config: &Config, serve: bool, later: bool) -> Result<()> {
     let (db, started_over) = open_database(config, DEMO_DATABASE).await?;
     if started_over {
         println!(
             "The demo database held another version of the sample guild; it was started over.\n"
         );
     }
-    let outcome = run_stages(&db.pool, config).await;
+    let before = crate::db::events::latest_id(&db.pool).await?;
+    let outcome = if later {
+        run_later_stages(&db.pool, config).await
+    } else {
+        run_stages(&db.pool, config).await
+    };
     let run = match outcome {
         Ok(run) => run,
         Err(err) => {
@@ -234,6 +245,8 @@ pub async fn run(config: &Config, serve: bool) -> Result<()> {
         "{}",
         render(&run, &links, &examples, db.cluster().map(|c| c.root()))
     );
+    let changes = crate::db::events::since_id(&db.pool, before).await?;
+    println!("{}", render_changes(&changes));
     if serve {
         crate::service::serve_until_signal(config, db).await
     } else {
@@ -387,4 +400,36 @@ fn why(e: &crate::db::links::LinkExample) -> String {
         "manual" => "linked by an officer".to_owned(),
         other => other.to_owned(),
     }
+}
+
+/// "What changed": the member events this run wrote, counted by type, the first few named.
+pub fn render_changes(events: &[crate::db::events::EventRow]) -> String {
+    if events.is_empty() {
+        return "What changed: nothing (no member events).".to_string();
+    }
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for e in events {
+        *counts.entry(e.event_type.as_str()).or_default() += 1;
+    }
+    let mut out = format!("What changed ({} member events):\n", events.len());
+    for (t, n) in &counts {
+        out.push_str(&format!("  {t:<22} {n}\n"));
+    }
+    const SHOWN: usize = 15;
+    for e in events
+        .iter()
+        .filter(|e| {
+            e.event_type.as_str() != "joined_guild" && e.event_type.as_str() != "discord_joined"
+        })
+        .take(SHOWN)
+    {
+        let who = e
+            .character_name
+            .clone()
+            .or_else(|| e.discord_display_name.clone())
+            .or_else(|| e.discord_username.clone())
+            .unwrap_or_else(|| "?".into());
+        out.push_str(&format!("  - {}: {who}\n", e.event_type.as_str()));
+    }
+    out
 }

@@ -594,3 +594,38 @@ async fn the_weekly_digest_names_who_joined_left_was_promoted_demoted_and_rename
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_demo_guild_after_its_later_snapshot_shows_what_changed() {
+    common::within(std::time::Duration::from_secs(180), async {
+        let db = TestDb::new().await;
+        let config = Config::defaults();
+        guild_sync::demo::run_stages(&db.pool, &config)
+            .await
+            .unwrap();
+        let before = events::latest_id(&db.pool).await.unwrap();
+        assert!(
+            before > 0,
+            "the first run records the guild's joins and links"
+        );
+        guild_sync::demo::run_stages(&db.pool, &config)
+            .await
+            .unwrap();
+        assert_eq!(
+            events::latest_id(&db.pool).await.unwrap(),
+            before,
+            "an identical rerun"
+        );
+
+        guild_sync::demo::run_later_stages(&db.pool, &config)
+            .await
+            .unwrap();
+        let changes = events::since_id(&db.pool, before).await.unwrap();
+        let types: Vec<&str> = changes.iter().map(|e| e.event_type.as_str()).collect();
+        assert!(types.contains(&"discord_left"), "{types:?}");
+        assert!(types.contains(&"discord_roles_changed"), "{types:?}");
+        let text = guild_sync::demo::render_changes(&changes);
+        assert!(text.contains("discord_roles_changed"), "{text}");
+    })
+    .await;
+}

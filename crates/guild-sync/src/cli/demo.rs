@@ -6,5 +6,5 @@ use super::DemoArgs;
 use crate::config::Config;
 
 pub async fn run(config: &Config, args: DemoArgs) -> Result<()> {
-    crate::demo::run(config, args.serve).await
+    crate::demo::run(config, args.serve, args.later).await
 }

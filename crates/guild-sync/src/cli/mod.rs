@@ -184,6 +184,10 @@ pub struct DemoArgs {
     /// Keep the HTTP API running afterwards so the sample guild can be explored.
     #[arg(long)]
     pub serve: bool,
+    /// Apply the bundled later snapshot (Discord roles changed, a member gone) and print what
+    /// changed.
+    #[arg(long)]
+    pub later: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -331,3 +331,33 @@ pub async fn last_digest(db: impl PgExecutor<'_>) -> Result<Option<DateTime<Utc>
     .fetch_one(db)
     .await?)
 }
+
+/// The newest event's id (0 when there is none): where "what changed since" starts.
+pub async fn latest_id(db: impl PgExecutor<'_>) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM guild_identity.member_events")
+            .fetch_one(db)
+            .await?,
+    )
+}
+
+/// Every event after `after_id`, oldest first, with names.
+pub async fn since_id(db: impl PgExecutor<'_>, after_id: i64) -> Result<Vec<EventRow>> {
+    sqlx::query_as(
+        "SELECT e.id, e.event_type, e.occurred_at, e.actor, e.run_id,
+                e.character_id, wc.character_name, wc.realm_slug,
+                e.discord_user_id, du.username AS discord_username,
+                du.display_name AS discord_display_name,
+                e.player_id, p.display_name AS player_name, e.before, e.after
+         FROM guild_identity.member_events e
+         LEFT JOIN guild_identity.wow_characters wc ON wc.id = e.character_id
+         LEFT JOIN guild_identity.players p ON p.id = e.player_id
+         LEFT JOIN guild_identity.discord_users du ON du.id = e.discord_user_id
+         WHERE e.id > $1
+         ORDER BY e.id",
+    )
+    .bind(after_id)
+    .fetch_all(db)
+    .await
+    .context("cannot read the new member events")
+}
