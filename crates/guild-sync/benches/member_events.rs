@@ -22,6 +22,9 @@ const EVENTS: i32 = 100_000;
 const REQUESTS: usize = 200;
 const TOKEN: &str = "bench-token";
 
+/// The request path of a route's `i`-th request.
+type PathFor = Box<dyn Fn(usize) -> String>;
+
 /// The bench never triggers a pipeline.
 struct NoStages;
 
@@ -118,7 +121,7 @@ async fn main() {
     let client = reqwest::Client::new();
 
     let since = (chrono::Utc::now() - chrono::Duration::days(7)).format("%Y-%m-%d");
-    let routes: Vec<(&str, Box<dyn Fn(usize) -> String>)> = vec![
+    let routes: Vec<(&str, PathFor)> = vec![
         (
             "events, newest 100",
             Box::new(|_| "/api/events".to_string()),
