@@ -53,8 +53,8 @@ pub struct PlayerCharacter {
     pub confidence: String,
 }
 
-/// A player with everything linked to it: the shape of the document
-/// [`crate::db::api::players_json`] has PostgreSQL build (passed through, never decoded).
+/// A player with everything linked to it: the shape of each entry of the page
+/// [`crate::db::console::players_page`] has PostgreSQL build (passed through, never decoded).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PlayerView {
     pub id: i32,

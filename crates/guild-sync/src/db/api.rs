@@ -1,48 +1,10 @@
-//! The HTTP API's own SQL: players with their Discord user and characters (one query, JSON
-//! aggregation — never a query per player), and officers' manual link / unlink, each in one
-//! transaction. Refusals (unknown ids, conflicts) are typed so the API can answer 404 / 409;
-//! what to answer, and the request and response bodies, are the API's business (`api/`), not
-//! this module's.
+//! The HTTP API's own SQL: officers' manual link / unlink, each in one transaction. Refusals
+//! (unknown ids, conflicts) are typed so the API can answer 404 / 409; what to answer, and the
+//! request and response bodies, are the API's business (`api/`), not this module's. (The
+//! players list is paged, in [`crate::db::console::players_page`].)
 
 use anyhow::anyhow;
 use sqlx::{PgConnection, PgPool};
-
-/// Every player with its Discord user and characters, as the JSON array the API answers with
-/// (the shape of `api::identity::PlayerView`). PostgreSQL builds the document and it is passed through as
-/// text: decoding ~800 KB into structs only to encode it again cost most of each request.
-pub async fn players_json(db: &PgPool) -> anyhow::Result<String> {
-    Ok(sqlx::query_scalar(
-        "SELECT COALESCE(json_agg(t ORDER BY lower(t.display_name), t.id), '[]')::text
-         FROM (
-             SELECT p.id, p.display_name, p.is_active,
-                    CASE WHEN du.id IS NULL THEN NULL ELSE jsonb_build_object(
-                        'id', du.id, 'discord_id', du.discord_id, 'username', du.username,
-                        'display_name', du.display_name, 'highest_guild_role', du.highest_guild_role,
-                        'is_present', du.is_present) END AS discord_user,
-                    COALESCE(ch.characters, '[]'::jsonb) AS characters
-             FROM guild_identity.players p
-             LEFT JOIN guild_identity.discord_users du ON du.id = p.discord_user_id
-             LEFT JOIN LATERAL (
-                 SELECT jsonb_agg(jsonb_build_object(
-                            'link_id', pc.id, 'character_id', wc.id, 'name', wc.character_name,
-                            'realm', wc.realm_slug, 'class', c.name, 'spec', s.name, 'role', r.name,
-                            'rank', gr.name, 'level', wc.level, 'in_guild', wc.removed_at IS NULL,
-                            'is_main', COALESCE(p.main_character_id = wc.id, FALSE),
-                            'link_source', pc.link_source, 'confidence', pc.confidence)
-                        ORDER BY lower(wc.character_name), wc.realm_slug, wc.id) AS characters
-                 FROM guild_identity.player_characters pc
-                 JOIN guild_identity.wow_characters wc ON wc.id = pc.character_id
-                 LEFT JOIN guild_identity.classes c ON c.id = wc.class_id
-                 LEFT JOIN guild_identity.specializations s ON s.id = wc.active_spec_id
-                 LEFT JOIN guild_identity.roles r ON r.id = s.default_role_id
-                 LEFT JOIN common.guild_ranks gr ON gr.id = wc.guild_rank_id
-                 WHERE pc.player_id = p.id
-             ) ch ON TRUE
-         ) t",
-    )
-    .fetch_one(db)
-    .await?)
-}
 
 /// An officer's manual link: this character, to the given player, or to this Discord user's
 /// player, or to a new one.
