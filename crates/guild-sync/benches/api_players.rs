@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use guild_sync::api::{self, AppState};
-use guild_sync::config::Secret;
+use guild_sync::config::{Config, Secret};
 use guild_sync::scheduler::Scheduler;
 use guild_sync::testing::{NoopStages, TestDb};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -149,8 +149,11 @@ async fn main() {
     let state = AppState {
         pool: pool.clone(),
         scheduler: Arc::new(Scheduler::new(pool, Arc::new(NoopStages))),
-        admin_token: Some(Secret::new(TOKEN)),
-        api_key: None,
+        config: Arc::new(Config {
+            guild_sync_admin_token: Some(Secret::new(TOKEN)),
+            guild_sync_api_key: None,
+            ..Config::defaults()
+        }),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     // The list is paged since issue 16; one page of 200 is the largest answer it gives.

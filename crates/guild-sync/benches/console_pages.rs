@@ -148,8 +148,7 @@ async fn main() {
     let state = AppState {
         pool: pool.clone(),
         scheduler: Arc::new(Scheduler::new(pool, Arc::new(stages))),
-        admin_token: config.guild_sync_admin_token.clone(),
-        api_key: None,
+        config: Arc::new(config.clone()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

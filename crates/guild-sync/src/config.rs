@@ -46,6 +46,13 @@ const KEYS: &[&str] = &[
     "GUILD_SYNC_ROLE_GRACE_DAYS",
     "GUILD_SYNC_FORMER_MEMBER_ROLE",
     "GUILD_SYNC_ROLE_MAX_SOURCE_AGE_HOURS",
+    "GUILD_SYNC_OFFICER_RANK",
+    "DISCORD_APPLICATION_ID",
+    "DISCORD_CLIENT_ID",
+    "DISCORD_CLIENT_SECRET",
+    "DISCORD_OAUTH_URL",
+    "BLIZZARD_AUTHORIZE_URL",
+    "BLIZZARD_USERINFO_URL",
 ];
 
 /// A secret value: never printed, not even in debug output or logs.
@@ -142,6 +149,41 @@ pub struct Config {
     /// A Battle.net or Discord sync older than this refuses a role run.
     #[serde(default = "default_role_max_source_age_hours")]
     pub guild_sync_role_max_source_age_hours: i64,
+
+    /// The lowest guild rank that counts as an officer (console Discord login, Discord
+    /// commands and buttons); see `db::officers`.
+    #[serde(default = "default_officer_rank")]
+    pub guild_sync_officer_rank: String,
+    /// The bot's application id for slash commands; unset: asked from Discord
+    /// (`GET /oauth2/applications/@me`).
+    #[serde(default, deserialize_with = "snowflake")]
+    pub discord_application_id: Option<String>,
+    /// The bot application's OAuth2 client (member claims and officer login).
+    #[serde(default, deserialize_with = "snowflake")]
+    pub discord_client_id: Option<String>,
+    pub discord_client_secret: Option<Secret>,
+    /// Discord's authorize page (tests point it at a local fake).
+    #[serde(default = "default_discord_oauth_url")]
+    pub discord_oauth_url: String,
+    /// Battle.net's authorize page (tests point it at a local fake).
+    #[serde(default = "default_blizzard_authorize_url")]
+    pub blizzard_authorize_url: String,
+    /// Battle.net's OpenID userinfo (the BattleTag).
+    #[serde(default = "default_blizzard_userinfo_url")]
+    pub blizzard_userinfo_url: String,
+}
+
+fn default_officer_rank() -> String {
+    "Officer".into()
+}
+fn default_discord_oauth_url() -> String {
+    "https://discord.com/oauth2/authorize".into()
+}
+fn default_blizzard_authorize_url() -> String {
+    "https://oauth.battle.net/authorize".into()
+}
+fn default_blizzard_userinfo_url() -> String {
+    "https://oauth.battle.net/userinfo".into()
 }
 
 fn default_role_sync() -> String {
@@ -259,6 +301,19 @@ impl Config {
         clear(&mut self.guild_sync_admin_token);
         clear(&mut self.guild_sync_api_url);
         clear(&mut self.guild_sync_public_url);
+        clear(&mut self.discord_application_id);
+        clear(&mut self.discord_client_id);
+        clear(&mut self.discord_client_secret);
+    }
+
+    /// Member claims (`/claim`) need the bot application's OAuth2 client, the Battle.net client
+    /// and the public address browsers come back to.
+    pub fn claims_configured(&self) -> bool {
+        self.discord_client_id.is_some()
+            && self.discord_client_secret.is_some()
+            && self.guild_sync_public_url.is_some()
+            && self.blizzard_client_id.is_some()
+            && self.blizzard_client_secret.is_some()
     }
 
     /// The Battle.net settings a live sync needs that are not set (empty = ready).

@@ -35,8 +35,11 @@ async fn spawn(api_key: Option<&str>) -> App {
     let state = AppState {
         pool: pool.clone(),
         scheduler: Arc::new(Scheduler::new(pool, Arc::new(stages))),
-        admin_token: Some(Secret::new(OFFICER_TOKEN.to_string())),
-        api_key: api_key.map(Secret::new),
+        config: Arc::new(Config {
+            guild_sync_admin_token: Some(Secret::new(OFFICER_TOKEN.to_string())),
+            guild_sync_api_key: api_key.map(Secret::new),
+            ..Config::defaults()
+        }),
     };
     let SpawnedApp { base, client } = spawn_app(state).await;
     sqlx::query(

@@ -10,7 +10,7 @@ mod common;
 use std::sync::Arc;
 
 use guild_sync::api::AppState;
-use guild_sync::config::Secret;
+use guild_sync::config::{Config, Secret};
 use guild_sync::identity_engine::run_matching;
 use guild_sync::integrity_checker::check;
 use guild_sync::scheduler::Scheduler;
@@ -38,8 +38,11 @@ impl App {
         let state = AppState {
             pool: pool.clone(),
             scheduler: Arc::new(Scheduler::new(pool.clone(), Arc::new(NoopStages))),
-            admin_token: Some(Secret::new(TOKEN)),
-            api_key: None,
+            config: Arc::new(Config {
+                guild_sync_admin_token: Some(Secret::new(TOKEN)),
+                guild_sync_api_key: None,
+                ..Config::defaults()
+            }),
         };
         let SpawnedApp { base, client } = spawn_app(state).await;
         App {

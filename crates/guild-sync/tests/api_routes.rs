@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use guild_sync::api::{self, AppState};
-use guild_sync::config::Secret;
+use guild_sync::config::{Config, Secret};
 use guild_sync::scheduler::Scheduler;
 use guild_sync::testing::{NoopStages, TestDb};
 use reqwest::{Method, StatusCode};
@@ -39,8 +39,11 @@ impl TestApp {
         let state = AppState {
             pool: pool.clone(),
             scheduler: Arc::clone(&scheduler),
-            admin_token: admin_token.map(Secret::new),
-            api_key: None,
+            config: Arc::new(Config {
+                guild_sync_admin_token: admin_token.map(Secret::new),
+                guild_sync_api_key: None,
+                ..Config::defaults()
+            }),
         };
         let SpawnedApp { base, client } = spawn_app(state).await;
         TestApp {
@@ -708,8 +711,11 @@ async fn during_a_database_outage_the_api_answers_503_within_five_seconds() {
         let state = AppState {
             pool: pool.clone(),
             scheduler: Arc::new(Scheduler::new(pool, Arc::new(NoopStages))),
-            admin_token: Some(Secret::new("officer-token")),
-            api_key: None,
+            config: Arc::new(Config {
+                guild_sync_admin_token: Some(Secret::new("officer-token")),
+                guild_sync_api_key: None,
+                ..Config::defaults()
+            }),
         };
         let SpawnedApp { base, client } = spawn_app(state).await;
         for route in [

@@ -117,8 +117,7 @@ async fn serve(db: &TestDb, config: &Config) -> String {
     let state = AppState {
         pool: pool.clone(),
         scheduler: Arc::new(Scheduler::new(pool, Arc::new(stages))),
-        admin_token: config.guild_sync_admin_token.clone(),
-        api_key: None,
+        config: Arc::new(config.clone()),
     };
     guild_sync::install_crypto_provider();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -481,8 +480,7 @@ async fn headers_and_a_secure_cookie_behind_https() {
         let state = AppState {
             pool: pool.clone(),
             scheduler: Arc::new(Scheduler::new(pool, Arc::new(stages))),
-            admin_token: config.guild_sync_admin_token.clone(),
-            api_key: None,
+            config: Arc::new(config.clone()),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -202,8 +202,11 @@ async fn the_metrics_endpoint_exposes_every_family_after_a_pipeline() {
         let state = AppState {
             pool: db.pool.clone(),
             scheduler,
-            admin_token: None,
-            api_key: None,
+            config: Arc::new(Config {
+                guild_sync_admin_token: None,
+                guild_sync_api_key: None,
+                ..Config::defaults()
+            }),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

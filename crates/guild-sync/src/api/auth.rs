@@ -34,7 +34,7 @@ pub struct Officer {
 /// Authenticate the request's credentials. Extend here to accept more kinds of credential
 /// (a console session cookie, a Discord login): the middleware and the extractor both call it.
 pub fn authenticate(state: &AppState, parts: &Parts) -> Result<Officer, ApiError> {
-    let Some(expected) = &state.admin_token else {
+    let Some(expected) = state.admin_token() else {
         return Err(ApiError::Unavailable(
             "officer endpoints are disabled: GUILD_SYNC_ADMIN_TOKEN is not configured".into(),
         ));
@@ -91,7 +91,7 @@ pub async fn require_api_key(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let Some(expected) = &state.api_key else {
+    let Some(expected) = state.api_key() else {
         return Err(ApiError::Unavailable(
             "addon uploads are disabled: GUILD_SYNC_API_KEY is not configured".into(),
         ));

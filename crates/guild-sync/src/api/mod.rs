@@ -26,7 +26,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::config::Secret;
+use crate::config::{Config, Secret};
 use crate::scheduler::Scheduler;
 use error::{ApiError, ErrorBody};
 
@@ -41,11 +41,31 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct AppState {
     pub pool: PgPool,
     pub scheduler: Arc<Scheduler>,
+    /// The service's settings; the features behind the routes (console, claims, role sync,
+    /// Discord commands) read theirs from here.
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    /// The state every route shares.
+    pub fn new(pool: PgPool, scheduler: Arc<Scheduler>, config: Arc<Config>) -> AppState {
+        AppState {
+            pool,
+            scheduler,
+            config,
+        }
+    }
+
     /// `GUILD_SYNC_ADMIN_TOKEN`; `None` disables the officer routes (503).
-    pub admin_token: Option<Secret>,
+    pub fn admin_token(&self) -> Option<&Secret> {
+        self.config.guild_sync_admin_token.as_ref()
+    }
+
     /// `GUILD_SYNC_API_KEY`, which the companion sends in `X-API-Key`; `None` disables the
     /// addon upload routes (503).
-    pub api_key: Option<Secret>,
+    pub fn api_key(&self) -> Option<&Secret> {
+        self.config.guild_sync_api_key.as_ref()
+    }
 }
 
 #[derive(OpenApi)]

@@ -107,8 +107,7 @@ async fn serve_http(
     let state = AppState {
         pool: pool.clone(),
         scheduler: Arc::clone(scheduler),
-        admin_token: config.guild_sync_admin_token.clone(),
-        api_key: config.guild_sync_api_key.clone(),
+        config: Arc::new(config.clone()),
     };
     let listener = TcpListener::bind(&config.guild_sync_bind)
         .await

@@ -30,7 +30,7 @@ pub async fn page(State(state): State<WebState>, jar: SignedCookieJar<Key>) -> R
     let page = LoginPage {
         csrf: csrf_for(&state.key, &value),
         error: None,
-        disabled: state.app.admin_token.is_none(),
+        disabled: state.app.admin_token().is_none(),
     };
     (jar, page).into_response()
 }
@@ -67,7 +67,7 @@ pub async fn submit(
     jar: SignedCookieJar<Key>,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, Refused> {
-    let Some(expected) = &state.app.admin_token else {
+    let Some(expected) = state.app.admin_token() else {
         return Err(Refused::Unavailable(
             "the console is disabled: GUILD_SYNC_ADMIN_TOKEN is not configured".into(),
         ));

@@ -68,7 +68,7 @@ pub struct WebState {
 impl WebState {
     /// The console over the API's state, configured from `config`, showing `schedule`.
     pub fn new(app: AppState, config: &Config, schedule: Schedule) -> WebState {
-        let key = match &app.admin_token {
+        let key = match app.admin_token() {
             Some(token) => session::key_for(token.expose()),
             // No token: nobody can log in; any key will do.
             None => Key::generate(),

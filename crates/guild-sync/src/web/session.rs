@@ -113,7 +113,7 @@ impl FromRequestParts<WebState> for Session {
         parts: &mut Parts,
         state: &WebState,
     ) -> Result<Session, LoginRequired> {
-        if state.app.admin_token.is_none() {
+        if state.app.admin_token().is_none() {
             return Err(LoginRequired);
         }
         let jar = SignedCookieJar::<Key>::from_request_parts(parts, state)
