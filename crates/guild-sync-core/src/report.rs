@@ -156,7 +156,7 @@ pub fn severity_color(severity: Severity) -> u32 {
 }
 
 /// Escape Discord markdown in a name so `_x_` or `**` in a nickname cannot break the layout.
-fn escape_markdown(s: &str) -> String {
+pub fn escape_markdown(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(

@@ -7,11 +7,16 @@
 //! touched; a role that is not managed is never touched; a player with no ranked character in
 //! the guild keeps the roles until the grace period after the last departure has passed.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::report::{
+    COLOR_CRITICAL, COLOR_OK, COLOR_WARNING, Embed, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS,
+    escape_markdown, truncate,
+};
 
 /// Default grace period (days) after a player's last character left the guild.
 pub const DEFAULT_GRACE_DAYS: i64 = 7;
@@ -284,6 +289,85 @@ fn change(member: &MemberRoles, role: &str, action: RoleAction, reason: &str) ->
     }
 }
 
+/// Most members named in a plan's audit-channel embed; the others are counted.
+pub const EMBED_MEMBERS: usize = 20;
+
+/// The audit-channel embed of a stored plan: the summary, then each changed member (names
+/// escaped for Discord markdown, at most [`EMBED_MEMBERS`]) with the roles added (+) and
+/// removed (−), and where to approve it.
+pub fn render_plan_embed(plan: &RolePlan, plan_id: i64) -> Embed {
+    let mut members: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
+    for c in &plan.changes {
+        let sign = match c.action {
+            RoleAction::Add => '+',
+            RoleAction::Remove => '−',
+        };
+        members
+            .entry((c.display_name.as_str(), c.discord_id.as_str()))
+            .or_default()
+            .push(format!("{sign}{}", escape_markdown(&c.role)));
+    }
+    let mut description = plan.summary();
+    for ((name, id), roles) in members.iter().take(EMBED_MEMBERS) {
+        description.push_str(&format!(
+            "\n**{}** ({id}): {}",
+            escape_markdown(&truncate(name, 64)),
+            roles.join(", ")
+        ));
+    }
+    if members.len() > EMBED_MEMBERS {
+        description.push_str(&format!(
+            "\n…and {} more member(s).",
+            members.len() - EMBED_MEMBERS
+        ));
+    }
+    if !plan.changes.is_empty() {
+        description.push_str(&format!(
+            "\nAn officer can approve plan {plan_id} on the console's Roles page."
+        ));
+    }
+    Embed {
+        title: format!("🛡️ Role plan {plan_id}"),
+        description: truncate(&description, MAX_DESCRIPTION_CHARS),
+        color: if plan.changes.is_empty() {
+            COLOR_OK
+        } else {
+            COLOR_WARNING
+        },
+        fields: Vec::new(),
+    }
+}
+
+/// The audit-channel embed of a finished role run (`apply` or `undo`).
+pub fn render_run_embed(
+    run_id: i64,
+    kind: &str,
+    status: &str,
+    applied: usize,
+    verified: usize,
+    reason: Option<&str>,
+) -> Embed {
+    let mut description = format!(
+        "{applied} change(s) applied, {verified} verified on re-read. Undo with `guild-sync roles undo {run_id}` or the console's Roles page."
+    );
+    if let Some(reason) = reason {
+        description.push_str(&format!("\nStopped: {}", escape_markdown(reason)));
+    }
+    Embed {
+        title: truncate(
+            &format!("🛡️ Role {kind} run {run_id}: {status}"),
+            MAX_TITLE_CHARS,
+        ),
+        description: truncate(&description, MAX_DESCRIPTION_CHARS),
+        color: if status == "success" {
+            COLOR_OK
+        } else {
+            COLOR_CRITICAL
+        },
+        fields: Vec::new(),
+    }
+}
+
 /// SHA-256 (hex) of the sorted changes (member, role, action).
 pub fn fingerprint(changes: &[RoleChange]) -> String {
     let mut hasher = Sha256::new();
@@ -431,5 +515,28 @@ mod tests {
             ok.fingerprint,
             plan_roles(&policy(), &small, now()).fingerprint
         );
+    }
+
+    #[test]
+    fn plan_embed_escapes_names_and_bounds_the_member_list() {
+        let mut members: Vec<MemberRoles> = (0..30)
+            .map(|i| member(&format!("{}", 100 + i), &["Member"], ranked(&[4])))
+            .collect();
+        members[0].display_name = "**evil**_`@everyone`".into();
+        let plan = plan_roles(&policy(), &members, now());
+        let embed = render_plan_embed(&plan, 7);
+        assert_eq!(embed.title, "🛡️ Role plan 7");
+        assert!(
+            embed
+                .description
+                .contains("**\\*\\*evil\\*\\*\\_\\`@everyone\\`** (100): −Member, +Officer"),
+            "{}",
+            embed.description
+        );
+        assert!(embed.description.contains("…and 10 more member(s)."));
+        assert!(embed.description.contains("approve plan 7"));
+        let quiet = render_plan_embed(&plan_roles(&policy(), &[], now()), 8);
+        assert_eq!(quiet.color, COLOR_OK);
+        assert!(!quiet.description.contains("approve"));
     }
 }

@@ -678,7 +678,20 @@ pub async fn on_member_update(
     member: &WireMember,
     roles: &GuildRoles,
 ) -> Result<MemberEventOutcome> {
-    upsert_one(pool, member, roles).await
+    let outcome = upsert_one(pool, member, roles).await?;
+    if outcome == MemberEventOutcome::Updated {
+        let resolved =
+            crate::db::integrity::resolve_fixed_rank_mismatches(pool, member.user.id.as_str())
+                .await?;
+        if resolved > 0 {
+            tracing::info!(
+                discord_id = member.user.id.as_str(),
+                resolved,
+                "rank_mismatch resolved by a member update"
+            );
+        }
+    }
+    Ok(outcome)
 }
 
 /// GUILD_MEMBER_REMOVE: `is_present = FALSE, removed_at = NOW()`.

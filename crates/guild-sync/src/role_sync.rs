@@ -29,7 +29,21 @@ use crate::db::discord_users;
 use crate::db::reference;
 use crate::db::roles::{self as db, RoleChangeRow};
 use crate::db::sync_log::{self, RunState, RunStatus};
+use crate::discord_sender::DiscordSender;
 use crate::discord_sync::{GuildRoles, RankRoles, Snowflake, WireMember, WireRole, member_row};
+
+/// A guard refused the run: nothing was sent. Callers tell it from a failure by downcasting
+/// (the API answers 409 for it, 500 for anything else).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("role sync refused: {0}")]
+pub struct Refusal(pub String);
+
+/// Return a [`Refusal`] from the enclosing function.
+macro_rules! refuse {
+    ($($arg:tt)*) => {
+        return Err(Refusal(format!($($arg)*)).into())
+    };
+}
 
 /// `GUILD_SYNC_ROLE_SYNC`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -94,10 +108,22 @@ pub struct StoredPlan {
     pub plan: RolePlan,
 }
 
-/// Build the plan and store it (what `roles plan` and the scheduler's `plan` mode do).
+/// Build the plan and store it (what `roles plan` and the scheduler's `plan` mode do). A plan
+/// equal to the newest stored one (same fingerprint, not applied) is not stored again: the
+/// scheduler plans after every check, and an unchanged plan keeps its id (and its approval).
 pub async fn plan_and_store(pool: &PgPool, config: &Config) -> Result<StoredPlan> {
     let plan = build_plan(pool, config, Utc::now()).await?;
     let summary = plan.summary();
+    if let Some(latest) = db::latest_plan(pool).await?
+        && latest.fingerprint == plan.fingerprint
+        && db::apply_run_of_plan(pool, latest.id).await?.is_none()
+    {
+        return Ok(StoredPlan {
+            plan_id: latest.id,
+            summary,
+            plan,
+        });
+    }
     let plan_id = db::insert_plan(
         pool,
         &plan.fingerprint,
@@ -113,7 +139,9 @@ pub async fn plan_and_store(pool: &PgPool, config: &Config) -> Result<StoredPlan
 }
 
 /// What the scheduler runs after each check, by `GUILD_SYNC_ROLE_SYNC`: `plan` stores the plan
-/// (for an officer to approve), `apply` applies it with every guard. Never fails the check.
+/// (for an officer to approve) and posts its summary to the audit channel when it differs
+/// from the last one posted; `apply` applies it with every guard and posts the run's result.
+/// Never fails the check.
 pub async fn after_check(pool: &PgPool, config: &Config) {
     let mode = match RoleSyncMode::from_config(config) {
         Ok(mode) => mode,
@@ -125,19 +153,260 @@ pub async fn after_check(pool: &PgPool, config: &Config) {
     match mode {
         RoleSyncMode::Off => {}
         RoleSyncMode::Plan => match plan_and_store(pool, config).await {
-            Ok(stored) => tracing::info!(plan_id = stored.plan_id, "{}", stored.summary),
+            Ok(stored) => {
+                tracing::info!(plan_id = stored.plan_id, "{}", stored.summary);
+                if let Err(e) = post_plan(pool, config, &stored).await {
+                    tracing::warn!("the role plan summary was not posted: {e:#}");
+                }
+            }
             Err(e) => tracing::warn!("role plan failed: {e:#}"),
         },
         RoleSyncMode::Apply => match apply(pool, config, ApplyOptions::default()).await {
-            Ok(outcome) => tracing::info!(
-                run_id = outcome.run_id,
-                status = %outcome.status,
-                applied = outcome.applied,
-                "role sync applied"
-            ),
+            Ok(outcome) => {
+                tracing::info!(
+                    run_id = outcome.run_id,
+                    status = %outcome.status,
+                    applied = outcome.applied,
+                    "role sync applied"
+                );
+                if let Err(e) = post_run(config, "apply", &outcome).await {
+                    tracing::warn!("the role run result was not posted: {e:#}");
+                }
+            }
             Err(e) => tracing::warn!("role sync refused or failed: {e:#}"),
         },
     }
+}
+
+/// Post a stored plan's summary to the audit channel unless it equals the last one posted (or
+/// it is empty and nothing was posted yet). Returns whether it was posted.
+pub async fn post_plan(pool: &PgPool, config: &Config, stored: &StoredPlan) -> Result<bool> {
+    let Some(sender) = DiscordSender::from_config(config)? else {
+        return Ok(false);
+    };
+    let last = db::last_posted_fingerprint(pool).await?;
+    let unchanged = match &last {
+        Some(fingerprint) => *fingerprint == stored.plan.fingerprint,
+        None => stored.plan.changes.is_empty(),
+    };
+    if unchanged {
+        return Ok(false);
+    }
+    let embed = guild_sync_core::roles::render_plan_embed(&stored.plan, stored.plan_id);
+    sender
+        .send(&serde_json::json!({ "embeds": [embed], "allowed_mentions": { "parse": [] } }))
+        .await
+        .context("the role plan summary was not accepted by Discord")?;
+    db::mark_posted(pool, stored.plan_id).await?;
+    Ok(true)
+}
+
+/// Post a finished run's result to the audit channel (when one is configured).
+pub async fn post_run(config: &Config, kind: &str, outcome: &RunOutcome) -> Result<()> {
+    let Some(sender) = DiscordSender::from_config(config)? else {
+        return Ok(());
+    };
+    let embed = guild_sync_core::roles::render_run_embed(
+        outcome.run_id,
+        kind,
+        &outcome.status,
+        outcome.applied,
+        outcome.verified,
+        outcome.reason.as_deref(),
+    );
+    sender
+        .send(&serde_json::json!({ "embeds": [embed], "allowed_mentions": { "parse": [] } }))
+        .await
+        .context("the role run result was not accepted by Discord")
+}
+
+/// Why an officer's approval (or undo) was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    /// Discord is not configured (`DISCORD_BOT_TOKEN`, `DISCORD_GUILD_ID`).
+    #[error("{0}")]
+    NotConfigured(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The plan is stale or already applied, a guard refused, or another run holds the lock.
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl ApprovalError {
+    /// A [`Refusal`] becomes a conflict, anything else a failure.
+    fn of(err: anyhow::Error) -> ApprovalError {
+        match err.downcast_ref::<Refusal>() {
+            Some(refusal) => ApprovalError::Conflict(refusal.to_string()),
+            None => ApprovalError::Failed(err),
+        }
+    }
+}
+
+fn require_discord(config: &Config) -> Result<(), ApprovalError> {
+    if config.discord_bot_token.is_none() || config.discord_guild_id.is_none() {
+        return Err(ApprovalError::NotConfigured(
+            "the role sync is disabled: DISCORD_BOT_TOKEN and DISCORD_GUILD_ID are not configured"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Run `work` holding the pipeline lock, so an officer's apply or undo never runs beside a
+/// pipeline (whose check may itself be planning or applying roles). Does not wait: a busy
+/// lock is a conflict the officer retries.
+async fn with_pipeline_lock<T>(
+    pool: &PgPool,
+    work: impl std::future::Future<Output = Result<T, ApprovalError>>,
+) -> Result<T, ApprovalError> {
+    let Some(held) = crate::scheduler::lock_for_command(pool, crate::scheduler::LockWait::Skip)
+        .await
+        .map_err(ApprovalError::Failed)?
+    else {
+        return Err(ApprovalError::Conflict(
+            "another guild-sync run holds the pipeline lock; try again when it has finished".into(),
+        ));
+    };
+    let result = work.await;
+    held.release().await;
+    result
+}
+
+/// An officer approves stored plan `plan_id`: apply it if it is still exactly the fresh plan
+/// and every other guard holds (the mass-change guard is what the approval lifts). Posts the
+/// run's result to the audit channel.
+pub async fn approve(
+    pool: &PgPool,
+    config: &Config,
+    plan_id: i64,
+    officer: &str,
+) -> Result<RunOutcome, ApprovalError> {
+    require_discord(config)?;
+    if db::get_plan(pool, plan_id).await?.is_none() {
+        return Err(ApprovalError::NotFound(format!(
+            "role plan {plan_id} does not exist"
+        )));
+    }
+    let outcome = with_pipeline_lock(pool, async {
+        if let Some((run, status)) = db::apply_run_of_plan(pool, plan_id).await? {
+            return Err(ApprovalError::Conflict(format!(
+                "role plan {plan_id} was already applied (run {run}, {status})"
+            )));
+        }
+        let options = ApplyOptions {
+            allow_mass_change: false,
+            approved_plan: Some(plan_id),
+        };
+        let outcome = apply(pool, config, options)
+            .await
+            .map_err(ApprovalError::of)?;
+        db::mark_approved(pool, plan_id, officer).await?;
+        Ok(outcome)
+    })
+    .await?;
+    tracing::info!(
+        plan_id,
+        run_id = outcome.run_id,
+        officer,
+        "role plan approved"
+    );
+    if let Err(e) = post_run(config, "apply", &outcome).await {
+        tracing::warn!("the role run result was not posted: {e:#}");
+    }
+    Ok(outcome)
+}
+
+/// An officer undoes run `run_id` (the console's Undo), under the pipeline lock.
+pub async fn undo_as_officer(
+    pool: &PgPool,
+    config: &Config,
+    run_id: i64,
+    officer: &str,
+) -> Result<RunOutcome, ApprovalError> {
+    require_discord(config)?;
+    let outcome = with_pipeline_lock(pool, async {
+        if db::changes_of_run(pool, run_id).await?.is_empty() {
+            return Err(ApprovalError::NotFound(format!(
+                "role run {run_id} does not exist or changed nothing"
+            )));
+        }
+        undo(pool, config, run_id).await.map_err(ApprovalError::of)
+    })
+    .await?;
+    tracing::info!(
+        run_id,
+        undo_run_id = outcome.run_id,
+        officer,
+        "role run undone"
+    );
+    if let Err(e) = post_run(config, "undo", &outcome).await {
+        tracing::warn!("the role undo result was not posted: {e:#}");
+    }
+    Ok(outcome)
+}
+
+/// What the console and `GET /api/roles/plans/latest` show about the newest stored plan.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LatestPlan {
+    pub plan_id: i64,
+    pub created_at: DateTime<Utc>,
+    pub summary: String,
+    /// The changes, as stored (`discord_id`, `display_name`, `role`, `action`, `reason`).
+    #[schema(value_type = Vec<Object>)]
+    pub changes: serde_json::Value,
+    pub linked_members: i64,
+    pub members_changed: i64,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub approved_by: Option<String>,
+    /// The apply run made from it, if any.
+    pub applied_run_id: Option<i64>,
+    /// Whether a fresh plan is still exactly this one.
+    pub current: bool,
+    /// Why approving it now would be refused by a guard checked without calling Discord
+    /// (sources, staleness, already applied); `None` when those hold. The mass-change guard
+    /// is not listed: the approval lifts it. The Discord pre-flight runs on approval.
+    pub refusal: Option<String>,
+}
+
+/// The newest stored plan with its guard status; `None` when no plan was stored yet.
+pub async fn latest(pool: &PgPool, config: &Config) -> Result<Option<LatestPlan>> {
+    let Some(row) = db::latest_plan(pool).await? else {
+        return Ok(None);
+    };
+    let now = Utc::now();
+    let fresh = build_plan(pool, config, now).await?;
+    let applied = db::apply_run_of_plan(pool, row.id).await?;
+    let current = fresh.fingerprint == row.fingerprint;
+    let refusal = if let Some((run, _)) = applied {
+        Some(format!("already applied (run {run})"))
+    } else if !current {
+        Some("stale: the data changed since this plan was made".to_owned())
+    } else {
+        match check_sources(pool, config, now).await {
+            Ok(()) => None,
+            Err(e) => Some(match e.downcast_ref::<Refusal>() {
+                Some(refusal) => refusal.0.clone(),
+                None => return Err(e),
+            }),
+        }
+    };
+    let count = |key: &str| row.plan[key].as_i64().unwrap_or(0);
+    Ok(Some(LatestPlan {
+        plan_id: row.id,
+        created_at: row.created_at,
+        summary: row.summary.clone(),
+        changes: row.plan["changes"].clone(),
+        linked_members: count("linked_members"),
+        members_changed: count("members_changed"),
+        approved_at: row.approved_at,
+        approved_by: row.approved_by,
+        applied_run_id: applied.map(|(run, _)| run),
+        current,
+        refusal,
+    }))
 }
 
 /// Refuse if the last Battle.net or Discord sync failed, never ran, or is too old.
@@ -147,12 +416,12 @@ pub async fn check_sources(pool: &PgPool, config: &Config, now: DateTime<Utc>) -
     for source in [crate::db_sync::SOURCE, crate::discord_sync::SYNC_SOURCE] {
         // The latest finished run decides: a run still going has not produced data yet.
         let Some(run) = latest.iter().find(|r| r.source == source) else {
-            bail!("role sync refused: the {source} sync has never run");
+            refuse!("the {source} sync has never run");
         };
         match run.status {
             RunState::Finished(RunStatus::Success) => {}
-            other => bail!(
-                "role sync refused: the last {source} sync (run {}) is {}{}",
+            other => refuse!(
+                "the last {source} sync (run {}) is {}{}",
                 run.id,
                 other.as_str(),
                 run.error_message
@@ -163,8 +432,8 @@ pub async fn check_sources(pool: &PgPool, config: &Config, now: DateTime<Utc>) -
         }
         let at = run.completed_at.unwrap_or(run.started_at);
         if now - at > max_age {
-            bail!(
-                "role sync refused: the last {source} sync finished at {at}, older than {} h (GUILD_SYNC_ROLE_MAX_SOURCE_AGE_HOURS)",
+            refuse!(
+                "the last {source} sync finished at {at}, older than {} h (GUILD_SYNC_ROLE_MAX_SOURCE_AGE_HOURS)",
                 max_age.num_hours()
             );
         }
@@ -386,8 +655,8 @@ pub fn preflight(
         .map(String::as_str)
         .collect();
     if !missing.is_empty() {
-        bail!(
-            "role sync refused: managed role(s) {} do not exist on the Discord server",
+        refuse!(
+            "managed role(s) {} do not exist on the Discord server",
             missing.join(", ")
         );
     }
@@ -404,7 +673,7 @@ pub fn preflight(
         acc | r.permissions.parse::<u64>().unwrap_or(0)
     });
     if permissions & (MANAGE_ROLES | ADMINISTRATOR) == 0 {
-        bail!("role sync refused: the bot lacks the Manage Roles permission");
+        refuse!("the bot lacks the Manage Roles permission");
     }
     let top = bot_roles.iter().map(|r| r.position).max().unwrap_or(0);
     let above: Vec<String> = managed
@@ -414,8 +683,8 @@ pub fn preflight(
         .map(|r| r.name.clone())
         .collect();
     if !above.is_empty() {
-        bail!(
-            "role sync refused: the bot's highest role is not above {}; move the bot's role above them in Server Settings → Roles",
+        refuse!(
+            "the bot's highest role is not above {}; move the bot's role above them in Server Settings → Roles",
             above.join(", ")
         );
     }
@@ -430,7 +699,7 @@ pub fn preflight(
 }
 
 /// How an apply or undo ended.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunOutcome {
     pub run_id: i64,
     pub status: String,
@@ -460,15 +729,14 @@ pub async fn apply(pool: &PgPool, config: &Config, options: ApplyOptions) -> Res
             .await?
             .with_context(|| format!("role plan {plan_id} does not exist"))?;
         if stored.fingerprint != plan.fingerprint {
-            bail!(
-                "role sync refused: plan {plan_id} is stale — the data changed since it was made; review the new plan"
+            refuse!(
+                "plan {plan_id} is stale — the data changed since it was made; review the new plan"
             );
         }
         mass_ok = true;
     }
     if !mass_ok {
-        check_mass_change(&plan, DEFAULT_MAX_CHANGE_SHARE)
-            .map_err(|e| anyhow::anyhow!("role sync refused: {e}"))?;
+        check_mass_change(&plan, DEFAULT_MAX_CHANGE_SHARE).map_err(|e| Refusal(e.to_string()))?;
     }
     let mut discord = DiscordRoles::new(config)?;
     let roles = discord.roles().await?;

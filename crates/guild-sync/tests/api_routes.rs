@@ -113,6 +113,8 @@ const OFFICER_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/identity/candidates?character_id=1"),
     ("GET", "/api/identity/players/1"),
     ("PUT", "/api/identity/players/1/main"),
+    ("GET", "/api/roles/plans/latest"),
+    ("POST", "/api/roles/plans/1/approve"),
 ];
 
 /// Two players (one with a Discord user and two characters), an orphan character, an orphan
@@ -676,6 +678,8 @@ async fn the_openapi_document_lists_every_route_of_the_spec() {
             "GET /api/identity/candidates",
             "GET /api/identity/players/{id}",
             "PUT /api/identity/players/{id}/main",
+            "GET /api/roles/plans/latest",
+            "POST /api/roles/plans/{id}/approve",
             "GET /api/health",
             "GET /api/openapi.json",
         ]

@@ -1,325 +1,19 @@
-//! The Discord role sync against a STATEFUL fake Discord (axum on a local port, Discord's wire
-//! shapes): roles with positions and permission bits, members and their roles, the bot's own
-//! member, per-route buckets answering 429 with bucket headers, a 50013 on demand, a role
-//! deleted mid-run, and a log of every request. The database is a real PostgreSQL per test.
+//! The Discord role sync against a STATEFUL fake Discord (`role_support`: axum on a local
+//! port, Discord's wire shapes, a log of every request), through the library, the HTTP API and
+//! the `guild-sync roles` binary. The database is a real PostgreSQL per test.
 
 mod common;
+mod role_support;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use common::within_a_minute;
-use guild_sync::config::{Config, Secret};
+use guild_sync::config::Config;
 use guild_sync::db::roles as db_roles;
 use guild_sync::role_sync::{self, ApplyOptions};
-use guild_sync::testing::{TestDb, seed};
-use serde_json::json;
+use guild_sync::testing::TestDb;
+use role_support::{FakeDiscord, MANAGE_ROLES, record_sync, seed_guild};
 use sqlx::PgPool;
-
-const GUILD: &str = "900000000000000001";
-const BOT: &str = "800000000000000001";
-const MANAGE_ROLES: u64 = 1 << 28;
-
-#[derive(Debug, Clone)]
-struct FakeRole {
-    id: String,
-    name: String,
-    position: i64,
-    permissions: u64,
-}
-
-#[derive(Debug, Default)]
-struct FakeState {
-    roles: Vec<FakeRole>,
-    members: HashMap<String, Vec<String>>,
-    /// (method, path, X-Audit-Log-Reason).
-    log: Vec<(String, String, Option<String>)>,
-    /// Answer 403/50013 to the write request with this index (0-based among writes).
-    forbid_write: Option<usize>,
-    /// Delete this role after this many writes.
-    delete_role_after: Option<(usize, String)>,
-    writes: usize,
-    /// Per-route bucket: this many requests per window, then 429.
-    bucket_limit: Option<(usize, Duration)>,
-    buckets: HashMap<String, (Instant, usize)>,
-    rate_limited: usize,
-}
-
-type Shared = Arc<Mutex<FakeState>>;
-
-fn error(status: StatusCode, code: u64, message: &str) -> Response {
-    (status, Json(json!({"code": code, "message": message}))).into_response()
-}
-
-/// Count the request against its route's bucket; `Err` is the 429 to send.
-fn bucket(state: &mut FakeState, route: &str) -> Result<HeaderMap, Box<Response>> {
-    let mut headers = HeaderMap::new();
-    let Some((limit, window)) = state.bucket_limit else {
-        return Ok(headers);
-    };
-    let now = Instant::now();
-    let entry = state.buckets.entry(route.to_owned()).or_insert((now, 0));
-    if now.duration_since(entry.0) >= window {
-        *entry = (now, 0);
-    }
-    let reset_after = (window - now.duration_since(entry.0)).as_secs_f64();
-    headers.insert("x-ratelimit-bucket", route.parse().unwrap());
-    headers.insert("x-ratelimit-limit", limit.to_string().parse().unwrap());
-    headers.insert(
-        "x-ratelimit-reset-after",
-        format!("{reset_after:.3}").parse().unwrap(),
-    );
-    if entry.1 >= limit {
-        state.rate_limited += 1;
-        headers.insert("x-ratelimit-remaining", "0".parse().unwrap());
-        let body = Json(
-            json!({"message": "You are being rate limited.", "retry_after": reset_after, "global": false}),
-        );
-        return Err(Box::new(
-            (StatusCode::TOO_MANY_REQUESTS, headers, body).into_response(),
-        ));
-    }
-    entry.1 += 1;
-    headers.insert(
-        "x-ratelimit-remaining",
-        (limit - entry.1).to_string().parse().unwrap(),
-    );
-    Ok(headers)
-}
-
-async fn me(State(s): State<Shared>, method: Method) -> Response {
-    s.lock()
-        .unwrap()
-        .log
-        .push((method.to_string(), "/users/@me".into(), None));
-    Json(json!({"id": BOT, "username": "guild-sync", "bot": true})).into_response()
-}
-
-async fn roles(State(s): State<Shared>, Path(g): Path<String>) -> Response {
-    let mut s = s.lock().unwrap();
-    s.log
-        .push(("GET".into(), format!("/guilds/{g}/roles"), None));
-    let body: Vec<_> = s
-        .roles
-        .iter()
-        .map(|r| json!({"id": r.id, "name": r.name, "position": r.position, "permissions": r.permissions.to_string(), "managed": false, "color": 0, "hoist": false, "mentionable": false}))
-        .collect();
-    Json(body).into_response()
-}
-
-async fn member(State(s): State<Shared>, Path((g, u)): Path<(String, String)>) -> Response {
-    let mut s = s.lock().unwrap();
-    s.log
-        .push(("GET".into(), format!("/guilds/{g}/members/{u}"), None));
-    let headers = match bucket(&mut s, "member") {
-        Ok(h) => h,
-        Err(r) => return *r,
-    };
-    match s.members.get(&u) {
-        Some(roles) => (
-            headers,
-            Json(json!({"user": {"id": u, "username": format!("user{u}")}, "roles": roles, "joined_at": "2024-01-01T00:00:00+00:00"})),
-        )
-            .into_response(),
-        None => error(StatusCode::NOT_FOUND, 10007, "Unknown Member"),
-    }
-}
-
-async fn member_role(
-    State(s): State<Shared>,
-    method: Method,
-    headers: HeaderMap,
-    Path((g, u, r)): Path<(String, String, String)>,
-) -> Response {
-    let mut s = s.lock().unwrap();
-    let reason = headers
-        .get("x-audit-log-reason")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    s.log.push((
-        method.to_string(),
-        format!("/guilds/{g}/members/{u}/roles/{r}"),
-        reason,
-    ));
-    let headers = match bucket(&mut s, "member_role") {
-        Ok(h) => h,
-        Err(resp) => return *resp,
-    };
-    let index = s.writes;
-    s.writes += 1;
-    if s.forbid_write == Some(index) {
-        return error(StatusCode::FORBIDDEN, 50013, "Missing Permissions");
-    }
-    if let Some((after, role)) = s.delete_role_after.clone()
-        && index >= after
-    {
-        s.roles.retain(|x| x.id != role);
-        for roles in s.members.values_mut() {
-            roles.retain(|x| *x != role);
-        }
-    }
-    if !s.roles.iter().any(|x| x.id == r) {
-        return error(StatusCode::NOT_FOUND, 10011, "Unknown Role");
-    }
-    let Some(roles) = s.members.get_mut(&u) else {
-        return error(StatusCode::NOT_FOUND, 10007, "Unknown Member");
-    };
-    if method == Method::PUT {
-        if !roles.contains(&r) {
-            roles.push(r);
-        }
-    } else {
-        roles.retain(|x| *x != r);
-    }
-    (StatusCode::NO_CONTENT, headers).into_response()
-}
-
-struct FakeDiscord {
-    state: Shared,
-    api_url: String,
-}
-
-impl FakeDiscord {
-    async fn start() -> FakeDiscord {
-        let perms = |p| p;
-        let role = |id: &str, name: &str, position, permissions| FakeRole {
-            id: id.into(),
-            name: name.into(),
-            position,
-            permissions: perms(permissions),
-        };
-        let state = Arc::new(Mutex::new(FakeState {
-            roles: vec![
-                role(GUILD, "@everyone", 0, 0),
-                role("1001", "GM", 10, 0),
-                role("1002", "Officer", 9, 0),
-                role("1003", "Veteran", 8, 0),
-                role("1004", "Member", 7, 0),
-                role("1005", "Initiate", 6, 0),
-                role("1006", "Raider", 5, 0),
-                role("1100", "guild-sync bot", 20, MANAGE_ROLES),
-            ],
-            ..FakeState::default()
-        }));
-        state
-            .lock()
-            .unwrap()
-            .members
-            .insert(BOT.into(), vec!["1100".into()]);
-        let app = Router::new()
-            .route("/api/v10/users/@me", get(me))
-            .route("/api/v10/guilds/{g}/roles", get(roles))
-            .route("/api/v10/guilds/{g}/members/{u}", get(member))
-            .route(
-                "/api/v10/guilds/{g}/members/{u}/roles/{r}",
-                put(member_role).delete(member_role),
-            )
-            .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let api_url = format!("http://{}/api/v10", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        FakeDiscord { state, api_url }
-    }
-
-    fn config(&self) -> Config {
-        let mut config = Config::defaults();
-        config.discord_bot_token = Some(Secret::new("test-token"));
-        config.discord_guild_id = Some(GUILD.into());
-        config.discord_api_url = self.api_url.clone();
-        config
-    }
-
-    fn writes(&self) -> Vec<(String, String, Option<String>)> {
-        self.state
-            .lock()
-            .unwrap()
-            .log
-            .iter()
-            .filter(|(m, _, _)| m == "PUT" || m == "DELETE")
-            .cloned()
-            .collect()
-    }
-
-    fn roles_of(&self, user: &str) -> Vec<String> {
-        let mut roles = self.state.lock().unwrap().members[user].clone();
-        roles.sort();
-        roles
-    }
-}
-
-/// Seed the fake and the database alike: `linked` Discord users each linked to a player with
-/// one Member-rank character and holding Member + Raider; the users in `promoted` have an
-/// Officer character instead (so the plan moves them to Officer); plus one unlinked user (300)
-/// holding Officer. Both syncs recorded as successful just now.
-async fn seed_guild(pool: &PgPool, fake: &FakeDiscord, linked: usize, promoted: &[usize]) {
-    for i in 0..linked {
-        let user = format!("{}", 200 + i);
-        fake.state
-            .lock()
-            .unwrap()
-            .members
-            .insert(user.clone(), vec!["1004".into(), "1006".into()]);
-        let du: i32 = sqlx::query_scalar(
-            "INSERT INTO guild_identity.discord_users (discord_id, username, display_name, all_guild_roles)
-             VALUES ($1, $2, $2, ARRAY['Member']) RETURNING id",
-        )
-        .bind(&user)
-        .bind(format!("user{user}"))
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        let rank = if promoted.contains(&i) {
-            "Officer"
-        } else {
-            "Member"
-        };
-        let ch: i32 = sqlx::query_scalar(
-            "INSERT INTO guild_identity.wow_characters (character_name, realm_slug, guild_rank_id)
-             SELECT $1, 'stormrage', id FROM common.guild_ranks WHERE name = $2 RETURNING id",
-        )
-        .bind(format!("Char{i}"))
-        .bind(rank)
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        let player = seed::player(pool, &format!("Player{i}"), Some(du)).await;
-        seed::link(pool, player, ch).await;
-    }
-    fake.state
-        .lock()
-        .unwrap()
-        .members
-        .insert("300".into(), vec!["1002".into()]);
-    sqlx::query(
-        "INSERT INTO guild_identity.discord_users (discord_id, username, display_name, all_guild_roles)
-         VALUES ('300', 'stranger', 'Stranger', ARRAY['Officer'])",
-    )
-    .execute(pool)
-    .await
-    .unwrap();
-    record_sync(pool, "blizzard", "success", 0).await;
-    record_sync(pool, "discord", "success", 0).await;
-}
-
-async fn record_sync(pool: &PgPool, source: &str, status: &str, hours_ago: i64) {
-    sqlx::query(
-        "INSERT INTO guild_identity.sync_log (source, status, started_at, completed_at, error_message)
-         VALUES ($1, $2, now() - make_interval(hours => $3::int), now() - make_interval(hours => $3::int),
-                 CASE WHEN $2 = 'error' THEN 'Battle.net answered 503' END)",
-    )
-    .bind(source)
-    .bind(status)
-    .bind(hours_ago as i32)
-    .execute(pool)
-    .await
-    .unwrap();
-}
 
 #[tokio::test]
 async fn plan_moves_the_linked_member_keeps_unmanaged_roles_and_never_names_the_unlinked() {
@@ -661,6 +355,243 @@ async fn apply_waits_out_429_buckets_and_lands_every_change() {
         );
         // 20 writes at 5 per 500 ms cannot finish in under 1.5 s if the bucket is honoured.
         assert!(elapsed >= 1.5, "{elapsed}");
+    })
+    .await;
+}
+
+/// A config whose role sync posts to the fake's audit channel.
+fn with_audit_channel(mut config: Config, mode: &str) -> Config {
+    config.guild_sync_role_sync = mode.into();
+    config.discord_audit_channel_id = Some("700000000000000001".into());
+    config
+}
+
+async fn promote(pool: &PgPool, character: &str) {
+    sqlx::query(
+        "UPDATE guild_identity.wow_characters SET guild_rank_id = (SELECT id FROM common.guild_ranks WHERE name = 'Officer')
+         WHERE character_name = $1",
+    )
+    .bind(character)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn plan_mode_posts_a_plan_once_until_it_changes_and_apply_mode_posts_the_run() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let fake = FakeDiscord::start().await;
+        seed_guild(&db.pool, &fake, 21, &[0]).await;
+        sqlx::query(
+            "UPDATE guild_identity.discord_users SET display_name = '**boss**_`x`' WHERE discord_id = '200'",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let config = with_audit_channel(fake.config(), "plan");
+        let posted = || fake.state.lock().unwrap().posted.clone();
+
+        role_sync::after_check(&db.pool, &config).await;
+        let first = posted();
+        assert_eq!(first.len(), 1, "{first:?}");
+        let embed = &first[0]["embeds"][0];
+        assert!(embed["title"].as_str().unwrap().starts_with("🛡️ Role plan "), "{embed}");
+        let text = embed["description"].as_str().unwrap();
+        assert!(
+            text.contains("**\\*\\*boss\\*\\*\\_\\`x\\`** (200): −Member, +Officer"),
+            "names are escaped: {text}"
+        );
+        assert!(!text.contains("(300)"), "the unlinked member is not named: {text}");
+        assert_eq!(first[0]["allowed_mentions"]["parse"], serde_json::json!([]));
+        assert!(fake.writes().is_empty(), "plan mode changes nothing");
+
+        // The same plan after the next check: stored once, not posted again.
+        role_sync::after_check(&db.pool, &config).await;
+        assert_eq!(posted().len(), 1);
+        let plans: i64 = sqlx::query_scalar("SELECT count(*) FROM guild_identity.role_plans")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(plans, 1);
+
+        // The data changes: a new plan, posted.
+        promote(&db.pool, "Char3").await;
+        role_sync::after_check(&db.pool, &config).await;
+        let second = posted();
+        assert_eq!(second.len(), 2);
+        assert!(
+            second[1]["embeds"][0]["description"]
+                .as_str()
+                .unwrap()
+                .contains("(203): −Member, +Officer")
+        );
+
+        // Apply mode applies (2 of 21 members, under the 10 % guard) and posts the result.
+        let config = with_audit_channel(fake.config(), "apply");
+        role_sync::after_check(&db.pool, &config).await;
+        assert_eq!(fake.writes().len(), 4);
+        let third = posted();
+        assert_eq!(third.len(), 3);
+        let title = third[2]["embeds"][0]["title"].as_str().unwrap();
+        assert!(
+            title.starts_with("🛡️ Role apply run ") && title.ends_with(": success"),
+            "{title}"
+        );
+    })
+    .await;
+}
+
+async fn open_rank_mismatches(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT du.discord_id FROM guild_identity.audit_issues ai
+         JOIN guild_identity.discord_users du ON du.id = ai.discord_member_id
+         WHERE ai.issue_type = 'rank_mismatch' AND ai.resolved_at IS NULL ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_next_check_after_an_apply_resolves_the_rank_mismatch_it_fixed() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let fake = FakeDiscord::start().await;
+        seed_guild(&db.pool, &fake, 11, &[0]).await;
+        let config = fake.config();
+        guild_sync::integrity_checker::run_integrity_check(&db.pool, &config)
+            .await
+            .unwrap();
+        assert_eq!(open_rank_mismatches(&db.pool).await, vec!["200"]);
+        let outcome = role_sync::apply(&db.pool, &config, ApplyOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(outcome.status, "success");
+        guild_sync::integrity_checker::run_integrity_check(&db.pool, &config)
+            .await
+            .unwrap();
+        assert!(open_rank_mismatches(&db.pool).await.is_empty());
+        let by: String = sqlx::query_scalar(
+            "SELECT resolved_by FROM guild_identity.audit_issues WHERE issue_type = 'rank_mismatch'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(by, "auto");
+    })
+    .await;
+}
+
+/// The gateway's GUILD_MEMBER_UPDATE handler (`discord_sync::on_member_update`, which
+/// `discord_gateway` calls for each event) resolves the issue without waiting for a check; an
+/// update that leaves the roles wrong resolves nothing.
+#[tokio::test]
+async fn a_gateway_member_update_resolves_the_rank_mismatch_at_once() {
+    within_a_minute(async {
+        use guild_sync::discord_sync::{self, GuildRoles, WireMember, WireRole};
+        let db = TestDb::new().await;
+        let fake = FakeDiscord::start().await;
+        seed_guild(&db.pool, &fake, 11, &[0]).await;
+        let config = fake.config();
+        guild_sync::integrity_checker::run_integrity_check(&db.pool, &config)
+            .await
+            .unwrap();
+        assert_eq!(open_rank_mismatches(&db.pool).await, vec!["200"]);
+        let roles: Vec<WireRole> = serde_json::from_value(fake.wire_roles()).unwrap();
+        let roles = GuildRoles::new(&roles);
+
+        // Raider dropped, still Member: not fixed.
+        fake.state
+            .lock()
+            .unwrap()
+            .members
+            .insert("200".into(), vec!["1004".into()]);
+        let member: WireMember = serde_json::from_value(fake.wire_member("200")).unwrap();
+        discord_sync::on_member_update(&db.pool, &member, &roles)
+            .await
+            .unwrap();
+        assert_eq!(open_rank_mismatches(&db.pool).await, vec!["200"]);
+
+        // Officer given (as an apply does): resolved by the event itself.
+        fake.state
+            .lock()
+            .unwrap()
+            .members
+            .insert("200".into(), vec!["1002".into(), "1006".into()]);
+        let member: WireMember = serde_json::from_value(fake.wire_member("200")).unwrap();
+        discord_sync::on_member_update(&db.pool, &member, &roles)
+            .await
+            .unwrap();
+        assert!(open_rank_mismatches(&db.pool).await.is_empty());
+    })
+    .await;
+}
+
+/// The plan on the demo's sample guild: the two rank mismatches the sample was written with
+/// are fixed (seraphine Veteran → Member, grimtotem Member → Officer), only linked members
+/// are named, and no change touches a role that is not a rank role.
+#[tokio::test]
+async fn the_plan_on_the_demo_guild_fixes_its_rank_mismatches_and_names_only_linked_members() {
+    common::within(Duration::from_secs(180), async {
+        let db = TestDb::new().await;
+        let config = Config::defaults();
+        guild_sync::demo::run_stages(&db.pool, &config).await.unwrap();
+        let plan = role_sync::build_plan(&db.pool, &config, chrono::Utc::now())
+            .await
+            .unwrap();
+        let linked: Vec<String> = sqlx::query_scalar(
+            "SELECT du.discord_id FROM guild_identity.discord_users du
+             JOIN guild_identity.players p ON p.discord_user_id = du.id",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        assert!(plan.changes.iter().all(|c| linked.contains(&c.discord_id)));
+        let rank_roles: Vec<String> = sqlx::query_scalar(
+            "SELECT lower(discord_role_name) FROM common.guild_ranks WHERE discord_role_name IS NOT NULL",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        assert!(
+            plan.changes
+                .iter()
+                .all(|c| rank_roles.contains(&c.role.to_lowercase()))
+        );
+        let ids: Vec<(String, String)> = sqlx::query_as(
+            "SELECT username, discord_id FROM guild_identity.discord_users
+             WHERE username IN ('seraphine', 'grimtotem')",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        let of = |username: &str| -> Vec<(String, String)> {
+            let id = &ids.iter().find(|(u, _)| u == username).unwrap().1;
+            let mut changes: Vec<(String, String)> = plan
+                .changes
+                .iter()
+                .filter(|c| c.discord_id == *id)
+                .map(|c| (c.action.as_str().to_owned(), c.role.clone()))
+                .collect();
+            changes.sort();
+            changes
+        };
+        assert_eq!(
+            of("seraphine"),
+            vec![
+                ("add".to_owned(), "Member".to_owned()),
+                ("remove".to_owned(), "Veteran".to_owned())
+            ]
+        );
+        assert_eq!(
+            of("grimtotem"),
+            vec![
+                ("add".to_owned(), "Officer".to_owned()),
+                ("remove".to_owned(), "Member".to_owned())
+            ]
+        );
+        assert!(plan.unlinked_members > 0);
     })
     .await;
 }

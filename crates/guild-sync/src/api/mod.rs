@@ -11,6 +11,7 @@ pub mod error;
 pub mod guild_sync;
 pub mod identity;
 pub mod metrics;
+pub mod roles;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,7 +76,7 @@ impl AppState {
         description = "Links a WoW guild's Battle.net roster to its Discord server."
     ),
     modifiers(&BearerAuth),
-    tags((name = "identity"), (name = "audit"), (name = "guild-sync"), (name = "service"))
+    tags((name = "identity"), (name = "audit"), (name = "guild-sync"), (name = "roles"), (name = "service"))
 )]
 struct ApiDoc;
 
@@ -114,6 +115,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(console::candidates))
         .routes(routes!(console::player_detail))
         .routes(routes!(console::set_main))
+        .routes(routes!(roles::latest_plan))
+        .routes(routes!(roles::approve_plan))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_officer,

@@ -31,6 +31,8 @@ pub struct RolesApplyArgs {
     pub allow_mass_change: bool,
     #[command(flatten)]
     pub output: super::JsonArgs,
+    #[command(flatten)]
+    pub lock: super::LockArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -39,6 +41,8 @@ pub struct RolesUndoArgs {
     pub run_id: i64,
     #[command(flatten)]
     pub output: super::JsonArgs,
+    #[command(flatten)]
+    pub lock: super::LockArgs,
 }
 
 pub async fn run(config: &Config, command: RolesCommand) -> Result<()> {
@@ -80,13 +84,15 @@ async fn dispatch(config: &Config, db: &Database, command: RolesCommand) -> Resu
                     bail!("not applied: not confirmed (use --yes to skip the question)");
                 }
             }
-            let outcome = role_sync::apply(
+            // Under the pipeline lock: never beside a pipeline whose check plans or applies roles.
+            let options = ApplyOptions {
+                allow_mass_change: args.allow_mass_change,
+                approved_plan: None,
+            };
+            let outcome = super::locked(
                 &db.pool,
-                config,
-                ApplyOptions {
-                    allow_mass_change: args.allow_mass_change,
-                    approved_plan: None,
-                },
+                &args.lock,
+                role_sync::apply(&db.pool, config, options),
             )
             .await?;
             let human = format!(
@@ -109,7 +115,12 @@ async fn dispatch(config: &Config, db: &Database, command: RolesCommand) -> Resu
             Ok(())
         }
         RolesCommand::Undo(args) => {
-            let outcome = role_sync::undo(&db.pool, config, args.run_id).await?;
+            let outcome = super::locked(
+                &db.pool,
+                &args.lock,
+                role_sync::undo(&db.pool, config, args.run_id),
+            )
+            .await?;
             let human = format!(
                 "undo of role run {} (run {}): {}, {} change(s) reversed",
                 args.run_id, outcome.run_id, outcome.status, outcome.applied

@@ -139,6 +139,37 @@ pub async fn rank_mismatches(db: impl PgExecutor<'_>) -> Result<Vec<RankMismatch
     .await?)
 }
 
+/// Resolve (`resolved_by = 'auto'`) the open `rank_mismatch` issues of the Discord user
+/// `discord_id` whose player's rank and Discord role now agree (the same test as
+/// [`rank_mismatches`]). The gateway calls it on GUILD_MEMBER_UPDATE, so a role the role sync
+/// (or an officer) fixed clears its issue at once instead of at the next check.
+pub async fn resolve_fixed_rank_mismatches(
+    db: impl PgExecutor<'_>,
+    discord_id: &str,
+) -> Result<u64> {
+    Ok(sqlx::query(concat!(
+        "UPDATE guild_identity.audit_issues ai
+         SET resolved_at = now(), resolved_by = 'auto'
+         FROM guild_identity.discord_users d
+         WHERE d.discord_id = $1 AND ai.discord_member_id = d.id
+           AND ai.issue_type = 'rank_mismatch' AND ai.resolved_at IS NULL
+           AND NOT EXISTS (
+               SELECT 1
+               FROM guild_identity.players p
+               JOIN guild_identity.discord_users du ON du.id = p.discord_user_id
+",
+        player_top_rank!(),
+        "
+               WHERE p.id = ai.player_id AND du.is_present
+                 AND du.highest_guild_role IS NOT NULL
+                 AND lower(du.highest_guild_role) IS DISTINCT FROM lower(top.discord_role_name))"
+    ))
+    .bind(discord_id)
+    .execute(db)
+    .await?
+    .rows_affected())
+}
+
 /// A linked, present Discord user with no guild role whose player holds an in-game rank.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
 pub struct NoGuildRoleRow {

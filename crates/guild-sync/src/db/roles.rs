@@ -56,6 +56,121 @@ pub struct RolePlanRow {
     pub created_at: DateTime<Utc>,
     pub approved_at: Option<DateTime<Utc>>,
     pub approved_by: Option<String>,
+    /// When its summary went to the audit channel.
+    pub posted_at: Option<DateTime<Utc>>,
+}
+
+/// The newest stored plan.
+pub async fn latest_plan(db: impl PgExecutor<'_>) -> Result<Option<RolePlanRow>> {
+    Ok(
+        sqlx::query_as("SELECT * FROM guild_identity.role_plans ORDER BY id DESC LIMIT 1")
+            .fetch_optional(db)
+            .await?,
+    )
+}
+
+/// The fingerprint of the plan whose summary was posted last.
+pub async fn last_posted_fingerprint(db: impl PgExecutor<'_>) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT fingerprint FROM guild_identity.role_plans
+         WHERE posted_at IS NOT NULL ORDER BY posted_at DESC, id DESC LIMIT 1",
+    )
+    .fetch_optional(db)
+    .await?)
+}
+
+/// Record that a plan's summary went to the audit channel.
+pub async fn mark_posted(db: impl PgExecutor<'_>, plan_id: i64) -> Result<()> {
+    sqlx::query("UPDATE guild_identity.role_plans SET posted_at = now() WHERE id = $1")
+        .bind(plan_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Record who approved a plan.
+pub async fn mark_approved(db: impl PgExecutor<'_>, plan_id: i64, officer: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE guild_identity.role_plans SET approved_at = now(), approved_by = $2 WHERE id = $1",
+    )
+    .bind(plan_id)
+    .bind(officer)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The apply run made from a plan, if any: `(run id, status)`.
+pub async fn apply_run_of_plan(
+    db: impl PgExecutor<'_>,
+    plan_id: i64,
+) -> Result<Option<(i64, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, status FROM guild_identity.role_runs
+         WHERE plan_id = $1 AND kind = 'apply' ORDER BY id LIMIT 1",
+    )
+    .bind(plan_id)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// A role run as the console lists it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+pub struct RoleRunRow {
+    pub id: i64,
+    pub kind: String,
+    pub plan_id: Option<i64>,
+    pub undoes_run_id: Option<i64>,
+    /// The undo run that reversed this one, if any.
+    pub undone_by: Option<i64>,
+    pub status: String,
+    pub reason: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// The newest runs.
+pub async fn recent_runs(db: impl PgExecutor<'_>, limit: i64) -> Result<Vec<RoleRunRow>> {
+    Ok(sqlx::query_as(
+        "SELECT r.id, r.kind, r.plan_id, r.undoes_run_id,
+                (SELECT max(u.id) FROM guild_identity.role_runs u WHERE u.undoes_run_id = r.id)
+                    AS undone_by,
+                r.status, r.reason, r.started_at, r.completed_at
+         FROM guild_identity.role_runs r ORDER BY r.id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
+/// A recorded change with the member's name, for the console.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+pub struct NamedChangeRow {
+    pub run_id: i64,
+    pub discord_id: String,
+    pub display_name: Option<String>,
+    pub role_name: String,
+    pub action: String,
+    pub result: String,
+    pub error: Option<String>,
+}
+
+/// The changes of several runs at once, with the members' current names.
+pub async fn changes_of_runs(
+    db: impl PgExecutor<'_>,
+    run_ids: &[i64],
+) -> Result<Vec<NamedChangeRow>> {
+    Ok(sqlx::query_as(
+        "SELECT c.run_id, c.discord_id,
+                COALESCE(NULLIF(du.display_name, ''), du.username) AS display_name,
+                c.role_name, c.action, c.result, c.error
+         FROM guild_identity.role_changes c
+         LEFT JOIN guild_identity.discord_users du ON du.discord_id = c.discord_id
+         WHERE c.run_id = ANY($1) ORDER BY c.run_id DESC, c.id",
+    )
+    .bind(run_ids)
+    .fetch_all(db)
+    .await?)
 }
 
 /// Store a plan; returns its id.
@@ -86,7 +201,7 @@ pub async fn get_plan(db: impl PgExecutor<'_>, id: i64) -> Result<Option<RolePla
 }
 
 /// One change as recorded in `role_changes`.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
 pub struct RoleChangeRow {
     pub discord_id: String,
     pub role_name: String,
