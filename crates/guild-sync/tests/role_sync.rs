@@ -595,3 +595,213 @@ async fn the_plan_on_the_demo_guild_fixes_its_rank_mismatches_and_names_only_lin
     })
     .await;
 }
+
+const TOKEN: &str = "roles-officer-token-0123456789";
+
+/// The HTTP API over `config` (with the officer token added).
+async fn serve_api(db: &TestDb, mut config: Config) -> common::SpawnedApp {
+    use std::sync::Arc;
+
+    use guild_sync::scheduler::Scheduler;
+    use guild_sync::testing::NoopStages;
+    config.guild_sync_admin_token = Some(guild_sync::config::Secret::new(TOKEN));
+    let scheduler = Arc::new(Scheduler::new(db.pool.clone(), Arc::new(NoopStages)));
+    common::spawn_app(guild_sync::api::AppState::new(
+        db.pool.clone(),
+        scheduler,
+        Arc::new(config),
+    ))
+    .await
+}
+
+async fn call(
+    app: &common::SpawnedApp,
+    method: reqwest::Method,
+    path: &str,
+) -> (u16, serde_json::Value) {
+    let response = app
+        .client
+        .request(method, app.url(path))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_api_approves_the_latest_plan_and_refuses_stale_applied_unknown_busy_and_unconfigured()
+{
+    within_a_minute(async {
+        use reqwest::Method;
+        let db = TestDb::new().await;
+        let fake = FakeDiscord::start().await;
+        seed_guild(&db.pool, &fake, 11, &[0, 1]).await;
+        let config = fake.config();
+        let app = serve_api(&db, config.clone()).await;
+
+        let (status, body) = call(&app, Method::GET, "/api/roles/plans/latest").await;
+        assert_eq!(status, 404, "{body}");
+
+        let stale = role_sync::plan_and_store(&db.pool, &config).await.unwrap();
+        let (status, latest) = call(&app, Method::GET, "/api/roles/plans/latest").await;
+        assert_eq!(status, 200, "{latest}");
+        assert_eq!(latest["plan_id"], stale.plan_id);
+        assert_eq!(latest["current"], true);
+        assert_eq!(latest["refusal"], serde_json::Value::Null);
+        assert_eq!(latest["changes"].as_array().unwrap().len(), 4);
+        assert_eq!(latest["members_changed"], 2);
+
+        // The data changes after the plan was made: the plan is stale, its approval refused
+        // and nothing is sent.
+        promote(&db.pool, "Char5").await;
+        let (_, latest) = call(&app, Method::GET, "/api/roles/plans/latest").await;
+        assert_eq!(latest["current"], false);
+        assert!(
+            latest["refusal"].as_str().unwrap().contains("stale"),
+            "{latest}"
+        );
+        let path = format!("/api/roles/plans/{}/approve", stale.plan_id);
+        let (status, body) = call(&app, Method::POST, &path).await;
+        assert_eq!(status, 409, "{body}");
+        assert!(body["error"].as_str().unwrap().contains("stale"), "{body}");
+        assert!(fake.writes().is_empty());
+
+        let (status, body) = call(&app, Method::POST, "/api/roles/plans/999999/approve").await;
+        assert_eq!(status, 404, "{body}");
+
+        // While another run holds the pipeline lock the approval waits for nobody: 409.
+        let fresh = role_sync::plan_and_store(&db.pool, &config).await.unwrap();
+        let path = format!("/api/roles/plans/{}/approve", fresh.plan_id);
+        let held = guild_sync::scheduler::lock_for_command(
+            &db.pool,
+            guild_sync::scheduler::LockWait::Skip,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let (status, body) = call(&app, Method::POST, &path).await;
+        assert_eq!(status, 409, "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("pipeline lock"),
+            "{body}"
+        );
+        held.release().await;
+        assert!(fake.writes().is_empty());
+
+        // The fresh plan (3 of 11 members, over the 10 % guard) applies once approved.
+        let (status, run) = call(&app, Method::POST, &path).await;
+        assert_eq!(status, 200, "{run}");
+        assert_eq!(run["status"], "success");
+        assert_eq!(run["applied"], 6);
+        assert_eq!(fake.writes().len(), 6);
+        let (approved_by,): (Option<String>,) =
+            sqlx::query_as("SELECT approved_by FROM guild_identity.role_plans WHERE id = $1")
+                .bind(fresh.plan_id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        assert_eq!(approved_by.as_deref(), Some("admin token"));
+
+        // Approving it again is refused: it was applied.
+        let (status, body) = call(&app, Method::POST, &path).await;
+        assert_eq!(status, 409, "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("already applied"),
+            "{body}"
+        );
+        assert_eq!(fake.writes().len(), 6);
+        let (_, latest) = call(&app, Method::GET, "/api/roles/plans/latest").await;
+        assert_eq!(latest["applied_run_id"], run["run_id"]);
+
+        // Without Discord settings: 503.
+        let mut bare = config.clone();
+        bare.discord_bot_token = None;
+        let unconfigured = serve_api(&db, bare).await;
+        let (status, body) = call(&unconfigured, Method::POST, &path).await;
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("DISCORD_BOT_TOKEN")
+        );
+    })
+    .await;
+}
+
+/// `guild-sync roles …` as an officer runs it: the real binary against the fake Discord.
+fn guild_sync_bin(db: &TestDb, fake: &FakeDiscord) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_guild-sync"));
+    command
+        .env("DATABASE_URL", db.url())
+        .env("DISCORD_BOT_TOKEN", "test-token")
+        .env("DISCORD_GUILD_ID", role_support::GUILD)
+        .env("DISCORD_API_URL", &fake.api_url)
+        .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true);
+    command
+}
+
+/// Run the binary; returns the JSON object on the last line of stdout.
+async fn run_json(db: &TestDb, fake: &FakeDiscord, args: &[&str]) -> serde_json::Value {
+    let output = guild_sync_bin(db, fake).args(args).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "guild-sync {args:?} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("the last line is not JSON ({e}): {stdout}"))
+}
+
+#[tokio::test]
+async fn the_cli_plans_applies_with_a_run_id_and_undoes_that_run() {
+    common::within(Duration::from_secs(180), async {
+        let db = TestDb::new().await;
+        let fake = FakeDiscord::start().await;
+        seed_guild(&db.pool, &fake, 11, &[0]).await;
+
+        let plan = run_json(&db, &fake, &["roles", "plan", "--json"]).await;
+        assert!(plan["plan_id"].as_i64().is_some(), "{plan}");
+        assert_eq!(plan["changes"].as_array().unwrap().len(), 2, "{plan}");
+        assert!(fake.writes().is_empty(), "a plan sends nothing");
+
+        // Without --yes and nothing on stdin: not confirmed, nothing sent.
+        let output = guild_sync_bin(&db, &fake)
+            .args(["roles", "apply", "--json"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .unwrap();
+        assert!(!output.status.success());
+        assert!(String::from_utf8_lossy(&output.stderr).contains("not confirmed"));
+        assert!(fake.writes().is_empty());
+
+        let applied = run_json(&db, &fake, &["roles", "apply", "--yes", "--json"]).await;
+        assert_eq!(applied["status"], "success", "{applied}");
+        assert_eq!(applied["applied"], 2);
+        let run_id = applied["run_id"].as_i64().expect("the run_id");
+        assert_eq!(fake.roles_of("200"), vec!["1002", "1006"]);
+
+        let undone = run_json(
+            &db,
+            &fake,
+            &["roles", "undo", &run_id.to_string(), "--json"],
+        )
+        .await;
+        assert_eq!(undone["status"], "success", "{undone}");
+        assert_eq!(undone["applied"], 2);
+        assert_ne!(undone["run_id"], applied["run_id"]);
+        assert_eq!(
+            fake.roles_of("200"),
+            vec!["1004", "1006"],
+            "undo restores the roles"
+        );
+        assert_eq!(fake.writes().len(), 4);
+    })
+    .await;
+}
