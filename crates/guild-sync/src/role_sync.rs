@@ -499,6 +499,7 @@ impl DiscordRoles {
             .discord_bot_token
             .as_ref()
             .context("the role sync needs DISCORD_BOT_TOKEN and DISCORD_GUILD_ID")?;
+        crate::install_crypto_provider();
         Ok(DiscordRoles {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))

@@ -6,6 +6,7 @@
 //! Every page is saved as a screenshot at 1,280 and 375 px under `target/screenshots/`.
 
 mod common;
+mod role_support;
 
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
@@ -568,6 +569,137 @@ async fn headers_and_a_secure_cookie_behind_https() {
             .unwrap();
         assert_eq!(page.status(), 200);
         assert_eq!(page.headers()["x-frame-options"], "DENY");
+    })
+    .await;
+}
+
+/// The Roles page in a real browser against the stateful fake Discord: the plan with its
+/// changes per member (a name that is markup shown as text), *Approve* applying that exact
+/// plan (two of eleven members: over the 10 % guard, which the approval lifts), the run listed
+/// with its changes, and *Undo* restoring the roles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_officer_approves_the_role_plan_and_undoes_it_in_a_real_browser() {
+    within(Duration::from_secs(240), async {
+        let db = TestDb::new().await;
+        let fake = role_support::FakeDiscord::start().await;
+        role_support::seed_guild(&db.pool, &fake, 11, &[0, 1]).await;
+        sqlx::query(
+            "UPDATE guild_identity.discord_users SET display_name = $1 WHERE discord_id = '201'",
+        )
+        .bind(XSS_NAME)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let mut config = fake.config();
+        config.guild_sync_admin_token = Some(Secret::new(TOKEN));
+        config.guild_sync_role_sync = "plan".into();
+        let stored = guild_sync::role_sync::plan_and_store(&db.pool, &config)
+            .await
+            .unwrap();
+        let pool = db.pool.clone();
+        let stages = ProductionStages::for_service(pool.clone(), config.clone(), None);
+        let state = AppState::new(
+            pool.clone(),
+            Arc::new(Scheduler::new(pool, Arc::new(stages))),
+            Arc::new(config.clone()),
+        );
+        guild_sync::install_crypto_provider();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = guild_sync::service::router(state, &config);
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let driver = start_driver().await;
+        let client = browser(&driver).await;
+
+        open(&client, &base, "/roles").await;
+        client
+            .find(Locator::Id("token"))
+            .await
+            .unwrap()
+            .send_keys(TOKEN)
+            .await
+            .unwrap();
+        click(&client, "#login").await;
+        open(&client, &base, "/roles").await;
+        let text = body_text(&client).await;
+        assert!(text.contains(&format!("Plan {}", stored.plan_id)), "{text}");
+        assert!(text.contains("Guards hold"), "{text}");
+        assert!(
+            text.contains(XSS_NAME),
+            "the markup name is shown as text: {text}"
+        );
+        assert!(
+            client
+                .find_all(Locator::Css("img"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let row = client
+            .find(Locator::Id("member-200"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(row.contains("+Officer") && row.contains("−Member"), "{row}");
+        assert!(
+            client.find(Locator::Id("member-300")).await.is_err(),
+            "the unlinked member is not in the plan"
+        );
+        shoot(&client, "roles-plan").await;
+
+        click(&client, "#approve").await;
+        let notice = client
+            .find(Locator::Id("notice"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(notice.contains("Plan approved and applied"), "{notice}");
+        assert_eq!(
+            fake.roles_of("200"),
+            vec!["1002", "1006"],
+            "Officer added, Raider kept"
+        );
+        assert_eq!(fake.roles_of("201"), vec!["1002", "1006"]);
+        assert_eq!(fake.roles_of("300"), vec!["1002"]);
+        assert_eq!(fake.writes().len(), 4);
+        let text = body_text(&client).await;
+        assert!(text.contains("Applied by run"), "{text}");
+        assert!(text.contains("verified"), "{text}");
+        shoot(&client, "roles-applied").await;
+
+        let undo = client
+            .find(Locator::Css("button[id^=undo-]"))
+            .await
+            .expect("an Undo button for the run");
+        submit(&client, undo).await;
+        let notice = client
+            .find(Locator::Id("notice"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(notice.contains("Undone"), "{notice}");
+        assert_eq!(
+            fake.roles_of("200"),
+            vec!["1004", "1006"],
+            "undo restores the roles"
+        );
+        assert_eq!(fake.roles_of("201"), vec!["1004", "1006"]);
+        assert!(
+            client
+                .find(Locator::Css("button[id^=undo-]"))
+                .await
+                .is_err(),
+            "an undone run offers no second undo"
+        );
+        shoot(&client, "roles-undone").await;
+        assert!(client.get_alert_text().await.is_err(), "an alert opened");
+        client.close().await.unwrap();
     })
     .await;
 }

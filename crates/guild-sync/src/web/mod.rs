@@ -23,6 +23,7 @@ pub mod login;
 pub mod overview;
 pub mod players;
 pub mod review;
+pub mod roles;
 pub mod runs;
 pub mod session;
 pub mod unclaimed;
@@ -102,6 +103,9 @@ pub fn router(state: WebState) -> Router {
         .route("/players/{id}/unlink", post(players::unlink))
         .route("/players/{id}/main", post(players::set_main))
         .route("/runs", get(runs::page))
+        .route("/roles", get(roles::page))
+        .route("/roles/plans/{id}/approve", post(roles::approve))
+        .route("/roles/runs/{id}/undo", post(roles::undo))
         .route(
             "/upload",
             get(upload::page)
