@@ -48,6 +48,9 @@ pub struct FakeState {
     pub bucket_limit: Option<(usize, Duration)>,
     pub buckets: HashMap<String, (Instant, usize)>,
     pub rate_limited: usize,
+    /// Answer the write with this index (0-based) once with a 429 (`global`, `retry_after`
+    /// in seconds) whatever the buckets say, as Discord does under a global limit.
+    pub force_429: Option<(usize, f64)>,
     /// Bodies posted to the audit channel.
     pub posted: Vec<serde_json::Value>,
 }
@@ -148,6 +151,22 @@ async fn member_role(
         format!("/guilds/{g}/members/{u}/roles/{r}"),
         reason,
     ));
+    if let Some((at, retry_after)) = s.force_429
+        && s.writes == at
+    {
+        s.force_429 = None;
+        s.rate_limited += 1;
+        let body = Json(
+            json!({"message": "You are being rate limited.", "retry_after": retry_after, "global": true}),
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ratelimit-global", "true".parse().unwrap());
+        headers.insert(
+            "retry-after",
+            format!("{}", retry_after.ceil()).parse().unwrap(),
+        );
+        return (StatusCode::TOO_MANY_REQUESTS, headers, body).into_response();
+    }
     let headers = match bucket(&mut s, "member_role") {
         Ok(h) => h,
         Err(resp) => return *resp,
