@@ -167,6 +167,17 @@ async fn shoot(client: &Client, name: &str) {
     client.set_window_size(1280, 1000).await.unwrap();
 }
 
+/// The text of the element with this id.
+async fn text_of(client: &Client, id: &str) -> String {
+    client
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no #{id}: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn open(client: &Client, base: &str, path: &str) {
     client.goto(&format!("{base}{path}")).await.unwrap();
 }
@@ -580,9 +591,7 @@ async fn headers_and_a_secure_cookie_behind_https() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_officer_approves_the_role_plan_and_undoes_it_in_a_real_browser() {
     within(Duration::from_secs(240), async {
-        let db = TestDb::new().await;
-        let fake = role_support::FakeDiscord::start().await;
-        role_support::seed_guild(&db.pool, &fake, 11, &[0, 1]).await;
+        let (db, fake) = role_support::guild(11, &[0, 1]).await;
         sqlx::query(
             "UPDATE guild_identity.discord_users SET display_name = $1 WHERE discord_id = '201'",
         )
@@ -635,13 +644,7 @@ async fn an_officer_approves_the_role_plan_and_undoes_it_in_a_real_browser() {
                 .unwrap()
                 .is_empty()
         );
-        let row = client
-            .find(Locator::Id("member-200"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let row = text_of(&client, "member-200").await;
         assert!(row.contains("+Officer") && row.contains("−Member"), "{row}");
         assert!(
             client.find(Locator::Id("member-300")).await.is_err(),
@@ -650,13 +653,7 @@ async fn an_officer_approves_the_role_plan_and_undoes_it_in_a_real_browser() {
         shoot(&client, "roles-plan").await;
 
         click(&client, "#approve").await;
-        let notice = client
-            .find(Locator::Id("notice"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let notice = text_of(&client, "notice").await;
         assert!(notice.contains("Plan approved and applied"), "{notice}");
         assert_eq!(
             fake.roles_of("200"),
@@ -676,13 +673,7 @@ async fn an_officer_approves_the_role_plan_and_undoes_it_in_a_real_browser() {
             .await
             .expect("an Undo button for the run");
         submit(&client, undo).await;
-        let notice = client
-            .find(Locator::Id("notice"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let notice = text_of(&client, "notice").await;
         assert!(notice.contains("Undone"), "{notice}");
         assert_eq!(
             fake.roles_of("200"),

@@ -12,15 +12,13 @@ use guild_sync::config::Config;
 use guild_sync::db::roles as db_roles;
 use guild_sync::role_sync::{self, ApplyOptions};
 use guild_sync::testing::TestDb;
-use role_support::{FakeDiscord, MANAGE_ROLES, record_sync, seed_guild};
+use role_support::{FakeDiscord, MANAGE_ROLES, record_sync};
 use sqlx::PgPool;
 
 #[tokio::test]
 async fn plan_moves_the_linked_member_keeps_unmanaged_roles_and_never_names_the_unlinked() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let fake = FakeDiscord::start().await;
-        seed_guild(&db.pool, &fake, 11, &[0]).await;
+        let (db, fake) = role_support::guild(11, &[0]).await;
         let stored = role_sync::plan_and_store(&db.pool, &fake.config())
             .await
             .unwrap();
@@ -52,9 +50,7 @@ async fn plan_moves_the_linked_member_keeps_unmanaged_roles_and_never_names_the_
 #[tokio::test]
 async fn apply_changes_only_the_linked_member_verifies_records_and_undo_restores() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let fake = FakeDiscord::start().await;
-        seed_guild(&db.pool, &fake, 11, &[0]).await;
+        let (db, fake) = role_support::guild(11, &[0]).await;
         let config = fake.config();
         let outcome = role_sync::apply(&db.pool, &config, ApplyOptions::default())
             .await
@@ -114,9 +110,7 @@ async fn apply_changes_only_the_linked_member_verifies_records_and_undo_restores
 #[tokio::test]
 async fn a_50013_stops_the_run_with_no_further_request() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let fake = FakeDiscord::start().await;
-        seed_guild(&db.pool, &fake, 11, &[0, 1, 2]).await;
+        let (db, fake) = role_support::guild(11, &[0, 1, 2]).await;
         fake.state.lock().unwrap().forbid_write = Some(1);
         let outcome = role_sync::apply(
             &db.pool,
@@ -152,9 +146,7 @@ async fn a_50013_stops_the_run_with_no_further_request() {
 #[tokio::test]
 async fn a_role_deleted_mid_run_stops_at_10011() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let fake = FakeDiscord::start().await;
-        seed_guild(&db.pool, &fake, 11, &[0, 1, 2]).await;
+        let (db, fake) = role_support::guild(11, &[0, 1, 2]).await;
         fake.state.lock().unwrap().delete_role_after = Some((2, "1002".into()));
         let outcome = role_sync::apply(
             &db.pool,
@@ -213,9 +205,7 @@ async fn refused(
 #[tokio::test]
 async fn every_guard_refuses_with_its_reason_and_sends_nothing() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let fake = FakeDiscord::start().await;
-        seed_guild(&db.pool, &fake, 11, &[0, 1]).await;
+        let (db, fake) = role_support::guild(11, &[0, 1]).await;
         let config = fake.config();
 
         // More than 10 % of linked members.
@@ -277,9 +267,7 @@ async fn every_guard_refuses_with_its_reason_and_sends_nothing() {
 #[tokio::test]
 async fn approval_applies_that_exact_plan_and_a_stale_plan_is_refused() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let fake = FakeDiscord::start().await;
-        seed_guild(&db.pool, &fake, 11, &[0, 1]).await;
+        let (db, fake) = role_support::guild(11, &[0, 1]).await;
         let config = fake.config();
         let stale = role_sync::plan_and_store(&db.pool, &config).await.unwrap();
         // The data changes: one more character promoted.
@@ -327,10 +315,8 @@ async fn approval_applies_that_exact_plan_and_a_stale_plan_is_refused() {
 #[tokio::test]
 async fn apply_waits_out_429_buckets_and_lands_every_change() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let fake = FakeDiscord::start().await;
         let promoted: Vec<usize> = (0..10).collect();
-        seed_guild(&db.pool, &fake, 20, &promoted).await;
+        let (db, fake) = role_support::guild(20, &promoted).await;
         {
             let mut state = fake.state.lock().unwrap();
             state.bucket_limit = Some((5, Duration::from_millis(500)));
@@ -389,9 +375,7 @@ async fn promote(pool: &PgPool, character: &str) {
 #[tokio::test]
 async fn plan_mode_posts_a_plan_once_until_it_changes_and_apply_mode_posts_the_run() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let fake = FakeDiscord::start().await;
-        seed_guild(&db.pool, &fake, 21, &[0]).await;
+        let (db, fake) = role_support::guild(21, &[0]).await;
         sqlx::query(
             "UPDATE guild_identity.discord_users SET display_name = '**boss**_`x`' WHERE discord_id = '200'",
         )
@@ -462,17 +446,21 @@ async fn open_rank_mismatches(pool: &PgPool) -> Vec<String> {
     .unwrap()
 }
 
+/// The 11-member guild with member 200 promoted in game, checked: one open rank_mismatch.
+async fn guild_with_a_rank_mismatch() -> (TestDb, FakeDiscord, Config) {
+    let (db, fake) = role_support::guild(11, &[0]).await;
+    let config = fake.config();
+    guild_sync::integrity_checker::run_integrity_check(&db.pool, &config)
+        .await
+        .unwrap();
+    assert_eq!(open_rank_mismatches(&db.pool).await, vec!["200"]);
+    (db, fake, config)
+}
+
 #[tokio::test]
 async fn the_next_check_after_an_apply_resolves_the_rank_mismatch_it_fixed() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let fake = FakeDiscord::start().await;
-        seed_guild(&db.pool, &fake, 11, &[0]).await;
-        let config = fake.config();
-        guild_sync::integrity_checker::run_integrity_check(&db.pool, &config)
-            .await
-            .unwrap();
-        assert_eq!(open_rank_mismatches(&db.pool).await, vec!["200"]);
+        let (db, _fake, config) = guild_with_a_rank_mismatch().await;
         let outcome = role_sync::apply(&db.pool, &config, ApplyOptions::default())
             .await
             .unwrap();
@@ -499,14 +487,7 @@ async fn the_next_check_after_an_apply_resolves_the_rank_mismatch_it_fixed() {
 async fn a_gateway_member_update_resolves_the_rank_mismatch_at_once() {
     within_a_minute(async {
         use guild_sync::discord_sync::{self, GuildRoles, WireMember, WireRole};
-        let db = TestDb::new().await;
-        let fake = FakeDiscord::start().await;
-        seed_guild(&db.pool, &fake, 11, &[0]).await;
-        let config = fake.config();
-        guild_sync::integrity_checker::run_integrity_check(&db.pool, &config)
-            .await
-            .unwrap();
-        assert_eq!(open_rank_mismatches(&db.pool).await, vec!["200"]);
+        let (db, fake, _config) = guild_with_a_rank_mismatch().await;
         let roles: Vec<WireRole> = serde_json::from_value(fake.wire_roles()).unwrap();
         let roles = GuildRoles::new(&roles);
 
@@ -644,9 +625,7 @@ async fn the_api_approves_the_latest_plan_and_refuses_stale_applied_unknown_busy
 {
     within_a_minute(async {
         use reqwest::Method;
-        let db = TestDb::new().await;
-        let fake = FakeDiscord::start().await;
-        seed_guild(&db.pool, &fake, 11, &[0, 1]).await;
+        let (db, fake) = role_support::guild(11, &[0, 1]).await;
         let config = fake.config();
         let app = serve_api(&db, config.clone()).await;
 
@@ -770,9 +749,7 @@ async fn run_json(db: &TestDb, fake: &FakeDiscord, args: &[&str]) -> serde_json:
 #[tokio::test]
 async fn the_cli_plans_applies_with_a_run_id_and_undoes_that_run() {
     common::within(Duration::from_secs(180), async {
-        let db = TestDb::new().await;
-        let fake = FakeDiscord::start().await;
-        seed_guild(&db.pool, &fake, 11, &[0]).await;
+        let (db, fake) = role_support::guild(11, &[0]).await;
 
         let plan = run_json(&db, &fake, &["roles", "plan", "--json"]).await;
         assert!(plan["plan_id"].as_i64().is_some(), "{plan}");

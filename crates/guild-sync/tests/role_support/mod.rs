@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use guild_sync::config::{Config, Secret};
-use guild_sync::testing::seed;
+use guild_sync::testing::{TestDb, seed};
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -301,6 +301,14 @@ impl FakeDiscord {
         roles.sort();
         roles
     }
+}
+
+/// A fresh database and fake Discord seeded with [`seed_guild`].
+pub async fn guild(linked: usize, promoted: &[usize]) -> (TestDb, FakeDiscord) {
+    let db = TestDb::new().await;
+    let fake = FakeDiscord::start().await;
+    seed_guild(&db.pool, &fake, linked, promoted).await;
+    (db, fake)
 }
 
 /// Seed the fake and the database alike: `linked` Discord users each linked to a player with
