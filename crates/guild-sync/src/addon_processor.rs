@@ -13,8 +13,9 @@
 //!   [`guild_sync_core::addon::UploadBody`] (SPEC §4 plus `export_time`). Parse it with
 //!   [`parse_upload_json`]; answer a refusal with its status (400 unreadable, 413 too large,
 //!   422 empty or invalid; `crate::api::error` maps them) and `{"error": "…"}`, `409` when it is
-//!   older than the last applied export ([`crate::db_sync::addon::check_fresh`]), else `202`
-//!   with [`UploadAccepted`].
+//!   older than the last applied export ([`crate::db_sync::addon::check_fresh`]), `429` with
+//!   `Retry-After` over the key's rate (`crate::api::upload_limit`), else `202` with
+//!   [`UploadAccepted`].
 //! - `GET {api_url}/api/guild-sync/addon-upload/status`, same header → [`UploadStatus`]: the
 //!   last upload the server accepted, so the companion knows which `export_time` it already has.
 

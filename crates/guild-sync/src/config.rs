@@ -47,6 +47,7 @@ const KEYS: &[&str] = &[
     "GUILD_SYNC_FORMER_MEMBER_ROLE",
     "GUILD_SYNC_ROLE_MAX_SOURCE_AGE_HOURS",
     "GUILD_SYNC_OFFICER_RANK",
+    "GUILD_SYNC_UPLOADS_PER_MINUTE",
     "DISCORD_APPLICATION_ID",
     "DISCORD_CLIENT_ID",
     "DISCORD_CLIENT_SECRET",
@@ -150,6 +151,11 @@ pub struct Config {
     #[serde(default = "default_role_max_source_age_hours")]
     pub guild_sync_role_max_source_age_hours: i64,
 
+    /// Addon uploads one key may make per minute (a burst of that many, then one every
+    /// 60/n s); more are answered 429 with `Retry-After`. `0` turns the limit off.
+    #[serde(default = "default_uploads_per_minute")]
+    pub guild_sync_uploads_per_minute: u32,
+
     /// The lowest guild rank that counts as an officer (console Discord login, Discord
     /// commands and buttons); see `db::officers`.
     #[serde(default = "default_officer_rank")]
@@ -173,6 +179,10 @@ pub struct Config {
     pub blizzard_userinfo_url: String,
 }
 
+fn default_uploads_per_minute() -> u32 {
+    // The companion uploads when the game writes its SavedVariables: a few times an hour.
+    10
+}
 fn default_officer_rank() -> String {
     "Officer".into()
 }

@@ -7,6 +7,7 @@ use axum::extract::FromRequest;
 use axum::extract::FromRequestParts;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -39,6 +40,12 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// Over a rate limit: answered with `Retry-After`.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_seconds: u64,
+    },
     /// A part of the service is not configured, not running, or shutting down.
     #[error("{0}")]
     Unavailable(String),
@@ -57,6 +64,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -75,6 +83,18 @@ impl IntoResponse for ApiError {
                 .into_response();
         }
         let status = self.status();
+        if let ApiError::TooManyRequests {
+            message,
+            retry_after_seconds,
+        } = self
+        {
+            return (
+                status,
+                [(RETRY_AFTER, retry_after_seconds.to_string())],
+                Json(ErrorBody { error: message }),
+            )
+                .into_response();
+        }
         let message = match &self {
             ApiError::Internal(err) => {
                 tracing::error!(error = %format!("{err:#}"), "internal error answering a request");

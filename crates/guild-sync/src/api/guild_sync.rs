@@ -148,7 +148,10 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Vec<RunView>>,
         (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "older than the last applied export"),
         (status = 413, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody,
+         description = "over GUILD_SYNC_UPLOADS_PER_MINUTE for this key; see `Retry-After`"),
+        (status = 503, body = ErrorBody)))]
 pub async fn addon_upload(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,

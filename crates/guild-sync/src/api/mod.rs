@@ -12,6 +12,7 @@ pub mod guild_sync;
 pub mod identity;
 pub mod metrics;
 pub mod roles;
+pub mod upload_limit;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,9 +122,17 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_officer,
         ));
+    // Uploads are limited per key (inside the key check, before the body is read); the status
+    // the companion asks before each upload is not.
+    let upload_post = OpenApiRouter::new()
+        .routes(routes!(guild_sync::addon_upload))
+        .route_layer(middleware::from_fn_with_state(
+            upload_limit::UploadLimiter::from_config(&state.config),
+            upload_limit::limit_uploads,
+        ));
     // Exports of big guilds exceed the JSON routes' limit; this route has its own.
     let upload = OpenApiRouter::new()
-        .routes(routes!(guild_sync::addon_upload))
+        .merge(upload_post)
         .routes(routes!(guild_sync::addon_upload_status))
         .route_layer(DefaultBodyLimit::max(
             guild_sync_core::addon::MAX_UPLOAD_BYTES,
