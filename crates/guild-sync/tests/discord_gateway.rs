@@ -254,6 +254,81 @@ async fn the_listener_applies_member_events_in_order_and_resumes_after_a_reconne
     .await
 }
 
+/// Issue 18: a role fixed on Discord (by the role sync, or by hand) resolves the player's open
+/// `rank_mismatch` as soon as the GUILD_MEMBER_UPDATE arrives, without waiting for a check.
+#[tokio::test]
+async fn a_member_update_through_the_gateway_resolves_the_fixed_rank_mismatch() {
+    within_a_minute(async {
+        guild_sync::install_crypto_provider();
+        let db = TestDb::new().await;
+        let pool = &db.pool;
+        let user: i32 = sqlx::query_scalar(
+            "INSERT INTO guild_identity.discord_users (discord_id, username, display_name, all_guild_roles, highest_guild_role)
+             VALUES ('5001', 'thrall', 'thrall', ARRAY['Member'], 'Member') RETURNING id",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        let character: i32 = sqlx::query_scalar(
+            "INSERT INTO guild_identity.wow_characters (character_name, realm_slug, guild_rank_id)
+             SELECT 'Thrall', 'stormrage', id FROM common.guild_ranks WHERE name = 'Officer' RETURNING id",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        let player = guild_sync::testing::seed::player(pool, "Thrall", Some(user)).await;
+        guild_sync::testing::seed::link(pool, player, character).await;
+        let config = Config::defaults();
+        guild_sync::integrity_checker::run_integrity_check(pool, &config).await.unwrap();
+        let open = || async {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM guild_identity.audit_issues
+                 WHERE issue_type = 'rank_mismatch' AND resolved_at IS NULL",
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap()
+        };
+        assert_eq!(open().await, 1);
+
+        let script = vec![vec![
+            ("GUILD_CREATE", json!({"id": GUILD, "name": "Guild", "roles": roles(), "members": []})),
+            // Still wrong (a nickname change): stays open.
+            ("GUILD_MEMBER_UPDATE", member_event("5001", "thrall", Some("Warchief"), &["804"])),
+            ("GUILD_MEMBER_ADD", member_event("5002", "jaina", None, &[])),
+            // Officer given: resolved.
+            ("GUILD_MEMBER_UPDATE", member_event("5001", "thrall", Some("Warchief"), &["802"])),
+            ("GUILD_MEMBER_ADD", member_event("5004", "anduin", None, &[])),
+        ]];
+        let (url, _seen) = start_fake_gateway(script).await;
+        let mut config = Config::defaults();
+        config.discord_bot_token = Some(Secret::new("test-token"));
+        config.discord_guild_id = Some(GUILD.into());
+        config.discord_gateway_url = Some(url);
+        let handle = discord_gateway::spawn(pool.clone(), &config, &CancellationToken::new())
+            .await
+            .unwrap();
+        // Events apply in arrival order: once the member after an update is stored, so is it.
+        wait_until_present(pool, "5002").await;
+        let still: (i64, Option<String>) = (
+            open().await,
+            discord_users::get(pool, "5001").await.unwrap().unwrap().display_name,
+        );
+        assert_eq!(still, (1, Some("Warchief".into())), "a nickname change fixes nothing");
+        wait_until_present(pool, "5004").await;
+        assert_eq!(open().await, 0, "the Officer role resolved the issue");
+        let by: String = sqlx::query_scalar(
+            "SELECT resolved_by FROM guild_identity.audit_issues WHERE issue_type = 'rank_mismatch'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert_eq!(by, "auto");
+        handle.shutdown().await;
+    })
+    .await
+}
+
 #[tokio::test]
 async fn spawning_without_a_token_or_guild_is_a_clear_error() {
     within_a_minute(async {
