@@ -336,8 +336,10 @@ pub struct PlayerCharacterRow {
     pub level: Option<i32>,
     pub last_login_at: Option<DateTime<Utc>>,
     pub in_guild: bool,
-    pub link_source: String,
-    pub confidence: String,
+    #[sqlx(try_from = "super::Text")]
+    pub link_source: super::links::StoredLinkSource,
+    #[sqlx(try_from = "super::Text")]
+    pub confidence: super::links::StoredConfidence,
     pub evidence: serde_json::Value,
 }
 
