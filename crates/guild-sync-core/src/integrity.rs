@@ -248,7 +248,7 @@ struct NoGuildRoleDetails<'a> {
 pub struct LinkBasis {
     pub character_name: String,
     /// `player_characters.link_source`.
-    pub link_source: String,
+    pub link_source: crate::matching::StoredLinkSource,
 }
 
 impl LinkBasis {
@@ -257,9 +257,9 @@ impl LinkBasis {
         let Some(b) = basis else {
             return String::new();
         };
-        let how = match b.link_source.as_str() {
-            "manual" => "linked by hand".to_string(),
-            source => format!("linked by {}", source.replace('_', " ")),
+        let how = match b.link_source {
+            crate::matching::StoredLinkSource::Manual => "linked by hand".to_string(),
+            source => format!("linked by {}", source.as_str().replace('_', " ")),
         };
         format!(" (rank of {}, {how})", b.character_name)
     }

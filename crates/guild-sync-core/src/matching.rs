@@ -213,6 +213,106 @@ impl Confidence {
     }
 }
 
+/// `player_characters.link_source` as stored: a strategy of the engine ([`LinkSource`]) or an
+/// officer's link (`manual`). Every value the column's CHECK constraint allows (migrations 0002
+/// and 0840) is a variant; serialised as the stored text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StoredLinkSource {
+    Engine(LinkSource),
+    /// Linked by an officer (the API, the console, an accepted suggestion).
+    Manual,
+}
+
+impl StoredLinkSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoredLinkSource::Engine(source) => source.as_str(),
+            StoredLinkSource::Manual => "manual",
+        }
+    }
+
+    /// The stored text back to the variant; `None` for a value this version does not know.
+    pub fn parse(s: &str) -> Option<StoredLinkSource> {
+        if s == "manual" {
+            return Some(StoredLinkSource::Manual);
+        }
+        LinkSource::ALL
+            .into_iter()
+            .find(|source| source.as_str() == s)
+            .map(StoredLinkSource::Engine)
+    }
+}
+
+/// `player_characters.confidence` as stored: the engine's two ([`Confidence`]), plus
+/// `confirmed` (an officer's link) and `low`, which the CHECK constraint allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoredConfidence {
+    Confirmed,
+    High,
+    Medium,
+    Low,
+}
+
+impl StoredConfidence {
+    pub const ALL: [StoredConfidence; 4] = [
+        StoredConfidence::Confirmed,
+        StoredConfidence::High,
+        StoredConfidence::Medium,
+        StoredConfidence::Low,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoredConfidence::Confirmed => "confirmed",
+            StoredConfidence::High => "high",
+            StoredConfidence::Medium => "medium",
+            StoredConfidence::Low => "low",
+        }
+    }
+
+    /// The stored text back to the variant; `None` for a value this version does not know.
+    pub fn parse(s: &str) -> Option<StoredConfidence> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+impl From<Confidence> for StoredConfidence {
+    fn from(confidence: Confidence) -> Self {
+        match confidence {
+            Confidence::High => StoredConfidence::High,
+            Confidence::Medium => StoredConfidence::Medium,
+        }
+    }
+}
+
+/// Both stored enums read and write as their text (JSON answers, templates, logs).
+macro_rules! stored_text {
+    ($($ty:ty),*) => {$(
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                <$ty>::parse(&text).ok_or_else(|| {
+                    serde::de::Error::custom(format!("unknown {} {text:?}", stringify!($ty)))
+                })
+            }
+        }
+    )*};
+}
+
+stored_text!(StoredLinkSource, StoredConfidence);
+
 /// Which of a Discord user's names matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -6,10 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use guild_sync::api::{self, AppState};
-use guild_sync::config::{Config, Secret};
-use guild_sync::scheduler::Scheduler;
-use guild_sync::testing::{NoopStages, TestDb};
+use guild_sync::testing::{TestDb, percentile, serve_officer_api};
 use reqwest::header::{ETAG, IF_NONE_MATCH};
 
 const CHARACTERS: i32 = 1_000;
@@ -127,14 +124,6 @@ async fn load(
     (latencies, failures)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[index]
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -170,19 +159,7 @@ async fn main() {
         "seeded {CHARACTERS} characters / {DISCORD_MEMBERS} Discord members in {:.2} s",
         seeded.elapsed().as_secs_f64()
     );
-    let pool = guild_sync::db::connect(db.connect_options()).await.unwrap();
-    let state = AppState {
-        pool: pool.clone(),
-        scheduler: Arc::new(Scheduler::new(pool, Arc::new(NoopStages))),
-        config: Arc::new(Config {
-            guild_sync_admin_token: Some(Secret::new(TOKEN)),
-            guild_sync_api_key: None,
-            ..Config::defaults()
-        }),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, api::router(state)).await });
+    let base = serve_officer_api(&db, TOKEN).await;
 
     let unclaimed = LINKED + 5;
     let lists = [

@@ -6,10 +6,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use guild_sync::api::{self, AppState};
-use guild_sync::config::{Config, Secret};
-use guild_sync::scheduler::Scheduler;
-use guild_sync::testing::{NoopStages, TestDb};
+use guild_sync::testing::{TestDb, percentile, serve_officer_api};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const PLAYERS: i32 = 1_000;
@@ -93,14 +90,6 @@ async fn load(url: String) -> (usize, usize, Duration, Vec<Duration>) {
     (latencies.len(), failures, elapsed, latencies)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[index]
-}
-
 async fn idle_rss_of_serve(db: &TestDb) -> anyhow::Result<(u64, Option<i32>)> {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_guild-sync"))
         .arg("serve")
@@ -145,23 +134,11 @@ async fn main() {
         "seeded {PLAYERS} players / {CHARACTERS} characters in {:.2} s",
         seeded.elapsed().as_secs_f64()
     );
-    let pool = guild_sync::db::connect(db.connect_options()).await.unwrap();
-    let state = AppState {
-        pool: pool.clone(),
-        scheduler: Arc::new(Scheduler::new(pool, Arc::new(NoopStages))),
-        config: Arc::new(Config {
-            guild_sync_admin_token: Some(Secret::new(TOKEN)),
-            guild_sync_api_key: None,
-            ..Config::defaults()
-        }),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     // The list is paged since issue 16; one page of 200 is the largest answer it gives.
     let url = format!(
-        "http://{}/api/identity/players?per_page=200",
-        listener.local_addr().unwrap()
+        "{}/api/identity/players?per_page=200",
+        serve_officer_api(&db, TOKEN).await
     );
-    tokio::spawn(async move { axum::serve(listener, api::router(state)).await });
 
     let body = reqwest::Client::new()
         .get(&url)

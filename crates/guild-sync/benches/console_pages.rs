@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use guild_sync::api::AppState;
 use guild_sync::config::{Config, Secret};
 use guild_sync::scheduler::{ProductionStages, Scheduler};
-use guild_sync::testing::TestDb;
+use guild_sync::testing::{TestDb, percentile};
 
 const CHARACTERS: i32 = 1_000;
 const MEMBERS: i32 = 50_000;
@@ -123,13 +123,6 @@ async fn load(http: &reqwest::Client, url: &str, cookie: &str) -> (Vec<Duration>
     }
     all.sort();
     (all, failures)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
 #[tokio::main]

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail};
+use guild_sync_core::matching::LinkSource;
 use include_dir::{Dir, include_dir};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -20,6 +21,7 @@ use sqlx::PgPool;
 use crate::config::Config;
 use crate::database::Database;
 use crate::db::admin;
+use crate::db::links::StoredLinkSource;
 use crate::db_sync::BlizzardSyncStats;
 use crate::db_sync::addon::AddonSyncStats;
 use crate::discord_sync::DiscordSyncStats;
@@ -385,29 +387,28 @@ pub fn render(
 /// One line on why a link was made, from its evidence.
 fn why(e: &crate::db::links::LinkExample) -> String {
     let field = |key: &str| e.evidence.get(key).and_then(|v| v.as_str()).unwrap_or("");
-    match e.link_source.as_str() {
-        "exact_name" => format!(
+    let note = |source: &str| {
+        format!(
+            "the {source} \"{}\" names Discord user \"{}\"",
+            field("note"),
+            field("hint")
+        )
+    };
+    match e.link_source {
+        StoredLinkSource::Engine(LinkSource::ExactName) => format!(
             "the character's name is the Discord {} \"{}\"",
             field("matched").replace('_', " "),
             field("discord_name")
         ),
-        "guild_note" | "officer_note" => format!(
-            "the {} \"{}\" names Discord user \"{}\"",
-            if e.link_source == "guild_note" {
-                "guild note"
-            } else {
-                "officer note"
-            },
-            field("note"),
-            field("hint")
-        ),
-        "display_name_part" => format!(
+        StoredLinkSource::Engine(LinkSource::GuildNote) => note("guild note"),
+        StoredLinkSource::Engine(LinkSource::OfficerNote) => note("officer note"),
+        StoredLinkSource::Engine(LinkSource::DisplayNamePart) => format!(
             "the character's name is the part \"{}\" of the Discord {} \"{}\"",
             field("part"),
             field("matched").replace('_', " "),
             field("discord_name")
         ),
-        "fuzzy_name" => format!(
+        StoredLinkSource::Engine(LinkSource::FuzzyName) => format!(
             "close to Discord \"{}\" (score {:.2}, {} confidence)",
             field("username"),
             e.evidence
@@ -416,11 +417,12 @@ fn why(e: &crate::db::links::LinkExample) -> String {
                 .unwrap_or(0.0),
             e.confidence
         ),
-        "alt_note" if !field("note").is_empty() => {
+        StoredLinkSource::Engine(LinkSource::AltNote) if !field("note").is_empty() => {
             format!("alt note \"{}\"", field("note"))
         }
-        "alt_note" => format!("named as an alt by {}", field("named_by")),
-        "manual" => "linked by an officer".to_owned(),
-        other => other.to_owned(),
+        StoredLinkSource::Engine(LinkSource::AltNote) => {
+            format!("named as an alt by {}", field("named_by"))
+        }
+        StoredLinkSource::Manual => "linked by an officer".to_owned(),
     }
 }

@@ -360,3 +360,51 @@ fn suggestion_summary(s: &Suggestion) -> String {
         ),
     }
 }
+
+/// The engine's best Discord users for character `id` (`None`: no such character), each with
+/// why: the officer console's candidates (the API route and the Unclaimed page), ranked by the
+/// core's [`guild_sync_core::candidates::rank`] off the async runtime.
+pub async fn candidates_for_character(
+    pool: &PgPool,
+    id: i32,
+) -> Result<
+    Option<(
+        crate::db::console::CharacterCandidateRow,
+        Vec<guild_sync_core::candidates::Ranked>,
+    )>,
+> {
+    use guild_sync_core::candidates::{self, Candidate, Fixed, MAX_CANDIDATES};
+    let Some(character) = crate::db::console::candidate_character(pool, id).await? else {
+        return Ok(None);
+    };
+    let users = crate::db::console::discord_candidates(pool).await?;
+    let name = character.character_name.clone();
+    let ranked = tokio::task::spawn_blocking(move || {
+        let pool: Vec<Candidate> = users
+            .iter()
+            .map(|u| {
+                let mut names = vec![("username", u.username.as_str())];
+                if let Some(g) = u.global_name.as_deref() {
+                    names.push(("global_name", g));
+                }
+                if let Some(d) = u.display_name.as_deref() {
+                    names.push(("nickname", d));
+                }
+                Candidate {
+                    id: u.id.into(),
+                    names,
+                    linked: u.linked,
+                }
+            })
+            .collect();
+        candidates::rank(
+            Fixed::Character,
+            &[("character", name.as_str())],
+            &pool,
+            MAX_CANDIDATES,
+        )
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("candidate ranking panicked: {e}"))?;
+    Ok(Some((character, ranked)))
+}

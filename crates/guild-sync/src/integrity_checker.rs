@@ -235,7 +235,7 @@ impl CheckRows {
                 &row.discord_role,
                 Some(&LinkBasis {
                     character_name: row.ranked_character.clone(),
-                    link_source: row.ranked_link_source.clone(),
+                    link_source: row.ranked_link_source,
                 }),
             ));
         }
@@ -249,7 +249,7 @@ impl CheckRows {
                 &row.ingame_rank,
                 Some(&LinkBasis {
                     character_name: row.ranked_character.clone(),
-                    link_source: row.ranked_link_source.clone(),
+                    link_source: row.ranked_link_source,
                 }),
             ));
         }

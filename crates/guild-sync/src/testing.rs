@@ -318,3 +318,35 @@ impl crate::scheduler::Stages for NoopStages {
         Box::pin(async { Ok(crate::scheduler::ReportOutcome::NoSender) })
     }
 }
+
+/// The officer API over `db` with [`NoopStages`], served on a free local port until the
+/// runtime ends (the API benchmarks); returns `http://127.0.0.1:{port}`.
+pub async fn serve_officer_api(db: &TestDb, admin_token: &str) -> String {
+    let pool = crate::db::connect(db.connect_options())
+        .await
+        .expect("connect the benchmark's pool");
+    let scheduler = crate::scheduler::Scheduler::new(pool.clone(), std::sync::Arc::new(NoopStages));
+    let state = crate::api::AppState::new(
+        pool,
+        std::sync::Arc::new(scheduler),
+        std::sync::Arc::new(crate::config::Config {
+            guild_sync_admin_token: Some(crate::config::Secret::new(admin_token)),
+            guild_sync_api_key: None,
+            ..crate::config::Config::defaults()
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a local port");
+    let base = format!("http://{}", listener.local_addr().expect("local address"));
+    tokio::spawn(async move { axum::serve(listener, crate::api::router(state)).await });
+    base
+}
+
+/// The `p` quantile (0..=1, nearest rank) of `sorted` latencies; zero when there are none.
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    if sorted.is_empty() {
+        return std::time::Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}

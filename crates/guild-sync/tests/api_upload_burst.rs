@@ -14,14 +14,14 @@ use std::time::Duration;
 
 use guild_sync::api::AppState;
 use guild_sync::config::{Config, Secret};
-use guild_sync::scheduler::{PIPELINE_LOCK_KEY, ProductionStages, SUPERSEDED_MESSAGE, Scheduler};
+use guild_sync::scheduler::{ProductionStages, SUPERSEDED_MESSAGE, Scheduler};
 use guild_sync::testing::TestDb;
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 use serde_json::{Value, json};
-use sqlx::{Connection, PgConnection};
+use sqlx::Connection;
 
-use common::{SpawnedApp, spawn_app, within_a_minute};
+use common::{SpawnedApp, hold_pipeline_lock, spawn_app, within_a_minute};
 
 const KEY: &str = "companion-key-0123456789";
 const UPLOADS: usize = 50;
@@ -86,14 +86,7 @@ async fn fifty_uploads_in_a_burst_apply_only_the_newest_and_memory_stays_flat() 
         assert!(bodies[0].len() > 1_000_000, "{} bytes", bodies[0].len());
 
         // Another pipeline is running: every accepted upload has to wait.
-        let mut operator = PgConnection::connect_with(&db.connect_options())
-            .await
-            .unwrap();
-        sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(PIPELINE_LOCK_KEY)
-            .execute(&mut operator)
-            .await
-            .unwrap();
+        let operator = hold_pipeline_lock(&db).await;
 
         // One warm-up request, so the server's buffers and pool exist before measuring.
         client

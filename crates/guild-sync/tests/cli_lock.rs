@@ -8,10 +8,9 @@ use std::time::Duration;
 
 mod common;
 
-use common::within;
-use guild_sync::scheduler::PIPELINE_LOCK_KEY;
+use common::{hold_pipeline_lock, within};
 use guild_sync::testing::TestDb;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgPool};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -160,14 +159,7 @@ async fn two_concurrent_battle_net_syncs_apply_one_roster_after_the_other() {
 async fn a_writing_command_waits_for_a_held_lock_and_no_wait_fails_fast() {
     within(TEST_TIMEOUT, async {
         let db = TestDb::new().await;
-        let mut operator = PgConnection::connect_with(&db.connect_options())
-            .await
-            .unwrap();
-        sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(PIPELINE_LOCK_KEY)
-            .execute(&mut operator)
-            .await
-            .unwrap();
+        let operator = hold_pipeline_lock(&db).await;
 
         // --no-wait: refused at once, naming the lock, nothing recorded.
         let refused = guild_sync(&db)

@@ -22,17 +22,17 @@ use guild_sync::identity_engine::MatchStats;
 use guild_sync::integrity_checker::CheckStats;
 use guild_sync::run_recorder::RunStatus;
 use guild_sync::scheduler::{
-    AddonInput, PIPELINE_LOCK_KEY, PipelineKind, ProductionStages, ReportOutcome,
-    SUPERSEDED_MESSAGE, Scheduler, Stages, StartError, Step, every,
+    AddonInput, PipelineKind, ProductionStages, ReportOutcome, SUPERSEDED_MESSAGE, Scheduler,
+    Stages, StartError, Step, every,
 };
 use guild_sync::testing::TestDb;
 use guild_sync_core::addon::AddonExport;
 use guild_sync_core::integrity::TypeCounts;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgPool};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use common::{within, within_a_minute};
+use common::{hold_pipeline_lock, within, within_a_minute};
 
 /// What every recording stage saw, shared by all schedulers of a test.
 #[derive(Default)]
@@ -293,14 +293,7 @@ async fn a_lock_held_by_any_session_on_the_documented_key_makes_runs_skip() {
             db.pool.clone(),
             Arc::new(RecordingStages::new("a", &recorder)),
         );
-        let mut operator = PgConnection::connect_with(&db.connect_options())
-            .await
-            .unwrap();
-        sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(PIPELINE_LOCK_KEY)
-            .execute(&mut operator)
-            .await
-            .unwrap();
+        let operator = hold_pipeline_lock(&db).await;
 
         let outcome = scheduler.run_pipeline(PipelineKind::Discord).await.unwrap();
         assert_eq!(outcome.status, RunStatus::Skipped);
@@ -493,14 +486,7 @@ async fn runs_a_killed_process_left_running_are_closed_as_abandoned_by_the_next_
             db.pool.clone(),
             Arc::new(RecordingStages::new("a", &recorder)),
         ));
-        let mut operator = PgConnection::connect_with(&db.connect_options())
-            .await
-            .unwrap();
-        sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(PIPELINE_LOCK_KEY)
-            .execute(&mut operator)
-            .await
-            .unwrap();
+        let operator = hold_pipeline_lock(&db).await;
 
         // A process that opened its pipeline row and a stage row, then was killed: its
         // connection is gone, its rows stay `running`.
@@ -560,14 +546,7 @@ async fn a_burst_of_uploads_keeps_one_waiting_and_applies_only_the_newest() {
             db.pool.clone(),
             Arc::new(RecordingStages::new("a", &recorder)),
         ));
-        let mut operator = PgConnection::connect_with(&db.connect_options())
-            .await
-            .unwrap();
-        sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(PIPELINE_LOCK_KEY)
-            .execute(&mut operator)
-            .await
-            .unwrap();
+        let operator = hold_pipeline_lock(&db).await;
 
         const UPLOADS: i64 = 50;
         let mut runs = Vec::new();

@@ -442,6 +442,39 @@ async fn migrating_twice_changes_nothing() {
     .await;
 }
 
+/// Every value the CHECK constraints of `player_characters.link_source` and `.confidence` allow
+/// (as the migrations left them) decodes into the stored enums, so no row can fail to read.
+#[tokio::test]
+async fn every_link_source_and_confidence_the_schema_allows_decodes() {
+    within_a_minute(async {
+        use guild_sync::db::links::{StoredConfidence, StoredLinkSource};
+        let db = TestDb::new().await;
+        for (constraint, parses) in [
+            (
+                "player_characters_link_source_check",
+                (|v: &str| StoredLinkSource::parse(v).is_some()) as fn(&str) -> bool,
+            ),
+            ("player_characters_confidence_check", |v: &str| {
+                StoredConfidence::parse(v).is_some()
+            }),
+        ] {
+            let definition: String = sqlx::query_scalar(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = $1",
+            )
+            .bind(constraint)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            let allowed: Vec<&str> = definition.split('\'').skip(1).step_by(2).collect();
+            assert!(allowed.len() >= 4, "{definition}");
+            for value in allowed {
+                assert!(parses(value), "{constraint}: {value}");
+            }
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn the_run_recorder_closes_failed_runs_too() {
     within_a_minute(async {

@@ -492,37 +492,9 @@ pub async fn candidates(
         }
     };
     let view = if let Some(id) = query.character_id {
-        let character = console::candidate_character(&state.pool, id)
+        let (_, ranked) = crate::identity_engine::candidates_for_character(&state.pool, id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("wow character {id} does not exist")))?;
-        let users = console::discord_candidates(&state.pool).await?;
-        let ranked = tokio::task::spawn_blocking(move || {
-            let pool: Vec<Candidate> = users
-                .iter()
-                .map(|u| {
-                    let mut names = vec![("username", u.username.as_str())];
-                    if let Some(g) = u.global_name.as_deref() {
-                        names.push(("global_name", g));
-                    }
-                    if let Some(d) = u.display_name.as_deref() {
-                        names.push(("nickname", d));
-                    }
-                    Candidate {
-                        id: u.id.into(),
-                        names,
-                        linked: u.linked,
-                    }
-                })
-                .collect();
-            candidates::rank(
-                Fixed::Character,
-                &[("character", character.character_name.as_str())],
-                &pool,
-                MAX_CANDIDATES,
-            )
-        })
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("candidate ranking panicked: {e}")))?;
         CandidatesView {
             kind: "discord_user".into(),
             candidates: ranked.into_iter().map(view_of).collect(),

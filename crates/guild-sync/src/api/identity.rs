@@ -48,9 +48,11 @@ pub struct PlayerCharacter {
     pub in_guild: bool,
     pub is_main: bool,
     /// The strategy that made the link (`exact_name`, …, `manual`).
-    pub link_source: String,
+    #[schema(value_type = String)]
+    pub link_source: crate::db::links::StoredLinkSource,
     /// `confirmed`, `high`, `medium` or `low`.
-    pub confidence: String,
+    #[schema(value_type = String)]
+    pub confidence: crate::db::links::StoredConfidence,
 }
 
 /// A player with everything linked to it: the shape of each entry of the page

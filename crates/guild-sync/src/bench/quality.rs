@@ -207,7 +207,7 @@ pub async fn score_database(pool: &PgPool, truth: &Truth) -> Result<Quality> {
                 player_member: r
                     .discord_id
                     .map(|d| owner_of_member.get(d.as_str()).copied().flatten()),
-                source: r.link_source,
+                source: r.link_source.to_string(),
             })
         })
         .collect();

@@ -317,10 +317,23 @@ pub async fn resolve_issue(
         )));
     }
     resolve_locked(&mut tx, id, officer, note, false).await?;
+    finish_issue_action(tx, officer, "resolve_issue", id, &locked, note).await
+}
+
+/// Record an officer's `action` on issue `id`, read the issue back and commit: the end of
+/// resolving and reopening.
+async fn finish_issue_action(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    officer: &str,
+    action: &str,
+    id: i32,
+    locked: &LockedIssue,
+    note: Option<&str>,
+) -> Result<IssueRow, ConsoleError> {
     record_action(
         &mut *tx,
         officer,
-        "resolve_issue",
+        action,
         &format!("audit_issue:{id}"),
         locked.player_id,
         note,
@@ -373,21 +386,7 @@ pub async fn reopen_issue(db: &PgPool, id: i32, officer: &str) -> Result<IssueRo
         .execute(&mut *tx)
         .await?;
     }
-    record_action(
-        &mut *tx,
-        officer,
-        "reopen_issue",
-        &format!("audit_issue:{id}"),
-        locked.player_id,
-        None,
-        json!({"issue_id": id, "issue_type": locked.issue_type}),
-    )
-    .await?;
-    let row = issue(&mut *tx, id).await?.ok_or_else(|| {
-        ConsoleError::Database(anyhow!("audit issue {id} vanished inside its transaction"))
-    })?;
-    tx.commit().await?;
-    Ok(row)
+    finish_issue_action(tx, officer, "reopen_issue", id, &locked, None).await
 }
 
 /// An open suggestion with both sides' evidence.

@@ -168,37 +168,39 @@ pub async fn next_suggestion(
     Ok((row, open))
 }
 
-/// The open suggestions naming any of `character_ids` (the Unclaimed page's candidates),
-/// best score first.
-pub async fn suggestions_for_characters(
-    db: impl PgExecutor<'_>,
-    character_ids: &[i32],
-) -> Result<Vec<SuggestionRow>> {
-    sqlx::query_as(concat!(
-        suggestion_select!(),
-        " AND a.wow_character_id = ANY($1)
-         ORDER BY (a.details->>'score')::float8 DESC NULLS LAST, a.id"
-    ))
-    .bind(character_ids)
-    .fetch_all(db)
-    .await
-    .context("cannot read candidates")
+/// Which side of a suggestion [`suggestions_naming`] looks up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuggestionSide {
+    /// `wow_characters.id`s.
+    Characters,
+    /// `discord_users.id`s.
+    DiscordUsers,
 }
 
-/// The open suggestions naming any of `discord_user_ids`, best score first.
-pub async fn suggestions_for_discord_users(
+/// The open suggestions naming any of `ids` on `side` (the Unclaimed page's candidates), best
+/// score first.
+pub async fn suggestions_naming(
     db: impl PgExecutor<'_>,
-    discord_user_ids: &[i32],
+    side: SuggestionSide,
+    ids: &[i32],
 ) -> Result<Vec<SuggestionRow>> {
-    sqlx::query_as(concat!(
-        suggestion_select!(),
-        " AND a.discord_member_id = ANY($1)
-         ORDER BY (a.details->>'score')::float8 DESC NULLS LAST, a.id"
-    ))
-    .bind(discord_user_ids)
-    .fetch_all(db)
-    .await
-    .context("cannot read candidates")
+    let sql = match side {
+        SuggestionSide::Characters => concat!(
+            suggestion_select!(),
+            " AND a.wow_character_id = ANY($1)
+             ORDER BY (a.details->>'score')::float8 DESC NULLS LAST, a.id"
+        ),
+        SuggestionSide::DiscordUsers => concat!(
+            suggestion_select!(),
+            " AND a.discord_member_id = ANY($1)
+             ORDER BY (a.details->>'score')::float8 DESC NULLS LAST, a.id"
+        ),
+    };
+    sqlx::query_as(sql)
+        .bind(ids)
+        .fetch_all(db)
+        .await
+        .context("cannot read candidates")
 }
 
 /// A character in the guild that no player has.
@@ -336,8 +338,10 @@ pub struct PlayerCharacterRow {
     pub level: Option<i32>,
     pub last_login_at: Option<DateTime<Utc>>,
     pub in_guild: bool,
-    pub link_source: String,
-    pub confidence: String,
+    #[sqlx(try_from = "super::Text")]
+    pub link_source: super::links::StoredLinkSource,
+    #[sqlx(try_from = "super::Text")]
+    pub confidence: super::links::StoredConfidence,
     pub evidence: serde_json::Value,
 }
 

@@ -42,7 +42,9 @@ pub struct RankMismatchRow {
     pub expected_discord_role: Option<String>,
     /// The character that rank comes from, and how it was linked to the player.
     pub ranked_character: String,
-    pub ranked_link_source: String,
+    #[sqlx(try_from = "super::Text")]
+    #[schema(value_type = String)]
+    pub ranked_link_source: super::links::StoredLinkSource,
 }
 
 /// The order rows of the checks that can return thousands of rows come back in.
@@ -182,7 +184,9 @@ pub struct NoGuildRoleRow {
     pub ingame_rank: String,
     /// The character that rank comes from, and how it was linked to the player.
     pub ranked_character: String,
-    pub ranked_link_source: String,
+    #[sqlx(try_from = "super::Text")]
+    #[schema(value_type = String)]
+    pub ranked_link_source: super::links::StoredLinkSource,
 }
 
 /// Players whose present Discord user has no guild role while one of their in-guild characters

@@ -1,15 +1,40 @@
 //! Read-only summaries of `player_characters`: how many links each strategy made, with examples.
 //! Used by the demo to say what was linked and why, and by the benchmark to score the links
 //! against a synthetic guild's truth.
+//!
+//! Also how `player_characters.link_source` and `.confidence` decode wherever they are read:
+//! into the core's [`StoredLinkSource`] and [`StoredConfidence`] (`#[sqlx(try_from = "Text")]`),
+//! so a value this version does not know is an error naming the column.
 
 use anyhow::Result;
 use serde::Serialize;
 use sqlx::PgExecutor;
 
+pub use guild_sync_core::matching::{StoredConfidence, StoredLinkSource};
+
+use super::{Text, UnknownValue};
+
+impl TryFrom<Text> for StoredLinkSource {
+    type Error = UnknownValue;
+
+    fn try_from(text: Text) -> Result<Self, UnknownValue> {
+        text.decode("player_characters.link_source", StoredLinkSource::parse)
+    }
+}
+
+impl TryFrom<Text> for StoredConfidence {
+    type Error = UnknownValue;
+
+    fn try_from(text: Text) -> Result<Self, UnknownValue> {
+        text.decode("player_characters.confidence", StoredConfidence::parse)
+    }
+}
+
 /// Links made by one strategy.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
 pub struct LinkSourceCount {
-    pub link_source: String,
+    #[sqlx(try_from = "Text")]
+    pub link_source: StoredLinkSource,
     pub links: i64,
     pub players: i64,
 }
@@ -17,8 +42,10 @@ pub struct LinkSourceCount {
 /// One link with the names on both sides and its evidence.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize)]
 pub struct LinkExample {
-    pub link_source: String,
-    pub confidence: String,
+    #[sqlx(try_from = "Text")]
+    pub link_source: StoredLinkSource,
+    #[sqlx(try_from = "Text")]
+    pub confidence: StoredConfidence,
     pub character_name: String,
     pub realm_slug: String,
     pub player_name: String,
@@ -67,7 +94,8 @@ pub struct LinkOwnerRow {
     pub realm_slug: String,
     pub player_id: i32,
     pub discord_id: Option<String>,
-    pub link_source: String,
+    #[sqlx(try_from = "Text")]
+    pub link_source: StoredLinkSource,
 }
 
 /// Every link, for the benchmark's precision and recall.
@@ -82,4 +110,40 @@ pub async fn links_with_owners(db: impl PgExecutor<'_>) -> Result<Vec<LinkOwnerR
     )
     .fetch_all(db)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_link_values_read_back_as_themselves_and_unknown_ones_name_the_column() {
+        for text in [
+            "exact_name",
+            "guild_note",
+            "officer_note",
+            "display_name_part",
+            "fuzzy_name",
+            "alt_note",
+            "manual",
+        ] {
+            let source = StoredLinkSource::try_from(Text(text.into())).expect(text);
+            assert_eq!(source.to_string(), text);
+            assert_eq!(serde_json::to_value(source).unwrap(), text);
+        }
+        for text in ["confirmed", "high", "medium", "low"] {
+            let confidence = StoredConfidence::try_from(Text(text.into())).expect(text);
+            assert_eq!(serde_json::to_value(confidence).unwrap(), text);
+        }
+        let err = StoredLinkSource::try_from(Text("guess".into())).expect_err("unknown");
+        assert_eq!(
+            err.to_string(),
+            "unknown player_characters.link_source \"guess\" in the database"
+        );
+        let err = StoredConfidence::try_from(Text("sure".into())).expect_err("unknown");
+        assert_eq!(
+            err.to_string(),
+            "unknown player_characters.confidence \"sure\" in the database"
+        );
+    }
 }

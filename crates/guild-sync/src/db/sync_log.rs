@@ -1,4 +1,18 @@
 //! `guild_identity.sync_log`: one row per pipeline run, its status typed ([`RunState`]).
+//!
+//! # Why `source` stays text
+//!
+//! `status` is a closed set the schema enforces (a CHECK constraint), so it decodes into an enum
+//! and an unknown value is an error. `source` is deliberately left a `String`:
+//! - It has no CHECK constraint: `sync_log` is the service's history, and the status endpoint
+//!   and console list whatever was recorded, including rows written by older versions under
+//!   names that no longer exist. Decoding it into a closed enum would turn one such historical
+//!   row into a failed `GET /api/guild-sync/status` and an empty overview page.
+//! - Each writer owns its name as a constant next to the code that runs it (the stage modules'
+//!   `SOURCE`, `PipelineKind::source`, `"check"`, `"report"`), and nothing branches on a source
+//!   read back except to find one of those constants (role sync's freshness check, the overview).
+//! - The recorder is generic ([`crate::run_recorder::record_run`] takes any name), and the tests
+//!   record runs under their own names (`"test"`).
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -144,6 +158,7 @@ pub struct StageTimings {
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct SyncLogRow {
     pub id: i64,
+    /// Text on purpose: see the module docs.
     pub source: String,
     #[sqlx(try_from = "Text")]
     pub status: RunState,

@@ -15,9 +15,10 @@ use super::{Chrome, Refused, WebState, page_offset};
 use crate::db::api::ManualLink;
 use crate::db::console::CharacterCandidateRow as CandidateCharacterRow;
 use crate::db::console_pages::{
-    self as pages, CONSOLE_OFFICER, SuggestionRow, UnclaimedCharacter, UnclaimedMember,
+    self as pages, CONSOLE_OFFICER, SuggestionRow, SuggestionSide, UnclaimedCharacter,
+    UnclaimedMember,
 };
-use guild_sync_core::candidates::{self, Candidate, Fixed, MAX_CANDIDATES, Ranked};
+use guild_sync_core::candidates::Ranked;
 
 /// Rows per list and candidates per row.
 const ROWS: i64 = 25;
@@ -44,46 +45,36 @@ pub struct UnclaimedQuery {
     character: Option<i32>,
 }
 
+/// The open suggestions naming `ids` on `side`, at most [`CANDIDATES`] per id (best first), by
+/// the id they name.
+async fn best_suggestions(
+    pool: &sqlx::PgPool,
+    side: SuggestionSide,
+    ids: &[i32],
+) -> anyhow::Result<HashMap<i32, Vec<SuggestionRow>>> {
+    let mut by_id: HashMap<i32, Vec<SuggestionRow>> = HashMap::new();
+    for s in pages::suggestions_naming(pool, side, ids).await? {
+        let id = match side {
+            SuggestionSide::Characters => s.character_id,
+            SuggestionSide::DiscordUsers => s.discord_user_id,
+        };
+        let list = by_id.entry(id).or_default();
+        if list.len() < CANDIDATES {
+            list.push(s);
+        }
+    }
+    Ok(by_id)
+}
+
 /// The engine's best Discord users for one character (the same core ranking as the API's
 /// candidates route), scored off the async runtime.
 async fn rank_for(
     state: &WebState,
     id: i32,
 ) -> Result<(CandidateCharacterRow, Vec<Ranked>), Refused> {
-    let pool = &state.app.pool;
-    let character = crate::db::console::candidate_character(pool, id)
+    crate::identity_engine::candidates_for_character(&state.app.pool, id)
         .await?
-        .ok_or_else(|| Refused::NotFound(format!("wow character {id} does not exist")))?;
-    let users = crate::db::console::discord_candidates(pool).await?;
-    let name = character.character_name.clone();
-    let ranked = tokio::task::spawn_blocking(move || {
-        let pool: Vec<Candidate> = users
-            .iter()
-            .map(|u| {
-                let mut names = vec![("username", u.username.as_str())];
-                if let Some(g) = u.global_name.as_deref() {
-                    names.push(("global_name", g));
-                }
-                if let Some(d) = u.display_name.as_deref() {
-                    names.push(("nickname", d));
-                }
-                Candidate {
-                    id: u.id.into(),
-                    names,
-                    linked: u.linked,
-                }
-            })
-            .collect();
-        candidates::rank(
-            Fixed::Character,
-            &[("character", name.as_str())],
-            &pool,
-            MAX_CANDIDATES,
-        )
-    })
-    .await
-    .map_err(|e| Refused::Internal(anyhow::anyhow!("candidate ranking panicked: {e}")))?;
-    Ok((character, ranked))
+        .ok_or_else(|| Refused::NotFound(format!("wow character {id} does not exist")))
 }
 
 pub async fn page(
@@ -101,21 +92,9 @@ pub async fn page(
     members.truncate(ROWS as usize);
 
     let ids: Vec<i32> = characters.iter().map(|c| c.id).collect();
-    let mut by_character: HashMap<i32, Vec<SuggestionRow>> = HashMap::new();
-    for s in pages::suggestions_for_characters(pool, &ids).await? {
-        let list = by_character.entry(s.character_id).or_default();
-        if list.len() < CANDIDATES {
-            list.push(s);
-        }
-    }
+    let mut by_character = best_suggestions(pool, SuggestionSide::Characters, &ids).await?;
     let ids: Vec<i32> = members.iter().map(|m| m.id).collect();
-    let mut by_member: HashMap<i32, Vec<SuggestionRow>> = HashMap::new();
-    for s in pages::suggestions_for_discord_users(pool, &ids).await? {
-        let list = by_member.entry(s.discord_user_id).or_default();
-        if list.len() < CANDIDATES {
-            list.push(s);
-        }
-    }
+    let mut by_member = best_suggestions(pool, SuggestionSide::DiscordUsers, &ids).await?;
     let ranked = match query.character {
         Some(id) => Some(rank_for(&state, id).await?),
         None => None,

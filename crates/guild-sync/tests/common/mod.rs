@@ -53,3 +53,18 @@ pub async fn spawn_app(state: AppState) -> SpawnedApp {
         client: reqwest::Client::new(),
     }
 }
+
+/// A session of its own holding the pipeline lock, as another process's running pipeline would;
+/// closing (or dropping) the connection releases it.
+pub async fn hold_pipeline_lock(db: &guild_sync::testing::TestDb) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    let mut operator = sqlx::PgConnection::connect_with(&db.connect_options())
+        .await
+        .expect("connect the lock holder");
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(guild_sync::db::pipeline_lock::PIPELINE_LOCK_KEY)
+        .execute(&mut operator)
+        .await
+        .expect("take the pipeline lock");
+    operator
+}
