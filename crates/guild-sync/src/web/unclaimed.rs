@@ -14,9 +14,7 @@ use super::session::Session;
 use super::{Chrome, Refused, WebState, page_offset};
 use crate::db::api::ManualLink;
 use crate::db::console::CharacterCandidateRow as CandidateCharacterRow;
-use crate::db::console_pages::{
-    self as pages, CONSOLE_OFFICER, SuggestionRow, UnclaimedCharacter, UnclaimedMember,
-};
+use crate::db::console_pages::{self as pages, SuggestionRow, UnclaimedCharacter, UnclaimedMember};
 use guild_sync_core::candidates::{self, Candidate, Fixed, MAX_CANDIDATES, Ranked};
 
 /// Rows per list and candidates per row.
@@ -168,11 +166,11 @@ pub async fn link(
         },
     )
     .await?;
-    pages::record_manual_link(pool, linked.link_id, CONSOLE_OFFICER).await?;
-    pages::resolve_suggestions_for_character(pool, form.character_id, CONSOLE_OFFICER).await?;
+    pages::record_manual_link(pool, linked.link_id, &session.officer).await?;
+    pages::resolve_suggestions_for_character(pool, form.character_id, &session.officer).await?;
     crate::db::console::record_action(
         pool,
-        CONSOLE_OFFICER,
+        &session.officer,
         "link",
         &format!("wow_character:{}", form.character_id),
         Some(linked.player_id),
