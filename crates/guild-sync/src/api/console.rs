@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use guild_sync_core::candidates::{self, Candidate, Fixed, MAX_CANDIDATES};
+use guild_sync_core::candidates;
 use guild_sync_core::integrity::IssueType;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -492,67 +492,18 @@ pub async fn candidates(
         }
     };
     let view = if let Some(id) = query.character_id {
-        let character = console::candidate_character(&state.pool, id)
+        let (_, ranked) = crate::link_candidates::for_character(&state.pool, id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("wow character {id} does not exist")))?;
-        let users = console::discord_candidates(&state.pool).await?;
-        let ranked = tokio::task::spawn_blocking(move || {
-            let pool: Vec<Candidate> = users
-                .iter()
-                .map(|u| {
-                    let mut names = vec![("username", u.username.as_str())];
-                    if let Some(g) = u.global_name.as_deref() {
-                        names.push(("global_name", g));
-                    }
-                    if let Some(d) = u.display_name.as_deref() {
-                        names.push(("nickname", d));
-                    }
-                    Candidate {
-                        id: u.id.into(),
-                        names,
-                        linked: u.linked,
-                    }
-                })
-                .collect();
-            candidates::rank(
-                Fixed::Character,
-                &[("character", character.character_name.as_str())],
-                &pool,
-                MAX_CANDIDATES,
-            )
-        })
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("candidate ranking panicked: {e}")))?;
         CandidatesView {
             kind: "discord_user".into(),
             candidates: ranked.into_iter().map(view_of).collect(),
         }
     } else {
         let id = query.discord_user_id.unwrap_or_default();
-        let user = console::candidate_discord_user(&state.pool, id)
+        let (_, ranked) = crate::link_candidates::for_discord_user(&state.pool, id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("discord user {id} does not exist")))?;
-        let characters = console::character_candidates(&state.pool).await?;
-        let ranked = tokio::task::spawn_blocking(move || {
-            let pool: Vec<Candidate> = characters
-                .iter()
-                .map(|c| Candidate {
-                    id: c.id.into(),
-                    names: vec![("character", c.character_name.as_str())],
-                    linked: c.linked,
-                })
-                .collect();
-            let mut names = vec![("username", user.username.as_str())];
-            if let Some(g) = user.global_name.as_deref() {
-                names.push(("global_name", g));
-            }
-            if let Some(d) = user.display_name.as_deref() {
-                names.push(("nickname", d));
-            }
-            candidates::rank(Fixed::DiscordUser, &names, &pool, MAX_CANDIDATES)
-        })
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("candidate ranking panicked: {e}")))?;
         CandidatesView {
             kind: "character".into(),
             candidates: ranked.into_iter().map(view_of).collect(),

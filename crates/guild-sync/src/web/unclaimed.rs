@@ -1,5 +1,7 @@
 //! Unclaimed: characters in the guild and Discord members that no player has, each with its top
-//! candidates (the open suggestions that name it, best score first) and a one-click *Link*.
+//! candidates (the open suggestions that name it, best score first) and a one-click *Link*, and,
+//! on request, its best matches among everyone on the other side, ranked by the engine's scoring
+//! ([`crate::link_candidates`]).
 
 use std::collections::HashMap;
 
@@ -13,9 +15,10 @@ use serde::Deserialize;
 use super::session::Session;
 use super::{Chrome, Refused, WebState, page_offset};
 use crate::db::api::ManualLink;
-use crate::db::console::CharacterCandidateRow as CandidateCharacterRow;
+use crate::db::console::{CharacterCandidateRow, DiscordCandidateRow};
 use crate::db::console_pages::{self as pages, SuggestionRow, UnclaimedCharacter, UnclaimedMember};
-use guild_sync_core::candidates::{self, Candidate, Fixed, MAX_CANDIDATES, Ranked};
+use crate::link_candidates;
+use guild_sync_core::candidates::Ranked;
 
 /// Rows per list and candidates per row.
 const ROWS: i64 = 25;
@@ -31,7 +34,9 @@ pub struct UnclaimedPage {
     page: u32,
     more: bool,
     /// The character whose candidates among every member were asked for, with them.
-    ranked: Option<(CandidateCharacterRow, Vec<Ranked>)>,
+    ranked: Option<(CharacterCandidateRow, Vec<Ranked>)>,
+    /// The member whose candidates among every character were asked for, with them.
+    ranked_member: Option<(DiscordCandidateRow, Vec<Ranked>)>,
 }
 
 #[derive(Deserialize)]
@@ -40,48 +45,8 @@ pub struct UnclaimedQuery {
     done: Option<String>,
     /// Rank every present member for this character with the engine's scoring.
     character: Option<i32>,
-}
-
-/// The engine's best Discord users for one character (the same core ranking as the API's
-/// candidates route), scored off the async runtime.
-async fn rank_for(
-    state: &WebState,
-    id: i32,
-) -> Result<(CandidateCharacterRow, Vec<Ranked>), Refused> {
-    let pool = &state.app.pool;
-    let character = crate::db::console::candidate_character(pool, id)
-        .await?
-        .ok_or_else(|| Refused::NotFound(format!("wow character {id} does not exist")))?;
-    let users = crate::db::console::discord_candidates(pool).await?;
-    let name = character.character_name.clone();
-    let ranked = tokio::task::spawn_blocking(move || {
-        let pool: Vec<Candidate> = users
-            .iter()
-            .map(|u| {
-                let mut names = vec![("username", u.username.as_str())];
-                if let Some(g) = u.global_name.as_deref() {
-                    names.push(("global_name", g));
-                }
-                if let Some(d) = u.display_name.as_deref() {
-                    names.push(("nickname", d));
-                }
-                Candidate {
-                    id: u.id.into(),
-                    names,
-                    linked: u.linked,
-                }
-            })
-            .collect();
-        candidates::rank(
-            Fixed::Character,
-            &[("character", name.as_str())],
-            &pool,
-            MAX_CANDIDATES,
-        )
-    })
-    .await
-    .map_err(|e| Refused::Internal(anyhow::anyhow!("candidate ranking panicked: {e}")))?;
-    Ok((character, ranked))
+    /// Rank every character in the guild for this Discord member, likewise.
+    member: Option<i32>,
 }
 
 pub async fn page(
@@ -114,12 +79,26 @@ pub async fn page(
             list.push(s);
         }
     }
+    // The same ranking as the API's candidates route (crate::link_candidates).
     let ranked = match query.character {
-        Some(id) => Some(rank_for(&state, id).await?),
+        Some(id) => Some(
+            link_candidates::for_character(pool, id)
+                .await?
+                .ok_or_else(|| Refused::NotFound(format!("wow character {id} does not exist")))?,
+        ),
+        None => None,
+    };
+    let ranked_member = match query.member {
+        Some(id) => Some(
+            link_candidates::for_discord_user(pool, id)
+                .await?
+                .ok_or_else(|| Refused::NotFound(format!("discord user {id} does not exist")))?,
+        ),
         None => None,
     };
     Ok(UnclaimedPage {
         ranked,
+        ranked_member,
         chrome: Chrome::new(&session, "unclaimed"),
         notice: (query.done.as_deref() == Some("linked")).then_some("Linked."),
         characters: characters
