@@ -324,3 +324,77 @@ async fn too_many_wrong_tokens_from_one_address_get_429() {
     })
     .await;
 }
+
+/// Every console page and form with bad paging, bad parameters and unknown ids: a 4xx page (or
+/// the page clamped to its bounds), never a 500.
+#[tokio::test]
+async fn console_pages_refuse_bad_parameters_and_unknown_ids_never_500() {
+    common::within_a_minute(async {
+        let app = serve().await;
+        let base = &app.base;
+        let http = client(localhost());
+        let (session, csrf) = login(&http, base, "").await;
+        let big = "99999999999999999999";
+
+        let gets: Vec<(String, u16)> = vec![
+            // Pages are clamped to 1..=10,000: out of range is the first or an empty page.
+            ("/players?page=0".into(), 200),
+            ("/players?page=10001".into(), 200),
+            ("/issues?page=0&state=all".into(), 200),
+            ("/review?page=0".into(), 200),
+            ("/unclaimed?page=0".into(), 200),
+            ("/runs?page=0".into(), 200),
+            // Not a number, or past u32: 400.
+            ("/players?page=abc".into(), 400),
+            (format!("/players?page={big}"), 400),
+            ("/issues?page=-1".into(), 400),
+            ("/unclaimed?character=x".into(), 400),
+            ("/unclaimed?member=1.5".into(), 400),
+            ("/players/abc".into(), 400),
+            (format!("/players/{big}"), 400),
+            // Unknown ids: 404.
+            ("/players/999999".into(), 404),
+            ("/unclaimed?character=999999".into(), 404),
+            ("/unclaimed?member=999999".into(), 404),
+        ];
+        for (path, expected) in gets {
+            let answer = http
+                .get(format!("{base}{path}"))
+                .header("Cookie", &session)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status().as_u16(), expected, "GET {path}");
+        }
+
+        let posts: Vec<(&str, Vec<(&str, &str)>, u16)> = vec![
+            ("/review/999999/link", vec![], 404),
+            ("/review/999999/dismiss", vec![], 404),
+            ("/issues/999999/resolve", vec![("note", "x")], 404),
+            ("/players/999999/main", vec![("character_id", "1")], 404),
+            ("/players/1/unlink", vec![("link_id", "999999")], 404),
+            (
+                "/unclaimed/link",
+                vec![("character_id", "999999"), ("discord_user_id", "999999")],
+                404,
+            ),
+            ("/trigger/nonsense", vec![], 404),
+            // Missing or malformed fields: 4xx from the form parser, not 500.
+            ("/unclaimed/link", vec![("character_id", "x")], 422),
+            ("/players/1/main", vec![], 422),
+            ("/review/abc/link", vec![], 400),
+        ];
+        for (path, mut fields, expected) in posts {
+            fields.push(("csrf", csrf.as_str()));
+            let answer = http
+                .post(format!("{base}{path}"))
+                .header("Cookie", &session)
+                .form(&fields)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status().as_u16(), expected, "POST {path} {fields:?}");
+        }
+    })
+    .await;
+}
