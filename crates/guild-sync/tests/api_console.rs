@@ -358,7 +358,7 @@ async fn accepting_a_suggestion_links_it_manually_naming_the_suggestion_and_the_
         let (status, body) = app
             .post(&format!("/api/identity/suggestions/{id}/accept"), None)
             .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(status, StatusCode::OK, "{body}");
         let player = body["player_id"].as_i64().unwrap();
         assert_eq!(body["created_player"], true);
         let (status, body) = app

@@ -367,7 +367,8 @@ async fn console_pages_refuse_bad_parameters_and_unknown_ids_never_500() {
             assert_eq!(answer.status().as_u16(), expected, "GET {path}");
         }
 
-        let posts: Vec<(&str, Vec<(&str, &str)>, u16)> = vec![
+        type Post<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16);
+        let posts: Vec<Post> = vec![
             ("/review/999999/link", vec![], 404),
             ("/review/999999/dismiss", vec![], 404),
             ("/issues/999999/resolve", vec![("note", "x")], 404),
