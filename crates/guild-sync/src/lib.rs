@@ -20,6 +20,7 @@ pub mod discord_sender;
 pub mod discord_sync;
 pub mod identity_engine;
 pub mod integrity_checker;
+pub mod link_candidates;
 pub mod metrics;
 pub mod pg_cluster;
 pub mod reporter;

@@ -648,3 +648,137 @@ async fn list_routes_answer_an_etag_and_304_until_the_data_changes() {
     })
     .await;
 }
+
+/// Every review route's paging bounds, bad parameters and unknown ids, swept in one table:
+/// each answers the expected 4xx with a JSON error naming the problem, and nothing answers 500
+/// (among them: numbers past `i32`/`i64`, negative and zero pages, a page far past the end).
+#[tokio::test]
+async fn every_review_route_refuses_bad_paging_parameters_and_unknown_ids_never_500() {
+    within_a_minute(async {
+        let app = App::spawn().await;
+        let thrall = character(&app.pool, "Thrall").await;
+        let user = discord_user(&app.pool, "thrall").await;
+        let (status, body) = app
+            .post(
+                "/api/identity/link",
+                Some(json!({"wow_character_id": thrall, "discord_user_id": user})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let player = body["player_id"].as_i64().unwrap();
+
+        let big = "99999999999999999999";
+        let lists = [
+            "/api/audit/issues",
+            "/api/audit/actions",
+            "/api/identity/players",
+        ];
+        for list in lists {
+            // A page far past the end is empty, not an error.
+            let (status, body) = app.get(&format!("{list}?page=100000&per_page=200")).await;
+            assert_eq!(status, StatusCode::OK, "{list}: {body}");
+            for (query, needle) in [
+                ("page=0", "page"),
+                ("page=-1", "page"),
+                ("per_page=0", "per_page"),
+                ("per_page=201", "per_page"),
+                ("per_page=-5", "per_page"),
+                ("page=abc", "page"),
+                ("per_page=1.5", "per_page"),
+            ] {
+                let (status, body) = app.get(&format!("{list}?{query}")).await;
+                assert_error(status, &body, StatusCode::BAD_REQUEST, needle);
+            }
+            let (status, body) = app.get(&format!("{list}?page={big}")).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{list}: {body}");
+        }
+        for (path, needle) in [
+            ("/api/audit/issues?state=closed", "state"),
+            ("/api/audit/actions?player_id=1.5", "player_id"),
+            ("/api/identity/candidates", "exactly one"),
+            (
+                "/api/identity/candidates?character_id=1&discord_user_id=1",
+                "exactly one",
+            ),
+            ("/api/identity/candidates?character_id=x", "character_id"),
+            (
+                "/api/identity/candidates?discord_user_id=99999999999",
+                "discord_user_id",
+            ),
+        ] {
+            let (status, body) = app.get(path).await;
+            assert_error(status, &body, StatusCode::BAD_REQUEST, needle);
+        }
+
+        // Unknown ids: 404 naming the id, on every route that takes one.
+        for path in [
+            "/api/identity/players/999999".to_string(),
+            "/api/identity/candidates?character_id=999999".into(),
+            "/api/identity/candidates?discord_user_id=999999".into(),
+        ] {
+            let (status, body) = app.get(&path).await;
+            assert_error(status, &body, StatusCode::NOT_FOUND, "999999");
+        }
+        for path in [
+            "/api/audit/issues/999999/resolve",
+            "/api/audit/issues/999999/reopen",
+            "/api/identity/suggestions/999999/accept",
+            "/api/identity/suggestions/999999/dismiss",
+        ] {
+            let (status, body) = app.post(path, None).await;
+            assert_error(status, &body, StatusCode::NOT_FOUND, "999999");
+        }
+        let (status, body) = app
+            .put(
+                "/api/identity/players/999999/main",
+                json!({"character_id": thrall}),
+            )
+            .await;
+        assert_error(status, &body, StatusCode::NOT_FOUND, "999999");
+        // A character that is not the player's: the body cannot be applied (422).
+        let (status, body) = app
+            .put(
+                &format!("/api/identity/players/{player}/main"),
+                json!({"character_id": 999999}),
+            )
+            .await;
+        assert_error(
+            status,
+            &body,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not linked",
+        );
+
+        // Ids that are not numbers, or do not fit: 400, never 404 or 500.
+        for path in [
+            "/api/identity/players/abc",
+            &format!("/api/identity/players/{big}"),
+        ] {
+            let (status, body) = app.get(path).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        }
+        for path in [
+            "/api/identity/suggestions/abc/accept",
+            &format!("/api/identity/suggestions/{big}/dismiss"),
+            "/api/audit/issues/-/reopen",
+        ] {
+            let (status, body) = app.post(path, None).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        }
+        // Bodies of the wrong shape: 422 naming the field.
+        for body in [
+            json!({}),
+            json!({"character_id": "x"}),
+            json!({"character_id": 1.5}),
+        ] {
+            let (status, answer) = app
+                .put(
+                    &format!("/api/identity/players/{player}/main"),
+                    body.clone(),
+                )
+                .await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+        }
+    })
+    .await;
+}

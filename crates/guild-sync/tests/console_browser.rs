@@ -391,6 +391,43 @@ async fn an_officer_clears_the_queue_in_a_real_browser() {
         .expect("the unclaimed character is linked");
         assert_eq!(evidence["accepted_by"], "officer (console)");
 
+        // Link an unclaimed Discord member from its ranked candidates among every character.
+        open(&client, &base, "/unclaimed").await;
+        click(&client, "a.find-member-candidates").await;
+        client.wait().for_element(Locator::Id("ranked-member")).await.unwrap();
+        shoot(&client, "unclaimed-member-ranked").await;
+        let form = client
+            .find(Locator::Css("form:has(button.link-member-candidate)"))
+            .await
+            .expect("an unclaimed member with a ranked character");
+        let field = |name: &'static str| {
+            let form = form.clone();
+            async move {
+                form.find(Locator::Css(&format!("input[name={name}]")))
+                    .await
+                    .unwrap()
+                    .attr("value")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .parse::<i32>()
+                    .unwrap()
+            }
+        };
+        let (character, member) = (field("character_id").await, field("discord_user_id").await);
+        let button = form.find(Locator::Css("button.link-member-candidate")).await.unwrap();
+        submit(&client, button).await;
+        assert!(body_text(&client).await.contains("Linked."));
+        let owner: Option<i32> = sqlx::query_scalar(
+            "SELECT p.discord_user_id FROM guild_identity.player_characters pc
+             JOIN guild_identity.players p ON p.id = pc.player_id WHERE pc.character_id = $1",
+        )
+        .bind(character)
+        .fetch_one(pool)
+        .await
+        .expect("the chosen character is linked");
+        assert_eq!(owner, Some(member), "linked to the member whose candidates were shown");
+
         // Upload an addon file through the same path as the API's upload.
         open(&client, &base, "/upload").await;
         let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/addon/PATTSync.lua");

@@ -4,11 +4,15 @@
 //! it guards answer 503 — never open.
 //!
 //! Owns [`Officer`], the one extractor every officer handler takes: it carries who acted, which
-//! the action history records. The console's session cookie (issue 16, `src/web/`) and Discord
-//! identities (issue 17) extend [`authenticate`], so handlers never change.
+//! the action history records. Officer routes also accept the console's session cookie (issue
+//! 16, [`crate::web::session`]), so a script on a logged-in officer's browser acts as that
+//! officer; a request that changes something by session must carry the session's CSRF token in
+//! [`CSRF_HEADER`] (the cookie is `SameSite=Strict` too, but one guard should not be the only
+//! one). Discord identities (issue 17) extend [`authenticate`] the same way, so handlers never
+//! change.
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -21,6 +25,9 @@ use crate::config::Secret;
 
 /// Who the admin bearer token stands for in the action history.
 pub const ADMIN_TOKEN_OFFICER: &str = "admin token";
+
+/// The header carrying the console session's CSRF token on API requests that change something.
+pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// An authenticated officer: who is acting. Take it as a handler argument to require officer
 /// auth and to record the actor.
@@ -46,9 +53,12 @@ pub fn authenticate(state: &AppState, parts: &Parts) -> Result<Officer, ApiError
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim);
     let Some(presented) = presented else {
-        return Err(ApiError::Unauthorized(
-            "missing Authorization: Bearer token".into(),
-        ));
+        if parts.headers.contains_key(AUTHORIZATION) || !parts.headers.contains_key(COOKIE) {
+            return Err(ApiError::Unauthorized(
+                "missing Authorization: Bearer token".into(),
+            ));
+        }
+        return session_officer(expected, parts);
     };
     if !secret_matches(presented, expected) {
         return Err(ApiError::Unauthorized("invalid bearer token".into()));
@@ -56,6 +66,31 @@ pub fn authenticate(state: &AppState, parts: &Parts) -> Result<Officer, ApiError
     Ok(Officer {
         who: ADMIN_TOKEN_OFFICER.to_string(),
     })
+}
+
+/// The officer of a console session cookie; a request that is not a read must also carry the
+/// session's CSRF token in [`CSRF_HEADER`].
+fn session_officer(admin_token: &Secret, parts: &Parts) -> Result<Officer, ApiError> {
+    use crate::web::session::{csrf_matches, key_for, session_in};
+    let key = key_for(admin_token.expose());
+    let Some((value, who)) = session_in(&parts.headers, &key) else {
+        return Err(ApiError::Unauthorized(
+            "missing Authorization: Bearer token (or a valid console session)".into(),
+        ));
+    };
+    if !parts.method.is_safe() {
+        let presented = parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        if !csrf_matches(&key, &value, presented) {
+            return Err(ApiError::Forbidden(format!(
+                "a console session must send its CSRF token in {CSRF_HEADER} to change anything"
+            )));
+        }
+    }
+    Ok(Officer { who })
 }
 
 impl FromRequestParts<AppState> for Officer {

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use guild_sync_core::candidates::{self, Candidate, Fixed, MAX_CANDIDATES};
+use guild_sync_core::candidates;
 use guild_sync_core::integrity::IssueType;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -492,7 +492,7 @@ pub async fn candidates(
         }
     };
     let view = if let Some(id) = query.character_id {
-        let (_, ranked) = crate::identity_engine::candidates_for_character(&state.pool, id)
+        let (_, ranked) = crate::link_candidates::for_character(&state.pool, id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("wow character {id} does not exist")))?;
         CandidatesView {
@@ -501,30 +501,9 @@ pub async fn candidates(
         }
     } else {
         let id = query.discord_user_id.unwrap_or_default();
-        let user = console::candidate_discord_user(&state.pool, id)
+        let (_, ranked) = crate::link_candidates::for_discord_user(&state.pool, id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("discord user {id} does not exist")))?;
-        let characters = console::character_candidates(&state.pool).await?;
-        let ranked = tokio::task::spawn_blocking(move || {
-            let pool: Vec<Candidate> = characters
-                .iter()
-                .map(|c| Candidate {
-                    id: c.id.into(),
-                    names: vec![("character", c.character_name.as_str())],
-                    linked: c.linked,
-                })
-                .collect();
-            let mut names = vec![("username", user.username.as_str())];
-            if let Some(g) = user.global_name.as_deref() {
-                names.push(("global_name", g));
-            }
-            if let Some(d) = user.display_name.as_deref() {
-                names.push(("nickname", d));
-            }
-            candidates::rank(Fixed::DiscordUser, &names, &pool, MAX_CANDIDATES)
-        })
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("candidate ranking panicked: {e}")))?;
         CandidatesView {
             kind: "character".into(),
             candidates: ranked.into_iter().map(view_of).collect(),

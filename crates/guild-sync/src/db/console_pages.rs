@@ -10,10 +10,6 @@ use sqlx::PgExecutor;
 
 use super::sync_log::SyncLogRow;
 
-/// Who a console action is recorded as (`audit_issues.resolved_by`, link evidence). Never
-/// `auto`: the integrity checker keeps an officer's resolution while its cause persists.
-pub const CONSOLE_OFFICER: &str = "officer (console)";
-
 /// Open issues per type.
 pub async fn open_issue_counts(db: impl PgExecutor<'_>) -> Result<Vec<(String, i64)>> {
     sqlx::query_as(

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::session::Session;
 use super::{Chrome, PAGE_ROWS, Refused, WebState, page_offset};
-use crate::db::console_pages::{self as pages, CONSOLE_OFFICER, IssueRow, IssueState};
+use crate::db::console_pages::{self as pages, IssueRow, IssueState};
 
 /// Longest resolution note kept, in characters.
 pub const MAX_NOTE_CHARS: usize = 500;
@@ -92,6 +92,6 @@ pub async fn resolve(
         )));
     }
     let note = Some(note).filter(|n| !n.is_empty());
-    crate::db::console::resolve_issue(&state.app.pool, id, CONSOLE_OFFICER, note).await?;
+    crate::db::console::resolve_issue(&state.app.pool, id, &session.officer, note).await?;
     Ok(Redirect::to("/issues?done=resolved"))
 }

@@ -64,6 +64,8 @@ pub struct WebState {
     pub secure_cookies: bool,
     /// When the scheduled pipelines run, for the Overview.
     pub schedule: Schedule,
+    /// Login attempts per client IP.
+    pub login_limiter: login::LoginLimiter,
 }
 
 impl WebState {
@@ -79,6 +81,7 @@ impl WebState {
             key,
             secure_cookies: config.console_cookies_secure(),
             schedule,
+            login_limiter: login::LoginLimiter::default(),
         }
     }
 }
@@ -185,6 +188,9 @@ pub enum Refused {
     Unprocessable(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Too many login attempts from this client; the value is seconds to wait.
+    #[error("too many login attempts from this address; try again in {0} s")]
+    TooManyAttempts(u64),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -205,6 +211,7 @@ impl IntoResponse for Refused {
             Refused::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
             Refused::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Not accepted"),
             Refused::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable"),
+            Refused::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "Slow down"),
             Refused::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal error"),
         };
         let message = match &self {
@@ -214,7 +221,15 @@ impl IntoResponse for Refused {
             }
             other => other.to_string(),
         };
-        (status, MessagePage { title, message }).into_response()
+        let retry_after = match &self {
+            Refused::TooManyAttempts(seconds) => Some(seconds.to_string()),
+            _ => None,
+        };
+        let mut response = (status, MessagePage { title, message }).into_response();
+        if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
     }
 }
 

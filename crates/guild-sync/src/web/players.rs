@@ -11,9 +11,7 @@ use serde::Deserialize;
 use super::session::Session;
 use super::{Chrome, PAGE_ROWS, Refused, WebState, page_offset};
 use crate::db::console::{ActionRow, Page};
-use crate::db::console_pages::{
-    self as pages, CONSOLE_OFFICER, PlayerCharacterRow, PlayerHead, PlayerListRow,
-};
+use crate::db::console_pages::{self as pages, PlayerCharacterRow, PlayerHead, PlayerListRow};
 
 /// Officer actions shown on a player's page, newest first.
 const HISTORY_ROWS: i64 = 20;
@@ -144,7 +142,7 @@ pub async fn unlink(
     // The history of the player page: who unlinked what.
     crate::db::console::record_action(
         &state.app.pool,
-        CONSOLE_OFFICER,
+        &session.officer,
         "unlink",
         &format!("player_character:{}", unlinked.link_id),
         Some(unlinked.player_id),
@@ -176,6 +174,6 @@ pub async fn set_main(
     Form(form): Form<MainForm>,
 ) -> Result<Redirect, Refused> {
     session.check_csrf(&state, &form.csrf)?;
-    crate::db::console::set_main(&state.app.pool, id, form.character_id, CONSOLE_OFFICER).await?;
+    crate::db::console::set_main(&state.app.pool, id, form.character_id, &session.officer).await?;
     Ok(Redirect::to(&format!("/players/{id}")))
 }

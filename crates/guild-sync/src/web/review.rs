@@ -13,7 +13,7 @@ use super::login::CsrfForm;
 use super::session::Session;
 use super::{Chrome, Refused, WebState};
 use crate::db::console;
-use crate::db::console_pages::{self as pages, CONSOLE_OFFICER, SuggestionRow};
+use crate::db::console_pages::{self as pages, SuggestionRow};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "review.html")]
@@ -62,7 +62,7 @@ pub async fn link(
     Form(form): Form<CsrfForm>,
 ) -> Result<Redirect, Refused> {
     session.check_csrf(&state, &form.csrf)?;
-    let linked = console::accept_suggestion(&state.app.pool, id, CONSOLE_OFFICER).await?;
+    let linked = console::accept_suggestion(&state.app.pool, id, &session.officer).await?;
     tracing::info!(
         suggestion = id,
         link_id = linked.link_id,
@@ -79,7 +79,7 @@ pub async fn dismiss(
     Form(form): Form<CsrfForm>,
 ) -> Result<Redirect, Refused> {
     session.check_csrf(&state, &form.csrf)?;
-    console::dismiss_suggestion(&state.app.pool, id, CONSOLE_OFFICER, Some("not them")).await?;
+    console::dismiss_suggestion(&state.app.pool, id, &session.officer, Some("not them")).await?;
     tracing::info!(suggestion = id, "suggestion dismissed in the console");
     Ok(Redirect::to("/review?done=dismissed"))
 }

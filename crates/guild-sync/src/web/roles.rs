@@ -15,7 +15,6 @@ use serde::Deserialize;
 use super::login::CsrfForm;
 use super::session::Session;
 use super::{Chrome, Refused, WebState};
-use crate::db::console_pages::CONSOLE_OFFICER;
 use crate::db::roles::{self as db, NamedChangeRow, RoleRunRow};
 use crate::role_sync::{self, ApprovalError, LatestPlan};
 
@@ -150,7 +149,7 @@ pub async fn approve(
 ) -> Result<Redirect, Refused> {
     session.check_csrf(&state, &form.csrf)?;
     let outcome =
-        role_sync::approve(&state.app.pool, &state.app.config, id, CONSOLE_OFFICER).await?;
+        role_sync::approve(&state.app.pool, &state.app.config, id, &session.officer).await?;
     Ok(Redirect::to(&format!(
         "/roles?done=applied&run={}",
         outcome.run_id
@@ -166,7 +165,7 @@ pub async fn undo(
 ) -> Result<Redirect, Refused> {
     session.check_csrf(&state, &form.csrf)?;
     let outcome =
-        role_sync::undo_as_officer(&state.app.pool, &state.app.config, id, CONSOLE_OFFICER).await?;
+        role_sync::undo_as_officer(&state.app.pool, &state.app.config, id, &session.officer).await?;
     Ok(Redirect::to(&format!(
         "/roles?done=undone&run={}",
         outcome.run_id

@@ -2,12 +2,13 @@
 //! form carries; logout.
 //!
 //! The cookie is signed with a key derived from `GUILD_SYNC_ADMIN_TOKEN` (changing the token
-//! ends every session) and holds only its issue time and a random id, so there is no session
-//! table. It is `HttpOnly`, `SameSite=Strict`, `Path=/`, and `Secure` when the public URL is
+//! ends every session) and holds only its issue time, a random id and the name the officer gave
+//! at login (so actions say who did them), so there is no session table. It is `HttpOnly`, `SameSite=Strict`, `Path=/`, and `Secure` when the public URL is
 //! https. The CSRF token is derived from the session (or, on the login page, from a short-lived
 //! pre-login cookie), so a form posted from another site — or without its token — is refused.
 
 use axum::extract::{FromRef, FromRequestParts};
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::SignedCookieJar;
@@ -35,11 +36,62 @@ pub fn key_for(admin_token: &str) -> Key {
     Key::from(&hasher.finalize())
 }
 
+/// The longest officer name a login keeps, in characters.
+pub const MAX_OFFICER_NAME_CHARS: usize = 40;
+
+/// Who a session stands for in the action history when the officer gave no name at login.
+/// Every session's officer ends in ` (console)`, so it is never `auto`: the integrity checker
+/// keeps an officer's resolution while its cause persists.
+pub const UNNAMED_OFFICER: &str = "officer (console)";
+
 /// A fresh cookie value: issue time and 128 random bits.
 pub fn new_cookie_value() -> String {
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
     format!("{}.{}", Utc::now().timestamp(), hex::encode(bytes))
+}
+
+/// A fresh session cookie value for an officer who gave `name` at login: the name rides in the
+/// signed value, hex-encoded (cookie values allow few characters), after control characters
+/// are dropped and it is cut to [`MAX_OFFICER_NAME_CHARS`].
+pub fn new_session_value(name: &str) -> String {
+    let name = clean_officer_name(name);
+    if name.is_empty() {
+        new_cookie_value()
+    } else {
+        format!("{}.{}", new_cookie_value(), hex::encode(name.as_bytes()))
+    }
+}
+
+fn clean_officer_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_OFFICER_NAME_CHARS)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// The valid session in `headers`, if any: signed with `key`, younger than
+/// [`SESSION_SECONDS`]. Returns the cookie value and who the session stands for.
+pub fn session_in(headers: &HeaderMap, key: &Key) -> Option<(String, String)> {
+    let jar = SignedCookieJar::from_headers(headers, key.clone());
+    let value = jar.get(SESSION_COOKIE)?.value().to_owned();
+    let mut fields = value.splitn(3, '.');
+    let issued: i64 = fields.next()?.parse().ok()?;
+    let _id = fields.next()?;
+    let age = Utc::now().timestamp() - issued;
+    if !(0..SESSION_SECONDS).contains(&age) {
+        return None;
+    }
+    let officer = match fields.next() {
+        None => UNNAMED_OFFICER.to_string(),
+        Some(name) => {
+            let name = String::from_utf8(hex::decode(name).ok()?).ok()?;
+            format!("{} (console)", clean_officer_name(&name))
+        }
+    };
+    Some((value, officer))
 }
 
 /// The CSRF token that goes with a cookie value.
@@ -77,6 +129,8 @@ pub fn console_cookie(name: &'static str, value: String, secure: bool) -> Cookie
 pub struct Session {
     /// The CSRF token the page's forms carry.
     pub csrf: String,
+    /// Who acts, as the action history records it: `"NAME (console)"`.
+    pub officer: String,
     cookie_value: String,
 }
 
@@ -116,23 +170,10 @@ impl FromRequestParts<WebState> for Session {
         if state.app.admin_token().is_none() {
             return Err(LoginRequired);
         }
-        let jar = SignedCookieJar::<Key>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| LoginRequired)?;
-        let value = jar
-            .get(SESSION_COOKIE)
-            .map(|cookie| cookie.value().to_owned())
-            .ok_or(LoginRequired)?;
-        let issued: i64 = value
-            .split_once('.')
-            .and_then(|(issued, _)| issued.parse().ok())
-            .ok_or(LoginRequired)?;
-        let age = Utc::now().timestamp() - issued;
-        if !(0..SESSION_SECONDS).contains(&age) {
-            return Err(LoginRequired);
-        }
+        let (value, officer) = session_in(&parts.headers, &state.key).ok_or(LoginRequired)?;
         Ok(Session {
             csrf: csrf_for(&state.key, &value),
+            officer,
             cookie_value: value,
         })
     }

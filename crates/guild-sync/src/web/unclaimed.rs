@@ -1,5 +1,7 @@
 //! Unclaimed: characters in the guild and Discord members that no player has, each with its top
-//! candidates (the open suggestions that name it, best score first) and a one-click *Link*.
+//! candidates (the open suggestions that name it, best score first) and a one-click *Link*, and,
+//! on request, its best matches among everyone on the other side, ranked by the engine's scoring
+//! ([`crate::link_candidates`]).
 
 use std::collections::HashMap;
 
@@ -13,11 +15,11 @@ use serde::Deserialize;
 use super::session::Session;
 use super::{Chrome, Refused, WebState, page_offset};
 use crate::db::api::ManualLink;
-use crate::db::console::CharacterCandidateRow as CandidateCharacterRow;
+use crate::db::console::{CharacterCandidateRow, DiscordCandidateRow};
 use crate::db::console_pages::{
-    self as pages, CONSOLE_OFFICER, SuggestionRow, SuggestionSide, UnclaimedCharacter,
-    UnclaimedMember,
+    self as pages, SuggestionRow, SuggestionSide, UnclaimedCharacter, UnclaimedMember,
 };
+use crate::link_candidates;
 use guild_sync_core::candidates::Ranked;
 
 /// Rows per list and candidates per row.
@@ -34,7 +36,9 @@ pub struct UnclaimedPage {
     page: u32,
     more: bool,
     /// The character whose candidates among every member were asked for, with them.
-    ranked: Option<(CandidateCharacterRow, Vec<Ranked>)>,
+    ranked: Option<(CharacterCandidateRow, Vec<Ranked>)>,
+    /// The member whose candidates among every character were asked for, with them.
+    ranked_member: Option<(DiscordCandidateRow, Vec<Ranked>)>,
 }
 
 #[derive(Deserialize)]
@@ -43,6 +47,8 @@ pub struct UnclaimedQuery {
     done: Option<String>,
     /// Rank every present member for this character with the engine's scoring.
     character: Option<i32>,
+    /// Rank every character in the guild for this Discord member, likewise.
+    member: Option<i32>,
 }
 
 /// The open suggestions naming `ids` on `side`, at most [`CANDIDATES`] per id (best first), by
@@ -66,17 +72,6 @@ async fn best_suggestions(
     Ok(by_id)
 }
 
-/// The engine's best Discord users for one character (the same core ranking as the API's
-/// candidates route), scored off the async runtime.
-async fn rank_for(
-    state: &WebState,
-    id: i32,
-) -> Result<(CandidateCharacterRow, Vec<Ranked>), Refused> {
-    crate::identity_engine::candidates_for_character(&state.app.pool, id)
-        .await?
-        .ok_or_else(|| Refused::NotFound(format!("wow character {id} does not exist")))
-}
-
 pub async fn page(
     State(state): State<WebState>,
     session: Session,
@@ -95,12 +90,26 @@ pub async fn page(
     let mut by_character = best_suggestions(pool, SuggestionSide::Characters, &ids).await?;
     let ids: Vec<i32> = members.iter().map(|m| m.id).collect();
     let mut by_member = best_suggestions(pool, SuggestionSide::DiscordUsers, &ids).await?;
+    // The same ranking as the API's candidates route (crate::link_candidates).
     let ranked = match query.character {
-        Some(id) => Some(rank_for(&state, id).await?),
+        Some(id) => Some(
+            link_candidates::for_character(pool, id)
+                .await?
+                .ok_or_else(|| Refused::NotFound(format!("wow character {id} does not exist")))?,
+        ),
+        None => None,
+    };
+    let ranked_member = match query.member {
+        Some(id) => Some(
+            link_candidates::for_discord_user(pool, id)
+                .await?
+                .ok_or_else(|| Refused::NotFound(format!("discord user {id} does not exist")))?,
+        ),
         None => None,
     };
     Ok(UnclaimedPage {
         ranked,
+        ranked_member,
         chrome: Chrome::new(&session, "unclaimed"),
         notice: (query.done.as_deref() == Some("linked")).then_some("Linked."),
         characters: characters
@@ -147,11 +156,11 @@ pub async fn link(
         },
     )
     .await?;
-    pages::record_manual_link(pool, linked.link_id, CONSOLE_OFFICER).await?;
-    pages::resolve_suggestions_for_character(pool, form.character_id, CONSOLE_OFFICER).await?;
+    pages::record_manual_link(pool, linked.link_id, &session.officer).await?;
+    pages::resolve_suggestions_for_character(pool, form.character_id, &session.officer).await?;
     crate::db::console::record_action(
         pool,
-        CONSOLE_OFFICER,
+        &session.officer,
         "link",
         &format!("wow_character:{}", form.character_id),
         Some(linked.player_id),

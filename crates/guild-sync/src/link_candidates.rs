@@ -1,0 +1,87 @@
+//! Link candidates for one side (issue 16): the best Discord users for a character, or the best
+//! characters for a Discord user, ranked by the identity engine's own scoring
+//! ([`guild_sync_core::candidates`]). One place for the API's candidates route and the console's
+//! Unclaimed page, so both show the same names with the same scores.
+//!
+//! Holds no SQL (that is [`crate::db::console`]); scoring runs off the async runtime, since it
+//! compares one name with every present member.
+
+use anyhow::{Result, anyhow};
+use guild_sync_core::candidates::{self, Candidate, Fixed, MAX_CANDIDATES, Ranked};
+use sqlx::PgPool;
+
+use crate::db::console::{self, CharacterCandidateRow, DiscordCandidateRow};
+
+/// A Discord user's names as the matcher reads them.
+fn user_names(user: &DiscordCandidateRow) -> Vec<(&'static str, &str)> {
+    let mut names = vec![("username", user.username.as_str())];
+    if let Some(g) = user.global_name.as_deref() {
+        names.push(("global_name", g));
+    }
+    if let Some(d) = user.display_name.as_deref() {
+        names.push(("nickname", d));
+    }
+    names
+}
+
+/// The best Discord users for character `id`; `None` when there is no such character.
+pub async fn for_character(
+    pool: &PgPool,
+    id: i32,
+) -> Result<Option<(CharacterCandidateRow, Vec<Ranked>)>> {
+    let Some(character) = console::candidate_character(pool, id).await? else {
+        return Ok(None);
+    };
+    let users = console::discord_candidates(pool).await?;
+    let name = character.character_name.clone();
+    let ranked = tokio::task::spawn_blocking(move || {
+        let pool: Vec<Candidate> = users
+            .iter()
+            .map(|u| Candidate {
+                id: u.id.into(),
+                names: user_names(u),
+                linked: u.linked,
+            })
+            .collect();
+        candidates::rank(
+            Fixed::Character,
+            &[("character", name.as_str())],
+            &pool,
+            MAX_CANDIDATES,
+        )
+    })
+    .await
+    .map_err(|e| anyhow!("candidate ranking panicked: {e}"))?;
+    Ok(Some((character, ranked)))
+}
+
+/// The best characters for Discord user `id`; `None` when there is no such user.
+pub async fn for_discord_user(
+    pool: &PgPool,
+    id: i32,
+) -> Result<Option<(DiscordCandidateRow, Vec<Ranked>)>> {
+    let Some(user) = console::candidate_discord_user(pool, id).await? else {
+        return Ok(None);
+    };
+    let characters = console::character_candidates(pool).await?;
+    let ranked = tokio::task::spawn_blocking(move || {
+        let pool: Vec<Candidate> = characters
+            .iter()
+            .map(|c| Candidate {
+                id: c.id.into(),
+                names: vec![("character", c.character_name.as_str())],
+                linked: c.linked,
+            })
+            .collect();
+        let ranked = candidates::rank(
+            Fixed::DiscordUser,
+            &user_names(&user),
+            &pool,
+            MAX_CANDIDATES,
+        );
+        (user, ranked)
+    })
+    .await
+    .map_err(|e| anyhow!("candidate ranking panicked: {e}"))?;
+    Ok(Some(ranked))
+}

@@ -1,0 +1,401 @@
+//! The console session as an officer credential (issue 16), over real TCP through the service's
+//! own server (so the peer address is known) on a fresh PostgreSQL database per test:
+//! - the JSON API accepts the session cookie as well as the bearer token; a change made by
+//!   session needs the session's CSRF token, and records the officer who logged in, as a
+//!   console form does;
+//! - login attempts are rate limited per client IP: too many wrong tokens get a 429 page, and
+//!   then even the right token is not compared, while another address still logs in.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use guild_sync::api::AppState;
+use guild_sync::config::{Config, Secret};
+use guild_sync::scheduler::Scheduler;
+use guild_sync::testing::{NoopStages, TestDb};
+use guild_sync::web::login::LOGIN_BURST;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+const TOKEN: &str = "console-session-token-0123456789";
+
+struct Console {
+    base: String,
+    pool: PgPool,
+    _db: TestDb,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+async fn serve() -> Console {
+    let db = TestDb::new().await;
+    let pool = db.pool.clone();
+    let config = Config {
+        guild_sync_admin_token: Some(Secret::new(TOKEN)),
+        ..Config::defaults()
+    };
+    let state = AppState {
+        pool: pool.clone(),
+        scheduler: Arc::new(Scheduler::new(pool.clone(), Arc::new(NoopStages))),
+        config: Arc::new(config.clone()),
+    };
+    guild_sync::install_crypto_provider();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = guild_sync::service::router(state, &config);
+    let stop = CancellationToken::new();
+    tokio::spawn(guild_sync::service::http::serve(
+        listener,
+        router,
+        stop.clone(),
+    ));
+    Console {
+        base,
+        pool,
+        _db: db,
+        _stop: stop.drop_guard(),
+    }
+}
+
+/// A client that does not follow redirects, sending from `from`.
+fn client(from: IpAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(from)
+        .build()
+        .unwrap()
+}
+
+fn localhost() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::LOCALHOST)
+}
+
+/// The value of the first `name="csrf"` field in `html`.
+fn csrf_in(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a form with a CSRF token")
+        .to_string()
+}
+
+/// `name=value` of the cookie `name` set by `response`.
+fn cookie_set(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(|c| c.split(';').next().unwrap().to_string())
+}
+
+/// The login form's pre-login cookie and CSRF token.
+async fn login_form(http: &reqwest::Client, base: &str) -> (String, String) {
+    let page = http.get(format!("{base}/login")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let pre = cookie_set(&page, "guild_sync_login").expect("the pre-login cookie");
+    (pre, csrf_in(&page.text().await.unwrap()))
+}
+
+/// POST the login form with `token` and `name`.
+async fn try_login(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    name: &str,
+) -> reqwest::Response {
+    let (pre, csrf) = login_form(http, base).await;
+    http.post(format!("{base}/login"))
+        .header("Cookie", pre)
+        .form(&[("csrf", csrf.as_str()), ("token", token), ("name", name)])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Log in as `name`; returns the session cookie and its CSRF token.
+async fn login(http: &reqwest::Client, base: &str, name: &str) -> (String, String) {
+    let done = try_login(http, base, TOKEN, name).await;
+    assert_eq!(done.status(), 303);
+    let session = cookie_set(&done, "guild_sync_session").expect("a session cookie");
+    let page = http
+        .get(format!("{base}/issues"))
+        .header("Cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    (session, csrf_in(&page.text().await.unwrap()))
+}
+
+async fn issue(pool: &PgPool, summary: &str) -> i32 {
+    sqlx::query_scalar(
+        "INSERT INTO guild_identity.audit_issues (issue_type, severity, summary, issue_hash)
+         VALUES ('orphan_wow', 'warning', $1, md5($1)) RETURNING id",
+    )
+    .bind(summary)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn resolved_by(pool: &PgPool, id: i32) -> Option<String> {
+    sqlx::query_scalar("SELECT resolved_by FROM guild_identity.audit_issues WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text:?}"));
+    (status, body)
+}
+
+#[tokio::test]
+async fn the_json_api_accepts_a_console_session_and_records_its_officer() {
+    common::within_a_minute(async {
+        let app = serve().await;
+        let base = &app.base;
+        let http = client(localhost());
+        let first = issue(&app.pool, "Thrall has no Discord account").await;
+        let second = issue(&app.pool, "Jaina has no Discord account").await;
+        let (session, csrf) = login(&http, base, "Jaina ✨").await;
+
+        // A read needs only the session.
+        let (status, body) = json_of(
+            http.get(format!("{base}/api/audit/issues"))
+                .header("Cookie", &session)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["total"], 2, "{body}");
+
+        // No session, a tampered one, or a wrong bearer token next to a good session: 401.
+        let resolve = format!("{base}/api/audit/issues/{first}/resolve");
+        let anonymous = http.get(format!("{base}/api/audit/issues")).send().await;
+        assert_eq!(anonymous.unwrap().status(), 401);
+        let tampered = http
+            .get(format!("{base}/api/audit/issues"))
+            .header("Cookie", format!("{session}x"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(tampered.status(), 401);
+        let wrong_bearer = http
+            .get(format!("{base}/api/audit/issues"))
+            .header("Cookie", &session)
+            .bearer_auth("not-the-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong_bearer.status(), 401);
+
+        // A change by session without its CSRF token, or with another's: 403, nothing changed.
+        for token in [None, Some("0".repeat(64))] {
+            let mut request = http
+                .post(&resolve)
+                .header("Cookie", &session)
+                .json(&json!({"note": "forged"}));
+            if let Some(token) = token {
+                request = request.header("X-CSRF-Token", token);
+            }
+            let (status, body) = json_of(request.send().await.unwrap()).await;
+            assert_eq!(status, 403, "{body}");
+            assert!(body["error"].as_str().unwrap().contains("CSRF"), "{body}");
+            assert_eq!(resolved_by(&app.pool, first).await, None);
+        }
+
+        // With it: done, and recorded as the officer who logged in.
+        let (status, body) = json_of(
+            http.post(&resolve)
+                .header("Cookie", &session)
+                .header("X-CSRF-Token", &csrf)
+                .json(&json!({"note": "talked to them"}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            resolved_by(&app.pool, first).await.as_deref(),
+            Some("Jaina ✨ (console)")
+        );
+
+        // A console form records the same officer.
+        let form = http
+            .post(format!("{base}/issues/{second}/resolve"))
+            .header("Cookie", &session)
+            .form(&[("csrf", csrf.as_str()), ("note", "by form")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(form.status(), 303);
+        assert_eq!(
+            resolved_by(&app.pool, second).await.as_deref(),
+            Some("Jaina ✨ (console)")
+        );
+
+        // Both show in the action history, read by bearer token.
+        let (status, body) = json_of(
+            http.get(format!("{base}/api/audit/actions"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let officers: Vec<&str> = body["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["officer"].as_str().unwrap())
+            .collect();
+        assert_eq!(officers, ["Jaina ✨ (console)", "Jaina ✨ (console)"]);
+
+        // A login without a name acts as "officer (console)"; a bearer token as "admin token".
+        let (anonymous_session, anonymous_csrf) = login(&http, base, "  ").await;
+        let reopen = http
+            .post(format!("{base}/api/audit/issues/{first}/reopen"))
+            .header("Cookie", &anonymous_session)
+            .header("X-CSRF-Token", &anonymous_csrf)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reopen.status(), 200);
+        let (_, body) = json_of(
+            http.get(format!("{base}/api/audit/actions"))
+                .header("Cookie", &anonymous_session)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(body["actions"][0]["officer"], "officer (console)", "{body}");
+        assert_eq!(body["actions"][0]["action"], "reopen_issue", "{body}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn too_many_wrong_tokens_from_one_address_get_429() {
+    common::within_a_minute(async {
+        let app = serve().await;
+        let base = &app.base;
+        let guesser = client(localhost());
+
+        for attempt in 1..=LOGIN_BURST {
+            let wrong = try_login(&guesser, base, "guess", "").await;
+            assert_eq!(wrong.status(), 401, "attempt {attempt}");
+        }
+        let limited = try_login(&guesser, base, "guess", "").await;
+        assert_eq!(limited.status(), 429);
+        let wait: u64 = limited.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&wait), "Retry-After {wait}");
+        let html = limited.text().await.unwrap();
+        assert!(html.contains("too many login attempts"), "{html}");
+
+        // Over the limit, even the right token is not compared: no session.
+        let right = try_login(&guesser, base, TOKEN, "").await;
+        assert_eq!(right.status(), 429);
+        assert!(cookie_set(&right, "guild_sync_session").is_none());
+
+        // Another address has its own budget.
+        let colleague = client(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
+        let ok = try_login(&colleague, base, TOKEN, "").await;
+        assert_eq!(ok.status(), 303);
+        assert!(cookie_set(&ok, "guild_sync_session").is_some());
+    })
+    .await;
+}
+
+/// Every console page and form with bad paging, bad parameters and unknown ids: a 4xx page (or
+/// the page clamped to its bounds), never a 500.
+#[tokio::test]
+async fn console_pages_refuse_bad_parameters_and_unknown_ids_never_500() {
+    common::within_a_minute(async {
+        let app = serve().await;
+        let base = &app.base;
+        let http = client(localhost());
+        let (session, csrf) = login(&http, base, "").await;
+        let big = "99999999999999999999";
+
+        let gets: Vec<(String, u16)> = vec![
+            // Pages are clamped to 1..=10,000: out of range is the first or an empty page.
+            ("/players?page=0".into(), 200),
+            ("/players?page=10001".into(), 200),
+            ("/issues?page=0&state=all".into(), 200),
+            ("/review?page=0".into(), 200),
+            ("/unclaimed?page=0".into(), 200),
+            ("/runs?page=0".into(), 200),
+            // Not a number, or past u32: 400.
+            ("/players?page=abc".into(), 400),
+            (format!("/players?page={big}"), 400),
+            ("/issues?page=-1".into(), 400),
+            ("/unclaimed?character=x".into(), 400),
+            ("/unclaimed?member=1.5".into(), 400),
+            ("/players/abc".into(), 400),
+            (format!("/players/{big}"), 400),
+            // Unknown ids: 404.
+            ("/players/999999".into(), 404),
+            ("/unclaimed?character=999999".into(), 404),
+            ("/unclaimed?member=999999".into(), 404),
+        ];
+        for (path, expected) in gets {
+            let answer = http
+                .get(format!("{base}{path}"))
+                .header("Cookie", &session)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status().as_u16(), expected, "GET {path}");
+        }
+
+        type Post<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16);
+        let posts: Vec<Post> = vec![
+            ("/review/999999/link", vec![], 404),
+            ("/review/999999/dismiss", vec![], 404),
+            ("/issues/999999/resolve", vec![("note", "x")], 404),
+            ("/players/999999/main", vec![("character_id", "1")], 404),
+            ("/players/1/unlink", vec![("link_id", "999999")], 404),
+            (
+                "/unclaimed/link",
+                vec![("character_id", "999999"), ("discord_user_id", "999999")],
+                404,
+            ),
+            ("/trigger/nonsense", vec![], 404),
+            // Missing or malformed fields: 4xx from the form parser, not 500.
+            ("/unclaimed/link", vec![("character_id", "x")], 422),
+            ("/players/1/main", vec![], 422),
+            ("/review/abc/link", vec![], 400),
+        ];
+        for (path, mut fields, expected) in posts {
+            fields.push(("csrf", csrf.as_str()));
+            let answer = http
+                .post(format!("{base}{path}"))
+                .header("Cookie", &session)
+                .form(&fields)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status().as_u16(), expected, "POST {path} {fields:?}");
+        }
+    })
+    .await;
+}
