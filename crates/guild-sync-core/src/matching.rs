@@ -72,6 +72,7 @@
 //! the Discord user. Alt groups with no Discord user become one player with no Discord user,
 //! named after the main (the character the others name).
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use rayon::prelude::*;
@@ -79,7 +80,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::fuzzy::{FuzzyIndex, PruneCounts};
-use crate::names::{Disguise, clean_name, disguise, foreign_script, normalize_name, realm_key};
+use crate::names::{
+    Disguise, clean_name, disguise, foreign_script, normalize_name, normalize_name_into, realm_key,
+};
 use crate::notes::{alt_hints, discord_hints};
 
 /// A fuzzy score at or above this links the character (medium confidence).
@@ -495,14 +498,14 @@ pub struct NameEntry {
 /// Every name entry of `users` (indices into `users`) that name strategies may match, given the
 /// realm keys characters are on. Public for the benchmark, which checks the fuzzy index over
 /// exactly these names.
-pub fn name_entries(
-    users: &[PresentDiscordUser],
+pub fn name_entries<U: Borrow<PresentDiscordUser>>(
+    users: &[U],
     candidates: impl Iterator<Item = usize>,
     realms: &HashSet<String>,
 ) -> Vec<NameEntry> {
     let mut entries = Vec::new();
     for u in candidates {
-        let user = &users[u];
+        let user = users[u].borrow();
         let mut names: Vec<(NameKind, &str)> = vec![(NameKind::Username, user.username.as_str())];
         if let Some(global) = user.global_name.as_deref() {
             names.push((NameKind::GlobalName, global));
@@ -706,12 +709,39 @@ fn index_by<'a>(names: impl Iterator<Item = (usize, &'a str)>) -> HashMap<String
     map
 }
 
+/// [`index_by`] restricted to the names some wanted key equals: the planner looks users up only
+/// by the Discord hints of the notes, so it indexes the few members those name rather than all
+/// of them (50,000 on a big server). Normalizes into one reused buffer.
+fn index_by_wanted<'a>(
+    names: impl Iterator<Item = (usize, &'a str)>,
+    wanted: &HashSet<String>,
+) -> HashMap<String, Vec<usize>> {
+    let mut map: HashMap<String, Vec<usize>> = HashMap::new();
+    let Some(longest) = wanted.iter().map(String::len).max() else {
+        return map;
+    };
+    let mut lengths = vec![false; longest + 1];
+    for key in wanted {
+        lengths[key.len()] = true;
+    }
+    let mut key = String::new();
+    for (i, name) in names {
+        normalize_name_into(name, &mut key);
+        if lengths.get(key.len()) == Some(&true) && wanted.contains(key.as_str()) {
+            map.entry(key.clone()).or_default().push(i);
+        }
+    }
+    map
+}
+
 /// Plan the run. The same snapshot in any row order gives the same plan.
 pub fn plan(snapshot: &Snapshot) -> Plan {
     let mut chars = snapshot.characters.clone();
     chars.sort_by_key(|c| c.id);
     chars.dedup_by_key(|c| c.id);
-    let mut users = snapshot.discord_users.clone();
+    // By reference: a big server has tens of thousands of members, and copying their names
+    // costed more than most of the planning.
+    let mut users: Vec<&PresentDiscordUser> = snapshot.discord_users.iter().collect();
     users.sort_by_key(|u| u.id);
     users.dedup_by_key(|u| u.id);
     let mut players = snapshot.players.clone();
@@ -744,10 +774,12 @@ fn realms_of(chars: &[UnlinkedCharacter], players: &[ExistingPlayer]) -> HashSet
 
 struct Planner<'s> {
     chars: &'s [UnlinkedCharacter],
-    users: &'s [PresentDiscordUser],
+    users: &'s [&'s PresentDiscordUser],
     players: &'s [ExistingPlayer],
     /// Normalized name and realm key of every character, by index.
     char_keys: Vec<(String, String)>,
+    /// Users by normalized username and by display name, for the names the notes' Discord hints
+    /// give (and only those).
     by_username: HashMap<String, Vec<usize>>,
     by_display_name: HashMap<String, Vec<usize>>,
     /// Names of users with a guild role (the exact, part and fuzzy candidates).
@@ -762,20 +794,30 @@ struct Planner<'s> {
 impl<'s> Planner<'s> {
     fn new(
         chars: &'s [UnlinkedCharacter],
-        users: &'s [PresentDiscordUser],
+        users: &'s [&'s PresentDiscordUser],
         players: &'s [ExistingPlayer],
     ) -> Self {
-        let by_username = index_by(
+        let hinted: HashSet<String> = chars
+            .iter()
+            .flat_map(|c| [c.guild_note.as_deref(), c.officer_note.as_deref()])
+            .flatten()
+            .flat_map(discord_hints)
+            .map(|hint| normalize_name(&hint))
+            .filter(|key| !key.is_empty())
+            .collect();
+        let by_username = index_by_wanted(
             users
                 .iter()
                 .enumerate()
                 .map(|(i, u)| (i, u.username.as_str())),
+            &hinted,
         );
-        let by_display_name = index_by(
+        let by_display_name = index_by_wanted(
             users
                 .iter()
                 .enumerate()
                 .filter_map(|(i, u)| u.display_name.as_deref().map(|d| (i, d))),
+            &hinted,
         );
         let realms = realms_of(chars, players);
         let entries = name_entries(
@@ -1263,11 +1305,11 @@ impl<'s> Planner<'s> {
     fn seed_groups(&self) -> Groups {
         let mut groups = Groups::new(self.chars.len() + self.users.len() + self.players.len());
         for u in 0..self.users.len() {
-            groups.attrs[self.user_node(u)].users.insert(u);
+            groups.attrs[self.user_node(u)].users = Members::one(u);
         }
         for (p, player) in self.players.iter().enumerate() {
             let attrs = &mut groups.attrs[self.player_node(p)];
-            attrs.players.insert(p);
+            attrs.players = Members::one(p);
             attrs.player_discord = player
                 .discord_user_id
                 .and_then(|id| self.users.binary_search_by_key(&id, |u| u.id).ok());
@@ -1370,8 +1412,8 @@ impl<'s> Planner<'s> {
         let mut linked_chars = 0;
         for (root, chars) in members {
             let attrs = &groups.attrs[root];
-            let user = attrs.users.iter().next().copied();
-            let player = attrs.players.iter().next().copied();
+            let user = attrs.users.first;
+            let player = attrs.players.first;
             let Some(target) = self.group_target(player, user, &chars, alt, plan) else {
                 continue;
             };
@@ -1664,11 +1706,37 @@ enum AltTarget {
     Owned(usize, i64),
 }
 
+/// The users (or players) of a group: how many, and the first. Groups partition the nodes and
+/// each user or player starts in a node of its own, so two groups never share one and a merge
+/// adds the counts; that is all a set would tell here, without an allocation per node.
+#[derive(Debug, Clone, Copy, Default)]
+struct Members {
+    first: Option<usize>,
+    count: usize,
+}
+
+impl Members {
+    fn one(i: usize) -> Self {
+        Members {
+            first: Some(i),
+            count: 1,
+        }
+    }
+
+    fn merge(&mut self, other: Members) {
+        self.first = match (self.first, other.first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.count += other.count;
+    }
+}
+
 /// What a group holds, to keep groups consistent.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 struct GroupAttrs {
-    users: BTreeSet<usize>,
-    players: BTreeSet<usize>,
+    users: Members,
+    players: Members,
     /// The Discord user of the group's existing player (index into users), if present.
     player_discord: Option<usize>,
     /// The existing player has a Discord user who is no longer present.
@@ -1679,20 +1747,20 @@ impl GroupAttrs {
     /// A group may hold one Discord user and one existing player, and the player's Discord user
     /// (if it has one) must be that user.
     fn consistent(&self) -> bool {
-        if self.users.len() > 1 || self.players.len() > 1 {
+        if self.users.count > 1 || self.players.count > 1 {
             return false;
         }
-        match self.users.iter().next() {
+        match self.users.first {
             Some(u) => {
-                !self.player_has_absent_discord && self.player_discord.is_none_or(|d| d == *u)
+                !self.player_has_absent_discord && self.player_discord.is_none_or(|d| d == u)
             }
             None => true,
         }
     }
 
     fn merge(&mut self, other: &GroupAttrs) {
-        self.users.extend(&other.users);
-        self.players.extend(&other.players);
+        self.users.merge(other.users);
+        self.players.merge(other.players);
         self.player_discord = self.player_discord.or(other.player_discord);
         self.player_has_absent_discord |= other.player_has_absent_discord;
     }
@@ -1725,7 +1793,7 @@ impl Groups {
         if ra == rb {
             return true;
         }
-        let mut merged = self.attrs[ra].clone();
+        let mut merged = self.attrs[ra];
         merged.merge(&self.attrs[rb]);
         merged.consistent()
     }

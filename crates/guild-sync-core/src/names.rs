@@ -113,14 +113,23 @@ pub fn foreign_script(character_name: &str, discord_name: &str) -> bool {
 /// so two unknown scripts never compare equal by accident.
 pub fn normalize_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
-    let ascii_only = name.is_ascii();
-    let cleaned;
-    let source = if ascii_only && !name.chars().any(|c| c.is_control()) {
-        name
-    } else {
-        cleaned = clean_name(name);
-        cleaned.as_str()
-    };
+    normalize_name_into(name, &mut out);
+    out
+}
+
+/// [`normalize_name`] into `out` (cleared first), so a caller comparing many names reuses one
+/// buffer instead of allocating a string per name (the planner looks at every present member).
+pub fn normalize_name_into(name: &str, out: &mut String) {
+    out.clear();
+    if name.is_ascii() && !name.bytes().any(|b| b.is_ascii_control()) {
+        // Plain ASCII (most names): NFKC and transliteration leave it alone, and without control
+        // characters the only whitespace `str::trim` could remove is the space.
+        out.push_str(name.trim_matches(' '));
+        out.make_ascii_lowercase();
+        return;
+    }
+    let cleaned = clean_name(name);
+    let source = cleaned.as_str();
     for c in source.trim().chars() {
         if c.is_ascii() {
             out.push(c.to_ascii_lowercase());
@@ -128,7 +137,13 @@ pub fn normalize_name(name: &str) -> String {
             out.extend(ascii.chars().map(|c| c.to_ascii_lowercase()));
         }
     }
-    out.trim().to_string()
+    // Transliteration can yield spaces at either end: trim in place, as `str::trim` would.
+    let end = out.trim_end().len();
+    out.truncate(end);
+    let start = out.len() - out.trim_start().len();
+    if start > 0 {
+        out.drain(..start);
+    }
 }
 
 /// A realm's comparison key: lowercase ASCII alphanumerics only. In-game realm names drop spaces
@@ -162,6 +177,23 @@ mod tests {
             ("bob", "bob"),
             ("", ""),
         ] {
+            assert_eq!(normalize_name(raw), normalized, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn normalizing_into_a_reused_buffer_gives_the_same_names() {
+        let mut buffer = String::from("left over from the last name");
+        for (raw, normalized) in [
+            ("  Thrall ", "thrall"),
+            ("\tThrall\n", "thrall"),
+            ("Jaína ", "jaina"),
+            (" ÇAÑÖN", "canon"),
+            ("", ""),
+            ("   ", ""),
+        ] {
+            normalize_name_into(raw, &mut buffer);
+            assert_eq!(buffer, normalized, "{raw:?}");
             assert_eq!(normalize_name(raw), normalized, "{raw:?}");
         }
     }

@@ -33,7 +33,7 @@ use crate::scheduler::{
 };
 
 /// Seed of the synthetic guild: the same sizes always give the same guild.
-const SEED: u64 = 20_261_125;
+pub const SEED: u64 = 20_261_125;
 
 /// One stage's measurement.
 #[derive(Debug, Clone)]
