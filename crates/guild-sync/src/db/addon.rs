@@ -84,6 +84,13 @@ pub async fn apply_addon_updates(
              class_id = COALESCE(i.class_id, wc.class_id),
              guild_rank_id = COALESCE(i.guild_rank_id, wc.guild_rank_id),
              level = COALESCE(i.level, wc.level),
+             -- A column the roster also writes changed: the next roster sync must write the
+             -- row again rather than skip it as unchanged (migration 1420).
+             bnet_input_hash = CASE
+                 WHEN (COALESCE(i.class_id, wc.class_id), COALESCE(i.guild_rank_id, wc.guild_rank_id),
+                       COALESCE(i.level, wc.level))
+                      IS DISTINCT FROM (wc.class_id, wc.guild_rank_id, wc.level)
+                 THEN NULL ELSE wc.bnet_input_hash END,
              addon_last_sync = now()
          FROM input i
          JOIN before b ON b.id = i.id

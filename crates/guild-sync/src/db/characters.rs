@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use guild_sync_core::roster::{ExistingCharacter, MemberColumns};
 use sqlx::postgres::PgArguments;
 use sqlx::{Arguments, PgExecutor};
+use std::collections::HashMap;
 
 /// Column-wise values for a batch of characters (one entry per character in every vector).
 /// `id` is used by [`update_batch`] only.
@@ -29,6 +30,52 @@ pub struct CharacterColumns {
     /// Whether the profile was fetched: profile-derived columns are written (and
     /// `last_api_sync` stamped) only then; a 404 or failed fetch keeps what is stored.
     pub profile_fetched: Vec<bool>,
+    /// [`input_hash`] of each character's input: stored in `bnet_input_hash`, so the next sync
+    /// can skip a row whose input is unchanged.
+    pub input_hash: Vec<i64>,
+}
+
+/// A fingerprint of one character's roster input (every column the sync writes, the fetch
+/// outcome and the profile document). Only compared with what this program stored earlier, so
+/// it need not be stable across builds: a different hash after an upgrade costs one full write.
+pub fn input_hash(c: &MemberColumns, profile_json: Option<&serde_json::Value>) -> i64 {
+    use std::hash::{Hash, Hasher};
+    /// Feeds the serialized profile to the hasher without building the text.
+    struct HashWriter<'a>(&'a mut std::collections::hash_map::DefaultHasher);
+    impl std::io::Write for HashWriter<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.write(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        &c.character_name,
+        &c.realm_slug,
+        &c.realm_name,
+        c.blizzard_id,
+        c.class.id(),
+        c.spec.id(),
+        c.rank.id(),
+    )
+        .hash(&mut h);
+    (
+        c.level,
+        c.item_level,
+        c.achievement_points,
+        c.last_login_at,
+        c.profile_fetched,
+        profile_json.is_some(),
+    )
+        .hash(&mut h);
+    if let Some(doc) = profile_json {
+        // Writing into a hasher cannot fail.
+        let _ = serde_json::to_writer(HashWriter(&mut h), doc);
+    }
+    h.finish() as i64
 }
 
 impl CharacterColumns {
@@ -42,7 +89,8 @@ impl CharacterColumns {
 
     /// Add one character: its merged columns and, when its profile was fetched, the profile
     /// document for `profile_json`.
-    pub fn push(&mut self, c: MemberColumns, profile_json: Option<serde_json::Value>) {
+    pub fn push(&mut self, c: MemberColumns, profile_json: Option<serde_json::Value>, hash: i64) {
+        self.input_hash.push(hash);
         self.character_name.push(c.character_name);
         self.realm_slug.push(c.realm_slug);
         self.realm_name.push(c.realm_name);
@@ -58,8 +106,8 @@ impl CharacterColumns {
         self.profile_fetched.push(c.profile_fetched);
     }
 
-    /// The 13 column arrays as query arguments, in the order both batch statements take them
-    /// (`character_name` … `fetched`), after `id` when `with_id`.
+    /// The 14 column arrays as query arguments, in the order both batch statements take them
+    /// (`character_name` … `fetched`, `input_hash`), after `id` when `with_id`.
     fn arguments(&self, with_id: bool) -> Result<PgArguments> {
         let mut args = PgArguments::default();
         let added = (|| {
@@ -78,7 +126,8 @@ impl CharacterColumns {
             args.add(&self.achievement_points)?;
             args.add(&self.last_login_at)?;
             args.add(&self.profile_json)?;
-            args.add(&self.profile_fetched)
+            args.add(&self.profile_fetched)?;
+            args.add(&self.input_hash)
         })();
         added.map_err(|err| anyhow!(err).context("cannot encode the character columns"))?;
         Ok(args)
@@ -92,18 +141,31 @@ struct ExistingRow {
     character_name: String,
     realm_slug: String,
     departed: bool,
+    bnet_input_hash: Option<i64>,
+}
+
+/// The stored characters as the roster plan needs them, and the input hash each one's last
+/// Battle.net write stored (rows without one are always written).
+pub struct StoredCharacters {
+    pub rows: Vec<ExistingCharacter>,
+    pub input_hash: HashMap<i32, i64>,
 }
 
 /// Every stored character (in the guild or departed), as the roster plan needs them.
-pub async fn existing(db: impl PgExecutor<'_>) -> Result<Vec<ExistingCharacter>> {
+pub async fn existing(db: impl PgExecutor<'_>) -> Result<StoredCharacters> {
     let rows: Vec<ExistingRow> = sqlx::query_as(
-        "SELECT id, blizzard_id, character_name, realm_slug, removed_at IS NOT NULL AS departed
+        "SELECT id, blizzard_id, character_name, realm_slug, removed_at IS NOT NULL AS departed,
+                bnet_input_hash
          FROM guild_identity.wow_characters",
     )
     .fetch_all(db)
     .await
     .context("cannot load the stored characters")?;
-    Ok(rows
+    let input_hash = rows
+        .iter()
+        .filter_map(|r| Some((r.id, r.bnet_input_hash?)))
+        .collect();
+    let rows = rows
         .into_iter()
         .map(|r| ExistingCharacter {
             id: r.id,
@@ -112,7 +174,8 @@ pub async fn existing(db: impl PgExecutor<'_>) -> Result<Vec<ExistingCharacter>>
             realm_slug: r.realm_slug,
             departed: r.departed,
         })
-        .collect())
+        .collect();
+    Ok(StoredCharacters { rows, input_hash })
 }
 
 /// Give rows new names (`ids[i]` → `names[i]`) without touching anything else: used to move
@@ -138,7 +201,8 @@ pub async fn set_names(db: impl PgExecutor<'_>, ids: &[i32], names: &[String]) -
 /// Update the rows in `c.id` in place and clear `removed_at`. Unknown classes and missing
 /// levels keep the stored value (a character never changes class); profile-derived columns are
 /// replaced only where the profile was fetched. Returns how many rows actually changed
-/// (`last_api_sync` alone does not count): a second identical sync reports 0.
+/// (`last_api_sync` alone does not count): a second identical sync reports 0. Every row sent is
+/// written (with its new `bnet_input_hash`); the caller leaves out rows whose input is unchanged.
 pub async fn update_batch(db: impl PgExecutor<'_>, c: &CharacterColumns) -> Result<u64> {
     if c.is_empty() {
         return Ok(0);
@@ -147,12 +211,13 @@ pub async fn update_batch(db: impl PgExecutor<'_>, c: &CharacterColumns) -> Resu
         "WITH input AS (
              SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::text[], $5::int8[],
                                   $6::int4[], $7::int4[], $8::int4[], $9::int4[], $10::int4[],
-                                  $11::int4[], $12::timestamptz[], $13::jsonb[], $14::bool[])
+                                  $11::int4[], $12::timestamptz[], $13::jsonb[], $14::bool[],
+                                  $15::int8[])
                  AS t (id, character_name, realm_slug, realm_name, blizzard_id, class_id,
                        active_spec_id, level, item_level, guild_rank_id, achievement_points,
-                       last_login_at, profile_json, fetched)
+                       last_login_at, profile_json, fetched, input_hash)
          ), next AS (
-             SELECT wc.id, i.fetched,
+             SELECT wc.id, i.fetched, i.input_hash,
                     i.character_name,
                     i.realm_slug,
                     COALESCE(i.realm_name, wc.realm_name) AS realm_name,
@@ -190,10 +255,14 @@ pub async fn update_batch(db: impl PgExecutor<'_>, c: &CharacterColumns) -> Resu
              achievement_points = d.achievement_points,
              last_login_at = d.last_login_at,
              profile_json = d.profile_json,
-             last_api_sync = CASE WHEN d.fetched THEN now() ELSE wc.last_api_sync END,
+             -- An unfetched profile keeps the last successful fetch: fix the derived value
+             -- (see migration 1420) before the sync's own time replaces it.
+             last_api_sync = CASE WHEN d.fetched THEN now() ELSE ws.last_api_sync END,
+             profile_fetched = d.fetched,
+             bnet_input_hash = d.input_hash,
              removed_at = NULL
-         FROM diff d
-         WHERE wc.id = d.id AND (d.changed OR d.fetched)
+         FROM diff d JOIN guild_identity.wow_characters_synced ws ON ws.id = d.id
+         WHERE wc.id = d.id
          RETURNING d.changed",
         c.arguments(true)?,
     )
@@ -212,16 +281,16 @@ pub async fn insert_batch(db: impl PgExecutor<'_>, c: &CharacterColumns) -> Resu
         "INSERT INTO guild_identity.wow_characters
              (character_name, realm_slug, realm_name, blizzard_id, class_id, active_spec_id, level,
               item_level, guild_rank_id, achievement_points, last_login_at, profile_json,
-              last_api_sync)
+              last_api_sync, profile_fetched, bnet_input_hash)
          SELECT character_name, realm_slug, realm_name, blizzard_id, class_id, active_spec_id,
                 level, item_level, guild_rank_id, achievement_points, last_login_at, profile_json,
-                CASE WHEN fetched THEN now() END
+                CASE WHEN fetched THEN now() END, fetched, input_hash
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int4[], $6::int4[],
                      $7::int4[], $8::int4[], $9::int4[], $10::int4[], $11::timestamptz[],
-                     $12::jsonb[], $13::bool[])
+                     $12::jsonb[], $13::bool[], $14::int8[])
              AS t (character_name, realm_slug, realm_name, blizzard_id, class_id, active_spec_id,
                    level, item_level, guild_rank_id, achievement_points, last_login_at,
-                   profile_json, fetched)",
+                   profile_json, fetched, input_hash)",
         c.arguments(false)?,
     )
     .execute(db)
@@ -236,14 +305,30 @@ pub async fn mark_removed(db: impl PgExecutor<'_>, ids: &[i32]) -> Result<u64> {
         return Ok(0);
     }
     let done = sqlx::query(
-        "UPDATE guild_identity.wow_characters SET removed_at = now()
-         WHERE id = ANY($1) AND removed_at IS NULL",
+        // A departing row keeps its last successful fetch: the derived value is fixed first.
+        "UPDATE guild_identity.wow_characters wc
+         SET removed_at = now(), last_api_sync = ws.last_api_sync
+         FROM guild_identity.wow_characters_synced ws
+         WHERE ws.id = wc.id AND wc.id = ANY($1) AND wc.removed_at IS NULL",
     )
     .bind(ids)
     .execute(db)
     .await
     .context("cannot mark departed characters")?;
     Ok(done.rows_affected())
+}
+
+/// Record `now()` as the last applied roster (after the rows are written: their writes read the
+/// previous one to fix derived values).
+pub async fn record_roster_sync(db: impl PgExecutor<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO guild_identity.battle_net_full_sync (singleton, synced_at) VALUES (TRUE, now())
+         ON CONFLICT (singleton) DO UPDATE SET synced_at = EXCLUDED.synced_at",
+    )
+    .execute(db)
+    .await
+    .context("cannot record the roster sync")?;
+    Ok(())
 }
 
 /// Every character row, in the guild or not.

@@ -235,7 +235,7 @@ pub async fn stale_characters(
              SELECT wc.id, wc.character_name, wc.realm_slug,
                     coalesce(wc.last_login_at, wc.last_api_sync) AS last_seen,
                     wc.last_login_at IS NOT NULL AS from_login
-             FROM guild_identity.wow_characters wc
+             FROM guild_identity.wow_characters_synced wc
              WHERE wc.removed_at IS NULL
          ) c
          WHERE last_seen < now() - make_interval(days => $1)

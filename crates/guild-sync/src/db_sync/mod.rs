@@ -213,7 +213,7 @@ pub async fn apply_roster(
             realm_slug: m.character.realm.slug.clone(),
         })
         .collect();
-    let plan = plan_roster(&existing, &keys).context("refusing the roster")?;
+    let plan = plan_roster(&existing.rows, &keys).context("refusing the roster")?;
     if !guard.permits(plan.removals.len(), plan.present_before) {
         bail!(
             "refusing the roster: it would mark {} of {} in-guild characters departed at once \
@@ -238,28 +238,45 @@ pub async fn apply_roster(
     let mut updates = CharacterColumns::default();
     let mut inserts = CharacterColumns::default();
     for ((member, profile), action) in roster.members.iter().zip(profiles).zip(&plan.actions) {
-        let target = match action {
-            MemberAction::Duplicate => continue,
-            MemberAction::Insert => &mut inserts,
-            MemberAction::Update { id, renamed, .. } => {
-                stats.renamed += usize::from(*renamed);
-                updates.id.push(*id);
-                &mut updates
-            }
-        };
+        if *action == MemberAction::Duplicate {
+            continue;
+        }
         let facts = member_facts(member, profile);
         let columns = member_columns(&cache, home, &facts);
         stats.count(profile, &facts, &columns);
-        let profile_json = match profile {
-            ProfileFetch::Found(p) => Some(p.raw.clone()),
+        let raw = match profile {
+            ProfileFetch::Found(p) => Some(&p.raw),
             ProfileFetch::NotFound | ProfileFetch::Failed(_) => None,
         };
-        target.push(columns, profile_json);
+        let hash = characters::input_hash(&columns, raw);
+        let target = match *action {
+            MemberAction::Duplicate => continue,
+            MemberAction::Insert => &mut inserts,
+            MemberAction::Update {
+                id,
+                renamed,
+                returned,
+            } => {
+                stats.renamed += usize::from(renamed);
+                // The same input as the row's last write, and the row is in the guild: the
+                // row already holds it (its `last_api_sync` is derived, migration 1420).
+                if !returned && existing.input_hash.get(&id) == Some(&hash) {
+                    continue;
+                }
+                updates.id.push(id);
+                &mut updates
+            }
+        };
+        target.push(columns, raw.cloned(), hash);
     }
 
     // Apply: displaced rows step aside for good, renamed rows to a placeholder (so swaps cannot
     // collide), then the batch update, inserts and removals.
-    let names: HashMap<i32, &str> = existing.iter().map(|r| (r.id, r.name.as_str())).collect();
+    let names: HashMap<i32, &str> = existing
+        .rows
+        .iter()
+        .map(|r| (r.id, r.name.as_str()))
+        .collect();
     let mut aside_ids = Vec::with_capacity(plan.displaced.len() + plan.renamed.len());
     let mut aside_names = Vec::with_capacity(aside_ids.capacity());
     for &id in &plan.displaced {
@@ -277,6 +294,7 @@ pub async fn apply_roster(
     stats.updated = characters::update_batch(&mut *tx, &updates).await? as usize;
     stats.new = characters::insert_batch(&mut *tx, &inserts).await? as usize;
     stats.removed = characters::mark_removed(&mut *tx, &plan.removals).await? as usize;
+    characters::record_roster_sync(&mut *tx).await?;
     tx.commit().await.context("cannot commit the roster")?;
     tracing::info!(?stats, "roster applied");
     Ok(stats)
