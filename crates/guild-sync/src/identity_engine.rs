@@ -360,4 +360,3 @@ fn suggestion_summary(s: &Suggestion) -> String {
         ),
     }
 }
-

@@ -165,7 +165,8 @@ pub async fn undo(
 ) -> Result<Redirect, Refused> {
     session.check_csrf(&state, &form.csrf)?;
     let outcome =
-        role_sync::undo_as_officer(&state.app.pool, &state.app.config, id, &session.officer).await?;
+        role_sync::undo_as_officer(&state.app.pool, &state.app.config, id, &session.officer)
+            .await?;
     Ok(Redirect::to(&format!(
         "/roles?done=undone&run={}",
         outcome.run_id
