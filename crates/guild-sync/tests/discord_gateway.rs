@@ -291,31 +291,51 @@ async fn a_member_update_through_the_gateway_resolves_the_fixed_rank_mismatch() 
         };
         assert_eq!(open().await, 1);
 
-        let script = vec![vec![
-            ("GUILD_CREATE", json!({"id": GUILD, "name": "Guild", "roles": roles(), "members": []})),
-            // Still wrong (a nickname change): stays open.
-            ("GUILD_MEMBER_UPDATE", member_event("5001", "thrall", Some("Warchief"), &["804"])),
-            ("GUILD_MEMBER_ADD", member_event("5002", "jaina", None, &[])),
-            // Officer given: resolved.
-            ("GUILD_MEMBER_UPDATE", member_event("5001", "thrall", Some("Warchief"), &["802"])),
-            ("GUILD_MEMBER_ADD", member_event("5004", "anduin", None, &[])),
-        ]];
-        let (url, _seen) = start_fake_gateway(script).await;
         let mut config = Config::defaults();
         config.discord_bot_token = Some(Secret::new("test-token"));
         config.discord_guild_id = Some(GUILD.into());
-        config.discord_gateway_url = Some(url);
-        let handle = discord_gateway::spawn(pool.clone(), &config, &CancellationToken::new())
-            .await
-            .unwrap();
-        // Events apply in arrival order: once the member after an update is stored, so is it.
-        wait_until_present(pool, "5002").await;
+        // One gateway session per step, so the check between them cannot race the next event:
+        // a session's last event (a member joining) marks that all before it are applied.
+        let session = |events: Vec<(&'static str, serde_json::Value)>, marker: &'static str| {
+            let mut config = config.clone();
+            async move {
+                let mut script = vec![(
+                    "GUILD_CREATE",
+                    json!({"id": GUILD, "name": "Guild", "roles": roles(), "members": []}),
+                )];
+                script.extend(events);
+                let (url, _seen) = start_fake_gateway(vec![script]).await;
+                config.discord_gateway_url = Some(url);
+                let handle = discord_gateway::spawn(pool.clone(), &config, &CancellationToken::new())
+                    .await
+                    .unwrap();
+                wait_until_present(pool, marker).await;
+                handle.shutdown().await;
+            }
+        };
+        // Still wrong (a nickname change): stays open.
+        session(
+            vec![
+                ("GUILD_MEMBER_UPDATE", member_event("5001", "thrall", Some("Warchief"), &["804"])),
+                ("GUILD_MEMBER_ADD", member_event("5002", "jaina", None, &[])),
+            ],
+            "5002",
+        )
+        .await;
         let still: (i64, Option<String>) = (
             open().await,
             discord_users::get(pool, "5001").await.unwrap().unwrap().display_name,
         );
         assert_eq!(still, (1, Some("Warchief".into())), "a nickname change fixes nothing");
-        wait_until_present(pool, "5004").await;
+        // Officer given: resolved.
+        session(
+            vec![
+                ("GUILD_MEMBER_UPDATE", member_event("5001", "thrall", Some("Warchief"), &["802"])),
+                ("GUILD_MEMBER_ADD", member_event("5004", "anduin", None, &[])),
+            ],
+            "5004",
+        )
+        .await;
         assert_eq!(open().await, 0, "the Officer role resolved the issue");
         let by: String = sqlx::query_scalar(
             "SELECT resolved_by FROM guild_identity.audit_issues WHERE issue_type = 'rank_mismatch'",
@@ -324,7 +344,6 @@ async fn a_member_update_through_the_gateway_resolves_the_fixed_rank_mismatch() 
         .await
         .unwrap();
         assert_eq!(by, "auto");
-        handle.shutdown().await;
     })
     .await
 }
