@@ -3,11 +3,10 @@
 //! players page (50) under 64 clients, and a 304 answer. Targets: p99 < 50 ms, < 20 ms and
 //! < 5 ms. Run with `cargo bench --bench api_console`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use guild_sync::testing::{TestDb, percentile, serve_officer_api};
-use reqwest::header::{ETAG, IF_NONE_MATCH};
+use guild_sync::testing::{GetLoad, TestDb, load_get, percentile, serve_officer_api};
+use reqwest::header::ETAG;
 
 const CHARACTERS: i32 = 1_000;
 const DISCORD_MEMBERS: i32 = 50_000;
@@ -68,68 +67,20 @@ async fn seed(db: &TestDb) {
     .expect("seeding failed");
 }
 
-/// `requests` GETs of `path` from `clients` concurrent clients: sorted latencies and failures.
-async fn load(
-    base: &str,
-    path: &str,
-    clients: usize,
-    if_none_match: Option<&str>,
-) -> (Vec<Duration>, usize) {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(clients)
-        .build()
-        .unwrap();
-    let url = format!("{base}{path}");
-    let expected = if if_none_match.is_some() { 304 } else { 200 };
-    let issued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (client, url, issued) = (client.clone(), url.clone(), Arc::clone(&issued));
-        let tag = if_none_match.map(str::to_string);
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut failures = 0;
-            while issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < REQUESTS
-                && started.elapsed() < MAX_DURATION
-            {
-                let t = Instant::now();
-                let mut request = client.get(&url).bearer_auth(TOKEN);
-                if let Some(tag) = &tag {
-                    request = request.header(IF_NONE_MATCH, tag);
-                }
-                let ok = match request.send().await {
-                    Ok(response) if response.status().as_u16() == expected => {
-                        response.bytes().await.is_ok()
-                    }
-                    _ => false,
-                };
-                if ok {
-                    latencies.push(t.elapsed());
-                } else {
-                    failures += 1;
-                }
-            }
-            (latencies, failures)
-        }));
-    }
-    let mut latencies = Vec::new();
-    let mut failures = 0;
-    for task in tasks {
-        let (l, f) = task.await.unwrap();
-        latencies.extend(l);
-        failures += f;
-    }
-    latencies.sort();
-    (latencies, failures)
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
 async fn measure(base: &str, path: &str, clients: usize, tag: Option<&str>, target_ms: f64) {
-    let (latencies, failures) = load(base, path, clients, tag).await;
+    let (latencies, failures, _) = load_get(GetLoad {
+        url: format!("{base}{path}"),
+        bearer: TOKEN,
+        clients,
+        max_requests: REQUESTS,
+        max_duration: MAX_DURATION,
+        if_none_match: tag,
+    })
+    .await;
     let p99 = ms(percentile(&latencies, 0.99));
     let verdict = if failures == 0 && p99 < target_ms {
         "ok"

@@ -3,10 +3,9 @@
 //! (VmRSS) of a `guild-sync serve` process. Run with `cargo bench --bench api_players`.
 
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use guild_sync::testing::{TestDb, percentile, serve_officer_api};
+use guild_sync::testing::{GetLoad, TestDb, load_get, percentile, serve_officer_api};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const PLAYERS: i32 = 1_000;
@@ -44,50 +43,6 @@ async fn seed(db: &TestDb) {
     .execute(&db.pool)
     .await
     .expect("seeding failed");
-}
-
-async fn load(url: String) -> (usize, usize, Duration, Vec<Duration>) {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(CLIENTS)
-        .build()
-        .unwrap();
-    let issued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..CLIENTS {
-        let (client, url, issued) = (client.clone(), url.clone(), Arc::clone(&issued));
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut failures = 0;
-            while issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < MAX_REQUESTS
-                && started.elapsed() < MAX_DURATION
-            {
-                let t = Instant::now();
-                let ok = match client.get(&url).bearer_auth(TOKEN).send().await {
-                    Ok(response) if response.status().is_success() => {
-                        response.bytes().await.is_ok()
-                    }
-                    _ => false,
-                };
-                if ok {
-                    latencies.push(t.elapsed());
-                } else {
-                    failures += 1;
-                }
-            }
-            (latencies, failures)
-        }));
-    }
-    let mut latencies = Vec::new();
-    let mut failures = 0;
-    for task in tasks {
-        let (l, f) = task.await.unwrap();
-        latencies.extend(l);
-        failures += f;
-    }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    (latencies.len(), failures, elapsed, latencies)
 }
 
 async fn idle_rss_of_serve(db: &TestDb) -> anyhow::Result<(u64, Option<i32>)> {
@@ -154,7 +109,16 @@ async fn main() {
     let players = page["players"].as_array().expect("a players array");
     println!("response: {} players, {} bytes", players.len(), body.len());
 
-    let (ok, failures, elapsed, latencies) = load(url).await;
+    let (latencies, failures, elapsed) = load_get(GetLoad {
+        url,
+        bearer: TOKEN,
+        clients: CLIENTS,
+        max_requests: MAX_REQUESTS,
+        max_duration: MAX_DURATION,
+        if_none_match: None,
+    })
+    .await;
+    let ok = latencies.len();
     println!(
         "GET /api/identity/players, {CLIENTS} clients: {ok} ok, {failures} failed in {:.2} s → {:.0} requests/s",
         elapsed.as_secs_f64(),

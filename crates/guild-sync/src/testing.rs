@@ -350,3 +350,81 @@ pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration
     }
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
+
+/// How an API benchmark loads one route: `clients` concurrent clients send authenticated GETs of
+/// `url` until `max_requests` are sent or `max_duration` has passed.
+pub struct GetLoad<'a> {
+    pub url: String,
+    pub bearer: &'a str,
+    pub clients: usize,
+    pub max_requests: usize,
+    pub max_duration: std::time::Duration,
+    /// Sent as `If-None-Match`; a request then counts only when answered 304 (else 200).
+    pub if_none_match: Option<&'a str>,
+}
+
+/// Run `load`: the sorted latencies of the requests answered as expected, how many were not,
+/// and how long it took.
+pub async fn load_get(load: GetLoad<'_>) -> (Vec<std::time::Duration>, usize, std::time::Duration) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(load.clients)
+        .build()
+        .expect("a benchmark client");
+    let expected = if load.if_none_match.is_some() {
+        304
+    } else {
+        200
+    };
+    let issued = std::sync::Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..load.clients {
+        let (client, url, issued) = (
+            client.clone(),
+            load.url.clone(),
+            std::sync::Arc::clone(&issued),
+        );
+        let (tag, bearer) = (
+            load.if_none_match.map(str::to_string),
+            load.bearer.to_string(),
+        );
+        let (max_requests, max_duration) = (load.max_requests, load.max_duration);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failures = 0;
+            while issued.fetch_add(1, Ordering::Relaxed) < max_requests
+                && started.elapsed() < max_duration
+            {
+                let t = Instant::now();
+                let mut request = client.get(&url).bearer_auth(&bearer);
+                if let Some(tag) = &tag {
+                    request = request.header(reqwest::header::IF_NONE_MATCH, tag);
+                }
+                let ok = match request.send().await {
+                    Ok(response) if response.status().as_u16() == expected => {
+                        response.bytes().await.is_ok()
+                    }
+                    _ => false,
+                };
+                if ok {
+                    latencies.push(t.elapsed());
+                } else {
+                    failures += 1;
+                }
+            }
+            (latencies, failures)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut failures = 0;
+    for task in tasks {
+        let (l, f) = task.await.expect("a load client");
+        latencies.extend(l);
+        failures += f;
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    (latencies, failures, elapsed)
+}
