@@ -23,6 +23,12 @@ pub fn fuzzy_match_score(a: &str, b: &str) -> f64 {
     score_normalized(normalize_name(a).as_bytes(), normalize_name(b).as_bytes())
 }
 
+/// [`fuzzy_match_score`] on names already passed through [`normalize_name`], for callers that
+/// score one name against many and normalize each once. Same function, same scores.
+pub fn fuzzy_match_score_normalized(a: &str, b: &str) -> f64 {
+    score_normalized(a.as_bytes(), b.as_bytes())
+}
+
 /// [`fuzzy_match_score`] on names already normalized. [`normalize_name`] yields ASCII, so bytes
 /// are characters and lengths agree with Python's `len`.
 fn score_normalized(a: &[u8], b: &[u8]) -> f64 {
