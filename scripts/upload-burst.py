@@ -75,6 +75,7 @@ def main():
     parser.add_argument("--per-minute", type=int)
     args = parser.parse_args()
     body = open(args.upload, "rb").read()
+    args.binary = os.path.abspath(args.binary)
 
     data_dir = tempfile.mkdtemp(prefix="guild-sync-burst-")
     os.chmod(data_dir, 0o755)
