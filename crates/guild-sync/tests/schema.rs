@@ -524,3 +524,23 @@ async fn the_run_recorder_closes_failed_runs_too() {
     })
     .await;
 }
+
+/// The start-up shortcut (nothing to apply = one query) must not hide a migration whose stored
+/// checksum differs: that still goes to sqlx's migrator, which refuses it.
+#[tokio::test]
+async fn migrate_is_a_no_op_when_up_to_date_and_still_refuses_a_changed_migration() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        guild_sync::db::migrate(&db.pool).await.unwrap();
+        sqlx::query(
+            "UPDATE _sqlx_migrations SET checksum = '\\x00'::bytea
+             WHERE version = (SELECT max(version) FROM _sqlx_migrations)",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let err = guild_sync::db::migrate(&db.pool).await.unwrap_err();
+        assert!(format!("{err:#}").contains("modified"), "{err:#}");
+    })
+    .await;
+}
