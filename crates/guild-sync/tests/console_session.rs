@@ -399,3 +399,65 @@ async fn console_pages_refuse_bad_parameters_and_unknown_ids_never_500() {
     })
     .await;
 }
+
+/// An unlink form on one player's page that names another player's link (a stale page, a forged
+/// form) is refused and that link stays: a wrong unlink is as bad as a wrong link.
+#[tokio::test]
+async fn unlinking_another_players_link_from_a_players_page_is_refused() {
+    common::within_a_minute(async {
+        let app = serve().await;
+        let base = &app.base;
+        let http = client(localhost());
+        let (session, csrf) = login(&http, base, "").await;
+        let mut players = Vec::new();
+        for name in ["Thrall", "Jaina"] {
+            let character: i32 = sqlx::query_scalar(
+                "INSERT INTO guild_identity.wow_characters (character_name, realm_slug)
+                 VALUES ($1, 'stormrage') RETURNING id",
+            )
+            .bind(name)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+            let player = guild_sync::testing::seed::player(&app.pool, name, None).await;
+            guild_sync::testing::seed::link(&app.pool, player, character).await;
+            let link: i32 = sqlx::query_scalar(
+                "SELECT id FROM guild_identity.player_characters WHERE player_id = $1",
+            )
+            .bind(player)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+            players.push((player, link));
+        }
+        let [(thrall, thrall_link), (jaina, jaina_link)] = players[..] else {
+            unreachable!()
+        };
+        let links = || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM guild_identity.player_characters")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap()
+        };
+        let unlink = |player: i32, link: i32| {
+            http.post(format!("{base}/players/{player}/unlink"))
+                .header("Cookie", &session)
+                .form(&[("csrf", csrf.clone()), ("link_id", link.to_string())])
+                .send()
+        };
+
+        let refused = unlink(thrall, jaina_link).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::NOT_FOUND);
+        assert_eq!(links().await, 2, "Jaina's link is untouched");
+
+        let done = unlink(jaina, jaina_link).await.unwrap();
+        assert_eq!(done.status(), StatusCode::SEE_OTHER);
+        assert_eq!(links().await, 1);
+        let left: i32 = sqlx::query_scalar("SELECT id FROM guild_identity.player_characters")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        assert_eq!(left, thrall_link);
+    })
+    .await;
+}

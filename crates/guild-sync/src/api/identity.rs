@@ -263,7 +263,7 @@ pub async fn unlink(
     officer: Officer,
     ApiPath(id): ApiPath<i32>,
 ) -> Result<Json<Unlinked>, ApiError> {
-    let unlinked = crate::db::api::unlink(&state.pool, id).await?;
+    let unlinked = crate::db::api::unlink(&state.pool, id, None).await?;
     crate::db::console::record_action(
         &state.pool,
         &officer.who,

@@ -305,19 +305,30 @@ pub struct Unlinked {
 
 /// Remove one `player_characters` row; the player stops pointing at the character as its main
 /// or offspec. One transaction.
-pub async fn unlink(db: &PgPool, link_id: i32) -> Result<Unlinked, LinkError> {
+///
+/// With `of_player`, only a link of that player is removed: a form on one player's page that
+/// names another player's link (a stale page, a forged form) must not break a link the officer
+/// never saw, so it is refused as not found and nothing changes.
+pub async fn unlink(
+    db: &PgPool,
+    link_id: i32,
+    of_player: Option<i32>,
+) -> Result<Unlinked, LinkError> {
     let mut tx = db.begin().await?;
     let removed: Option<(i32, i32)> = sqlx::query_as(
-        "DELETE FROM guild_identity.player_characters WHERE id = $1
+        "DELETE FROM guild_identity.player_characters
+         WHERE id = $1 AND ($2::int IS NULL OR player_id = $2)
          RETURNING player_id, character_id",
     )
     .bind(link_id)
+    .bind(of_player)
     .fetch_optional(&mut *tx)
     .await?;
     let Some((player_id, character_id)) = removed else {
-        return Err(LinkError::NotFound(format!(
-            "link {link_id} does not exist"
-        )));
+        return Err(LinkError::NotFound(match of_player {
+            Some(player) => format!("player {player} has no link {link_id}"),
+            None => format!("link {link_id} does not exist"),
+        }));
     };
     sqlx::query(
         "UPDATE guild_identity.players

@@ -138,7 +138,8 @@ pub async fn unlink(
     Form(form): Form<UnlinkForm>,
 ) -> Result<Redirect, Refused> {
     session.check_csrf(&state, &form.csrf)?;
-    let unlinked = crate::db::api::unlink(&state.app.pool, form.link_id).await?;
+    // Only a link of the page's player: a stale or forged form never breaks another player's.
+    let unlinked = crate::db::api::unlink(&state.app.pool, form.link_id, Some(id)).await?;
     // The history of the player page: who unlinked what.
     crate::db::console::record_action(
         &state.app.pool,
@@ -150,13 +151,6 @@ pub async fn unlink(
         serde_json::json!({"link_id": unlinked.link_id, "character_id": unlinked.character_id}),
     )
     .await?;
-    if unlinked.player_id != id {
-        tracing::warn!(
-            link_id = form.link_id,
-            player = id,
-            "unlinked a link of another player than the page's"
-        );
-    }
     Ok(Redirect::to(&format!("/players/{}", unlinked.player_id)))
 }
 
