@@ -461,7 +461,14 @@ async fn an_officer_clears_the_queue_in_a_real_browser() {
         open(&client, &base, "/upload").await;
         shoot(&client, "upload").await;
         open(&client, &base, "/runs").await;
-        assert!(body_text(&client).await.contains("pipeline:addon"));
+        let runs = body_text(&client).await;
+        assert!(runs.contains("pipeline:addon"));
+        // Issue 21: the addon stage's run shows its load/plan/apply split.
+        let split = client.find(Locator::Css(".took .split")).await.unwrap().text().await.unwrap();
+        assert!(
+            split.starts_with("load ") && split.contains(" · plan ") && split.contains(" · apply "),
+            "{split}"
+        );
         shoot(&client, "runs").await;
 
         // A member named with markup shows as text and runs nothing.
