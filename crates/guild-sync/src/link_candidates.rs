@@ -5,12 +5,45 @@
 //!
 //! Holds no SQL (that is [`crate::db::console`]); scoring runs off the async runtime, since it
 //! compares one name with every present member.
+//!
+//! The two candidate pools (every guild member, every in-guild character) are cached in the
+//! process keyed on the data stamp (database epoch + data version, [`console::data_stamp`]):
+//! loading 50,000 members per request was most of the route's time, and the stamp changes on
+//! every statement that touches the tables the pools read, so a cached pool is never stale.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, anyhow};
 use guild_sync_core::candidates::{self, Candidate, Fixed, MAX_CANDIDATES, Ranked};
 use sqlx::PgPool;
 
 use crate::db::console::{self, CharacterCandidateRow, DiscordCandidateRow};
+
+/// One cached pool and the data stamp it was loaded at (or after).
+type Slot<T> = Mutex<Option<((String, i64), Arc<Vec<T>>)>>;
+
+static DISCORD_POOL: Slot<DiscordCandidateRow> = Mutex::new(None);
+static CHARACTER_POOL: Slot<CharacterCandidateRow> = Mutex::new(None);
+
+/// The pool in `slot` when it was loaded at the current data stamp, else `load`ed and kept.
+/// The stamp is read before loading, so the rows kept are at least as new as their key; a
+/// concurrent change only costs the next request a reload. One entry per pool bounds memory.
+async fn cached<T>(
+    slot: &'static Slot<T>,
+    pool: &PgPool,
+    load: impl Future<Output = Result<Vec<T>>>,
+) -> Result<Arc<Vec<T>>> {
+    let stamp = console::data_stamp(pool).await?;
+    if let Some((key, rows)) = slot.lock().expect("candidate cache poisoned").as_ref()
+        && *key == stamp
+    {
+        return Ok(Arc::clone(rows));
+    }
+    let rows = Arc::new(load.await?);
+    *slot.lock().expect("candidate cache poisoned") = Some((stamp, Arc::clone(&rows)));
+    Ok(rows)
+}
 
 /// A Discord user's names as the matcher reads them.
 fn user_names(user: &DiscordCandidateRow) -> Vec<(&'static str, &str)> {
@@ -32,7 +65,7 @@ pub async fn for_character(
     let Some(character) = console::candidate_character(pool, id).await? else {
         return Ok(None);
     };
-    let users = console::discord_candidates(pool).await?;
+    let users = cached(&DISCORD_POOL, pool, console::discord_candidates(pool)).await?;
     let name = character.character_name.clone();
     let ranked = tokio::task::spawn_blocking(move || {
         let pool: Vec<Candidate> = users
@@ -63,7 +96,7 @@ pub async fn for_discord_user(
     let Some(user) = console::candidate_discord_user(pool, id).await? else {
         return Ok(None);
     };
-    let characters = console::character_candidates(pool).await?;
+    let characters = cached(&CHARACTER_POOL, pool, console::character_candidates(pool)).await?;
     let ranked = tokio::task::spawn_blocking(move || {
         let pool: Vec<Candidate> = characters
             .iter()

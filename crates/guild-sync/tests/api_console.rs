@@ -527,6 +527,65 @@ async fn candidates_use_the_matchers_scores_unlinked_first() {
     .await;
 }
 
+/// The candidate pools are cached on the data version (issue 16): a member who joins, a name
+/// change and a new link each show on the very next request, never a stale pool.
+#[tokio::test]
+async fn cached_candidates_follow_every_change_to_members_and_links() {
+    within_a_minute(async {
+        let app = App::spawn().await;
+        let thrall = character(&app.pool, "Thrall").await;
+        let far = discord_user(&app.pool, "varian").await;
+        let route = format!("/api/identity/candidates?character_id={thrall}");
+        let ids = |body: &serde_json::Value| -> Vec<serde_json::Value> {
+            body["candidates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].clone())
+                .collect()
+        };
+        let (status, body) = app.get(&route).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(ids(&body), vec![serde_json::json!(far)]);
+        // Asked twice at one version: the same answer (served from the cache).
+        assert_eq!(app.get(&route).await.1, body);
+
+        let joined = discord_user(&app.pool, "thrall").await;
+        let (_, body) = app.get(&route).await;
+        assert_eq!(body["candidates"][0]["id"], joined, "a new member: {body}");
+        assert_eq!(body["candidates"][0]["linked"], false);
+
+        sqlx::query("UPDATE guild_identity.discord_users SET username = 'thrail' WHERE id = $1")
+            .bind(far)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        let (_, body) = app.get(&route).await;
+        let renamed = body["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == far)
+            .unwrap();
+        assert!(
+            renamed["reason"].as_str().unwrap().contains("thrail"),
+            "a renamed member: {body}"
+        );
+
+        guild_sync::testing::seed::player(&app.pool, "Other", Some(joined)).await;
+        let (_, body) = app.get(&route).await;
+        assert_eq!(body["candidates"][0]["id"], far, "unlinked first: {body}");
+        let linked = body["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == joined)
+            .unwrap();
+        assert_eq!(linked["linked"], true, "a new link: {body}");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn players_are_paged_and_searchable_and_the_main_can_be_set() {
     within_a_minute(async {

@@ -90,6 +90,16 @@ pub async fn data_version(db: impl PgExecutor<'_>) -> anyhow::Result<i64> {
     )
 }
 
+/// The data version with its database's epoch (migration 1435): a key that changes whenever a
+/// list's answer may, and never repeats across databases, for caches that outlive one request.
+pub async fn data_stamp(db: impl PgExecutor<'_>) -> anyhow::Result<(String, i64)> {
+    Ok(
+        sqlx::query_as("SELECT epoch::text, version FROM guild_identity.data_version")
+            .fetch_one(db)
+            .await?,
+    )
+}
+
 /// Record one officer action in the caller's transaction.
 pub async fn record_action(
     db: impl PgExecutor<'_>,
