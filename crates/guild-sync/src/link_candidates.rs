@@ -7,7 +7,7 @@
 //! compares one name with every present member.
 //!
 //! The two candidate pools (every guild member, every in-guild character) are cached in the
-//! process keyed on the data stamp (database epoch + data version, [`console::data_stamp`]):
+//! process keyed on the data stamp (database identity + data version, [`console::data_stamp`]):
 //! loading 50,000 members per request was most of the route's time, and the stamp changes on
 //! every statement that touches the tables the pools read, so a cached pool is never stale.
 

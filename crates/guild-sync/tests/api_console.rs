@@ -586,6 +586,55 @@ async fn cached_candidates_follow_every_change_to_members_and_links() {
     .await;
 }
 
+/// Players answers are cached on the data stamp (issue 16): every change shows on the next
+/// request, and two databases at the same data version never share an answer.
+#[tokio::test]
+async fn cached_players_answers_follow_changes_and_never_cross_databases() {
+    within_a_minute(async {
+        let one = App::spawn().await;
+        let two = App::spawn().await;
+        let names = |body: &Value| -> Vec<String> {
+            body["players"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["display_name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        // The same statements in both: the same data version, different players.
+        let alpha = guild_sync::testing::seed::player(&one.pool, "Alpha", None).await;
+        guild_sync::testing::seed::player(&two.pool, "Beta", None).await;
+        let version = "SELECT version FROM guild_identity.data_version";
+        let v1: i64 = sqlx::query_scalar(version)
+            .fetch_one(&one.pool)
+            .await
+            .unwrap();
+        let v2: i64 = sqlx::query_scalar(version)
+            .fetch_one(&two.pool)
+            .await
+            .unwrap();
+        assert_eq!(v1, v2, "the case the database identity in the stamp is for");
+        for _ in 0..2 {
+            assert_eq!(names(&one.get("/api/identity/players").await.1), ["Alpha"]);
+            assert_eq!(names(&two.get("/api/identity/players").await.1), ["Beta"]);
+        }
+
+        sqlx::query("UPDATE guild_identity.players SET display_name = 'Aleph' WHERE id = $1")
+            .bind(alpha)
+            .execute(&one.pool)
+            .await
+            .unwrap();
+        assert_eq!(names(&one.get("/api/identity/players").await.1), ["Aleph"]);
+        guild_sync::testing::seed::player(&one.pool, "Gimel", None).await;
+        let (_, body) = one.get("/api/identity/players?q=e").await;
+        assert_eq!(names(&body), ["Aleph", "Gimel"]);
+        assert_eq!(body["total"], 2);
+        let (_, body) = one.get("/api/identity/players?per_page=1&page=2").await;
+        assert_eq!(names(&body), ["Gimel"]);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn players_are_paged_and_searchable_and_the_main_can_be_set() {
     within_a_minute(async {

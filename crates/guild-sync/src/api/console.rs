@@ -81,15 +81,24 @@ fn matches_if_none_match(headers: &HeaderMap, tag: &str) -> bool {
 /// ETag to send with the answer. Read before the data, so a change in between yields an older
 /// tag with newer data (the next request refetches) and never the reverse.
 pub async fn check_version(state: &AppState, headers: &HeaderMap) -> Result<String, Response> {
-    let version = match console::data_version(&state.pool).await {
-        Ok(v) => v,
+    check_stamp(state, headers).await.map(|(_, tag)| tag)
+}
+
+/// [`check_version`], also giving the data stamp (database identity + version) for answer caches
+/// that must never serve one database's answer for another's.
+pub async fn check_stamp(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<((String, i64), String), Response> {
+    let stamp = match console::data_stamp(&state.pool).await {
+        Ok(s) => s,
         Err(err) => return Err(ApiError::Internal(err).into_response()),
     };
-    let tag = etag(version);
+    let tag = etag(stamp.1);
     if matches_if_none_match(headers, &tag) {
         return Err(with_etag(StatusCode::NOT_MODIFIED.into_response(), &tag));
     }
-    Ok(tag)
+    Ok((stamp, tag))
 }
 
 fn with_etag(mut response: Response, tag: &str) -> Response {

@@ -1,6 +1,9 @@
 //! `/api/identity/*`: players with their links, the live integrity queries, and officers'
 //! manual link / unlink. Handlers only translate HTTP ↔ the `db` layer.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -153,18 +156,59 @@ pub async fn players(
 ) -> Result<Response, ApiError> {
     let page = console::page_of(query.page, query.per_page)?;
     let q = console::search_of(query.q)?;
-    let tag = match console::check_version(&state, &headers).await {
-        Ok(tag) => tag,
+    let (stamp, tag) = match console::check_stamp(&state, &headers).await {
+        Ok(checked) => checked,
         Err(not_modified) => return Ok(not_modified),
     };
+    let key = (q, page.page, page.per_page);
+    if let Some(body) = cached_players(&stamp, &key) {
+        return Ok(console::tagged_raw_json(body, &tag));
+    }
     let (total, players) =
-        crate::db::console::players_page(&state.pool, q.as_deref(), page).await?;
+        crate::db::console::players_page(&state.pool, key.0.as_deref(), page).await?;
     // The players array is PostgreSQL's JSON text: wrap it, never decode it.
     let body = format!(
         "{{\"total\":{total},\"page\":{},\"per_page\":{},\"players\":{players}}}",
         page.page, page.per_page
     );
+    keep_players(stamp, key, &body);
     Ok(console::tagged_raw_json(body, &tag))
+}
+
+/// A players answer's key within one data stamp: search, page, page size.
+type PlayersKey = (Option<String>, i64, i64);
+
+/// Players answers at one data stamp (issue 16: a page of 50 under 64 clients in < 20 ms). The
+/// stamp (database identity + data version) changes on every statement touching a table the list
+/// reads, so an answer kept under it is never stale; a new stamp empties the cache.
+static PLAYERS_CACHE: Mutex<Option<PlayersAnswers>> = Mutex::new(None);
+
+/// The data stamp and the answers kept under it.
+type PlayersAnswers = ((String, i64), HashMap<PlayersKey, String>);
+
+/// Most answers kept at one stamp: bounds memory (a page is at most a few hundred kB) against
+/// a stream of distinct searches; when full, the cache starts over.
+const PLAYERS_CACHE_ANSWERS: usize = 64;
+
+fn cached_players(stamp: &(String, i64), key: &PlayersKey) -> Option<String> {
+    let cache = PLAYERS_CACHE.lock().expect("players cache poisoned");
+    match cache.as_ref() {
+        Some((kept, answers)) if kept == stamp => answers.get(key).cloned(),
+        _ => None,
+    }
+}
+
+/// Keep `body` under `stamp`, read before the data: the body is at least as new as its key.
+fn keep_players(stamp: (String, i64), key: PlayersKey, body: &str) {
+    let mut cache = PLAYERS_CACHE.lock().expect("players cache poisoned");
+    let room = matches!(cache.as_ref(),
+        Some((kept, answers)) if *kept == stamp && answers.len() < PLAYERS_CACHE_ANSWERS);
+    if !room {
+        *cache = Some((stamp, HashMap::new()));
+    }
+    if let Some((_, answers)) = cache.as_mut() {
+        answers.insert(key, body.to_string());
+    }
 }
 
 /// In-guild characters no player owns.
