@@ -75,6 +75,19 @@ impl RecordingStages {
         }
     }
 
+    /// Stages whose sync step reports on the returned receiver when entered and then waits
+    /// for a permit on the returned semaphore (it starts with none).
+    fn gated(
+        who: &'static str,
+        recorder: &Arc<Recorder>,
+    ) -> (Self, mpsc::UnboundedReceiver<()>, Arc<Semaphore>) {
+        let (entered_tx, entered) = mpsc::unbounded_channel();
+        let release = Arc::new(Semaphore::new(0));
+        let mut stages = Self::new(who, recorder);
+        stages.gate = Some((entered_tx, Arc::clone(&release)));
+        (stages, entered, release)
+    }
+
     /// Record `step`, then return `stats` as its result.
     fn step<T: Send + 'static>(&self, step: Step, stats: T) -> BoxFuture<'_, Result<T>> {
         async move {
@@ -245,10 +258,7 @@ async fn a_run_that_finds_another_scheduler_holding_the_lock_is_skipped_not_run_
     within_a_minute(async {
         let db = TestDb::new().await;
         let recorder = Arc::new(Recorder::default());
-        let (entered_tx, mut entered) = mpsc::unbounded_channel();
-        let release = Arc::new(Semaphore::new(0));
-        let mut first = RecordingStages::new("first", &recorder);
-        first.gate = Some((entered_tx, Arc::clone(&release)));
+        let (first, mut entered, release) = RecordingStages::gated("first", &recorder);
         let first = Arc::new(Scheduler::new(db.pool.clone(), Arc::new(first)));
         let second = Scheduler::new(
             second_pool(&db).await,
@@ -377,10 +387,7 @@ async fn graceful_shutdown_lets_the_running_pipeline_finish_and_starts_no_new_ru
     within_a_minute(async {
         let db = TestDb::new().await;
         let recorder = Arc::new(Recorder::default());
-        let (entered_tx, mut entered) = mpsc::unbounded_channel();
-        let release = Arc::new(Semaphore::new(0));
-        let mut stages = RecordingStages::new("a", &recorder);
-        stages.gate = Some((entered_tx, Arc::clone(&release)));
+        let (stages, mut entered, release) = RecordingStages::gated("a", &recorder);
         let scheduler = Arc::new(Scheduler::new(db.pool.clone(), Arc::new(stages)));
 
         let running_id = scheduler.trigger(PipelineKind::Discord).await.unwrap();
