@@ -141,6 +141,13 @@ impl Stages for RecordingStages {
     }
 }
 
+/// A scheduler on the test database whose stages (named "a") record into the returned recorder.
+fn recording_scheduler(db: &TestDb) -> (Scheduler, Arc<Recorder>) {
+    let recorder = Arc::new(Recorder::default());
+    let stages = Arc::new(RecordingStages::new("a", &recorder));
+    (Scheduler::new(db.pool.clone(), stages), recorder)
+}
+
 /// A second pool on the same database: what a second `serve` process would have.
 async fn second_pool(db: &TestDb) -> PgPool {
     PgPool::connect_with(db.connect_options()).await.unwrap()
@@ -160,11 +167,7 @@ async fn run_row(pool: &PgPool, id: i64) -> (String, String, Option<String>, ser
 async fn the_battle_net_pipeline_runs_sync_then_match_then_check_then_report() {
     within_a_minute(async {
         let db = TestDb::new().await;
-        let recorder = Arc::new(Recorder::default());
-        let scheduler = Scheduler::new(
-            db.pool.clone(),
-            Arc::new(RecordingStages::new("a", &recorder)),
-        );
+        let (scheduler, recorder) = recording_scheduler(&db);
 
         let outcome = scheduler
             .run_pipeline(PipelineKind::Blizzard)
@@ -195,11 +198,7 @@ async fn the_battle_net_pipeline_runs_sync_then_match_then_check_then_report() {
 async fn the_discord_and_addon_pipelines_end_with_match_check_report() {
     within_a_minute(async {
         let db = TestDb::new().await;
-        let recorder = Arc::new(Recorder::default());
-        let scheduler = Scheduler::new(
-            db.pool.clone(),
-            Arc::new(RecordingStages::new("a", &recorder)),
-        );
+        let (scheduler, recorder) = recording_scheduler(&db);
         scheduler.run_pipeline(PipelineKind::Discord).await.unwrap();
         scheduler
             .run_pipeline(PipelineKind::Addon(AddonInput::File("PATTSync.lua".into())))
@@ -298,11 +297,7 @@ async fn a_run_that_finds_another_scheduler_holding_the_lock_is_skipped_not_run_
 async fn a_lock_held_by_any_session_on_the_documented_key_makes_runs_skip() {
     within_a_minute(async {
         let db = TestDb::new().await;
-        let recorder = Arc::new(Recorder::default());
-        let scheduler = Scheduler::new(
-            db.pool.clone(),
-            Arc::new(RecordingStages::new("a", &recorder)),
-        );
+        let (scheduler, recorder) = recording_scheduler(&db);
         let operator = hold_pipeline_lock(&db).await;
 
         let outcome = scheduler.run_pipeline(PipelineKind::Discord).await.unwrap();
