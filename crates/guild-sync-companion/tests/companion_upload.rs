@@ -93,6 +93,20 @@ fn sv_file(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("PATTSync.lua")
 }
 
+/// [`sv_file`] holding [`saved_variables`]`(export_time, note)`.
+fn sv_file_holding(dir: &tempfile::TempDir, export_time: i64, note: &str) -> PathBuf {
+    let file = sv_file(dir);
+    std::fs::write(&file, saved_variables(export_time, note)).expect("write");
+    file
+}
+
+/// A companion on `file` uploading to `server`, with the test [`options`].
+async fn start(file: &Path, server: &MockServer) -> Companion {
+    Companion::start(options(file, &server.uri()))
+        .await
+        .expect("start")
+}
+
 #[tokio::test]
 async fn a_new_export_is_uploaded_with_the_key_and_remembered() {
     within_a_minute(async {
@@ -104,12 +118,9 @@ async fn a_new_export_is_uploaded_with_the_key_and_remembered() {
             .mount(&server)
             .await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = sv_file(&dir);
-        std::fs::write(&file, saved_variables(1_700_000_000, "Discord: trog")).expect("write");
+        let file = sv_file_holding(&dir, 1_700_000_000, "Discord: trog");
 
-        let mut companion = Companion::start(options(&file, &server.uri()))
-            .await
-            .expect("start");
+        let mut companion = start(&file, &server).await;
         let delivery = companion.run_once().await.expect("delivered");
         assert!(
             matches!(delivery, Delivery::Delivered(ref a) if a.run_id == 42),
@@ -140,9 +151,7 @@ async fn a_new_export_is_uploaded_with_the_key_and_remembered() {
 
         // Restarted, with a server that forgot (status says nothing): the state file still
         // knows this export was delivered.
-        let mut again = Companion::start(options(&file, &server.uri()))
-            .await
-            .expect("start");
+        let mut again = start(&file, &server).await;
         assert_eq!(
             again.run_once().await.expect("ok"),
             Delivery::NothingPending
@@ -166,9 +175,7 @@ async fn an_export_the_server_already_has_is_not_uploaded() {
         let file = sv_file(&dir);
         for export_time in [1_700_000_000, 1_600_000_000] {
             std::fs::write(&file, saved_variables(export_time, "x")).expect("write");
-            let mut companion = Companion::start(options(&file, &server.uri()))
-                .await
-                .expect("start");
+            let mut companion = start(&file, &server).await;
             assert_eq!(
                 companion.run_once().await.expect("ok"),
                 Delivery::NothingPending
@@ -196,12 +203,9 @@ async fn uploads_retry_through_a_server_that_is_down_and_then_up() {
             .mount(&server)
             .await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = sv_file(&dir);
-        std::fs::write(&file, saved_variables(1_700_000_000, "x")).expect("write");
+        let file = sv_file_holding(&dir, 1_700_000_000, "x");
 
-        let mut companion = Companion::start(options(&file, &server.uri()))
-            .await
-            .expect("start");
+        let mut companion = start(&file, &server).await;
         let delivery = companion
             .run_once()
             .await
@@ -227,8 +231,7 @@ async fn an_undelivered_export_survives_a_restart_and_the_file_being_deleted() {
         drop(listener);
         let url = format!("http://{address}");
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = sv_file(&dir);
-        std::fs::write(&file, saved_variables(1_700_000_000, "kept")).expect("write");
+        let file = sv_file_holding(&dir, 1_700_000_000, "kept");
 
         let mut opts = options(&file, &url);
         opts.once_attempts = 2;
@@ -283,11 +286,8 @@ async fn a_refused_upload_is_reported_and_kept_but_not_retried() {
             .mount(&server)
             .await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = sv_file(&dir);
-        std::fs::write(&file, saved_variables(1_700_000_000, "x")).expect("write");
-        let mut companion = Companion::start(options(&file, &server.uri()))
-            .await
-            .expect("start");
+        let file = sv_file_holding(&dir, 1_700_000_000, "x");
+        let mut companion = start(&file, &server).await;
         let err = companion.run_once().await.expect_err("refused");
         assert!(
             err.to_string().contains("characters[0].level: bad"),
@@ -324,11 +324,8 @@ async fn the_watcher_follows_a_delete_and_recreate_write_and_retries_while_the_s
             .await;
 
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = sv_file(&dir);
-        std::fs::write(&file, saved_variables(1_700_000_000, "first")).expect("write");
-        let companion = Companion::start(options(&file, &server.uri()))
-            .await
-            .expect("start");
+        let file = sv_file_holding(&dir, 1_700_000_000, "first");
+        let companion = start(&file, &server).await;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let watching = tokio::spawn(companion.watch(async {
             let _ = stopped.await;

@@ -265,22 +265,7 @@ impl AddonExport {
                 table: t,
                 path: &record_path,
             };
-            records.push(RawCharacter {
-                path: record_path.clone(),
-                name: f.string("name")?,
-                realm: f.string("realm")?,
-                class: f.string("class")?,
-                class_file: f.string("classFile")?,
-                level: f.int("level")?,
-                rank_index: f.int("rank")?,
-                rank_name: f.string("rankName")?,
-                guild_note: f.string("note")?,
-                officer_note: f.string("officerNote")?,
-                is_online: f.bool("isOnline")?,
-                last_online: f.last_online("lastOnline"),
-                zone: f.string("zone"),
-                achievement_points: f.int("achievementPoints"),
-            });
+            records.push(read_record(&f, LUA_KEYS)?);
         }
         build_export(
             Some(export_time),
@@ -356,22 +341,7 @@ impl AddonExport {
                 return Err(AddonInputError::invalid(path, "expected an object"));
             };
             let f = JsonFields { map, path: &path };
-            records.push(RawCharacter {
-                path: path.clone(),
-                name: f.string("name")?,
-                realm: f.string("realm")?,
-                class: f.string("class")?,
-                class_file: f.string("class_file")?,
-                level: f.int("level")?,
-                rank_index: f.int("rank")?,
-                rank_name: f.string("rank_name")?,
-                guild_note: f.string("guild_note")?,
-                officer_note: f.string("officer_note")?,
-                is_online: f.bool("is_online")?,
-                last_online: f.last_online("last_online"),
-                zone: f.string("zone"),
-                achievement_points: f.int("achievement_points"),
-            });
+            records.push(read_record(&f, JSON_KEYS)?);
         }
         let export_time = top.int("export_time")?;
         build_export(
@@ -706,6 +676,72 @@ fn bounded(
     Ok(Some(trimmed.to_owned()))
 }
 
+/// Typed field access on one record of either input form (Lua table or JSON object), with
+/// the record's path in every error; each form has its own type rules (see the impls).
+trait Fields {
+    fn path(&self) -> &str;
+    fn string(&self, key: &str) -> Result<Option<String>, AddonInputError>;
+    fn int(&self, key: &str) -> Result<Option<i64>, AddonInputError>;
+    fn bool(&self, key: &str) -> Result<Option<bool>, AddonInputError>;
+    fn last_online(&self, key: &str) -> Result<Option<RawLastOnline>, AddonInputError>;
+}
+
+/// The key names of a character record in one input form; the two forms carry the same
+/// fields under different names (the addon's camelCase, the upload body's snake_case).
+struct RecordKeys {
+    class_file: &'static str,
+    rank_name: &'static str,
+    guild_note: &'static str,
+    officer_note: &'static str,
+    is_online: &'static str,
+    last_online: &'static str,
+    achievement_points: &'static str,
+}
+
+/// Keys of a record in the addon's SavedVariables.
+const LUA_KEYS: RecordKeys = RecordKeys {
+    class_file: "classFile",
+    rank_name: "rankName",
+    guild_note: "note",
+    officer_note: "officerNote",
+    is_online: "isOnline",
+    last_online: "lastOnline",
+    achievement_points: "achievementPoints",
+};
+
+/// Keys of a record in an upload body (see [`UploadBody`]).
+const JSON_KEYS: RecordKeys = RecordKeys {
+    class_file: "class_file",
+    rank_name: "rank_name",
+    guild_note: "guild_note",
+    officer_note: "officer_note",
+    is_online: "is_online",
+    last_online: "last_online",
+    achievement_points: "achievement_points",
+};
+
+/// Read one character record. `name`, `realm`, `class`, `level`, `rank` and `zone` are named
+/// alike in both forms; a wrongly typed required field refuses the input, an optional one is
+/// kept as its error (it becomes a warning in [`build_export`]).
+fn read_record(f: &impl Fields, keys: RecordKeys) -> Result<RawCharacter, AddonInputError> {
+    Ok(RawCharacter {
+        path: f.path().to_owned(),
+        name: f.string("name")?,
+        realm: f.string("realm")?,
+        class: f.string("class")?,
+        class_file: f.string(keys.class_file)?,
+        level: f.int("level")?,
+        rank_index: f.int("rank")?,
+        rank_name: f.string(keys.rank_name)?,
+        guild_note: f.string(keys.guild_note)?,
+        officer_note: f.string(keys.officer_note)?,
+        is_online: f.bool(keys.is_online)?,
+        last_online: f.last_online(keys.last_online),
+        zone: f.string("zone"),
+        achievement_points: f.int(keys.achievement_points),
+    })
+}
+
 /// Typed field access on a Lua table, with the path in every error.
 struct LuaFields<'a> {
     table: &'a LuaTable,
@@ -718,6 +754,12 @@ impl LuaFields<'_> {
             format!("{}.{key}", self.path),
             format!("expected {expected}, found {found}"),
         )
+    }
+}
+
+impl Fields for LuaFields<'_> {
+    fn path(&self) -> &str {
+        self.path
     }
 
     fn string(&self, key: &str) -> Result<Option<String>, AddonInputError> {
@@ -773,6 +815,12 @@ impl JsonFields<'_> {
         } else {
             format!("{}.{key}", self.path)
         }
+    }
+}
+
+impl Fields for JsonFields<'_> {
+    fn path(&self) -> &str {
+        self.path
     }
 
     fn string(&self, key: &str) -> Result<Option<String>, AddonInputError> {

@@ -358,14 +358,12 @@ async fn the_sync_addon_command_applies_a_lua_export_and_prints_json_stats() {
     within_a_minute(async {
         let db = TestDb::new().await;
         let id = insert_character(&db.pool, "Trogmoon", "senjin").await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("PATTSync.lua");
-        std::fs::write(
-            &file,
+        let out = sync_addon_file(
+            &db,
+            "PATTSync.lua",
             "PATTSyncDB = {\n\t[\"lastExport\"] = {\n\t\t[\"exportTime\"] = 1700000000,\n\t\t[\"characters\"] = {\n\t\t\t{\n\t\t\t\t[\"name\"] = \"Trogmoon\",\n\t\t\t\t[\"realm\"] = \"Senjin\",\n\t\t\t\t[\"note\"] = \"from lua\",\n\t\t\t}, -- [1]\n\t\t\t{\n\t\t\t\t[\"name\"] = \"Ghost\",\n\t\t\t\t[\"realm\"] = \"Senjin\",\n\t\t\t}, -- [2]\n\t\t},\n\t},\n}\n",
-        )
-        .expect("write");
-        let out = guild_sync(&db, &["sync", "addon", file.to_str().expect("utf-8"), "--json"]);
+            &["--json"],
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
         assert!(stdout.contains("unknown (not in the roster): Ghost-Senjin"), "{stdout}");
@@ -381,10 +379,12 @@ async fn the_sync_addon_command_applies_a_lua_export_and_prints_json_stats() {
 async fn the_sync_addon_command_refuses_a_broken_file_with_one_line_naming_it() {
     within_a_minute(async {
         let db = TestDb::new().await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("broken.lua");
-        std::fs::write(&file, "PATTSyncDB = {\n  lastExport = { exportTime = 1,\n").expect("write");
-        let out = guild_sync(&db, &["sync", "addon", file.to_str().expect("utf-8")]);
+        let out = sync_addon_file(
+            &db,
+            "broken.lua",
+            "PATTSyncDB = {\n  lastExport = { exportTime = 1,\n",
+            &[],
+        );
         assert_eq!(out.status.code(), Some(1));
         let stderr = String::from_utf8_lossy(&out.stderr);
         let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
@@ -413,6 +413,15 @@ fn write_export(dir: &std::path::Path, name: &str, contents: &str) -> String {
     file.to_str().expect("utf-8").to_owned()
 }
 
+/// `guild-sync sync addon FILE ARGS...` on `contents` written as `name` in a fresh directory.
+fn sync_addon_file(db: &TestDb, name: &str, contents: &str, args: &[&str]) -> std::process::Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write_export(dir.path(), name, contents);
+    let mut all = vec!["sync", "addon", file.as_str()];
+    all.extend_from_slice(args);
+    guild_sync(db, &all)
+}
+
 /// A one-character SavedVariables export of Trogmoon-Senjin.
 fn lua_export(export_time: i64, note: &str, rank: i32) -> String {
     format!(
@@ -428,9 +437,7 @@ async fn the_sync_addon_command_applies_the_original_addons_export_as_it_is() {
         let db = TestDb::new().await;
         let ragwyn = insert_character(&db.pool, "Ragwyn", "senjin").await;
         let kazor = insert_character(&db.pool, "Kazor", "senjin").await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = write_export(dir.path(), "PATTSync.lua", ORIGINAL_EXPORT);
-        let out = guild_sync(&db, &["sync", "addon", &file, "--json"]);
+        let out = sync_addon_file(&db, "PATTSync.lua", ORIGINAL_EXPORT, &["--json"]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
@@ -458,15 +465,14 @@ async fn a_malformed_optional_field_is_a_warning_naming_the_character_not_a_refu
     within_a_minute(async {
         let db = TestDb::new().await;
         let id = insert_character(&db.pool, "Trogmoon", "senjin").await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = write_export(
-            dir.path(),
+        let out = sync_addon_file(
+            &db,
             "PATTSync.lua",
             "PATTSyncDB = { lastExport = { exportTime = 1700000000, characters = {\n\
              { name = \"Trogmoon\", realm = \"Senjin\", note = \"kept\", lastOnline = \"a while\", zone = {} },\n\
              } } }\n",
+            &[],
         );
-        let out = guild_sync(&db, &["sync", "addon", &file]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
         assert!(stdout.contains("warning: Trogmoon-Senjin:"), "{stdout}");
@@ -484,16 +490,15 @@ async fn a_nul_in_a_note_or_a_name_is_dropped_and_the_run_is_recorded() {
     within_a_minute(async {
         let db = TestDb::new().await;
         let id = insert_character(&db.pool, "Trogmoon", "senjin").await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = write_export(
-            dir.path(),
+        let out = sync_addon_file(
+            &db,
             "PATTSync.lua",
             "PATTSyncDB = { lastExport = { exportTime = 1700000000, characters = {\n\
              { name = \"Trogmoon\", realm = \"Senjin\", note = \"Discord: tr\\0og\" },\n\
              { name = \"Gh\\0ost\", realm = \"Senjin\", note = \"x\" },\n\
              } } }\n",
+            &["--json"],
         );
-        let out = guild_sync(&db, &["sync", "addon", &file, "--json"]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),

@@ -4,14 +4,12 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use guild_sync::testing::TestDb;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
 use common::within;
 
@@ -19,21 +17,7 @@ use common::within;
 async fn serve_runs_with_only_a_database_and_stops_cleanly_on_sigterm() {
     within(Duration::from_secs(120), async {
         let db = TestDb::new().await;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_guild-sync"))
-            .arg("serve")
-            .current_dir(tempfile::tempdir().unwrap().path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", db.url())
-            .env("GUILD_SYNC_BIND", "127.0.0.1:0")
-            .env("GUILD_SYNC_ADMIN_TOKEN", "t0ken")
-            .env("RUST_LOG", "guild_sync=info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let mut child = common::spawn_serve(&db, ("GUILD_SYNC_ADMIN_TOKEN", "t0ken"));
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut log = Vec::new();
         let address = loop {

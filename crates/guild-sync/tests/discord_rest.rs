@@ -56,6 +56,35 @@ async fn mount_roles(server: &MockServer) {
         .await;
 }
 
+/// A fake Discord answering the guild's roles (and the crypto provider its client needs).
+async fn discord_server() -> MockServer {
+    guild_sync::install_crypto_provider();
+    let server = MockServer::start().await;
+    mount_roles(&server).await;
+    server
+}
+
+/// A live member sync of the test database against `server`.
+async fn live_sync(
+    db: &TestDb,
+    server: &MockServer,
+) -> anyhow::Result<discord_sync::DiscordSyncStats> {
+    discord_sync::run(&db.pool, &config(server), DiscordInput::Live, guard()).await
+}
+
+/// The request for the second page of members (the first page ends at id 100999).
+fn page_two() -> wiremock::MockBuilder {
+    Mock::given(method("GET"))
+        .and(path(MEMBERS_PATH))
+        .and(query_param("after", "100999"))
+}
+
+/// Discord's answer to a request it failed on.
+fn server_error() -> ResponseTemplate {
+    ResponseTemplate::new(500)
+        .set_body_json(json!({"message": "500: Internal Server Error", "code": 0}))
+}
+
 /// Serve `ids` as Discord does: 1,000 per page, ascending, continuing `after` the last id.
 async fn mount_member_pages(server: &MockServer, ids: &[u64]) {
     let pages: Vec<&[u64]> = ids.chunks(1000).collect();
@@ -93,16 +122,12 @@ async fn mount_member_pages(server: &MockServer, ids: &[u64]) {
 #[tokio::test]
 async fn a_live_sync_fetches_every_page_of_members() {
     within_a_minute(async {
-        guild_sync::install_crypto_provider();
-        let server = MockServer::start().await;
-        mount_roles(&server).await;
+        let server = discord_server().await;
         let ids: Vec<u64> = (100_000..102_500).collect();
         mount_member_pages(&server, &ids).await;
         let db = TestDb::new().await;
 
-        let stats = discord_sync::run(&db.pool, &config(&server), DiscordInput::Live, guard())
-            .await
-            .unwrap();
+        let stats = live_sync(&db, &server).await.unwrap();
         assert_eq!((stats.found, stats.new), (2500, 2500));
         let rows = discord_users::all(&db.pool).await.unwrap();
         assert_eq!(rows.len(), 2500);
@@ -124,15 +149,11 @@ async fn a_live_sync_fetches_every_page_of_members() {
 #[tokio::test]
 async fn a_list_ending_on_a_full_page_asks_for_one_more() {
     within_a_minute(async {
-        guild_sync::install_crypto_provider();
-        let server = MockServer::start().await;
-        mount_roles(&server).await;
+        let server = discord_server().await;
         let ids: Vec<u64> = (500_000..502_000).collect();
         mount_member_pages(&server, &ids).await;
         let db = TestDb::new().await;
-        let stats = discord_sync::run(&db.pool, &config(&server), DiscordInput::Live, guard())
-            .await
-            .unwrap();
+        let stats = live_sync(&db, &server).await.unwrap();
         assert_eq!(stats.found, 2000);
         server.verify().await;
     })
@@ -157,8 +178,7 @@ async fn a_fetch_failing_on_page_two_marks_nobody_departed() {
         .await
         .unwrap();
 
-        let server = MockServer::start().await;
-        mount_roles(&server).await;
+        let server = discord_server().await;
         let first: Vec<Value> = (100_000..101_000).map(api_member).collect();
         Mock::given(method("GET"))
             .and(path(MEMBERS_PATH))
@@ -166,19 +186,9 @@ async fn a_fetch_failing_on_page_two_marks_nobody_departed() {
             .respond_with(ResponseTemplate::new(200).set_body_json(first))
             .mount(&server)
             .await;
-        Mock::given(method("GET"))
-            .and(path(MEMBERS_PATH))
-            .and(query_param("after", "100999"))
-            .respond_with(
-                ResponseTemplate::new(500)
-                    .set_body_json(json!({"message": "500: Internal Server Error", "code": 0})),
-            )
-            .mount(&server)
-            .await;
+        page_two().respond_with(server_error()).mount(&server).await;
 
-        let err = discord_sync::run(&db.pool, &config(&server), DiscordInput::Live, guard())
-            .await
-            .unwrap_err();
+        let err = live_sync(&db, &server).await.unwrap_err();
         assert!(format!("{err:#}").contains("page 2"), "{err:#}");
 
         let rows = discord_users::all(&db.pool).await.unwrap();
@@ -228,24 +238,15 @@ async fn a_malformed_api_url_or_missing_token_is_a_clear_error() {
 #[tokio::test]
 async fn a_500_and_a_429_on_page_two_are_retried_and_the_sync_completes() {
     within_a_minute(async {
-        guild_sync::install_crypto_provider();
-        let server = MockServer::start().await;
-        mount_roles(&server).await;
+        let server = discord_server().await;
         let ids: Vec<u64> = (100_000..101_500).collect();
-        Mock::given(method("GET"))
-            .and(path(MEMBERS_PATH))
-            .and(query_param("after", "100999"))
-            .respond_with(
-                ResponseTemplate::new(500)
-                    .set_body_json(json!({"message": "500: Internal Server Error", "code": 0})),
-            )
+        page_two()
+            .respond_with(server_error())
             .up_to_n_times(1)
             .with_priority(1)
             .mount(&server)
             .await;
-        Mock::given(method("GET"))
-            .and(path(MEMBERS_PATH))
-            .and(query_param("after", "100999"))
+        page_two()
             .respond_with(ResponseTemplate::new(429).set_body_json(
                 json!({"message": "You are being rate limited.", "retry_after": 0.05, "global": false}),
             ))
@@ -256,7 +257,7 @@ async fn a_500_and_a_429_on_page_two_are_retried_and_the_sync_completes() {
         mount_member_pages(&server, &ids).await;
         let db = TestDb::new().await;
 
-        let stats = discord_sync::run(&db.pool, &config(&server), DiscordInput::Live, guard())
+        let stats = live_sync(&db, &server)
             .await
             .expect("the sync completes after the retries");
         assert_eq!((stats.found, stats.new), (1500, 1500));

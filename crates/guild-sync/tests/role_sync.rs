@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::within_a_minute;
 use guild_sync::config::Config;
 use guild_sync::db::roles as db_roles;
-use guild_sync::role_sync::{self, ApplyOptions};
+use guild_sync::role_sync::{self, ApplyOptions, RunOutcome};
 use guild_sync::testing::TestDb;
 use role_support::{FakeDiscord, MANAGE_ROLES, record_sync};
 use sqlx::PgPool;
@@ -112,16 +112,7 @@ async fn a_50013_stops_the_run_with_no_further_request() {
     within_a_minute(async {
         let (db, fake) = role_support::guild(11, &[0, 1, 2]).await;
         fake.state.lock().unwrap().forbid_write = Some(1);
-        let outcome = role_sync::apply(
-            &db.pool,
-            &fake.config(),
-            ApplyOptions {
-                allow_mass_change: true,
-                approved_plan: None,
-            },
-        )
-        .await
-        .unwrap();
+        let outcome = apply_past_the_mass_change_guard(&db, &fake).await;
         assert_eq!(outcome.status, "stopped");
         assert!(
             outcome.reason.as_deref().unwrap().contains("50013"),
@@ -148,16 +139,7 @@ async fn a_role_deleted_mid_run_stops_at_10011() {
     within_a_minute(async {
         let (db, fake) = role_support::guild(11, &[0, 1, 2]).await;
         fake.state.lock().unwrap().delete_role_after = Some((2, "1002".into()));
-        let outcome = role_sync::apply(
-            &db.pool,
-            &fake.config(),
-            ApplyOptions {
-                allow_mass_change: true,
-                approved_plan: None,
-            },
-        )
-        .await
-        .unwrap();
+        let outcome = apply_past_the_mass_change_guard(&db, &fake).await;
         assert_eq!(outcome.status, "stopped");
         assert!(
             outcome.reason.as_deref().unwrap().contains("10011"),
@@ -179,6 +161,21 @@ async fn a_role_deleted_mid_run_stops_at_10011() {
         );
     })
     .await;
+}
+
+/// Options that let a run change many members at once (no approved plan).
+fn mass_change() -> ApplyOptions {
+    ApplyOptions {
+        allow_mass_change: true,
+        approved_plan: None,
+    }
+}
+
+/// Apply the current plan to the fake guild, allowing a mass change.
+async fn apply_past_the_mass_change_guard(db: &TestDb, fake: &FakeDiscord) -> RunOutcome {
+    role_sync::apply(&db.pool, &fake.config(), mass_change())
+        .await
+        .unwrap()
 }
 
 async fn refused(
@@ -211,10 +208,7 @@ async fn every_guard_refuses_with_its_reason_and_sends_nothing() {
         // More than 10 % of linked members.
         let err = refused(&db.pool, &fake, &config, ApplyOptions::default()).await;
         assert!(err.contains("2 of 11") && err.contains("--allow-mass-change"), "{err}");
-        let mass = ApplyOptions {
-            allow_mass_change: true,
-            approved_plan: None,
-        };
+        let mass = mass_change();
 
         // Bot lacks Manage Roles.
         fake.state.lock().unwrap().roles.iter_mut().for_each(|r| r.permissions = 0);
@@ -323,16 +317,7 @@ async fn apply_waits_out_429_buckets_and_lands_every_change() {
             state.force_429 = Some((7, 0.5));
         }
         let started = Instant::now();
-        let outcome = role_sync::apply(
-            &db.pool,
-            &fake.config(),
-            ApplyOptions {
-                allow_mass_change: true,
-                approved_plan: None,
-            },
-        )
-        .await
-        .unwrap();
+        let outcome = apply_past_the_mass_change_guard(&db, &fake).await;
         let elapsed = started.elapsed().as_secs_f64();
         assert_eq!(outcome.status, "success");
         assert_eq!(outcome.applied, 20);

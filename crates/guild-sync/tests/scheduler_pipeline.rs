@@ -75,6 +75,19 @@ impl RecordingStages {
         }
     }
 
+    /// Stages whose sync step reports on the returned receiver when entered and then waits
+    /// for a permit on the returned semaphore (it starts with none).
+    fn gated(
+        who: &'static str,
+        recorder: &Arc<Recorder>,
+    ) -> (Self, mpsc::UnboundedReceiver<()>, Arc<Semaphore>) {
+        let (entered_tx, entered) = mpsc::unbounded_channel();
+        let release = Arc::new(Semaphore::new(0));
+        let mut stages = Self::new(who, recorder);
+        stages.gate = Some((entered_tx, Arc::clone(&release)));
+        (stages, entered, release)
+    }
+
     /// Record `step`, then return `stats` as its result.
     fn step<T: Send + 'static>(&self, step: Step, stats: T) -> BoxFuture<'_, Result<T>> {
         async move {
@@ -128,6 +141,13 @@ impl Stages for RecordingStages {
     }
 }
 
+/// A scheduler on the test database whose stages (named "a") record into the returned recorder.
+fn recording_scheduler(db: &TestDb) -> (Scheduler, Arc<Recorder>) {
+    let recorder = Arc::new(Recorder::default());
+    let stages = Arc::new(RecordingStages::new("a", &recorder));
+    (Scheduler::new(db.pool.clone(), stages), recorder)
+}
+
 /// A second pool on the same database: what a second `serve` process would have.
 async fn second_pool(db: &TestDb) -> PgPool {
     PgPool::connect_with(db.connect_options()).await.unwrap()
@@ -147,11 +167,7 @@ async fn run_row(pool: &PgPool, id: i64) -> (String, String, Option<String>, ser
 async fn the_battle_net_pipeline_runs_sync_then_match_then_check_then_report() {
     within_a_minute(async {
         let db = TestDb::new().await;
-        let recorder = Arc::new(Recorder::default());
-        let scheduler = Scheduler::new(
-            db.pool.clone(),
-            Arc::new(RecordingStages::new("a", &recorder)),
-        );
+        let (scheduler, recorder) = recording_scheduler(&db);
 
         let outcome = scheduler
             .run_pipeline(PipelineKind::Blizzard)
@@ -182,11 +198,7 @@ async fn the_battle_net_pipeline_runs_sync_then_match_then_check_then_report() {
 async fn the_discord_and_addon_pipelines_end_with_match_check_report() {
     within_a_minute(async {
         let db = TestDb::new().await;
-        let recorder = Arc::new(Recorder::default());
-        let scheduler = Scheduler::new(
-            db.pool.clone(),
-            Arc::new(RecordingStages::new("a", &recorder)),
-        );
+        let (scheduler, recorder) = recording_scheduler(&db);
         scheduler.run_pipeline(PipelineKind::Discord).await.unwrap();
         scheduler
             .run_pipeline(PipelineKind::Addon(AddonInput::File("PATTSync.lua".into())))
@@ -245,10 +257,7 @@ async fn a_run_that_finds_another_scheduler_holding_the_lock_is_skipped_not_run_
     within_a_minute(async {
         let db = TestDb::new().await;
         let recorder = Arc::new(Recorder::default());
-        let (entered_tx, mut entered) = mpsc::unbounded_channel();
-        let release = Arc::new(Semaphore::new(0));
-        let mut first = RecordingStages::new("first", &recorder);
-        first.gate = Some((entered_tx, Arc::clone(&release)));
+        let (first, mut entered, release) = RecordingStages::gated("first", &recorder);
         let first = Arc::new(Scheduler::new(db.pool.clone(), Arc::new(first)));
         let second = Scheduler::new(
             second_pool(&db).await,
@@ -288,11 +297,7 @@ async fn a_run_that_finds_another_scheduler_holding_the_lock_is_skipped_not_run_
 async fn a_lock_held_by_any_session_on_the_documented_key_makes_runs_skip() {
     within_a_minute(async {
         let db = TestDb::new().await;
-        let recorder = Arc::new(Recorder::default());
-        let scheduler = Scheduler::new(
-            db.pool.clone(),
-            Arc::new(RecordingStages::new("a", &recorder)),
-        );
+        let (scheduler, recorder) = recording_scheduler(&db);
         let operator = hold_pipeline_lock(&db).await;
 
         let outcome = scheduler.run_pipeline(PipelineKind::Discord).await.unwrap();
@@ -377,10 +382,7 @@ async fn graceful_shutdown_lets_the_running_pipeline_finish_and_starts_no_new_ru
     within_a_minute(async {
         let db = TestDb::new().await;
         let recorder = Arc::new(Recorder::default());
-        let (entered_tx, mut entered) = mpsc::unbounded_channel();
-        let release = Arc::new(Semaphore::new(0));
-        let mut stages = RecordingStages::new("a", &recorder);
-        stages.gate = Some((entered_tx, Arc::clone(&release)));
+        let (stages, mut entered, release) = RecordingStages::gated("a", &recorder);
         let scheduler = Arc::new(Scheduler::new(db.pool.clone(), Arc::new(stages)));
 
         let running_id = scheduler.trigger(PipelineKind::Discord).await.unwrap();

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use guild_sync::testing::TestDb;
@@ -13,7 +12,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::TcpStream;
-use tokio::process::{Child, ChildStderr, Command};
+use tokio::process::{Child, ChildStderr};
 
 use common::within;
 
@@ -22,21 +21,7 @@ const SHUTDOWN_LIMIT: Duration = Duration::from_secs(10);
 
 /// Start `serve` on a free port with an API key; returns it, its address and its log lines.
 async fn start_serve(db: &TestDb) -> (Child, String, Lines<BufReader<ChildStderr>>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_guild-sync"))
-        .arg("serve")
-        .current_dir(tempfile::tempdir().unwrap().path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", db.url())
-        .env("GUILD_SYNC_BIND", "127.0.0.1:0")
-        .env("GUILD_SYNC_API_KEY", "k3y")
-        .env("RUST_LOG", "guild_sync=info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn_serve(db, ("GUILD_SYNC_API_KEY", "k3y"));
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let address = loop {
         let line = lines

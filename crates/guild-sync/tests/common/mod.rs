@@ -68,3 +68,28 @@ pub async fn hold_pipeline_lock(db: &guild_sync::testing::TestDb) -> sqlx::PgCon
         .expect("take the pipeline lock");
     operator
 }
+
+/// Spawn `guild-sync serve` (the built binary) on a free local port with the test database,
+/// only `PATH` and `secret` (name, value) from the environment, in a fresh directory, its log
+/// on a piped stderr; killed when dropped.
+pub fn spawn_serve(
+    db: &guild_sync::testing::TestDb,
+    secret: (&str, &str),
+) -> tokio::process::Child {
+    let dir = tempfile::tempdir().unwrap();
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_guild-sync"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", db.url())
+        .env("GUILD_SYNC_BIND", "127.0.0.1:0")
+        .env(secret.0, secret.1)
+        .env("RUST_LOG", "guild_sync=info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
