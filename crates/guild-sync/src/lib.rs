@@ -28,6 +28,7 @@ pub mod role_sync;
 pub mod run_recorder;
 pub mod scheduler;
 pub mod service;
+pub mod stamp_cache;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod web;

@@ -12,36 +12,31 @@
 //! every statement that touches the tables the pools read, so a cached pool is never stale.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
 use guild_sync_core::candidates::{self, Candidate, Fixed, MAX_CANDIDATES, Ranked};
 use sqlx::PgPool;
 
 use crate::db::console::{self, CharacterCandidateRow, DiscordCandidateRow};
+use crate::stamp_cache::StampCache;
 
-/// One cached pool and the data stamp it was loaded at (or after).
-type Slot<T> = Mutex<Option<((String, i64), Arc<Vec<T>>)>>;
+/// One cached pool per kind: the rows and the stamp they were loaded at (or after).
+static DISCORD_POOL: StampCache<(), Arc<Vec<DiscordCandidateRow>>> = StampCache::new(1);
+static CHARACTER_POOL: StampCache<(), Arc<Vec<CharacterCandidateRow>>> = StampCache::new(1);
 
-static DISCORD_POOL: Slot<DiscordCandidateRow> = Mutex::new(None);
-static CHARACTER_POOL: Slot<CharacterCandidateRow> = Mutex::new(None);
-
-/// The pool in `slot` when it was loaded at the current data stamp, else `load`ed and kept.
-/// The stamp is read before loading, so the rows kept are at least as new as their key; a
-/// concurrent change only costs the next request a reload. One entry per pool bounds memory.
+/// The pool in `cache` when it was loaded at the current data stamp, else `load`ed and kept.
 async fn cached<T>(
-    slot: &'static Slot<T>,
+    cache: &'static StampCache<(), Arc<Vec<T>>>,
     pool: &PgPool,
     load: impl Future<Output = Result<Vec<T>>>,
 ) -> Result<Arc<Vec<T>>> {
     let stamp = console::data_stamp(pool).await?;
-    if let Some((key, rows)) = slot.lock().expect("candidate cache poisoned").as_ref()
-        && *key == stamp
-    {
-        return Ok(Arc::clone(rows));
+    if let Some(rows) = cache.get(&stamp, &()) {
+        return Ok(rows);
     }
     let rows = Arc::new(load.await?);
-    *slot.lock().expect("candidate cache poisoned") = Some((stamp, Arc::clone(&rows)));
+    cache.keep(stamp, (), Arc::clone(&rows));
     Ok(rows)
 }
 

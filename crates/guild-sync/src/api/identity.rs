@@ -1,9 +1,6 @@
 //! `/api/identity/*`: players with their links, the live integrity queries, and officers'
 //! manual link / unlink. Handlers only translate HTTP ↔ the `db` layer.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -18,6 +15,7 @@ use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 use super::{AppState, console};
 use crate::db::api::ManualLink;
 use crate::db::integrity::{OrphanDiscordRow, OrphanWowRow, RankMismatchRow, RowOrder};
+use crate::stamp_cache::StampCache;
 
 /// A player's Discord account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -161,7 +159,7 @@ pub async fn players(
         Err(not_modified) => return Ok(not_modified),
     };
     let key = (q, page.page, page.per_page);
-    if let Some(body) = cached_players(&stamp, &key) {
+    if let Some(body) = PLAYERS_CACHE.get(&stamp, &key) {
         return Ok(console::tagged_raw_json(body, &tag));
     }
     let (total, players) =
@@ -171,45 +169,13 @@ pub async fn players(
         "{{\"total\":{total},\"page\":{},\"per_page\":{},\"players\":{players}}}",
         page.page, page.per_page
     );
-    keep_players(stamp, key, &body);
+    PLAYERS_CACHE.keep(stamp, key, body.clone());
     Ok(console::tagged_raw_json(body, &tag))
 }
 
-/// A players answer's key within one data stamp: search, page, page size.
-type PlayersKey = (Option<String>, i64, i64);
-
-/// Players answers at one data stamp (issue 16: a page of 50 under 64 clients in < 20 ms). The
-/// stamp (database identity + data version) changes on every statement touching a table the list
-/// reads, so an answer kept under it is never stale; a new stamp empties the cache.
-static PLAYERS_CACHE: Mutex<Option<PlayersAnswers>> = Mutex::new(None);
-
-/// The data stamp and the answers kept under it.
-type PlayersAnswers = ((String, i64), HashMap<PlayersKey, String>);
-
-/// Most answers kept at one stamp: bounds memory (a page is at most a few hundred kB) against
-/// a stream of distinct searches; when full, the cache starts over.
-const PLAYERS_CACHE_ANSWERS: usize = 64;
-
-fn cached_players(stamp: &(String, i64), key: &PlayersKey) -> Option<String> {
-    let cache = PLAYERS_CACHE.lock().expect("players cache poisoned");
-    match cache.as_ref() {
-        Some((kept, answers)) if kept == stamp => answers.get(key).cloned(),
-        _ => None,
-    }
-}
-
-/// Keep `body` under `stamp`, read before the data: the body is at least as new as its key.
-fn keep_players(stamp: (String, i64), key: PlayersKey, body: &str) {
-    let mut cache = PLAYERS_CACHE.lock().expect("players cache poisoned");
-    let room = matches!(cache.as_ref(),
-        Some((kept, answers)) if *kept == stamp && answers.len() < PLAYERS_CACHE_ANSWERS);
-    if !room {
-        *cache = Some((stamp, HashMap::new()));
-    }
-    if let Some((_, answers)) = cache.as_mut() {
-        answers.insert(key, body.to_string());
-    }
-}
+/// Players answers by (search, page, page size) at one data stamp (issue 16: a page of 50 under
+/// 64 clients in < 20 ms); at most 64, since a page is at most a few hundred kB.
+static PLAYERS_CACHE: StampCache<(Option<String>, i64, i64), String> = StampCache::new(64);
 
 /// In-guild characters no player owns.
 #[utoipa::path(get, path = "/api/identity/orphans/wow", tag = "identity",
