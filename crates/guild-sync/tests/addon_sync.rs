@@ -337,6 +337,7 @@ async fn a_failed_addon_run_reports_its_error_without_stats() {
             &json!({}),
             Some("the export was refused"),
             0.1,
+            Default::default(),
         )
         .await
         .expect("close");
