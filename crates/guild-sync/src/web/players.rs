@@ -139,7 +139,13 @@ pub async fn unlink(
 ) -> Result<Redirect, Refused> {
     session.check_csrf(&state, &form.csrf)?;
     // Only a link of the page's player: a stale or forged form never breaks another player's.
-    let unlinked = crate::db::api::unlink(&state.app.pool, form.link_id, Some(id)).await?;
+    let unlinked = crate::db::api::unlink(
+        &state.app.pool,
+        form.link_id,
+        Some(id),
+        crate::db::member_events::EventSource::officer(),
+    )
+    .await?;
     // The history of the player page: who unlinked what.
     crate::db::console::record_action(
         &state.app.pool,
