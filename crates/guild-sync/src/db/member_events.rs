@@ -187,6 +187,124 @@ pub struct EventRow {
     pub after: Option<serde_json::Value>,
 }
 
+impl EventRow {
+    /// One readable sentence for the console's timeline and the digest, from the names the
+    /// event recorded (falling back to today's names). Plain text: callers escape it for their
+    /// medium (askama escapes HTML; the digest escapes Discord markdown).
+    pub fn describe(&self) -> String {
+        let field = |doc: &Option<serde_json::Value>, key: &str| -> Option<String> {
+            doc.as_ref()?.get(key)?.as_str().map(str::to_owned)
+        };
+        let character = field(&self.after, "name")
+            .or_else(|| field(&self.before, "name"))
+            .or_else(|| field(&self.after, "character"))
+            .or_else(|| self.character_name.clone())
+            .unwrap_or_else(|| "a character".into());
+        let discord = field(&self.after, "display_name")
+            .or_else(|| field(&self.before, "display_name"))
+            .or_else(|| self.discord_name.clone())
+            .unwrap_or_else(|| "a Discord member".into());
+        let player = self
+            .player_name
+            .clone()
+            .unwrap_or_else(|| "a player".into());
+        let rank = |doc: &Option<serde_json::Value>| {
+            field(doc, "rank").unwrap_or_else(|| "no known rank".into())
+        };
+        let index = |doc: &Option<serde_json::Value>| {
+            doc.as_ref()
+                .and_then(|d| d.get("rank_index"))
+                .and_then(serde_json::Value::as_i64)
+        };
+        let roles = |doc: &Option<serde_json::Value>| {
+            let list: Vec<String> = doc
+                .as_ref()
+                .and_then(|d| d.get("roles"))
+                .and_then(serde_json::Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|r| r.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if list.is_empty() {
+                "none".to_string()
+            } else {
+                list.join(", ")
+            }
+        };
+        match EventType::parse(&self.event_type) {
+            Some(EventType::JoinedGuild) => {
+                format!("{character} joined the guild as {}", rank(&self.after))
+            }
+            Some(EventType::LeftGuild) => format!("{character} left the guild"),
+            Some(EventType::Returned) => format!("{character} returned to the guild"),
+            Some(EventType::Renamed) => format!(
+                "{} renamed to {}",
+                field(&self.before, "name").unwrap_or_default(),
+                field(&self.after, "name").unwrap_or_default()
+            ),
+            Some(EventType::Transferred) => format!(
+                "{}-{} transferred to {}-{}",
+                field(&self.before, "name").unwrap_or_default(),
+                field(&self.before, "realm").unwrap_or_default(),
+                field(&self.after, "name").unwrap_or_default(),
+                field(&self.after, "realm").unwrap_or_default()
+            ),
+            Some(EventType::RankChanged) => {
+                // A lower in-game rank index is the more senior rank.
+                let verb = match (index(&self.before), index(&self.after)) {
+                    (Some(b), Some(a)) if a < b => "promoted",
+                    (Some(b), Some(a)) if a > b => "demoted",
+                    _ => "moved",
+                };
+                format!(
+                    "{} {verb} from {} to {}",
+                    self.character_name.clone().unwrap_or(character),
+                    rank(&self.before),
+                    rank(&self.after)
+                )
+            }
+            Some(EventType::DiscordJoined) => format!("{discord} joined the Discord server"),
+            Some(EventType::DiscordLeft) => format!("{discord} left the Discord server"),
+            Some(EventType::DiscordRenamed) => format!(
+                "{} is now {} on Discord",
+                field(&self.before, "display_name").unwrap_or_default(),
+                field(&self.after, "display_name").unwrap_or_default()
+            ),
+            Some(EventType::DiscordRolesChanged) => format!(
+                "{discord}'s guild roles: {} → {}",
+                roles(&self.before),
+                roles(&self.after)
+            ),
+            Some(EventType::Linked) => format!("{character} linked to {player}"),
+            Some(EventType::Unlinked) => format!("{character} unlinked from {player}"),
+            Some(EventType::LinkMoved) => format!("{character} moved to {player}"),
+            None => self.event_type.clone(),
+        }
+    }
+}
+
+/// An event as the console lists it: when, what kind, who did it, and the sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventLine {
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub actor: String,
+    pub text: String,
+}
+
+impl From<&EventRow> for EventLine {
+    fn from(e: &EventRow) -> EventLine {
+        EventLine {
+            at: e.occurred_at,
+            kind: e.event_type.clone(),
+            actor: e.actor.clone(),
+            text: e.describe(),
+        }
+    }
+}
+
 /// The select list and joins every event read shares (names resolved now, not at write time).
 macro_rules! event_select {
     () => {
