@@ -38,17 +38,25 @@ pub enum IssueType {
     /// The matcher found a likely but uncertain character ↔ Discord pair (fuzzy 0.70–0.85).
     /// Hash ids: `[character_id, discord_user_id]`.
     AutoLinkSuggestion,
+    /// Every in-guild character of a player is stale (issue 19): reported once per player with
+    /// the alts listed, instead of one `stale_character` per linked alt. Hash ids: `[player_id]`.
+    InactivePlayer,
+    /// Every character of a player has left the guild while their present Discord account
+    /// keeps a guild role (issue 19). Hash ids: `[player_id]`.
+    FormerMemberHasRole,
 }
 
 impl IssueType {
     /// All types, in report order.
-    pub const ALL: [IssueType; 7] = [
+    pub const ALL: [IssueType; 9] = [
         IssueType::RankMismatch,
         IssueType::DuplicateDiscord,
         IssueType::OrphanDiscord,
+        IssueType::FormerMemberHasRole,
         IssueType::OrphanWow,
         IssueType::NoGuildRole,
         IssueType::AutoLinkSuggestion,
+        IssueType::InactivePlayer,
         IssueType::StaleCharacter,
     ];
 
@@ -62,6 +70,8 @@ impl IssueType {
             IssueType::StaleCharacter => "stale_character",
             IssueType::DuplicateDiscord => "duplicate_discord",
             IssueType::AutoLinkSuggestion => "auto_link_suggestion",
+            IssueType::InactivePlayer => "inactive_player",
+            IssueType::FormerMemberHasRole => "former_member_has_role",
         }
     }
 
@@ -74,10 +84,13 @@ impl IssueType {
     pub fn severity(self) -> Severity {
         match self {
             IssueType::RankMismatch | IssueType::DuplicateDiscord => Severity::Critical,
-            IssueType::OrphanWow | IssueType::OrphanDiscord | IssueType::NoGuildRole => {
-                Severity::Warning
-            }
-            IssueType::StaleCharacter | IssueType::AutoLinkSuggestion => Severity::Info,
+            IssueType::OrphanWow
+            | IssueType::OrphanDiscord
+            | IssueType::NoGuildRole
+            | IssueType::FormerMemberHasRole => Severity::Warning,
+            IssueType::StaleCharacter
+            | IssueType::AutoLinkSuggestion
+            | IssueType::InactivePlayer => Severity::Info,
         }
     }
 }
@@ -274,6 +287,22 @@ struct StaleDetails {
 }
 
 #[derive(Serialize)]
+struct InactivePlayerDetails<'a> {
+    last_activity: Option<DateTime<Utc>>,
+    days_ago: Option<i64>,
+    threshold_days: i64,
+    alts: &'a [String],
+}
+
+#[derive(Serialize)]
+struct FormerMemberDetails<'a> {
+    /// When the player's last character left: role sync's grace period counts from it.
+    left_at: DateTime<Utc>,
+    username: &'a str,
+    roles: &'a [String],
+}
+
+#[derive(Serialize)]
 struct DuplicateDiscordDetails<'a> {
     player_ids: Vec<i32>,
     player_names: &'a [&'a str],
@@ -409,6 +438,67 @@ impl Finding {
         )
     }
 
+    /// Every in-guild character of a player is stale: one finding for the player, the alts
+    /// (`Name-realm`) listed. `last_activity` is the latest login of any of their characters.
+    pub fn inactive_player(
+        player_id: i32,
+        player_name: &str,
+        last_activity: Option<DateTime<Utc>>,
+        days_ago: Option<i64>,
+        threshold_days: i64,
+        alts: &[String],
+    ) -> Self {
+        let when = match (last_activity, days_ago) {
+            (Some(at), Some(days)) => {
+                format!("last activity {days} days ago ({})", at.format("%Y-%m-%d"))
+            }
+            _ => "no login known".to_string(),
+        };
+        finding(
+            IssueType::InactivePlayer,
+            (None, None, Some(player_id)),
+            player_name.to_string(),
+            format!(
+                "{when} on all {} characters in the guild: {}",
+                alts.len(),
+                alts.join(", ")
+            ),
+            InactivePlayerDetails {
+                last_activity,
+                days_ago,
+                threshold_days,
+                alts,
+            },
+        )
+    }
+
+    /// Every character of a player has left the guild while their Discord account keeps a
+    /// guild role.
+    pub fn former_member_has_role(
+        player_id: i32,
+        player_name: &str,
+        discord_user_id: i32,
+        username: &str,
+        left_at: DateTime<Utc>,
+        roles: &[String],
+    ) -> Self {
+        finding(
+            IssueType::FormerMemberHasRole,
+            (None, Some(discord_user_id), Some(player_id)),
+            player_with_discord(player_name, username),
+            format!(
+                "every character left the guild (last on {}) but Discord still gives {}",
+                left_at.format("%Y-%m-%d"),
+                roles.join(", ")
+            ),
+            FormerMemberDetails {
+                left_at,
+                username,
+                roles,
+            },
+        )
+    }
+
     /// More than one player holds the same Discord user.
     pub fn duplicate_discord(
         discord_user_id: i32,
@@ -442,7 +532,10 @@ impl Finding {
             IssueType::OrphanDiscord | IssueType::DuplicateDiscord => {
                 vec![id(self.discord_user_id)]
             }
-            IssueType::RankMismatch | IssueType::NoGuildRole => vec![id(self.player_id)],
+            IssueType::RankMismatch
+            | IssueType::NoGuildRole
+            | IssueType::InactivePlayer
+            | IssueType::FormerMemberHasRole => vec![id(self.player_id)],
             IssueType::AutoLinkSuggestion => {
                 vec![id(self.wow_character_id), id(self.discord_user_id)]
             }

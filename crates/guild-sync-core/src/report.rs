@@ -130,6 +130,8 @@ pub fn emoji(issue_type: IssueType) -> &'static str {
         IssueType::NoGuildRole => "🏷️",
         IssueType::AutoLinkSuggestion => "🔗",
         IssueType::StaleCharacter => "💤",
+        IssueType::InactivePlayer => "🛌",
+        IssueType::FormerMemberHasRole => "🚪",
     }
 }
 
@@ -143,6 +145,8 @@ pub fn type_title(issue_type: IssueType) -> &'static str {
         IssueType::NoGuildRole => "Members without a guild role on Discord",
         IssueType::AutoLinkSuggestion => "Suggested links to confirm",
         IssueType::StaleCharacter => "Stale characters",
+        IssueType::InactivePlayer => "Inactive players",
+        IssueType::FormerMemberHasRole => "Former members keeping a guild role",
     }
 }
 
@@ -184,11 +188,13 @@ impl ReportIssue {
         match self.issue_type? {
             IssueType::OrphanWow | IssueType::StaleCharacter => character,
             IssueType::OrphanDiscord | IssueType::DuplicateDiscord => discord,
-            IssueType::RankMismatch => self.player_name.clone(),
-            IssueType::NoGuildRole => match (&self.player_name, &self.discord_username) {
-                (Some(p), Some(u)) => Some(player_with_discord(p, u)),
-                (p, _) => p.clone(),
-            },
+            IssueType::RankMismatch | IssueType::InactivePlayer => self.player_name.clone(),
+            IssueType::NoGuildRole | IssueType::FormerMemberHasRole => {
+                match (&self.player_name, &self.discord_username) {
+                    (Some(p), Some(u)) => Some(player_with_discord(p, u)),
+                    (p, _) => p.clone(),
+                }
+            }
             IssueType::AutoLinkSuggestion => Some(format!("{} ↔ {}", character?, discord?)),
         }
     }
