@@ -130,6 +130,7 @@ pub fn emoji(issue_type: IssueType) -> &'static str {
         IssueType::NoGuildRole => "🏷️",
         IssueType::AutoLinkSuggestion => "🔗",
         IssueType::StaleCharacter => "💤",
+        IssueType::ClaimConflict => "🪪",
     }
 }
 
@@ -143,6 +144,7 @@ pub fn type_title(issue_type: IssueType) -> &'static str {
         IssueType::NoGuildRole => "Members without a guild role on Discord",
         IssueType::AutoLinkSuggestion => "Suggested links to confirm",
         IssueType::StaleCharacter => "Stale characters",
+        IssueType::ClaimConflict => "Claims that conflict with an officer's link or another claim",
     }
 }
 
@@ -190,6 +192,10 @@ impl ReportIssue {
                 (p, _) => p.clone(),
             },
             IssueType::AutoLinkSuggestion => Some(format!("{} ↔ {}", character?, discord?)),
+            IssueType::ClaimConflict => match character {
+                Some(character) => Some(format!("{character} ↔ {}", discord?)),
+                None => discord,
+            },
         }
     }
 

@@ -424,5 +424,8 @@ fn why(e: &crate::db::links::LinkExample) -> String {
             format!("named as an alt by {}", field("named_by"))
         }
         StoredLinkSource::Manual => "linked by an officer".to_owned(),
+        StoredLinkSource::BattlenetOauth => {
+            format!("claimed by Battle.net login ({})", field("battletag"))
+        }
     }
 }
