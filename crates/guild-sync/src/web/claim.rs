@@ -18,8 +18,8 @@ use askama_web::WebTemplate;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
+use axum_extra::extract::{CookieJar, SignedCookieJar};
 use chrono::Utc;
 use serde::Deserialize;
 
@@ -364,17 +364,17 @@ async fn officer_session(
         .for_officers());
     }
     tracing::info!(%discord_id, "officer logged in to the console with Discord");
-    let jar = jar
-        .remove(Cookie::build(CLAIM_COOKIE).path("/"))
-        .add(console_cookie(
-            SESSION_COOKIE,
-            new_discord_session_value(username, discord_id),
-            state.secure_cookies,
-        ));
+    let jar = jar.remove(Cookie::build(CLAIM_COOKIE).path("/"));
+    let session = SignedCookieJar::new(state.key.clone()).add(console_cookie(
+        SESSION_COOKIE,
+        new_discord_session_value(username, discord_id),
+        state.secure_cookies,
+    ));
     // A page, not a redirect: the session cookie is `SameSite=Strict`, and a redirect chain
     // that began on Discord's site would arrive at `/` without it.
     Ok((
         jar,
+        session,
         MessagePage {
             title: "Logged in",
             class: "notice",
