@@ -337,8 +337,8 @@ impl Finding {
             // Most of these are members the matcher could not place: the fix that costs an
             // officer nothing is the member proving their characters themselves.
             format!(
-                "has the Discord role {role} but is linked to no player; they can link their \
-                 characters themselves with /claim (Discord, then Battle.net login)"
+                "has the Discord role {role} but is linked to no player; they can claim their \
+                 characters themselves with /claim"
             ),
             OrphanDiscordDetails {
                 discord_id,
@@ -806,9 +806,8 @@ mod tests {
         assert_eq!(
             f.details_value(),
             json!({"subject": "Bob (@bobby)",
-                   "reason": "has the Discord role Member but is linked to no player; they can link \
-                              their characters themselves with /claim (Discord, then \
-                              Battle.net login)",
+                   "reason": "has the Discord role Member but is linked to no player; they can \
+                              claim their characters themselves with /claim",
                    "discord_id": "123", "username": "bobby", "role": "Member"})
         );
     }
@@ -899,7 +898,7 @@ mod tests {
             (
                 Finding::orphan_discord(2, Some("Bob"), "bobby", "123", "Member"),
                 "Bob (@bobby): has the Discord role Member but is linked to no player; they can \
-                 link their characters themselves with /claim (Discord, then Battle.net login)",
+                 claim their characters themselves with /claim",
             ),
             (
                 Finding::claim_conflict(

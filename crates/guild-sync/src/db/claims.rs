@@ -462,3 +462,39 @@ async fn named_characters(conn: &mut PgConnection, ids: &[i32]) -> Result<Vec<Na
     .fetch_all(&mut *conn)
     .await?)
 }
+
+/// Someone for `demo --serve` to claim as: a present Discord member without a player, and up
+/// to three in-guild characters no player owns (`discord_id`, `username`, characters as
+/// `(blizzard_id or a stand-in, name, realm_slug, level)`). `None` when the data has neither.
+pub async fn demo_claimant(
+    db: impl PgExecutor<'_> + Copy,
+) -> Result<Option<(String, String, Vec<(i64, String, String, i32)>)>> {
+    let member: Option<(String, String)> = sqlx::query_as(
+        "SELECT du.discord_id, du.username FROM guild_identity.discord_users du
+         WHERE du.is_present
+           AND NOT EXISTS (SELECT 1 FROM guild_identity.players p WHERE p.discord_user_id = du.id)
+         ORDER BY du.id LIMIT 1",
+    )
+    .fetch_optional(db)
+    .await?;
+    let Some((discord_id, username)) = member else {
+        return Ok(None);
+    };
+    // A stand-in id far above Blizzard's for a row without one; the claim then matches it
+    // by name and realm.
+    let characters: Vec<(i64, String, String, i32)> = sqlx::query_as(
+        "SELECT COALESCE(wc.blizzard_id, 9000000000 + wc.id), wc.character_name, wc.realm_slug,
+                COALESCE(wc.level, 1)
+         FROM guild_identity.wow_characters wc
+         WHERE wc.removed_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM guild_identity.player_characters pc
+                           WHERE pc.character_id = wc.id)
+         ORDER BY wc.level DESC NULLS LAST, wc.id LIMIT 3",
+    )
+    .fetch_all(db)
+    .await?;
+    if characters.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((discord_id, username, characters)))
+}
