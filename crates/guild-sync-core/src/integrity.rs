@@ -44,13 +44,19 @@ pub enum IssueType {
     /// Every character of a player has left the guild while their present Discord account
     /// keeps a guild role (issue 19). Hash ids: `[player_id]`.
     FormerMemberHasRole,
+    /// A member's claim (`/claim`) that guild-sync would not carry out: a character an officer
+    /// linked by hand to another player, or a Battle.net account another Discord account
+    /// already claimed. Written by the claim, not the checker. Hash ids:
+    /// `[character_id or 0, claimant's discord_user_id, other player_id]`.
+    ClaimConflict,
 }
 
 impl IssueType {
     /// All types, in report order.
-    pub const ALL: [IssueType; 9] = [
+    pub const ALL: [IssueType; 10] = [
         IssueType::RankMismatch,
         IssueType::DuplicateDiscord,
+        IssueType::ClaimConflict,
         IssueType::OrphanDiscord,
         IssueType::FormerMemberHasRole,
         IssueType::OrphanWow,
@@ -72,6 +78,7 @@ impl IssueType {
             IssueType::AutoLinkSuggestion => "auto_link_suggestion",
             IssueType::InactivePlayer => "inactive_player",
             IssueType::FormerMemberHasRole => "former_member_has_role",
+            IssueType::ClaimConflict => "claim_conflict",
         }
     }
 
@@ -87,7 +94,8 @@ impl IssueType {
             IssueType::OrphanWow
             | IssueType::OrphanDiscord
             | IssueType::NoGuildRole
-            | IssueType::FormerMemberHasRole => Severity::Warning,
+            | IssueType::FormerMemberHasRole
+            | IssueType::ClaimConflict => Severity::Warning,
             IssueType::StaleCharacter
             | IssueType::AutoLinkSuggestion
             | IssueType::InactivePlayer => Severity::Info,
@@ -136,9 +144,13 @@ pub fn issue_hash(issue_type: IssueType, ids: &[i64]) -> String {
 impl IssueType {
     /// Whether the integrity checker detects this type itself (and so resolves an open issue of
     /// it as soon as a run no longer finds its hash). `auto_link_suggestion` issues are written
-    /// by the identity engine; the checker only resolves them when their cause is gone.
+    /// by the identity engine and `claim_conflict` ones by a member's claim; the checker only
+    /// resolves them when their cause is gone.
     pub fn detected_by_checker(self) -> bool {
-        self != IssueType::AutoLinkSuggestion
+        !matches!(
+            self,
+            IssueType::AutoLinkSuggestion | IssueType::ClaimConflict
+        )
     }
 }
 
@@ -272,6 +284,9 @@ impl LinkBasis {
         };
         let how = match b.link_source {
             crate::matching::StoredLinkSource::Manual => "linked by hand".to_string(),
+            crate::matching::StoredLinkSource::BattlenetOauth => {
+                "claimed by the member".to_string()
+            }
             source => format!("linked by {}", source.as_str().replace('_', " ")),
         };
         format!(" (rank of {}, {how})", b.character_name)
@@ -300,6 +315,14 @@ struct FormerMemberDetails<'a> {
     left_at: DateTime<Utc>,
     username: &'a str,
     roles: &'a [String],
+}
+
+#[derive(Serialize)]
+struct ClaimConflictDetails<'a> {
+    claimant: &'a str,
+    other_player: &'a str,
+    battletag: &'a str,
+    battlenet_account_id: i64,
 }
 
 #[derive(Serialize)]
@@ -340,7 +363,12 @@ impl Finding {
             IssueType::OrphanDiscord,
             (None, Some(discord_user_id), None),
             discord_label(display_name, username),
-            format!("has the Discord role {role} but is linked to no player"),
+            // Most of these are members the matcher could not place: the fix that costs an
+            // officer nothing is the member proving their characters themselves.
+            format!(
+                "has the Discord role {role} but is linked to no player; they can claim their \
+                 characters themselves with /claim"
+            ),
             OrphanDiscordDetails {
                 discord_id,
                 username,
@@ -519,6 +547,53 @@ impl Finding {
         )
     }
 
+    /// A claim that was not carried out (see [`IssueType::ClaimConflict`]): `character` (id and
+    /// label) is set when an officer's manual link stood in the way, unset when the Battle.net
+    /// account is another player's. Names both players.
+    #[allow(clippy::too_many_arguments)]
+    pub fn claim_conflict(
+        character: Option<(i32, &str)>,
+        claimant_discord_user_id: i32,
+        claimant: &str,
+        other_player_id: i32,
+        other_player: &str,
+        battletag: &str,
+        battlenet_account_id: i64,
+    ) -> Self {
+        let (subject, reason) = match character {
+            Some((_, label)) => (
+                label.to_string(),
+                format!(
+                    "claimed by {claimant} (Battle.net {battletag}) but linked by hand to \
+                     {other_player}; nothing was moved: link it to the right player"
+                ),
+            ),
+            None => (
+                claimant.to_string(),
+                format!(
+                    "claimed Battle.net account {battletag}, which {other_player} already \
+                     claimed; nothing was linked: find out who owns it"
+                ),
+            ),
+        };
+        finding(
+            IssueType::ClaimConflict,
+            (
+                character.map(|(id, _)| id),
+                Some(claimant_discord_user_id),
+                Some(other_player_id),
+            ),
+            subject,
+            reason,
+            ClaimConflictDetails {
+                claimant,
+                other_player,
+                battletag,
+                battlenet_account_id,
+            },
+        )
+    }
+
     /// [`Finding::details`] as a JSON value.
     pub fn details_value(&self) -> serde_json::Value {
         serde_json::from_str(&self.details).expect("details are JSON written by `finding`")
@@ -539,6 +614,11 @@ impl Finding {
             IssueType::AutoLinkSuggestion => {
                 vec![id(self.wow_character_id), id(self.discord_user_id)]
             }
+            IssueType::ClaimConflict => vec![
+                id(self.wow_character_id),
+                id(self.discord_user_id),
+                id(self.player_id),
+            ],
         }
     }
 
@@ -819,7 +899,8 @@ mod tests {
         assert_eq!(
             f.details_value(),
             json!({"subject": "Bob (@bobby)",
-                   "reason": "has the Discord role Member but is linked to no player",
+                   "reason": "has the Discord role Member but is linked to no player; they can \
+                              claim their characters themselves with /claim",
                    "discord_id": "123", "username": "bobby", "role": "Member"})
         );
     }
@@ -909,7 +990,26 @@ mod tests {
         let cases = [
             (
                 Finding::orphan_discord(2, Some("Bob"), "bobby", "123", "Member"),
-                "Bob (@bobby): has the Discord role Member but is linked to no player",
+                "Bob (@bobby): has the Discord role Member but is linked to no player; they can \
+                 claim their characters themselves with /claim",
+            ),
+            (
+                Finding::claim_conflict(
+                    Some((5, "Ash-ravencrest")),
+                    6,
+                    "@eve",
+                    8,
+                    "Frank",
+                    "Eve#1234",
+                    77,
+                ),
+                "Ash-ravencrest: claimed by @eve (Battle.net Eve#1234) but linked by hand to \
+                 Frank; nothing was moved: link it to the right player",
+            ),
+            (
+                Finding::claim_conflict(None, 6, "@eve", 8, "Frank", "Eve#1234", 77),
+                "@eve: claimed Battle.net account Eve#1234, which Frank already claimed; nothing \
+                 was linked: find out who owns it",
             ),
             (
                 Finding::rank_mismatch(3, "Carol", 3, "Guild Leader", Some("GM"), "Officer", None),

@@ -132,6 +132,7 @@ pub fn emoji(issue_type: IssueType) -> &'static str {
         IssueType::StaleCharacter => "💤",
         IssueType::InactivePlayer => "🛌",
         IssueType::FormerMemberHasRole => "🚪",
+        IssueType::ClaimConflict => "🪪",
     }
 }
 
@@ -147,6 +148,7 @@ pub fn type_title(issue_type: IssueType) -> &'static str {
         IssueType::StaleCharacter => "Stale characters",
         IssueType::InactivePlayer => "Inactive players",
         IssueType::FormerMemberHasRole => "Former members keeping a guild role",
+        IssueType::ClaimConflict => "Claims that conflict with an officer's link or another claim",
     }
 }
 
@@ -196,6 +198,10 @@ impl ReportIssue {
                 }
             }
             IssueType::AutoLinkSuggestion => Some(format!("{} ↔ {}", character?, discord?)),
+            IssueType::ClaimConflict => match character {
+                Some(character) => Some(format!("{character} ↔ {}", discord?)),
+                None => discord,
+            },
         }
     }
 

@@ -155,7 +155,8 @@ async fn test_orphan_discord_detected() {
         assert_eq!(found[0].discord_member_id, Some(orphan));
         assert_eq!(
             found[0].summary,
-            "@jaina: has the Discord role Veteran but is linked to no player"
+            "@jaina: has the Discord role Veteran but is linked to no player; they can claim \
+             their characters themselves with /claim"
         );
         assert_eq!(issues(&db.pool).await.len(), 1);
     })

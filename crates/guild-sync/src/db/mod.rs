@@ -14,6 +14,7 @@ pub mod admin;
 pub mod api;
 pub mod audit_issues;
 pub mod characters;
+pub mod claims;
 pub mod console;
 pub mod console_pages;
 pub mod discord_users;
