@@ -18,6 +18,7 @@ pub mod console;
 pub mod console_pages;
 pub mod discord_users;
 pub mod integrity;
+pub mod interactions;
 pub mod links;
 pub mod officers;
 pub mod pipeline_lock;
