@@ -226,6 +226,7 @@ pub async fn unlink_by_officer(
 pub struct ButtonIssue {
     pub issue_type: String,
     pub open: bool,
+    pub resolved_by: Option<String>,
     pub wow_character_id: Option<i32>,
     pub discord_member_id: Option<i32>,
 }
@@ -233,7 +234,7 @@ pub struct ButtonIssue {
 /// Audit issue `id`, resolved or not.
 pub async fn button_issue(db: impl PgExecutor<'_>, id: i32) -> Result<Option<ButtonIssue>> {
     sqlx::query_as(
-        "SELECT issue_type, resolved_at IS NULL AS open, wow_character_id, discord_member_id
+        "SELECT issue_type, resolved_at IS NULL AS open, resolved_by, wow_character_id, discord_member_id
          FROM guild_identity.audit_issues WHERE id = $1",
     )
     .bind(id)
