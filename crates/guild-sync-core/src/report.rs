@@ -129,11 +129,20 @@ impl ReportMessage {
 
     /// [`Self::payload`] with the buttons as action rows, each button's `custom_id` made by
     /// `custom_id`. Discord takes at most [`MAX_ACTION_ROWS`] rows of [`MAX_BUTTONS_PER_ROW`]:
-    /// one issue's buttons stay in one row, and the lines past what fits get no buttons (the
-    /// console still has them).
-    pub fn payload_with_buttons(&self, custom_id: impl Fn(&ReportButton) -> String) -> serde_json::Value {
+    /// one issue's buttons stay in one row, suggestions (settled in one press) come before
+    /// orphans, and the lines past what fits get no buttons (the console still has them).
+    pub fn payload_with_buttons(
+        &self,
+        custom_id: impl Fn(&ReportButton) -> String,
+    ) -> serde_json::Value {
+        let mut groups: Vec<&[ReportButton]> = self
+            .buttons
+            .chunk_by(|a, b| a.issue_id == b.issue_id)
+            .collect();
+        // Stable: line order within each kind.
+        groups.sort_by_key(|g| g[0].action != ButtonAction::Link);
         let mut rows: Vec<Vec<serde_json::Value>> = Vec::new();
-        for group in self.buttons.chunk_by(|a, b| a.issue_id == b.issue_id) {
+        for group in groups {
             let fits = rows
                 .last()
                 .is_some_and(|row| row.len() + group.len() <= MAX_BUTTONS_PER_ROW);
@@ -296,7 +305,8 @@ impl ReportIssue {
     /// The buttons of this issue's line: *Link* and *Not them* on a suggestion, *Candidates* on
     /// an orphan; none on other types.
     pub fn buttons(&self) -> Vec<ReportButton> {
-        let subject = crate::text::one_line(&self.subject().unwrap_or_else(|| self.summary.clone()));
+        let subject =
+            crate::text::one_line(&self.subject().unwrap_or_else(|| self.summary.clone()));
         let button = |action, label: String| ReportButton {
             action,
             issue_id: self.id,
@@ -308,7 +318,10 @@ impl ReportIssue {
                 button(ButtonAction::NotThem, format!("Not them: {subject}")),
             ],
             Some(IssueType::OrphanWow | IssueType::OrphanDiscord) => {
-                vec![button(ButtonAction::Candidates, format!("Candidates: {subject}"))]
+                vec![button(
+                    ButtonAction::Candidates,
+                    format!("Candidates: {subject}"),
+                )]
             }
             _ => Vec::new(),
         }
@@ -589,8 +602,15 @@ mod tests {
         let buttons: Vec<&ReportButton> = messages.iter().flat_map(|m| &m.buttons).collect();
         // Only the 20 shown suggestion lines get buttons, and no stale line does.
         assert_eq!(buttons.len(), 20 * 2 + 5);
-        assert!(buttons.iter().all(|b| b.issue_id <= 35 && b.label.chars().count() <= 80));
-        assert_eq!(buttons[0].label, "Candidates: Orph31-area-52", "orphans come first");
+        assert!(
+            buttons
+                .iter()
+                .all(|b| b.issue_id <= 35 && b.label.chars().count() <= 80)
+        );
+        assert_eq!(
+            buttons[0].label, "Candidates: Orph31-area-52",
+            "orphans come first"
+        );
         assert_eq!(buttons[5].label, "Link Sugg1-area-52 ↔ Sugg1 (@sugg1)");
 
         let payload =
@@ -605,13 +625,19 @@ mod tests {
             let not_them = row.iter().filter(|b| b["style"] == 2).count();
             assert_eq!(links, not_them, "{row:?}");
         }
-        assert_eq!(rows[0]["components"][0]["custom_id"], "id-31-Candidates");
-        assert_eq!(rows[1]["components"][0]["custom_id"], "id-1-Link");
-        assert_eq!(rows[1]["components"][1]["custom_id"], "id-1-NotThem");
+        // Suggestions first (settled in one press), two to a row: 10 fill the 5 rows.
+        assert_eq!(rows[0]["components"][0]["custom_id"], "id-1-Link");
+        assert_eq!(rows[0]["components"][1]["custom_id"], "id-1-NotThem");
+        assert_eq!(rows[4]["components"][3]["custom_id"], "id-10-NotThem");
         assert_eq!(payload["embeds"], messages[0].payload()["embeds"]);
         // A message without buttons has no components key.
         let plain = render_messages(&[issue(1, IssueType::StaleCharacter, "x")], false);
-        assert!(plain[0].payload_with_buttons(|_| unreachable!()).get("components").is_none());
+        assert!(
+            plain[0]
+                .payload_with_buttons(|_| unreachable!())
+                .get("components")
+                .is_none()
+        );
     }
 
     #[test]

@@ -175,9 +175,15 @@ fn issue_of_custom_id(custom_id: &str) -> Option<i32> {
 /// *Candidates*: the orphan's best [`CANDIDATES_SHOWN`] matches, privately, each with *Link*.
 async fn candidates(h: &Interactions, id: i32, issue: &db::ButtonIssue) -> Result<Reply> {
     // (character, discord user) of each candidate, with its label.
-    let picks: Vec<(i32, i32, String, f64)> = match (issue.issue_type.as_str(), issue.wow_character_id, issue.discord_member_id) {
+    let picks: Vec<(i32, i32, String, f64)> = match (
+        issue.issue_type.as_str(),
+        issue.wow_character_id,
+        issue.discord_member_id,
+    ) {
         ("orphan_wow", Some(character), _) => {
-            let Some((_, ranked)) = crate::link_candidates::for_character(&h.pool, character).await? else {
+            let Some((_, ranked)) =
+                crate::link_candidates::for_character(&h.pool, character).await?
+            else {
                 return Ok(stale("the character no longer exists"));
             };
             ranked
@@ -187,7 +193,8 @@ async fn candidates(h: &Interactions, id: i32, issue: &db::ButtonIssue) -> Resul
                 .collect()
         }
         ("orphan_discord", _, Some(user)) => {
-            let Some((_, ranked)) = crate::link_candidates::for_discord_user(&h.pool, user).await? else {
+            let Some((_, ranked)) = crate::link_candidates::for_discord_user(&h.pool, user).await?
+            else {
                 return Ok(stale("the member no longer exists"));
             };
             ranked
@@ -222,7 +229,9 @@ async fn candidates(h: &Interactions, id: i32, issue: &db::ButtonIssue) -> Resul
             discord_user: *discord_user,
         }
         .sign(&h.key);
-        buttons.push(serde_json::json!({"type": 2, "style": 3, "label": label, "custom_id": custom_id}));
+        buttons.push(
+            serde_json::json!({"type": 2, "style": 3, "label": label, "custom_id": custom_id}),
+        );
     }
     Ok(Reply::Message {
         content: lines.join("\n"),

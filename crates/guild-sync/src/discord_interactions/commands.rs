@@ -236,9 +236,7 @@ fn claim(h: &Interactions) -> Reply {
 
 async fn roles_plan(h: &Interactions, actor: &Actor) -> Result<Reply> {
     if RoleSyncMode::from_config(&h.config)? == RoleSyncMode::Off {
-        return Ok(Reply::private(
-            "Role sync is off (GUILD_SYNC_ROLE_SYNC).",
-        ));
+        return Ok(Reply::private("Role sync is off (GUILD_SYNC_ROLE_SYNC)."));
     }
     if !h.is_officer(actor).await? {
         return Ok(h.refusal());
@@ -273,7 +271,10 @@ pub async fn autocomplete(h: &Interactions, data: &Value) -> Result<Vec<Value>> 
         .into_iter()
         .filter(|c| !only_linked || c.linked)
         .collect();
-    let names: Vec<&str> = characters.iter().map(|c| c.character_name.as_str()).collect();
+    let names: Vec<&str> = characters
+        .iter()
+        .map(|c| c.character_name.as_str())
+        .collect();
     Ok(rank_choices(query, &names)
         .into_iter()
         .map(|i| {

@@ -102,7 +102,10 @@ pub enum Reply {
         private: bool,
     },
     /// Edit the message the button is on (type 7).
-    Update { content: String, components: Vec<Value> },
+    Update {
+        content: String,
+        components: Vec<Value>,
+    },
 }
 
 impl Reply {
@@ -270,7 +273,10 @@ impl Interactions {
                     .await
             }
             other => {
-                tracing::debug!(kind = other, "an interaction type guild-sync does not answer");
+                tracing::debug!(
+                    kind = other,
+                    "an interaction type guild-sync does not answer"
+                );
                 Ok(())
             }
         }

@@ -27,17 +27,17 @@ fn character_option(required: bool, description: &str) -> Value {
 pub fn definitions(config: &Config) -> Value {
     let mut commands = vec![
         json!({"type": 1, "name": "whois",
-               "description": "A member's player: characters with realm, class and rank, roles, links",
-               "options": [
-                   {"type": USER, "name": "member", "description": "A Discord member", "required": false},
-                   character_option(false, "A character in the guild"),
-               ]}),
+        "description": "A member's player: characters with realm, class and rank, roles, links",
+        "options": [
+            {"type": USER, "name": "member", "description": "A Discord member", "required": false},
+            character_option(false, "A character in the guild"),
+        ]}),
         json!({"type": 1, "name": "link",
-               "description": "Officers: link a character to a Discord member",
-               "options": [
-                   character_option(true, "The character"),
-                   {"type": USER, "name": "member", "description": "The Discord member", "required": true},
-               ]}),
+        "description": "Officers: link a character to a Discord member",
+        "options": [
+            character_option(true, "The character"),
+            {"type": USER, "name": "member", "description": "The Discord member", "required": true},
+        ]}),
         json!({"type": 1, "name": "unlink",
                "description": "Officers: remove a character's link",
                "options": [character_option(true, "The linked character")]}),
@@ -92,7 +92,10 @@ pub fn same_commands(ours: &[Value], registered: &[Value]) -> bool {
 pub async fn register(rest: &DiscordRest, app: &str, guild: &str, config: &Config) -> Result<bool> {
     let ours = definitions(config);
     let registered = rest.guild_commands(app, guild).await?;
-    if same_commands(ours.as_array().expect("definitions are a list"), &registered) {
+    if same_commands(
+        ours.as_array().expect("definitions are a list"),
+        &registered,
+    ) {
         return Ok(false);
     }
     rest.overwrite_guild_commands(app, guild, &ours).await?;
@@ -131,6 +134,10 @@ mod tests {
         assert!(!same_commands(ours, &registered));
         assert!(!same_commands(ours, &registered[1..]));
         let names: Vec<&str> = ours.iter().map(|c| c["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["whois", "link", "unlink", "audit"], "no /claim or /roles unconfigured");
+        assert_eq!(
+            names,
+            ["whois", "link", "unlink", "audit"],
+            "no /claim or /roles unconfigured"
+        );
     }
 }

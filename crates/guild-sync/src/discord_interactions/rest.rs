@@ -83,13 +83,20 @@ impl DiscordRest {
         if status == StatusCode::NO_CONTENT || text.trim().is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_str(&text).with_context(|| format!("Discord's answer to {what} is not JSON"))
+        serde_json::from_str(&text)
+            .with_context(|| format!("Discord's answer to {what} is not JSON"))
     }
 
     /// `GET /oauth2/applications/@me`: the bot's application id.
     pub async fn application_id(&self) -> Result<String> {
         let app = self
-            .call(Method::GET, "/oauth2/applications/@me", None, true, "the application lookup")
+            .call(
+                Method::GET,
+                "/oauth2/applications/@me",
+                None,
+                true,
+                "the application lookup",
+            )
             .await?;
         app["id"]
             .as_str()

@@ -176,7 +176,8 @@ async fn start_gateway(
         );
         return None;
     }
-    let interactions = match crate::discord_interactions::Interactions::start(pool.clone(), config).await
+    let interactions = match crate::discord_interactions::Interactions::start(pool.clone(), config)
+        .await
     {
         Ok(interactions) => Some(interactions),
         Err(err) => {
