@@ -237,7 +237,9 @@ async fn seed(pool: &PgPool) -> Seeded {
         .fetch_one(pool)
     };
     let thrall_main = character("Thrall", "Shaman", "Officer", 80).await.unwrap();
-    let thrall_alt = character("Thrallbank", "Warrior", "Member", 12).await.unwrap();
+    let thrall_alt = character("Thrallbank", "Warrior", "Member", 12)
+        .await
+        .unwrap();
     let jaina_character = character("Jaina", "Mage", "Member", 80).await.unwrap();
     let player = guild_sync::testing::seed::player(pool, "Thrall", Some(thrall_user)).await;
     guild_sync::testing::seed::link(pool, player, thrall_main).await;
@@ -285,7 +287,7 @@ impl Running {
     }
 }
 
-async fn count(pool: &PgPool, sql: &str) -> i64 {
+async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
 
@@ -309,7 +311,13 @@ async fn commands_are_registered_once_then_not_again_when_nothing_changed() {
             ],
             "no DISCORD_APPLICATION_ID: asked from Discord; an empty set: written"
         );
-        let names: Vec<&str> = first[2].1.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = first[2]
+            .1
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["whois", "link", "unlink", "audit"]);
 
         // Started again, with the id configured: read, compared equal, nothing written.
@@ -325,7 +333,14 @@ async fn commands_are_registered_once_then_not_again_when_nothing_changed() {
         let third = received(&discord, "/").await;
         assert_eq!(third.len(), 6);
         assert_eq!(third[5].0, "PUT /applications/7000/guilds/4242/commands");
-        assert!(third[5].1.as_array().unwrap().iter().any(|c| c["name"] == "roles"));
+        assert!(
+            third[5]
+                .1
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["name"] == "roles")
+        );
     })
     .await
 }
@@ -343,14 +358,23 @@ async fn whois_shows_a_players_alts_and_the_character_autocomplete_ranks_by_pref
             4,
             "101",
             member("5003", "peon"),
-            command("whois", json!([{"type": 3, "name": "character", "value": "thr", "focused": true}])),
+            command(
+                "whois",
+                json!([{"type": 3, "name": "character", "value": "thr", "focused": true}]),
+            ),
             None,
         ));
         let answer = callback(&discord, "101").await;
         assert_eq!(answer["type"], 8);
         let choices = answer["data"]["choices"].as_array().unwrap();
-        let names: Vec<&str> = choices.iter().map(|c| c["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["Thrall-stormrage (linked)", "Thrallbank-stormrage (linked)"]);
+        let names: Vec<&str> = choices
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["Thrall-stormrage (linked)", "Thrallbank-stormrage (linked)"]
+        );
         assert_eq!(choices[0]["value"], seeded.thrall_main.to_string());
 
         // /whois member:thrall — anyone may ask; the answer is private.
@@ -358,7 +382,14 @@ async fn whois_shows_a_players_alts_and_the_character_autocomplete_ranks_by_pref
             2,
             "102",
             member("5003", "peon"),
-            with_user(command("whois", json!([{"type": 6, "name": "member", "value": "5001"}])), "5001", "thrall"),
+            with_user(
+                command(
+                    "whois",
+                    json!([{"type": 6, "name": "member", "value": "5001"}]),
+                ),
+                "5001",
+                "thrall",
+            ),
             None,
         ));
         let answer = callback(&discord, "102").await;
@@ -367,24 +398,38 @@ async fn whois_shows_a_players_alts_and_the_character_autocomplete_ranks_by_pref
         let embed = &answer["data"]["embeds"][0];
         assert_eq!(embed["title"], "🔎 Thrall");
         let text = embed["description"].as_str().unwrap();
-        assert!(text.contains("Discord: <@5001> **thrall** (@thrall)"), "{text}");
+        assert!(
+            text.contains("Discord: <@5001> **thrall** (@thrall)"),
+            "{text}"
+        );
         assert!(text.contains("Roles: Officer"), "{text}");
         assert!(text.contains("**Characters (2)**"), "{text}");
         assert!(
-            text.contains("★ **Thrall**-stormrage — Shaman, Officer, level 80 · link: manual (confirmed)"),
+            text.contains(
+                "★ **Thrall**-stormrage — Shaman, Officer, level 80 · link: manual (confirmed)"
+            ),
             "{text}"
         );
-        assert!(text.contains("• **Thrallbank**-stormrage — Warrior, Member, level 12"), "{text}");
+        assert!(
+            text.contains("• **Thrallbank**-stormrage — Warrior, Member, level 12"),
+            "{text}"
+        );
 
         // By character (the autocomplete's value), the same player.
         running.deliver(interaction(
             2,
             "103",
             member("5003", "peon"),
-            command("whois", json!([{"type": 3, "name": "character", "value": seeded.thrall_main.to_string()}])),
+            command(
+                "whois",
+                json!([{"type": 3, "name": "character", "value": seeded.thrall_main.to_string()}]),
+            ),
             None,
         ));
-        assert_eq!(callback(&discord, "103").await["data"]["embeds"][0]["title"], "🔎 Thrall");
+        assert_eq!(
+            callback(&discord, "103").await["data"]["embeds"][0]["title"],
+            "🔎 Thrall"
+        );
         running.gateway.shutdown().await;
     })
     .await
@@ -525,7 +570,8 @@ fn button(message: &Value, label_prefix: &str) -> String {
 }
 
 #[tokio::test]
-async fn the_link_button_on_a_sent_report_acts_once_and_refuses_stale_forged_and_non_officer_presses() {
+async fn the_link_button_on_a_sent_report_acts_once_and_refuses_stale_forged_and_non_officer_presses()
+ {
     within_a_minute(async {
         let db = TestDb::new().await;
         let discord = fake_discord().await;
@@ -536,7 +582,9 @@ async fn the_link_button_on_a_sent_report_acts_once_and_refuses_stale_forged_and
 
         // The real reporter sends the report as the bot.
         let sender = DiscordSender::from_config(&config).unwrap().unwrap();
-        send_new_issues_report(&db.pool, &sender, false).await.unwrap();
+        send_new_issues_report(&db.pool, &sender, false)
+            .await
+            .unwrap();
         let sent = wait_for(&discord, "/channels/", 1).await.remove(0).1;
         let link = button(&sent, "Link Jaina");
         let not_them = button(&sent, "Not them: Jaina");
@@ -545,26 +593,68 @@ async fn the_link_button_on_a_sent_report_acts_once_and_refuses_stale_forged_and
         let message = report_message(&sent);
 
         // A non-officer's press: a private refusal, nothing changes.
-        running.deliver(interaction(3, "301", member("5003", "peon"), press(&link), Some(message.clone())));
+        running.deliver(interaction(
+            3,
+            "301",
+            member("5003", "peon"),
+            press(&link),
+            Some(message.clone()),
+        ));
         let refusal = callback(&discord, "301").await;
-        assert_eq!((refusal["type"].clone(), refusal["data"]["flags"].clone()), (json!(4), json!(EPHEMERAL)));
-        assert!(refusal["data"]["content"].as_str().unwrap().starts_with("Only officers"));
+        assert_eq!(
+            (refusal["type"].clone(), refusal["data"]["flags"].clone()),
+            (json!(4), json!(EPHEMERAL))
+        );
+        assert!(
+            refusal["data"]["content"]
+                .as_str()
+                .unwrap()
+                .starts_with("Only officers")
+        );
 
         // A forged id: the suggestion's MAC on another issue id.
         let (_, mac) = link.rsplit_once('.').unwrap();
         let forged = format!("sl.{orphan}.{mac}");
-        running.deliver(interaction(3, "302", member("5001", "thrall"), press(&forged), Some(message.clone())));
+        running.deliver(interaction(
+            3,
+            "302",
+            member("5001", "thrall"),
+            press(&forged),
+            Some(message.clone()),
+        ));
         let refusal = callback(&discord, "302").await;
         assert_eq!(refusal["data"]["flags"], EPHEMERAL);
-        assert_eq!(refusal["data"]["content"], "This button was not made by guild-sync; nothing changed.");
-        assert_eq!(count(&db.pool, "SELECT count(*) FROM guild_identity.officer_actions").await, 0);
+        assert_eq!(
+            refusal["data"]["content"],
+            "This button was not made by guild-sync; nothing changed."
+        );
+        assert_eq!(
+            count(
+                &db.pool,
+                "SELECT count(*) FROM guild_identity.officer_actions"
+            )
+            .await,
+            0
+        );
 
         // The officer's press: linked, the message says who did what, the pair's buttons go.
-        running.deliver(interaction(3, "303", member("5001", "thrall"), press(&link), Some(message.clone())));
+        running.deliver(interaction(
+            3,
+            "303",
+            member("5001", "thrall"),
+            press(&link),
+            Some(message.clone()),
+        ));
         let update = callback(&discord, "303").await;
         assert_eq!(update["type"], 7);
-        assert_eq!(update["data"]["content"], "🔗 <@5001> linked **Jaina**-stormrage ↔ **jaina**.");
-        assert!(update["data"].get("embeds").is_none(), "the report's embeds stay as they are");
+        assert_eq!(
+            update["data"]["content"],
+            "🔗 <@5001> linked **Jaina**-stormrage ↔ **jaina**."
+        );
+        assert!(
+            update["data"].get("embeds").is_none(),
+            "the report's embeds stay as they are"
+        );
         let left: Vec<&str> = update["data"]["components"]
             .as_array()
             .unwrap()
@@ -572,7 +662,11 @@ async fn the_link_button_on_a_sent_report_acts_once_and_refuses_stale_forged_and
             .flat_map(|row| row["components"].as_array().unwrap())
             .map(|b| b["custom_id"].as_str().unwrap())
             .collect();
-        assert_eq!(left, [candidates.as_str()], "only the orphan's button is left");
+        assert_eq!(
+            left,
+            [candidates.as_str()],
+            "only the orphan's button is left"
+        );
         let (resolved_by, officer): (String, String) = sqlx::query_as(
             "SELECT ai.resolved_by, oa.officer FROM guild_identity.audit_issues ai
              JOIN guild_identity.officer_actions oa ON oa.target = 'audit_issue:' || ai.id
@@ -582,18 +676,44 @@ async fn the_link_button_on_a_sent_report_acts_once_and_refuses_stale_forged_and
         .fetch_one(&db.pool)
         .await
         .unwrap();
-        assert_eq!((resolved_by.as_str(), officer.as_str()), ("thrall (Discord 5001)", "thrall (Discord 5001)"));
+        assert_eq!(
+            (resolved_by.as_str(), officer.as_str()),
+            ("thrall (Discord 5001)", "thrall (Discord 5001)")
+        );
 
         // Stale: Not them on the same (now resolved) suggestion says so and changes nothing.
-        running.deliver(interaction(3, "304", member("5001", "thrall"), press(&not_them), Some(message.clone())));
+        running.deliver(interaction(
+            3,
+            "304",
+            member("5001", "thrall"),
+            press(&not_them),
+            Some(message.clone()),
+        ));
         let stale = callback(&discord, "304").await;
-        assert_eq!((stale["type"].clone(), stale["data"]["flags"].clone()), (json!(4), json!(EPHEMERAL)));
+        assert_eq!(
+            (stale["type"].clone(), stale["data"]["flags"].clone()),
+            (json!(4), json!(EPHEMERAL))
+        );
         assert_eq!(
             stale["data"]["content"],
             "Nothing changed: it was already handled by thrall (Discord 5001)."
         );
-        assert_eq!(count(&db.pool, "SELECT count(*) FROM guild_identity.dismissed_suggestions").await, 0);
-        assert_eq!(count(&db.pool, "SELECT count(*) FROM guild_identity.officer_actions").await, 1);
+        assert_eq!(
+            count(
+                &db.pool,
+                "SELECT count(*) FROM guild_identity.dismissed_suggestions"
+            )
+            .await,
+            0
+        );
+        assert_eq!(
+            count(
+                &db.pool,
+                "SELECT count(*) FROM guild_identity.officer_actions"
+            )
+            .await,
+            1
+        );
         running.gateway.shutdown().await;
     })
     .await
@@ -609,7 +729,9 @@ async fn candidates_on_an_orphan_list_the_best_three_with_link_buttons_that_link
         let config = config(&discord);
         let running = Running::start(&db.pool, &config).await;
         let sender = DiscordSender::from_config(&config).unwrap().unwrap();
-        send_new_issues_report(&db.pool, &sender, false).await.unwrap();
+        send_new_issues_report(&db.pool, &sender, false)
+            .await
+            .unwrap();
         let sent = wait_for(&discord, "/channels/", 1).await.remove(0).1;
 
         running.deliver(interaction(
@@ -620,16 +742,27 @@ async fn candidates_on_an_orphan_list_the_best_three_with_link_buttons_that_link
             Some(report_message(&sent)),
         ));
         let list = callback(&discord, "401").await;
-        assert_eq!((list["type"].clone(), list["data"]["flags"].clone()), (json!(4), json!(EPHEMERAL)));
+        assert_eq!(
+            (list["type"].clone(), list["data"]["flags"].clone()),
+            (json!(4), json!(EPHEMERAL))
+        );
         let content = list["data"]["content"].as_str().unwrap();
-        assert!(content.starts_with("**Candidates**\n1. **jaina** — similarity 1.00"), "{content}");
-        let buttons = list["data"]["components"][0]["components"].as_array().unwrap();
+        assert!(
+            content.starts_with("**Candidates**\n1. **jaina** — similarity 1.00"),
+            "{content}"
+        );
+        let buttons = list["data"]["components"][0]["components"]
+            .as_array()
+            .unwrap();
         assert!(!buttons.is_empty() && buttons.len() <= 3, "{buttons:?}");
         assert_eq!(buttons[0]["label"], "Link jaina");
         let link = buttons[0]["custom_id"].as_str().unwrap();
         assert_eq!(
             link.rsplit_once('.').unwrap().0,
-            format!("ol.{orphan}-{}-{}", seeded.jaina_character, seeded.jaina_user)
+            format!(
+                "ol.{orphan}-{}-{}",
+                seeded.jaina_character, seeded.jaina_user
+            )
         );
 
         // Pressed on the private list: the list is edited to say what was done.
@@ -637,13 +770,28 @@ async fn candidates_on_an_orphan_list_the_best_three_with_link_buttons_that_link
             "content": content, "components": list["data"]["components"], "flags": EPHEMERAL,
             "author": {"id": APP, "username": "guild-sync", "bot": true}, "embeds": [],
             "timestamp": "2026-12-02T06:00:00.000000+00:00"});
-        running.deliver(interaction(3, "402", member("5001", "thrall"), press(link), Some(private_list)));
+        running.deliver(interaction(
+            3,
+            "402",
+            member("5001", "thrall"),
+            press(link),
+            Some(private_list),
+        ));
         let update = callback(&discord, "402").await;
         assert_eq!(update["type"], 7);
-        assert!(update["data"]["content"].as_str().unwrap().ends_with("🔗 <@5001> linked **Jaina**-stormrage ↔ **jaina**."));
+        assert!(
+            update["data"]["content"]
+                .as_str()
+                .unwrap()
+                .ends_with("🔗 <@5001> linked **Jaina**-stormrage ↔ **jaina**.")
+        );
         assert_eq!(update["data"]["components"], json!([]));
         assert_eq!(
-            count(&db.pool, "SELECT count(*) FROM guild_identity.officer_actions WHERE action = 'link'").await,
+            count(
+                &db.pool,
+                "SELECT count(*) FROM guild_identity.officer_actions WHERE action = 'link'"
+            )
+            .await,
             1
         );
         running.gateway.shutdown().await;
@@ -682,16 +830,39 @@ async fn work_longer_than_two_seconds_is_deferred_then_the_original_is_edited() 
             None,
         ));
         let deferred = callback(&discord, "501").await;
-        assert!(started.elapsed() >= DEFER_AFTER, "deferred only after {DEFER_AFTER:?}");
-        assert!(started.elapsed() < Duration::from_secs(3), "inside Discord's 3 s");
-        assert_eq!(deferred, json!({"type": 5}), "a public command defers publicly");
-        assert!(received(&discord, "/webhooks/").await.is_empty(), "still working");
+        assert!(
+            started.elapsed() >= DEFER_AFTER,
+            "deferred only after {DEFER_AFTER:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "inside Discord's 3 s"
+        );
+        assert_eq!(
+            deferred,
+            json!({"type": 5}),
+            "a public command defers publicly"
+        );
+        assert!(
+            received(&discord, "/webhooks/").await.is_empty(),
+            "still working"
+        );
 
         holder.commit().await.unwrap();
         let edits = wait_for(&discord, "/webhooks/", 1).await;
-        assert_eq!(edits[0].0, "PATCH /webhooks/7000/token-501/messages/@original");
-        assert_eq!(edits[0].1["content"], "🔗 <@5001> linked **Jaina**-stormrage to <@5002>.");
-        assert_eq!(received(&discord, "/interactions/").await.len(), 1, "one callback only");
+        assert_eq!(
+            edits[0].0,
+            "PATCH /webhooks/7000/token-501/messages/@original"
+        );
+        assert_eq!(
+            edits[0].1["content"],
+            "🔗 <@5001> linked **Jaina**-stormrage to <@5002>."
+        );
+        assert_eq!(
+            received(&discord, "/interactions/").await.len(),
+            1,
+            "one callback only"
+        );
         running.gateway.shutdown().await;
     })
     .await
