@@ -867,3 +867,99 @@ async fn work_longer_than_two_seconds_is_deferred_then_the_original_is_edited() 
     })
     .await
 }
+
+#[tokio::test]
+async fn audit_counts_open_issues_claim_links_privately_and_roles_plan_is_for_officers() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let discord = fake_discord().await;
+        let seeded = seed(&db.pool).await;
+        seed_report_issues(&db.pool, &seeded).await;
+        let mut config = config(&discord);
+        config.guild_sync_role_sync = "plan".into();
+        let running = Running::start(&db.pool, &config).await;
+
+        running.deliver(interaction(2, "601", member("5003", "peon"), command("audit", json!([])), None));
+        let audit = callback(&discord, "601").await;
+        assert_eq!(audit["type"], 4);
+        assert_eq!(
+            audit["data"]["content"],
+            "**2 open audit issues**\n🧙 Characters without a player: 1\n🔗 Suggested links to confirm: 1\n\
+             Review them in the console: https://guild.example/issues"
+        );
+
+        // Claims need the OAuth2 and Battle.net clients too: not configured here.
+        running.deliver(interaction(2, "602", member("5003", "peon"), command("claim", json!([])), None));
+        let claim = callback(&discord, "602").await;
+        assert_eq!(claim["data"]["flags"], EPHEMERAL);
+        assert_eq!(claim["data"]["content"], "Claims are not set up on this server.");
+
+        let roles = command("roles", json!([{"type": 1, "name": "plan", "options": []}]));
+        running.deliver(interaction(2, "603", member("5003", "peon"), roles.clone(), None));
+        let refused = callback(&discord, "603").await;
+        assert_eq!(refused["data"]["flags"], EPHEMERAL);
+        assert!(refused["data"]["content"].as_str().unwrap().starts_with("Only officers"));
+        running.deliver(interaction(2, "604", member("5001", "thrall"), roles, None));
+        let plan = callback(&discord, "604").await;
+        assert_eq!(plan["data"]["flags"], EPHEMERAL);
+        let text = plan["data"]["content"].as_str().unwrap();
+        assert!(text.starts_with("**Role plan "), "{text}");
+        assert!(text.ends_with("Review and approve it in the console: https://guild.example/roles"), "{text}");
+        running.gateway.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_slow_button_press_is_deferred_then_edits_the_report_message() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let discord = fake_discord().await;
+        let seeded = seed(&db.pool).await;
+        let (suggestion, _) = seed_report_issues(&db.pool, &seeded).await;
+        let config = config(&discord);
+        let running = Running::start(&db.pool, &config).await;
+        let sender = DiscordSender::from_config(&config).unwrap().unwrap();
+        send_new_issues_report(&db.pool, &sender, false)
+            .await
+            .unwrap();
+        let sent = wait_for(&discord, "/channels/", 1).await.remove(0).1;
+
+        // The suggestion's row is held elsewhere, so accepting it waits past the 2 s.
+        let mut holder = db.pool.begin().await.unwrap();
+        sqlx::query("SELECT 1 FROM guild_identity.audit_issues WHERE id = $1 FOR UPDATE")
+            .bind(suggestion)
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        running.deliver(interaction(
+            3,
+            "701",
+            member("5001", "thrall"),
+            press(&button(&sent, "Link Jaina")),
+            Some(report_message(&sent)),
+        ));
+        assert_eq!(
+            callback(&discord, "701").await,
+            json!({"type": 6}),
+            "deferred update"
+        );
+        holder.commit().await.unwrap();
+        let edits = wait_for(&discord, "/webhooks/", 1).await;
+        assert_eq!(
+            edits[0].0,
+            "PATCH /webhooks/7000/token-701/messages/@original"
+        );
+        assert_eq!(
+            edits[0].1["content"],
+            "🔗 <@5001> linked **Jaina**-stormrage ↔ **jaina**."
+        );
+        assert_eq!(
+            edits[0].1["components"].as_array().unwrap().len(),
+            1,
+            "the orphan's row stays"
+        );
+        running.gateway.shutdown().await;
+    })
+    .await
+}
