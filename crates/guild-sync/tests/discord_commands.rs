@@ -963,3 +963,47 @@ async fn a_slow_button_press_is_deferred_then_edits_the_report_message() {
     })
     .await
 }
+
+#[tokio::test]
+async fn serve_registers_the_commands_and_answers_them_over_its_gateway() {
+    within_a_minute(async {
+        guild_sync::install_crypto_provider();
+        let db = TestDb::new().await;
+        let discord = fake_discord().await;
+        let guild_create = json!({"id": GUILD, "name": "Guild", "roles": [], "members": []});
+        let (url, _seen, live) = start_live_gateway(vec![("GUILD_CREATE", guild_create)]).await;
+        let mut config = config(&discord);
+        config.discord_gateway_url = Some(url);
+        config.database_url = Some(Secret::new(db.url()));
+        config.guild_sync_bind = "127.0.0.1:0".into();
+        let database = guild_sync::database::Database::open(&config).await.unwrap();
+        let shutdown = CancellationToken::new();
+        let service = tokio::spawn({
+            let (config, shutdown) = (config.clone(), shutdown.clone());
+            async move { guild_sync::service::run(&config, database, shutdown).await }
+        });
+
+        let registered = wait_for(&discord, COMMANDS_PATH, 2).await;
+        assert_eq!(registered[1].0, format!("PUT {COMMANDS_PATH}"));
+        live.send(interaction(
+            2,
+            "801",
+            member("5003", "peon"),
+            command("audit", json!([])),
+            None,
+        ))
+        .unwrap();
+        let audit = callback(&discord, "801").await;
+        assert_eq!(audit["type"], 4);
+        assert!(
+            audit["data"]["content"]
+                .as_str()
+                .unwrap()
+                .starts_with("**0 open audit issues**")
+        );
+
+        shutdown.cancel();
+        service.await.unwrap().unwrap();
+    })
+    .await
+}
