@@ -27,6 +27,13 @@ pub const MAX_LINES_PER_TYPE: usize = 20;
 /// Characters in one issue line; 20 lines of this stay well inside a description.
 pub const MAX_LINE_CHARS: usize = 190;
 
+/// Discord: buttons in one action row.
+pub const MAX_BUTTONS_PER_ROW: usize = 5;
+/// Discord: action rows in one message.
+pub const MAX_ACTION_ROWS: usize = 5;
+/// Discord: characters in one button label.
+pub const MAX_BUTTON_LABEL_CHARS: usize = 80;
+
 /// Embed colours (RGB) per severity.
 pub const COLOR_INFO: u32 = 0x3498DB;
 pub const COLOR_WARNING: u32 = 0xF39C12;
@@ -82,17 +89,96 @@ impl Embed {
     }
 }
 
+/// What a button on a report line does (issue 20).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ButtonAction {
+    /// Accept a link suggestion.
+    Link,
+    /// Dismiss a link suggestion: not the same person.
+    NotThem,
+    /// Show the best link candidates of an orphan character or member.
+    Candidates,
+}
+
+/// A button for one issue line; the sender turns it into a Discord button with a signed
+/// `custom_id` (the core holds no key).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportButton {
+    pub action: ButtonAction,
+    pub issue_id: i32,
+    /// Plain text (Discord renders no markdown in labels), one line, at most
+    /// [`MAX_BUTTON_LABEL_CHARS`].
+    pub label: String,
+}
+
 /// One message to send, and the issues it carries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportMessage {
     pub embeds: Vec<Embed>,
     pub issue_ids: Vec<i32>,
+    /// Buttons for the actionable lines shown in this message, in line order (a suggestion's
+    /// two buttons next to each other).
+    pub buttons: Vec<ReportButton>,
 }
 
 impl ReportMessage {
     /// The JSON body Discord expects. Mentions are disabled: names come from user input.
     pub fn payload(&self) -> serde_json::Value {
         json!({ "embeds": self.embeds, "allowed_mentions": { "parse": [] } })
+    }
+
+    /// [`Self::payload`] with the buttons as action rows, each button's `custom_id` made by
+    /// `custom_id`. Discord takes at most [`MAX_ACTION_ROWS`] rows of [`MAX_BUTTONS_PER_ROW`]:
+    /// one issue's buttons stay in one row, suggestions (settled in one press) come before
+    /// orphans, and the lines past what fits get no buttons (the console still has them).
+    pub fn payload_with_buttons(
+        &self,
+        custom_id: impl Fn(&ReportButton) -> String,
+    ) -> serde_json::Value {
+        let mut groups: Vec<&[ReportButton]> = self
+            .buttons
+            .chunk_by(|a, b| a.issue_id == b.issue_id)
+            .collect();
+        // Stable: line order within each kind.
+        groups.sort_by_key(|g| g[0].action != ButtonAction::Link);
+        let mut rows: Vec<Vec<serde_json::Value>> = Vec::new();
+        for group in groups {
+            let fits = rows
+                .last()
+                .is_some_and(|row| row.len() + group.len() <= MAX_BUTTONS_PER_ROW);
+            if !fits {
+                if rows.len() == MAX_ACTION_ROWS {
+                    break;
+                }
+                rows.push(Vec::new());
+            }
+            let row = rows.last_mut().expect("a row was just ensured");
+            row.extend(group.iter().map(|button| {
+                json!({
+                    "type": 2,
+                    "style": button_style(button.action),
+                    "label": button.label,
+                    "custom_id": custom_id(button),
+                })
+            }));
+        }
+        let mut payload = self.payload();
+        if !rows.is_empty() {
+            payload["components"] = rows
+                .into_iter()
+                .map(|row| json!({"type": 1, "components": row}))
+                .collect();
+        }
+        payload
+    }
+}
+
+/// Discord button styles: primary 1, secondary 2, success 3.
+fn button_style(action: ButtonAction) -> u8 {
+    match action {
+        ButtonAction::Link => 3,
+        ButtonAction::NotThem => 2,
+        ButtonAction::Candidates => 1,
     }
 }
 
@@ -228,6 +314,31 @@ impl ReportIssue {
         truncate(&format!("• {line}"), MAX_LINE_CHARS)
     }
 
+    /// The buttons of this issue's line: *Link* and *Not them* on a suggestion, *Candidates* on
+    /// an orphan; none on other types.
+    pub fn buttons(&self) -> Vec<ReportButton> {
+        let subject =
+            crate::text::one_line(&self.subject().unwrap_or_else(|| self.summary.clone()));
+        let button = |action, label: String| ReportButton {
+            action,
+            issue_id: self.id,
+            label: truncate(&label, MAX_BUTTON_LABEL_CHARS),
+        };
+        match self.issue_type {
+            Some(IssueType::AutoLinkSuggestion) => vec![
+                button(ButtonAction::Link, format!("Link {subject}")),
+                button(ButtonAction::NotThem, format!("Not them: {subject}")),
+            ],
+            Some(IssueType::OrphanWow | IssueType::OrphanDiscord) => {
+                vec![button(
+                    ButtonAction::Candidates,
+                    format!("Candidates: {subject}"),
+                )]
+            }
+            _ => Vec::new(),
+        }
+    }
+
     fn severity_or_default(&self) -> Severity {
         self.severity
             .or_else(|| self.issue_type.map(IssueType::severity))
@@ -317,18 +428,25 @@ pub fn render_messages(issues: &[ReportIssue], full: bool) -> Vec<ReportMessage>
         fields: Vec::new(),
     };
 
-    let mut embeds: Vec<(Embed, Vec<i32>)> = vec![(header, Vec::new())];
+    let mut embeds: Vec<(Embed, Vec<i32>, Vec<ReportButton>)> =
+        vec![(header, Vec::new(), Vec::new())];
     for (t, g) in &groups {
-        embeds.push((type_embed(*t, g), g.iter().map(|i| i.id).collect()));
+        // Buttons only for the lines the embed shows, not those in `…and N more`.
+        let buttons = g[..g.len().min(MAX_LINES_PER_TYPE)]
+            .iter()
+            .flat_map(|i| i.buttons())
+            .collect();
+        embeds.push((type_embed(*t, g), g.iter().map(|i| i.id).collect(), buttons));
     }
 
     let mut messages: Vec<ReportMessage> = Vec::new();
     let mut current = ReportMessage {
         embeds: Vec::new(),
         issue_ids: Vec::new(),
+        buttons: Vec::new(),
     };
     let mut chars = 0;
-    for (embed, ids) in embeds {
+    for (embed, ids, buttons) in embeds {
         let size = embed.chars();
         if !current.embeds.is_empty()
             && (current.embeds.len() == MAX_EMBEDS_PER_MESSAGE || chars + size > MAX_MESSAGE_CHARS)
@@ -338,6 +456,7 @@ pub fn render_messages(issues: &[ReportIssue], full: bool) -> Vec<ReportMessage>
                 ReportMessage {
                     embeds: Vec::new(),
                     issue_ids: Vec::new(),
+                    buttons: Vec::new(),
                 },
             ));
             chars = 0;
@@ -345,6 +464,7 @@ pub fn render_messages(issues: &[ReportIssue], full: bool) -> Vec<ReportMessage>
         chars += size;
         current.embeds.push(embed);
         current.issue_ids.extend(ids);
+        current.buttons.extend(buttons);
     }
     messages.push(current);
     messages
@@ -480,6 +600,56 @@ mod tests {
                 assert!(discord_len(&e.description) <= MAX_DESCRIPTION_CHARS);
             }
         }
+    }
+
+    #[test]
+    fn suggestions_and_orphans_get_buttons_within_discords_five_rows_of_five() {
+        // 30 suggestions (2 buttons each) and 5 orphans: more than one message's 25 buttons.
+        let mut issues: Vec<ReportIssue> = (1..=30)
+            .map(|i| issue(i, IssueType::AutoLinkSuggestion, &format!("Sugg{i}")))
+            .collect();
+        issues.extend((31..=35).map(|i| issue(i, IssueType::OrphanWow, &format!("Orph{i}"))));
+        issues.push(issue(36, IssueType::StaleCharacter, "Stale"));
+        let messages = render_messages(&issues, false);
+        let buttons: Vec<&ReportButton> = messages.iter().flat_map(|m| &m.buttons).collect();
+        // Only the 20 shown suggestion lines get buttons, and no stale line does.
+        assert_eq!(buttons.len(), 20 * 2 + 5);
+        assert!(
+            buttons
+                .iter()
+                .all(|b| b.issue_id <= 35 && b.label.chars().count() <= 80)
+        );
+        assert_eq!(
+            buttons[0].label, "Candidates: Orph31-area-52",
+            "orphans come first"
+        );
+        assert_eq!(buttons[5].label, "Link Sugg1-area-52 ↔ Sugg1 (@sugg1)");
+
+        let payload =
+            messages[0].payload_with_buttons(|b| format!("id-{}-{:?}", b.issue_id, b.action));
+        let rows = payload["components"].as_array().unwrap();
+        assert_eq!(rows.len(), MAX_ACTION_ROWS);
+        for row in rows {
+            let row = row["components"].as_array().unwrap();
+            assert!(row.len() <= MAX_BUTTONS_PER_ROW);
+            // A suggestion's pair never splits across rows.
+            let links = row.iter().filter(|b| b["style"] == 3).count();
+            let not_them = row.iter().filter(|b| b["style"] == 2).count();
+            assert_eq!(links, not_them, "{row:?}");
+        }
+        // Suggestions first (settled in one press), two to a row: 10 fill the 5 rows.
+        assert_eq!(rows[0]["components"][0]["custom_id"], "id-1-Link");
+        assert_eq!(rows[0]["components"][1]["custom_id"], "id-1-NotThem");
+        assert_eq!(rows[4]["components"][3]["custom_id"], "id-10-NotThem");
+        assert_eq!(payload["embeds"], messages[0].payload()["embeds"]);
+        // A message without buttons has no components key.
+        let plain = render_messages(&[issue(1, IssueType::StaleCharacter, "x")], false);
+        assert!(
+            plain[0]
+                .payload_with_buttons(|_| unreachable!())
+                .get("components")
+                .is_none()
+        );
     }
 
     #[test]

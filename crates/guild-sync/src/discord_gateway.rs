@@ -8,6 +8,11 @@
 //! they arrive. It keeps the guild's role names from GUILD_CREATE and GUILD_ROLE_* events,
 //! because member events carry role ids. It does no full sync: the scheduler's periodic
 //! `discord_sync` repairs anything missed while disconnected.
+//!
+//! With the slash commands on (`serve` with a bot token), INTERACTION_CREATE dispatches are
+//! handed to [`crate::discord_interactions`], which answers each on its own task.
+
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use futures::StreamExt;
@@ -18,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use twilight_gateway::{CloseFrame, ConfigBuilder, Intents, Message, Shard, ShardId};
 
 use crate::config::Config;
+use crate::discord_interactions::Interactions;
 use crate::discord_sync::{
     self, GuildRoles, MemberEventOutcome, Snowflake, WireMember, WireRole, WireUser,
 };
@@ -57,6 +63,16 @@ pub async fn spawn(
     config: &Config,
     shutdown: &CancellationToken,
 ) -> Result<GatewayHandle> {
+    spawn_with_interactions(pool, config, shutdown, None).await
+}
+
+/// [`spawn`], also handing interactions (slash commands, buttons) to `interactions`.
+pub async fn spawn_with_interactions(
+    pool: PgPool,
+    config: &Config,
+    shutdown: &CancellationToken,
+    interactions: Option<Arc<Interactions>>,
+) -> Result<GatewayHandle> {
     let token = config
         .discord_bot_token
         .as_ref()
@@ -69,16 +85,17 @@ pub async fn spawn(
     }
     let shard = Shard::with_config(ShardId::ONE, builder.build());
     let stop = shutdown.child_token();
-    let task = tokio::spawn(listen(shard, pool, guild, stop.clone()));
-    Ok(GatewayHandle { stop, task })
-}
-
-async fn listen(mut shard: Shard, pool: PgPool, guild: Snowflake, stop: CancellationToken) {
-    let mut listener = Listener {
+    let listener = Listener {
         pool,
         guild,
         roles: GuildRoles::default(),
+        interactions,
     };
+    let task = tokio::spawn(listen(shard, listener, stop.clone()));
+    Ok(GatewayHandle { stop, task })
+}
+
+async fn listen(mut shard: Shard, mut listener: Listener, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = stop.cancelled() => {
@@ -166,6 +183,7 @@ struct Listener {
     pool: PgPool,
     guild: Snowflake,
     roles: GuildRoles,
+    interactions: Option<Arc<Interactions>>,
 }
 
 /// Gateway opcode of an event dispatch.
@@ -252,6 +270,12 @@ impl Listener {
                 Ok(Some(
                     discord_sync::on_member_remove(&self.pool, &event.body.user).await?,
                 ))
+            }
+            "INTERACTION_CREATE" => {
+                if let Some(interactions) = &self.interactions {
+                    interactions.spawn(data);
+                }
+                Ok(None)
             }
             _ => Ok(None),
         }

@@ -113,6 +113,12 @@ impl DiscordSender {
         })
     }
 
+    /// Whether messages go out as the bot: only then can they carry buttons (an incoming
+    /// webhook's message cannot, and nothing would answer their presses).
+    pub fn posts_as_bot(&self) -> bool {
+        matches!(self.target, Target::Channel { .. })
+    }
+
     /// Post one message (`{"embeds": [...]}`); Ok only when Discord accepted it. A 429 is
     /// waited out (`Retry-After` header, else the body's `retry_after`) up to
     /// [`MAX_ATTEMPTS`] attempts; any other failure is returned at once.

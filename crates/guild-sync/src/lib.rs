@@ -17,6 +17,7 @@ pub mod db;
 pub mod db_sync;
 pub mod demo;
 pub mod discord_gateway;
+pub mod discord_interactions;
 pub mod discord_sender;
 pub mod discord_sync;
 pub mod identity_engine;

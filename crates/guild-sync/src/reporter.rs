@@ -2,6 +2,9 @@
 //! `guild_sync_core::report` and sends them through the [`DiscordSender`]; renders sync
 //! summaries. An issue is marked `notified_at` only after Discord accepted the message that
 //! carried it, so a failed send leaves it to the next report. It decides nothing about issues.
+//!
+//! Sent as the bot, the report's suggestion and orphan lines carry buttons (issue 20) whose
+//! `custom_id`s are signed with the database's button key; `discord_interactions` answers them.
 
 use std::time::Duration;
 
@@ -12,6 +15,7 @@ use sqlx::PgPool;
 
 use crate::db::audit_issues::{self, ReportIssueRow};
 use crate::db::sync_log::RunCounts;
+use crate::discord_interactions::custom_id::{ButtonId, button_key};
 use crate::discord_sender::DiscordSender;
 use crate::run_recorder::{RunReport, record_run};
 
@@ -66,8 +70,18 @@ pub async fn send_new_issues_report(
             ..ReportStats::default()
         };
         let total = messages.len();
+        let key = if sender.posts_as_bot() && messages.iter().any(|m| !m.buttons.is_empty()) {
+            Some(button_key(pool).await?)
+        } else {
+            None
+        };
         for (index, message) in messages.iter().enumerate() {
-            sender.send(&message.payload()).await.with_context(|| {
+            let payload = match &key {
+                Some(key) => message
+                    .payload_with_buttons(|button| ButtonId::of_report_button(button).sign(key)),
+                None => message.payload(),
+            };
+            sender.send(&payload).await.with_context(|| {
                 format!(
                     "report message {} of {total} was not accepted by Discord; its {} issues stay un-notified",
                     index + 1,

@@ -1,31 +1,23 @@
-//! The gateway listener against a fake Discord gateway on a local port (tokio-tungstenite),
+//! The gateway listener against a fake Discord gateway on a local port (`gateway_support`),
 //! driven by the real twilight-gateway shard: HELLO → IDENTIFY → READY → member dispatches,
 //! heartbeats answered, zlib-stream transport compression as the client asks for it, and a
 //! gateway-requested reconnect that resumes the session.
 
 mod common;
+mod gateway_support;
 
-use std::io::Write;
 use std::time::Duration;
 
-use flate2::Compression;
-use flate2::write::ZlibEncoder;
-use futures::{SinkExt, StreamExt};
 use guild_sync::config::{Config, Secret};
 use guild_sync::db::discord_users;
 use guild_sync::discord_gateway;
 use guild_sync::discord_sync::{self, GuildRoles, WireMember};
 use guild_sync::testing::TestDb;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_util::sync::CancellationToken;
 
 use common::within_a_minute;
-
-const GUILD: &str = "4242";
+use gateway_support::{GUILD, Seen, next_seen, start_fake_gateway};
 
 /// Wait (by polling the row, not by timing) until Discord user `id` is stored as present.
 async fn wait_until_present(pool: &sqlx::PgPool, id: &str) {
@@ -36,113 +28,6 @@ async fn wait_until_present(pool: &sqlx::PgPool, id: &str) {
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-/// What the fake gateway saw from the client.
-#[derive(Debug)]
-enum Seen {
-    Connected { query: String },
-    Identify(Value),
-    Resume(Value),
-    Heartbeat,
-    Closed,
-}
-
-/// A fake gateway: connection `i` plays `script[i]` (dispatch `{t, d}` pairs) after the
-/// handshake, then asks the client to reconnect if another connection is scripted.
-// tungstenite's handshake callback returns its (large) error response type by value.
-#[allow(clippy::result_large_err)]
-async fn start_fake_gateway(
-    script: Vec<Vec<(&'static str, Value)>>,
-) -> (String, mpsc::UnboundedReceiver<Seen>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}", listener.local_addr().unwrap());
-    let (seen, seen_rx) = mpsc::unbounded_channel();
-    let resume_url = url.clone();
-    tokio::spawn(async move {
-        let mut sequence = 0u64;
-        for (n, dispatches) in script.iter().enumerate() {
-            let (stream, _) = listener.accept().await.unwrap();
-            let mut query = String::new();
-            let mut ws =
-                tokio_tungstenite::accept_hdr_async(stream, |req: &Request, res: Response| {
-                    query = req.uri().query().unwrap_or_default().to_owned();
-                    Ok(res)
-                })
-                .await
-                .unwrap();
-            seen.send(Seen::Connected {
-                query: query.clone(),
-            })
-            .unwrap();
-            // Speak what the client asked for: one zlib stream per connection, each message
-            // ending in a sync flush (00 00 ff ff), as Discord does.
-            let mut zlib = query
-                .contains("compress=zlib-stream")
-                .then(|| ZlibEncoder::new(Vec::new(), Compression::default()));
-            macro_rules! send {
-                ($payload:expr) => {{
-                    let text = serde_json::to_string(&$payload).unwrap();
-                    let message = match zlib.as_mut() {
-                        Some(encoder) => {
-                            encoder.write_all(text.as_bytes()).unwrap();
-                            encoder.flush().unwrap();
-                            Message::Binary(std::mem::take(encoder.get_mut()).into())
-                        }
-                        None => Message::Text(text.into()),
-                    };
-                    ws.send(message).await.unwrap();
-                }};
-            }
-            send!(json!({"op": 10, "s": null, "t": null, "d": {"heartbeat_interval": 250}}));
-            let mut played = false;
-            while let Some(Ok(message)) = ws.next().await {
-                let payload: Value = match &message {
-                    Message::Text(text) => serde_json::from_str(text).unwrap(),
-                    // tungstenite answers the close on the next read, which then ends the
-                    // stream — a clean close, as Discord does it.
-                    Message::Close(_) => continue,
-                    _ => continue,
-                };
-                match payload["op"].as_u64() {
-                    Some(1) => {
-                        seen.send(Seen::Heartbeat).unwrap();
-                        send!(json!({"op": 11, "s": null, "t": null, "d": null}));
-                    }
-                    Some(op @ (2 | 6)) if !played => {
-                        played = true;
-                        if op == 2 {
-                            seen.send(Seen::Identify(payload["d"].clone())).unwrap();
-                            sequence += 1;
-                            send!(json!({"op": 0, "s": sequence, "t": "READY", "d": {
-                                "v": 10,
-                                "user": {"id": "7000", "username": "guild-sync", "bot": true},
-                                "guilds": [{"id": GUILD, "unavailable": true}],
-                                "session_id": "fake-session",
-                                "resume_gateway_url": resume_url,
-                                "shard": [0, 1],
-                                "application": {"id": "7000", "flags": 0}
-                            }}));
-                        } else {
-                            seen.send(Seen::Resume(payload["d"].clone())).unwrap();
-                            sequence += 1;
-                            send!(json!({"op": 0, "s": sequence, "t": "RESUMED", "d": null}));
-                        }
-                        for (kind, data) in dispatches {
-                            sequence += 1;
-                            send!(json!({"op": 0, "s": sequence, "t": kind, "d": data}));
-                        }
-                        if n + 1 < script.len() {
-                            send!(json!({"op": 7, "s": null, "t": null, "d": null}));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            seen.send(Seen::Closed).ok();
-        }
-    });
-    (url, seen_rx)
 }
 
 fn roles() -> Value {
@@ -167,19 +52,6 @@ fn member_event(id: &str, username: &str, nick: Option<&str>, roles: &[&str]) ->
 
 fn removal(id: &str) -> Value {
     json!({"guild_id": GUILD, "user": {"id": id, "username": format!("user{id}")}})
-}
-
-/// Wait for the next thing the fake saw that `pick` accepts.
-async fn next_seen<T>(
-    rx: &mut mpsc::UnboundedReceiver<Seen>,
-    pick: impl Fn(Seen) -> Option<T>,
-) -> T {
-    loop {
-        let seen = rx.recv().await.expect("the fake gateway stopped");
-        if let Some(value) = pick(seen) {
-            return value;
-        }
-    }
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use guild_sync::config::Secret;
+use guild_sync::discord_interactions::custom_id::ButtonId;
 use guild_sync::discord_sender::{DiscordSender, MAX_ATTEMPTS};
 use guild_sync::reporter::{render_text_report, send_new_issues_report, send_sync_summary};
 use guild_sync::testing::TestDb;
@@ -188,6 +189,26 @@ async fn a_report_of_200_issues_respects_every_discord_limit() {
             .collect();
         assert_eq!(embeds.len(), 8, "a header and one embed per type");
         assert_eq!(notified(&db.pool).await, (200, 0));
+        // Sent as the bot, suggestion and orphan lines carry buttons signed with this
+        // database's key; the MACs differ per database (and ids per seeding plan), so the
+        // snapshot shows both masked.
+        let key = guild_sync::discord_interactions::custom_id::button_key(&db.pool)
+            .await
+            .unwrap();
+        let mut sent = sent;
+        let mut buttons = 0;
+        for message in &mut sent {
+            for row in message["components"].as_array_mut().into_iter().flatten() {
+                for button in row["components"].as_array_mut().unwrap() {
+                    let id = button["custom_id"].as_str().unwrap();
+                    assert!(ButtonId::verify(id, &key).is_some(), "{id}");
+                    let (act, _) = id.split_once('.').unwrap();
+                    button["custom_id"] = json!(format!("{act}.<issue>.<mac>"));
+                    buttons += 1;
+                }
+            }
+        }
+        assert!(buttons > 0, "the report carries buttons");
         insta::assert_json_snapshot!("report_200_issues", sent);
     })
     .await;

@@ -19,6 +19,7 @@ pub mod console;
 pub mod console_pages;
 pub mod discord_users;
 pub mod integrity;
+pub mod interactions;
 pub mod links;
 pub mod member_events;
 pub mod officers;

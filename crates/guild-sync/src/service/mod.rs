@@ -176,7 +176,19 @@ async fn start_gateway(
         );
         return None;
     }
-    match discord_gateway::spawn(pool.clone(), config, shutdown).await {
+    let interactions = match crate::discord_interactions::Interactions::start(pool.clone(), config)
+        .await
+    {
+        Ok(interactions) => Some(interactions),
+        Err(err) => {
+            // Member events still flow; only the commands and buttons are off.
+            tracing::error!(error = %format!("{err:#}"), "Discord slash commands and buttons disabled");
+            None
+        }
+    };
+    match discord_gateway::spawn_with_interactions(pool.clone(), config, shutdown, interactions)
+        .await
+    {
         Ok(handle) => Some(handle),
         Err(err) => {
             tracing::error!(error = %format!("{err:#}"), "Discord gateway listener disabled: it could not start");

@@ -1,0 +1,264 @@
+//! The buttons on the audit report: *Link* and *Not them* on a suggestion, *Candidates* on an
+//! orphan (a private list of the top [`CANDIDATES_SHOWN`] with their own *Link* buttons).
+//!
+//! Order of checks on a press: the `custom_id`'s signature (a forged id is refused before any
+//! row is read), then the presser's rank, then whether the issue is still open (a stale button
+//! says so and changes nothing). An officer's press acts through the console's own functions
+//! (same link rules, same action history) and edits the message: its line says who did what,
+//! and that issue's buttons go.
+
+use anyhow::Result;
+use serde_json::Value;
+
+use super::custom_id::ButtonId;
+use super::{Actor, Interaction, Interactions, Reply, safe_name};
+use crate::db::console::{self, ConsoleError};
+use crate::db::interactions as db;
+
+/// Candidates offered by *Candidates*.
+pub const CANDIDATES_SHOWN: usize = 3;
+/// Characters of a name in a message line or label.
+const NAME_CHARS: usize = 48;
+
+/// Answer a button press.
+pub async fn press(
+    h: &Interactions,
+    actor: &Actor,
+    interaction: &Interaction,
+    data: &Value,
+) -> Result<Reply> {
+    let custom_id = data["custom_id"].as_str().unwrap_or_default();
+    let Some(button) = ButtonId::verify(custom_id, &h.key) else {
+        tracing::warn!(officer = %actor.officer_name, "a button press with a custom_id guild-sync did not sign");
+        return Ok(Reply::private(
+            "This button was not made by guild-sync; nothing changed.",
+        ));
+    };
+    if !h.is_officer(actor).await? {
+        return Ok(h.refusal());
+    }
+    let Some(issue) = db::button_issue(&h.pool, button.issue()).await? else {
+        return Ok(stale("that audit issue no longer exists"));
+    };
+    if !issue.open {
+        let by = issue
+            .resolved_by
+            .as_deref()
+            .map(|by| format!(" by {}", safe_name(by, NAME_CHARS)))
+            .unwrap_or_default();
+        return Ok(stale(&format!("it was already handled{by}")));
+    }
+    let (message, officer) = (interaction.message.as_ref(), &actor.officer_name);
+    let who = format!("<@{}>", actor.discord_id);
+    match button {
+        ButtonId::Link(id) => {
+            let pair = pair_label(h, issue.wow_character_id, issue.discord_member_id).await?;
+            match console::accept_suggestion(&h.pool, id, officer).await {
+                Ok(_) => Ok(updated(message, id, &format!("🔗 {who} linked {pair}."))),
+                Err(err) => refused(err),
+            }
+        }
+        ButtonId::NotThem(id) => {
+            let pair = pair_label(h, issue.wow_character_id, issue.discord_member_id).await?;
+            match console::dismiss_suggestion(&h.pool, id, officer, None).await {
+                Ok(()) => Ok(updated(
+                    message,
+                    id,
+                    &format!("🚫 {who} marked {pair} as not the same person."),
+                )),
+                Err(err) => refused(err),
+            }
+        }
+        ButtonId::Candidates(id) => candidates(h, id, &issue).await,
+        ButtonId::LinkCandidate {
+            issue: id,
+            character,
+            discord_user,
+        } => {
+            let pair = pair_label(h, Some(character), Some(discord_user)).await?;
+            match db::link_by_officer(&h.pool, character, discord_user, officer, "report button")
+                .await
+            {
+                Ok(_) => Ok(updated(message, id, &format!("🔗 {who} linked {pair}."))),
+                Err(err) => refused(err),
+            }
+        }
+    }
+}
+
+fn stale(why: &str) -> Reply {
+    Reply::private(format!("Nothing changed: {why}."))
+}
+
+/// A refusal by the link rules (already linked meanwhile, a row gone) is stale too.
+fn refused(err: ConsoleError) -> Result<Reply> {
+    match err {
+        ConsoleError::NotFound(m) | ConsoleError::Conflict(m) | ConsoleError::Invalid(m) => {
+            Ok(stale(&safe_name(&m, 300)))
+        }
+        ConsoleError::Database(e) => Err(e),
+    }
+}
+
+/// `**Name**-realm ↔ **user**` for the message line.
+async fn pair_label(
+    h: &Interactions,
+    character: Option<i32>,
+    discord_user: Option<i32>,
+) -> Result<String> {
+    let character = match character {
+        Some(id) => console::candidate_character(&h.pool, id).await?.map(|c| {
+            format!(
+                "**{}**-{}",
+                safe_name(&c.character_name, NAME_CHARS),
+                safe_name(&c.realm_slug, NAME_CHARS)
+            )
+        }),
+        None => None,
+    };
+    let user = match discord_user {
+        Some(id) => console::candidate_discord_user(&h.pool, id)
+            .await?
+            .map(|u| format!("**{}**", safe_name(&u.username, NAME_CHARS))),
+        None => None,
+    };
+    Ok(format!(
+        "{} ↔ {}",
+        character.as_deref().unwrap_or("a character"),
+        user.as_deref().unwrap_or("a member")
+    ))
+}
+
+/// The message the button is on, with `line` added and issue `issue`'s buttons removed.
+fn updated(message: Option<&super::InteractionMessage>, issue: i32, line: &str) -> Reply {
+    let (content, rows) = message
+        .map(|m| (m.content.as_str(), m.components.as_slice()))
+        .unwrap_or_default();
+    let content = if content.is_empty() {
+        line.to_owned()
+    } else {
+        format!("{content}\n{line}")
+    };
+    Reply::Update {
+        content,
+        components: without_issue(rows, issue),
+    }
+}
+
+/// Action rows without the buttons acting on `issue` (by their custom id's issue; ours only,
+/// so the check needs no key), and without rows left empty.
+fn without_issue(rows: &[Value], issue: i32) -> Vec<Value> {
+    rows.iter()
+        .filter_map(|row| {
+            let kept: Vec<Value> = row["components"]
+                .as_array()?
+                .iter()
+                .filter(|button| {
+                    button["custom_id"]
+                        .as_str()
+                        .and_then(issue_of_custom_id)
+                        .is_none_or(|of| of != issue)
+                })
+                .cloned()
+                .collect();
+            (!kept.is_empty()).then(|| serde_json::json!({"type": 1, "components": kept}))
+        })
+        .collect()
+}
+
+/// The issue id in a custom id (`act.issue…`), unverified: only to tidy the message.
+fn issue_of_custom_id(custom_id: &str) -> Option<i32> {
+    let args = custom_id.split('.').nth(1)?;
+    args.split('-').next()?.parse().ok()
+}
+
+/// *Candidates*: the orphan's best [`CANDIDATES_SHOWN`] matches, privately, each with *Link*.
+async fn candidates(h: &Interactions, id: i32, issue: &db::ButtonIssue) -> Result<Reply> {
+    // (character, discord user) of each candidate, with its label.
+    let picks: Vec<(i32, i32, String, f64)> = match (
+        issue.issue_type.as_str(),
+        issue.wow_character_id,
+        issue.discord_member_id,
+    ) {
+        ("orphan_wow", Some(character), _) => {
+            let Some((_, ranked)) =
+                crate::link_candidates::for_character(&h.pool, character).await?
+            else {
+                return Ok(stale("the character no longer exists"));
+            };
+            ranked
+                .into_iter()
+                .take(CANDIDATES_SHOWN)
+                .map(|r| (character, r.id as i32, r.matched_name, r.score))
+                .collect()
+        }
+        ("orphan_discord", _, Some(user)) => {
+            let Some((_, ranked)) = crate::link_candidates::for_discord_user(&h.pool, user).await?
+            else {
+                return Ok(stale("the member no longer exists"));
+            };
+            ranked
+                .into_iter()
+                .take(CANDIDATES_SHOWN)
+                .map(|r| (r.id as i32, user, r.matched_name, r.score))
+                .collect()
+        }
+        _ => return Ok(stale("that issue has no candidates")),
+    };
+    if picks.is_empty() {
+        return Ok(Reply::private(
+            "No candidates score high enough; link by hand with /link.",
+        ));
+    }
+    let mut lines = vec!["**Candidates**".to_owned()];
+    let mut buttons = Vec::new();
+    for (n, (character, discord_user, name, score)) in picks.iter().enumerate() {
+        lines.push(format!(
+            "{}. **{}** — similarity {:.2}",
+            n + 1,
+            safe_name(name, NAME_CHARS),
+            score
+        ));
+        let label = guild_sync_core::report::truncate(
+            &format!("Link {}", guild_sync_core::text::one_line(name)),
+            guild_sync_core::report::MAX_BUTTON_LABEL_CHARS,
+        );
+        let custom_id = ButtonId::LinkCandidate {
+            issue: id,
+            character: *character,
+            discord_user: *discord_user,
+        }
+        .sign(&h.key);
+        buttons.push(
+            serde_json::json!({"type": 2, "style": 3, "label": label, "custom_id": custom_id}),
+        );
+    }
+    Ok(Reply::Message {
+        content: lines.join("\n"),
+        embeds: Vec::new(),
+        components: vec![serde_json::json!({"type": 1, "components": buttons})],
+        private: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_pressed_issues_buttons_leave_the_message_and_empty_rows_go() {
+        let rows = vec![
+            json!({"type": 1, "components": [
+                {"type": 2, "custom_id": "sl.7.aaaa"}, {"type": 2, "custom_id": "sn.7.bbbb"},
+                {"type": 2, "custom_id": "sl.8.cccc"}, {"type": 2, "custom_id": "sn.8.dddd"}]}),
+            json!({"type": 1, "components": [{"type": 2, "custom_id": "ol.7-1-2.eeee"}]}),
+            json!({"type": 1, "components": [{"type": 2, "custom_id": "oc.77.ffff"}]}),
+        ];
+        let left = without_issue(&rows, 7);
+        assert_eq!(left.len(), 2);
+        assert_eq!(left[0]["components"].as_array().unwrap().len(), 2);
+        assert_eq!(left[0]["components"][0]["custom_id"], "sl.8.cccc");
+        assert_eq!(left[1]["components"][0]["custom_id"], "oc.77.ffff");
+    }
+}

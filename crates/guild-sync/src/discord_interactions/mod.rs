@@ -1,0 +1,364 @@
+//! Discord slash commands and the buttons on the audit report (issue 20). Interactions arrive
+//! on the gateway (`INTERACTION_CREATE`, handed over by [`crate::discord_gateway`]), so no
+//! public URL is needed; each is answered with `POST /interactions/{id}/{token}/callback`.
+//!
+//! Discord drops an answer that comes later than 3 s after the interaction, so the work runs
+//! against a [`DEFER_AFTER`] timer: done in time, it is the callback itself; otherwise the
+//! callback defers (type 5 for a command, 6 for a button) and the answer edits the original
+//! response when the work ends. Permission is checked here, on every use, against the officer
+//! rank (`db::officers`), whatever Discord's own command permissions say.
+//!
+//! Owns the wire shapes of interactions and answers; the SQL is in `db::interactions`, link
+//! rules in `db::api`, candidate ranking in `link_candidates`.
+
+pub mod buttons;
+pub mod commands;
+pub mod custom_id;
+pub mod registration;
+pub mod rest;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::config::Config;
+use crate::db::officers::officer_standing;
+use rest::DiscordRest;
+
+/// How long the work may take before the answer is deferred: Discord's limit is 3 s from the
+/// interaction; the callback's own round trip needs the rest.
+pub const DEFER_AFTER: Duration = Duration::from_secs(2);
+
+/// Discord: characters in a message's `content`.
+pub const MAX_CONTENT_CHARS: usize = 2000;
+
+/// Interaction types (Discord).
+const APPLICATION_COMMAND: u8 = 2;
+const MESSAGE_COMPONENT: u8 = 3;
+const AUTOCOMPLETE: u8 = 4;
+
+/// Callback types (Discord).
+const CHANNEL_MESSAGE: u8 = 4;
+const DEFERRED_CHANNEL_MESSAGE: u8 = 5;
+const DEFERRED_UPDATE_MESSAGE: u8 = 6;
+const UPDATE_MESSAGE: u8 = 7;
+const AUTOCOMPLETE_RESULT: u8 = 8;
+
+/// Message flag: only the user who acted sees it.
+pub const EPHEMERAL: u64 = 64;
+
+/// An interaction as the gateway delivers it (only the fields guild-sync reads).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Interaction {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: u8,
+    pub token: String,
+    #[serde(default)]
+    pub guild_id: Option<String>,
+    /// Who acted, in a guild.
+    #[serde(default)]
+    pub member: Option<InteractionMember>,
+    #[serde(default)]
+    pub data: Option<Value>,
+    /// The message a button is on.
+    #[serde(default)]
+    pub message: Option<InteractionMessage>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InteractionMember {
+    pub user: InteractionUser,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InteractionUser {
+    pub id: String,
+    pub username: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InteractionMessage {
+    #[serde(default)]
+    pub content: String,
+    #[serde(default)]
+    pub components: Vec<Value>,
+    #[serde(default)]
+    pub flags: Option<u64>,
+}
+
+/// An answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// A new message (type 4); `private`: flag 64.
+    Message {
+        content: String,
+        embeds: Vec<Value>,
+        components: Vec<Value>,
+        private: bool,
+    },
+    /// Edit the message the button is on (type 7).
+    Update {
+        content: String,
+        components: Vec<Value>,
+    },
+}
+
+impl Reply {
+    /// A private plain message: refusals, errors, stale buttons.
+    pub fn private(content: impl Into<String>) -> Reply {
+        Reply::Message {
+            content: content.into(),
+            embeds: Vec::new(),
+            components: Vec::new(),
+            private: true,
+        }
+    }
+
+    /// A message everyone in the channel sees.
+    pub fn public(content: impl Into<String>) -> Reply {
+        Reply::Message {
+            content: content.into(),
+            embeds: Vec::new(),
+            components: Vec::new(),
+            private: false,
+        }
+    }
+
+    /// The message body (callback `data`, edits and follow-ups). Mentions never ping: names
+    /// come from members.
+    fn body(&self) -> Value {
+        let (content, embeds, components, private) = match self {
+            Reply::Message {
+                content,
+                embeds,
+                components,
+                private,
+            } => (content, embeds.as_slice(), components, *private),
+            Reply::Update {
+                content,
+                components,
+            } => (content, &[][..], components, false),
+        };
+        let mut body = json!({
+            "content": guild_sync_core::report::truncate(content, MAX_CONTENT_CHARS),
+            "components": components,
+            "allowed_mentions": {"parse": []},
+        });
+        if matches!(self, Reply::Message { .. }) {
+            body["embeds"] = json!(embeds);
+        }
+        if private {
+            body["flags"] = json!(EPHEMERAL);
+        }
+        body
+    }
+
+    fn callback(&self) -> Value {
+        let kind = match self {
+            Reply::Message { .. } => CHANNEL_MESSAGE,
+            Reply::Update { .. } => UPDATE_MESSAGE,
+        };
+        json!({"type": kind, "data": self.body()})
+    }
+}
+
+/// Who pressed or typed: the Discord account, and how the action history names it.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub discord_id: String,
+    /// `name (Discord 1234…)`: never `auto`, and the same shape as the console's `(console)`.
+    pub officer_name: String,
+}
+
+/// The running command handler: what it needs to answer.
+pub struct Interactions {
+    pub(crate) pool: PgPool,
+    pub(crate) config: Arc<Config>,
+    rest: DiscordRest,
+    application_id: String,
+    guild_id: String,
+    pub(crate) key: Vec<u8>,
+}
+
+impl Interactions {
+    /// Resolve the application id (`DISCORD_APPLICATION_ID`, else asked from Discord), load the
+    /// button key and register the commands when they changed.
+    pub async fn start(pool: PgPool, config: &Config) -> Result<Arc<Interactions>> {
+        let rest = DiscordRest::from_config(config)?;
+        let guild_id = crate::discord_sync::guild_id(config)?.as_str().to_owned();
+        let application_id = match &config.discord_application_id {
+            Some(id) => id.clone(),
+            None => rest
+                .application_id()
+                .await
+                .context("DISCORD_APPLICATION_ID is not set and Discord did not tell it")?,
+        };
+        let key = custom_id::button_key(&pool).await?;
+        let wrote = registration::register(&rest, &application_id, &guild_id, config)
+            .await
+            .context("cannot register the slash commands")?;
+        tracing::info!(
+            application_id = %application_id,
+            registered = wrote,
+            "Discord slash commands ready"
+        );
+        Ok(Arc::new(Interactions {
+            pool,
+            config: Arc::new(config.clone()),
+            rest,
+            application_id,
+            guild_id,
+            key,
+        }))
+    }
+
+    /// Answer one `INTERACTION_CREATE` payload on its own task: answering must never hold up
+    /// the gateway's member events, nor one slow answer the next interaction.
+    pub fn spawn(self: &Arc<Self>, data: Value) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let interaction: Interaction = match serde_json::from_value(data) {
+                Ok(interaction) => interaction,
+                Err(err) => {
+                    tracing::warn!(error = %err, "an interaction in an unexpected shape");
+                    return;
+                }
+            };
+            if let Err(err) = this.handle(interaction).await {
+                tracing::error!(error = %format!("{err:#}"), "cannot answer a Discord interaction");
+            }
+        });
+    }
+
+    /// Answer one interaction.
+    pub async fn handle(&self, interaction: Interaction) -> Result<()> {
+        if interaction.guild_id.as_deref() != Some(self.guild_id.as_str()) {
+            // Another guild, or a DM: the commands are registered for one guild only.
+            return Ok(());
+        }
+        let Some(member) = &interaction.member else {
+            return Ok(());
+        };
+        let actor = Actor {
+            discord_id: member.user.id.clone(),
+            officer_name: format!(
+                "{} (Discord {})",
+                guild_sync_core::text::one_line(&member.user.username),
+                member.user.id
+            ),
+        };
+        let data = interaction.data.clone().unwrap_or(Value::Null);
+        match interaction.kind {
+            AUTOCOMPLETE => {
+                let choices = commands::autocomplete(self, &data).await?;
+                let response = json!({"type": AUTOCOMPLETE_RESULT, "data": {"choices": choices}});
+                self.rest
+                    .callback(&interaction.id, &interaction.token, &response)
+                    .await
+            }
+            APPLICATION_COMMAND => {
+                let private = commands::is_private(&data);
+                let work = commands::run(self, &actor, &data);
+                self.answer(&interaction, work, DEFERRED_CHANNEL_MESSAGE, private)
+                    .await
+            }
+            MESSAGE_COMPONENT => {
+                let work = buttons::press(self, &actor, &interaction, &data);
+                self.answer(&interaction, work, DEFERRED_UPDATE_MESSAGE, false)
+                    .await
+            }
+            other => {
+                tracing::debug!(
+                    kind = other,
+                    "an interaction type guild-sync does not answer"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Run `work`; answer with its reply when it ends within [`DEFER_AFTER`], else defer
+    /// (`deferred`, private or not) and deliver the reply as an edit of the original response
+    /// — or, for a private reply to a button, as a private follow-up.
+    async fn answer(
+        &self,
+        interaction: &Interaction,
+        work: impl Future<Output = Result<Reply>>,
+        deferred: u8,
+        private: bool,
+    ) -> Result<()> {
+        let mut work = std::pin::pin!(work);
+        let reply = tokio::select! {
+            reply = &mut work => Some(reply),
+            () = tokio::time::sleep(DEFER_AFTER) => None,
+        };
+        if let Some(reply) = reply {
+            let reply = reply.unwrap_or_else(failed);
+            return self
+                .rest
+                .callback(&interaction.id, &interaction.token, &reply.callback())
+                .await;
+        }
+        let mut response = json!({"type": deferred});
+        if private {
+            response["data"] = json!({"flags": EPHEMERAL});
+        }
+        self.rest
+            .callback(&interaction.id, &interaction.token, &response)
+            .await?;
+        let reply = work.await.unwrap_or_else(failed);
+        let (app, token) = (&self.application_id, &interaction.token);
+        match (&reply, deferred) {
+            (Reply::Message { .. }, DEFERRED_UPDATE_MESSAGE) => {
+                self.rest.follow_up(app, token, &reply.body()).await
+            }
+            _ => self.rest.edit_original(app, token, &reply.body()).await,
+        }
+    }
+
+    /// Whether `actor` stands at or above the officer rank.
+    pub(crate) async fn is_officer(&self, actor: &Actor) -> Result<bool> {
+        Ok(officer_standing(
+            &self.pool,
+            &actor.discord_id,
+            &self.config.guild_sync_officer_rank,
+        )
+        .await?
+        .is_officer())
+    }
+
+    /// The private refusal of an officer-only action.
+    pub(crate) fn refusal(&self) -> Reply {
+        Reply::private(format!(
+            "Only officers ({} and above, by guild rank or Discord rank role) can do that.",
+            guild_sync_core::report::escape_markdown(&self.config.guild_sync_officer_rank)
+        ))
+    }
+
+    /// `{GUILD_SYNC_PUBLIC_URL}{path}`, when the public URL is set.
+    pub(crate) fn public_url(&self, path: &str) -> Option<String> {
+        self.config
+            .guild_sync_public_url
+            .as_deref()
+            .map(|base| format!("{}{path}", base.trim_end_matches('/')))
+    }
+}
+
+/// What the user sees when the work failed: a line, privately; the details go to the log.
+fn failed(err: anyhow::Error) -> Reply {
+    tracing::error!(error = %format!("{err:#}"), "a Discord command failed");
+    Reply::private("Something went wrong on guild-sync's side; the log has the details.")
+}
+
+/// A name from Discord or the game, safe inside a message: one line, markdown escaped, links
+/// broken, at most `max` characters.
+pub(crate) fn safe_name(name: &str, max: usize) -> String {
+    let line = guild_sync_core::text::one_line(name);
+    let escaped = guild_sync_core::report::escape_markdown(&line);
+    guild_sync_core::report::truncate(&guild_sync_core::text::unlinked(&escaped), max)
+}

@@ -1,0 +1,1009 @@
+//! Slash commands and report buttons end to end (issue 20): the real twilight shard connected
+//! to the fake gateway (`gateway_support`), which delivers INTERACTION_CREATE payloads in
+//! Discord's shapes (application command, autocomplete, message component); a wiremock Discord
+//! REST that keeps the registered commands and records every callback, edit and follow-up; a
+//! real PostgreSQL per test.
+
+mod common;
+mod gateway_support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use guild_sync::config::{Config, Secret};
+use guild_sync::discord_gateway::{self, GatewayHandle};
+use guild_sync::discord_interactions::{DEFER_AFTER, EPHEMERAL, Interactions};
+use guild_sync::discord_sender::DiscordSender;
+use guild_sync::reporter::send_new_issues_report;
+use guild_sync::testing::TestDb;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use common::within_a_minute;
+use gateway_support::{Dispatch, GUILD, start_live_gateway};
+
+const APP: &str = "7000";
+const CHANNEL: &str = "9001";
+const COMMANDS_PATH: &str = "/applications/7000/guilds/4242/commands";
+
+/// The guild's registered commands, as Discord keeps them: what the last PUT sent, with ids.
+struct RegisteredCommands(Arc<Mutex<Value>>);
+
+impl Respond for RegisteredCommands {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut registered = self.0.lock().unwrap();
+        if request.method == wiremock::http::Method::PUT {
+            let mut sent: Value = serde_json::from_slice(&request.body).unwrap();
+            for (n, command) in sent.as_array_mut().unwrap().iter_mut().enumerate() {
+                command["id"] = json!(format!("13000000000000000{n:02}"));
+                command["application_id"] = json!(APP);
+                command["guild_id"] = json!(GUILD);
+                command["version"] = json!("1300000000000000100");
+                command["default_member_permissions"] = Value::Null;
+                command["nsfw"] = json!(false);
+            }
+            *registered = sent;
+        }
+        ResponseTemplate::new(200).set_body_json(registered.clone())
+    }
+}
+
+/// Discord's REST as the commands use it.
+async fn fake_discord() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/oauth2/applications/@me"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"id": APP, "name": "guild-sync", "bot_public": false, "flags": 0}),
+        ))
+        .mount(&server)
+        .await;
+    let registered = Arc::new(Mutex::new(json!([])));
+    Mock::given(path(COMMANDS_PATH))
+        .respond_with(RegisteredCommands(registered))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/interactions/\d+/[^/]+/callback$"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path_regex(r"^/webhooks/7000/[^/]+/messages/@original$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "8001"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/webhooks/7000/[^/]+$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "8002"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/channels/{CHANNEL}/messages")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id": "8000", "channel_id": CHANNEL})),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+fn config(discord: &MockServer) -> Config {
+    let mut config = Config::defaults();
+    config.discord_bot_token = Some(Secret::new("bot-token"));
+    config.discord_guild_id = Some(GUILD.into());
+    config.discord_api_url = discord.uri();
+    config.discord_audit_channel_id = Some(CHANNEL.into());
+    config.guild_sync_public_url = Some("https://guild.example".into());
+    config
+}
+
+/// Requests the fake received, `(method path, body)`, those whose path starts with `prefix`.
+async fn received(discord: &MockServer, prefix: &str) -> Vec<(String, Value)> {
+    discord
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path().starts_with(prefix))
+        .map(|r| {
+            let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+            (format!("{} {}", r.method, r.url.path()), body)
+        })
+        .collect()
+}
+
+/// Wait (by polling the fake, not by timing) until `n` requests under `prefix` arrived.
+async fn wait_for(discord: &MockServer, prefix: &str, n: usize) -> Vec<(String, Value)> {
+    loop {
+        let seen = received(discord, prefix).await;
+        if seen.len() >= n {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The callback body of interaction `id` (waits for it).
+async fn callback(discord: &MockServer, id: &str) -> Value {
+    let prefix = format!("/interactions/{id}/");
+    wait_for(discord, &prefix, 1).await.remove(0).1
+}
+
+/// A member object as Discord sends it in an interaction.
+fn member(id: &str, username: &str) -> Value {
+    json!({
+        "user": {"id": id, "username": username, "global_name": null, "avatar": null,
+                 "discriminator": "0", "public_flags": 0},
+        "roles": [], "nick": null, "avatar": null, "premium_since": null,
+        "joined_at": "2025-02-03T04:05:06.000000+00:00", "pending": false, "flags": 0,
+        "permissions": "2248473465835073", "communication_disabled_until": null,
+        "deaf": false, "mute": false
+    })
+}
+
+/// An INTERACTION_CREATE payload of `kind` (2 command, 3 component, 4 autocomplete).
+fn interaction(kind: u8, id: &str, by: Value, data: Value, message: Option<Value>) -> Dispatch {
+    let mut payload = json!({
+        "id": id, "application_id": APP, "type": kind, "data": data,
+        "guild_id": GUILD, "channel_id": CHANNEL,
+        "channel": {"id": CHANNEL, "type": 0, "guild_id": GUILD, "name": "audit"},
+        "guild": {"id": GUILD, "locale": "en-US", "features": []},
+        "member": by, "token": format!("token-{id}"), "version": 1,
+        "app_permissions": "2248473465835073", "locale": "en-GB", "guild_locale": "en-US",
+        "entitlements": [], "authorizing_integration_owners": {"0": GUILD}, "context": 0,
+        "attachment_size_limit": 10485760
+    });
+    if let Some(message) = message {
+        payload["message"] = message;
+    }
+    ("INTERACTION_CREATE".into(), payload)
+}
+
+/// A slash command's `data`.
+fn command(name: &str, options: Value) -> Value {
+    json!({"id": "1300000000000000001", "name": name, "type": 1, "guild_id": GUILD,
+           "options": options})
+}
+
+/// A user option with its `resolved` entry, as Discord sends a USER option.
+fn with_user(mut data: Value, id: &str, username: &str) -> Value {
+    data["resolved"] = json!({
+        "users": {id: {"id": id, "username": username, "global_name": null, "avatar": null,
+                       "discriminator": "0", "public_flags": 0}},
+        "members": {id: {"roles": [], "nick": null, "avatar": null, "premium_since": null,
+                         "joined_at": "2025-02-03T04:05:06.000000+00:00", "pending": false,
+                         "flags": 0, "permissions": "0", "communication_disabled_until": null}}
+    });
+    data
+}
+
+/// The report message a button is on, as Discord sends it with a component interaction.
+fn report_message(sent: &Value) -> Value {
+    json!({
+        "id": "8000", "channel_id": CHANNEL, "type": 0, "content": "",
+        "author": {"id": APP, "username": "guild-sync", "bot": true, "discriminator": "0",
+                   "avatar": null, "global_name": null},
+        "embeds": sent["embeds"], "components": sent["components"],
+        "timestamp": "2026-12-02T06:00:00.000000+00:00", "edited_timestamp": null,
+        "flags": 0, "tts": false, "mention_everyone": false, "mentions": [],
+        "mention_roles": [], "attachments": [], "pinned": false
+    })
+}
+
+fn press(custom_id: &str) -> Value {
+    json!({"custom_id": custom_id, "component_type": 2})
+}
+
+/// The guild as the tests see it: `thrall` (5001) an officer by Discord role, `jaina` (5002) a
+/// member without a player, `peon` (5003) a plain member; Thrall's player has a main and an alt.
+struct Seeded {
+    thrall_main: i32,
+    jaina_character: i32,
+    jaina_user: i32,
+}
+
+async fn seed(pool: &PgPool) -> Seeded {
+    let user = |id: &str, name: &str, role: &str| {
+        sqlx::query_scalar::<_, i32>(
+            "INSERT INTO guild_identity.discord_users
+                 (discord_id, username, display_name, all_guild_roles, highest_guild_role)
+             VALUES ($1, $2, $2, ARRAY[$3], $3) RETURNING id",
+        )
+        .bind(id.to_owned())
+        .bind(name.to_owned())
+        .bind(role.to_owned())
+        .fetch_one(pool)
+    };
+    let thrall_user = user("5001", "thrall", "Officer").await.unwrap();
+    let jaina_user = user("5002", "jaina", "Member").await.unwrap();
+    user("5003", "peon", "Member").await.unwrap();
+    let character = |name: &str, class: &str, rank: &str, level: i32| {
+        sqlx::query_scalar::<_, i32>(
+            "INSERT INTO guild_identity.wow_characters
+                 (character_name, realm_slug, class_id, guild_rank_id, level)
+             SELECT $1, 'stormrage', c.id, r.id, $4
+             FROM guild_identity.classes c, common.guild_ranks r
+             WHERE c.name = $2 AND r.name = $3 RETURNING id",
+        )
+        .bind(name.to_owned())
+        .bind(class.to_owned())
+        .bind(rank.to_owned())
+        .bind(level)
+        .fetch_one(pool)
+    };
+    let thrall_main = character("Thrall", "Shaman", "Officer", 80).await.unwrap();
+    let thrall_alt = character("Thrallbank", "Warrior", "Member", 12)
+        .await
+        .unwrap();
+    let jaina_character = character("Jaina", "Mage", "Member", 80).await.unwrap();
+    let player = guild_sync::testing::seed::player(pool, "Thrall", Some(thrall_user)).await;
+    guild_sync::testing::seed::link(pool, player, thrall_main).await;
+    guild_sync::testing::seed::link(pool, player, thrall_alt).await;
+    sqlx::query("UPDATE guild_identity.players SET main_character_id = $2 WHERE id = $1")
+        .bind(player)
+        .bind(thrall_main)
+        .execute(pool)
+        .await
+        .unwrap();
+    Seeded {
+        thrall_main,
+        jaina_character,
+        jaina_user,
+    }
+}
+
+/// The running commands: registered, connected to the fake gateway.
+struct Running {
+    live: mpsc::UnboundedSender<Dispatch>,
+    gateway: GatewayHandle,
+}
+
+impl Running {
+    async fn start(pool: &PgPool, config: &Config) -> Running {
+        guild_sync::install_crypto_provider();
+        let interactions = Interactions::start(pool.clone(), config).await.unwrap();
+        let guild_create = json!({"id": GUILD, "name": "Guild", "roles": [], "members": []});
+        let (url, _seen, live) = start_live_gateway(vec![("GUILD_CREATE", guild_create)]).await;
+        let mut config = config.clone();
+        config.discord_gateway_url = Some(url);
+        let gateway = discord_gateway::spawn_with_interactions(
+            pool.clone(),
+            &config,
+            &CancellationToken::new(),
+            Some(interactions),
+        )
+        .await
+        .unwrap();
+        Running { live, gateway }
+    }
+
+    fn deliver(&self, dispatch: Dispatch) {
+        self.live.send(dispatch).unwrap();
+    }
+}
+
+async fn count(pool: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn commands_are_registered_once_then_not_again_when_nothing_changed() {
+    within_a_minute(async {
+        guild_sync::install_crypto_provider();
+        let db = TestDb::new().await;
+        let discord = fake_discord().await;
+        let mut config = config(&discord);
+
+        Interactions::start(db.pool.clone(), &config).await.unwrap();
+        let first = received(&discord, "/").await;
+        let calls: Vec<&str> = first.iter().map(|(call, _)| call.as_str()).collect();
+        assert_eq!(
+            calls,
+            [
+                "GET /oauth2/applications/@me",
+                "GET /applications/7000/guilds/4242/commands",
+                "PUT /applications/7000/guilds/4242/commands"
+            ],
+            "no DISCORD_APPLICATION_ID: asked from Discord; an empty set: written"
+        );
+        let names: Vec<&str> = first[2]
+            .1
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["whois", "link", "unlink", "audit"]);
+
+        // Started again, with the id configured: read, compared equal, nothing written.
+        config.discord_application_id = Some(APP.into());
+        Interactions::start(db.pool.clone(), &config).await.unwrap();
+        let second = received(&discord, "/").await;
+        assert_eq!(second.len(), 4, "{second:?}");
+        assert_eq!(second[3].0, "GET /applications/7000/guilds/4242/commands");
+
+        // Role sync turned on: /roles joins the set, so it is written once more.
+        config.guild_sync_role_sync = "plan".into();
+        Interactions::start(db.pool.clone(), &config).await.unwrap();
+        let third = received(&discord, "/").await;
+        assert_eq!(third.len(), 6);
+        assert_eq!(third[5].0, "PUT /applications/7000/guilds/4242/commands");
+        assert!(
+            third[5]
+                .1
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["name"] == "roles")
+        );
+    })
+    .await
+}
+
+#[tokio::test]
+async fn whois_shows_a_players_alts_and_the_character_autocomplete_ranks_by_prefix() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let discord = fake_discord().await;
+        let seeded = seed(&db.pool).await;
+        let running = Running::start(&db.pool, &config(&discord)).await;
+
+        // Autocomplete while typing "thr" into /whois character.
+        running.deliver(interaction(
+            4,
+            "101",
+            member("5003", "peon"),
+            command(
+                "whois",
+                json!([{"type": 3, "name": "character", "value": "thr", "focused": true}]),
+            ),
+            None,
+        ));
+        let answer = callback(&discord, "101").await;
+        assert_eq!(answer["type"], 8);
+        let choices = answer["data"]["choices"].as_array().unwrap();
+        let names: Vec<&str> = choices
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["Thrall-stormrage (linked)", "Thrallbank-stormrage (linked)"]
+        );
+        assert_eq!(choices[0]["value"], seeded.thrall_main.to_string());
+
+        // /whois member:thrall — anyone may ask; the answer is private.
+        running.deliver(interaction(
+            2,
+            "102",
+            member("5003", "peon"),
+            with_user(
+                command(
+                    "whois",
+                    json!([{"type": 6, "name": "member", "value": "5001"}]),
+                ),
+                "5001",
+                "thrall",
+            ),
+            None,
+        ));
+        let answer = callback(&discord, "102").await;
+        assert_eq!(answer["type"], 4);
+        assert_eq!(answer["data"]["flags"], EPHEMERAL);
+        let embed = &answer["data"]["embeds"][0];
+        assert_eq!(embed["title"], "🔎 Thrall");
+        let text = embed["description"].as_str().unwrap();
+        assert!(
+            text.contains("Discord: <@5001> **thrall** (@thrall)"),
+            "{text}"
+        );
+        assert!(text.contains("Roles: Officer"), "{text}");
+        assert!(text.contains("**Characters (2)**"), "{text}");
+        assert!(
+            text.contains(
+                "★ **Thrall**-stormrage — Shaman, Officer, level 80 · link: manual (confirmed)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("• **Thrallbank**-stormrage — Warrior, Member, level 12"),
+            "{text}"
+        );
+
+        // By character (the autocomplete's value), the same player.
+        running.deliver(interaction(
+            2,
+            "103",
+            member("5003", "peon"),
+            command(
+                "whois",
+                json!([{"type": 3, "name": "character", "value": seeded.thrall_main.to_string()}]),
+            ),
+            None,
+        ));
+        assert_eq!(
+            callback(&discord, "103").await["data"]["embeds"][0]["title"],
+            "🔎 Thrall"
+        );
+        running.gateway.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_officer_links_with_the_console_rules_and_a_non_officer_is_refused_privately() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let discord = fake_discord().await;
+        let seeded = seed(&db.pool).await;
+        let running = Running::start(&db.pool, &config(&discord)).await;
+        let link_command = |id: &str, by: Value| {
+            interaction(
+                2,
+                id,
+                by,
+                with_user(
+                    command("link", json!([
+                        {"type": 3, "name": "character", "value": seeded.jaina_character.to_string()},
+                        {"type": 6, "name": "member", "value": "5002"}
+                    ])),
+                    "5002",
+                    "jaina",
+                ),
+                None,
+            )
+        };
+
+        running.deliver(link_command("201", member("5003", "peon")));
+        let refusal = callback(&discord, "201").await;
+        assert_eq!(refusal["type"], 4);
+        assert_eq!(refusal["data"]["flags"], EPHEMERAL);
+        assert!(refusal["data"]["content"].as_str().unwrap().starts_with("Only officers"));
+        assert_eq!(count(&db.pool, "SELECT count(*) FROM guild_identity.player_characters").await, 2);
+
+        running.deliver(link_command("202", member("5001", "thrall")));
+        let done = callback(&discord, "202").await;
+        assert_eq!(done["type"], 4);
+        assert!(done["data"].get("flags").is_none(), "an officer's action is public");
+        assert_eq!(done["data"]["content"], "🔗 <@5001> linked **Jaina**-stormrage to <@5002>.");
+        assert_eq!(done["data"]["allowed_mentions"], json!({"parse": []}));
+        let (player_user, source): (Option<i32>, String) = sqlx::query_as(
+            "SELECT p.discord_user_id, pc.link_source FROM guild_identity.player_characters pc
+             JOIN guild_identity.players p ON p.id = pc.player_id WHERE pc.character_id = $1",
+        )
+        .bind(seeded.jaina_character)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!((player_user, source.as_str()), (Some(seeded.jaina_user), "manual"));
+        let (officer, action): (String, String) = sqlx::query_as(
+            "SELECT officer, action FROM guild_identity.officer_actions",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!((officer.as_str(), action.as_str()), ("thrall (Discord 5001)", "link"));
+
+        // The console's rule: a linked character must be unlinked first.
+        running.deliver(interaction(
+            2,
+            "203",
+            member("5001", "thrall"),
+            with_user(
+                command("link", json!([
+                    {"type": 3, "name": "character", "value": seeded.thrall_main.to_string()},
+                    {"type": 6, "name": "member", "value": "5002"}
+                ])),
+                "5002",
+                "jaina",
+            ),
+            None,
+        ));
+        let conflict = callback(&discord, "203").await;
+        assert_eq!(conflict["data"]["flags"], EPHEMERAL);
+        assert!(conflict["data"]["content"].as_str().unwrap().contains("unlink it first"), "{conflict}");
+
+        // /unlink by the officer.
+        running.deliver(interaction(
+            2,
+            "204",
+            member("5001", "thrall"),
+            command("unlink", json!([{"type": 3, "name": "character", "value": seeded.jaina_character.to_string()}])),
+            None,
+        ));
+        assert_eq!(
+            callback(&discord, "204").await["data"]["content"],
+            "✂️ <@5001> unlinked **Jaina**-stormrage."
+        );
+        assert_eq!(
+            count(&db.pool, "SELECT count(*) FROM guild_identity.officer_actions WHERE action = 'unlink'").await,
+            1
+        );
+        running.gateway.shutdown().await;
+    })
+    .await
+}
+
+/// A suggestion (Jaina ↔ jaina) and an orphan character, as the integrity checker files them.
+async fn seed_report_issues(pool: &PgPool, seeded: &Seeded) -> (i32, i32) {
+    let suggestion: i32 = sqlx::query_scalar(
+        "INSERT INTO guild_identity.audit_issues
+             (issue_type, severity, wow_character_id, discord_member_id, summary, details, issue_hash)
+         VALUES ('auto_link_suggestion', 'info', $1, $2, 'Jaina ↔ jaina',
+                 '{\"reason\": \"similar names\", \"score\": 0.9}', 'hash-s') RETURNING id",
+    )
+    .bind(seeded.jaina_character)
+    .bind(seeded.jaina_user)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let orphan: i32 = sqlx::query_scalar(
+        "INSERT INTO guild_identity.audit_issues
+             (issue_type, severity, wow_character_id, summary, details, issue_hash)
+         VALUES ('orphan_wow', 'warning', $1, 'Jaina has no player',
+                 '{\"reason\": \"no player\"}', 'hash-o') RETURNING id",
+    )
+    .bind(seeded.jaina_character)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    (suggestion, orphan)
+}
+
+/// The buttons of a sent message by label prefix → custom id.
+fn button(message: &Value, label_prefix: &str) -> String {
+    message["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["components"].as_array().unwrap())
+        .find(|b| b["label"].as_str().unwrap().starts_with(label_prefix))
+        .unwrap_or_else(|| panic!("no {label_prefix:?} button in {message}"))["custom_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_link_button_on_a_sent_report_acts_once_and_refuses_stale_forged_and_non_officer_presses()
+ {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let discord = fake_discord().await;
+        let seeded = seed(&db.pool).await;
+        let (suggestion, orphan) = seed_report_issues(&db.pool, &seeded).await;
+        let config = config(&discord);
+        let running = Running::start(&db.pool, &config).await;
+
+        // The real reporter sends the report as the bot.
+        let sender = DiscordSender::from_config(&config).unwrap().unwrap();
+        send_new_issues_report(&db.pool, &sender, false)
+            .await
+            .unwrap();
+        let sent = wait_for(&discord, "/channels/", 1).await.remove(0).1;
+        let link = button(&sent, "Link Jaina");
+        let not_them = button(&sent, "Not them: Jaina");
+        let candidates = button(&sent, "Candidates: Jaina");
+        assert!(link.starts_with(&format!("sl.{suggestion}.")), "{link}");
+        let message = report_message(&sent);
+
+        // A non-officer's press: a private refusal, nothing changes.
+        running.deliver(interaction(
+            3,
+            "301",
+            member("5003", "peon"),
+            press(&link),
+            Some(message.clone()),
+        ));
+        let refusal = callback(&discord, "301").await;
+        assert_eq!(
+            (refusal["type"].clone(), refusal["data"]["flags"].clone()),
+            (json!(4), json!(EPHEMERAL))
+        );
+        assert!(
+            refusal["data"]["content"]
+                .as_str()
+                .unwrap()
+                .starts_with("Only officers")
+        );
+
+        // A forged id: the suggestion's MAC on another issue id.
+        let (_, mac) = link.rsplit_once('.').unwrap();
+        let forged = format!("sl.{orphan}.{mac}");
+        running.deliver(interaction(
+            3,
+            "302",
+            member("5001", "thrall"),
+            press(&forged),
+            Some(message.clone()),
+        ));
+        let refusal = callback(&discord, "302").await;
+        assert_eq!(refusal["data"]["flags"], EPHEMERAL);
+        assert_eq!(
+            refusal["data"]["content"],
+            "This button was not made by guild-sync; nothing changed."
+        );
+        assert_eq!(
+            count(
+                &db.pool,
+                "SELECT count(*) FROM guild_identity.officer_actions"
+            )
+            .await,
+            0
+        );
+
+        // The officer's press: linked, the message says who did what, the pair's buttons go.
+        running.deliver(interaction(
+            3,
+            "303",
+            member("5001", "thrall"),
+            press(&link),
+            Some(message.clone()),
+        ));
+        let update = callback(&discord, "303").await;
+        assert_eq!(update["type"], 7);
+        assert_eq!(
+            update["data"]["content"],
+            "🔗 <@5001> linked **Jaina**-stormrage ↔ **jaina**."
+        );
+        assert!(
+            update["data"].get("embeds").is_none(),
+            "the report's embeds stay as they are"
+        );
+        let left: Vec<&str> = update["data"]["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| row["components"].as_array().unwrap())
+            .map(|b| b["custom_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            left,
+            [candidates.as_str()],
+            "only the orphan's button is left"
+        );
+        let (resolved_by, officer): (String, String) = sqlx::query_as(
+            "SELECT ai.resolved_by, oa.officer FROM guild_identity.audit_issues ai
+             JOIN guild_identity.officer_actions oa ON oa.target = 'audit_issue:' || ai.id
+             WHERE ai.id = $1 AND oa.action = 'accept_suggestion'",
+        )
+        .bind(suggestion)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            (resolved_by.as_str(), officer.as_str()),
+            ("thrall (Discord 5001)", "thrall (Discord 5001)")
+        );
+
+        // Stale: Not them on the same (now resolved) suggestion says so and changes nothing.
+        running.deliver(interaction(
+            3,
+            "304",
+            member("5001", "thrall"),
+            press(&not_them),
+            Some(message.clone()),
+        ));
+        let stale = callback(&discord, "304").await;
+        assert_eq!(
+            (stale["type"].clone(), stale["data"]["flags"].clone()),
+            (json!(4), json!(EPHEMERAL))
+        );
+        assert_eq!(
+            stale["data"]["content"],
+            "Nothing changed: it was already handled by thrall (Discord 5001)."
+        );
+        assert_eq!(
+            count(
+                &db.pool,
+                "SELECT count(*) FROM guild_identity.dismissed_suggestions"
+            )
+            .await,
+            0
+        );
+        assert_eq!(
+            count(
+                &db.pool,
+                "SELECT count(*) FROM guild_identity.officer_actions"
+            )
+            .await,
+            1
+        );
+        running.gateway.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn candidates_on_an_orphan_list_the_best_three_with_link_buttons_that_link() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let discord = fake_discord().await;
+        let seeded = seed(&db.pool).await;
+        let (_, orphan) = seed_report_issues(&db.pool, &seeded).await;
+        let config = config(&discord);
+        let running = Running::start(&db.pool, &config).await;
+        let sender = DiscordSender::from_config(&config).unwrap().unwrap();
+        send_new_issues_report(&db.pool, &sender, false)
+            .await
+            .unwrap();
+        let sent = wait_for(&discord, "/channels/", 1).await.remove(0).1;
+
+        running.deliver(interaction(
+            3,
+            "401",
+            member("5001", "thrall"),
+            press(&button(&sent, "Candidates: Jaina")),
+            Some(report_message(&sent)),
+        ));
+        let list = callback(&discord, "401").await;
+        assert_eq!(
+            (list["type"].clone(), list["data"]["flags"].clone()),
+            (json!(4), json!(EPHEMERAL))
+        );
+        let content = list["data"]["content"].as_str().unwrap();
+        assert!(
+            content.starts_with("**Candidates**\n1. **jaina** — similarity 1.00"),
+            "{content}"
+        );
+        let buttons = list["data"]["components"][0]["components"]
+            .as_array()
+            .unwrap();
+        assert!(!buttons.is_empty() && buttons.len() <= 3, "{buttons:?}");
+        assert_eq!(buttons[0]["label"], "Link jaina");
+        let link = buttons[0]["custom_id"].as_str().unwrap();
+        assert_eq!(
+            link.rsplit_once('.').unwrap().0,
+            format!(
+                "ol.{orphan}-{}-{}",
+                seeded.jaina_character, seeded.jaina_user
+            )
+        );
+
+        // Pressed on the private list: the list is edited to say what was done.
+        let private_list = json!({"id": "8003", "channel_id": CHANNEL, "type": 0,
+            "content": content, "components": list["data"]["components"], "flags": EPHEMERAL,
+            "author": {"id": APP, "username": "guild-sync", "bot": true}, "embeds": [],
+            "timestamp": "2026-12-02T06:00:00.000000+00:00"});
+        running.deliver(interaction(
+            3,
+            "402",
+            member("5001", "thrall"),
+            press(link),
+            Some(private_list),
+        ));
+        let update = callback(&discord, "402").await;
+        assert_eq!(update["type"], 7);
+        assert!(
+            update["data"]["content"]
+                .as_str()
+                .unwrap()
+                .ends_with("🔗 <@5001> linked **Jaina**-stormrage ↔ **jaina**.")
+        );
+        assert_eq!(update["data"]["components"], json!([]));
+        assert_eq!(
+            count(
+                &db.pool,
+                "SELECT count(*) FROM guild_identity.officer_actions WHERE action = 'link'"
+            )
+            .await,
+            1
+        );
+        running.gateway.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn work_longer_than_two_seconds_is_deferred_then_the_original_is_edited() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let discord = fake_discord().await;
+        let seeded = seed(&db.pool).await;
+        let running = Running::start(&db.pool, &config(&discord)).await;
+
+        // Another transaction holds Jaina's row (as a running sync would), so the link waits.
+        let mut holder = db.pool.begin().await.unwrap();
+        sqlx::query("SELECT 1 FROM guild_identity.wow_characters WHERE id = $1 FOR UPDATE")
+            .bind(seeded.jaina_character)
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        running.deliver(interaction(
+            2,
+            "501",
+            member("5001", "thrall"),
+            with_user(
+                command("link", json!([
+                    {"type": 3, "name": "character", "value": seeded.jaina_character.to_string()},
+                    {"type": 6, "name": "member", "value": "5002"}
+                ])),
+                "5002",
+                "jaina",
+            ),
+            None,
+        ));
+        let deferred = callback(&discord, "501").await;
+        assert!(
+            started.elapsed() >= DEFER_AFTER,
+            "deferred only after {DEFER_AFTER:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "inside Discord's 3 s"
+        );
+        assert_eq!(
+            deferred,
+            json!({"type": 5}),
+            "a public command defers publicly"
+        );
+        assert!(
+            received(&discord, "/webhooks/").await.is_empty(),
+            "still working"
+        );
+
+        holder.commit().await.unwrap();
+        let edits = wait_for(&discord, "/webhooks/", 1).await;
+        assert_eq!(
+            edits[0].0,
+            "PATCH /webhooks/7000/token-501/messages/@original"
+        );
+        assert_eq!(
+            edits[0].1["content"],
+            "🔗 <@5001> linked **Jaina**-stormrage to <@5002>."
+        );
+        assert_eq!(
+            received(&discord, "/interactions/").await.len(),
+            1,
+            "one callback only"
+        );
+        running.gateway.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn audit_counts_open_issues_claim_links_privately_and_roles_plan_is_for_officers() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let discord = fake_discord().await;
+        let seeded = seed(&db.pool).await;
+        seed_report_issues(&db.pool, &seeded).await;
+        let mut config = config(&discord);
+        config.guild_sync_role_sync = "plan".into();
+        let running = Running::start(&db.pool, &config).await;
+
+        running.deliver(interaction(2, "601", member("5003", "peon"), command("audit", json!([])), None));
+        let audit = callback(&discord, "601").await;
+        assert_eq!(audit["type"], 4);
+        assert_eq!(
+            audit["data"]["content"],
+            "**2 open audit issues**\n🧙 Characters without a player: 1\n🔗 Suggested links to confirm: 1\n\
+             Review them in the console: https://guild.example/issues"
+        );
+
+        // Claims need the OAuth2 and Battle.net clients too: not configured here.
+        running.deliver(interaction(2, "602", member("5003", "peon"), command("claim", json!([])), None));
+        let claim = callback(&discord, "602").await;
+        assert_eq!(claim["data"]["flags"], EPHEMERAL);
+        assert_eq!(claim["data"]["content"], "Claims are not set up on this server.");
+
+        let roles = command("roles", json!([{"type": 1, "name": "plan", "options": []}]));
+        running.deliver(interaction(2, "603", member("5003", "peon"), roles.clone(), None));
+        let refused = callback(&discord, "603").await;
+        assert_eq!(refused["data"]["flags"], EPHEMERAL);
+        assert!(refused["data"]["content"].as_str().unwrap().starts_with("Only officers"));
+        running.deliver(interaction(2, "604", member("5001", "thrall"), roles, None));
+        let plan = callback(&discord, "604").await;
+        assert_eq!(plan["data"]["flags"], EPHEMERAL);
+        let text = plan["data"]["content"].as_str().unwrap();
+        assert!(text.starts_with("**Role plan "), "{text}");
+        assert!(text.ends_with("Review and approve it in the console: https://guild.example/roles"), "{text}");
+        running.gateway.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_slow_button_press_is_deferred_then_edits_the_report_message() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let discord = fake_discord().await;
+        let seeded = seed(&db.pool).await;
+        let (suggestion, _) = seed_report_issues(&db.pool, &seeded).await;
+        let config = config(&discord);
+        let running = Running::start(&db.pool, &config).await;
+        let sender = DiscordSender::from_config(&config).unwrap().unwrap();
+        send_new_issues_report(&db.pool, &sender, false)
+            .await
+            .unwrap();
+        let sent = wait_for(&discord, "/channels/", 1).await.remove(0).1;
+
+        // The suggestion's row is held elsewhere, so accepting it waits past the 2 s.
+        let mut holder = db.pool.begin().await.unwrap();
+        sqlx::query("SELECT 1 FROM guild_identity.audit_issues WHERE id = $1 FOR UPDATE")
+            .bind(suggestion)
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        running.deliver(interaction(
+            3,
+            "701",
+            member("5001", "thrall"),
+            press(&button(&sent, "Link Jaina")),
+            Some(report_message(&sent)),
+        ));
+        assert_eq!(
+            callback(&discord, "701").await,
+            json!({"type": 6}),
+            "deferred update"
+        );
+        holder.commit().await.unwrap();
+        let edits = wait_for(&discord, "/webhooks/", 1).await;
+        assert_eq!(
+            edits[0].0,
+            "PATCH /webhooks/7000/token-701/messages/@original"
+        );
+        assert_eq!(
+            edits[0].1["content"],
+            "🔗 <@5001> linked **Jaina**-stormrage ↔ **jaina**."
+        );
+        assert_eq!(
+            edits[0].1["components"].as_array().unwrap().len(),
+            1,
+            "the orphan's row stays"
+        );
+        running.gateway.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn serve_registers_the_commands_and_answers_them_over_its_gateway() {
+    within_a_minute(async {
+        guild_sync::install_crypto_provider();
+        let db = TestDb::new().await;
+        let discord = fake_discord().await;
+        let guild_create = json!({"id": GUILD, "name": "Guild", "roles": [], "members": []});
+        let (url, _seen, live) = start_live_gateway(vec![("GUILD_CREATE", guild_create)]).await;
+        let mut config = config(&discord);
+        config.discord_gateway_url = Some(url);
+        config.database_url = Some(Secret::new(db.url()));
+        config.guild_sync_bind = "127.0.0.1:0".into();
+        let database = guild_sync::database::Database::open(&config).await.unwrap();
+        let shutdown = CancellationToken::new();
+        let service = tokio::spawn({
+            let (config, shutdown) = (config.clone(), shutdown.clone());
+            async move { guild_sync::service::run(&config, database, shutdown).await }
+        });
+
+        let registered = wait_for(&discord, COMMANDS_PATH, 2).await;
+        assert_eq!(registered[1].0, format!("PUT {COMMANDS_PATH}"));
+        live.send(interaction(
+            2,
+            "801",
+            member("5003", "peon"),
+            command("audit", json!([])),
+            None,
+        ))
+        .unwrap();
+        let audit = callback(&discord, "801").await;
+        assert_eq!(audit["type"], 4);
+        assert!(
+            audit["data"]["content"]
+                .as_str()
+                .unwrap()
+                .starts_with("**0 open audit issues**")
+        );
+
+        shutdown.cancel();
+        service.await.unwrap().unwrap();
+    })
+    .await
+}
