@@ -161,6 +161,7 @@ pub async fn link_by_officer(
             player_id: None,
         },
         Some(json!({"linked_by": officer, "via": via})),
+        super::member_events::EventSource::officer(),
     )
     .await?;
     sqlx::query(
@@ -207,7 +208,13 @@ pub async fn unlink_by_officer(
             "that character is not linked to anyone".into(),
         ));
     };
-    let unlinked = super::api::unlink(pool, link_id, None).await?;
+    let unlinked = super::api::unlink(
+        pool,
+        link_id,
+        None,
+        super::member_events::EventSource::officer(),
+    )
+    .await?;
     record_action(
         pool,
         officer,
