@@ -18,8 +18,9 @@ use crate::role_sync::{self, RoleSyncMode};
 pub const MAX_CHOICES: usize = 25;
 const MAX_CHOICE_CHARS: usize = 100;
 /// A character name matches by score only from this fuzzy similarity up; below it the choices
-/// would be noise.
-const MIN_CHOICE_SCORE: f64 = 0.5;
+/// are noise. Low, because a query is a few typed letters: a name merely containing them scores
+/// only query length / name length ("thr" in "Zthrall": 0.43).
+const MIN_CHOICE_SCORE: f64 = 0.3;
 /// Characters listed by `/whois` before `…and N more`.
 const MAX_WHOIS_CHARACTERS: usize = 25;
 /// Characters of a name in a message line.
