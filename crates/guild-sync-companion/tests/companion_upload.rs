@@ -53,6 +53,22 @@ fn accepted() -> ResponseTemplate {
         .set_body_json(json!({"run_id": 42, "export_time": null, "characters": 2}))
 }
 
+/// A server whose status says it has no export yet.
+async fn server_without_exports() -> MockServer {
+    let server = MockServer::start().await;
+    status_says(&server, None).await;
+    server
+}
+
+/// Accept exactly `n` uploads (checked by `server.verify()`).
+async fn accept_uploads(server: &MockServer, n: u64) {
+    upload()
+        .respond_with(accepted())
+        .expect(n)
+        .mount(server)
+        .await;
+}
+
 fn upload() -> wiremock::MockBuilder {
     Mock::given(method("POST"))
         .and(path("/api/guild-sync/addon-upload"))
@@ -69,9 +85,12 @@ async fn uploads(server: &MockServer) -> Vec<Request> {
         .collect()
 }
 
+fn body_of(request: &Request) -> serde_json::Value {
+    serde_json::from_slice(&request.body).expect("a JSON body")
+}
+
 fn export_time_of(request: &Request) -> Option<i64> {
-    let body: serde_json::Value = serde_json::from_slice(&request.body).expect("a JSON body");
-    body["export_time"].as_i64()
+    body_of(request)["export_time"].as_i64()
 }
 
 async fn wait_for_uploads(server: &MockServer, n: usize) -> Vec<Request> {
@@ -107,16 +126,36 @@ async fn start(file: &Path, server: &MockServer) -> Companion {
         .expect("start")
 }
 
+/// A companion watching its file in the background until [`Watching::stop`].
+struct Watching {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Watching {
+    fn start(companion: Companion) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(companion.watch(async {
+            let _ = stopped.await;
+        }));
+        Watching { stop, task }
+    }
+
+    /// Stop the watcher and check that it ended cleanly.
+    async fn stop(self) {
+        self.stop.send(()).expect("the watcher is running");
+        self.task
+            .await
+            .expect("joined")
+            .expect("the watcher ends cleanly");
+    }
+}
+
 #[tokio::test]
 async fn a_new_export_is_uploaded_with_the_key_and_remembered() {
     within_a_minute(async {
-        let server = MockServer::start().await;
-        status_says(&server, None).await;
-        upload()
-            .respond_with(accepted())
-            .expect(1)
-            .mount(&server)
-            .await;
+        let server = server_without_exports().await;
+        accept_uploads(&server, 1).await;
         let dir = tempfile::tempdir().expect("tempdir");
         let file = sv_file_holding(&dir, 1_700_000_000, "Discord: trog");
 
@@ -128,7 +167,7 @@ async fn a_new_export_is_uploaded_with_the_key_and_remembered() {
         );
 
         let sent = uploads(&server).await;
-        let body: serde_json::Value = serde_json::from_slice(&sent[0].body).expect("json");
+        let body = body_of(&sent[0]);
         assert_eq!(body["export_time"], 1_700_000_000);
         assert_eq!(body["addon_version"], "1.0.0");
         assert_eq!(body["uploaded_by"], "Trogmoon-Senjin");
@@ -166,11 +205,7 @@ async fn an_export_the_server_already_has_is_not_uploaded() {
     within_a_minute(async {
         let server = MockServer::start().await;
         status_says(&server, Some(1_700_000_000)).await;
-        upload()
-            .respond_with(accepted())
-            .expect(0)
-            .mount(&server)
-            .await;
+        accept_uploads(&server, 0).await;
         let dir = tempfile::tempdir().expect("tempdir");
         let file = sv_file(&dir);
         for export_time in [1_700_000_000, 1_600_000_000] {
@@ -189,8 +224,7 @@ async fn an_export_the_server_already_has_is_not_uploaded() {
 #[tokio::test]
 async fn uploads_retry_through_a_server_that_is_down_and_then_up() {
     within_a_minute(async {
-        let server = MockServer::start().await;
-        status_says(&server, None).await;
+        let server = server_without_exports().await;
         upload()
             .respond_with(ResponseTemplate::new(503).set_body_json(json!({"error": "restarting"})))
             .up_to_n_times(2)
@@ -253,18 +287,14 @@ async fn an_undelivered_export_survives_a_restart_and_the_file_being_deleted() {
             .start()
             .await;
         status_says(&server, None).await;
-        upload()
-            .respond_with(accepted())
-            .expect(1)
-            .mount(&server)
-            .await;
+        accept_uploads(&server, 1).await;
 
         let mut restarted = Companion::start(options(&file, &url)).await.expect("start");
         let delivery = restarted.run_once().await.expect("delivered");
         assert!(matches!(delivery, Delivery::Delivered(_)), "{delivery:?}");
         let sent = uploads(&server).await;
         assert_eq!(export_time_of(&sent[0]), Some(1_700_000_000));
-        let body: serde_json::Value = serde_json::from_slice(&sent[0].body).expect("json");
+        let body = body_of(&sent[0]);
         assert_eq!(body["characters"][0]["guild_note"], "kept");
         assert_eq!(state(&file).pending, None);
         server.verify().await;
@@ -275,8 +305,7 @@ async fn an_undelivered_export_survives_a_restart_and_the_file_being_deleted() {
 #[tokio::test]
 async fn a_refused_upload_is_reported_and_kept_but_not_retried() {
     within_a_minute(async {
-        let server = MockServer::start().await;
-        status_says(&server, None).await;
+        let server = server_without_exports().await;
         upload()
             .respond_with(
                 ResponseTemplate::new(422)
@@ -302,8 +331,7 @@ async fn a_refused_upload_is_reported_and_kept_but_not_retried() {
 #[tokio::test]
 async fn the_watcher_follows_a_delete_and_recreate_write_and_retries_while_the_server_is_down() {
     within_a_minute(async {
-        let server = MockServer::start().await;
-        status_says(&server, None).await;
+        let server = server_without_exports().await;
         // The first attempt of the second export finds the server down.
         upload()
             .respond_with(accepted())
@@ -326,10 +354,7 @@ async fn the_watcher_follows_a_delete_and_recreate_write_and_retries_while_the_s
         let dir = tempfile::tempdir().expect("tempdir");
         let file = sv_file_holding(&dir, 1_700_000_000, "first");
         let companion = start(&file, &server).await;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let watching = tokio::spawn(companion.watch(async {
-            let _ = stopped.await;
-        }));
+        let watching = Watching::start(companion);
 
         let sent = wait_for_uploads(&server, 1).await;
         assert_eq!(export_time_of(&sent[0]), Some(1_700_000_000));
@@ -364,11 +389,7 @@ async fn the_watcher_follows_a_delete_and_recreate_write_and_retries_while_the_s
         let sent = wait_for_uploads(&server, 4).await;
         assert_eq!(export_time_of(&sent[3]), Some(1_700_007_200));
 
-        stop.send(()).expect("the watcher is running");
-        watching
-            .await
-            .expect("joined")
-            .expect("the watcher ends cleanly");
+        watching.stop().await;
         assert_eq!(state(&file).last_accepted_export_time, Some(1_700_007_200));
         assert_eq!(
             uploads(&server).await.len(),
@@ -382,8 +403,7 @@ async fn the_watcher_follows_a_delete_and_recreate_write_and_retries_while_the_s
 #[tokio::test]
 async fn polling_notices_a_new_export_when_no_file_event_settles() {
     within_a_minute(async {
-        let server = MockServer::start().await;
-        status_says(&server, None).await;
+        let server = server_without_exports().await;
         upload().respond_with(accepted()).mount(&server).await;
         let dir = tempfile::tempdir().expect("tempdir");
         let file = sv_file(&dir);
@@ -392,15 +412,11 @@ async fn polling_notices_a_new_export_when_no_file_event_settles() {
         opts.debounce = Duration::from_secs(3600);
         opts.poll_interval = Duration::from_millis(50);
         let companion = Companion::start(opts).await.expect("start");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let watching = tokio::spawn(companion.watch(async {
-            let _ = stopped.await;
-        }));
+        let watching = Watching::start(companion);
         std::fs::write(&file, saved_variables(1_700_000_000, "polled")).expect("write");
         let sent = wait_for_uploads(&server, 1).await;
         assert_eq!(export_time_of(&sent[0]), Some(1_700_000_000));
-        stop.send(()).expect("running");
-        watching.await.expect("joined").expect("clean end");
+        watching.stop().await;
     })
     .await;
 }

@@ -44,7 +44,8 @@ pub const MAX_RANK_INDEX: i32 = 9;
 /// Highest character level accepted (a sanity bound, well above the current cap).
 pub const MAX_LEVEL: i32 = 200;
 
-/// One guild member as the addon saw it.
+/// One guild member as the addon saw it. Serialized, it is one character of an [`UploadBody`]
+/// (the wire names the rank index `rank`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddonCharacter {
     /// The character name without the realm (the addon splits WoW's `Name-Realm`).
@@ -54,9 +55,11 @@ pub struct AddonCharacter {
     /// The localized class name ("Death Knight").
     pub class: Option<String>,
     /// The locale-independent class token ("DEATHKNIGHT"), when the addon sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_file: Option<String>,
     pub level: Option<i32>,
     /// The in-game rank index: 0 = Guild Leader.
+    #[serde(rename = "rank")]
     pub rank_index: Option<i32>,
     pub rank_name: Option<String>,
     /// `Some("")` = the note is empty; `None` = not exported (the stored note is kept).
@@ -69,6 +72,7 @@ pub struct AddonCharacter {
     /// years/months/days/hours ago; the export time for members online). `None` when unknown.
     pub last_online: Option<i64>,
     pub zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub achievement_points: Option<i32>,
 }
 
@@ -357,25 +361,7 @@ impl AddonExport {
     /// The upload body for this export (see [`UploadBody`] for the contract).
     pub fn to_upload_body(&self) -> UploadBody {
         UploadBody {
-            characters: self
-                .characters
-                .iter()
-                .map(|c| UploadCharacter {
-                    name: c.name.clone(),
-                    realm: c.realm.clone(),
-                    class: c.class.clone(),
-                    class_file: c.class_file.clone(),
-                    level: c.level,
-                    rank: c.rank_index,
-                    rank_name: c.rank_name.clone(),
-                    guild_note: c.guild_note.clone(),
-                    officer_note: c.officer_note.clone(),
-                    is_online: c.is_online,
-                    last_online: c.last_online,
-                    zone: c.zone.clone(),
-                    achievement_points: c.achievement_points,
-                })
-                .collect(),
+            characters: self.characters.clone(),
             addon_version: self.addon_version.clone(),
             uploaded_by: self.uploaded_by.clone(),
             guild_name: self.guild_name.clone(),
@@ -403,32 +389,13 @@ impl AddonExport {
 /// invalid content, always with `{"error": "…"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadBody {
-    pub characters: Vec<UploadCharacter>,
+    /// Serialized as the contract above says (see [`AddonCharacter`]).
+    pub characters: Vec<AddonCharacter>,
     pub addon_version: Option<String>,
     pub uploaded_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guild_name: Option<String>,
     pub export_time: Option<i64>,
-}
-
-/// One character of an [`UploadBody`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UploadCharacter {
-    pub name: String,
-    pub realm: String,
-    pub class: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub class_file: Option<String>,
-    pub level: Option<i32>,
-    pub rank: Option<i32>,
-    pub rank_name: Option<String>,
-    pub guild_note: Option<String>,
-    pub officer_note: Option<String>,
-    pub is_online: bool,
-    pub last_online: Option<i64>,
-    pub zone: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub achievement_points: Option<i32>,
 }
 
 /// A record as read, before validation.
@@ -1122,6 +1089,41 @@ mod tests {
         let export = json(one_character()).expect("valid");
         let body = serde_json::to_vec(&export.to_upload_body()).expect("serializes");
         assert_eq!(AddonExport::from_upload_json(&body).expect("valid"), export);
+    }
+
+    /// `AddonCharacter` is the upload's character record: its keys are the contract's.
+    #[test]
+    fn a_character_serializes_with_the_upload_contracts_keys() {
+        let export = json(
+            serde_json::json!({"characters": [{"name": "Trog", "realm": "Senjin",
+            "rank": 2}]}),
+        )
+        .expect("valid");
+        let body = serde_json::to_value(export.to_upload_body()).expect("serializes");
+        let mut keys: Vec<&str> = body["characters"][0]
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "class",
+                "guild_note",
+                "is_online",
+                "last_online",
+                "level",
+                "name",
+                "officer_note",
+                "rank",
+                "rank_name",
+                "realm",
+                "zone"
+            ]
+        );
+        assert_eq!(body["characters"][0]["rank"], 2);
     }
 
     #[test]

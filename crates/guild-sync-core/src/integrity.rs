@@ -38,17 +38,31 @@ pub enum IssueType {
     /// The matcher found a likely but uncertain character ↔ Discord pair (fuzzy 0.70–0.85).
     /// Hash ids: `[character_id, discord_user_id]`.
     AutoLinkSuggestion,
+    /// Every in-guild character of a player is stale (issue 19): reported once per player with
+    /// the alts listed, instead of one `stale_character` per linked alt. Hash ids: `[player_id]`.
+    InactivePlayer,
+    /// Every character of a player has left the guild while their present Discord account
+    /// keeps a guild role (issue 19). Hash ids: `[player_id]`.
+    FormerMemberHasRole,
+    /// A member's claim (`/claim`) that guild-sync would not carry out: a character an officer
+    /// linked by hand to another player, or a Battle.net account another Discord account
+    /// already claimed. Written by the claim, not the checker. Hash ids:
+    /// `[character_id or 0, claimant's discord_user_id, other player_id]`.
+    ClaimConflict,
 }
 
 impl IssueType {
     /// All types, in report order.
-    pub const ALL: [IssueType; 7] = [
+    pub const ALL: [IssueType; 10] = [
         IssueType::RankMismatch,
         IssueType::DuplicateDiscord,
+        IssueType::ClaimConflict,
         IssueType::OrphanDiscord,
+        IssueType::FormerMemberHasRole,
         IssueType::OrphanWow,
         IssueType::NoGuildRole,
         IssueType::AutoLinkSuggestion,
+        IssueType::InactivePlayer,
         IssueType::StaleCharacter,
     ];
 
@@ -62,6 +76,9 @@ impl IssueType {
             IssueType::StaleCharacter => "stale_character",
             IssueType::DuplicateDiscord => "duplicate_discord",
             IssueType::AutoLinkSuggestion => "auto_link_suggestion",
+            IssueType::InactivePlayer => "inactive_player",
+            IssueType::FormerMemberHasRole => "former_member_has_role",
+            IssueType::ClaimConflict => "claim_conflict",
         }
     }
 
@@ -74,10 +91,14 @@ impl IssueType {
     pub fn severity(self) -> Severity {
         match self {
             IssueType::RankMismatch | IssueType::DuplicateDiscord => Severity::Critical,
-            IssueType::OrphanWow | IssueType::OrphanDiscord | IssueType::NoGuildRole => {
-                Severity::Warning
-            }
-            IssueType::StaleCharacter | IssueType::AutoLinkSuggestion => Severity::Info,
+            IssueType::OrphanWow
+            | IssueType::OrphanDiscord
+            | IssueType::NoGuildRole
+            | IssueType::FormerMemberHasRole
+            | IssueType::ClaimConflict => Severity::Warning,
+            IssueType::StaleCharacter
+            | IssueType::AutoLinkSuggestion
+            | IssueType::InactivePlayer => Severity::Info,
         }
     }
 }
@@ -123,9 +144,13 @@ pub fn issue_hash(issue_type: IssueType, ids: &[i64]) -> String {
 impl IssueType {
     /// Whether the integrity checker detects this type itself (and so resolves an open issue of
     /// it as soon as a run no longer finds its hash). `auto_link_suggestion` issues are written
-    /// by the identity engine; the checker only resolves them when their cause is gone.
+    /// by the identity engine and `claim_conflict` ones by a member's claim; the checker only
+    /// resolves them when their cause is gone.
     pub fn detected_by_checker(self) -> bool {
-        self != IssueType::AutoLinkSuggestion
+        !matches!(
+            self,
+            IssueType::AutoLinkSuggestion | IssueType::ClaimConflict
+        )
     }
 }
 
@@ -259,6 +284,9 @@ impl LinkBasis {
         };
         let how = match b.link_source {
             crate::matching::StoredLinkSource::Manual => "linked by hand".to_string(),
+            crate::matching::StoredLinkSource::BattlenetOauth => {
+                "claimed by the member".to_string()
+            }
             source => format!("linked by {}", source.as_str().replace('_', " ")),
         };
         format!(" (rank of {}, {how})", b.character_name)
@@ -271,6 +299,30 @@ struct StaleDetails {
     basis: SeenBasis,
     days_ago: i64,
     threshold_days: i64,
+}
+
+#[derive(Serialize)]
+struct InactivePlayerDetails<'a> {
+    last_activity: Option<DateTime<Utc>>,
+    days_ago: Option<i64>,
+    threshold_days: i64,
+    alts: &'a [String],
+}
+
+#[derive(Serialize)]
+struct FormerMemberDetails<'a> {
+    /// When the player's last character left: role sync's grace period counts from it.
+    left_at: DateTime<Utc>,
+    username: &'a str,
+    roles: &'a [String],
+}
+
+#[derive(Serialize)]
+struct ClaimConflictDetails<'a> {
+    claimant: &'a str,
+    other_player: &'a str,
+    battletag: &'a str,
+    battlenet_account_id: i64,
 }
 
 #[derive(Serialize)]
@@ -311,7 +363,12 @@ impl Finding {
             IssueType::OrphanDiscord,
             (None, Some(discord_user_id), None),
             discord_label(display_name, username),
-            format!("has the Discord role {role} but is linked to no player"),
+            // Most of these are members the matcher could not place: the fix that costs an
+            // officer nothing is the member proving their characters themselves.
+            format!(
+                "has the Discord role {role} but is linked to no player; they can claim their \
+                 characters themselves with /claim"
+            ),
             OrphanDiscordDetails {
                 discord_id,
                 username,
@@ -409,6 +466,67 @@ impl Finding {
         )
     }
 
+    /// Every in-guild character of a player is stale: one finding for the player, the alts
+    /// (`Name-realm`) listed. `last_activity` is the latest login of any of their characters.
+    pub fn inactive_player(
+        player_id: i32,
+        player_name: &str,
+        last_activity: Option<DateTime<Utc>>,
+        days_ago: Option<i64>,
+        threshold_days: i64,
+        alts: &[String],
+    ) -> Self {
+        let when = match (last_activity, days_ago) {
+            (Some(at), Some(days)) => {
+                format!("last activity {days} days ago ({})", at.format("%Y-%m-%d"))
+            }
+            _ => "no login known".to_string(),
+        };
+        finding(
+            IssueType::InactivePlayer,
+            (None, None, Some(player_id)),
+            player_name.to_string(),
+            format!(
+                "{when} on all {} characters in the guild: {}",
+                alts.len(),
+                alts.join(", ")
+            ),
+            InactivePlayerDetails {
+                last_activity,
+                days_ago,
+                threshold_days,
+                alts,
+            },
+        )
+    }
+
+    /// Every character of a player has left the guild while their Discord account keeps a
+    /// guild role.
+    pub fn former_member_has_role(
+        player_id: i32,
+        player_name: &str,
+        discord_user_id: i32,
+        username: &str,
+        left_at: DateTime<Utc>,
+        roles: &[String],
+    ) -> Self {
+        finding(
+            IssueType::FormerMemberHasRole,
+            (None, Some(discord_user_id), Some(player_id)),
+            player_with_discord(player_name, username),
+            format!(
+                "every character left the guild (last on {}) but Discord still gives {}",
+                left_at.format("%Y-%m-%d"),
+                roles.join(", ")
+            ),
+            FormerMemberDetails {
+                left_at,
+                username,
+                roles,
+            },
+        )
+    }
+
     /// More than one player holds the same Discord user.
     pub fn duplicate_discord(
         discord_user_id: i32,
@@ -429,6 +547,53 @@ impl Finding {
         )
     }
 
+    /// A claim that was not carried out (see [`IssueType::ClaimConflict`]): `character` (id and
+    /// label) is set when an officer's manual link stood in the way, unset when the Battle.net
+    /// account is another player's. Names both players.
+    #[allow(clippy::too_many_arguments)]
+    pub fn claim_conflict(
+        character: Option<(i32, &str)>,
+        claimant_discord_user_id: i32,
+        claimant: &str,
+        other_player_id: i32,
+        other_player: &str,
+        battletag: &str,
+        battlenet_account_id: i64,
+    ) -> Self {
+        let (subject, reason) = match character {
+            Some((_, label)) => (
+                label.to_string(),
+                format!(
+                    "claimed by {claimant} (Battle.net {battletag}) but linked by hand to \
+                     {other_player}; nothing was moved: link it to the right player"
+                ),
+            ),
+            None => (
+                claimant.to_string(),
+                format!(
+                    "claimed Battle.net account {battletag}, which {other_player} already \
+                     claimed; nothing was linked: find out who owns it"
+                ),
+            ),
+        };
+        finding(
+            IssueType::ClaimConflict,
+            (
+                character.map(|(id, _)| id),
+                Some(claimant_discord_user_id),
+                Some(other_player_id),
+            ),
+            subject,
+            reason,
+            ClaimConflictDetails {
+                claimant,
+                other_player,
+                battletag,
+                battlenet_account_id,
+            },
+        )
+    }
+
     /// [`Finding::details`] as a JSON value.
     pub fn details_value(&self) -> serde_json::Value {
         serde_json::from_str(&self.details).expect("details are JSON written by `finding`")
@@ -442,10 +607,18 @@ impl Finding {
             IssueType::OrphanDiscord | IssueType::DuplicateDiscord => {
                 vec![id(self.discord_user_id)]
             }
-            IssueType::RankMismatch | IssueType::NoGuildRole => vec![id(self.player_id)],
+            IssueType::RankMismatch
+            | IssueType::NoGuildRole
+            | IssueType::InactivePlayer
+            | IssueType::FormerMemberHasRole => vec![id(self.player_id)],
             IssueType::AutoLinkSuggestion => {
                 vec![id(self.wow_character_id), id(self.discord_user_id)]
             }
+            IssueType::ClaimConflict => vec![
+                id(self.wow_character_id),
+                id(self.discord_user_id),
+                id(self.player_id),
+            ],
         }
     }
 
@@ -726,7 +899,8 @@ mod tests {
         assert_eq!(
             f.details_value(),
             json!({"subject": "Bob (@bobby)",
-                   "reason": "has the Discord role Member but is linked to no player",
+                   "reason": "has the Discord role Member but is linked to no player; they can \
+                              claim their characters themselves with /claim",
                    "discord_id": "123", "username": "bobby", "role": "Member"})
         );
     }
@@ -816,7 +990,26 @@ mod tests {
         let cases = [
             (
                 Finding::orphan_discord(2, Some("Bob"), "bobby", "123", "Member"),
-                "Bob (@bobby): has the Discord role Member but is linked to no player",
+                "Bob (@bobby): has the Discord role Member but is linked to no player; they can \
+                 claim their characters themselves with /claim",
+            ),
+            (
+                Finding::claim_conflict(
+                    Some((5, "Ash-ravencrest")),
+                    6,
+                    "@eve",
+                    8,
+                    "Frank",
+                    "Eve#1234",
+                    77,
+                ),
+                "Ash-ravencrest: claimed by @eve (Battle.net Eve#1234) but linked by hand to \
+                 Frank; nothing was moved: link it to the right player",
+            ),
+            (
+                Finding::claim_conflict(None, 6, "@eve", 8, "Frank", "Eve#1234", 77),
+                "@eve: claimed Battle.net account Eve#1234, which Frank already claimed; nothing \
+                 was linked: find out who owns it",
             ),
             (
                 Finding::rank_mismatch(3, "Carol", 3, "Guild Leader", Some("GM"), "Officer", None),

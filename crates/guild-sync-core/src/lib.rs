@@ -5,6 +5,7 @@
 
 pub mod addon;
 pub mod candidates;
+pub mod claims;
 pub mod fuzzy;
 pub mod integrity;
 pub mod matching;

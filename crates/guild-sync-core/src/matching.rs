@@ -217,13 +217,16 @@ impl Confidence {
 }
 
 /// `player_characters.link_source` as stored: a strategy of the engine ([`LinkSource`]) or an
-/// officer's link (`manual`). Every value the column's CHECK constraint allows (migrations 0002
-/// and 0840) is a variant; serialised as the stored text.
+/// officer's link (`manual`) or a member's claim. Every value the column's CHECK constraint allows (migrations 0002,
+/// 0840 and 1460) is a variant; serialised as the stored text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum StoredLinkSource {
     Engine(LinkSource),
     /// Linked by an officer (the API, the console, an accepted suggestion).
     Manual,
+    /// Proved by the member: Discord login, then Battle.net login showed the character on
+    /// their account (`/claim`, migration 1460). Beats every engine link, never a manual one.
+    BattlenetOauth,
 }
 
 impl StoredLinkSource {
@@ -231,13 +234,16 @@ impl StoredLinkSource {
         match self {
             StoredLinkSource::Engine(source) => source.as_str(),
             StoredLinkSource::Manual => "manual",
+            StoredLinkSource::BattlenetOauth => "battlenet_oauth",
         }
     }
 
     /// The stored text back to the variant; `None` for a value this version does not know.
     pub fn parse(s: &str) -> Option<StoredLinkSource> {
-        if s == "manual" {
-            return Some(StoredLinkSource::Manual);
+        match s {
+            "manual" => return Some(StoredLinkSource::Manual),
+            "battlenet_oauth" => return Some(StoredLinkSource::BattlenetOauth),
+            _ => {}
         }
         LinkSource::ALL
             .into_iter()

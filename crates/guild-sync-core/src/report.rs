@@ -216,6 +216,9 @@ pub fn emoji(issue_type: IssueType) -> &'static str {
         IssueType::NoGuildRole => "🏷️",
         IssueType::AutoLinkSuggestion => "🔗",
         IssueType::StaleCharacter => "💤",
+        IssueType::InactivePlayer => "🛌",
+        IssueType::FormerMemberHasRole => "🚪",
+        IssueType::ClaimConflict => "🪪",
     }
 }
 
@@ -229,6 +232,9 @@ pub fn type_title(issue_type: IssueType) -> &'static str {
         IssueType::NoGuildRole => "Members without a guild role on Discord",
         IssueType::AutoLinkSuggestion => "Suggested links to confirm",
         IssueType::StaleCharacter => "Stale characters",
+        IssueType::InactivePlayer => "Inactive players",
+        IssueType::FormerMemberHasRole => "Former members keeping a guild role",
+        IssueType::ClaimConflict => "Claims that conflict with an officer's link or another claim",
     }
 }
 
@@ -270,12 +276,18 @@ impl ReportIssue {
         match self.issue_type? {
             IssueType::OrphanWow | IssueType::StaleCharacter => character,
             IssueType::OrphanDiscord | IssueType::DuplicateDiscord => discord,
-            IssueType::RankMismatch => self.player_name.clone(),
-            IssueType::NoGuildRole => match (&self.player_name, &self.discord_username) {
-                (Some(p), Some(u)) => Some(player_with_discord(p, u)),
-                (p, _) => p.clone(),
-            },
+            IssueType::RankMismatch | IssueType::InactivePlayer => self.player_name.clone(),
+            IssueType::NoGuildRole | IssueType::FormerMemberHasRole => {
+                match (&self.player_name, &self.discord_username) {
+                    (Some(p), Some(u)) => Some(player_with_discord(p, u)),
+                    (p, _) => p.clone(),
+                }
+            }
             IssueType::AutoLinkSuggestion => Some(format!("{} ↔ {}", character?, discord?)),
+            IssueType::ClaimConflict => match character {
+                Some(character) => Some(format!("{character} ↔ {}", discord?)),
+                None => discord,
+            },
         }
     }
 

@@ -23,6 +23,7 @@ use guild_sync::blizzard_client::{
     BlizzardClient, BlizzardSettings, FetchedRoster, ProfileFetch, parse_profile, parse_roster,
 };
 use guild_sync::config::{RemovalGuard, Secret};
+use guild_sync::db::member_events::EventSource;
 use guild_sync::db_sync::apply_roster;
 use guild_sync::testing::TestDb;
 use serde_json::{Value, json};
@@ -236,15 +237,19 @@ async fn main() {
     for _ in 0..DB_RUNS {
         let db = TestDb::new().await;
         let t = Instant::now();
-        let stats = apply_roster(&db.pool, &first, guard).await.expect("apply");
+        let stats = apply_roster(&db.pool, &first, guard, EventSource::unrecorded())
+            .await
+            .expect("apply");
         inserts.push(t.elapsed());
         assert_eq!(stats.new, MEMBERS);
         let t = Instant::now();
-        let stats = apply_roster(&db.pool, &first, guard).await.expect("apply");
+        let stats = apply_roster(&db.pool, &first, guard, EventSource::unrecorded())
+            .await
+            .expect("apply");
         identical.push(t.elapsed());
         assert_eq!(stats.updated, 0);
         let t = Instant::now();
-        let stats = apply_roster(&db.pool, &changed, guard)
+        let stats = apply_roster(&db.pool, &changed, guard, EventSource::unrecorded())
             .await
             .expect("apply");
         all_changed.push(t.elapsed());

@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use guild_sync::config::RemovalGuard;
+use guild_sync::db::member_events::EventSource;
 use guild_sync::db::{discord_users, reference};
 use guild_sync::discord_sync::{
     DiscordSnapshot, GuildRoles, RankRoles, Snowflake, WireMember, WireRole, WireUser,
@@ -110,7 +111,14 @@ async fn main() -> anyhow::Result<()> {
     for (name, prepared) in scenarios {
         let started = Instant::now();
         let taken_at = discord_users::clock(&db.pool).await?;
-        let stats = apply_member_list(&db.pool, prepared, taken_at, guard).await?;
+        let stats = apply_member_list(
+            &db.pool,
+            prepared,
+            taken_at,
+            guard,
+            EventSource::unrecorded(),
+        )
+        .await?;
         let elapsed = started.elapsed();
         println!(
             "  db stage, {name:<32} {:>8.1} ms  (new {}, updated {}, departed {}, revived {})",

@@ -54,6 +54,7 @@ const KEYS: &[&str] = &[
     "DISCORD_OAUTH_URL",
     "BLIZZARD_AUTHORIZE_URL",
     "BLIZZARD_USERINFO_URL",
+    "GUILD_SYNC_SIGNING_SECRET",
 ];
 
 /// A secret value: never printed, not even in debug output or logs.
@@ -177,6 +178,9 @@ pub struct Config {
     /// Battle.net's OpenID userinfo (the BattleTag).
     #[serde(default = "default_blizzard_userinfo_url")]
     pub blizzard_userinfo_url: String,
+    /// Signs the OAuth `state` of claims and officer logins; unset: a secret generated on
+    /// first use and stored in the database (`service_secrets`).
+    pub guild_sync_signing_secret: Option<Secret>,
 }
 
 fn default_uploads_per_minute() -> u32 {
@@ -314,6 +318,7 @@ impl Config {
         clear(&mut self.discord_application_id);
         clear(&mut self.discord_client_id);
         clear(&mut self.discord_client_secret);
+        clear(&mut self.guild_sync_signing_secret);
     }
 
     /// Member claims (`/claim`) need the bot application's OAuth2 client, the Battle.net client

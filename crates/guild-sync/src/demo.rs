@@ -265,11 +265,68 @@ pub async fn run(config: &Config, serve: bool) -> Result<()> {
             "Officer console: http://{}/  — log in with {login}",
             config.guild_sync_bind
         );
+        if !config.claims_configured() {
+            match demo_claims(&db.pool, &mut config).await {
+                Ok(Some(line)) => println!("{line}"),
+                Ok(None) => {}
+                Err(err) => println!("Member claims are off in this demo: {err:#}"),
+            }
+        }
         crate::service::serve_until_signal(&config, db).await
     } else {
         db.close().await;
         Ok(())
     }
+}
+
+/// Member claims against the bundled fake Discord and Battle.net (`claims::fake_providers`):
+/// whoever opens `/claim` is logged in as a sample member without a player, holding a
+/// Battle.net account with up to three of the sample guild's unclaimed characters and one
+/// outside the guild. Returns the line telling how to try it.
+async fn demo_claims(pool: &PgPool, config: &mut Config) -> Result<Option<String>> {
+    use crate::claims::fake_providers::{
+        FakeBattlenetAccount, FakeCharacter, FakeDiscordUser, FakeProviders,
+    };
+    let Some((discord_id, username, characters)) = crate::db::claims::demo_claimant(pool).await?
+    else {
+        return Ok(None);
+    };
+    let fake = FakeProviders::start().await?;
+    fake.configure(config);
+    config.guild_sync_public_url = Some(format!("http://{}", config.guild_sync_bind));
+    let mut account: Vec<FakeCharacter> = characters
+        .iter()
+        .map(|(id, name, realm_slug, level)| FakeCharacter {
+            id: *id,
+            name: name.clone(),
+            realm_slug: realm_slug.clone(),
+            level: *level,
+        })
+        .collect();
+    account.push(FakeCharacter {
+        id: 9_999_999_001,
+        name: "Wanderer".into(),
+        realm_slug: "argent-dawn".into(),
+        level: 42,
+    });
+    let names: Vec<&str> = characters.iter().map(|c| c.1.as_str()).collect();
+    fake.log_in_battlenet(FakeBattlenetAccount {
+        id: 424_242,
+        battletag: format!("{username}#4242"),
+        characters: account,
+    });
+    fake.log_in_discord(FakeDiscordUser {
+        id: discord_id,
+        username: username.clone(),
+        global_name: None,
+    });
+    Ok(Some(format!(
+        "Member claims: http://{}/claim  — the bundled fake Discord and Battle.net (at {}) log \
+         you in as @{username}, whose account holds {} and one character outside the guild.",
+        config.guild_sync_bind,
+        fake.base(),
+        names.join(", ")
+    )))
 }
 
 /// A random login token for one `demo --serve` session (128 bits, hex).
@@ -424,5 +481,8 @@ fn why(e: &crate::db::links::LinkExample) -> String {
             format!("named as an alt by {}", field("named_by"))
         }
         StoredLinkSource::Manual => "linked by an officer".to_owned(),
+        StoredLinkSource::BattlenetOauth => {
+            format!("claimed by Battle.net login ({})", field("battletag"))
+        }
     }
 }

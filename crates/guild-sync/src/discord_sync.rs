@@ -24,6 +24,7 @@ use sqlx::PgPool;
 
 use crate::config::{Config, RemovalGuard};
 use crate::db::discord_users::{self, DiscordUserUpsert};
+use crate::db::member_events::EventSource;
 use crate::db::reference::{self, GuildRankRow};
 use crate::db::sync_log::RunCounts;
 use crate::run_recorder::{Lap, RunReport, StageTimings, record_run};
@@ -344,11 +345,14 @@ pub struct MassRemovalRefused {
 /// `guard` refuses that many departures, in which case nothing changes and the error is a
 /// [`MassRemovalRefused`]. `taken_at` (database clock, [`discord_users::clock`]) is when the
 /// fetch began: a join or leave the gateway applied after it is newer than the list and stands.
+///
+/// The changes' `member_events` are written by the same statements, attributed to `source`.
 pub async fn apply_member_list(
     pool: &PgPool,
     members: &PreparedMembers,
     taken_at: DateTime<Utc>,
     guard: RemovalGuard,
+    source: EventSource,
 ) -> Result<DiscordSyncStats> {
     if members.rows.is_empty() {
         // A server always has its (human) owner; an empty list is a broken fetch or file.
@@ -366,8 +370,8 @@ pub async fn apply_member_list(
         }
         .into());
     }
-    let upserted = discord_users::upsert(&mut *tx, &members.rows, Some(taken_at)).await?;
-    let departed = discord_users::mark_departed_except(&mut *tx, &listed, taken_at).await?;
+    let upserted = discord_users::upsert(&mut *tx, &members.rows, Some(taken_at), source).await?;
+    let departed = discord_users::mark_departed_except(&mut *tx, &listed, taken_at, source).await?;
     discord_users::record_full_sync(&mut *tx, taken_at).await?;
     tx.commit()
         .await
@@ -390,7 +394,7 @@ pub async fn run(
     input: DiscordInput,
     guard: RemovalGuard,
 ) -> Result<DiscordSyncStats> {
-    record_run(pool, SYNC_SOURCE, |_run_id| async move {
+    record_run(pool, SYNC_SOURCE, |run_id| async move {
         let mut lap = Lap::start();
         let taken_at = discord_users::clock(pool).await?;
         let snapshot = match input {
@@ -409,7 +413,8 @@ pub async fn run(
         let prepared =
             prepare_members(&snapshot.members, &GuildRoles::new(&snapshot.roles), &ranks);
         let plan_seconds = lap.lap();
-        let stats = apply_member_list(pool, &prepared, taken_at, guard).await?;
+        let stats =
+            apply_member_list(pool, &prepared, taken_at, guard, EventSource::run(run_id)).await?;
         let timings = StageTimings {
             load_seconds: Some(load_seconds),
             plan_seconds: Some(plan_seconds),
@@ -650,7 +655,13 @@ async fn upsert_one(
     let Some(row) = member_row(member, roles, &ranks) else {
         return Ok(MemberEventOutcome::BotIgnored);
     };
-    let counts = discord_users::upsert(pool, std::slice::from_ref(&row), None).await?;
+    let counts = discord_users::upsert(
+        pool,
+        std::slice::from_ref(&row),
+        None,
+        EventSource::gateway(),
+    )
+    .await?;
     Ok(if counts.new > 0 {
         MemberEventOutcome::Inserted
     } else if counts.revived > 0 {
@@ -700,7 +711,7 @@ pub async fn on_member_remove(pool: &PgPool, user: &WireUser) -> Result<MemberEv
         return Ok(MemberEventOutcome::BotIgnored);
     }
     Ok(
-        if discord_users::mark_departed(pool, user.id.as_str()).await? {
+        if discord_users::mark_departed(pool, user.id.as_str(), EventSource::gateway()).await? {
             MemberEventOutcome::Departed
         } else {
             MemberEventOutcome::NotPresent

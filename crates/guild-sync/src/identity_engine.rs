@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::{PgPool, Postgres, Transaction};
 
+use crate::db::member_events::EventSource;
 use crate::db::players::{self, NewLink, NewSuggestion};
 use crate::db::sync_log::RunCounts;
 use crate::run_recorder::{RunReport, StageTimings, record_run};
@@ -78,8 +79,8 @@ pub struct MatchStats {
 
 /// Run the matcher once as a recorded run (`sync_log.source = 'match'`).
 pub async fn run_matching(pool: &PgPool) -> Result<MatchStats> {
-    record_run(pool, SOURCE, |_run_id| async move {
-        let stats = match_once(pool).await?;
+    record_run(pool, SOURCE, |run_id| async move {
+        let stats = match_once(pool, EventSource::run(run_id)).await?;
         let counts = RunCounts::default()
             .found(stats.characters_considered)
             .new(stats.links_created);
@@ -94,7 +95,7 @@ pub async fn run_matching(pool: &PgPool) -> Result<MatchStats> {
 }
 
 /// Load, plan and apply in one transaction.
-async fn match_once(pool: &PgPool) -> Result<MatchStats> {
+async fn match_once(pool: &PgPool, source: EventSource) -> Result<MatchStats> {
     let mut tx = pool
         .begin()
         .await
@@ -120,7 +121,7 @@ async fn match_once(pool: &PgPool) -> Result<MatchStats> {
     stats.plan_seconds = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    apply(&mut tx, &plan, &mut stats).await?;
+    apply(&mut tx, &plan, &mut stats, source).await?;
     tx.commit()
         .await
         .context("cannot commit the matching run")?;
@@ -198,6 +199,7 @@ async fn apply(
     tx: &mut Transaction<'_, Postgres>,
     plan: &Plan,
     stats: &mut MatchStats,
+    source: EventSource,
 ) -> Result<()> {
     let attach_players: Vec<i32> = plan
         .attachments
@@ -248,7 +250,7 @@ async fn apply(
             })
         })
         .collect::<Result<_>>()?;
-    stats.links_created = players::insert_links(&mut **tx, &links).await?;
+    stats.links_created = players::insert_links(&mut **tx, &links, source).await?;
     anyhow::ensure!(
         stats.links_created == links.len() as u64,
         "only {} of {} planned links could be written (a character was linked meanwhile)",

@@ -168,6 +168,8 @@ struct CheckRows {
     rank_mismatches: Vec<integrity::RankMismatchRow>,
     no_guild_role: Vec<integrity::NoGuildRoleRow>,
     stale: Vec<integrity::StaleCharacterRow>,
+    inactive: Vec<integrity::InactivePlayerRow>,
+    former_members: Vec<integrity::FormerMemberRow>,
     stale_days: i32,
     duplicates: Vec<integrity::DuplicateDiscordRow>,
 }
@@ -190,6 +192,12 @@ async fn load_check_rows(conn: &mut PgConnection, stale_days: i32) -> Result<Che
         stale: integrity::stale_characters(&mut *conn, stale_days)
             .await
             .context("stale_character check failed")?,
+        inactive: integrity::inactive_players(&mut *conn, stale_days)
+            .await
+            .context("inactive_player check failed")?,
+        former_members: integrity::former_members_with_role(&mut *conn)
+            .await
+            .context("former_member_has_role check failed")?,
         stale_days,
         duplicates: integrity::duplicate_discord(&mut *conn)
             .await
@@ -206,6 +214,8 @@ impl CheckRows {
                 + self.rank_mismatches.len()
                 + self.no_guild_role.len()
                 + self.stale.len()
+                + self.inactive.len()
+                + self.former_members.len()
                 + self.duplicates.len(),
         );
         for row in self.orphan_wow {
@@ -267,6 +277,26 @@ impl CheckRows {
                 basis,
                 row.days_ago,
                 i64::from(self.stale_days),
+            ));
+        }
+        for row in self.inactive {
+            findings.push(Finding::inactive_player(
+                row.player_id,
+                &row.display_name,
+                row.last_activity,
+                row.days_ago,
+                i64::from(self.stale_days),
+                &row.alts,
+            ));
+        }
+        for row in self.former_members {
+            findings.push(Finding::former_member_has_role(
+                row.player_id,
+                &row.display_name,
+                row.discord_user_id,
+                &row.username,
+                row.left_at,
+                &row.roles,
             ));
         }
         for row in self.duplicates {

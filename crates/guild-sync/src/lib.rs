@@ -8,6 +8,7 @@ pub mod addon_processor;
 pub mod api;
 pub mod bench;
 pub mod blizzard_client;
+pub mod claims;
 pub mod cli;
 pub mod companion;
 pub mod config;

@@ -26,6 +26,7 @@ use sqlx::PgPool;
 
 use crate::config::Config;
 use crate::db::discord_users;
+use crate::db::member_events::EventSource;
 use crate::db::reference;
 use crate::db::roles::{self as db, RoleChangeRow};
 use crate::db::sync_log::{self, RunState, RunStatus};
@@ -886,7 +887,9 @@ async fn run_changes(
         .iter()
         .filter_map(|m| member_row(m, &guild_roles, &ranks))
         .collect();
-    discord_users::upsert(pool, &rows_now, None).await?;
+    // The roles this run changed become `discord_roles_changed` events; their run lives in
+    // `role_runs`, not `sync_log`, so the events carry no `run_id`.
+    discord_users::upsert(pool, &rows_now, None, EventSource::unrecorded()).await?;
     db::insert_changes(pool, run_id, &rows).await?;
     let applied = rows
         .iter()

@@ -102,7 +102,7 @@ where
         let seconds = started.elapsed().as_secs_f64();
         match outcome {
             Ok((value, report)) => {
-                let closed = sync_log::close_timed(
+                let closed = sync_log::close(
                     pool,
                     run_id,
                     report.status,
@@ -120,17 +120,9 @@ where
                     let message =
                         format!("the run finished but its report could not be recorded: {err:#}");
                     tracing::error!(error = %message, seconds, "run report not recorded");
-                    let fallback = sync_log::close(
-                        pool,
-                        run_id,
-                        RunStatus::Error,
-                        report.counts,
-                        &serde_json::json!({}),
-                        Some(&message),
-                        seconds,
-                    )
-                    .await;
-                    if let Err(close_err) = fallback {
+                    if let Err(close_err) =
+                        close_as_error(pool, run_id, report.counts, &message, seconds).await
+                    {
                         tracing::error!(error = %close_err, "could not record the run at all");
                     }
                     crate::metrics::stage_finished(
@@ -156,16 +148,8 @@ where
                     seconds,
                     RunCounts::default(),
                 );
-                let closed = sync_log::close(
-                    pool,
-                    run_id,
-                    RunStatus::Error,
-                    RunCounts::default(),
-                    &serde_json::json!({}),
-                    Some(&message),
-                    seconds,
-                )
-                .await;
+                let closed =
+                    close_as_error(pool, run_id, RunCounts::default(), &message, seconds).await;
                 if let Err(close_err) = closed {
                     tracing::error!(error = %close_err, "could not record the failed run");
                 }
@@ -174,5 +158,26 @@ where
         }
     }
     .instrument(span)
+    .await
+}
+
+/// Close `run_id` as an error saying `message`, with no stats.
+async fn close_as_error(
+    pool: &PgPool,
+    run_id: i64,
+    counts: RunCounts,
+    message: &str,
+    seconds: f64,
+) -> Result<()> {
+    sync_log::close(
+        pool,
+        run_id,
+        RunStatus::Error,
+        counts,
+        &serde_json::json!({}),
+        Some(message),
+        seconds,
+        sync_log::StageTimings::default(),
+    )
     .await
 }

@@ -25,6 +25,13 @@ async fn insert_character(pool: &PgPool, name: &str, realm_slug: &str) -> i32 {
     .expect("insert character")
 }
 
+/// A fresh database whose roster holds Trogmoon-Senjin, and that character's id.
+async fn db_with_trogmoon() -> (TestDb, i32) {
+    let db = TestDb::new().await;
+    let id = insert_character(&db.pool, "Trogmoon", "senjin").await;
+    (db, id)
+}
+
 #[derive(Debug, PartialEq, sqlx::FromRow)]
 struct Row {
     addon_note: Option<String>,
@@ -48,6 +55,10 @@ async fn row(pool: &PgPool, id: i32) -> Row {
     .fetch_one(pool)
     .await
     .expect("row")
+}
+
+async fn addon_note(pool: &PgPool, id: i32) -> Option<String> {
+    row(pool, id).await.addon_note
 }
 
 fn export(characters: serde_json::Value) -> AddonExport {
@@ -138,7 +149,7 @@ async fn the_same_name_on_two_realms_updates_the_right_row() {
         .expect("sync");
         assert_eq!(stats.matched, 1);
         assert_eq!(
-            row(&db.pool, hollow).await.addon_note.as_deref(),
+            addon_note(&db.pool, hollow).await.as_deref(),
             Some("the hollow one")
         );
         let other = row(&db.pool, senjin).await;
@@ -150,8 +161,7 @@ async fn the_same_name_on_two_realms_updates_the_right_row() {
 #[tokio::test]
 async fn unknown_characters_are_counted_and_listed_not_created() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        insert_character(&db.pool, "Trogmoon", "senjin").await;
+        let (db, _) = db_with_trogmoon().await;
         let stats = sync_addon_data(
             &db.pool,
             &export(json!([
@@ -179,8 +189,7 @@ async fn unknown_characters_are_counted_and_listed_not_created() {
 #[tokio::test]
 async fn unknown_classes_and_unmapped_ranks_leave_the_stored_values() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let id = insert_character(&db.pool, "Trogmoon", "senjin").await;
+        let (db, id) = db_with_trogmoon().await;
         sync_addon_data(
             &db.pool,
             &export(json!([{"name": "Trogmoon", "realm": "Senjin", "class": "Druid", "rank": 1}])),
@@ -207,8 +216,7 @@ async fn unknown_classes_and_unmapped_ranks_leave_the_stored_values() {
 #[tokio::test]
 async fn an_empty_note_clears_and_an_absent_officer_note_is_kept() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let id = insert_character(&db.pool, "Trogmoon", "senjin").await;
+        let (db, id) = db_with_trogmoon().await;
         sync_addon_data(
             &db.pool,
             &export(
@@ -236,8 +244,7 @@ async fn an_empty_note_clears_and_an_absent_officer_note_is_kept() {
 #[tokio::test]
 async fn syncing_the_same_export_twice_changes_nothing_the_second_time() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        insert_character(&db.pool, "Trogmoon", "senjin").await;
+        let (db, _) = db_with_trogmoon().await;
         insert_character(&db.pool, "Zoë", "bleeding-hollow").await;
         let e = export(json!([
             {"name": "Trogmoon", "realm": "Senjin", "guild_note": "a", "class": "Druid", "level": 80},
@@ -282,8 +289,7 @@ async fn the_upload_status_reports_the_last_addon_run() {
 #[tokio::test]
 async fn the_upload_status_fails_loudly_when_a_finished_run_has_no_readable_stats() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        insert_character(&db.pool, "Trogmoon", "senjin").await;
+        let (db, _) = db_with_trogmoon().await;
         let stats = sync_addon_data(
             &db.pool,
             &export(json!([{"name": "Trogmoon", "realm": "Senjin"}])),
@@ -331,6 +337,7 @@ async fn a_failed_addon_run_reports_its_error_without_stats() {
             &json!({}),
             Some("the export was refused"),
             0.1,
+            Default::default(),
         )
         .await
         .expect("close");
@@ -356,21 +363,18 @@ fn guild_sync(db: &TestDb, args: &[&str]) -> std::process::Output {
 #[tokio::test]
 async fn the_sync_addon_command_applies_a_lua_export_and_prints_json_stats() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let id = insert_character(&db.pool, "Trogmoon", "senjin").await;
+        let (db, id) = db_with_trogmoon().await;
         let out = sync_addon_file(
             &db,
             "PATTSync.lua",
             "PATTSyncDB = {\n\t[\"lastExport\"] = {\n\t\t[\"exportTime\"] = 1700000000,\n\t\t[\"characters\"] = {\n\t\t\t{\n\t\t\t\t[\"name\"] = \"Trogmoon\",\n\t\t\t\t[\"realm\"] = \"Senjin\",\n\t\t\t\t[\"note\"] = \"from lua\",\n\t\t\t}, -- [1]\n\t\t\t{\n\t\t\t\t[\"name\"] = \"Ghost\",\n\t\t\t\t[\"realm\"] = \"Senjin\",\n\t\t\t}, -- [2]\n\t\t},\n\t},\n}\n",
             &["--json"],
         );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = succeeded(&out);
         assert!(stdout.contains("unknown (not in the roster): Ghost-Senjin"), "{stdout}");
-        let stats: AddonSyncStats =
-            serde_json::from_str(stdout.lines().last().expect("a last line")).expect("json");
+        let stats = json_stats(&stdout);
         assert_eq!((stats.received, stats.matched, stats.unknown), (2, 1, 1));
-        assert_eq!(row(&db.pool, id).await.addon_note.as_deref(), Some("from lua"));
+        assert_eq!(addon_note(&db.pool, id).await.as_deref(), Some("from lua"));
     })
     .await;
 }
@@ -385,12 +389,9 @@ async fn the_sync_addon_command_refuses_a_broken_file_with_one_line_naming_it() 
             "PATTSyncDB = {\n  lastExport = { exportTime = 1,\n",
             &[],
         );
-        assert_eq!(out.status.code(), Some(1));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-        assert_eq!(error_lines.len(), 1, "{stderr}");
-        assert!(error_lines[0].contains("broken.lua"), "{stderr}");
-        assert!(error_lines[0].contains("line 2"), "{stderr}");
+        let (error, stderr) = the_one_error_line(&out);
+        assert!(error.contains("broken.lua"), "{stderr}");
+        assert!(error.contains("line 2"), "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
         let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM guild_identity.sync_log")
             .fetch_one(&db.pool)
@@ -422,6 +423,32 @@ fn sync_addon_file(db: &TestDb, name: &str, contents: &str, args: &[&str]) -> st
     guild_sync(db, &all)
 }
 
+/// The stdout of a `guild-sync` run that must have succeeded (the failure shows both streams).
+fn succeeded(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The stats `--json` prints as the last line of stdout.
+fn json_stats(stdout: &str) -> AddonSyncStats {
+    serde_json::from_str(stdout.lines().last().expect("a last line")).expect("json")
+}
+
+/// The one `error:` line of a run that must have exited with code 1 (and its whole stderr).
+fn the_one_error_line(out: &std::process::Output) -> (String, String) {
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(error_lines.len(), 1, "{stderr}");
+    let line = error_lines[0].to_owned();
+    (line, stderr)
+}
+
 /// A one-character SavedVariables export of Trogmoon-Senjin.
 fn lua_export(export_time: i64, note: &str, rank: i32) -> String {
     format!(
@@ -438,19 +465,13 @@ async fn the_sync_addon_command_applies_the_original_addons_export_as_it_is() {
         let ragwyn = insert_character(&db.pool, "Ragwyn", "senjin").await;
         let kazor = insert_character(&db.pool, "Kazor", "senjin").await;
         let out = sync_addon_file(&db, "PATTSync.lua", ORIGINAL_EXPORT, &["--json"]);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stats: AddonSyncStats =
-            serde_json::from_str(stdout.lines().last().expect("a last line")).expect("json");
+        let stdout = succeeded(&out);
+        let stats = json_stats(&stdout);
         assert_eq!((stats.received, stats.matched), (24, 2));
         assert_eq!(stats.export_time, Some(1_796_083_200));
         assert!(stats.warnings.is_empty(), "{:?}", stats.warnings);
         assert_eq!(
-            row(&db.pool, ragwyn).await.addon_note.as_deref(),
+            addon_note(&db.pool, ragwyn).await.as_deref(),
             Some("raider")
         );
         let kazor_row = row(&db.pool, kazor).await;
@@ -463,8 +484,7 @@ async fn the_sync_addon_command_applies_the_original_addons_export_as_it_is() {
 #[tokio::test]
 async fn a_malformed_optional_field_is_a_warning_naming_the_character_not_a_refusal() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let id = insert_character(&db.pool, "Trogmoon", "senjin").await;
+        let (db, id) = db_with_trogmoon().await;
         let out = sync_addon_file(
             &db,
             "PATTSync.lua",
@@ -473,12 +493,11 @@ async fn a_malformed_optional_field_is_a_warning_naming_the_character_not_a_refu
              } } }\n",
             &[],
         );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = succeeded(&out);
         assert!(stdout.contains("warning: Trogmoon-Senjin:"), "{stdout}");
         assert!(stdout.contains("`a while`"), "{stdout}");
         assert!(stdout.contains("zone"), "{stdout}");
-        assert_eq!(row(&db.pool, id).await.addon_note.as_deref(), Some("kept"));
+        assert_eq!(addon_note(&db.pool, id).await.as_deref(), Some("kept"));
     })
     .await;
 }
@@ -488,8 +507,7 @@ async fn a_malformed_optional_field_is_a_warning_naming_the_character_not_a_refu
 #[tokio::test]
 async fn a_nul_in_a_note_or_a_name_is_dropped_and_the_run_is_recorded() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let id = insert_character(&db.pool, "Trogmoon", "senjin").await;
+        let (db, id) = db_with_trogmoon().await;
         let out = sync_addon_file(
             &db,
             "PATTSync.lua",
@@ -499,18 +517,13 @@ async fn a_nul_in_a_note_or_a_name_is_dropped_and_the_run_is_recorded() {
              } } }\n",
             &["--json"],
         );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = succeeded(&out);
         assert!(
             stdout.contains("unknown (not in the roster): Ghost-Senjin"),
             "{stdout}"
         );
         assert_eq!(
-            row(&db.pool, id).await.addon_note.as_deref(),
+            addon_note(&db.pool, id).await.as_deref(),
             Some("Discord: trog")
         );
         let statuses: Vec<String> =
@@ -555,8 +568,7 @@ async fn a_run_whose_report_cannot_be_stored_is_closed_as_an_error() {
 #[tokio::test]
 async fn a_stale_export_is_refused_by_the_cli_with_exit_code_1_unless_forced() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let id = insert_character(&db.pool, "Trogmoon", "senjin").await;
+        let (db, id) = db_with_trogmoon().await;
         let dir = tempfile::tempdir().expect("tempdir");
         let now = 1_796_083_200;
         let fresh = write_export(dir.path(), "fresh.lua", &lua_export(now, "newer", 3));
@@ -566,33 +578,18 @@ async fn a_stale_export_is_refused_by_the_cli_with_exit_code_1_unless_forced() {
             &lua_export(now - 70 * DAY, "older", 3),
         );
         let out = guild_sync(&db, &["sync", "addon", &fresh]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded(&out);
 
         let out = guild_sync(&db, &["sync", "addon", &stale]);
-        assert_eq!(out.status.code(), Some(1));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-        assert_eq!(error_lines.len(), 1, "{stderr}");
-        assert!(
-            error_lines[0].contains("before the last applied export"),
-            "{stderr}"
-        );
-        assert!(error_lines[0].contains("2026-09-22 00:00 UTC"), "{stderr}");
-        assert_eq!(row(&db.pool, id).await.addon_note.as_deref(), Some("newer"));
+        let (error, stderr) = the_one_error_line(&out);
+        assert!(error.contains("before the last applied export"), "{stderr}");
+        assert!(error.contains("2026-09-22 00:00 UTC"), "{stderr}");
+        assert_eq!(addon_note(&db.pool, id).await.as_deref(), Some("newer"));
 
         let out = guild_sync(&db, &["sync", "addon", &stale, "--force", "--json"]);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = succeeded(&out);
         assert!(stdout.contains("forced"), "{stdout}");
-        assert_eq!(row(&db.pool, id).await.addon_note.as_deref(), Some("older"));
+        assert_eq!(addon_note(&db.pool, id).await.as_deref(), Some("older"));
     })
     .await;
 }
@@ -602,8 +599,7 @@ async fn a_stale_export_is_refused_by_the_cli_with_exit_code_1_unless_forced() {
 #[tokio::test]
 async fn a_stale_export_that_lowers_ranks_never_overrides_a_newer_battle_net_sync() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let id = insert_character(&db.pool, "Trogmoon", "senjin").await;
+        let (db, id) = db_with_trogmoon().await;
         sqlx::query(
             "UPDATE guild_identity.wow_characters SET guild_rank_id =
                  (SELECT id FROM common.guild_ranks WHERE ingame_rank_index = 0)
@@ -625,14 +621,8 @@ async fn a_stale_export_that_lowers_ranks_never_overrides_a_newer_battle_net_syn
         let dir = tempfile::tempdir().expect("tempdir");
         let old = write_export(dir.path(), "old.lua", &lua_export(now - 70 * DAY, "old", 4));
         let out = guild_sync(&db, &["sync", "addon", &old, "--force", "--json"]);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stats: AddonSyncStats =
-            serde_json::from_str(stdout.lines().last().expect("a last line")).expect("json");
+        let stdout = succeeded(&out);
+        let stats = json_stats(&stdout);
         assert_eq!(stats.ranks_kept_from_battle_net, 1);
         let trog = row(&db.pool, id).await;
         assert_eq!(trog.rank_name.as_deref(), Some("Guild Leader"));
@@ -641,11 +631,7 @@ async fn a_stale_export_that_lowers_ranks_never_overrides_a_newer_battle_net_syn
         // An export newer than the Battle.net sync does set the rank.
         let new = write_export(dir.path(), "new.lua", &lua_export(now, "new", 4));
         let out = guild_sync(&db, &["sync", "addon", &new]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded(&out);
         assert_eq!(
             row(&db.pool, id).await.rank_name.as_deref(),
             Some("Initiate")

@@ -7,6 +7,7 @@ mod common;
 
 use blizzard_support::{Member, fetched, guard, member, write_dir};
 use guild_sync::config::{Config, RemovalGuard};
+use guild_sync::db::member_events::EventSource;
 use guild_sync::db_sync::{self, BlizzardInput, apply_roster, sync_fetched};
 use guild_sync::testing::TestDb;
 use sqlx::PgPool;
@@ -474,17 +475,27 @@ async fn a_mass_removal_is_refused_unless_explicitly_allowed() {
         assert_eq!(stored(&db.pool).await, before);
         assert_eq!(sync_log_errors(&db.pool).await.len(), 1);
         // Exactly half is allowed; with the override, more is too.
-        let stats = apply_roster(&db.pool, &fetched(&members[..5]), guard())
-            .await
-            .unwrap();
+        let stats = apply_roster(
+            &db.pool,
+            &fetched(&members[..5]),
+            guard(),
+            EventSource::unrecorded(),
+        )
+        .await
+        .unwrap();
         assert_eq!(stats.removed, 5);
         let allow = RemovalGuard {
             allow_mass_removal: true,
             ..guard()
         };
-        let stats = apply_roster(&db.pool, &fetched(&members[..1]), allow)
-            .await
-            .unwrap();
+        let stats = apply_roster(
+            &db.pool,
+            &fetched(&members[..1]),
+            allow,
+            EventSource::unrecorded(),
+        )
+        .await
+        .unwrap();
         assert_eq!(stats.removed, 4);
     })
     .await;

@@ -8,104 +8,24 @@
 mod common;
 mod role_support;
 
-use std::net::TcpListener as StdListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod browser_support;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use browser_support::*;
+use fantoccini::Locator;
 use guild_sync::api::AppState;
 use guild_sync::config::{Config, Secret};
 use guild_sync::scheduler::{ProductionStages, Scheduler};
 use guild_sync::testing::TestDb;
-use serde_json::json;
 use sqlx::PgPool;
 
 use common::within;
 
 const TOKEN: &str = "console-officer-token-0123456789";
 const XSS_NAME: &str = "<img src=x onerror=alert(1)>";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// chromedriver on a free port, killed when dropped.
-struct Driver {
-    child: Child,
-    port: u16,
-    _profile: tempfile::TempDir,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .expect("bind a free port")
-        .local_addr()
-        .expect("local address")
-        .port()
-}
-
-async fn start_driver() -> Driver {
-    assert!(
-        Path::new(CHROMEDRIVER).exists(),
-        "{CHROMEDRIVER} is missing: install the chromium and chromium-driver packages (.ci/run does)"
-    );
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: install chromium"
-    );
-    let port = free_port();
-    let child = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
-    let driver = Driver {
-        child,
-        port,
-        _profile: tempfile::tempdir().expect("profile dir"),
-    };
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return driver;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("chromedriver did not listen on port {port} within 10 s");
-}
-
-async fn browser(driver: &Driver) -> Client {
-    let profile = driver._profile.path().display().to_string();
-    let caps = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": CHROMIUM,
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--disable-background-networking", "--disable-component-update",
-                     "--disable-sync", "--no-first-run", format!("--user-data-dir={profile}"),
-                     "--window-size=1280,1000"]
-        }
-    });
-    let serde_json::Value::Object(caps) = caps else {
-        unreachable!()
-    };
-    ClientBuilder::rustls()
-        .expect("TLS roots")
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{}", driver.port))
-        .await
-        .expect("start a chromium session")
-}
 
 /// The demo's sample guild, a Discord member whose name is markup, and the console and API
 /// serving it. Returns the base URL.
@@ -147,74 +67,6 @@ async fn add_markup_member(pool: &PgPool) -> i32 {
     .unwrap()
 }
 
-fn screenshot_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let dir = target.join("screenshots");
-    std::fs::create_dir_all(&dir).expect("create target/screenshots");
-    dir
-}
-
-/// Save the current page at desktop and phone widths.
-async fn shoot(client: &Client, name: &str) {
-    let dir = screenshot_dir();
-    for (width, height) in [(1280, 1000), (375, 812)] {
-        client.set_window_size(width, height).await.unwrap();
-        let png = client.screenshot().await.unwrap();
-        std::fs::write(dir.join(format!("{name}-{width}.png")), png).unwrap();
-    }
-    client.set_window_size(1280, 1000).await.unwrap();
-}
-
-/// The text of the element with this id.
-async fn text_of(client: &Client, id: &str) -> String {
-    client
-        .find(Locator::Id(id))
-        .await
-        .unwrap_or_else(|e| panic!("no #{id}: {e}"))
-        .text()
-        .await
-        .unwrap()
-}
-
-async fn open(client: &Client, base: &str, path: &str) {
-    client.goto(&format!("{base}{path}")).await.unwrap();
-}
-
-async fn body_text(client: &Client) -> String {
-    client
-        .find(Locator::Css("body"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-/// Click a submit button and wait for the page it leads to.
-async fn click(client: &Client, css: &str) {
-    let url = client.current_url().await.unwrap();
-    let element = client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css} on {url}: {e}"));
-    submit(client, element).await;
-}
-
-/// Click `element` (a form's button) and wait until the next page replaced this one.
-async fn submit(client: &Client, element: fantoccini::elements::Element) {
-    let old = client.find(Locator::Css("html")).await.unwrap();
-    element.click().await.unwrap();
-    for _ in 0..200 {
-        if old.tag_name().await.is_err() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the form did not lead to a new page within 10 s");
-}
-
 async fn open_suggestion(pool: &PgPool) -> Option<(i32, i32, i32)> {
     sqlx::query_as(
         "SELECT id, wow_character_id, discord_member_id FROM guild_identity.audit_issues
@@ -248,6 +100,10 @@ async fn an_officer_clears_the_queue_in_a_real_browser() {
         click(&client, "#login").await;
         assert_eq!(client.current_url().await.unwrap().path(), "/");
         assert!(body_text(&client).await.contains("Open issues"));
+        // Issue 19: the demo's syncs are this week's joins, and the engine's links.
+        let week = text_of(&client, "this-week").await;
+        assert!(week.contains("joined_guild") && week.contains("linked"), "{week}");
+        assert!(week.contains("linked to"), "the latest events, described: {week}");
         shoot(&client, "overview").await;
 
         // The session cookie: HttpOnly, SameSite=Strict, not Secure on plain http.
@@ -289,6 +145,11 @@ async fn an_officer_clears_the_queue_in_a_real_browser() {
         );
         assert!(text.contains("manual") && text.contains("confirmed"), "{text}");
         assert!(text.contains("accept_suggestion"), "the action history: {text}");
+        // Issue 19: the timeline shows the officer's link and the character's join before it.
+        let timeline = text_of(&client, "timeline").await;
+        let lines: Vec<&str> = timeline.lines().collect();
+        assert!(lines[0].starts_with("linked") && lines[0].contains("officer"), "{timeline}");
+        assert!(timeline.contains("joined the guild as"), "{timeline}");
         shoot(&client, "player").await;
 
         // Dismiss one; matching again does not bring it back.

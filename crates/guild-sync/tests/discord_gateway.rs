@@ -199,6 +199,24 @@ async fn a_member_update_through_the_gateway_resolves_the_fixed_rank_mismatch() 
             discord_users::get(pool, "5001").await.unwrap().unwrap().display_name,
         );
         assert_eq!(still, (1, Some("Warchief".into())), "a nickname change fixes nothing");
+        // Issue 19: the nick change is in the guild's memory, as the gateway's, for the player.
+        let events = || async {
+            sqlx::query_as::<_, (String, String, Option<i32>, Option<i64>, Option<serde_json::Value>)>(
+                "SELECT event_type, actor, player_id, run_id, after FROM guild_identity.member_events
+                 WHERE discord_user_id = $1 ORDER BY id",
+            )
+            .bind(user)
+            .fetch_all(pool)
+            .await
+            .unwrap()
+        };
+        let renamed = events().await;
+        assert_eq!(renamed.len(), 1, "{renamed:?}");
+        assert_eq!(
+            (renamed[0].0.as_str(), renamed[0].1.as_str(), renamed[0].2, renamed[0].3),
+            ("discord_renamed", "gateway", Some(player), None)
+        );
+        assert_eq!(renamed[0].4.as_ref().unwrap()["display_name"], "Warchief");
         // Officer given: resolved.
         session(
             vec![
@@ -209,6 +227,8 @@ async fn a_member_update_through_the_gateway_resolves_the_fixed_rank_mismatch() 
         )
         .await;
         assert_eq!(open().await, 0, "the Officer role resolved the issue");
+        let types: Vec<String> = events().await.into_iter().map(|e| e.0).collect();
+        assert_eq!(types, vec!["discord_renamed", "discord_roles_changed"]);
         let by: String = sqlx::query_scalar(
             "SELECT resolved_by FROM guild_identity.audit_issues WHERE issue_type = 'rank_mismatch'",
         )

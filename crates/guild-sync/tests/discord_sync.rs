@@ -6,6 +6,7 @@ mod common;
 
 use guild_sync::config::{Config, RemovalGuard};
 use guild_sync::db::discord_users::{self, DiscordUserRow};
+use guild_sync::db::member_events::EventSource;
 use guild_sync::discord_sync::{
     self, DiscordInput, DiscordSnapshot, DiscordSyncStats, GuildRoles, MemberEventOutcome,
     WireMember, WireRole, WireUser,
@@ -500,9 +501,15 @@ async fn joins_and_leaves_newer_than_the_member_list_are_not_overruled_by_it() {
             &GuildRoles::new(&snapshot.roles),
             &ranks,
         );
-        let stats = discord_sync::apply_member_list(&db.pool, &prepared, taken_at, guard())
-            .await
-            .unwrap();
+        let stats = discord_sync::apply_member_list(
+            &db.pool,
+            &prepared,
+            taken_at,
+            guard(),
+            EventSource::unrecorded(),
+        )
+        .await
+        .unwrap();
         assert_eq!((stats.departed, stats.revived), (0, 0));
         assert!(
             user(&db.pool, "1004").await.is_present,

@@ -155,7 +155,8 @@ async fn test_orphan_discord_detected() {
         assert_eq!(found[0].discord_member_id, Some(orphan));
         assert_eq!(
             found[0].summary,
-            "@jaina: has the Discord role Veteran but is linked to no player"
+            "@jaina: has the Discord role Veteran but is linked to no player; they can claim \
+             their characters themselves with /claim"
         );
         assert_eq!(issues(&db.pool).await.len(), 1);
     })
@@ -387,10 +388,26 @@ async fn every_issue_type_resolves_automatically_when_its_cause_is_gone() {
                    WHERE username = 'base'",
         },
         Case {
+            // An unlinked character (so also an orphan: leaving the guild cures both).
             issue_type: IssueType::StaleCharacter,
+            cause: "INSERT INTO guild_identity.wow_characters (character_name, realm_slug, last_login_at)
+                    VALUES ('Sleepy', 'area-52', now() - interval '45 days')",
+            cure: "UPDATE guild_identity.wow_characters SET removed_at = now()
+                   WHERE character_name = 'Sleepy'",
+        },
+        Case {
+            // A linked character is judged with its player (issue 19).
+            issue_type: IssueType::InactivePlayer,
             cause: "UPDATE guild_identity.wow_characters SET last_login_at = now() - interval '45 days'
                     WHERE character_name = 'Base'",
             cure: "UPDATE guild_identity.wow_characters SET last_login_at = now()
+                   WHERE character_name = 'Base'",
+        },
+        Case {
+            issue_type: IssueType::FormerMemberHasRole,
+            cause: "UPDATE guild_identity.wow_characters SET removed_at = now()
+                    WHERE character_name = 'Base'",
+            cure: "UPDATE guild_identity.wow_characters SET removed_at = NULL
                    WHERE character_name = 'Base'",
         },
         Case {
@@ -593,6 +610,118 @@ async fn the_check_command_prints_counts_per_type_and_json_stats() {
         let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
         assert_eq!(last["new"], 1);
         assert_eq!(last["by_type"]["orphan_wow"]["new"], 1);
+    })
+    .await;
+}
+
+/// Issue 19: a linked player's alts are judged together — three stale alts and one active one
+/// raise nothing; once the active one goes stale too, one `inactive_player` lists all four
+/// (and no `stale_character` per alt), while an unlinked stale character keeps its own line.
+#[tokio::test]
+async fn inactive_player_replaces_stale_character_lines_for_linked_alts() {
+    within(TWO_MINUTES, async {
+        let db = TestDb::new().await;
+        let pool = &db.pool;
+        let (p, main, _) = linked_member(pool, "Active", 3, "Member").await;
+        exec(
+            pool,
+            "INSERT INTO guild_identity.wow_characters (character_name, realm_slug, last_login_at) VALUES
+                ('Alt1', 'area-52', now() - interval '40 days'),
+                ('Alt2', 'area-52', now() - interval '50 days'),
+                ('Alt3', 'area-52', now() - interval '60 days'),
+                ('Loner', 'area-52', now() - interval '70 days')",
+        )
+        .await;
+        let alts: Vec<i32> = sqlx::query_scalar(
+            "SELECT id FROM guild_identity.wow_characters WHERE character_name LIKE 'Alt%' ORDER BY id",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        for alt in alts {
+            link(pool, p, alt).await;
+        }
+        run(pool).await;
+        assert!(open_of(pool, IssueType::InactivePlayer).await.is_empty());
+        let stale = open_of(pool, IssueType::StaleCharacter).await;
+        assert_eq!(stale.len(), 1, "only the unlinked character: {stale:?}");
+        assert!(stale[0].summary.starts_with("Loner-area-52"), "{stale:?}");
+
+        sqlx::query(
+            "UPDATE guild_identity.wow_characters SET last_login_at = now() - interval '35 days'
+             WHERE id = $1",
+        )
+        .bind(main)
+        .execute(pool)
+        .await
+        .unwrap();
+        run(pool).await;
+        let inactive = open_of(pool, IssueType::InactivePlayer).await;
+        assert_eq!(inactive.len(), 1, "{inactive:?}");
+        assert_eq!(inactive[0].player_id, Some(p));
+        assert_eq!(
+            inactive[0].details["alts"],
+            serde_json::json!(["Active-area-52", "Alt1-area-52", "Alt2-area-52", "Alt3-area-52"])
+        );
+        assert_eq!(inactive[0].details["days_ago"], 35, "the latest login of any character");
+        assert!(
+            inactive[0].summary.starts_with("Active: last activity 35 days ago"),
+            "{}",
+            inactive[0].summary
+        );
+        assert_eq!(open_of(pool, IssueType::StaleCharacter).await.len(), 1);
+    })
+    .await;
+}
+
+/// Issue 19: a player whose characters all left while Discord keeps their guild role raises
+/// `former_member_has_role`; role sync's grace period counts from the departure it recorded;
+/// the role going away resolves it automatically.
+#[tokio::test]
+async fn former_member_has_role_opens_feeds_the_grace_period_and_resolves_itself() {
+    within(TWO_MINUTES, async {
+        let db = TestDb::new().await;
+        let pool = &db.pool;
+        let (p, c, d) = linked_member(pool, "Gone", 3, "Member").await;
+        linked_member(pool, "Stays", 3, "Member").await;
+        sqlx::query(
+            "UPDATE guild_identity.wow_characters SET removed_at = now() - interval '3 days'
+             WHERE id = $1",
+        )
+        .bind(c)
+        .execute(pool)
+        .await
+        .unwrap();
+        run(pool).await;
+        let open = open_of(pool, IssueType::FormerMemberHasRole).await;
+        assert_eq!(open.len(), 1, "{open:?}");
+        assert_eq!((open[0].player_id, open[0].discord_member_id), (Some(p), Some(d)));
+        assert!(open[0].summary.contains("Discord still gives Member"), "{}", open[0].summary);
+
+        // Role sync reads the departure from the open issue.
+        let recorded: chrono::DateTime<chrono::Utc> =
+            open[0].details["left_at"].as_str().unwrap().parse().unwrap();
+        let rows = guild_sync::db::roles::members_for_plan(pool).await.unwrap();
+        let gone = rows.iter().find(|r| r.player_id == Some(p)).unwrap();
+        assert_eq!(gone.last_departure, Some(recorded));
+        assert_eq!(gone.present_characters, 0);
+
+        // Discord takes the role away (as the role sync would once the grace period passed).
+        exec(
+            pool,
+            "UPDATE guild_identity.discord_users SET highest_guild_role = NULL, all_guild_roles = '{}'
+             WHERE username = 'gone'",
+        )
+        .await;
+        let stats = run(pool).await;
+        assert_eq!(stats.by_type["former_member_has_role"].resolved, 1);
+        let all: Vec<IssueRow> = issues(pool)
+            .await
+            .into_iter()
+            .filter(|i| i.issue_type == "former_member_has_role")
+            .collect();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].resolved_by.as_deref(), Some("auto"));
     })
     .await;
 }

@@ -142,10 +142,15 @@ impl Stages for RecordingStages {
 }
 
 /// A scheduler on the test database whose stages (named "a") record into the returned recorder.
-fn recording_scheduler(db: &TestDb) -> (Scheduler, Arc<Recorder>) {
+fn recording_scheduler(db: &TestDb) -> (Arc<Scheduler>, Arc<Recorder>) {
     let recorder = Arc::new(Recorder::default());
     let stages = Arc::new(RecordingStages::new("a", &recorder));
-    (Scheduler::new(db.pool.clone(), stages), recorder)
+    (Arc::new(Scheduler::new(db.pool.clone(), stages)), recorder)
+}
+
+/// The steps of one whole pipeline that starts with `sync`.
+fn pipeline_of(sync: Step) -> [Step; 4] {
+    [sync, Step::Match, Step::Check, Step::Report]
 }
 
 /// A second pool on the same database: what a second `serve` process would have.
@@ -175,10 +180,7 @@ async fn the_battle_net_pipeline_runs_sync_then_match_then_check_then_report() {
             .unwrap();
 
         assert_eq!(outcome.status, RunStatus::Success);
-        assert_eq!(
-            recorder.steps_of("a"),
-            [Step::BlizzardSync, Step::Match, Step::Check, Step::Report]
-        );
+        assert_eq!(recorder.steps_of("a"), pipeline_of(Step::BlizzardSync));
         let (source, status, error, details) = run_row(&db.pool, outcome.run_id).await;
         assert_eq!(
             (source.as_str(), status.as_str(), error),
@@ -206,16 +208,7 @@ async fn the_discord_and_addon_pipelines_end_with_match_check_report() {
             .unwrap();
         assert_eq!(
             recorder.steps_of("a"),
-            [
-                Step::DiscordSync,
-                Step::Match,
-                Step::Check,
-                Step::Report,
-                Step::AddonSync,
-                Step::Match,
-                Step::Check,
-                Step::Report
-            ]
+            [pipeline_of(Step::DiscordSync), pipeline_of(Step::AddonSync)].concat()
         );
     })
     .await;
@@ -281,10 +274,7 @@ async fn a_run_that_finds_another_scheduler_holding_the_lock_is_skipped_not_run_
         first.shutdown().await;
         let (_, status, _, _) = run_row(&db.pool, running_id).await;
         assert_eq!(status, "success");
-        assert_eq!(
-            recorder.steps_of("first"),
-            [Step::BlizzardSync, Step::Match, Step::Check, Step::Report]
-        );
+        assert_eq!(recorder.steps_of("first"), pipeline_of(Step::BlizzardSync));
 
         // Once the first run is over, the second scheduler runs normally.
         let after = second.run_pipeline(PipelineKind::Discord).await.unwrap();
@@ -409,10 +399,7 @@ async fn graceful_shutdown_lets_the_running_pipeline_finish_and_starts_no_new_ru
 
         let (_, status, _, _) = run_row(&db.pool, running_id).await;
         assert_eq!(status, "success");
-        assert_eq!(
-            recorder.steps_of("a"),
-            [Step::DiscordSync, Step::Match, Step::Check, Step::Report]
-        );
+        assert_eq!(recorder.steps_of("a"), pipeline_of(Step::DiscordSync));
         let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM guild_identity.sync_log")
             .fetch_one(&db.pool)
             .await
@@ -483,11 +470,7 @@ async fn wait_until_unowned(pool: &PgPool, id: i64) {
 async fn runs_a_killed_process_left_running_are_closed_as_abandoned_by_the_next_lock_holder() {
     within_a_minute(async {
         let db = TestDb::new().await;
-        let recorder = Arc::new(Recorder::default());
-        let scheduler = Arc::new(Scheduler::new(
-            db.pool.clone(),
-            Arc::new(RecordingStages::new("a", &recorder)),
-        ));
+        let (scheduler, recorder) = recording_scheduler(&db);
         let operator = hold_pipeline_lock(&db).await;
 
         // A process that opened its pipeline row and a stage row, then was killed: its
@@ -520,21 +503,25 @@ async fn runs_a_killed_process_left_running_are_closed_as_abandoned_by_the_next_
             assert_eq!(error.as_deref(), Some(ABANDONED_MESSAGE));
         }
         assert_eq!(run_row(&db.pool, waiting).await.1, "success");
-        assert_eq!(
-            recorder.steps_of("a"),
-            [Step::AddonSync, Step::Match, Step::Check, Step::Report]
-        );
+        assert_eq!(recorder.steps_of("a"), pipeline_of(Step::AddonSync));
     })
     .await;
 }
 
-/// Sessions waiting for an advisory lock on this database.
-async fn lock_waiters(pool: &PgPool) -> i64 {
+/// The runs whose sessions wait for an advisory lock on this database, by the run mark each
+/// session holds (`None` for a waiting session without one).
+async fn runs_waiting_for_a_lock(pool: &PgPool) -> Vec<Option<i64>> {
     sqlx::query_scalar(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
-         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        "SELECT mark.objid::int8 FROM pg_locks waiting
+         LEFT JOIN pg_locks mark ON mark.pid = waiting.pid AND mark.granted
+              AND mark.locktype = 'advisory' AND mark.objsubid = 2
+              AND mark.classid = $1::int4::oid
+         WHERE waiting.locktype = 'advisory' AND NOT waiting.granted
+           AND waiting.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+         ORDER BY 1",
     )
-    .fetch_one(pool)
+    .bind(RUN_MARK_CLASS)
+    .fetch_all(pool)
     .await
     .unwrap()
 }
@@ -543,11 +530,7 @@ async fn lock_waiters(pool: &PgPool) -> i64 {
 async fn a_burst_of_uploads_keeps_one_waiting_and_applies_only_the_newest() {
     within_a_minute(async {
         let db = TestDb::new().await;
-        let recorder = Arc::new(Recorder::default());
-        let scheduler = Arc::new(Scheduler::new(
-            db.pool.clone(),
-            Arc::new(RecordingStages::new("a", &recorder)),
-        ));
+        let (scheduler, recorder) = recording_scheduler(&db);
         let operator = hold_pipeline_lock(&db).await;
 
         const UPLOADS: i64 = 50;
@@ -566,14 +549,18 @@ async fn a_burst_of_uploads_keeps_one_waiting_and_applies_only_the_newest() {
             assert_eq!(triggered.replaced, runs.last().copied(), "upload {n}");
             runs.push(triggered.run_id);
         }
-        // The replaced ones stop waiting: one session waits for the lock, not fifty.
-        while lock_waiters(&db.pool).await > 1 {
+        // The replaced ones stop waiting: one session waits for the lock, not fifty — the
+        // newest upload's. Polled until it holds (a hang fails the test's timeout): counting
+        // "at most one waiter" was already true before the spawned runs began to wait. (A
+        // replaced upload's cancel that reached the server before its wait began was lost, and
+        // it waited beside the newest one: this loop then hung in about one run in four.)
+        let (newest, replaced) = runs.split_last().unwrap();
+        while runs_waiting_for_a_lock(&db.pool).await != [Some(*newest)] {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
 
         operator.close().await.unwrap();
         scheduler.shutdown().await;
-        let (newest, replaced) = runs.split_last().unwrap();
         assert_eq!(run_row(&db.pool, *newest).await.1, "success");
         for id in replaced {
             let (_, status, error, _) = run_row(&db.pool, *id).await;
@@ -585,7 +572,7 @@ async fn a_burst_of_uploads_keeps_one_waiting_and_applies_only_the_newest() {
         }
         assert_eq!(
             recorder.steps_of("a"),
-            [Step::AddonSync, Step::Match, Step::Check, Step::Report],
+            pipeline_of(Step::AddonSync),
             "one upload applied"
         );
     })

@@ -235,6 +235,7 @@ pub async fn link(
             discord_user_id: request.discord_user_id,
             player_id: request.player_id,
         },
+        crate::db::member_events::EventSource::officer(),
     )
     .await?;
     crate::db::console::record_action(
@@ -273,7 +274,13 @@ pub async fn unlink(
     officer: Officer,
     ApiPath(id): ApiPath<i32>,
 ) -> Result<Json<Unlinked>, ApiError> {
-    let unlinked = crate::db::api::unlink(&state.pool, id, None).await?;
+    let unlinked = crate::db::api::unlink(
+        &state.pool,
+        id,
+        None,
+        crate::db::member_events::EventSource::officer(),
+    )
+    .await?;
     crate::db::console::record_action(
         &state.pool,
         &officer.who,

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod console;
 pub mod error;
+pub mod events;
 pub mod guild_sync;
 pub mod identity;
 pub mod metrics;
@@ -115,6 +116,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(console::dismiss_suggestion))
         .routes(routes!(console::candidates))
         .routes(routes!(console::player_detail))
+        .routes(routes!(events::events))
+        .routes(routes!(events::player_history))
         .routes(routes!(console::set_main))
         .routes(routes!(roles::latest_plan))
         .routes(routes!(roles::approve_plan))

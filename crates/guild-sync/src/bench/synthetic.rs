@@ -370,23 +370,30 @@ impl Builder {
         self.alts(main, alts, limit, owner);
     }
 
-    /// A player with no Discord account, for when a decoy has nothing to imitate.
-    fn plain_unclaimed(&mut self, limit: usize) {
+    /// A new player: a fresh name, a rank drawn from `ranks`, the main and one alt (within
+    /// `limit`). Returns the owner, the main's name and the rank.
+    fn player_with_one_alt(
+        &mut self,
+        ranks: std::ops::RangeInclusive<i64>,
+        limit: usize,
+    ) -> (usize, String, i64) {
         let owner = self.new_owner();
         let name = unique_name(&mut self.rng, &mut self.used);
-        let rank = self.rng.random_range(2..=4);
-        let main = self.push_character(name, rank, owner);
+        let rank = self.rng.random_range(ranks);
+        let main = self.push_character(name.clone(), rank, owner);
         self.alts(main, 1, limit, owner);
+        (owner, name, rank)
+    }
+
+    /// A player with no Discord account, for when a decoy has nothing to imitate.
+    fn plain_unclaimed(&mut self, limit: usize) {
+        self.player_with_one_alt(2..=4, limit);
     }
 
     /// A player whose username is their main with an accent ("íxsho" for "Ixsho"): SPEC §5's
     /// normalization links them.
     fn accented_twin(&mut self, limit: usize) {
-        let owner = self.new_owner();
-        let name = unique_name(&mut self.rng, &mut self.used);
-        let rank = self.rng.random_range(2..=4);
-        let main = self.push_character(name.clone(), rank, owner);
-        self.alts(main, 1, limit, owner);
+        let (owner, name, rank) = self.player_with_one_alt(2..=4, limit);
         let id = self.member_id();
         let mut m = member(
             id,
@@ -459,11 +466,7 @@ impl Builder {
     /// A player not on Discord, and a guest without a guild role whose username is that
     /// player's main: a guest is never a name candidate.
     fn guest_named_like_a_character(&mut self, limit: usize) {
-        let owner = self.new_owner();
-        let name = unique_name(&mut self.rng, &mut self.used);
-        let rank = self.rng.random_range(2..=4);
-        let main = self.push_character(name.clone(), rank, owner);
-        self.alts(main, 1, limit, owner);
+        let (_, name, _) = self.player_with_one_alt(2..=4, limit);
         let id = self.member_id();
         self.push_member(member(id, name.to_lowercase(), None, vec![]));
     }
@@ -471,11 +474,7 @@ impl Builder {
     /// A Veteran-or-above player not on Discord, and a new Initiate who set their server
     /// nickname to that player's main: exactly, in capitals, or with an accent dropped.
     fn impersonated_senior(&mut self, limit: usize) {
-        let owner = self.new_owner();
-        let name = unique_name(&mut self.rng, &mut self.used);
-        let rank = self.rng.random_range(0..=2);
-        let main = self.push_character(name.clone(), rank, owner);
-        self.alts(main, 1, limit, owner);
+        let (_, name, _) = self.player_with_one_alt(0..=2, limit);
         let id = self.member_id();
         let mut m = member(id, format!("newbie{id}"), None, vec!["Initiate"]);
         m.nick = Some(if self.rng.random_bool(0.5) {
@@ -490,11 +489,7 @@ impl Builder {
     /// player's main through look-alike letters: a Cyrillic о, a zero-width space, a
     /// right-to-left override, fullwidth letters.
     fn look_alike(&mut self, limit: usize) {
-        let owner = self.new_owner();
-        let name = unique_name(&mut self.rng, &mut self.used);
-        let rank = self.rng.random_range(2..=4);
-        let main = self.push_character(name.clone(), rank, owner);
-        self.alts(main, 1, limit, owner);
+        let (_, name, _) = self.player_with_one_alt(2..=4, limit);
         let disguised = match self.rng.random_range(0..4) {
             0 if name.contains('o') => name.replacen('o', "\u{043E}", 1),
             0 | 1 => {

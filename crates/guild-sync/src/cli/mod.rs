@@ -100,7 +100,8 @@ impl LockArgs {
     }
 }
 
-/// `match` and `check`.
+/// What every command that writes takes: `--json` and `--no-wait` (`match` and `check` take
+/// only these).
 #[derive(Debug, Clone, Args)]
 pub struct StageArgs {
     #[command(flatten)]
@@ -118,9 +119,7 @@ pub struct SyncBlizzardArgs {
     #[arg(long)]
     pub allow_mass_removal: bool,
     #[command(flatten)]
-    pub output: JsonArgs,
-    #[command(flatten)]
-    pub lock: LockArgs,
+    pub stage: StageArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -132,9 +131,7 @@ pub struct SyncDiscordArgs {
     #[arg(long)]
     pub allow_mass_removal: bool,
     #[command(flatten)]
-    pub output: JsonArgs,
-    #[command(flatten)]
-    pub lock: LockArgs,
+    pub stage: StageArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -146,9 +143,7 @@ pub struct SyncAddonArgs {
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
-    pub output: JsonArgs,
-    #[command(flatten)]
-    pub lock: LockArgs,
+    pub stage: StageArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -160,9 +155,7 @@ pub struct ReportArgs {
     #[arg(long)]
     pub stdout: bool,
     #[command(flatten)]
-    pub output: JsonArgs,
-    #[command(flatten)]
-    pub lock: LockArgs,
+    pub stage: StageArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -182,9 +175,7 @@ pub struct PipelineArgs {
     #[arg(long)]
     pub allow_mass_removal: bool,
     #[command(flatten)]
-    pub output: JsonArgs,
-    #[command(flatten)]
-    pub lock: LockArgs,
+    pub stage: StageArgs,
 }
 
 #[derive(Debug, Clone, Args)]

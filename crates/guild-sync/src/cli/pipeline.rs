@@ -33,12 +33,12 @@ pub async fn run(config: &Config, args: super::PipelineArgs) -> Result<()> {
             ReportMode::Send(DiscordSender::from_config(config)?)
         },
         full_report: false,
-        show_progress: !args.output.json,
+        show_progress: !args.stage.output.json,
     };
     let db = Database::open(config).await?;
     let stages = ProductionStages::new(db.pool.clone(), config.clone(), inputs);
-    let scheduler =
-        Scheduler::new(db.pool.clone(), Arc::new(stages)).waiting_for_the_lock(args.lock.wait());
+    let scheduler = Scheduler::new(db.pool.clone(), Arc::new(stages))
+        .waiting_for_the_lock(args.stage.lock.wait());
     let kind = PipelineKind::Full {
         addon: args.addon_file.clone().map(AddonInput::File),
     };
@@ -61,7 +61,7 @@ pub async fn run(config: &Config, args: super::PipelineArgs) -> Result<()> {
                     .collect::<Vec<_>>()
                     .join(" → ")
             );
-            super::print_stats(args.output.json, &human, &outcome)
+            super::print_stats(args.stage.output.json, &human, &outcome)
         }
         RunStatus::Skipped => super::lock_taken(),
         RunStatus::Error | RunStatus::Abandoned => bail!(

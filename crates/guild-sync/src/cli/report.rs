@@ -36,7 +36,7 @@ pub async fn run(config: &Config, args: super::ReportArgs) -> Result<()> {
         // Sending marks issues notified: a write, so under the pipeline lock.
         Some(sender) => super::locked(
             &db.pool,
-            &args.lock,
+            &args.stage.lock,
             reporter::send_new_issues_report(&db.pool, sender, args.full),
         )
         .await
@@ -51,7 +51,11 @@ pub async fn run(config: &Config, args: super::ReportArgs) -> Result<()> {
     db.close().await;
     let (human, stats) = outcome?;
     match stats {
-        Some(stats) => super::print_stats(args.output.json, &human, &stats),
-        None => super::print_stats(args.output.json, &human, &PrintedStats { printed: true }),
+        Some(stats) => super::print_stats(args.stage.output.json, &human, &stats),
+        None => super::print_stats(
+            args.stage.output.json,
+            &human,
+            &PrintedStats { printed: true },
+        ),
     }
 }

@@ -30,9 +30,7 @@ pub struct RolesApplyArgs {
     #[arg(long)]
     pub allow_mass_change: bool,
     #[command(flatten)]
-    pub output: super::JsonArgs,
-    #[command(flatten)]
-    pub lock: super::LockArgs,
+    pub stage: super::StageArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -40,9 +38,7 @@ pub struct RolesUndoArgs {
     /// The `run_id` an apply printed.
     pub run_id: i64,
     #[command(flatten)]
-    pub output: super::JsonArgs,
-    #[command(flatten)]
-    pub lock: super::LockArgs,
+    pub stage: super::StageArgs,
 }
 
 pub async fn run(config: &Config, command: RolesCommand) -> Result<()> {
@@ -91,7 +87,7 @@ async fn dispatch(config: &Config, db: &Database, command: RolesCommand) -> Resu
             };
             let outcome = super::locked(
                 &db.pool,
-                &args.lock,
+                &args.stage.lock,
                 role_sync::apply(&db.pool, config, options),
             )
             .await?;
@@ -108,7 +104,7 @@ async fn dispatch(config: &Config, db: &Database, command: RolesCommand) -> Resu
                     .map(|r| format!("; stopped: {r}"))
                     .unwrap_or_default()
             );
-            super::print_stats(args.output.json, &human, &outcome)?;
+            super::print_stats(args.stage.output.json, &human, &outcome)?;
             if outcome.status != "success" {
                 bail!("role run {} stopped", outcome.run_id);
             }
@@ -117,7 +113,7 @@ async fn dispatch(config: &Config, db: &Database, command: RolesCommand) -> Resu
         RolesCommand::Undo(args) => {
             let outcome = super::locked(
                 &db.pool,
-                &args.lock,
+                &args.stage.lock,
                 role_sync::undo(&db.pool, config, args.run_id),
             )
             .await?;
@@ -125,7 +121,7 @@ async fn dispatch(config: &Config, db: &Database, command: RolesCommand) -> Resu
                 "undo of role run {} (run {}): {}, {} change(s) reversed",
                 args.run_id, outcome.run_id, outcome.status, outcome.applied
             );
-            super::print_stats(args.output.json, &human, &outcome)?;
+            super::print_stats(args.stage.output.json, &human, &outcome)?;
             if outcome.status != "success" {
                 bail!("undo run {} stopped", outcome.run_id);
             }

@@ -15,7 +15,7 @@ pub async fn run(config: &Config, args: super::SyncAddonArgs) -> Result<()> {
     let options = AddonSyncOptions { force: args.force };
     let result = super::locked(
         &db.pool,
-        &args.lock,
+        &args.stage.lock,
         sync_addon_data_with(&db.pool, &export, options),
     )
     .await;
@@ -61,5 +61,5 @@ pub async fn run(config: &Config, args: super::SyncAddonArgs) -> Result<()> {
             stats.ambiguous.join(", ")
         ));
     }
-    super::print_stats(args.output.json, &human, &stats)
+    super::print_stats(args.stage.output.json, &human, &stats)
 }

@@ -21,13 +21,13 @@ pub async fn run(config: &Config, args: super::SyncBlizzardArgs) -> Result<()> {
     let db = Database::open(config).await?;
     let outcome = super::locked(
         &db.pool,
-        &args.lock,
-        db_sync::run(&db.pool, config, input, guard, !args.output.json),
+        &args.stage.lock,
+        db_sync::run(&db.pool, config, input, guard, !args.stage.output.json),
     )
     .await;
     db.close().await;
     let stats = outcome?;
-    super::print_stats(args.output.json, &summary(&stats), &stats)
+    super::print_stats(args.stage.output.json, &summary(&stats), &stats)
 }
 
 /// The human summary of a sync.

@@ -16,7 +16,7 @@ pub async fn run(config: &Config, args: super::SyncDiscordArgs) -> Result<()> {
     let db = Database::open(config).await?;
     let result = super::locked(
         &db.pool,
-        &args.lock,
+        &args.stage.lock,
         discord_sync::run(&db.pool, config, input, guard),
     )
     .await;
@@ -26,5 +26,5 @@ pub async fn run(config: &Config, args: super::SyncDiscordArgs) -> Result<()> {
         "Discord members: {} found, {} new, {} updated, {} departed, {} revived, {} bots skipped",
         stats.found, stats.new, stats.updated, stats.departed, stats.revived, stats.bots_skipped
     );
-    super::print_stats(args.output.json, &human, &stats)
+    super::print_stats(args.stage.output.json, &human, &stats)
 }

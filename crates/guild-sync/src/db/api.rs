@@ -6,6 +6,8 @@
 use anyhow::anyhow;
 use sqlx::{PgConnection, PgPool};
 
+use super::member_events::{EventSource, link_events_sql};
+
 /// An officer's manual link: this character, to the given player, or to this Discord user's
 /// player, or to a new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,9 +61,14 @@ impl From<sqlx::Error> for LinkError {
 /// Link a character to a player (the given one, the Discord user's, or a new one) as a
 /// confirmed manual link, and give the player the Discord user when it has none. One
 /// transaction; row locks serialise concurrent links of the same character, user or player.
-pub async fn link_character(db: &PgPool, req: ManualLink) -> Result<Linked, LinkError> {
+/// A new link's `linked` event is written with it, attributed to `source`.
+pub async fn link_character(
+    db: &PgPool,
+    req: ManualLink,
+    source: EventSource,
+) -> Result<Linked, LinkError> {
     let mut tx = db.begin().await?;
-    let linked = link_character_in(&mut tx, req, None).await?;
+    let linked = link_character_in(&mut tx, req, None, source).await?;
     tx.commit().await?;
     Ok(linked)
 }
@@ -73,6 +80,7 @@ pub async fn link_character_in(
     tx: &mut PgConnection,
     req: ManualLink,
     evidence: Option<serde_json::Value>,
+    source: EventSource,
 ) -> Result<Linked, LinkError> {
     let character = lock_character(&mut *tx, req.character_id).await?;
     let discord = match req.discord_user_id {
@@ -112,7 +120,7 @@ pub async fn link_character_in(
         None => {
             let evidence = evidence.unwrap_or_else(|| serde_json::json!({"linked_by": "api"}));
             (
-                insert_link(&mut *tx, player_id, req.character_id, &evidence).await?,
+                insert_link(&mut *tx, player_id, req.character_id, &evidence, source).await?,
                 true,
             )
         }
@@ -259,21 +267,35 @@ async fn confirm_link(
     Ok(())
 }
 
+/// Insert a manual link and its `linked` event (one statement).
 async fn insert_link(
     tx: &mut PgConnection,
     player_id: i32,
     character_id: i32,
     evidence: &serde_json::Value,
+    source: EventSource,
 ) -> Result<i32, LinkError> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO guild_identity.player_characters
-             (player_id, character_id, link_source, confidence, evidence)
-         VALUES ($1, $2, 'manual', 'confirmed', $3)
-         RETURNING id",
-    )
+    Ok(sqlx::query_scalar(concat!(
+        "WITH inserted AS (
+             INSERT INTO guild_identity.player_characters
+                 (player_id, character_id, link_source, confidence, evidence)
+             VALUES ($1, $2, 'manual', 'confirmed', $3)
+             RETURNING id, player_id, character_id
+         ), changes AS (
+             SELECT 'linked' AS event_type, player_id, character_id, NULL::jsonb AS before,
+                    jsonb_build_object('link_source', 'manual', 'confidence', 'confirmed')
+                        AS after
+             FROM inserted
+         ), ",
+        link_events_sql!("changes", 4, 5),
+        "
+         SELECT id FROM inserted"
+    ))
     .bind(player_id)
     .bind(character_id)
     .bind(evidence)
+    .bind(source.actor.as_str())
+    .bind(source.run_id)
     .fetch_one(tx)
     .await?)
 }
@@ -309,19 +331,35 @@ pub struct Unlinked {
 /// With `of_player`, only a link of that player is removed: a form on one player's page that
 /// names another player's link (a stale page, a forged form) must not break a link the officer
 /// never saw, so it is refused as not found and nothing changes.
+///
+/// The `unlinked` event is written by the deleting statement, attributed to `source`.
 pub async fn unlink(
     db: &PgPool,
     link_id: i32,
     of_player: Option<i32>,
+    source: EventSource,
 ) -> Result<Unlinked, LinkError> {
     let mut tx = db.begin().await?;
-    let removed: Option<(i32, i32)> = sqlx::query_as(
-        "DELETE FROM guild_identity.player_characters
-         WHERE id = $1 AND ($2::int IS NULL OR player_id = $2)
-         RETURNING player_id, character_id",
-    )
+    let removed: Option<(i32, i32)> = sqlx::query_as(concat!(
+        "WITH removed AS (
+             DELETE FROM guild_identity.player_characters
+             WHERE id = $1 AND ($2::int IS NULL OR player_id = $2)
+             RETURNING player_id, character_id, link_source, confidence
+         ), changes AS (
+             SELECT 'unlinked' AS event_type, player_id, character_id,
+                    jsonb_build_object('link_source', link_source, 'confidence', confidence)
+                        AS before,
+                    '{}'::jsonb AS after
+             FROM removed
+         ), ",
+        link_events_sql!("changes", 3, 4),
+        "
+         SELECT player_id, character_id FROM removed"
+    ))
     .bind(link_id)
     .bind(of_player)
+    .bind(source.actor.as_str())
+    .bind(source.run_id)
     .fetch_optional(&mut *tx)
     .await?;
     let Some((player_id, character_id)) = removed else {

@@ -83,6 +83,22 @@ pub async fn open_issues(db: impl PgExecutor<'_>) -> Result<Vec<OpenIssueRow>> {
                     OR EXISTS (SELECT 1 FROM guild_identity.players p
                                WHERE p.discord_user_id = ai.discord_member_id
                                  AND p.id IS DISTINCT FROM ai.player_id)
+                WHEN ai.issue_type = 'claim_conflict' THEN
+                    -- The claimant's Discord account is gone, or what stood in the way is: the
+                    -- manual link to the other player (for a character), or the other
+                    -- player's hold on the Battle.net account (for an account).
+                    ai.discord_member_id IS NULL OR ai.player_id IS NULL
+                    OR CASE WHEN ai.wow_character_id IS NOT NULL THEN
+                        NOT EXISTS (SELECT 1 FROM guild_identity.player_characters pc
+                                    WHERE pc.character_id = ai.wow_character_id
+                                      AND pc.player_id = ai.player_id
+                                      AND pc.link_source = 'manual')
+                    ELSE
+                        NOT EXISTS (SELECT 1 FROM guild_identity.players p
+                                    WHERE p.id = ai.player_id
+                                      AND p.battlenet_account_id
+                                          = (ai.details->>'battlenet_account_id')::bigint)
+                    END
                 ELSE FALSE END AS cause_gone
          FROM guild_identity.audit_issues ai
          WHERE ai.resolved_at IS NULL",
@@ -99,7 +115,7 @@ pub async fn live_manual_resolutions(db: impl PgExecutor<'_>) -> Result<Vec<(i32
          WHERE resolved_at IS NOT NULL
            AND resolved_by IS DISTINCT FROM 'auto'
            AND cause_gone_at IS NULL
-           AND issue_type <> 'auto_link_suggestion'
+           AND issue_type NOT IN ('auto_link_suggestion', 'claim_conflict')
          ORDER BY id",
     )
     .fetch_all(db)

@@ -10,6 +10,8 @@ use sqlx::postgres::PgArguments;
 use sqlx::{Arguments, PgExecutor};
 use std::collections::HashMap;
 
+use super::member_events::EventSource;
+
 /// Column-wise values for a batch of characters (one entry per character in every vector).
 /// `id` is used by [`update_batch`] only.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -198,15 +200,36 @@ pub async fn set_names(db: impl PgExecutor<'_>, ids: &[i32], names: &[String]) -
     Ok(done.rows_affected())
 }
 
-/// Update the rows in `c.id` in place and clear `removed_at`. Unknown classes and missing
+/// Update the rows in `c.id` in place and clear `removed_at`, recording in the same statement
+/// (issue 19) a `returned`, `renamed`, `transferred` or `rank_changed` event for each row whose
+/// stored state changed that way. `previous_names[i]` is row `c.id[i]`'s name before this run:
+/// renamed rows were moved to a placeholder name first, so the table no longer holds it. Unknown classes and missing
 /// levels keep the stored value (a character never changes class); profile-derived columns are
 /// replaced only where the profile was fetched. Returns how many rows actually changed
 /// (`last_api_sync` alone does not count): a second identical sync reports 0. Every row sent is
 /// written (with its new `bnet_input_hash`); the caller leaves out rows whose input is unchanged.
-pub async fn update_batch(db: impl PgExecutor<'_>, c: &CharacterColumns) -> Result<u64> {
+pub async fn update_batch(
+    db: impl PgExecutor<'_>,
+    c: &CharacterColumns,
+    previous_names: &[String],
+    source: EventSource,
+) -> Result<u64> {
     if c.is_empty() {
         return Ok(0);
     }
+    anyhow::ensure!(
+        previous_names.len() == c.id.len(),
+        "{} previous names for {} rows",
+        previous_names.len(),
+        c.id.len()
+    );
+    let mut args = c.arguments(true)?;
+    let added = (|| {
+        args.add(previous_names)?;
+        args.add(source.actor.as_str())?;
+        args.add(source.run_id)
+    })();
+    added.map_err(|err| anyhow!(err).context("cannot encode the event source"))?;
     let changed: Vec<bool> = sqlx::query_scalar_with(
         "WITH input AS (
              SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::text[], $5::int8[],
@@ -216,8 +239,12 @@ pub async fn update_batch(db: impl PgExecutor<'_>, c: &CharacterColumns) -> Resu
                  AS t (id, character_name, realm_slug, realm_name, blizzard_id, class_id,
                        active_spec_id, level, item_level, guild_rank_id, achievement_points,
                        last_login_at, profile_json, fetched, input_hash)
+         ), previous AS (
+             SELECT * FROM UNNEST($1::int4[], $16::text[]) AS t (id, name)
          ), next AS (
              SELECT wc.id, i.fetched, i.input_hash,
+                    pn.name AS old_name, wc.realm_slug AS old_realm,
+                    wc.guild_rank_id AS old_rank, wc.removed_at AS old_removed_at,
                     i.character_name,
                     i.realm_slug,
                     COALESCE(i.realm_name, wc.realm_name) AS realm_name,
@@ -234,6 +261,7 @@ pub async fn update_batch(db: impl PgExecutor<'_>, c: &CharacterColumns) -> Resu
                         wc.active_spec_id, wc.level, wc.item_level, wc.guild_rank_id,
                         wc.achievement_points, wc.last_login_at, wc.profile_json, wc.removed_at) AS old
              FROM input i JOIN guild_identity.wow_characters wc ON wc.id = i.id
+             JOIN previous pn ON pn.id = i.id
          ), diff AS (
              SELECT n.*,
                     ROW(n.character_name, n.realm_slug, n.realm_name, n.blizzard_id, n.class_id,
@@ -241,7 +269,7 @@ pub async fn update_batch(db: impl PgExecutor<'_>, c: &CharacterColumns) -> Resu
                         n.achievement_points, n.last_login_at, n.profile_json, NULL::timestamptz)
                         IS DISTINCT FROM n.old AS changed
              FROM next n
-         )
+         ), updated AS (
          UPDATE guild_identity.wow_characters AS wc SET
              character_name = d.character_name,
              realm_slug = d.realm_slug,
@@ -263,8 +291,43 @@ pub async fn update_batch(db: impl PgExecutor<'_>, c: &CharacterColumns) -> Resu
              removed_at = NULL
          FROM diff d JOIN guild_identity.wow_characters_synced ws ON ws.id = d.id
          WHERE wc.id = d.id
-         RETURNING d.changed",
-        c.arguments(true)?,
+         RETURNING d.id, d.changed, d.old_name, d.old_realm, d.old_rank, d.old_removed_at,
+                   d.character_name, d.realm_slug, d.guild_rank_id
+         ), moved AS (
+             -- Only changed rows can carry an event; ranks as index and name, so a reader can
+             -- tell a promotion (lower in-game index) from a demotion.
+             SELECT u.*, pc.player_id,
+                    jsonb_build_object('rank', ro.name, 'rank_index', ro.ingame_rank_index) AS old_r,
+                    jsonb_build_object('rank', rn.name, 'rank_index', rn.ingame_rank_index) AS new_r
+             FROM updated u
+             LEFT JOIN guild_identity.player_characters pc ON pc.character_id = u.id
+             LEFT JOIN common.guild_ranks ro ON ro.id = u.old_rank
+             LEFT JOIN common.guild_ranks rn ON rn.id = u.guild_rank_id
+             WHERE u.changed
+         ), events AS (
+             INSERT INTO guild_identity.member_events
+                 (event_type, character_id, player_id, before, after, run_id, actor)
+             SELECT e.event_type, m.id, m.player_id, e.before, e.after, $18::int8, $17::text
+             FROM moved m
+             CROSS JOIN LATERAL (VALUES
+                 ('returned', m.old_removed_at IS NOT NULL,
+                  jsonb_build_object('left_at', m.old_removed_at),
+                  jsonb_build_object('name', m.character_name, 'realm', m.realm_slug) || m.new_r),
+                 ('renamed', m.old_name <> m.character_name AND m.old_realm = m.realm_slug,
+                  jsonb_build_object('name', m.old_name, 'realm', m.old_realm),
+                  jsonb_build_object('name', m.character_name, 'realm', m.realm_slug)),
+                 ('transferred', m.old_realm <> m.realm_slug,
+                  jsonb_build_object('name', m.old_name, 'realm', m.old_realm),
+                  jsonb_build_object('name', m.character_name, 'realm', m.realm_slug)),
+                 -- A returning character's rank is in its `returned` event.
+                 ('rank_changed', m.old_removed_at IS NULL AND m.old_rank IS NOT NULL
+                                  AND m.guild_rank_id IS NOT NULL AND m.old_rank <> m.guild_rank_id,
+                  m.old_r, m.new_r)
+             ) AS e (event_type, happened, before, after)
+             WHERE e.happened
+         )
+         SELECT changed FROM updated",
+        args,
     )
     .fetch_all(db)
     .await
@@ -272,13 +335,25 @@ pub async fn update_batch(db: impl PgExecutor<'_>, c: &CharacterColumns) -> Resu
     Ok(changed.into_iter().filter(|&c| c).count() as u64)
 }
 
-/// Insert new characters (`c.id` is ignored). Returns how many were inserted.
-pub async fn insert_batch(db: impl PgExecutor<'_>, c: &CharacterColumns) -> Result<u64> {
+/// Insert new characters (`c.id` is ignored), with a `joined_guild` event for each in the same
+/// statement. Returns how many were inserted.
+pub async fn insert_batch(
+    db: impl PgExecutor<'_>,
+    c: &CharacterColumns,
+    source: EventSource,
+) -> Result<u64> {
     if c.is_empty() {
         return Ok(0);
     }
-    let done = sqlx::query_with(
-        "INSERT INTO guild_identity.wow_characters
+    let mut args = c.arguments(false)?;
+    let added = (|| {
+        args.add(source.actor.as_str())?;
+        args.add(source.run_id)
+    })();
+    added.map_err(|err| anyhow!(err).context("cannot encode the event source"))?;
+    let inserted: i64 = sqlx::query_scalar_with(
+        "WITH inserted AS (
+         INSERT INTO guild_identity.wow_characters
              (character_name, realm_slug, realm_name, blizzard_id, class_id, active_spec_id, level,
               item_level, guild_rank_id, achievement_points, last_login_at, profile_json,
               last_api_sync, profile_fetched, bnet_input_hash)
@@ -290,32 +365,64 @@ pub async fn insert_batch(db: impl PgExecutor<'_>, c: &CharacterColumns) -> Resu
                      $12::jsonb[], $13::bool[], $14::int8[])
              AS t (character_name, realm_slug, realm_name, blizzard_id, class_id, active_spec_id,
                    level, item_level, guild_rank_id, achievement_points, last_login_at,
-                   profile_json, fetched, input_hash)",
-        c.arguments(false)?,
+                   profile_json, fetched, input_hash)
+         RETURNING id, character_name, realm_slug, guild_rank_id
+         ), events AS (
+             INSERT INTO guild_identity.member_events
+                 (event_type, character_id, after, run_id, actor)
+             SELECT 'joined_guild', i.id,
+                    jsonb_build_object('name', i.character_name, 'realm', i.realm_slug,
+                                       'rank', gr.name, 'rank_index', gr.ingame_rank_index),
+                    $16::int8, $15::text
+             FROM inserted i LEFT JOIN common.guild_ranks gr ON gr.id = i.guild_rank_id
+         )
+         SELECT count(*) FROM inserted",
+        args,
     )
-    .execute(db)
+    .fetch_one(db)
     .await
     .context("cannot insert the new characters")?;
-    Ok(done.rows_affected())
+    Ok(inserted as u64)
 }
 
-/// Mark in-guild rows departed (`removed_at = now()`); already departed rows keep their date.
-pub async fn mark_removed(db: impl PgExecutor<'_>, ids: &[i32]) -> Result<u64> {
+/// Mark in-guild rows departed (`removed_at = now()`), with a `left_guild` event for each in the
+/// same statement; already departed rows keep their date and get no event.
+pub async fn mark_removed(
+    db: impl PgExecutor<'_>,
+    ids: &[i32],
+    source: EventSource,
+) -> Result<u64> {
     if ids.is_empty() {
         return Ok(0);
     }
-    let done = sqlx::query(
+    let removed: i64 = sqlx::query_scalar(
         // A departing row keeps its last successful fetch: the derived value is fixed first.
-        "UPDATE guild_identity.wow_characters wc
-         SET removed_at = now(), last_api_sync = ws.last_api_sync
-         FROM guild_identity.wow_characters_synced ws
-         WHERE ws.id = wc.id AND wc.id = ANY($1) AND wc.removed_at IS NULL",
+        "WITH removed AS (
+             UPDATE guild_identity.wow_characters wc
+             SET removed_at = now(), last_api_sync = ws.last_api_sync
+             FROM guild_identity.wow_characters_synced ws
+             WHERE ws.id = wc.id AND wc.id = ANY($1) AND wc.removed_at IS NULL
+             RETURNING wc.id, wc.character_name, wc.realm_slug, wc.guild_rank_id
+         ), events AS (
+             INSERT INTO guild_identity.member_events
+                 (event_type, character_id, player_id, before, run_id, actor)
+             SELECT 'left_guild', r.id, pc.player_id,
+                    jsonb_build_object('name', r.character_name, 'realm', r.realm_slug,
+                                       'rank', gr.name, 'rank_index', gr.ingame_rank_index),
+                    $3::int8, $2::text
+             FROM removed r
+             LEFT JOIN guild_identity.player_characters pc ON pc.character_id = r.id
+             LEFT JOIN common.guild_ranks gr ON gr.id = r.guild_rank_id
+         )
+         SELECT count(*) FROM removed",
     )
     .bind(ids)
-    .execute(db)
+    .bind(source.actor.as_str())
+    .bind(source.run_id)
+    .fetch_one(db)
     .await
     .context("cannot mark departed characters")?;
-    Ok(done.rows_affected())
+    Ok(removed as u64)
 }
 
 /// Record `now()` as the last applied roster (after the rows are written: their writes read the

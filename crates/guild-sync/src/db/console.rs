@@ -519,6 +519,7 @@ pub async fn accept_suggestion(
             player_id: None,
         },
         Some(evidence),
+        super::member_events::EventSource::officer(),
     )
     .await?;
     resolve_locked(&mut tx, id, officer, None, true).await?;

@@ -10,10 +10,36 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgExecutor;
 
+use super::member_events::EventSource;
+
 /// Separates role names when a row's `all_guild_roles` travels as one text element: PostgreSQL
 /// arrays of arrays must be rectangular, so per-row lists cannot be sent as `text[][]`. Discord
 /// role names cannot contain control characters, so the unit separator never occurs in one.
 const ROLE_SEPARATOR: char = '\u{1f}';
+
+/// The `discord_left` events of a `departed` CTE (`id, username, display_name,
+/// all_guild_roles`), with the actor and run id in parameters `$actor` and `$run`: shared by
+/// the full sync's departures and the gateway's single ones.
+macro_rules! departed_events_sql {
+    ($actor:literal, $run:literal) => {
+        concat!(
+            "events AS (
+             INSERT INTO guild_identity.member_events
+                 (event_type, discord_user_id, player_id, before, run_id, actor)
+             SELECT 'discord_left', d.id, pl.id,
+                    jsonb_build_object('username', d.username, 'display_name', d.display_name,
+                                       'roles', d.all_guild_roles),
+                    $",
+            $run,
+            "::int8, $",
+            $actor,
+            "::text
+             FROM departed d
+             LEFT JOIN guild_identity.players pl ON pl.discord_user_id = d.id
+         )"
+        )
+    };
+}
 
 /// One member as it should be stored: the outcome of the pure member → row conversion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -89,10 +115,15 @@ pub async fn clock(db: impl PgExecutor<'_>) -> Result<DateTime<Utc>> {
 /// `last_sync` is derived from the sync once [`record_full_sync`] records it (see migration
 /// 1101 and [`get`]). Rows a real-time event wrote since `taken_at` are still written, so they
 /// read as confirmed by this sync.
+///
+/// The same statement records (issue 19) `discord_joined` for new and returning members,
+/// `discord_renamed` and `discord_roles_changed` for present members whose names or guild
+/// roles changed, attributed to `source`.
 pub async fn upsert(
     db: impl PgExecutor<'_>,
     rows: &[DiscordUserUpsert],
     taken_at: Option<DateTime<Utc>>,
+    source: EventSource,
 ) -> Result<UpsertCounts> {
     let mut ids = Vec::with_capacity(rows.len());
     let mut usernames = Vec::with_capacity(rows.len());
@@ -129,6 +160,8 @@ pub async fn upsert(
          ),
          prev AS MATERIALIZED (
              SELECT du.id, du.is_present, du.last_sync AS stored_last_sync, i.*,
+                    du.username AS old_username, du.display_name AS old_display_name,
+                    du.all_guild_roles AS old_roles,
                     (NOT du.is_present AND $8::timestamptz IS NOT NULL
                      AND du.removed_at >= $8::timestamptz) AS left_since,
                     (du.username, du.display_name, du.highest_guild_role, du.all_guild_roles)
@@ -169,7 +202,37 @@ pub async fn upsert(
                                WHERE du.discord_id = i.discord_id)
              -- A gateway event may insert the same member meanwhile; its row stands.
              ON CONFLICT (discord_id) DO NOTHING
-             RETURNING 1
+             RETURNING id, username, display_name, all_guild_roles
+         ),
+         events AS (
+             INSERT INTO guild_identity.member_events
+                 (event_type, discord_user_id, player_id, before, after, run_id, actor)
+             SELECT 'discord_joined', n.id, NULL, NULL,
+                    jsonb_build_object('username', n.username, 'display_name', n.display_name,
+                                       'roles', n.all_guild_roles),
+                    $11::int8, $10::text
+             FROM inserted n
+             UNION ALL
+             SELECT e.event_type, p.id, pl.id, e.before, e.after, $11::int8, $10::text
+             FROM prev p
+             LEFT JOIN guild_identity.players pl ON pl.discord_user_id = p.id
+             CROSS JOIN LATERAL (VALUES
+                 -- A departed member back in the list (not one who left after it was taken).
+                 ('discord_joined', NOT p.is_present AND NOT p.left_since,
+                  NULL::jsonb,
+                  jsonb_build_object('username', p.username, 'display_name', p.display_name,
+                                     'roles', p.all_guild_roles, 'returned', TRUE)),
+                 ('discord_renamed', p.is_present AND p.changed
+                      AND (p.old_username, p.old_display_name)
+                          IS DISTINCT FROM (p.username, p.display_name),
+                  jsonb_build_object('username', p.old_username, 'display_name', p.old_display_name),
+                  jsonb_build_object('username', p.username, 'display_name', p.display_name)),
+                 ('discord_roles_changed', p.is_present AND p.changed
+                      AND p.old_roles IS DISTINCT FROM p.all_guild_roles,
+                  jsonb_build_object('roles', p.old_roles),
+                  jsonb_build_object('roles', p.all_guild_roles))
+             ) AS e (event_type, happened, before, after)
+             WHERE e.happened
          )
          SELECT (SELECT count(*) FROM inserted),
                 count(*) FILTER (WHERE p.is_present AND p.changed),
@@ -186,6 +249,8 @@ pub async fn upsert(
     .bind(separator)
     .bind(taken_at)
     .bind(&global_names)
+    .bind(source.actor.as_str())
+    .bind(source.run_id)
     .fetch_one(db)
     .await
     .context("cannot upsert Discord users")?;
@@ -233,11 +298,13 @@ pub async fn mark_departed_except(
     db: impl PgExecutor<'_>,
     listed: &[&str],
     taken_at: DateTime<Utc>,
+    source: EventSource,
 ) -> Result<u64> {
     // A departing member keeps the last sync that saw them: the derived value is fixed into
     // the row first (the last complete sync is still the previous one here).
-    let done = sqlx::query(
-        "UPDATE guild_identity.discord_users du
+    let departed: i64 = sqlx::query_scalar(concat!(
+        "WITH departed AS (
+         UPDATE guild_identity.discord_users du
          SET is_present = FALSE, removed_at = now(), last_sync = COALESCE(
                  (SELECT fs.synced_at FROM guild_identity.discord_full_sync fs
                   WHERE du.last_sync IS NULL OR du.last_sync < fs.taken_at),
@@ -245,14 +312,21 @@ pub async fn mark_departed_except(
          WHERE du.is_present
            AND (du.last_sync IS NULL OR du.last_sync < $2)
            AND NOT EXISTS (SELECT 1 FROM UNNEST($1::text[]) AS t(discord_id)
-                           WHERE t.discord_id = du.discord_id)",
-    )
+                           WHERE t.discord_id = du.discord_id)
+         RETURNING du.id, du.username, du.display_name, du.all_guild_roles
+         ), ",
+        departed_events_sql!(3, 4),
+        "
+         SELECT count(*) FROM departed"
+    ))
     .bind(listed)
     .bind(taken_at)
-    .execute(db)
+    .bind(source.actor.as_str())
+    .bind(source.run_id)
+    .fetch_one(db)
     .await
     .context("cannot mark departed Discord users")?;
-    Ok(done.rows_affected())
+    Ok(departed as u64)
 }
 
 /// Record a complete full sync whose list was taken at `taken_at`: from now on, present members
@@ -271,21 +345,33 @@ pub async fn record_full_sync(db: impl PgExecutor<'_>, taken_at: DateTime<Utc>) 
     Ok(())
 }
 
-/// Mark one member departed; returns whether they were present.
-pub async fn mark_departed(db: impl PgExecutor<'_>, discord_id: &str) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE guild_identity.discord_users du
+/// Mark one member departed, with its `discord_left` event; returns whether they were present.
+pub async fn mark_departed(
+    db: impl PgExecutor<'_>,
+    discord_id: &str,
+    source: EventSource,
+) -> Result<bool> {
+    let departed: i64 = sqlx::query_scalar(concat!(
+        "WITH departed AS (
+         UPDATE guild_identity.discord_users du
          SET is_present = FALSE, removed_at = now(), last_sync = COALESCE(
                  (SELECT fs.synced_at FROM guild_identity.discord_full_sync fs
                   WHERE du.last_sync IS NULL OR du.last_sync < fs.taken_at),
                  du.last_sync)
-         WHERE du.discord_id = $1 AND du.is_present",
-    )
+         WHERE du.discord_id = $1 AND du.is_present
+         RETURNING du.id, du.username, du.display_name, du.all_guild_roles
+         ), ",
+        departed_events_sql!(2, 3),
+        "
+         SELECT count(*) FROM departed"
+    ))
     .bind(discord_id)
-    .execute(db)
+    .bind(source.actor.as_str())
+    .bind(source.run_id)
+    .fetch_one(db)
     .await
     .context("cannot mark a Discord user departed")?;
-    Ok(done.rows_affected() > 0)
+    Ok(departed > 0)
 }
 
 /// One member by snowflake, `last_sync` with its meaning (derived for present members).

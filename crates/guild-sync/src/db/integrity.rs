@@ -222,8 +222,9 @@ pub struct StaleCharacterRow {
     pub days_ago: i64,
 }
 
-/// In-guild characters whose last login (or, when no login time is known, last successful
-/// profile fetch) is older than `threshold_days`. Characters with neither are not judged.
+/// Unlinked in-guild characters whose last login (or, when no login time is known, last
+/// successful profile fetch) is older than `threshold_days`. Characters with neither are not
+/// judged. Linked characters are judged per player ([`inactive_players`], issue 19).
 pub async fn stale_characters(
     db: impl PgExecutor<'_>,
     threshold_days: i32,
@@ -237,6 +238,8 @@ pub async fn stale_characters(
                     wc.last_login_at IS NOT NULL AS from_login
              FROM guild_identity.wow_characters_synced wc
              WHERE wc.removed_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM guild_identity.player_characters pc
+                               WHERE pc.character_id = wc.id)
          ) c
          WHERE last_seen < now() - make_interval(days => $1)
          ORDER BY last_seen, id",
@@ -273,6 +276,88 @@ pub async fn duplicate_discord(db: impl PgExecutor<'_>) -> Result<Vec<DuplicateD
          ) d
          JOIN guild_identity.discord_users du ON du.id = d.discord_user_id
          ORDER BY du.id",
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// A player every one of whose in-guild characters is stale (issue 19).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+pub struct InactivePlayerRow {
+    pub player_id: i32,
+    pub display_name: String,
+    /// The latest login of any of the player's characters (in the guild or not).
+    pub last_activity: Option<DateTime<Utc>>,
+    pub days_ago: Option<i64>,
+    /// The in-guild characters, as `Name-realm`, most recently seen first.
+    pub alts: Vec<String>,
+}
+
+/// Players with at least one in-guild character, every one of which was last seen (login, else
+/// last profile fetch, as for [`stale_characters`]) more than `threshold_days` ago. A character
+/// with neither time is not judged, so it keeps its player from being reported.
+pub async fn inactive_players(
+    db: impl PgExecutor<'_>,
+    threshold_days: i32,
+) -> Result<Vec<InactivePlayerRow>> {
+    Ok(sqlx::query_as(
+        "SELECT p.id AS player_id, p.display_name, a.last_activity,
+                floor(extract(epoch FROM now() - a.last_activity) / 86400)::bigint AS days_ago,
+                s.alts
+         FROM (
+             SELECT pc.player_id,
+                    array_agg(wc.character_name || '-' || wc.realm_slug
+                              ORDER BY coalesce(wc.last_login_at, wc.last_api_sync) DESC, wc.id) AS alts
+             FROM guild_identity.player_characters pc
+             JOIN guild_identity.wow_characters_synced wc ON wc.id = pc.character_id
+             WHERE wc.removed_at IS NULL
+             GROUP BY pc.player_id
+             HAVING bool_and(coalesce(wc.last_login_at, wc.last_api_sync)
+                             < now() - make_interval(days => $1))
+         ) s
+         JOIN guild_identity.players p ON p.id = s.player_id
+         JOIN LATERAL (
+             SELECT max(wc.last_login_at) AS last_activity
+             FROM guild_identity.player_characters pc
+             JOIN guild_identity.wow_characters wc ON wc.id = pc.character_id
+             WHERE pc.player_id = p.id
+         ) a ON TRUE
+         ORDER BY a.last_activity NULLS FIRST, p.id",
+    )
+    .bind(threshold_days)
+    .fetch_all(db)
+    .await?)
+}
+
+/// A former member whose Discord account keeps a guild role (issue 19).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+pub struct FormerMemberRow {
+    pub player_id: i32,
+    pub display_name: String,
+    pub discord_user_id: i32,
+    pub username: String,
+    /// When the player's last character left the guild.
+    pub left_at: DateTime<Utc>,
+    pub roles: Vec<String>,
+}
+
+/// Players with characters, all departed, whose present Discord account still has a guild
+/// role.
+pub async fn former_members_with_role(db: impl PgExecutor<'_>) -> Result<Vec<FormerMemberRow>> {
+    Ok(sqlx::query_as(
+        "SELECT p.id AS player_id, p.display_name, du.id AS discord_user_id, du.username,
+                c.left_at, du.all_guild_roles AS roles
+         FROM (
+             SELECT pc.player_id, max(wc.removed_at) AS left_at
+             FROM guild_identity.player_characters pc
+             JOIN guild_identity.wow_characters wc ON wc.id = pc.character_id
+             GROUP BY pc.player_id
+             HAVING bool_and(wc.removed_at IS NOT NULL)
+         ) c
+         JOIN guild_identity.players p ON p.id = c.player_id
+         JOIN guild_identity.discord_users du ON du.id = p.discord_user_id
+         WHERE du.is_present AND du.highest_guild_role IS NOT NULL
+         ORDER BY p.id",
     )
     .fetch_all(db)
     .await?)

@@ -35,6 +35,26 @@ pub const RUN_MARK_CLASS: i32 = 0x6773_7275;
 /// `error_message` of a row closed as abandoned.
 pub const ABANDONED_MESSAGE: &str = "the process running it stopped before it finished";
 
+/// Cancels the statement a [`LockConnection`] is running, over another connection.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitCanceller {
+    backend_pid: i32,
+}
+
+impl WaitCanceller {
+    /// Cancel what the lock connection's server process is running now. The server ignores a
+    /// cancel that reaches an idle process, so one sent before a `pg_advisory_lock` that is
+    /// still on its way is lost: repeat until the wait is seen to end.
+    pub async fn cancel(self, pool: &PgPool) -> Result<()> {
+        sqlx::query_scalar::<_, bool>("SELECT pg_cancel_backend($1)")
+            .bind(self.backend_pid)
+            .fetch_one(pool)
+            .await
+            .context("cannot cancel the wait for the pipeline lock")?;
+        Ok(())
+    }
+}
+
 /// A dedicated connection that can hold the pipeline lock.
 pub struct LockConnection {
     conn: PgConnection,
@@ -117,16 +137,12 @@ impl LockConnection {
         }
     }
 
-    /// Cancel a [`LockConnection::lock`] wait whose future was dropped: the server would
-    /// otherwise go on waiting and take the lock for a run that is gone. Runs on `pool`, since
-    /// this connection is still busy with the wait.
-    pub async fn cancel_wait(&self, pool: &PgPool) -> Result<()> {
-        sqlx::query_scalar::<_, bool>("SELECT pg_cancel_backend($1)")
-            .bind(self.backend_pid)
-            .fetch_one(pool)
-            .await
-            .context("cannot cancel the wait for the pipeline lock")?;
-        Ok(())
+    /// What cancels this connection's [`LockConnection::lock`] wait from another connection
+    /// (the wait itself borrows this one).
+    pub fn canceller(&self) -> WaitCanceller {
+        WaitCanceller {
+            backend_pid: self.backend_pid,
+        }
     }
 
     /// Close every `running` row no live session owns as `abandoned`; returns their ids. Call

@@ -5,6 +5,8 @@
 use anyhow::{Context, Result};
 use sqlx::PgExecutor;
 
+use super::member_events::{EventSource, link_events_sql};
+
 /// An in-guild character that no player owns.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UnlinkedCharacterRow {
@@ -177,29 +179,47 @@ pub struct NewLink {
     pub evidence: serde_json::Value,
 }
 
-/// Insert links; returns how many were written. A character that already has a link keeps it
-/// (the engine never moves a link), and is not counted.
-pub async fn insert_links(db: impl PgExecutor<'_>, links: &[NewLink]) -> Result<u64> {
+/// Insert links, each with its `linked` event in the same statement; returns how many were
+/// written. A character that already has a link keeps it (the engine never moves a link), and
+/// is neither counted nor given an event.
+pub async fn insert_links(
+    db: impl PgExecutor<'_>,
+    links: &[NewLink],
+    source: EventSource,
+) -> Result<u64> {
     let player_ids: Vec<i32> = links.iter().map(|l| l.player_id).collect();
     let character_ids: Vec<i32> = links.iter().map(|l| l.character_id).collect();
     let sources: Vec<&str> = links.iter().map(|l| l.link_source).collect();
     let confidences: Vec<&str> = links.iter().map(|l| l.confidence).collect();
     let evidence: Vec<serde_json::Value> = links.iter().map(|l| l.evidence.clone()).collect();
-    let done = sqlx::query(
-        "INSERT INTO guild_identity.player_characters
-             (player_id, character_id, link_source, confidence, evidence)
-         SELECT * FROM UNNEST($1::int4[], $2::int4[], $3::text[], $4::text[], $5::jsonb[])
-         ON CONFLICT (character_id) DO NOTHING",
-    )
+    let inserted: i64 = sqlx::query_scalar(concat!(
+        "WITH inserted AS (
+             INSERT INTO guild_identity.player_characters
+                 (player_id, character_id, link_source, confidence, evidence)
+             SELECT * FROM UNNEST($1::int4[], $2::int4[], $3::text[], $4::text[], $5::jsonb[])
+             ON CONFLICT (character_id) DO NOTHING
+             RETURNING player_id, character_id, link_source, confidence
+         ), changes AS (
+             SELECT 'linked' AS event_type, player_id, character_id, NULL::jsonb AS before,
+                    jsonb_build_object('link_source', link_source, 'confidence', confidence)
+                        AS after
+             FROM inserted
+         ), ",
+        link_events_sql!("changes", 6, 7),
+        "
+         SELECT count(*) FROM inserted"
+    ))
     .bind(player_ids)
     .bind(character_ids)
     .bind(sources)
     .bind(confidences)
     .bind(evidence)
-    .execute(db)
+    .bind(source.actor.as_str())
+    .bind(source.run_id)
+    .fetch_one(db)
     .await
     .context("cannot insert player_characters links")?;
-    Ok(done.rows_affected())
+    Ok(inserted as u64)
 }
 
 /// One `auto_link_suggestion` to record.

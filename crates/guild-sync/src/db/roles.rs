@@ -21,7 +21,8 @@ pub struct MemberRankRow {
 }
 
 /// Every present Discord member, with the ranks of their player's characters in the guild and
-/// the latest departure among the player's characters.
+/// the latest departure among the player's characters (as the open `former_member_has_role`
+/// issue recorded it, when there is one).
 pub async fn members_for_plan(db: impl PgExecutor<'_>) -> Result<Vec<MemberRankRow>> {
     Ok(sqlx::query_as(
         "SELECT du.discord_id,
@@ -32,7 +33,14 @@ pub async fn members_for_plan(db: impl PgExecutor<'_>) -> Result<Vec<MemberRankR
                 COALESCE(array_agg(gr.level) FILTER (WHERE wc.removed_at IS NULL
                                                      AND gr.level IS NOT NULL), '{}') AS present_rank_levels,
                 count(wc.id) FILTER (WHERE wc.removed_at IS NULL) AS present_characters,
-                max(wc.removed_at) AS last_departure
+                -- The grace period counts from the departure the open former_member_has_role
+                -- issue recorded (issue 19); before a check has raised it, from the rows.
+                COALESCE((SELECT (a.details->>'left_at')::timestamptz
+                          FROM guild_identity.audit_issues a
+                          WHERE a.issue_type = 'former_member_has_role' AND a.player_id = p.id
+                            AND a.resolved_at IS NULL
+                          LIMIT 1),
+                         max(wc.removed_at)) AS last_departure
          FROM guild_identity.discord_users du
          LEFT JOIN guild_identity.players p ON p.discord_user_id = du.id
          LEFT JOIN guild_identity.player_characters pc ON pc.player_id = p.id

@@ -187,32 +187,10 @@ pub async fn open(db: impl PgExecutor<'_>, source: &str) -> Result<i64> {
     Ok(id)
 }
 
-/// Close a run with its outcome (no per-part timings; see [`close_timed`]).
-pub async fn close(
-    db: impl PgExecutor<'_>,
-    id: i64,
-    status: RunStatus,
-    counts: RunCounts,
-    details: &serde_json::Value,
-    error_message: Option<&str>,
-    duration_seconds: f64,
-) -> Result<()> {
-    close_timed(
-        db,
-        id,
-        status,
-        counts,
-        details,
-        error_message,
-        duration_seconds,
-        StageTimings::default(),
-    )
-    .await
-}
-
-/// Close a run with its outcome and where it spent its time.
+/// Close a run with its outcome and where it spent its time (`StageTimings::default()` where
+/// it has no parts).
 #[allow(clippy::too_many_arguments)]
-pub async fn close_timed(
+pub async fn close(
     db: impl PgExecutor<'_>,
     id: i64,
     status: RunStatus,

@@ -33,6 +33,7 @@ use sqlx::PgPool;
 use crate::blizzard_client::{self, BlizzardClient, FetchedRoster, ProfileFetch, RosterMember};
 use crate::config::{Config, RemovalGuard};
 use crate::db::characters::{self, CharacterColumns};
+use crate::db::member_events::EventSource;
 use crate::db::reference;
 use crate::db::sync_log::RunCounts;
 use crate::run_recorder::{Lap, RunReport, RunStatus, StageTimings, record_run};
@@ -86,13 +87,13 @@ pub async fn run(
     guard: RemovalGuard,
     show_progress: bool,
 ) -> Result<BlizzardSyncStats> {
-    record_run(pool, SOURCE, |_run_id| async move {
+    record_run(pool, SOURCE, |run_id| async move {
         let mut lap = Lap::start();
         let fetched = fetch(config, &input, show_progress).await?;
         let load_seconds = lap.lap();
         // Deciding happens inside the apply transaction (against the stored rows it loads),
         // so the run has two parts: getting the roster, and applying it.
-        let stats = apply_roster(pool, &fetched, guard).await?;
+        let stats = apply_roster(pool, &fetched, guard, EventSource::run(run_id)).await?;
         let timings = StageTimings {
             load_seconds: Some(load_seconds),
             plan_seconds: None,
@@ -109,8 +110,8 @@ pub async fn sync_fetched(
     fetched: &FetchedRoster,
     guard: RemovalGuard,
 ) -> Result<BlizzardSyncStats> {
-    record_run(pool, SOURCE, |_run_id| async move {
-        let stats = apply_roster(pool, fetched, guard).await?;
+    record_run(pool, SOURCE, |run_id| async move {
+        let stats = apply_roster(pool, fetched, guard, EventSource::run(run_id)).await?;
         Ok((stats.clone(), report(&stats)))
     })
     .await
@@ -170,10 +171,12 @@ pub async fn fetch(
 
 /// Apply a fetched roster to `wow_characters` in one transaction (not recorded in `sync_log`;
 /// [`run`] and [`sync_fetched`] wrap it). The database write stage the benchmark measures.
+/// The changes' `member_events` are written by the same statements, attributed to `source`.
 pub async fn apply_roster(
     pool: &PgPool,
     fetched: &FetchedRoster,
     guard: RemovalGuard,
+    source: EventSource,
 ) -> Result<BlizzardSyncStats> {
     let FetchedRoster { roster, profiles } = fetched;
     if profiles.len() != roster.members.len() {
@@ -235,7 +238,14 @@ pub async fn apply_roster(
         slug: &roster.guild.realm.slug,
         name: roster.guild.realm.name.as_deref(),
     };
+    let names: HashMap<i32, &str> = existing
+        .rows
+        .iter()
+        .map(|r| (r.id, r.name.as_str()))
+        .collect();
     let mut updates = CharacterColumns::default();
+    // Each updated row's name before this run (the events' `before`), aligned with `updates.id`.
+    let mut previous_names: Vec<String> = Vec::new();
     let mut inserts = CharacterColumns::default();
     for ((member, profile), action) in roster.members.iter().zip(profiles).zip(&plan.actions) {
         if *action == MemberAction::Duplicate {
@@ -264,6 +274,7 @@ pub async fn apply_roster(
                     continue;
                 }
                 updates.id.push(id);
+                previous_names.push(names.get(&id).copied().unwrap_or("").to_owned());
                 &mut updates
             }
         };
@@ -272,11 +283,6 @@ pub async fn apply_roster(
 
     // Apply: displaced rows step aside for good, renamed rows to a placeholder (so swaps cannot
     // collide), then the batch update, inserts and removals.
-    let names: HashMap<i32, &str> = existing
-        .rows
-        .iter()
-        .map(|r| (r.id, r.name.as_str()))
-        .collect();
     let mut aside_ids = Vec::with_capacity(plan.displaced.len() + plan.renamed.len());
     let mut aside_names = Vec::with_capacity(aside_ids.capacity());
     for &id in &plan.displaced {
@@ -291,9 +297,10 @@ pub async fn apply_roster(
     if !plan.displaced.is_empty() {
         tracing::info!(rows = ?plan.displaced, "departed characters displaced by a rename or a reused name");
     }
-    stats.updated = characters::update_batch(&mut *tx, &updates).await? as usize;
-    stats.new = characters::insert_batch(&mut *tx, &inserts).await? as usize;
-    stats.removed = characters::mark_removed(&mut *tx, &plan.removals).await? as usize;
+    stats.updated =
+        characters::update_batch(&mut *tx, &updates, &previous_names, source).await? as usize;
+    stats.new = characters::insert_batch(&mut *tx, &inserts, source).await? as usize;
+    stats.removed = characters::mark_removed(&mut *tx, &plan.removals, source).await? as usize;
     characters::record_roster_sync(&mut *tx).await?;
     tx.commit().await.context("cannot commit the roster")?;
     tracing::info!(?stats, "roster applied");

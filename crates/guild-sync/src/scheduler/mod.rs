@@ -51,6 +51,10 @@ pub use timers::{Schedule, every, on_cron};
 /// in this request, so it waits its turn instead of being dropped.
 pub const ADDON_LOCK_WAIT: Duration = Duration::from_secs(15 * 60);
 
+/// How often a superseded upload repeats the cancel of its lock wait until the wait ends (see
+/// [`WaitCanceller::cancel`](crate::db::pipeline_lock::WaitCanceller::cancel)).
+const CANCEL_RETRY: Duration = Duration::from_millis(50);
+
 /// How a run waits when another run holds the pipeline lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockWait {
@@ -322,13 +326,25 @@ impl Scheduler {
         run_id: i64,
         superseded: &CancellationToken,
     ) -> Result<Locking> {
+        let canceller = lock.canceller();
+        let taking = take_lock(lock, wait);
+        tokio::pin!(taking);
         let waited = tokio::select! {
-            taken = take_lock(lock, wait) => Some(taken),
+            taken = &mut taking => Some(taken),
             () = superseded.cancelled() => None,
         };
         let Some(taken) = waited else {
-            // The wait goes on in the server until cancelled there.
-            lock.cancel_wait(&self.pool).await?;
+            // The wait goes on in the server until cancelled there, and a cancel that arrives
+            // before the wait has begun is lost; dropping the wait instead would leave it
+            // waiting (and holding a connection) while the newest upload waits too. So cancel
+            // until the wait is seen to end, however it ends: the run is superseded either way.
+            loop {
+                canceller.cancel(&self.pool).await?;
+                tokio::select! {
+                    _ = &mut taking => break,
+                    () = tokio::time::sleep(CANCEL_RETRY) => {}
+                }
+            }
             return Ok(Locking::Superseded);
         };
         let taken = taken?;
@@ -435,6 +451,7 @@ impl Scheduler {
             &outcome.details(),
             outcome.error.as_deref(),
             outcome.duration_seconds,
+            sync_log::StageTimings::default(),
         )
         .await;
         lock.release().await;

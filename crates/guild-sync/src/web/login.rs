@@ -34,6 +34,8 @@ pub struct LoginPage {
     max_name: usize,
     error: Option<&'static str>,
     disabled: bool,
+    /// Offer "Log in with Discord".
+    discord: bool,
 }
 
 /// The login form; sets the pre-login cookie its CSRF token is bound to.
@@ -44,6 +46,7 @@ pub async fn page(State(state): State<WebState>, jar: SignedCookieJar<Key>) -> R
         max_name: MAX_OFFICER_NAME_CHARS,
         error: None,
         disabled: state.app.admin_token().is_none(),
+        discord: state.claims.is_some(),
     };
     (jar, page).into_response()
 }
@@ -148,6 +151,7 @@ pub async fn submit(
             max_name: MAX_OFFICER_NAME_CHARS,
             error: Some("That is not the admin token."),
             disabled: false,
+            discord: state.claims.is_some(),
         };
         return Ok((StatusCode::UNAUTHORIZED, jar, page).into_response());
     }

@@ -18,6 +18,7 @@
 //! nothing: askama escapes every `{{ }}`; wrap names in `<bdi>` so right-to-left text cannot
 //! reorder the line around it.
 
+pub mod claim;
 pub mod issues;
 pub mod login;
 pub mod overview;
@@ -66,6 +67,10 @@ pub struct WebState {
     pub schedule: Schedule,
     /// Login attempts per client IP.
     pub login_limiter: login::LoginLimiter,
+    /// Discord login (officers) and member claims; `None` when not configured.
+    pub claims: Option<std::sync::Arc<crate::claims::Claims>>,
+    /// `GUILD_SYNC_OFFICER_RANK`: the lowest rank Discord login lets in.
+    pub officer_rank: String,
 }
 
 impl WebState {
@@ -76,13 +81,27 @@ impl WebState {
             // No token: nobody can log in; any key will do.
             None => Key::generate(),
         };
+        let claims = match crate::claims::Claims::from_config(config) {
+            Ok(claims) => claims.map(std::sync::Arc::new),
+            Err(err) => {
+                tracing::error!(error = %format!("{err:#}"), "Discord login and member claims disabled: a provider URL is invalid");
+                None
+            }
+        };
         WebState {
             app,
             key,
             secure_cookies: config.console_cookies_secure(),
             schedule,
             login_limiter: login::LoginLimiter::default(),
+            claims,
+            officer_rank: config.guild_sync_officer_rank.clone(),
         }
+    }
+
+    /// Whether anyone can log in to the console: the admin token, or Discord login.
+    pub fn logins_enabled(&self) -> bool {
+        self.app.admin_token().is_some() || self.claims.is_some()
     }
 }
 
@@ -93,6 +112,18 @@ pub fn router(state: WebState) -> Router {
         .route("/", get(overview::page))
         .route("/trigger/{kind}", post(overview::trigger))
         .route("/login", get(login::page).post(login::submit))
+        .route("/login/discord", get(claim::officer_login))
+        .route("/claim", get(claim::page))
+        .route("/claim/discord", get(claim::start_discord))
+        .route("/claim/battlenet", get(claim::start_battlenet))
+        .route(
+            crate::claims::DISCORD_CALLBACK_PATH,
+            get(claim::discord_callback),
+        )
+        .route(
+            crate::claims::BATTLENET_CALLBACK_PATH,
+            get(claim::battlenet_callback),
+        )
         .route("/logout", post(login::logout))
         .route("/review", get(review::page))
         .route("/review/{id}/link", post(review::link))

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::login::CsrfForm;
 use super::session::Session;
 use super::{Chrome, Refused, WebState};
+use crate::db::member_events::{self, EventLine};
 use crate::db::sync_log::SyncLogRow;
 use crate::scheduler::PipelineKind;
 
@@ -24,7 +25,15 @@ pub struct OverviewPage {
     issue_counts: Vec<(String, i64)>,
     open_total: i64,
     next_runs: Vec<(&'static str, String)>,
+    /// Events of the last seven days per type, and the latest of them (issue 19).
+    week_counts: Vec<(String, i64)>,
+    week_latest: Vec<EventLine>,
 }
+
+/// The "this week" panel's window.
+const WEEK: chrono::Duration = chrono::Duration::days(7);
+/// Latest events the panel lists.
+const WEEK_LATEST: i64 = 10;
 
 #[derive(Deserialize)]
 pub struct OverviewQuery {
@@ -67,6 +76,22 @@ pub async fn page(
         None => next_runs.push(("Discord", "not scheduled (not configured)".into())),
     }
     next_runs.push(("Addon", "when an export is uploaded".into()));
+    let since = now - WEEK;
+    let week_counts = member_events::counts_since(pool, since).await?;
+    let week_latest = member_events::feed(
+        pool,
+        &member_events::EventFilter {
+            since: Some(since),
+            ..Default::default()
+        },
+        WEEK_LATEST,
+        0,
+    )
+    .await?
+    .0
+    .iter()
+    .map(EventLine::from)
+    .collect();
     Ok(OverviewPage {
         chrome: Chrome::new(&session, "overview"),
         notice: query.started.map(|id| {
@@ -76,6 +101,8 @@ pub async fn page(
         issue_counts,
         open_total,
         next_runs,
+        week_counts,
+        week_latest,
     })
 }
 

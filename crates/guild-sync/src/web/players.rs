@@ -1,6 +1,7 @@
 //! Players: search; a player's alt tree with each link's source, confidence and evidence
 //! (links an officer accepted say so); unlink; set main.
 
+use crate::db::member_events::{self, EventLine};
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;
@@ -15,6 +16,8 @@ use crate::db::console_pages::{self as pages, PlayerCharacterRow, PlayerHead, Pl
 
 /// Officer actions shown on a player's page, newest first.
 const HISTORY_ROWS: i64 = 20;
+/// Events on the player page's timeline (issue 19); the API serves the full history.
+const TIMELINE_ROWS: i64 = 100;
 
 /// Longest search text, in characters.
 const MAX_QUERY_CHARS: usize = 100;
@@ -77,6 +80,7 @@ pub struct PlayerPage {
     player: PlayerHead,
     links: Vec<LinkView>,
     history: Vec<ActionRow>,
+    timeline: Vec<EventLine>,
 }
 
 pub async fn page(
@@ -116,11 +120,17 @@ pub async fn page(
         },
     )
     .await?;
+    let timeline = member_events::player_history(&state.app.pool, id, TIMELINE_ROWS)
+        .await?
+        .iter()
+        .map(EventLine::from)
+        .collect();
     Ok(PlayerPage {
         chrome: Chrome::new(&session, "players"),
         player,
         links,
         history,
+        timeline,
     })
 }
 
@@ -139,7 +149,13 @@ pub async fn unlink(
 ) -> Result<Redirect, Refused> {
     session.check_csrf(&state, &form.csrf)?;
     // Only a link of the page's player: a stale or forged form never breaks another player's.
-    let unlinked = crate::db::api::unlink(&state.app.pool, form.link_id, Some(id)).await?;
+    let unlinked = crate::db::api::unlink(
+        &state.app.pool,
+        form.link_id,
+        Some(id),
+        crate::db::member_events::EventSource::officer(),
+    )
+    .await?;
     // The history of the player page: who unlinked what.
     crate::db::console::record_action(
         &state.app.pool,

@@ -3,7 +3,9 @@
 //!
 //! The cookie is signed with a key derived from `GUILD_SYNC_ADMIN_TOKEN` (changing the token
 //! ends every session) and holds only its issue time, a random id and the name the officer gave
-//! at login (so actions say who did them), so there is no session table. It is `HttpOnly`, `SameSite=Strict`, `Path=/`, and `Secure` when the public URL is
+//! at login — or, after a Discord login, their username and snowflake — (so actions say who did
+//! them), so there is no session table. Without an admin token, Discord login alone works with
+//! a key generated per process (sessions end at a restart). It is `HttpOnly`, `SameSite=Strict`, `Path=/`, and `Secure` when the public URL is
 //! https. The CSRF token is derived from the session (or, on the login page, from a short-lived
 //! pre-login cookie), so a form posted from another site — or without its token — is refused.
 
@@ -63,6 +65,19 @@ pub fn new_session_value(name: &str) -> String {
     }
 }
 
+/// A fresh session cookie value for an officer who logged in with Discord: the username as
+/// in [`new_session_value`], then the account's snowflake, so the action history records the
+/// officer's Discord identity (`"username (discord 1234…)"`).
+pub fn new_discord_session_value(username: &str, discord_id: &str) -> String {
+    let name = clean_officer_name(username);
+    format!(
+        "{}.{}.{}",
+        new_cookie_value(),
+        hex::encode(name.as_bytes()),
+        discord_id
+    )
+}
+
 fn clean_officer_name(name: &str) -> String {
     name.chars()
         .filter(|c| !c.is_control())
@@ -77,19 +92,26 @@ fn clean_officer_name(name: &str) -> String {
 pub fn session_in(headers: &HeaderMap, key: &Key) -> Option<(String, String)> {
     let jar = SignedCookieJar::from_headers(headers, key.clone());
     let value = jar.get(SESSION_COOKIE)?.value().to_owned();
-    let mut fields = value.splitn(3, '.');
+    let mut fields = value.splitn(4, '.');
     let issued: i64 = fields.next()?.parse().ok()?;
     let _id = fields.next()?;
     let age = Utc::now().timestamp() - issued;
     if !(0..SESSION_SECONDS).contains(&age) {
         return None;
     }
-    let officer = match fields.next() {
-        None => UNNAMED_OFFICER.to_string(),
-        Some(name) => {
-            let name = String::from_utf8(hex::decode(name).ok()?).ok()?;
-            format!("{} (console)", clean_officer_name(&name))
+    let name = match fields.next() {
+        None => None,
+        Some(name) => Some(clean_officer_name(
+            &String::from_utf8(hex::decode(name).ok()?).ok()?,
+        )),
+    };
+    let officer = match (name, fields.next()) {
+        (None, _) => UNNAMED_OFFICER.to_string(),
+        (Some(name), None) => format!("{name} (console)"),
+        (Some(name), Some(id)) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("{name} (discord {id})")
         }
+        _ => return None,
     };
     Some((value, officer))
 }
@@ -167,7 +189,7 @@ impl FromRequestParts<WebState> for Session {
         parts: &mut Parts,
         state: &WebState,
     ) -> Result<Session, LoginRequired> {
-        if state.app.admin_token().is_none() {
+        if !state.logins_enabled() {
             return Err(LoginRequired);
         }
         let (value, officer) = session_in(&parts.headers, &state.key).ok_or(LoginRequired)?;

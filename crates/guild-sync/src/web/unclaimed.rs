@@ -154,6 +154,7 @@ pub async fn link(
             discord_user_id: Some(form.discord_user_id),
             player_id: None,
         },
+        crate::db::member_events::EventSource::officer(),
     )
     .await?;
     pages::record_manual_link(pool, linked.link_id, &session.officer).await?;

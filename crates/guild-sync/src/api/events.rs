@@ -1,0 +1,175 @@
+//! The guild's memory over HTTP (issue 19): `GET /api/events` (the feed, paged and filtered)
+//! and `GET /api/identity/players/{id}/history`. Handlers validate parameters and translate to
+//! [`crate::db::member_events`]; what an event is and how it is written is not their business.
+
+use axum::Json;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::auth::Officer;
+use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
+use crate::db::member_events::{self, EventFilter, EventRow, EventType};
+
+/// Events per page when the client does not say.
+pub const DEFAULT_PER_PAGE: i64 = 100;
+/// Most events per page (issue 19).
+pub const MAX_PER_PAGE: i64 = 500;
+/// Highest page number accepted: 100,000 × 500 events is far beyond any guild's history.
+pub const MAX_PAGE: i64 = 100_000;
+
+/// The feed's query parameters, as sent.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Only events at or after this time (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Only events of this type (`joined_guild`, `rank_changed`, …).
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub event_type: Option<String>,
+    /// Only events of this player.
+    pub player_id: Option<i32>,
+    /// 1-based page number.
+    pub page: Option<i64>,
+    /// Events per page, 1 to 500 (default 100).
+    pub per_page: Option<i64>,
+}
+
+/// A page of events, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventsPage {
+    pub events: Vec<EventRow>,
+    pub page: i64,
+    pub per_page: i64,
+    /// Events matching the filter, on every page.
+    pub total: i64,
+}
+
+/// `(page, per_page)`, validated: out of range is a 400 naming the parameter.
+fn paging(page: Option<i64>, per_page: Option<i64>) -> Result<(i64, i64), ApiError> {
+    let page = page.unwrap_or(1);
+    let per_page = per_page.unwrap_or(DEFAULT_PER_PAGE);
+    if !(1..=MAX_PAGE).contains(&page) {
+        return Err(ApiError::BadRequest(format!(
+            "page must be between 1 and {MAX_PAGE}, got {page}"
+        )));
+    }
+    if !(1..=MAX_PER_PAGE).contains(&per_page) {
+        return Err(ApiError::BadRequest(format!(
+            "per_page must be between 1 and {MAX_PER_PAGE}, got {per_page}"
+        )));
+    }
+    Ok((page, per_page))
+}
+
+/// An event type by name: well-formed but unknown is a 422 listing the known ones.
+fn event_type_of(text: Option<&str>) -> Result<Option<EventType>, ApiError> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    EventType::parse(text).map(Some).ok_or_else(|| {
+        let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+        ApiError::Unprocessable(format!(
+            "unknown event type (expected one of {})",
+            known.join(", ")
+        ))
+    })
+}
+
+/// The guild's events, newest first: joins, leaves, returns, renames, transfers, rank changes,
+/// Discord joins, leaves, renames and role changes, and link changes — each with its type, the
+/// names involved, before and after, the run that observed it and who made it.
+#[utoipa::path(get, path = "/api/events", tag = "identity",
+    security(("bearer" = [])),
+    params(EventsQuery),
+    responses((status = 200, body = EventsPage), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn events(
+    State(state): State<AppState>,
+    _officer: Officer,
+    ApiQuery(query): ApiQuery<EventsQuery>,
+) -> Result<Json<EventsPage>, ApiError> {
+    let (page, per_page) = paging(query.page, query.per_page)?;
+    let filter = EventFilter {
+        since: query.since,
+        event_type: event_type_of(query.event_type.as_deref())?,
+        player_id: query.player_id,
+    };
+    let (events, total) =
+        member_events::feed(&state.pool, &filter, per_page, (page - 1) * per_page).await?;
+    Ok(Json(EventsPage {
+        events,
+        page,
+        per_page,
+        total,
+    }))
+}
+
+/// The history route's query parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// How many of the newest events, 1 to 500 (default 100).
+    pub limit: Option<i64>,
+}
+
+/// A player's history.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PlayerHistory {
+    pub player_id: i32,
+    /// Newest first: the player's events, and those of their characters and Discord account
+    /// from before they were linked.
+    pub events: Vec<EventRow>,
+}
+
+/// One player's history across all their characters and their Discord account.
+#[utoipa::path(get, path = "/api/identity/players/{id}/history", tag = "identity",
+    security(("bearer" = [])),
+    params(("id" = i32, Path, description = "players.id"), HistoryQuery),
+    responses((status = 200, body = PlayerHistory), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn player_history(
+    State(state): State<AppState>,
+    _officer: Officer,
+    ApiPath(id): ApiPath<i32>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
+) -> Result<Json<PlayerHistory>, ApiError> {
+    let (_, limit) = paging(None, query.limit)
+        .map_err(|_| ApiError::BadRequest(format!("limit must be between 1 and {MAX_PER_PAGE}")))?;
+    if !member_events::player_exists(&state.pool, id).await? {
+        return Err(ApiError::NotFound(format!("player {id} does not exist")));
+    }
+    let events = member_events::player_history(&state.pool, id, limit).await?;
+    Ok(Json(PlayerHistory {
+        player_id: id,
+        events,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paging_bounds_and_event_types_are_checked() {
+        assert_eq!(paging(None, None).unwrap(), (1, DEFAULT_PER_PAGE));
+        assert_eq!(paging(Some(3), Some(500)).unwrap(), (3, 500));
+        for (page, per_page) in [(Some(0), None), (None, Some(0)), (None, Some(501))] {
+            assert!(matches!(
+                paging(page, per_page),
+                Err(ApiError::BadRequest(_))
+            ));
+        }
+        assert_eq!(event_type_of(None).unwrap(), None);
+        assert_eq!(
+            event_type_of(Some("rank_changed")).unwrap(),
+            Some(EventType::RankChanged)
+        );
+        assert!(matches!(
+            event_type_of(Some("promoted")),
+            Err(ApiError::Unprocessable(_))
+        ));
+    }
+}

@@ -1,0 +1,472 @@
+//! `guild_identity.member_events`: the guild's memory (issue 19) — what changed, when, for
+//! whom, seen by which run and done by whom.
+//!
+//! This module owns the event vocabulary ([`EventType`], [`Actor`]), the reads (the paged feed,
+//! a player's history, the week's summary and the digest) and retention. It does **not** own
+//! the writes of sync events: those are part of the statements that make the changes (data-
+//! modifying CTEs in `db/characters.rs`, `db/discord_users.rs`, `db/players.rs`, `db/api.rs`),
+//! so an event exists exactly when its change committed. The one shared piece of writing SQL is
+//! [`link_events_sql`], which every link writer (engine, officer, claim) appends to its own
+//! statement.
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgExecutor;
+
+/// Who made a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Actor {
+    /// A scheduled or manual sync, or the identity engine.
+    Engine,
+    /// An officer in the console or the API.
+    Officer,
+    /// A member claiming their own characters.
+    Claim,
+    /// A real-time Discord gateway event.
+    Gateway,
+}
+
+impl Actor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Actor::Engine => "engine",
+            Actor::Officer => "officer",
+            Actor::Claim => "claim",
+            Actor::Gateway => "gateway",
+        }
+    }
+}
+
+/// Who wrote a batch of changes, and the `sync_log` run that observed them (if any): bound into
+/// the writing statements as two parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventSource {
+    pub actor: Actor,
+    pub run_id: Option<i64>,
+}
+
+impl EventSource {
+    /// A recorded sync run.
+    pub fn run(run_id: i64) -> EventSource {
+        EventSource {
+            actor: Actor::Engine,
+            run_id: Some(run_id),
+        }
+    }
+
+    /// A write outside any recorded run (benchmarks and tests applying a stage directly).
+    pub fn unrecorded() -> EventSource {
+        EventSource {
+            actor: Actor::Engine,
+            run_id: None,
+        }
+    }
+
+    /// A real-time gateway event.
+    pub fn gateway() -> EventSource {
+        EventSource {
+            actor: Actor::Gateway,
+            run_id: None,
+        }
+    }
+
+    /// An officer's edit.
+    pub fn officer() -> EventSource {
+        EventSource {
+            actor: Actor::Officer,
+            run_id: None,
+        }
+    }
+}
+
+/// The kinds of event, as stored in `member_events.event_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    JoinedGuild,
+    LeftGuild,
+    Returned,
+    Renamed,
+    Transferred,
+    RankChanged,
+    DiscordJoined,
+    DiscordLeft,
+    DiscordRenamed,
+    DiscordRolesChanged,
+    Linked,
+    Unlinked,
+    LinkMoved,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 13] = [
+        EventType::JoinedGuild,
+        EventType::LeftGuild,
+        EventType::Returned,
+        EventType::Renamed,
+        EventType::Transferred,
+        EventType::RankChanged,
+        EventType::DiscordJoined,
+        EventType::DiscordLeft,
+        EventType::DiscordRenamed,
+        EventType::DiscordRolesChanged,
+        EventType::Linked,
+        EventType::Unlinked,
+        EventType::LinkMoved,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::JoinedGuild => "joined_guild",
+            EventType::LeftGuild => "left_guild",
+            EventType::Returned => "returned",
+            EventType::Renamed => "renamed",
+            EventType::Transferred => "transferred",
+            EventType::RankChanged => "rank_changed",
+            EventType::DiscordJoined => "discord_joined",
+            EventType::DiscordLeft => "discord_left",
+            EventType::DiscordRenamed => "discord_renamed",
+            EventType::DiscordRolesChanged => "discord_roles_changed",
+            EventType::Linked => "linked",
+            EventType::Unlinked => "unlinked",
+            EventType::LinkMoved => "link_moved",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+}
+
+/// The `INSERT INTO member_events` of link changes, to append to a statement's `WITH` list:
+/// `changes` names an earlier CTE with columns `(event_type, player_id, character_id, before,
+/// after)`; `actor` and `run` are the numbers of the positional parameters holding the actor
+/// text and the run id (`int8`, may be NULL). The one place the link events' shape is spelled,
+/// for the engine's batch links, officers' links and unlinks, and claims. A macro (not a
+/// function) because sqlx takes only `'static` SQL text, so the statement is built by
+/// `concat!` at compile time.
+macro_rules! link_events_sql {
+    ($changes:literal, $actor:literal, $run:literal) => {
+        concat!(
+            "link_events AS (
+             INSERT INTO guild_identity.member_events
+                 (event_type, player_id, character_id, discord_user_id, before, after, run_id, actor)
+             SELECT c.event_type, c.player_id, c.character_id, p.discord_user_id,
+                    c.before, c.after || jsonb_build_object('character', wc.character_name,
+                                                           'realm', wc.realm_slug),
+                    $", $run, "::int8, $", $actor, "::text
+             FROM ", $changes, " c
+             LEFT JOIN guild_identity.wow_characters wc ON wc.id = c.character_id
+             LEFT JOIN guild_identity.players p ON p.id = c.player_id
+         )"
+        )
+    };
+}
+pub(crate) use link_events_sql;
+
+/// One event as the API and the console show it, with the names involved (as they are now).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+pub struct EventRow {
+    pub id: i64,
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+    pub actor: String,
+    pub run_id: Option<i64>,
+    pub character_id: Option<i32>,
+    pub character_name: Option<String>,
+    pub realm_slug: Option<String>,
+    pub discord_user_id: Option<i32>,
+    pub discord_name: Option<String>,
+    pub player_id: Option<i32>,
+    pub player_name: Option<String>,
+    #[schema(value_type = Object)]
+    pub before: Option<serde_json::Value>,
+    #[schema(value_type = Object)]
+    pub after: Option<serde_json::Value>,
+}
+
+impl EventRow {
+    /// One readable sentence for the console's timeline and the digest, from the names the
+    /// event recorded (falling back to today's names). Plain text: callers escape it for their
+    /// medium (askama escapes HTML; the digest escapes Discord markdown).
+    pub fn describe(&self) -> String {
+        let field = |doc: &Option<serde_json::Value>, key: &str| -> Option<String> {
+            doc.as_ref()?.get(key)?.as_str().map(str::to_owned)
+        };
+        let character = field(&self.after, "name")
+            .or_else(|| field(&self.before, "name"))
+            .or_else(|| field(&self.after, "character"))
+            .or_else(|| self.character_name.clone())
+            .unwrap_or_else(|| "a character".into());
+        let discord = field(&self.after, "display_name")
+            .or_else(|| field(&self.before, "display_name"))
+            .or_else(|| self.discord_name.clone())
+            .unwrap_or_else(|| "a Discord member".into());
+        let player = self
+            .player_name
+            .clone()
+            .unwrap_or_else(|| "a player".into());
+        let rank = |doc: &Option<serde_json::Value>| {
+            field(doc, "rank").unwrap_or_else(|| "no known rank".into())
+        };
+        let index = |doc: &Option<serde_json::Value>| {
+            doc.as_ref()
+                .and_then(|d| d.get("rank_index"))
+                .and_then(serde_json::Value::as_i64)
+        };
+        let roles = |doc: &Option<serde_json::Value>| {
+            let list: Vec<String> = doc
+                .as_ref()
+                .and_then(|d| d.get("roles"))
+                .and_then(serde_json::Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|r| r.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if list.is_empty() {
+                "none".to_string()
+            } else {
+                list.join(", ")
+            }
+        };
+        match EventType::parse(&self.event_type) {
+            Some(EventType::JoinedGuild) => {
+                format!("{character} joined the guild as {}", rank(&self.after))
+            }
+            Some(EventType::LeftGuild) => format!("{character} left the guild"),
+            Some(EventType::Returned) => format!("{character} returned to the guild"),
+            Some(EventType::Renamed) => format!(
+                "{} renamed to {}",
+                field(&self.before, "name").unwrap_or_default(),
+                field(&self.after, "name").unwrap_or_default()
+            ),
+            Some(EventType::Transferred) => format!(
+                "{}-{} transferred to {}-{}",
+                field(&self.before, "name").unwrap_or_default(),
+                field(&self.before, "realm").unwrap_or_default(),
+                field(&self.after, "name").unwrap_or_default(),
+                field(&self.after, "realm").unwrap_or_default()
+            ),
+            Some(EventType::RankChanged) => {
+                // A lower in-game rank index is the more senior rank.
+                let verb = match (index(&self.before), index(&self.after)) {
+                    (Some(b), Some(a)) if a < b => "promoted",
+                    (Some(b), Some(a)) if a > b => "demoted",
+                    _ => "moved",
+                };
+                format!(
+                    "{} {verb} from {} to {}",
+                    self.character_name.clone().unwrap_or(character),
+                    rank(&self.before),
+                    rank(&self.after)
+                )
+            }
+            Some(EventType::DiscordJoined) => format!("{discord} joined the Discord server"),
+            Some(EventType::DiscordLeft) => format!("{discord} left the Discord server"),
+            Some(EventType::DiscordRenamed) => format!(
+                "{} is now {} on Discord",
+                field(&self.before, "display_name").unwrap_or_default(),
+                field(&self.after, "display_name").unwrap_or_default()
+            ),
+            Some(EventType::DiscordRolesChanged) => format!(
+                "{discord}'s guild roles: {} → {}",
+                roles(&self.before),
+                roles(&self.after)
+            ),
+            Some(EventType::Linked) => format!("{character} linked to {player}"),
+            Some(EventType::Unlinked) => format!("{character} unlinked from {player}"),
+            Some(EventType::LinkMoved) => format!("{character} moved to {player}"),
+            None => self.event_type.clone(),
+        }
+    }
+}
+
+/// An event as the console lists it: when, what kind, who did it, and the sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventLine {
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub actor: String,
+    pub text: String,
+}
+
+impl From<&EventRow> for EventLine {
+    fn from(e: &EventRow) -> EventLine {
+        EventLine {
+            at: e.occurred_at,
+            kind: e.event_type.clone(),
+            actor: e.actor.clone(),
+            text: e.describe(),
+        }
+    }
+}
+
+/// The select list and joins every event read shares (names resolved now, not at write time).
+macro_rules! event_select {
+    () => {
+        "SELECT e.id, e.event_type, e.occurred_at, e.actor, e.run_id,
+                e.character_id, wc.character_name, wc.realm_slug,
+                e.discord_user_id, COALESCE(NULLIF(du.display_name, ''), du.username) AS discord_name,
+                e.player_id, p.display_name AS player_name, e.before, e.after
+         FROM guild_identity.member_events e
+         LEFT JOIN guild_identity.wow_characters wc ON wc.id = e.character_id
+         LEFT JOIN guild_identity.discord_users du ON du.id = e.discord_user_id
+         LEFT JOIN guild_identity.players p ON p.id = e.player_id"
+    };
+}
+
+/// A filter on the feed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    pub since: Option<DateTime<Utc>>,
+    pub event_type: Option<EventType>,
+    pub player_id: Option<i32>,
+}
+
+/// One page of the feed, newest first, and the number of events matching `filter`.
+pub async fn feed<'c>(
+    db: impl PgExecutor<'c> + Copy,
+    filter: &EventFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<EventRow>, i64)> {
+    let events = sqlx::query_as(concat!(
+        event_select!(),
+        "
+         WHERE ($1::timestamptz IS NULL OR e.occurred_at >= $1)
+           AND ($2::text IS NULL OR e.event_type = $2)
+           AND ($3::int4 IS NULL OR e.player_id = $3)
+         ORDER BY e.occurred_at DESC, e.id DESC
+         LIMIT $4 OFFSET $5"
+    ))
+    .bind(filter.since)
+    .bind(filter.event_type.map(EventType::as_str))
+    .bind(filter.player_id)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db)
+    .await
+    .context("cannot read the event feed")?;
+    let total: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM guild_identity.member_events e
+         WHERE ($1::timestamptz IS NULL OR e.occurred_at >= $1)
+           AND ($2::text IS NULL OR e.event_type = $2)
+           AND ($3::int4 IS NULL OR e.player_id = $3)",
+    )
+    .bind(filter.since)
+    .bind(filter.event_type.map(EventType::as_str))
+    .bind(filter.player_id)
+    .fetch_one(db)
+    .await
+    .context("cannot count the event feed")?;
+    Ok((events, total))
+}
+
+/// A player's history, newest first: events naming the player, and events of their characters
+/// and Discord account recorded before they were linked (those carry no player id).
+pub async fn player_history(
+    db: impl PgExecutor<'_>,
+    player_id: i32,
+    limit: i64,
+) -> Result<Vec<EventRow>> {
+    Ok(sqlx::query_as(concat!(
+        event_select!(),
+        "
+         WHERE e.id IN (
+             SELECT id FROM guild_identity.member_events WHERE player_id = $1
+             UNION
+             SELECT me.id FROM guild_identity.member_events me
+             JOIN guild_identity.player_characters pc ON pc.character_id = me.character_id
+             WHERE pc.player_id = $1 AND me.player_id IS NULL
+             UNION
+             SELECT me.id FROM guild_identity.member_events me
+             JOIN guild_identity.players pl ON pl.discord_user_id = me.discord_user_id
+             WHERE pl.id = $1 AND me.player_id IS NULL)
+         ORDER BY e.occurred_at DESC, e.id DESC
+         LIMIT $2"
+    ))
+    .bind(player_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+    .context("cannot read the player's history")?)
+}
+
+/// How many events of each type happened since `since` (the overview's "this week" panel).
+pub async fn counts_since(
+    db: impl PgExecutor<'_>,
+    since: DateTime<Utc>,
+) -> Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT event_type, count(*) FROM guild_identity.member_events
+         WHERE occurred_at >= $1 GROUP BY event_type ORDER BY count(*) DESC, event_type",
+    )
+    .bind(since)
+    .fetch_all(db)
+    .await
+    .context("cannot count this week's events")?)
+}
+
+/// The digest's events since `since`: joins, leaves, rank changes and renames, oldest first,
+/// at most `limit` of them.
+pub async fn digest_events(
+    db: impl PgExecutor<'_>,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<EventRow>> {
+    Ok(sqlx::query_as(concat!(
+        event_select!(),
+        "
+         WHERE e.occurred_at >= $1
+           AND e.event_type IN ('joined_guild', 'left_guild', 'rank_changed', 'renamed')
+         ORDER BY e.occurred_at, e.id
+         LIMIT $2"
+    ))
+    .bind(since)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+    .context("cannot read the digest's events")?)
+}
+
+/// Delete events older than `days` days; returns how many.
+pub async fn purge_older_than(db: impl PgExecutor<'_>, days: i32) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM guild_identity.member_events
+         WHERE occurred_at < now() - make_interval(days => $1)",
+    )
+    .bind(days)
+    .execute(db)
+    .await
+    .context("cannot purge old events")?;
+    Ok(done.rows_affected())
+}
+
+/// Whether a player exists (the history route answers 404 otherwise).
+pub async fn player_exists(db: impl PgExecutor<'_>, player_id: i32) -> Result<bool> {
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM guild_identity.players WHERE id = $1)")
+            .bind(player_id)
+            .fetch_one(db)
+            .await
+            .context("cannot look the player up")?,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_type_reads_back_as_itself() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Some(t));
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+        assert_eq!(EventType::parse("promoted"), None);
+    }
+}

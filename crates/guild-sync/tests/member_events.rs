@@ -1,0 +1,421 @@
+//! Issue 19: `member_events` written by real syncs against a real PostgreSQL — every roster
+//! event (join, leave, return, rename, realm transfer, promotion), the Discord full sync's
+//! events, links by the engine and by an officer (and unlinks) — none on a refused or failed
+//! sync and none on a second identical run.
+
+mod blizzard_support;
+mod common;
+
+use blizzard_support::{Member, fetched, guard, member};
+use guild_sync::config::{Config, RemovalGuard};
+use guild_sync::db::api::{ManualLink, link_character, unlink};
+use guild_sync::db::member_events::{EventSource, EventType};
+use guild_sync::db_sync::sync_fetched;
+use guild_sync::discord_sync::{self, DiscordInput, DiscordSnapshot};
+use guild_sync::identity_engine::run_matching;
+use guild_sync::testing::TestDb;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use common::within_a_minute;
+
+/// One stored event, as the tests compare them.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+struct Event {
+    event_type: String,
+    actor: String,
+    run_id: Option<i64>,
+    character_id: Option<i32>,
+    discord_user_id: Option<i32>,
+    player_id: Option<i32>,
+    before: Option<Value>,
+    after: Option<Value>,
+}
+
+async fn events(pool: &PgPool) -> Vec<Event> {
+    sqlx::query_as(
+        "SELECT event_type, actor, run_id, character_id, discord_user_id, player_id, before, after
+         FROM guild_identity.member_events ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+async fn count(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM guild_identity.member_events")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// The id of the latest `sync_log` run of `source`.
+async fn last_run(pool: &PgPool, source: &str) -> i64 {
+    sqlx::query_scalar("SELECT max(id) FROM guild_identity.sync_log WHERE source = $1")
+        .bind(source)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn character_id(pool: &PgPool, blizzard_id: i64) -> i32 {
+    sqlx::query_scalar("SELECT id FROM guild_identity.wow_characters WHERE blizzard_id = $1")
+        .bind(blizzard_id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn roster(pool: &PgPool, members: &[Member]) -> anyhow::Result<()> {
+    sync_fetched(pool, &fetched(members), guard())
+        .await
+        .map(|_| ())
+}
+
+fn of_type(events: &[Event], t: EventType) -> Vec<&Event> {
+    events
+        .iter()
+        .filter(|e| e.event_type == t.as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn roster_syncs_record_joins_renames_transfers_promotions_leaves_and_returns() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let pool = &db.pool;
+        let start = vec![
+            member(1, "Arthas"),
+            member(2, "Jaina"),
+            member(3, "Thrall"),
+            member(4, "Sylvanas"),
+            member(5, "Anduin"),
+        ];
+        roster(pool, &start).await.unwrap();
+        let first = events(pool).await;
+        let run = last_run(pool, "blizzard").await;
+        assert_eq!(first.len(), 5, "{first:#?}");
+        assert!(first.iter().all(|e| e.event_type == "joined_guild"
+            && e.actor == "engine"
+            && e.run_id == Some(run)));
+        let mut joined: Vec<&str> = first
+            .iter()
+            .map(|e| e.after.as_ref().unwrap()["name"].as_str().unwrap())
+            .collect();
+        joined.sort_unstable();
+        assert_eq!(
+            joined,
+            vec!["Anduin", "Arthas", "Jaina", "Sylvanas", "Thrall"]
+        );
+
+        // A player owns Thrall: its later events carry the player.
+        let thrall = character_id(pool, 3).await;
+        let player = guild_sync::testing::seed::player(pool, "Go'el", None).await;
+        guild_sync::testing::seed::link(pool, player, thrall).await;
+
+        // Arthas renames, Jaina transfers (same Blizzard ids), Thrall is promoted (rank 3 → 2),
+        // Sylvanas leaves.
+        let mut next = start.clone();
+        next[0].name = "Deathknight".into();
+        next[1].realm = "kelthuzad".into();
+        next[2].rank = 2;
+        next.remove(3);
+        roster(pool, &next).await.unwrap();
+        let run = last_run(pool, "blizzard").await;
+        let second: Vec<Event> = events(pool).await.split_off(5);
+        let types: Vec<&str> = second.iter().map(|e| e.event_type.as_str()).collect();
+        assert_eq!(
+            {
+                let mut t = types.clone();
+                t.sort_unstable();
+                t
+            },
+            vec!["left_guild", "rank_changed", "renamed", "transferred"],
+            "{second:#?}"
+        );
+        assert!(
+            second
+                .iter()
+                .all(|e| e.run_id == Some(run) && e.actor == "engine")
+        );
+        let renamed = of_type(&second, EventType::Renamed)[0];
+        assert_eq!(renamed.character_id, Some(character_id(pool, 1).await));
+        assert_eq!(renamed.before.as_ref().unwrap()["name"], "Arthas");
+        assert_eq!(renamed.after.as_ref().unwrap()["name"], "Deathknight");
+        let transferred = of_type(&second, EventType::Transferred)[0];
+        assert_eq!(transferred.before.as_ref().unwrap()["realm"], "senjin");
+        assert_eq!(transferred.after.as_ref().unwrap()["realm"], "kelthuzad");
+        let promoted = of_type(&second, EventType::RankChanged)[0];
+        assert_eq!(promoted.character_id, Some(thrall));
+        assert_eq!(promoted.player_id, Some(player));
+        assert_eq!(promoted.before.as_ref().unwrap()["rank_index"], 3);
+        assert_eq!(promoted.after.as_ref().unwrap()["rank_index"], 2);
+        let left = of_type(&second, EventType::LeftGuild)[0];
+        assert_eq!(left.character_id, Some(character_id(pool, 4).await));
+        assert_eq!(left.before.as_ref().unwrap()["name"], "Sylvanas");
+
+        // The same roster again: nothing changed, nothing recorded.
+        roster(pool, &next).await.unwrap();
+        assert_eq!(count(pool).await, 9);
+
+        // Sylvanas returns.
+        let mut back = next.clone();
+        back.push(start[3].clone());
+        roster(pool, &back).await.unwrap();
+        let all = events(pool).await;
+        assert_eq!(all.len(), 10);
+        let returned = &all[9];
+        assert_eq!(returned.event_type, "returned");
+        assert_eq!(returned.character_id, Some(character_id(pool, 4).await));
+        assert!(returned.before.as_ref().unwrap()["left_at"].is_string());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_refused_or_failed_roster_records_no_event() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let pool = &db.pool;
+        let members: Vec<Member> = (1..=6).map(|i| member(i, &format!("Char{i}"))).collect();
+        roster(pool, &members).await.unwrap();
+        let before = count(pool).await;
+        assert_eq!(before, 6);
+
+        // Four of six leaving at once is refused by the removal guard …
+        let err = roster(pool, &members[..2]).await.expect_err("refused");
+        assert!(format!("{err:#}").contains("refusing"), "{err:#}");
+        // … and a roster whose profiles are missing fails before writing, even with a rename in it.
+        let mut renamed = members.clone();
+        renamed[0].name = "Renamed".into();
+        let mut half = fetched(&renamed);
+        half.profiles.pop();
+        let allow = RemovalGuard {
+            max_fraction: 1.0,
+            allow_mass_removal: true,
+        };
+        sync_fetched(pool, &half, allow).await.expect_err("failed");
+        assert_eq!(count(pool).await, before, "{:#?}", events(pool).await);
+    })
+    .await;
+}
+
+fn discord_roles() -> Value {
+    json!([
+        {"id": "900", "name": "@everyone", "position": 0},
+        {"id": "903", "name": "Veteran", "position": 7},
+        {"id": "904", "name": "MEMBER", "position": 6}
+    ])
+}
+
+fn discord_member(id: &str, username: &str, nick: Option<&str>, roles: &[&str]) -> Value {
+    json!({
+        "user": {"id": id, "username": username, "global_name": null, "bot": false},
+        "nick": nick,
+        "roles": roles,
+        "joined_at": "2024-05-01T18:30:00.000000+00:00"
+    })
+}
+
+async fn discord(pool: &PgPool, members: Vec<Value>) -> anyhow::Result<()> {
+    let snapshot: DiscordSnapshot =
+        serde_json::from_value(json!({"roles": discord_roles(), "members": members})).unwrap();
+    discord_sync::run(
+        pool,
+        &Config::defaults(),
+        DiscordInput::Snapshot(snapshot),
+        guard(),
+    )
+    .await
+    .map(|_| ())
+}
+
+#[tokio::test]
+async fn discord_syncs_record_joins_renames_role_changes_and_leaves_once() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let pool = &db.pool;
+        let everyone = vec![
+            discord_member("11", "thrall", None, &["904"]),
+            discord_member("12", "jaina", None, &["904"]),
+            discord_member("13", "anduin", None, &[]),
+        ];
+        discord(pool, everyone.clone()).await.unwrap();
+        let first = events(pool).await;
+        assert_eq!(first.len(), 3);
+        assert!(first.iter().all(|e| e.event_type == "discord_joined"));
+        assert_eq!(first[0].run_id, Some(last_run(pool, "discord").await));
+
+        discord(pool, everyone.clone()).await.unwrap();
+        assert_eq!(count(pool).await, 3, "an identical run records nothing");
+
+        // thrall takes a nickname, jaina becomes a Veteran, anduin leaves.
+        let changed = vec![
+            discord_member("11", "thrall", Some("Warchief"), &["904"]),
+            discord_member("12", "jaina", None, &["903", "904"]),
+        ];
+        discord(pool, changed.clone()).await.unwrap();
+        let second = events(pool).await.split_off(3);
+        let mut types: Vec<&str> = second.iter().map(|e| e.event_type.as_str()).collect();
+        types.sort_unstable();
+        assert_eq!(
+            types,
+            vec!["discord_left", "discord_renamed", "discord_roles_changed"]
+        );
+        let renamed = of_type(&second, EventType::DiscordRenamed)[0];
+        assert_eq!(renamed.before.as_ref().unwrap()["display_name"], "thrall");
+        assert_eq!(renamed.after.as_ref().unwrap()["display_name"], "Warchief");
+        let roles = of_type(&second, EventType::DiscordRolesChanged)[0];
+        assert_eq!(roles.before.as_ref().unwrap()["roles"], json!(["Member"]));
+        assert_eq!(
+            roles.after.as_ref().unwrap()["roles"],
+            json!(["Veteran", "Member"])
+        );
+
+        // anduin comes back: a join again.
+        let mut back = changed;
+        back.push(discord_member("13", "anduin", None, &[]));
+        discord(pool, back.clone()).await.unwrap();
+        assert_eq!(count(pool).await, 7);
+        assert_eq!(events(pool).await[6].event_type, "discord_joined");
+        discord(pool, back).await.unwrap();
+        assert_eq!(count(pool).await, 7, "an identical run records nothing");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_refused_discord_sync_records_no_event() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let pool = &db.pool;
+        let everyone: Vec<Value> = (1..=4)
+            .map(|i| discord_member(&format!("2{i}"), &format!("user{i}"), None, &[]))
+            .collect();
+        discord(pool, everyone.clone()).await.unwrap();
+        // A renamed member in a list that would drop three of four: refused, nothing recorded.
+        let refused = vec![discord_member("21", "user1", Some("Renamed"), &["904"])];
+        discord(pool, refused)
+            .await
+            .expect_err("mass removal refused");
+        assert_eq!(count(pool).await, 4);
+    })
+    .await;
+}
+
+async fn character(pool: &PgPool, name: &str) -> i32 {
+    sqlx::query_scalar(
+        "INSERT INTO guild_identity.wow_characters (character_name, realm_slug)
+         VALUES ($1, 'senjin') RETURNING id",
+    )
+    .bind(name)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn discord_user(pool: &PgPool, id: &str, username: &str) -> i32 {
+    sqlx::query_scalar(
+        "INSERT INTO guild_identity.discord_users (discord_id, username, highest_guild_role,
+             all_guild_roles)
+         VALUES ($1, $2, 'Member', ARRAY['Member']) RETURNING id",
+    )
+    .bind(id)
+    .bind(username)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn links_by_the_engine_and_by_an_officer_and_unlinks_are_recorded_with_their_actor() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let pool = &db.pool;
+        // The engine links Zatanna to the Discord user of the same name.
+        let zatanna = character(pool, "Zatanna").await;
+        let user = discord_user(pool, "31", "zatanna").await;
+        run_matching(pool).await.unwrap();
+        let engine = events(pool).await;
+        assert_eq!(engine.len(), 1, "{engine:#?}");
+        let linked = &engine[0];
+        let player: i32 = sqlx::query_scalar(
+            "SELECT player_id FROM guild_identity.player_characters WHERE character_id = $1",
+        )
+        .bind(zatanna)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            (linked.event_type.as_str(), linked.actor.as_str()),
+            ("linked", "engine")
+        );
+        assert_eq!(linked.run_id, Some(last_run(pool, "match").await));
+        assert_eq!(
+            (
+                linked.character_id,
+                linked.player_id,
+                linked.discord_user_id
+            ),
+            (Some(zatanna), Some(player), Some(user))
+        );
+        assert_eq!(linked.after.as_ref().unwrap()["link_source"], "exact_name");
+        assert_eq!(linked.after.as_ref().unwrap()["character"], "Zatanna");
+
+        // A second run has nothing left to link, and records nothing.
+        run_matching(pool).await.unwrap();
+        assert_eq!(count(pool).await, 1);
+
+        // An officer links an alt to the same player, then unlinks it.
+        let alt = character(pool, "Zatbank").await;
+        let done = link_character(
+            pool,
+            ManualLink {
+                character_id: alt,
+                discord_user_id: None,
+                player_id: Some(player),
+            },
+            EventSource::officer(),
+        )
+        .await
+        .unwrap();
+        unlink(pool, done.link_id, None, EventSource::officer())
+            .await
+            .unwrap();
+        let officer = events(pool).await.split_off(1);
+        assert_eq!(officer.len(), 2, "{officer:#?}");
+        assert_eq!(
+            officer
+                .iter()
+                .map(|e| (
+                    e.event_type.as_str(),
+                    e.actor.as_str(),
+                    e.character_id,
+                    e.player_id
+                ))
+                .collect::<Vec<_>>(),
+            vec![
+                ("linked", "officer", Some(alt), Some(player)),
+                ("unlinked", "officer", Some(alt), Some(player)),
+            ]
+        );
+        assert_eq!(officer[1].before.as_ref().unwrap()["link_source"], "manual");
+        assert!(officer.iter().all(|e| e.run_id.is_none()));
+
+        // A refused link (the character belongs to another player) records nothing.
+        let other = guild_sync::testing::seed::player(pool, "Other", None).await;
+        link_character(
+            pool,
+            ManualLink {
+                character_id: zatanna,
+                discord_user_id: None,
+                player_id: Some(other),
+            },
+            EventSource::officer(),
+        )
+        .await
+        .expect_err("conflict");
+        assert_eq!(count(pool).await, 3);
+    })
+    .await;
+}
