@@ -40,6 +40,12 @@ async fn cached<T>(
     Ok(rows)
 }
 
+/// Every in-guild character with whether it is linked, from the same cache as
+/// [`for_discord_user`]'s pool: the Discord commands' autocomplete reads it on every keystroke.
+pub async fn characters(pool: &PgPool) -> Result<Arc<Vec<CharacterCandidateRow>>> {
+    cached(&CHARACTER_POOL, pool, console::character_candidates(pool)).await
+}
+
 /// A Discord user's names as the matcher reads them.
 fn user_names(user: &DiscordCandidateRow) -> Vec<(&'static str, &str)> {
     let mut names = vec![("username", user.username.as_str())];

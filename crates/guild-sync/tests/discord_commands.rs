@@ -1007,3 +1007,32 @@ async fn serve_registers_the_commands_and_answers_them_over_its_gateway() {
     })
     .await
 }
+
+#[tokio::test]
+async fn claim_is_registered_and_links_privately_to_the_claim_page_when_claims_are_configured() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let discord = fake_discord().await;
+        seed(&db.pool).await;
+        let mut config = config(&discord);
+        config.discord_client_id = Some("7000".into());
+        config.discord_client_secret = Some(Secret::new("oauth-secret"));
+        config.blizzard_client_id = Some("bnet".into());
+        config.blizzard_client_secret = Some(Secret::new("bnet-secret"));
+        config.guild_sync_public_url = Some("https://guild.example/".into());
+        let running = Running::start(&db.pool, &config).await;
+        let put = wait_for(&discord, COMMANDS_PATH, 2).await.remove(1).1;
+        assert!(put.as_array().unwrap().iter().any(|c| c["name"] == "claim"), "{put}");
+
+        running.deliver(interaction(2, "901", member("5003", "peon"), command("claim", json!([])), None));
+        let claim = callback(&discord, "901").await;
+        assert_eq!(claim["type"], 4);
+        assert_eq!(claim["data"]["flags"], EPHEMERAL);
+        assert_eq!(
+            claim["data"]["content"],
+            "Link your Battle.net characters to your Discord account here: https://guild.example/claim"
+        );
+        running.gateway.shutdown().await;
+    })
+    .await
+}

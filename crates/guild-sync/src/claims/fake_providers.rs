@@ -272,6 +272,8 @@ fn oauth_error(error: &str) -> Response {
 }
 
 /// Check a token request (client auth, code, redirect URI, PKCE) and hand out a token.
+// The error is the refusal the handler answers with as is; boxing it would only add a step.
+#[allow(clippy::result_large_err)]
 fn redeem(
     fake: &FakeProviders,
     headers: &HeaderMap,

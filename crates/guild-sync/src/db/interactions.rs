@@ -1,6 +1,5 @@
-//! The SQL of the Discord commands and report buttons (issue 20): the signing key of the
-//! buttons' custom ids, `/whois`'s player card, the character pool `/link` and `/unlink`
-//! autocomplete from, and the officer's link and unlink — each one transaction with its
+//! The SQL of the Discord commands and report buttons (issue 20): `/whois`'s player card, the
+//! issue a button acts on, and the officer's link and unlink — each one transaction with its
 //! `officer_actions` row, so a Discord action sits in the same history as a console one.
 //! Who may act, and what to answer, is `discord_interactions`' business, not this module's.
 
@@ -11,26 +10,7 @@ use sqlx::{PgExecutor, PgPool};
 
 use super::api::{Linked, ManualLink, Unlinked, link_character_in};
 use super::console::{ConsoleError, record_action};
-
-/// The signing key for `purpose`: the stored one, or `fresh` stored and returned when there is
-/// none yet. One statement, so two processes starting together agree on one key.
-pub async fn signing_key(db: impl PgExecutor<'_>, purpose: &str, fresh: &[u8]) -> Result<Vec<u8>> {
-    sqlx::query_scalar(
-        "WITH made AS (
-             INSERT INTO guild_identity.signing_keys (purpose, key) VALUES ($1, $2)
-             ON CONFLICT (purpose) DO NOTHING RETURNING key
-         )
-         SELECT key FROM made
-         UNION ALL
-         SELECT key FROM guild_identity.signing_keys WHERE purpose = $1
-         LIMIT 1",
-    )
-    .bind(purpose)
-    .bind(fresh)
-    .fetch_one(db)
-    .await
-    .with_context(|| format!("cannot read or store the {purpose} signing key"))
-}
+use super::member_events::EventSource;
 
 /// A Discord user guild-sync knows: `discord_users.id` and names.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -161,7 +141,7 @@ pub async fn link_by_officer(
             player_id: None,
         },
         Some(json!({"linked_by": officer, "via": via})),
-        super::member_events::EventSource::officer(),
+        EventSource::officer(),
     )
     .await?;
     sqlx::query(
@@ -208,13 +188,7 @@ pub async fn unlink_by_officer(
             "that character is not linked to anyone".into(),
         ));
     };
-    let unlinked = super::api::unlink(
-        pool,
-        link_id,
-        None,
-        super::member_events::EventSource::officer(),
-    )
-    .await?;
+    let unlinked = super::api::unlink(pool, link_id, None, EventSource::officer()).await?;
     record_action(
         pool,
         officer,

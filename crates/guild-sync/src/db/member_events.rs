@@ -373,7 +373,7 @@ pub async fn player_history(
     player_id: i32,
     limit: i64,
 ) -> Result<Vec<EventRow>> {
-    Ok(sqlx::query_as(concat!(
+    sqlx::query_as(concat!(
         event_select!(),
         "
          WHERE e.id IN (
@@ -393,7 +393,7 @@ pub async fn player_history(
     .bind(limit)
     .fetch_all(db)
     .await
-    .context("cannot read the player's history")?)
+    .context("cannot read the player's history")
 }
 
 /// How many events of each type happened since `since` (the overview's "this week" panel).
@@ -401,14 +401,14 @@ pub async fn counts_since(
     db: impl PgExecutor<'_>,
     since: DateTime<Utc>,
 ) -> Result<Vec<(String, i64)>> {
-    Ok(sqlx::query_as(
+    sqlx::query_as(
         "SELECT event_type, count(*) FROM guild_identity.member_events
          WHERE occurred_at >= $1 GROUP BY event_type ORDER BY count(*) DESC, event_type",
     )
     .bind(since)
     .fetch_all(db)
     .await
-    .context("cannot count this week's events")?)
+    .context("cannot count this week's events")
 }
 
 /// The digest's events since `since`: joins, leaves, rank changes and renames, oldest first,
@@ -418,7 +418,7 @@ pub async fn digest_events(
     since: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<EventRow>> {
-    Ok(sqlx::query_as(concat!(
+    sqlx::query_as(concat!(
         event_select!(),
         "
          WHERE e.occurred_at >= $1
@@ -430,7 +430,7 @@ pub async fn digest_events(
     .bind(limit)
     .fetch_all(db)
     .await
-    .context("cannot read the digest's events")?)
+    .context("cannot read the digest's events")
 }
 
 /// Delete events older than `days` days; returns how many.
@@ -448,13 +448,11 @@ pub async fn purge_older_than(db: impl PgExecutor<'_>, days: i32) -> Result<u64>
 
 /// Whether a player exists (the history route answers 404 otherwise).
 pub async fn player_exists(db: impl PgExecutor<'_>, player_id: i32) -> Result<bool> {
-    Ok(
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM guild_identity.players WHERE id = $1)")
-            .bind(player_id)
-            .fetch_one(db)
-            .await
-            .context("cannot look the player up")?,
-    )
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM guild_identity.players WHERE id = $1)")
+        .bind(player_id)
+        .fetch_one(db)
+        .await
+        .context("cannot look the player up")
 }
 
 #[cfg(test)]

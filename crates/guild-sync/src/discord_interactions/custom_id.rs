@@ -15,13 +15,14 @@ use guild_sync_core::report::{ButtonAction, ReportButton};
 /// rate limits, and short enough for the 100-character `custom_id`.
 pub const MAC_HEX: usize = 16;
 
-/// `signing_keys.purpose` of the button key.
-const KEY_PURPOSE: &str = "discord_buttons";
+/// `service_secrets.name` of the button key.
+const KEY_NAME: &str = "discord_buttons";
 
-/// The button signing key of this database (made on first use).
+/// The button signing key of this database: generated on first use and kept in the database
+/// (the same table as the claims' OAuth state secret), so `serve` and a `report` run from the
+/// CLI sign and verify alike with nothing to configure.
 pub async fn button_key(db: impl PgExecutor<'_>) -> anyhow::Result<Vec<u8>> {
-    let fresh: [u8; 32] = rand::random();
-    crate::db::interactions::signing_key(db, KEY_PURPOSE, &fresh).await
+    crate::db::claims::service_secret(db, KEY_NAME).await
 }
 
 /// What a button asks for, once its id is verified.
