@@ -28,9 +28,7 @@ async fn open_conflicts(pool: &PgPool) -> Vec<(Option<i32>, Option<i32>, String)
 async fn a_claim_links_the_guild_characters_on_the_account_and_lists_the_others() {
     within_a_minute(async {
         let db = TestDb::new().await;
-        let app = start(&db).await;
-        app.fake.log_in_discord(discord(AELRIC, "aelric"));
-        app.fake.log_in_battlenet(aelric_account());
+        let app = start_as_aelric(&db).await;
         let mut browser = Browser::default();
         let page = claim(&app, &mut browser).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
@@ -187,9 +185,7 @@ async fn a_claim_never_overrides_a_manual_link_and_the_conflict_resolves_when_an
 async fn claiming_again_unlinks_what_left_the_account_and_a_second_discord_account_links_nothing() {
     within_a_minute(async {
         let db = TestDb::new().await;
-        let app = start(&db).await;
-        app.fake.log_in_discord(discord(AELRIC, "aelric"));
-        app.fake.log_in_battlenet(aelric_account());
+        let app = start_as_aelric(&db).await;
         claim(&app, &mut Browser::default()).await;
         let aelric = player_of(&db.pool, AELRIC).await.unwrap();
 
@@ -321,9 +317,7 @@ fn state_of(url: &str) -> String {
 async fn tampered_expired_replayed_and_foreign_states_are_refused_and_link_nothing() {
     within_a_minute(async {
         let db = TestDb::new().await;
-        let app = start(&db).await;
-        app.fake.log_in_discord(discord(AELRIC, "aelric"));
-        app.fake.log_in_battlenet(aelric_account());
+        let app = start_as_aelric(&db).await;
         let before = links(&db.pool).await;
 
         // Tampered: one character of the state changed.
@@ -596,9 +590,7 @@ async fn no_secret_or_token_reaches_the_log() {
     tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
     within_a_minute(async {
         let db = TestDb::new().await;
-        let app = start(&db).await;
-        app.fake.log_in_discord(discord(AELRIC, "aelric"));
-        app.fake.log_in_battlenet(aelric_account());
+        let app = start_as_aelric(&db).await;
         claim(&app, &mut Browser::default()).await;
         app.fake.fail_profile(Some(500));
         claim(&app, &mut Browser::default()).await;

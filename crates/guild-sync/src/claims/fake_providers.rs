@@ -271,6 +271,25 @@ fn oauth_error(error: &str) -> Response {
         .into_response()
 }
 
+/// Why a token request was refused, as RFC 6749 §5.2 names it.
+enum Refusal {
+    InvalidClient,
+    Grant(&'static str),
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::InvalidClient => (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"error": "invalid_client"})),
+            )
+                .into_response(),
+            Refusal::Grant(error) => oauth_error(error),
+        }
+    }
+}
+
 /// Check a token request (client auth, code, redirect URI, PKCE) and hand out a token.
 // The error is the refusal the handler answers with as is; boxing it would only add a step.
 #[allow(clippy::result_large_err)]
@@ -279,7 +298,7 @@ fn redeem(
     headers: &HeaderMap,
     form: &TokenForm,
     client: &(String, String),
-) -> Result<(String, Identity), Response> {
+) -> Result<(String, Identity), Refusal> {
     // RFC 6749 §2.3.1: id and secret are form-urlencoded, then Basic-encoded.
     let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let expected = format!(
@@ -294,23 +313,19 @@ fn redeem(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     if presented != Some(expected.as_str()) {
-        return Err((
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "invalid_client"})),
-        )
-            .into_response());
+        return Err(Refusal::InvalidClient);
     }
     if form.grant_type != "authorization_code" {
-        return Err(oauth_error("unsupported_grant_type"));
+        return Err(Refusal::Grant("unsupported_grant_type"));
     }
     let mut inner = fake.lock();
     let Some((who, challenge, redirect_uri)) = inner.codes.remove(&form.code) else {
-        return Err(oauth_error("invalid_grant"));
+        return Err(Refusal::Grant("invalid_grant"));
     };
     let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(Sha256::digest(form.code_verifier.as_bytes()));
     if redirect_uri != form.redirect_uri || computed != challenge {
-        return Err(oauth_error("invalid_grant"));
+        return Err(Refusal::Grant("invalid_grant"));
     }
     let token = format!("fake-access-token-{}", random_hex());
     inner.secrets_seen.push(token.clone());
@@ -332,7 +347,7 @@ async fn token_discord(
             "scope": "identify",
         }))
         .into_response(),
-        Err(response) => response,
+        Err(refusal) => refusal.into_response(),
     }
 }
 
@@ -352,7 +367,7 @@ async fn token_battlenet(
         }))
         .into_response(),
         Ok(_) => oauth_error("invalid_grant"),
-        Err(response) => response,
+        Err(refusal) => refusal.into_response(),
     }
 }
 

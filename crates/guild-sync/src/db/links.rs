@@ -126,6 +126,7 @@ mod tests {
             "fuzzy_name",
             "alt_note",
             "manual",
+            "battlenet_oauth",
         ] {
             let source = StoredLinkSource::try_from(Text(text.into())).expect(text);
             assert_eq!(source.to_string(), text);

@@ -200,3 +200,40 @@ impl FromRequestParts<WebState> for Session {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::header;
+
+    use super::*;
+
+    fn officer_of(value: String) -> Option<String> {
+        let key = key_for("a test admin token, long enough");
+        let jar = SignedCookieJar::new(key.clone()).add(Cookie::new(SESSION_COOKIE, value));
+        // The jar signs on the way out: read the signed value back the way a response sets it.
+        let signed = jar.into_response();
+        let set = signed.headers().get(header::SET_COOKIE)?.to_str().ok()?;
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, set.split(';').next()?.parse().ok()?);
+        session_in(&headers, &key).map(|(_, officer)| officer)
+    }
+
+    #[test]
+    fn sessions_say_who_acts_token_and_discord_logins_alike() {
+        assert_eq!(
+            officer_of(new_session_value("")).as_deref(),
+            Some(UNNAMED_OFFICER)
+        );
+        assert_eq!(
+            officer_of(new_session_value("Mara")).as_deref(),
+            Some("Mara (console)")
+        );
+        assert_eq!(
+            officer_of(new_discord_session_value("osric", "200000000000000005")).as_deref(),
+            Some("osric (discord 200000000000000005)")
+        );
+        // A value with a non-numeric Discord id is no session (it was not made here).
+        let forged = format!("{}.{}.x1", new_cookie_value(), hex::encode("osric"));
+        assert_eq!(officer_of(forged), None);
+    }
+}

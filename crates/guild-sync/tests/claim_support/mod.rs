@@ -8,14 +8,11 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use guild_sync::api::AppState;
 use guild_sync::claims::fake_providers::{
     FakeBattlenetAccount, FakeCharacter, FakeDiscordUser, FakeProviders,
 };
 use guild_sync::config::{Config, Secret};
-use guild_sync::scheduler::{ProductionStages, Scheduler};
 use guild_sync::testing::TestDb;
 use reqwest::StatusCode;
 use sqlx::PgPool;
@@ -182,7 +179,6 @@ pub struct ClaimApp {
 
 /// Seed the guild and serve the console and API with claims pointed at fresh fakes.
 pub async fn start(db: &TestDb) -> ClaimApp {
-    guild_sync::install_crypto_provider();
     let guild = seed(&db.pool).await;
     let fake = FakeProviders::start().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -192,21 +188,21 @@ pub async fn start(db: &TestDb) -> ClaimApp {
     config.guild_sync_public_url = Some(base.clone());
     config.guild_sync_signing_secret = Some(Secret::new(SIGNING_SECRET));
     fake.configure(&mut config);
-    let pool = db.pool.clone();
-    let stages = ProductionStages::for_service(pool.clone(), config.clone(), None);
-    let state = AppState {
-        pool: pool.clone(),
-        scheduler: Arc::new(Scheduler::new(pool, Arc::new(stages))),
-        config: Arc::new(config.clone()),
-    };
-    let router = guild_sync::service::router(state, &config);
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    super::common::serve_service(listener, db.pool.clone(), &config);
     ClaimApp {
         base,
         fake,
         guild,
         config,
     }
+}
+
+/// [`start`], with the fakes logging in Aelric and his account ([`aelric_account`]).
+pub async fn start_as_aelric(db: &TestDb) -> ClaimApp {
+    let app = start(db).await;
+    app.fake.log_in_discord(discord(AELRIC, "aelric"));
+    app.fake.log_in_battlenet(aelric_account());
+    app
 }
 
 /// A browser stand-in: keeps cookies per name, follows redirects by hand.

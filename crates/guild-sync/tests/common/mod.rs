@@ -54,6 +54,37 @@ pub async fn spawn_app(state: AppState) -> SpawnedApp {
     }
 }
 
+/// Serve the whole service — the officer console and the API (`service::router`), with the
+/// production stages — over `pool` and `config` on `listener` until the test's runtime ends.
+pub fn serve_service(
+    listener: tokio::net::TcpListener,
+    pool: sqlx::PgPool,
+    config: &guild_sync::config::Config,
+) {
+    use std::sync::Arc;
+
+    use guild_sync::scheduler::{ProductionStages, Scheduler};
+    guild_sync::install_crypto_provider();
+    let stages = ProductionStages::for_service(pool.clone(), config.clone(), None);
+    let state = AppState::new(
+        pool.clone(),
+        Arc::new(Scheduler::new(pool, Arc::new(stages))),
+        Arc::new(config.clone()),
+    );
+    let router = guild_sync::service::router(state, config);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+}
+
+/// [`serve_service`] on a free local port; returns `http://127.0.0.1:{port}`.
+pub async fn spawn_service(pool: sqlx::PgPool, config: &guild_sync::config::Config) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a local port");
+    let base = format!("http://{}", listener.local_addr().expect("local address"));
+    serve_service(listener, pool, config);
+    base
+}
+
 /// A session of its own holding the pipeline lock, as another process's running pipeline would;
 /// closing (or dropping) the connection releases it.
 pub async fn hold_pipeline_lock(db: &guild_sync::testing::TestDb) -> sqlx::PgConnection {
