@@ -11,14 +11,11 @@ mod role_support;
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use guild_sync::api::AppState;
 use guild_sync::config::{Config, Secret};
-use guild_sync::scheduler::{ProductionStages, Scheduler};
-use guild_sync::testing::TestDb;
+use guild_sync::testing::{TestDb, serve_console};
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -113,19 +110,7 @@ async fn serve(db: &TestDb, config: &Config) -> String {
     guild_sync::demo::run_stages(&db.pool, config)
         .await
         .expect("the demo stages run");
-    let pool = db.pool.clone();
-    let stages = ProductionStages::for_service(pool.clone(), config.clone(), None);
-    let state = AppState {
-        pool: pool.clone(),
-        scheduler: Arc::new(Scheduler::new(pool, Arc::new(stages))),
-        config: Arc::new(config.clone()),
-    };
-    guild_sync::install_crypto_provider();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = guild_sync::service::router(state, config);
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    base
+    serve_console(db.pool.clone(), config).await
 }
 
 async fn add_markup_member(pool: &PgPool) -> i32 {
@@ -531,17 +516,7 @@ async fn headers_and_a_secure_cookie_behind_https() {
         let mut config = Config::defaults();
         config.guild_sync_admin_token = Some(Secret::new(TOKEN));
         config.guild_sync_public_url = Some("https://guild.example".into());
-        let pool = db.pool.clone();
-        let stages = ProductionStages::for_service(pool.clone(), config.clone(), None);
-        let state = AppState {
-            pool: pool.clone(),
-            scheduler: Arc::new(Scheduler::new(pool, Arc::new(stages))),
-            config: Arc::new(config.clone()),
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = guild_sync::service::router(state, &config);
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        let base = serve_console(db.pool.clone(), &config).await;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -649,18 +624,7 @@ async fn an_officer_approves_the_role_plan_and_undoes_it_in_a_real_browser() {
         let stored = guild_sync::role_sync::plan_and_store(&db.pool, &config)
             .await
             .unwrap();
-        let pool = db.pool.clone();
-        let stages = ProductionStages::for_service(pool.clone(), config.clone(), None);
-        let state = AppState::new(
-            pool.clone(),
-            Arc::new(Scheduler::new(pool, Arc::new(stages))),
-            Arc::new(config.clone()),
-        );
-        guild_sync::install_crypto_provider();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = guild_sync::service::router(state, &config);
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        let base = serve_console(db.pool.clone(), &config).await;
         let driver = start_driver().await;
         let client = browser(&driver).await;
 
