@@ -1,14 +1,22 @@
-//! What every integration test shares: the timeout every async test runs under, and the
-//! spawner that serves the HTTP API on its own port (127.0.0.1:0, real TCP) for one test.
+//! What every integration test shares: the timeout every async test runs under, the spawner
+//! that serves the HTTP API on its own port (127.0.0.1:0, real TCP) for one test, and the
+//! officer API app the route tests drive.
 //! The database comes from `guild_sync::testing::TestDb` (the `test-support` feature).
 
 // Each test binary compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use guild_sync::api::{self, AppState};
+use guild_sync::config::{Config, Secret};
+use guild_sync::scheduler::Scheduler;
+use guild_sync::testing::{NoopStages, TestDb};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sqlx::PgPool;
 
 /// How long an ordinary async test may take before it fails instead of hanging.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -52,6 +60,83 @@ pub async fn spawn_app(state: AppState) -> SpawnedApp {
         base,
         client: reqwest::Client::new(),
     }
+}
+
+/// The bearer token [`OfficerApp`] sends.
+pub const OFFICER_TOKEN: &str = "officer-token-for-tests";
+
+/// The API on its own port and database, pipelines on [`NoopStages`], the officer token set or
+/// not; its requests carry [`OFFICER_TOKEN`].
+pub struct OfficerApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    /// The app's own pool (closable to simulate a database outage).
+    pub pool: PgPool,
+    pub scheduler: Arc<Scheduler>,
+}
+
+impl OfficerApp {
+    pub async fn spawn(admin_token: Option<&str>) -> OfficerApp {
+        let db = TestDb::new().await;
+        let pool = PgPool::connect_with(db.connect_options()).await.unwrap();
+        let scheduler = Arc::new(Scheduler::new(pool.clone(), Arc::new(NoopStages)));
+        let state = AppState {
+            pool: pool.clone(),
+            scheduler: Arc::clone(&scheduler),
+            config: Arc::new(Config {
+                guild_sync_admin_token: admin_token.map(Secret::new),
+                guild_sync_api_key: None,
+                ..Config::defaults()
+            }),
+        };
+        let SpawnedApp { base, client } = spawn_app(state).await;
+        OfficerApp {
+            base,
+            client,
+            db,
+            pool,
+            scheduler,
+        }
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(OFFICER_TOKEN)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        send(self.request(Method::GET, path)).await
+    }
+
+    /// POST with `body` as JSON, or with no body.
+    pub async fn post(&self, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let request = self.request(Method::POST, path);
+        send(match body {
+            Some(body) => request.json(&body),
+            None => request,
+        })
+        .await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        send(self.request(Method::PUT, path).json(&body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        send(self.request(Method::DELETE, path)).await
+    }
+}
+
+/// Send `request`; its status and JSON body (a body that is not JSON fails the test).
+pub async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text:?}"));
+    (status, body)
 }
 
 /// A session of its own holding the pipeline lock, as another process's running pipeline would;
