@@ -603,6 +603,13 @@ async fn headers_and_a_secure_cookie_behind_https() {
     .await;
 }
 
+/// Both promoted members (200 and 201) hold exactly `roles` on the fake Discord.
+fn assert_linked_roles(fake: &role_support::FakeDiscord, roles: &[&str], why: &str) {
+    for member in ["200", "201"] {
+        assert_eq!(fake.roles_of(member), roles, "member {member}: {why}");
+    }
+}
+
 /// The Roles page in a real browser against the stateful fake Discord: the plan with its
 /// changes per member (a name that is markup shown as text), *Approve* applying that exact
 /// plan (two of eleven members: over the 10 % guard, which the approval lifts), the run listed
@@ -663,12 +670,7 @@ async fn an_officer_approves_the_role_plan_and_undoes_it_in_a_real_browser() {
         click(&client, "#approve").await;
         let notice = text_of(&client, "notice").await;
         assert!(notice.contains("Plan approved and applied"), "{notice}");
-        assert_eq!(
-            fake.roles_of("200"),
-            vec!["1002", "1006"],
-            "Officer added, Raider kept"
-        );
-        assert_eq!(fake.roles_of("201"), vec!["1002", "1006"]);
+        assert_linked_roles(&fake, &["1002", "1006"], "Officer added, Raider kept");
         assert_eq!(fake.roles_of("300"), vec!["1002"]);
         assert_eq!(fake.writes().len(), 4);
         let text = body_text(&client).await;
@@ -683,12 +685,7 @@ async fn an_officer_approves_the_role_plan_and_undoes_it_in_a_real_browser() {
         submit(&client, undo).await;
         let notice = text_of(&client, "notice").await;
         assert!(notice.contains("Undone"), "{notice}");
-        assert_eq!(
-            fake.roles_of("200"),
-            vec!["1004", "1006"],
-            "undo restores the roles"
-        );
-        assert_eq!(fake.roles_of("201"), vec!["1004", "1006"]);
+        assert_linked_roles(&fake, &["1004", "1006"], "undo restores the roles");
         assert!(
             client
                 .find(Locator::Css("button[id^=undo-]"))

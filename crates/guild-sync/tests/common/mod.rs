@@ -139,6 +139,18 @@ pub async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
     (status, body)
 }
 
+/// `(status, error_message)` of the newest `sync_log` run of `source`.
+pub async fn last_run_of(pool: &PgPool, source: &str) -> (String, Option<String>) {
+    sqlx::query_as(
+        "SELECT status, error_message FROM guild_identity.sync_log
+         WHERE source = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(source)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
 /// A session of its own holding the pipeline lock, as another process's running pipeline would;
 /// closing (or dropping) the connection releases it.
 pub async fn hold_pipeline_lock(db: &guild_sync::testing::TestDb) -> sqlx::PgConnection {
