@@ -429,6 +429,14 @@ mod tests {
         })
     }
 
+    /// The plan's changes as (role, action).
+    fn role_actions(plan: &RolePlan) -> Vec<(&str, RoleAction)> {
+        plan.changes
+            .iter()
+            .map(|c| (c.role.as_str(), c.action))
+            .collect()
+    }
+
     #[test]
     fn highest_rank_role_added_and_other_managed_removed_unmanaged_kept() {
         let plan = plan_roles(
@@ -440,11 +448,7 @@ mod tests {
             )],
             now(),
         );
-        let got: Vec<(&str, RoleAction)> = plan
-            .changes
-            .iter()
-            .map(|c| (c.role.as_str(), c.action))
-            .collect();
+        let got = role_actions(&plan);
         assert_eq!(
             got,
             vec![("Member", RoleAction::Remove), ("Officer", RoleAction::Add)]
@@ -474,11 +478,7 @@ mod tests {
         assert!(inside.changes.is_empty());
         assert_eq!(inside.in_grace, 1);
         let after = plan_roles(&policy(), &[member("1", &["Officer"], departed(8))], now());
-        let got: Vec<(&str, RoleAction)> = after
-            .changes
-            .iter()
-            .map(|c| (c.role.as_str(), c.action))
-            .collect();
+        let got = role_actions(&after);
         assert_eq!(
             got,
             vec![

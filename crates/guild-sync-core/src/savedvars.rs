@@ -144,17 +144,8 @@ pub enum SavedVarsError {
 /// by `;`), with comments and whitespace anywhere between tokens. A UTF-8 byte-order mark is
 /// skipped.
 pub fn parse(input: &[u8]) -> Result<SavedVariables, SavedVarsError> {
-    if input.len() > MAX_INPUT_BYTES {
-        return Err(SavedVarsError::TooLarge {
-            size: input.len(),
-            limit: MAX_INPUT_BYTES,
-        });
-    }
-    let mut parser = Parser {
-        src: input,
-        pos: input.strip_prefix(b"\xEF\xBB\xBF").map_or(0, |_| 3),
-        values: 0,
-    };
+    let bom = input.strip_prefix(b"\xEF\xBB\xBF").map_or(0, |_| 3);
+    let mut parser = Parser::over(input, bom)?;
     let mut globals = Vec::new();
     loop {
         parser.skip_trivia()?;
@@ -182,17 +173,7 @@ pub fn parse(input: &[u8]) -> Result<SavedVariables, SavedVarsError> {
 
 /// Parse a single Lua value (a literal or a table constructor) that must fill the whole input.
 pub fn parse_value(input: &[u8]) -> Result<LuaValue, SavedVarsError> {
-    if input.len() > MAX_INPUT_BYTES {
-        return Err(SavedVarsError::TooLarge {
-            size: input.len(),
-            limit: MAX_INPUT_BYTES,
-        });
-    }
-    let mut parser = Parser {
-        src: input,
-        pos: 0,
-        values: 0,
-    };
+    let mut parser = Parser::over(input, 0)?;
     let value = parser.value(0)?;
     parser.skip_trivia()?;
     if parser.peek().is_some() {
@@ -206,6 +187,24 @@ struct Parser<'a> {
     pos: usize,
     /// Values built so far, against [`MAX_VALUES`].
     values: usize,
+}
+
+impl<'a> Parser<'a> {
+    /// A parser over `input` from byte `start`; input over [`MAX_INPUT_BYTES`] is refused before
+    /// any of it is read.
+    fn over(input: &'a [u8], start: usize) -> Result<Self, SavedVarsError> {
+        if input.len() > MAX_INPUT_BYTES {
+            return Err(SavedVarsError::TooLarge {
+                size: input.len(),
+                limit: MAX_INPUT_BYTES,
+            });
+        }
+        Ok(Parser {
+            src: input,
+            pos: start,
+            values: 0,
+        })
+    }
 }
 
 fn is_name_start(c: u8) -> bool {
@@ -830,6 +829,17 @@ mod tests {
         assert_eq!(value("false"), LuaValue::Boolean(false));
     }
 
+    /// Each `(source, expected)`: the source is read as a string with that value.
+    fn assert_strings(cases: &[(&str, &str)]) {
+        for (src, expected) in cases {
+            assert_eq!(
+                value(src),
+                LuaValue::String((*expected).to_owned()),
+                "{src}"
+            );
+        }
+    }
+
     #[test]
     fn short_strings_decode_every_escape() {
         let cases: &[(&str, &str)] = &[
@@ -849,13 +859,7 @@ mod tests {
             ("\"Zoë — ünïcode\"", "Zoë — ünïcode"),
             (r#""\255""#, "\u{FFFD}"),
         ];
-        for (src, expected) in cases {
-            assert_eq!(
-                value(src),
-                LuaValue::String((*expected).to_owned()),
-                "{src}"
-            );
-        }
+        assert_strings(cases);
     }
 
     #[test]
@@ -867,13 +871,7 @@ mod tests {
             ("[[no \\n escapes]]", "no \\n escapes"),
             ("[=[\r\nwindows]=]", "windows"),
         ];
-        for (src, expected) in cases {
-            assert_eq!(
-                value(src),
-                LuaValue::String((*expected).to_owned()),
-                "{src}"
-            );
-        }
+        assert_strings(cases);
     }
 
     #[test]

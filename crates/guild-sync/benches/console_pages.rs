@@ -4,10 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use guild_sync::api::AppState;
 use guild_sync::config::{Config, Secret};
-use guild_sync::scheduler::{ProductionStages, Scheduler};
-use guild_sync::testing::{TestDb, percentile};
+use guild_sync::testing::{TestDb, percentile, serve_console};
 
 const CHARACTERS: i32 = 1_000;
 const MEMBERS: i32 = 50_000;
@@ -137,16 +135,7 @@ async fn main() {
     let pool = guild_sync::db::connect(db.connect_options()).await.unwrap();
     let mut config = Config::defaults();
     config.guild_sync_admin_token = Some(Secret::new(TOKEN));
-    let stages = ProductionStages::for_service(pool.clone(), config.clone(), None);
-    let state = AppState {
-        pool: pool.clone(),
-        scheduler: Arc::new(Scheduler::new(pool, Arc::new(stages))),
-        config: Arc::new(config.clone()),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = guild_sync::service::router(state, &config);
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let base = serve_console(pool, &config).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(CLIENTS)

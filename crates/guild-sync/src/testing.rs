@@ -335,11 +335,51 @@ pub async fn serve_officer_api(db: &TestDb, admin_token: &str) -> String {
             ..crate::config::Config::defaults()
         }),
     );
+    serve_on_a_free_port(crate::api::router(state)).await
+}
+
+/// The whole service's routes (console pages and API) over `pool`, with the production stages
+/// under `config`, served on a free local port until the runtime ends (the console's browser
+/// tests and benchmark); returns `http://127.0.0.1:{port}`.
+pub async fn serve_console(pool: sqlx::PgPool, config: &crate::config::Config) -> String {
+    let (listener, base) = free_local_port().await;
+    serve_console_on(listener, pool, config);
+    base
+}
+
+/// [`serve_console`] on a listener the caller bound (a test that must know its own address
+/// before it configures the service, e.g. as the claims' public URL).
+pub fn serve_console_on(
+    listener: tokio::net::TcpListener,
+    pool: sqlx::PgPool,
+    config: &crate::config::Config,
+) {
+    crate::install_crypto_provider();
+    let stages =
+        crate::scheduler::ProductionStages::for_service(pool.clone(), config.clone(), None);
+    let scheduler = crate::scheduler::Scheduler::new(pool.clone(), std::sync::Arc::new(stages));
+    let state = crate::api::AppState::new(
+        pool,
+        std::sync::Arc::new(scheduler),
+        std::sync::Arc::new(config.clone()),
+    );
+    let router = crate::service::router(state, config);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+}
+
+/// A listener on a free local port and its base URL `http://127.0.0.1:{port}`.
+async fn free_local_port() -> (tokio::net::TcpListener, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a local port");
     let base = format!("http://{}", listener.local_addr().expect("local address"));
-    tokio::spawn(async move { axum::serve(listener, crate::api::router(state)).await });
+    (listener, base)
+}
+
+/// Serve `router` on a free local port until the runtime ends; returns its base URL.
+async fn serve_on_a_free_port(router: axum::Router) -> String {
+    let (listener, base) = free_local_port().await;
+    tokio::spawn(async move { axum::serve(listener, router).await });
     base
 }
 

@@ -7,84 +7,14 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use guild_sync::api::AppState;
-use guild_sync::config::{Config, Secret};
 use guild_sync::identity_engine::run_matching;
 use guild_sync::integrity_checker::check;
-use guild_sync::scheduler::Scheduler;
-use guild_sync::testing::{NoopStages, TestDb};
 use reqwest::header::{ETAG, IF_NONE_MATCH};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use common::{SpawnedApp, spawn_app, within_a_minute};
-
-const TOKEN: &str = "console-token-for-tests";
-
-struct App {
-    base: String,
-    client: reqwest::Client,
-    pool: PgPool,
-    _db: TestDb,
-}
-
-impl App {
-    async fn spawn() -> App {
-        let db = TestDb::new().await;
-        let pool = PgPool::connect_with(db.connect_options()).await.unwrap();
-        let state = AppState {
-            pool: pool.clone(),
-            scheduler: Arc::new(Scheduler::new(pool.clone(), Arc::new(NoopStages))),
-            config: Arc::new(Config {
-                guild_sync_admin_token: Some(Secret::new(TOKEN)),
-                guild_sync_api_key: None,
-                ..Config::defaults()
-            }),
-        };
-        let SpawnedApp { base, client } = spawn_app(state).await;
-        App {
-            base,
-            client,
-            pool,
-            _db: db,
-        }
-    }
-
-    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        send(self.request(Method::GET, path)).await
-    }
-
-    async fn post(&self, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let request = self.request(Method::POST, path);
-        send(match body {
-            Some(body) => request.json(&body),
-            None => request,
-        })
-        .await
-    }
-
-    async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        send(self.request(Method::PUT, path).json(&body)).await
-    }
-}
-
-async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text)
-        .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text:?}"));
-    (status, body)
-}
+use common::{OFFICER_TOKEN, OfficerApp, send, within_a_minute};
 
 fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, needle: &str) {
     assert_eq!(status, expected, "{body}");
@@ -136,7 +66,7 @@ async fn issue(pool: &PgPool, issue_type: &str, summary: &str, character_id: Opt
 #[tokio::test]
 async fn audit_issues_are_listed_newest_first_with_counts_filters_and_paging_bounds() {
     within_a_minute(async {
-        let app = App::spawn().await;
+        let app = OfficerApp::spawn(Some(OFFICER_TOKEN)).await;
         let thrall = character(&app.pool, "Thrall").await;
         let a = issue(
             &app.pool,
@@ -213,7 +143,7 @@ async fn audit_issues_are_listed_newest_first_with_counts_filters_and_paging_bou
 #[tokio::test]
 async fn resolve_and_reopen_record_the_officer_and_refuse_bad_requests() {
     within_a_minute(async {
-        let app = App::spawn().await;
+        let app = OfficerApp::spawn(Some(OFFICER_TOKEN)).await;
         let id = issue(&app.pool, "orphan_wow", "Thrall has no player", None).await;
 
         let (status, body) = app
@@ -292,7 +222,7 @@ async fn resolve_and_reopen_record_the_officer_and_refuse_bad_requests() {
 
 /// The checker's rule with the real checker: a cause that persists stays resolved; one that
 /// goes and comes back is flagged again.
-async fn open_orphans(app: &App) -> i64 {
+async fn open_orphans(app: &OfficerApp) -> i64 {
     let (_, body) = app.get("/api/audit/issues?type=orphan_wow").await;
     body["total"].as_i64().unwrap()
 }
@@ -300,7 +230,7 @@ async fn open_orphans(app: &App) -> i64 {
 #[tokio::test]
 async fn a_resolved_issue_stays_resolved_while_its_cause_persists_and_returns_after_it_went() {
     within_a_minute(async {
-        let app = App::spawn().await;
+        let app = OfficerApp::spawn(Some(OFFICER_TOKEN)).await;
         let thrall = character(&app.pool, "Thrall").await;
         check(&app.pool, 30).await.unwrap();
         assert_eq!(open_orphans(&app).await, 1);
@@ -334,7 +264,7 @@ async fn a_resolved_issue_stays_resolved_while_its_cause_persists_and_returns_af
 #[tokio::test]
 async fn accepting_a_suggestion_links_it_manually_naming_the_suggestion_and_the_officer() {
     within_a_minute(async {
-        let app = App::spawn().await;
+        let app = OfficerApp::spawn(Some(OFFICER_TOKEN)).await;
         // thrall vs thrail scores 0.83: the real engine suggests, it does not link.
         let thrall = character(&app.pool, "Thrall").await;
         let thrail = discord_user(&app.pool, "thrail").await;
@@ -410,7 +340,7 @@ async fn accepting_a_suggestion_links_it_manually_naming_the_suggestion_and_the_
 #[tokio::test]
 async fn a_dismissed_pair_is_never_suggested_again_until_reopened() {
     within_a_minute(async {
-        let app = App::spawn().await;
+        let app = OfficerApp::spawn(Some(OFFICER_TOKEN)).await;
         character(&app.pool, "Thrall").await;
         discord_user(&app.pool, "thrail").await;
         run_matching(&app.pool).await.unwrap();
@@ -456,7 +386,7 @@ async fn a_dismissed_pair_is_never_suggested_again_until_reopened() {
 #[tokio::test]
 async fn candidates_use_the_matchers_scores_unlinked_first() {
     within_a_minute(async {
-        let app = App::spawn().await;
+        let app = OfficerApp::spawn(Some(OFFICER_TOKEN)).await;
         let thrall = character(&app.pool, "Thrall").await;
         let linked = discord_user(&app.pool, "thrall").await;
         let thrail = discord_user(&app.pool, "thrail").await;
@@ -532,7 +462,7 @@ async fn candidates_use_the_matchers_scores_unlinked_first() {
 #[tokio::test]
 async fn cached_candidates_follow_every_change_to_members_and_links() {
     within_a_minute(async {
-        let app = App::spawn().await;
+        let app = OfficerApp::spawn(Some(OFFICER_TOKEN)).await;
         let thrall = character(&app.pool, "Thrall").await;
         let far = discord_user(&app.pool, "varian").await;
         let route = format!("/api/identity/candidates?character_id={thrall}");
@@ -591,8 +521,8 @@ async fn cached_candidates_follow_every_change_to_members_and_links() {
 #[tokio::test]
 async fn cached_players_answers_follow_changes_and_never_cross_databases() {
     within_a_minute(async {
-        let one = App::spawn().await;
-        let two = App::spawn().await;
+        let one = OfficerApp::spawn(Some(OFFICER_TOKEN)).await;
+        let two = OfficerApp::spawn(Some(OFFICER_TOKEN)).await;
         let names = |body: &Value| -> Vec<String> {
             body["players"]
                 .as_array()
@@ -638,7 +568,7 @@ async fn cached_players_answers_follow_changes_and_never_cross_databases() {
 #[tokio::test]
 async fn players_are_paged_and_searchable_and_the_main_can_be_set() {
     within_a_minute(async {
-        let app = App::spawn().await;
+        let app = OfficerApp::spawn(Some(OFFICER_TOKEN)).await;
         let du = discord_user(&app.pool, "moonkin").await;
         let trog = guild_sync::testing::seed::player(&app.pool, "Trog", Some(du)).await;
         let solo = guild_sync::testing::seed::player(&app.pool, "Solo", None).await;
@@ -707,7 +637,7 @@ async fn players_are_paged_and_searchable_and_the_main_can_be_set() {
 #[tokio::test]
 async fn list_routes_answer_an_etag_and_304_until_the_data_changes() {
     within_a_minute(async {
-        let app = App::spawn().await;
+        let app = OfficerApp::spawn(Some(OFFICER_TOKEN)).await;
         let thrall = character(&app.pool, "Thrall").await;
         let id = issue(
             &app.pool,
@@ -763,7 +693,7 @@ async fn list_routes_answer_an_etag_and_304_until_the_data_changes() {
 #[tokio::test]
 async fn every_review_route_refuses_bad_paging_parameters_and_unknown_ids_never_500() {
     within_a_minute(async {
-        let app = App::spawn().await;
+        let app = OfficerApp::spawn(Some(OFFICER_TOKEN)).await;
         let thrall = character(&app.pool, "Thrall").await;
         let user = discord_user(&app.pool, "thrall").await;
         let (status, body) = app

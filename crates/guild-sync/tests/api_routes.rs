@@ -12,76 +12,12 @@ use std::time::Duration;
 use guild_sync::api::{self, AppState};
 use guild_sync::config::{Config, Secret};
 use guild_sync::scheduler::Scheduler;
-use guild_sync::testing::{NoopStages, TestDb};
+use guild_sync::testing::NoopStages;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use common::{SpawnedApp, spawn_app, within_a_minute};
-
-const TOKEN: &str = "officer-token-for-tests";
-
-/// A running API on its own port and database.
-struct TestApp {
-    base: String,
-    client: reqwest::Client,
-    db: TestDb,
-    /// The app's own pool (closable to simulate a database outage).
-    pool: PgPool,
-    scheduler: Arc<Scheduler>,
-}
-
-impl TestApp {
-    async fn spawn(admin_token: Option<&str>) -> TestApp {
-        let db = TestDb::new().await;
-        let pool = PgPool::connect_with(db.connect_options()).await.unwrap();
-        let scheduler = Arc::new(Scheduler::new(pool.clone(), Arc::new(NoopStages)));
-        let state = AppState {
-            pool: pool.clone(),
-            scheduler: Arc::clone(&scheduler),
-            config: Arc::new(Config {
-                guild_sync_admin_token: admin_token.map(Secret::new),
-                guild_sync_api_key: None,
-                ..Config::defaults()
-            }),
-        };
-        let SpawnedApp { base, client } = spawn_app(state).await;
-        TestApp {
-            base,
-            client,
-            db,
-            pool,
-            scheduler,
-        }
-    }
-
-    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        send(self.request(Method::GET, path)).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        send(self.request(Method::POST, path).json(&body)).await
-    }
-
-    async fn delete(&self, path: &str) -> (StatusCode, Value) {
-        send(self.request(Method::DELETE, path)).await
-    }
-}
-
-async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text)
-        .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text:?}"));
-    (status, body)
-}
+use common::{OFFICER_TOKEN as TOKEN, OfficerApp, SpawnedApp, send, spawn_app, within_a_minute};
 
 fn assert_error(status: StatusCode, body: &Value, expected: StatusCode) {
     assert_eq!(status, expected, "{body}");
@@ -183,7 +119,7 @@ async fn player_id(pool: &PgPool, name: &str) -> i32 {
 #[tokio::test]
 async fn health_answers_200_with_a_database_and_503_without() {
     within_a_minute(async {
-        let app = TestApp::spawn(None).await;
+        let app = OfficerApp::spawn(None).await;
         let (status, body) = send(app.client.get(format!("{}/api/health", app.base))).await;
         assert_eq!((status, body), (StatusCode::OK, json!({ "status": "ok" })));
 
@@ -197,7 +133,7 @@ async fn health_answers_200_with_a_database_and_503_without() {
 #[tokio::test]
 async fn officer_routes_refuse_a_missing_or_wrong_token_with_401() {
     within_a_minute(async {
-        let app = TestApp::spawn(Some(TOKEN)).await;
+        let app = OfficerApp::spawn(Some(TOKEN)).await;
         for (method, path) in OFFICER_ROUTES {
             let method = Method::from_bytes(method.as_bytes()).unwrap();
             let url = format!("{}{path}", app.base);
@@ -237,7 +173,7 @@ async fn officer_routes_refuse_a_missing_or_wrong_token_with_401() {
 #[tokio::test]
 async fn officer_routes_answer_503_when_no_admin_token_is_configured() {
     within_a_minute(async {
-        let app = TestApp::spawn(None).await;
+        let app = OfficerApp::spawn(None).await;
         for (method, path) in OFFICER_ROUTES {
             let method = Method::from_bytes(method.as_bytes()).unwrap();
             let (status, body) = send(app.request(method.clone(), path)).await;
@@ -260,7 +196,7 @@ async fn officer_routes_answer_503_when_no_admin_token_is_configured() {
 #[tokio::test]
 async fn players_lists_each_player_with_its_discord_user_and_characters() {
     within_a_minute(async {
-        let app = TestApp::spawn(Some(TOKEN)).await;
+        let app = OfficerApp::spawn(Some(TOKEN)).await;
         seed(&app.db.pool).await;
 
         let (status, body) = app.get("/api/identity/players").await;
@@ -300,7 +236,7 @@ async fn players_lists_each_player_with_its_discord_user_and_characters() {
 #[tokio::test]
 async fn orphans_and_mismatches_serve_the_live_integrity_rows() {
     within_a_minute(async {
-        let app = TestApp::spawn(Some(TOKEN)).await;
+        let app = OfficerApp::spawn(Some(TOKEN)).await;
         seed(&app.db.pool).await;
 
         let (status, wow) = app.get("/api/identity/orphans/wow").await;
@@ -337,7 +273,7 @@ async fn orphans_and_mismatches_serve_the_live_integrity_rows() {
 #[tokio::test]
 async fn link_creates_a_player_for_a_character_and_a_discord_user_nobody_owns() {
     within_a_minute(async {
-        let app = TestApp::spawn(Some(TOKEN)).await;
+        let app = OfficerApp::spawn(Some(TOKEN)).await;
         seed(&app.db.pool).await;
         let nobody = character_id(&app.db.pool, "Nobody").await;
         let lonely = discord_user_id(&app.db.pool, "200").await;
@@ -345,7 +281,7 @@ async fn link_creates_a_player_for_a_character_and_a_discord_user_nobody_owns() 
         let (status, body) = app
             .post(
                 "/api/identity/link",
-                json!({ "wow_character_id": nobody, "discord_user_id": lonely }),
+                Some(json!({ "wow_character_id": nobody, "discord_user_id": lonely })),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -371,7 +307,7 @@ async fn link_creates_a_player_for_a_character_and_a_discord_user_nobody_owns() 
 #[tokio::test]
 async fn link_adds_the_character_to_the_discord_users_player_or_the_given_one() {
     within_a_minute(async {
-        let app = TestApp::spawn(Some(TOKEN)).await;
+        let app = OfficerApp::spawn(Some(TOKEN)).await;
         seed(&app.db.pool).await;
         let nobody = character_id(&app.db.pool, "Nobody").await;
         let trog_user = discord_user_id(&app.db.pool, "100").await;
@@ -382,7 +318,7 @@ async fn link_adds_the_character_to_the_discord_users_player_or_the_given_one() 
         let (status, body) = app
             .post(
                 "/api/identity/link",
-                json!({ "wow_character_id": nobody, "discord_user_id": trog_user }),
+                Some(json!({ "wow_character_id": nobody, "discord_user_id": trog_user })),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -393,7 +329,7 @@ async fn link_adds_the_character_to_the_discord_users_player_or_the_given_one() 
         let (status, again) = app
             .post(
                 "/api/identity/link",
-                json!({ "wow_character_id": nobody, "player_id": trog }),
+                Some(json!({ "wow_character_id": nobody, "player_id": trog })),
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{again}");
@@ -408,7 +344,7 @@ async fn link_adds_the_character_to_the_discord_users_player_or_the_given_one() 
         let (status, body) = app
             .post(
                 "/api/identity/link",
-                json!({ "wow_character_id": nobody, "player_id": solo, "discord_user_id": spare }),
+                Some(json!({ "wow_character_id": nobody, "player_id": solo, "discord_user_id": spare })),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -426,7 +362,7 @@ async fn link_adds_the_character_to_the_discord_users_player_or_the_given_one() 
 #[tokio::test]
 async fn link_refuses_conflicts_with_409_and_unknown_ids_with_404() {
     within_a_minute(async {
-        let app = TestApp::spawn(Some(TOKEN)).await;
+        let app = OfficerApp::spawn(Some(TOKEN)).await;
         seed(&app.db.pool).await;
         let pool = &app.db.pool;
         let trogmoon = character_id(pool, "Trogmoon").await;
@@ -446,7 +382,7 @@ async fn link_refuses_conflicts_with_409_and_unknown_ids_with_404() {
             ("unknown player", json!({ "wow_character_id": nobody, "player_id": 999_999 }), StatusCode::NOT_FOUND),
         ];
         for (case, request, expected) in cases {
-            let (status, body) = app.post("/api/identity/link", request).await;
+            let (status, body) = app.post("/api/identity/link", Some(request)).await;
             assert_eq!(status, expected, "{case}: {body}");
             assert!(body["error"].is_string(), "{case}: {body}");
         }
@@ -467,7 +403,7 @@ async fn link_refuses_conflicts_with_409_and_unknown_ids_with_404() {
 #[tokio::test]
 async fn unlink_removes_the_link_once_and_then_answers_404() {
     within_a_minute(async {
-        let app = TestApp::spawn(Some(TOKEN)).await;
+        let app = OfficerApp::spawn(Some(TOKEN)).await;
         seed(&app.db.pool).await;
         let link: i32 = sqlx::query_scalar(
             "SELECT pc.id FROM guild_identity.player_characters pc
@@ -492,7 +428,7 @@ async fn unlink_removes_the_link_once_and_then_answers_404() {
 #[tokio::test]
 async fn bad_request_bodies_get_4xx_with_an_error_body_never_500() {
     within_a_minute(async {
-        let app = TestApp::spawn(Some(TOKEN)).await;
+        let app = OfficerApp::spawn(Some(TOKEN)).await;
         let url = format!("{}/api/identity/link", app.base);
         let json_post = |body: String| {
             app.client
@@ -564,14 +500,14 @@ async fn bad_request_bodies_get_4xx_with_an_error_body_never_500() {
 #[tokio::test]
 async fn triggers_answer_202_with_the_runs_sync_log_id_and_status_shows_the_last_runs() {
     within_a_minute(async {
-        let app = TestApp::spawn(Some(TOKEN)).await;
+        let app = OfficerApp::spawn(Some(TOKEN)).await;
         let mut ids = Vec::new();
         for (path, source) in [
             ("/api/guild-sync/blizzard/trigger", "pipeline:blizzard"),
             ("/api/guild-sync/discord/trigger", "pipeline:discord"),
             ("/api/guild-sync/report/trigger", "pipeline:report"),
         ] {
-            let (status, body) = app.post(path, json!({})).await;
+            let (status, body) = app.post(path, Some(json!({}))).await;
             assert_eq!(status, StatusCode::ACCEPTED, "{path}: {body}");
             assert_eq!(body["source"], source);
             let id = body["sync_log_id"].as_i64().unwrap();
@@ -599,7 +535,7 @@ async fn triggers_answer_202_with_the_runs_sync_log_id_and_status_shows_the_last
         // Shutting down: triggers are refused with 503, not started.
         app.scheduler.shutdown().await;
         let (status, body) = app
-            .post("/api/guild-sync/blizzard/trigger", json!({}))
+            .post("/api/guild-sync/blizzard/trigger", Some(json!({})))
             .await;
         assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE);
     })
@@ -625,7 +561,7 @@ async fn wait_until_finished(pool: &PgPool, id: i64) {
 #[tokio::test]
 async fn the_addon_routes_answer_503_when_no_api_key_is_configured() {
     within_a_minute(async {
-        let app = TestApp::spawn(Some(TOKEN)).await;
+        let app = OfficerApp::spawn(Some(TOKEN)).await;
         let (status, body) = send(
             app.client
                 .post(format!("{}/api/guild-sync/addon-upload", app.base))
@@ -646,7 +582,7 @@ async fn the_addon_routes_answer_503_when_no_api_key_is_configured() {
 #[tokio::test]
 async fn the_openapi_document_lists_every_route_of_the_spec() {
     within_a_minute(async {
-        let app = TestApp::spawn(None).await;
+        let app = OfficerApp::spawn(None).await;
         let (status, doc) = send(app.client.get(format!("{}/api/openapi.json", app.base))).await;
         assert_eq!(status, StatusCode::OK);
         let mut listed = BTreeSet::new();

@@ -16,7 +16,7 @@ use std::time::Duration;
 use browser_support::*;
 use fantoccini::Locator;
 use guild_sync::config::{Config, Secret};
-use guild_sync::testing::TestDb;
+use guild_sync::testing::{TestDb, serve_console};
 use sqlx::PgPool;
 
 use common::within;
@@ -30,7 +30,7 @@ async fn serve(db: &TestDb, config: &Config) -> String {
     guild_sync::demo::run_stages(&db.pool, config)
         .await
         .expect("the demo stages run");
-    common::spawn_service(db.pool.clone(), config).await
+    serve_console(db.pool.clone(), config).await
 }
 
 async fn add_markup_member(pool: &PgPool) -> i32 {
@@ -377,7 +377,7 @@ async fn headers_and_a_secure_cookie_behind_https() {
         let mut config = Config::defaults();
         config.guild_sync_admin_token = Some(Secret::new(TOKEN));
         config.guild_sync_public_url = Some("https://guild.example".into());
-        let base = common::spawn_service(db.pool.clone(), &config).await;
+        let base = serve_console(db.pool.clone(), &config).await;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -464,6 +464,13 @@ async fn headers_and_a_secure_cookie_behind_https() {
     .await;
 }
 
+/// Both promoted members (200 and 201) hold exactly `roles` on the fake Discord.
+fn assert_linked_roles(fake: &role_support::FakeDiscord, roles: &[&str], why: &str) {
+    for member in ["200", "201"] {
+        assert_eq!(fake.roles_of(member), roles, "member {member}: {why}");
+    }
+}
+
 /// The Roles page in a real browser against the stateful fake Discord: the plan with its
 /// changes per member (a name that is markup shown as text), *Approve* applying that exact
 /// plan (two of eleven members: over the 10 % guard, which the approval lifts), the run listed
@@ -485,7 +492,7 @@ async fn an_officer_approves_the_role_plan_and_undoes_it_in_a_real_browser() {
         let stored = guild_sync::role_sync::plan_and_store(&db.pool, &config)
             .await
             .unwrap();
-        let base = common::spawn_service(db.pool.clone(), &config).await;
+        let base = serve_console(db.pool.clone(), &config).await;
         let driver = start_driver().await;
         let client = browser(&driver).await;
 
@@ -524,12 +531,7 @@ async fn an_officer_approves_the_role_plan_and_undoes_it_in_a_real_browser() {
         click(&client, "#approve").await;
         let notice = text_of(&client, "notice").await;
         assert!(notice.contains("Plan approved and applied"), "{notice}");
-        assert_eq!(
-            fake.roles_of("200"),
-            vec!["1002", "1006"],
-            "Officer added, Raider kept"
-        );
-        assert_eq!(fake.roles_of("201"), vec!["1002", "1006"]);
+        assert_linked_roles(&fake, &["1002", "1006"], "Officer added, Raider kept");
         assert_eq!(fake.roles_of("300"), vec!["1002"]);
         assert_eq!(fake.writes().len(), 4);
         let text = body_text(&client).await;
@@ -544,12 +546,7 @@ async fn an_officer_approves_the_role_plan_and_undoes_it_in_a_real_browser() {
         submit(&client, undo).await;
         let notice = text_of(&client, "notice").await;
         assert!(notice.contains("Undone"), "{notice}");
-        assert_eq!(
-            fake.roles_of("200"),
-            vec!["1004", "1006"],
-            "undo restores the roles"
-        );
-        assert_eq!(fake.roles_of("201"), vec!["1004", "1006"]);
+        assert_linked_roles(&fake, &["1004", "1006"], "undo restores the roles");
         assert!(
             client
                 .find(Locator::Css("button[id^=undo-]"))

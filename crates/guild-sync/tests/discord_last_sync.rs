@@ -93,6 +93,15 @@ async fn the_derived_last_sync_is_the_old_columns_value_in_every_case() {
                 member("4", "drekthar"),
             ]
         };
+        // 1 and 4 unchanged, 2 renamed, 3 departed, 5 new.
+        let after_the_changes = || {
+            vec![
+                member("1", "anduin"),
+                member("2", "baine-renamed"),
+                member("4", "drekthar"),
+                member("5", "eitrigg"),
+            ]
+        };
 
         // First sync: every member new, confirmed by it.
         let t1 = full_sync(pool, everyone()).await.unwrap();
@@ -101,17 +110,7 @@ async fn the_derived_last_sync_is_the_old_columns_value_in_every_case() {
         }
 
         // Second sync: 1 and 4 unchanged, 2 changed, 3 departed, 5 new.
-        let t2 = full_sync(
-            pool,
-            vec![
-                member("1", "anduin"),
-                member("2", "baine-renamed"),
-                member("4", "drekthar"),
-                member("5", "eitrigg"),
-            ],
-        )
-        .await
-        .unwrap();
+        let t2 = full_sync(pool, after_the_changes()).await.unwrap();
         assert!(t2 > t1);
         // Present and unchanged: confirmed by the second sync, without a write.
         assert_eq!(last_sync(pool, "1").await, Some(t2));
@@ -137,17 +136,7 @@ async fn the_derived_last_sync_is_the_old_columns_value_in_every_case() {
 
         // Third sync marks nobody and changes nothing: everyone present is confirmed by it,
         // the departed member still by the first.
-        let t3 = full_sync(
-            pool,
-            vec![
-                member("1", "anduin"),
-                member("2", "baine-renamed"),
-                member("4", "drekthar"),
-                member("5", "eitrigg"),
-            ],
-        )
-        .await
-        .unwrap();
+        let t3 = full_sync(pool, after_the_changes()).await.unwrap();
         for id in ["1", "2", "4", "5"] {
             assert_eq!(last_sync(pool, id).await, Some(t3), "member {id}");
         }

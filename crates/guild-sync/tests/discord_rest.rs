@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use common::within_a_minute;
+use common::{last_run_of, within_a_minute};
 
 const GUILD: &str = "4242";
 const MEMBERS_PATH: &str = "/api/v10/guilds/4242/members";
@@ -197,13 +197,7 @@ async fn a_fetch_failing_on_page_two_marks_nobody_departed() {
             rows.iter().all(|r| r.is_present),
             "nobody is marked departed"
         );
-        let (status, error): (String, Option<String>) = sqlx::query_as(
-            "SELECT status, error_message FROM guild_identity.sync_log
-             WHERE source = 'discord' ORDER BY id DESC LIMIT 1",
-        )
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+        let (status, error) = last_run_of(&db.pool, "discord").await;
         assert_eq!(status, "error");
         assert!(error.unwrap().contains("page 2"));
     })

@@ -15,7 +15,7 @@ use guild_sync::testing::TestDb;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use common::within_a_minute;
+use common::{last_run_of, within_a_minute};
 
 /// The guild's Discord roles: the rank roles of the seeded rank table plus unrelated ones.
 fn roles() -> Value {
@@ -227,13 +227,7 @@ async fn a_list_that_would_mark_most_members_departed_changes_nothing_and_is_log
         assert_eq!(rows.len(), 10);
         assert!(rows.iter().all(|r| r.is_present && r.username != "renamed"));
 
-        let (status, error): (String, Option<String>) = sqlx::query_as(
-            "SELECT status, error_message FROM guild_identity.sync_log
-             WHERE source = 'discord' ORDER BY id DESC LIMIT 1",
-        )
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+        let (status, error) = last_run_of(&db.pool, "discord").await;
         assert_eq!(status, "error");
         assert!(error.unwrap().contains("--allow-mass-removal"));
 

@@ -188,7 +188,7 @@ pub async fn start(db: &TestDb) -> ClaimApp {
     config.guild_sync_public_url = Some(base.clone());
     config.guild_sync_signing_secret = Some(Secret::new(SIGNING_SECRET));
     fake.configure(&mut config);
-    super::common::serve_service(listener, db.pool.clone(), &config);
+    guild_sync::testing::serve_console_on(listener, db.pool.clone(), &config);
     ClaimApp {
         base,
         fake,

@@ -1,14 +1,22 @@
-//! What every integration test shares: the timeout every async test runs under, and the
-//! spawner that serves the HTTP API on its own port (127.0.0.1:0, real TCP) for one test.
+//! What every integration test shares: the timeout every async test runs under, the spawner
+//! that serves the HTTP API on its own port (127.0.0.1:0, real TCP) for one test, and the
+//! officer API app the route tests drive.
 //! The database comes from `guild_sync::testing::TestDb` (the `test-support` feature).
 
 // Each test binary compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use guild_sync::api::{self, AppState};
+use guild_sync::config::{Config, Secret};
+use guild_sync::scheduler::Scheduler;
+use guild_sync::testing::{NoopStages, TestDb};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sqlx::PgPool;
 
 /// How long an ordinary async test may take before it fails instead of hanging.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -54,35 +62,93 @@ pub async fn spawn_app(state: AppState) -> SpawnedApp {
     }
 }
 
-/// Serve the whole service — the officer console and the API (`service::router`), with the
-/// production stages — over `pool` and `config` on `listener` until the test's runtime ends.
-pub fn serve_service(
-    listener: tokio::net::TcpListener,
-    pool: sqlx::PgPool,
-    config: &guild_sync::config::Config,
-) {
-    use std::sync::Arc;
+/// The bearer token [`OfficerApp`] sends.
+pub const OFFICER_TOKEN: &str = "officer-token-for-tests";
 
-    use guild_sync::scheduler::{ProductionStages, Scheduler};
-    guild_sync::install_crypto_provider();
-    let stages = ProductionStages::for_service(pool.clone(), config.clone(), None);
-    let state = AppState::new(
-        pool.clone(),
-        Arc::new(Scheduler::new(pool, Arc::new(stages))),
-        Arc::new(config.clone()),
-    );
-    let router = guild_sync::service::router(state, config);
-    tokio::spawn(async move { axum::serve(listener, router).await });
+/// The API on its own port and database, pipelines on [`NoopStages`], the officer token set or
+/// not; its requests carry [`OFFICER_TOKEN`].
+pub struct OfficerApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    /// The app's own pool (closable to simulate a database outage).
+    pub pool: PgPool,
+    pub scheduler: Arc<Scheduler>,
 }
 
-/// [`serve_service`] on a free local port; returns `http://127.0.0.1:{port}`.
-pub async fn spawn_service(pool: sqlx::PgPool, config: &guild_sync::config::Config) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+impl OfficerApp {
+    pub async fn spawn(admin_token: Option<&str>) -> OfficerApp {
+        let db = TestDb::new().await;
+        let pool = PgPool::connect_with(db.connect_options()).await.unwrap();
+        let scheduler = Arc::new(Scheduler::new(pool.clone(), Arc::new(NoopStages)));
+        let state = AppState {
+            pool: pool.clone(),
+            scheduler: Arc::clone(&scheduler),
+            config: Arc::new(Config {
+                guild_sync_admin_token: admin_token.map(Secret::new),
+                guild_sync_api_key: None,
+                ..Config::defaults()
+            }),
+        };
+        let SpawnedApp { base, client } = spawn_app(state).await;
+        OfficerApp {
+            base,
+            client,
+            db,
+            pool,
+            scheduler,
+        }
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(OFFICER_TOKEN)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        send(self.request(Method::GET, path)).await
+    }
+
+    /// POST with `body` as JSON, or with no body.
+    pub async fn post(&self, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let request = self.request(Method::POST, path);
+        send(match body {
+            Some(body) => request.json(&body),
+            None => request,
+        })
         .await
-        .expect("bind a local port");
-    let base = format!("http://{}", listener.local_addr().expect("local address"));
-    serve_service(listener, pool, config);
-    base
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        send(self.request(Method::PUT, path).json(&body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        send(self.request(Method::DELETE, path)).await
+    }
+}
+
+/// Send `request`; its status and JSON body (a body that is not JSON fails the test).
+pub async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text:?}"));
+    (status, body)
+}
+
+/// `(status, error_message)` of the newest `sync_log` run of `source`.
+pub async fn last_run_of(pool: &PgPool, source: &str) -> (String, Option<String>) {
+    sqlx::query_as(
+        "SELECT status, error_message FROM guild_identity.sync_log
+         WHERE source = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(source)
+    .fetch_one(pool)
+    .await
+    .unwrap()
 }
 
 /// A session of its own holding the pipeline lock, as another process's running pipeline would;
