@@ -216,16 +216,7 @@ async fn an_officer_clears_the_queue_in_a_real_browser() {
             .find(Locator::Css("form:has(button.link-candidate)"))
             .await
             .unwrap();
-        let character: i32 = form
-            .find(Locator::Css("input[name=character_id]"))
-            .await
-            .unwrap()
-            .attr("value")
-            .await
-            .unwrap()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let character = id_field(&form, "character_id").await;
         submit(&client, button).await;
         assert!(body_text(&client).await.contains("Linked."));
         let evidence: serde_json::Value = sqlx::query_scalar(
@@ -246,21 +237,10 @@ async fn an_officer_clears_the_queue_in_a_real_browser() {
             .find(Locator::Css("form:has(button.link-member-candidate)"))
             .await
             .expect("an unclaimed member with a ranked character");
-        let field = |name: &'static str| {
-            let form = form.clone();
-            async move {
-                form.find(Locator::Css(&format!("input[name={name}]")))
-                    .await
-                    .unwrap()
-                    .attr("value")
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .parse::<i32>()
-                    .unwrap()
-            }
-        };
-        let (character, member) = (field("character_id").await, field("discord_user_id").await);
+        let (character, member) = (
+            id_field(&form, "character_id").await,
+            id_field(&form, "discord_user_id").await,
+        );
         let button = form.find(Locator::Css("button.link-member-candidate")).await.unwrap();
         submit(&client, button).await;
         assert!(body_text(&client).await.contains("Linked."));
@@ -462,6 +442,19 @@ async fn headers_and_a_secure_cookie_behind_https() {
         assert_eq!(page.headers()["x-frame-options"], "DENY");
     })
     .await;
+}
+
+/// The id in `form`'s input `name`.
+async fn id_field(form: &fantoccini::elements::Element, name: &str) -> i32 {
+    form.find(Locator::Css(&format!("input[name={name}]")))
+        .await
+        .unwrap()
+        .attr("value")
+        .await
+        .unwrap()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// Both promoted members (200 and 201) hold exactly `roles` on the fake Discord.

@@ -326,6 +326,10 @@ impl Scheduler {
         run_id: i64,
         superseded: &CancellationToken,
     ) -> Result<Locking> {
+        if superseded.is_cancelled() {
+            // Replaced before it began to wait: nothing to take or cancel.
+            return Ok(Locking::Superseded);
+        }
         let canceller = lock.canceller();
         let taking = take_lock(lock, wait);
         tokio::pin!(taking);
