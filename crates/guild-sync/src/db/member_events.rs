@@ -188,6 +188,16 @@ pub struct EventRow {
 }
 
 impl EventRow {
+    /// For a `rank_changed` event: `Some(true)` for a promotion (a lower in-game rank index is
+    /// the more senior rank), `Some(false)` for a demotion, `None` when unknown.
+    pub fn promotion(&self) -> Option<bool> {
+        let index = |doc: &Option<serde_json::Value>| doc.as_ref()?.get("rank_index")?.as_i64();
+        match (index(&self.before), index(&self.after)) {
+            (Some(b), Some(a)) if a != b => Some(a < b),
+            _ => None,
+        }
+    }
+
     /// One readable sentence for the console's timeline and the digest, from the names the
     /// event recorded (falling back to today's names). Plain text: callers escape it for their
     /// medium (askama escapes HTML; the digest escapes Discord markdown).
@@ -210,11 +220,6 @@ impl EventRow {
             .unwrap_or_else(|| "a player".into());
         let rank = |doc: &Option<serde_json::Value>| {
             field(doc, "rank").unwrap_or_else(|| "no known rank".into())
-        };
-        let index = |doc: &Option<serde_json::Value>| {
-            doc.as_ref()
-                .and_then(|d| d.get("rank_index"))
-                .and_then(serde_json::Value::as_i64)
         };
         let roles = |doc: &Option<serde_json::Value>| {
             let list: Vec<String> = doc
@@ -252,11 +257,10 @@ impl EventRow {
                 field(&self.after, "realm").unwrap_or_default()
             ),
             Some(EventType::RankChanged) => {
-                // A lower in-game rank index is the more senior rank.
-                let verb = match (index(&self.before), index(&self.after)) {
-                    (Some(b), Some(a)) if a < b => "promoted",
-                    (Some(b), Some(a)) if a > b => "demoted",
-                    _ => "moved",
+                let verb = match self.promotion() {
+                    Some(true) => "promoted",
+                    Some(false) => "demoted",
+                    None => "moved",
                 };
                 format!(
                     "{} {verb} from {} to {}",
@@ -373,7 +377,7 @@ pub async fn player_history(
     player_id: i32,
     limit: i64,
 ) -> Result<Vec<EventRow>> {
-    Ok(sqlx::query_as(concat!(
+    sqlx::query_as(concat!(
         event_select!(),
         "
          WHERE e.id IN (
@@ -393,7 +397,7 @@ pub async fn player_history(
     .bind(limit)
     .fetch_all(db)
     .await
-    .context("cannot read the player's history")?)
+    .context("cannot read the player's history")
 }
 
 /// How many events of each type happened since `since` (the overview's "this week" panel).
@@ -401,14 +405,14 @@ pub async fn counts_since(
     db: impl PgExecutor<'_>,
     since: DateTime<Utc>,
 ) -> Result<Vec<(String, i64)>> {
-    Ok(sqlx::query_as(
+    sqlx::query_as(
         "SELECT event_type, count(*) FROM guild_identity.member_events
          WHERE occurred_at >= $1 GROUP BY event_type ORDER BY count(*) DESC, event_type",
     )
     .bind(since)
     .fetch_all(db)
     .await
-    .context("cannot count this week's events")?)
+    .context("cannot count this week's events")
 }
 
 /// The digest's events since `since`: joins, leaves, rank changes and renames, oldest first,
@@ -418,7 +422,7 @@ pub async fn digest_events(
     since: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<EventRow>> {
-    Ok(sqlx::query_as(concat!(
+    sqlx::query_as(concat!(
         event_select!(),
         "
          WHERE e.occurred_at >= $1
@@ -430,7 +434,7 @@ pub async fn digest_events(
     .bind(limit)
     .fetch_all(db)
     .await
-    .context("cannot read the digest's events")?)
+    .context("cannot read the digest's events")
 }
 
 /// Delete events older than `days` days; returns how many.
@@ -448,13 +452,11 @@ pub async fn purge_older_than(db: impl PgExecutor<'_>, days: i32) -> Result<u64>
 
 /// Whether a player exists (the history route answers 404 otherwise).
 pub async fn player_exists(db: impl PgExecutor<'_>, player_id: i32) -> Result<bool> {
-    Ok(
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM guild_identity.players WHERE id = $1)")
-            .bind(player_id)
-            .fetch_one(db)
-            .await
-            .context("cannot look the player up")?,
-    )
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM guild_identity.players WHERE id = $1)")
+        .bind(player_id)
+        .fetch_one(db)
+        .await
+        .context("cannot look the player up")
 }
 
 #[cfg(test)]
