@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use guild_sync::config::{Config, Secret};
-use guild_sync::testing::{TestDb, percentile, serve_console};
+use guild_sync::testing::{TestDb, console_login, percentile, serve_console};
 
 const CHARACTERS: i32 = 1_000;
 const MEMBERS: i32 = 50_000;
@@ -48,40 +48,6 @@ async fn seed(db: &TestDb) {
     .execute(&db.pool)
     .await
     .expect("seeding failed");
-}
-
-/// Log in as a browser would; returns the session cookie.
-async fn login(http: &reqwest::Client, base: &str) -> String {
-    let page = http.get(format!("{base}/login")).send().await.unwrap();
-    let pre = page.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let html = page.text().await.unwrap();
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
-    let ok = http
-        .post(format!("{base}/login"))
-        .header("Cookie", &pre)
-        .form(&[("token", TOKEN), ("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
-    ok.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with("guild_sync_session="))
-        .expect("a session cookie")
 }
 
 async fn load(http: &reqwest::Client, url: &str, cookie: &str) -> (Vec<Duration>, usize) {
@@ -141,7 +107,7 @@ async fn main() {
         .pool_max_idle_per_host(CLIENTS)
         .build()
         .unwrap();
-    let cookie = login(&http, &base).await;
+    let cookie = console_login(&http, &base, TOKEN).await;
     let player: i32 = sqlx::query_scalar("SELECT min(id) FROM guild_identity.players")
         .fetch_one(&db.pool)
         .await

@@ -148,6 +148,12 @@ pub struct Config {
     pub guild_sync_role_grace_days: i64,
     /// The role a former member gets after the grace period (managed when set).
     pub guild_sync_former_member_role: Option<String>,
+    /// `weekly`: the report also sends a weekly digest of joins, leaves, promotions,
+    /// demotions and renames (issue 19). Unset or `off`: no digest.
+    pub guild_sync_digest: Option<String>,
+    /// Member events older than this many days are deleted after each integrity check;
+    /// unset: kept forever.
+    pub guild_sync_event_retention_days: Option<u32>,
     /// A Battle.net or Discord sync older than this refuses a role run.
     #[serde(default = "default_role_max_source_age_hours")]
     pub guild_sync_role_max_source_age_hours: i64,
@@ -323,6 +329,13 @@ impl Config {
 
     /// Member claims (`/claim`) need the bot application's OAuth2 client, the Battle.net client
     /// and the public address browsers come back to.
+    /// Whether `GUILD_SYNC_DIGEST=weekly` (any case) asks for the weekly digest.
+    pub fn weekly_digest(&self) -> bool {
+        self.guild_sync_digest
+            .as_deref()
+            .is_some_and(|d| d.trim().eq_ignore_ascii_case("weekly"))
+    }
+
     pub fn claims_configured(&self) -> bool {
         self.discord_client_id.is_some()
             && self.discord_client_secret.is_some()

@@ -383,6 +383,43 @@ async fn serve_on_a_free_port(router: axum::Router) -> String {
     base
 }
 
+/// Log in to the console at `base` as a browser would (the login form's CSRF cookie and token,
+/// then the admin token); returns the session cookie (`name=value`). For the benchmarks.
+pub async fn console_login(http: &reqwest::Client, base: &str, token: &str) -> String {
+    let page = http
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("the login page");
+    let pre = page.headers()["set-cookie"]
+        .to_str()
+        .expect("a text cookie")
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let html = page.text().await.expect("the login page's text");
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF field on the login page")
+        .to_string();
+    let ok = http
+        .post(format!("{base}/login"))
+        .header("Cookie", &pre)
+        .form(&[("token", token), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("the login answer");
+    ok.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
+        .find(|c| c.starts_with("guild_sync_session="))
+        .expect("a session cookie")
+}
+
 /// The `p` quantile (0..=1, nearest rank) of `sorted` latencies; zero when there are none.
 pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
     if sorted.is_empty() {

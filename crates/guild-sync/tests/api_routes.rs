@@ -614,6 +614,8 @@ async fn the_openapi_document_lists_every_route_of_the_spec() {
             "GET /api/identity/candidates",
             "GET /api/identity/players/{id}",
             "PUT /api/identity/players/{id}/main",
+            "GET /api/events",
+            "GET /api/identity/players/{id}/history",
             "GET /api/roles/plans/latest",
             "POST /api/roles/plans/{id}/approve",
             "GET /api/health",

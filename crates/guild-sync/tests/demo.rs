@@ -162,7 +162,27 @@ async fn the_sample_guild_links_and_flags_what_its_author_intended() {
             .await
             .into_iter()
             .collect();
-        assert_eq!(stale, names(&issues["stale_character"]));
+        // Issue 19: linked characters are judged per player (`inactive_player`), so only the
+        // unlinked ones among the sample's stale characters keep a `stale_character` line.
+        let linked: BTreeSet<String> = sqlx::query_scalar(
+            "SELECT wc.character_name || '-' || wc.realm_slug
+             FROM guild_identity.player_characters pc
+             JOIN guild_identity.wow_characters wc ON wc.id = pc.character_id",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+        let want_stale: BTreeSet<String> = names(&issues["stale_character"])
+            .difference(&linked)
+            .cloned()
+            .collect();
+        assert_eq!(stale, want_stale);
+        assert!(
+            !want_stale.is_empty(),
+            "the sample keeps unlinked stale characters"
+        );
         let orphan_discord: BTreeSet<String> = open_issues(&db.pool, "orphan_discord")
             .await
             .into_iter()

@@ -43,8 +43,8 @@ pub struct EventsPage {
     pub events: Vec<EventRow>,
     pub page: i64,
     pub per_page: i64,
-    /// Events matching the filter, on every page.
-    pub total: i64,
+    /// Whether a next page has events.
+    pub has_more: bool,
 }
 
 /// `(page, per_page)`, validated: out of range is a 400 naming the parameter.
@@ -97,13 +97,13 @@ pub async fn events(
         event_type: event_type_of(query.event_type.as_deref())?,
         player_id: query.player_id,
     };
-    let (events, total) =
+    let (events, has_more) =
         member_events::feed(&state.pool, &filter, per_page, (page - 1) * per_page).await?;
     Ok(Json(EventsPage {
         events,
         page,
         per_page,
-        total,
+        has_more,
     }))
 }
 

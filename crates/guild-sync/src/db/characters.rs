@@ -235,15 +235,13 @@ pub async fn update_batch(
              SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::text[], $5::int8[],
                                   $6::int4[], $7::int4[], $8::int4[], $9::int4[], $10::int4[],
                                   $11::int4[], $12::timestamptz[], $13::jsonb[], $14::bool[],
-                                  $15::int8[])
+                                  $15::int8[], $16::text[])
                  AS t (id, character_name, realm_slug, realm_name, blizzard_id, class_id,
                        active_spec_id, level, item_level, guild_rank_id, achievement_points,
-                       last_login_at, profile_json, fetched, input_hash)
-         ), previous AS (
-             SELECT * FROM UNNEST($1::int4[], $16::text[]) AS t (id, name)
+                       last_login_at, profile_json, fetched, input_hash, previous_name)
          ), next AS (
              SELECT wc.id, i.fetched, i.input_hash,
-                    pn.name AS old_name, wc.realm_slug AS old_realm,
+                    i.previous_name AS old_name, wc.realm_slug AS old_realm,
                     wc.guild_rank_id AS old_rank, wc.removed_at AS old_removed_at,
                     i.character_name,
                     i.realm_slug,
@@ -261,7 +259,6 @@ pub async fn update_batch(
                         wc.active_spec_id, wc.level, wc.item_level, wc.guild_rank_id,
                         wc.achievement_points, wc.last_login_at, wc.profile_json, wc.removed_at) AS old
              FROM input i JOIN guild_identity.wow_characters wc ON wc.id = i.id
-             JOIN previous pn ON pn.id = i.id
          ), diff AS (
              SELECT n.*,
                     ROW(n.character_name, n.realm_slug, n.realm_name, n.blizzard_id, n.class_id,

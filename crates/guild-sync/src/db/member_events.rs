@@ -188,6 +188,16 @@ pub struct EventRow {
 }
 
 impl EventRow {
+    /// For a `rank_changed` event: `Some(true)` for a promotion (a lower in-game rank index is
+    /// the more senior rank), `Some(false)` for a demotion, `None` when unknown.
+    pub fn promotion(&self) -> Option<bool> {
+        let index = |doc: &Option<serde_json::Value>| doc.as_ref()?.get("rank_index")?.as_i64();
+        match (index(&self.before), index(&self.after)) {
+            (Some(b), Some(a)) if a != b => Some(a < b),
+            _ => None,
+        }
+    }
+
     /// One readable sentence for the console's timeline and the digest, from the names the
     /// event recorded (falling back to today's names). Plain text: callers escape it for their
     /// medium (askama escapes HTML; the digest escapes Discord markdown).
@@ -210,11 +220,6 @@ impl EventRow {
             .unwrap_or_else(|| "a player".into());
         let rank = |doc: &Option<serde_json::Value>| {
             field(doc, "rank").unwrap_or_else(|| "no known rank".into())
-        };
-        let index = |doc: &Option<serde_json::Value>| {
-            doc.as_ref()
-                .and_then(|d| d.get("rank_index"))
-                .and_then(serde_json::Value::as_i64)
         };
         let roles = |doc: &Option<serde_json::Value>| {
             let list: Vec<String> = doc
@@ -252,11 +257,10 @@ impl EventRow {
                 field(&self.after, "realm").unwrap_or_default()
             ),
             Some(EventType::RankChanged) => {
-                // A lower in-game rank index is the more senior rank.
-                let verb = match (index(&self.before), index(&self.after)) {
-                    (Some(b), Some(a)) if a < b => "promoted",
-                    (Some(b), Some(a)) if a > b => "demoted",
-                    _ => "moved",
+                let verb = match self.promotion() {
+                    Some(true) => "promoted",
+                    Some(false) => "demoted",
+                    None => "moved",
                 };
                 format!(
                     "{} {verb} from {} to {}",
@@ -305,17 +309,25 @@ impl From<&EventRow> for EventLine {
     }
 }
 
-/// The select list and joins every event read shares (names resolved now, not at write time).
-macro_rules! event_select {
-    () => {
-        "SELECT e.id, e.event_type, e.occurred_at, e.actor, e.run_id,
-                e.character_id, wc.character_name, wc.realm_slug,
-                e.discord_user_id, COALESCE(NULLIF(du.display_name, ''), du.username) AS discord_name,
-                e.player_id, p.display_name AS player_name, e.before, e.after
-         FROM guild_identity.member_events e
-         LEFT JOIN guild_identity.wow_characters wc ON wc.id = e.character_id
-         LEFT JOIN guild_identity.discord_users du ON du.id = e.discord_user_id
-         LEFT JOIN guild_identity.players p ON p.id = e.player_id"
+/// The names every event read joins, around `$page`: a query selecting the events themselves
+/// (`member_events` rows, already filtered, ordered and limited), so the joins run for the
+/// rows answered only — never for the rows an `OFFSET` skips. `$order` orders the answer.
+macro_rules! named_events {
+    ($page:expr, $order:literal) => {
+        concat!(
+            "SELECT e.id, e.event_type, e.occurred_at, e.actor, e.run_id,
+                    e.character_id, wc.character_name, wc.realm_slug,
+                    e.discord_user_id, COALESCE(NULLIF(du.display_name, ''), du.username) AS discord_name,
+                    e.player_id, p.display_name AS player_name, e.before, e.after
+             FROM (",
+            $page,
+            ") e
+             LEFT JOIN guild_identity.wow_characters wc ON wc.id = e.character_id
+             LEFT JOIN guild_identity.discord_users du ON du.id = e.discord_user_id
+             LEFT JOIN guild_identity.players p ON p.id = e.player_id
+             ORDER BY ",
+            $order
+        )
     };
 }
 
@@ -327,21 +339,22 @@ pub struct EventFilter {
     pub player_id: Option<i32>,
 }
 
-/// One page of the feed, newest first, and the number of events matching `filter`.
-pub async fn feed<'c>(
-    db: impl PgExecutor<'c> + Copy,
+/// One page of the feed, newest first (`limit` events after skipping `offset`), and whether
+/// more follow. No total count: counting 100,000 events on every page cost more than the page.
+pub async fn feed(
+    db: impl PgExecutor<'_>,
     filter: &EventFilter,
     limit: i64,
     offset: i64,
-) -> Result<(Vec<EventRow>, i64)> {
-    let events = sqlx::query_as(concat!(
-        event_select!(),
-        "
-         WHERE ($1::timestamptz IS NULL OR e.occurred_at >= $1)
-           AND ($2::text IS NULL OR e.event_type = $2)
-           AND ($3::int4 IS NULL OR e.player_id = $3)
-         ORDER BY e.occurred_at DESC, e.id DESC
-         LIMIT $4 OFFSET $5"
+) -> Result<(Vec<EventRow>, bool)> {
+    let mut events: Vec<EventRow> = sqlx::query_as(named_events!(
+        "SELECT * FROM guild_identity.member_events
+         WHERE ($1::timestamptz IS NULL OR occurred_at >= $1)
+           AND ($2::text IS NULL OR event_type = $2)
+           AND ($3::int4 IS NULL OR player_id = $3)
+         ORDER BY occurred_at DESC, id DESC
+         LIMIT $4 + 1 OFFSET $5",
+        "e.occurred_at DESC, e.id DESC"
     ))
     .bind(filter.since)
     .bind(filter.event_type.map(EventType::as_str))
@@ -351,19 +364,9 @@ pub async fn feed<'c>(
     .fetch_all(db)
     .await
     .context("cannot read the event feed")?;
-    let total: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM guild_identity.member_events e
-         WHERE ($1::timestamptz IS NULL OR e.occurred_at >= $1)
-           AND ($2::text IS NULL OR e.event_type = $2)
-           AND ($3::int4 IS NULL OR e.player_id = $3)",
-    )
-    .bind(filter.since)
-    .bind(filter.event_type.map(EventType::as_str))
-    .bind(filter.player_id)
-    .fetch_one(db)
-    .await
-    .context("cannot count the event feed")?;
-    Ok((events, total))
+    let more = events.len() as i64 > limit;
+    events.truncate(usize::try_from(limit).unwrap_or(0));
+    Ok((events, more))
 }
 
 /// A player's history, newest first: events naming the player, and events of their characters
@@ -373,10 +376,9 @@ pub async fn player_history(
     player_id: i32,
     limit: i64,
 ) -> Result<Vec<EventRow>> {
-    sqlx::query_as(concat!(
-        event_select!(),
-        "
-         WHERE e.id IN (
+    sqlx::query_as(named_events!(
+        "SELECT * FROM guild_identity.member_events
+         WHERE id IN (
              SELECT id FROM guild_identity.member_events WHERE player_id = $1
              UNION
              SELECT me.id FROM guild_identity.member_events me
@@ -386,8 +388,9 @@ pub async fn player_history(
              SELECT me.id FROM guild_identity.member_events me
              JOIN guild_identity.players pl ON pl.discord_user_id = me.discord_user_id
              WHERE pl.id = $1 AND me.player_id IS NULL)
-         ORDER BY e.occurred_at DESC, e.id DESC
-         LIMIT $2"
+         ORDER BY occurred_at DESC, id DESC
+         LIMIT $2",
+        "e.occurred_at DESC, e.id DESC"
     ))
     .bind(player_id)
     .bind(limit)
@@ -418,13 +421,13 @@ pub async fn digest_events(
     since: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<EventRow>> {
-    sqlx::query_as(concat!(
-        event_select!(),
-        "
-         WHERE e.occurred_at >= $1
-           AND e.event_type IN ('joined_guild', 'left_guild', 'rank_changed', 'renamed')
-         ORDER BY e.occurred_at, e.id
-         LIMIT $2"
+    sqlx::query_as(named_events!(
+        "SELECT * FROM guild_identity.member_events
+         WHERE occurred_at >= $1
+           AND event_type IN ('joined_guild', 'left_guild', 'rank_changed', 'renamed')
+         ORDER BY occurred_at, id
+         LIMIT $2",
+        "e.occurred_at, e.id"
     ))
     .bind(since)
     .bind(limit)

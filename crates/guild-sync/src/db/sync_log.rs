@@ -246,6 +246,17 @@ pub async fn latest_per_source(db: impl PgExecutor<'_>) -> Result<Vec<SyncLogRow
 }
 
 /// When each source last succeeded (`(source, unix seconds)`), for the metrics at start-up.
+/// When the latest successful run of `source` started.
+pub async fn last_success(db: impl PgExecutor<'_>, source: &str) -> Result<Option<DateTime<Utc>>> {
+    Ok(sqlx::query_scalar(
+        "SELECT max(started_at) FROM guild_identity.sync_log
+         WHERE source = $1 AND status = 'success'",
+    )
+    .bind(source)
+    .fetch_one(db)
+    .await?)
+}
+
 pub async fn last_success_per_source(db: impl PgExecutor<'_>) -> Result<Vec<(String, f64)>> {
     Ok(sqlx::query_as(
         "SELECT source, extract(epoch FROM max(completed_at))::float8

@@ -269,6 +269,14 @@ impl Stages for ProductionStages {
             // The role sync follows each check (GUILD_SYNC_ROLE_SYNC); its refusals and
             // failures are logged, never a failed check.
             crate::role_sync::after_check(&self.pool, &self.config).await;
+            // GUILD_SYNC_EVENT_RETENTION_DAYS: the history is pruned once per check.
+            if let Some(days) = self.config.guild_sync_event_retention_days {
+                let days = i32::try_from(days).unwrap_or(i32::MAX);
+                let purged = crate::db::member_events::purge_older_than(&self.pool, days).await?;
+                if purged > 0 {
+                    tracing::info!(purged, days, "old member events deleted");
+                }
+            }
             Ok(stats)
         }
         .boxed()
@@ -278,9 +286,14 @@ impl Stages for ProductionStages {
         async move {
             let full = self.inputs.full_report;
             match &self.inputs.report {
-                ReportMode::Send(Some(sender)) => Ok(ReportOutcome::Sent(
-                    crate::reporter::send_new_issues_report(&self.pool, sender, full).await?,
-                )),
+                ReportMode::Send(Some(sender)) => {
+                    let stats =
+                        crate::reporter::send_new_issues_report(&self.pool, sender, full).await?;
+                    if self.config.weekly_digest() {
+                        crate::reporter::send_weekly_digest(&self.pool, sender).await?;
+                    }
+                    Ok(ReportOutcome::Sent(stats))
+                }
                 ReportMode::Send(None) => {
                     tracing::info!(
                         "no Discord sender configured (DISCORD_BOT_TOKEN with \
@@ -288,9 +301,17 @@ impl Stages for ProductionStages {
                     );
                     Ok(ReportOutcome::NoSender)
                 }
-                ReportMode::Text => Ok(ReportOutcome::Rendered {
-                    text: crate::reporter::render_text_report(&self.pool, full).await?,
-                }),
+                ReportMode::Text => {
+                    let mut text = crate::reporter::render_text_report(&self.pool, full).await?;
+                    if self.config.weekly_digest()
+                        && let Some(digest) =
+                            crate::reporter::render_weekly_digest(&self.pool).await?
+                    {
+                        text.push_str("\n\n");
+                        text.push_str(&digest);
+                    }
+                    Ok(ReportOutcome::Rendered { text })
+                }
             }
         }
         .boxed()

@@ -1,0 +1,238 @@
+//! Benchmark of the guild's memory (issue 19).
+//!
+//! 1. What writing events adds to each sync's database stage: the roster applied to 1,000
+//!    characters (first sync = 1,000 `joined_guild`; identical re-run = none; every rank
+//!    changed = 1,000 `rank_changed`; 100 leave; the 100 return), median of 7 runs each, in a
+//!    fresh database per run. Run the same scenarios on the commit before issue 19 for the
+//!    "before" (the note has both).
+//! 2. A year of history for a 1,000-character guild (100,000 generated events): p50/p99 of the
+//!    history routes (`/api/events` pages and filters, a player's history) and the console
+//!    pages that show events (overview, player page) under concurrent clients. Target: p99 under
+//!    50 ms.
+//!
+//! Run: `cargo bench -p guild-sync --bench member_events`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use guild_sync::api::AppState;
+use guild_sync::blizzard_client::{FetchedRoster, ProfileFetch, parse_profile, parse_roster};
+use guild_sync::config::{Config, RemovalGuard, Secret};
+use guild_sync::db::member_events::EventSource;
+use guild_sync::db_sync::apply_roster;
+use guild_sync::scheduler::{ProductionStages, Scheduler};
+use guild_sync::testing::{GetLoad, TestDb, console_login, load_get, percentile};
+use serde_json::json;
+
+const MEMBERS: usize = 1000;
+const DB_RUNS: usize = 7;
+const EVENTS: i64 = 100_000;
+const CLIENTS: usize = 4;
+const REQUESTS: usize = 400;
+const TOKEN: &str = "bench-events-token";
+
+/// The roster: `rank_shift` moves every member's rank; members `0..left` are absent.
+fn roster(rank_shift: usize, left: usize) -> FetchedRoster {
+    let members: Vec<_> = (left..MEMBERS)
+        .map(|i| {
+            json!({
+                "character": {"id": 1000 + i, "name": format!("Member{i}"), "level": 80,
+                              "realm": {"id": 1, "slug": "senjin"}, "playable_class": {"id": 11}},
+                "rank": (i + rank_shift) % 6,
+            })
+        })
+        .collect();
+    let doc = json!({"guild": {"name": "Bench", "realm": {"slug": "senjin", "name": "Sen'jin"}},
+                     "members": members});
+    let roster = parse_roster(doc.to_string().as_bytes()).expect("valid roster");
+    let profiles = roster
+        .members
+        .iter()
+        .map(|m| {
+            let p = json!({"id": m.character.id, "name": m.character.name,
+                           "realm": {"slug": "senjin", "name": "Sen'jin"},
+                           "character_class": {"id": 11, "name": "Druid"},
+                           "active_spec": {"id": 102, "name": "Balance"}, "level": 80,
+                           "achievement_points": 10_000, "equipped_item_level": 620,
+                           "last_login_timestamp": 1_763_000_000_000i64});
+            ProfileFetch::Found(Box::new(
+                parse_profile(p.to_string().as_bytes()).expect("valid profile"),
+            ))
+        })
+        .collect();
+    FetchedRoster { roster, profiles }
+}
+
+fn median_ms(mut samples: Vec<Duration>) -> f64 {
+    samples.sort();
+    samples[samples.len() / 2].as_secs_f64() * 1000.0
+}
+
+async fn sync_costs() {
+    println!("== Roster database stage, {MEMBERS} characters, median of {DB_RUNS}");
+    let guard = RemovalGuard {
+        max_fraction: 0.5,
+        allow_mass_removal: false,
+    };
+    let (first, promoted, left) = (roster(0, 0), roster(1, 0), roster(1, 100));
+    let scenarios = [
+        "first sync (1,000 joins)",
+        "identical re-run",
+        "every rank changed",
+        "100 leave",
+        "the 100 return",
+    ];
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); scenarios.len()];
+    for _ in 0..DB_RUNS {
+        let db = TestDb::new().await;
+        for (i, input) in [&first, &first, &promoted, &left, &promoted]
+            .into_iter()
+            .enumerate()
+        {
+            let t = Instant::now();
+            apply_roster(&db.pool, input, guard, EventSource::unrecorded())
+                .await
+                .expect("apply");
+            samples[i].push(t.elapsed());
+        }
+    }
+    for (name, s) in scenarios.iter().zip(samples) {
+        println!("{name:<28} {:>8.1} ms", median_ms(s));
+    }
+}
+
+/// 1,000 characters (300 players own 700 of them), 2,000 Discord members, and `EVENTS` events
+/// spread over the last 365 days.
+async fn seed_history(db: &TestDb) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO guild_identity.discord_users (discord_id, username, display_name)
+         SELECT (100000 + g)::text, 'user' || g, 'User ' || g FROM generate_series(1, 2000) g;
+         INSERT INTO guild_identity.wow_characters (character_name, realm_slug, level, last_login_at)
+         SELECT 'Char' || g, 'senjin', 80, now() - (g % 60) * interval '1 day'
+         FROM generate_series(1, {MEMBERS}) g;
+         INSERT INTO guild_identity.players (display_name, discord_user_id)
+         SELECT 'Player ' || g, du.id FROM generate_series(1, 300) g
+         JOIN guild_identity.discord_users du ON du.discord_id = (100000 + g)::text;
+         INSERT INTO guild_identity.player_characters (player_id, character_id, link_source, confidence)
+         SELECT p.id, wc.id, 'exact_name', 'high'
+         FROM guild_identity.wow_characters wc
+         JOIN guild_identity.players p
+           ON p.display_name = 'Player ' || (1 + (substr(wc.character_name, 5)::int - 1) % 300)
+         WHERE substr(wc.character_name, 5)::int <= 700;
+         INSERT INTO guild_identity.member_events
+             (event_type, occurred_at, character_id, discord_user_id, player_id, before, after,
+              actor)
+         SELECT (ARRAY['joined_guild', 'left_guild', 'returned', 'renamed', 'rank_changed',
+                       'rank_changed', 'discord_roles_changed', 'discord_renamed', 'linked',
+                       'transferred'])[1 + g % 10],
+                now() - (g::double precision / {EVENTS}) * interval '365 days',
+                1 + g % {MEMBERS}, 1 + g % 2000, pc.player_id,
+                jsonb_build_object('name', 'Char' || (1 + g % {MEMBERS}), 'rank', 'Member',
+                                   'rank_index', 3),
+                jsonb_build_object('name', 'Char' || (1 + g % {MEMBERS}), 'rank', 'Veteran',
+                                   'rank_index', 2),
+                'engine'
+         FROM generate_series(1, {EVENTS}) g
+         LEFT JOIN guild_identity.player_characters pc ON pc.character_id = 1 + g % {MEMBERS};
+         ANALYZE;"
+    )))
+    .execute(&db.pool)
+    .await
+    .expect("seeding failed");
+}
+
+async fn history_routes() {
+    let db = TestDb::new().await;
+    let t = Instant::now();
+    seed_history(&db).await;
+    println!(
+        "== History: {EVENTS} events (a year, {MEMBERS} characters) seeded in {:.1} s; {CLIENTS} clients, {REQUESTS} requests each route",
+        t.elapsed().as_secs_f64()
+    );
+    let pool = guild_sync::db::connect(db.connect_options()).await.unwrap();
+    let mut config = Config::defaults();
+    config.guild_sync_admin_token = Some(Secret::new(TOKEN));
+    let stages = ProductionStages::for_service(pool.clone(), config.clone(), None);
+    let state = AppState {
+        pool: pool.clone(),
+        scheduler: Arc::new(Scheduler::new(pool, Arc::new(stages))),
+        config: Arc::new(config.clone()),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = guild_sync::service::router(state, &config);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let player: i32 = sqlx::query_scalar("SELECT min(id) FROM guild_identity.players")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let cookie = console_login(&http, &base, TOKEN).await;
+    println!(
+        "{:<52} {:>8} {:>8} {:>8}",
+        "route", "p50 ms", "p99 ms", "failed"
+    );
+    let api = [
+        "/api/events".to_string(),
+        "/api/events?per_page=500".into(),
+        "/api/events?page=150&per_page=500".into(),
+        "/api/events?type=rank_changed".into(),
+        format!("/api/events?player_id={player}"),
+        "/api/events?since=2026-11-01T00:00:00Z&type=left_guild".into(),
+        format!("/api/identity/players/{player}/history"),
+        format!("/api/identity/players/{player}/history?limit=500"),
+    ];
+    for route in &api {
+        let (latencies, failures, _) = load_get(GetLoad {
+            url: format!("{base}{route}"),
+            bearer: TOKEN,
+            clients: CLIENTS,
+            max_requests: REQUESTS,
+            max_duration: Duration::from_secs(60),
+            if_none_match: None,
+        })
+        .await;
+        report(route, &latencies, failures);
+    }
+    for page in ["/".to_string(), format!("/players/{player}")] {
+        let mut latencies = Vec::new();
+        let mut failures = 0;
+        for _ in 0..REQUESTS {
+            let t = Instant::now();
+            let ok = match http
+                .get(format!("{base}{page}"))
+                .header("Cookie", &cookie)
+                .send()
+                .await
+            {
+                Ok(r) => r.status() == 200 && r.bytes().await.is_ok(),
+                Err(_) => false,
+            };
+            if ok {
+                latencies.push(t.elapsed());
+            } else {
+                failures += 1;
+            }
+        }
+        latencies.sort();
+        report(&format!("console {page} (1 client)"), &latencies, failures);
+    }
+}
+
+fn report(route: &str, latencies: &[Duration], failures: usize) {
+    println!(
+        "{route:<52} {:>8.2} {:>8.2} {failures:>8}",
+        percentile(latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(latencies, 0.99).as_secs_f64() * 1e3,
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    guild_sync::install_crypto_provider();
+    sync_costs().await;
+    history_routes().await;
+}
