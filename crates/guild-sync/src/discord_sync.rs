@@ -367,7 +367,8 @@ pub async fn apply_member_list(
         .into());
     }
     let upserted = discord_users::upsert(&mut *tx, &members.rows, Some(taken_at)).await?;
-    let departed = discord_users::mark_departed_except(&mut *tx, &listed, taken_at).await?;
+    let departed =
+        discord_users::mark_missing_departed(&mut *tx, &presence.missing_ids, taken_at).await?;
     discord_users::record_full_sync(&mut *tx, taken_at).await?;
     tx.commit()
         .await
