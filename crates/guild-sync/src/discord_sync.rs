@@ -371,7 +371,9 @@ pub async fn apply_member_list(
         .into());
     }
     let upserted = discord_users::upsert(&mut *tx, &members.rows, Some(taken_at), source).await?;
-    let departed = discord_users::mark_departed_except(&mut *tx, &listed, taken_at, source).await?;
+    let departed =
+        discord_users::mark_missing_departed(&mut *tx, &presence.missing_ids, taken_at, source)
+            .await?;
     discord_users::record_full_sync(&mut *tx, taken_at).await?;
     tx.commit()
         .await

@@ -73,7 +73,9 @@ pub struct LocalCluster {
     root: PathBuf,
     pgdata: PathBuf,
     socket_dir: PathBuf,
-    bin_dir: PathBuf,
+    /// The server binaries, found on first use: a running server needs none of them, and
+    /// looking (`pg_config --bindir`) cost a command several milliseconds of start-up.
+    bin_dir: std::sync::OnceLock<PathBuf>,
     run_as: Option<RunAs>,
     /// Shared lock on `clients.lock`, held for as long as this value lives.
     clients_lock: Option<File>,
@@ -95,7 +97,6 @@ impl LocalCluster {
         durability: Durability,
         relocation_base: &Path,
     ) -> Result<Self> {
-        let bin_dir = find_bin_dir()?;
         fs::create_dir_all(root)
             .with_context(|| format!("cannot create the data directory {}", root.display()))?;
         let root = root
@@ -119,7 +120,7 @@ impl LocalCluster {
             root,
             pgdata,
             socket_dir,
-            bin_dir,
+            bin_dir: std::sync::OnceLock::new(),
             run_as,
             clients_lock: None,
             stop_on_drop: true,
@@ -176,9 +177,19 @@ impl LocalCluster {
 
     /// Whether a server is running on this cluster's data directory.
     pub fn is_running(&self) -> Result<bool> {
-        // `pg_ctl status` exits 0 when running, 3 when not, 4 when the directory is not a cluster.
-        let out = self.pg_ctl_output(&["status"])?;
-        Ok(out.status.code() == Some(0))
+        // What `pg_ctl status` checks (a `postmaster.pid` whose process lives), read directly:
+        // spawning pg_ctl was a few milliseconds of every command's start-up (issue 21), and
+        // the process must also be a PostgreSQL server, not a program that reused the pid.
+        Ok(read_pid_file(&self.pgdata.join("postmaster.pid")).is_some_and(is_postgres_process))
+    }
+
+    /// The server binaries' directory ([`find_bin_dir`], once).
+    fn bin_dir(&self) -> Result<&Path> {
+        if let Some(dir) = self.bin_dir.get() {
+            return Ok(dir);
+        }
+        let found = find_bin_dir()?;
+        Ok(self.bin_dir.get_or_init(|| found))
     }
 
     /// The postmaster's pid, read from `postmaster.pid`. Only the life-cycle tests need it.
@@ -215,7 +226,7 @@ impl LocalCluster {
         // C.UTF-8 makes lower() work on accented names; fall back to C where the locale is absent.
         for locale in ["C.UTF-8", "C"] {
             let out = self
-                .command("initdb")
+                .command("initdb")?
                 .arg("-D")
                 .arg(&self.pgdata)
                 .args(["-U", SUPERUSER, "--auth=trust", "--encoding=UTF8"])
@@ -285,7 +296,7 @@ impl LocalCluster {
     }
 
     fn pg_ctl_output(&self, args: &[&str]) -> Result<Output> {
-        self.command("pg_ctl")
+        self.command("pg_ctl")?
             .arg("-D")
             .arg(&self.pgdata)
             .args(args)
@@ -293,8 +304,8 @@ impl LocalCluster {
             .context("cannot run pg_ctl")
     }
 
-    fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new(self.bin_dir.join(program));
+    fn command(&self, program: &str) -> Result<Command> {
+        let mut cmd = Command::new(self.bin_dir()?.join(program));
         // The server account may not be able to read the caller's working directory.
         cmd.current_dir("/");
         cmd.env_remove("PGDATA").env("LC_ALL", "C.UTF-8");
@@ -302,7 +313,7 @@ impl LocalCluster {
             // std drops root's supplementary groups itself when it changes the uid.
             cmd.uid(account.uid.as_raw()).gid(account.gid.as_raw());
         }
-        cmd
+        Ok(cmd)
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod common;
 
+use chrono::{DateTime, Utc};
 use guild_sync::addon_processor::parse_upload_json;
 use guild_sync::db_sync::addon::{AddonSyncStats, last_upload, sync_addon_data};
 use guild_sync::testing::TestDb;
@@ -46,7 +47,7 @@ async fn row(pool: &PgPool, id: i32) -> Row {
     sqlx::query_as(
         "SELECT wc.addon_note, wc.addon_officer_note, wc.addon_last_sync IS NOT NULL AS synced,
                 c.name AS class_name, gr.name AS rank_name, wc.level
-         FROM guild_identity.wow_characters wc
+         FROM guild_identity.wow_characters_synced wc
          LEFT JOIN guild_identity.classes c ON c.id = wc.class_id
          LEFT JOIN common.guild_ranks gr ON gr.id = wc.guild_rank_id
          WHERE wc.id = $1",
@@ -255,6 +256,102 @@ async fn syncing_the_same_export_twice_changes_nothing_the_second_time() {
         assert_eq!((first.matched, first.updated), (2, 2));
         assert_eq!((second.matched, second.updated), (2, 0));
         assert_ne!(first.run_id, second.run_id);
+    })
+    .await;
+}
+
+/// `addon_last_sync` as stored and as derived (`wow_characters_synced`, migration 1481).
+async fn last_sync(pool: &PgPool, id: i32) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    sqlx::query_as(
+        "SELECT wc.addon_last_sync, s.addon_last_sync
+         FROM guild_identity.wow_characters wc
+         JOIN guild_identity.wow_characters_synced s ON s.id = wc.id WHERE wc.id = $1",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+    .expect("last sync")
+}
+
+/// Issue 21: unchanged rows are not rewritten, and the derived `addon_last_sync` is still "the
+/// last applied export that named the row" — for a row unchanged, changed, dropped from the
+/// export, named again, and never named.
+#[tokio::test]
+async fn the_derived_addon_last_sync_keeps_its_meaning_without_rewriting_unchanged_rows() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let a = insert_character(&db.pool, "Aa", "senjin").await;
+        let b = insert_character(&db.pool, "Bb", "senjin").await;
+        let c = insert_character(&db.pool, "Cc", "senjin").await;
+        let never = insert_character(&db.pool, "Dd", "senjin").await;
+        let first = sync_addon_data(
+            &db.pool,
+            &export(json!([
+                {"name": "Aa", "realm": "Senjin", "guild_note": "a"},
+                {"name": "Bb", "realm": "Senjin", "guild_note": "b"},
+                {"name": "Cc", "realm": "Senjin", "guild_note": "c"},
+            ])),
+        )
+        .await
+        .expect("first");
+        assert_eq!((first.matched, first.updated), (3, 3));
+        let (stored, t1) = last_sync(&db.pool, a).await;
+        assert!(t1.is_some() && stored == t1, "written by its first sync");
+
+        // A unchanged, B changed, C left out.
+        let second = sync_addon_data(
+            &db.pool,
+            &export(json!([
+                {"name": "Aa", "realm": "Senjin", "guild_note": "a"},
+                {"name": "Bb", "realm": "Senjin", "guild_note": "b2"},
+            ])),
+        )
+        .await
+        .expect("second");
+        assert_eq!((second.matched, second.updated), (2, 1));
+        let (b_stored, t2) = last_sync(&db.pool, b).await;
+        assert!(
+            t2 > t1 && b_stored == t2,
+            "changed: written with the second sync's time"
+        );
+        assert_eq!(
+            last_sync(&db.pool, a).await,
+            (t1, t2),
+            "unchanged: not rewritten, yet confirmed by the second sync"
+        );
+        assert_eq!(
+            last_sync(&db.pool, c).await.1,
+            t1,
+            "left out: the sync that last named it"
+        );
+        assert_eq!(
+            last_sync(&db.pool, never).await,
+            (None, None),
+            "never named"
+        );
+
+        // C named again (unchanged), A left out.
+        sync_addon_data(
+            &db.pool,
+            &export(json!([
+                {"name": "Bb", "realm": "Senjin", "guild_note": "b2"},
+                {"name": "Cc", "realm": "Senjin", "guild_note": "c"},
+            ])),
+        )
+        .await
+        .expect("third");
+        let (_, t3) = last_sync(&db.pool, b).await;
+        assert!(t3 > t2);
+        assert_eq!(
+            last_sync(&db.pool, c).await.1,
+            t3,
+            "named again: the third sync"
+        );
+        assert_eq!(
+            last_sync(&db.pool, a).await,
+            (t2, t2),
+            "left out after an unchanged confirmation: that confirmation is fixed into the row"
+        );
     })
     .await;
 }

@@ -32,14 +32,19 @@ pub async fn character_keys(db: impl PgExecutor<'_>) -> Result<Vec<CharacterKeyR
 /// What [`apply_addon_updates`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AddonApplied {
-    /// Rows written (all got `addon_last_sync`).
+    /// Rows the export named (all are confirmed by this export, see migration 1481).
     pub matched: u64,
-    /// Rows whose notes, class, rank or level actually changed.
+    /// Rows whose notes, class, rank or level actually changed: the only rows written.
     pub changed: u64,
 }
 
-/// Write every update in one statement. A `NULL` anywhere keeps the row's value; an empty note
-/// clears the stored one (to `NULL`). `addon_last_sync` is set to now on every row.
+/// Apply every update in one statement. A `NULL` anywhere keeps the row's value; an empty note
+/// clears the stored one (to `NULL`).
+///
+/// Only rows whose values change are written (with `addon_last_sync`); the export's rows and
+/// time go to `addon_last_export`, from which `wow_characters_synced.addon_last_sync` derives
+/// the others' last confirmation (migration 1481). A row the previous export named and this one
+/// does not gets the previous export's time fixed into `addon_last_sync` first.
 pub async fn apply_addon_updates(
     db: impl PgExecutor<'_>,
     updates: &[AddonUpdate],
@@ -58,44 +63,56 @@ pub async fn apply_addon_updates(
         rank_ids.push(u.guild_rank_id);
         levels.push(u.level);
     }
-    // `before` reads the rows as they were when the statement started, so `changed` compares
-    // old to new within the one UPDATE.
-    let changed: Vec<bool> = sqlx::query_scalar(
+    // Every data-modifying CTE sees the rows as they were when the statement started: the
+    // `changed` WHERE compares old to new, and `kept` and `changed` touch disjoint rows (ids
+    // not in the export, ids in it).
+    let (matched, changed): (i64, i64) = sqlx::query_as(
         "WITH input AS (
              SELECT * FROM UNNEST($1::int[], $2::text[], $3::text[], $4::int[], $5::int[], $6::int[])
                  AS u(id, note, officer_note, class_id, guild_rank_id, level)
-         ), before AS (
-             SELECT wc.id,
-                    ((i.note IS NOT NULL AND wc.addon_note IS DISTINCT FROM NULLIF(i.note, ''))
-                     OR (i.officer_note IS NOT NULL
-                         AND wc.addon_officer_note IS DISTINCT FROM NULLIF(i.officer_note, ''))
-                     OR (i.class_id IS NOT NULL AND wc.class_id IS DISTINCT FROM i.class_id)
-                     OR (i.guild_rank_id IS NOT NULL
-                         AND wc.guild_rank_id IS DISTINCT FROM i.guild_rank_id)
-                     OR (i.level IS NOT NULL AND wc.level IS DISTINCT FROM i.level)) AS changed
-             FROM guild_identity.wow_characters wc
-             JOIN input i ON i.id = wc.id
+         ), kept AS (
+             UPDATE guild_identity.wow_characters wc SET addon_last_sync = ae.synced_at
+             FROM guild_identity.addon_last_export ae
+             WHERE wc.id = ANY (ae.character_ids) AND wc.id <> ALL ($1::int[])
+               AND (wc.addon_last_sync IS NULL OR wc.addon_last_sync < ae.synced_at)
+             RETURNING wc.id
+         ), changed AS (
+             UPDATE guild_identity.wow_characters wc
+             SET addon_note = CASE WHEN i.note IS NULL THEN wc.addon_note
+                                       ELSE NULLIF(i.note, '') END,
+                 addon_officer_note = CASE WHEN i.officer_note IS NULL THEN wc.addon_officer_note
+                                           ELSE NULLIF(i.officer_note, '') END,
+                 class_id = COALESCE(i.class_id, wc.class_id),
+                 guild_rank_id = COALESCE(i.guild_rank_id, wc.guild_rank_id),
+                 level = COALESCE(i.level, wc.level),
+                 -- A column the roster also writes changed: the next roster sync must write the
+                 -- row again rather than skip it as unchanged (migration 1420).
+                 bnet_input_hash = CASE
+                     WHEN (COALESCE(i.class_id, wc.class_id), COALESCE(i.guild_rank_id, wc.guild_rank_id),
+                           COALESCE(i.level, wc.level))
+                          IS DISTINCT FROM (wc.class_id, wc.guild_rank_id, wc.level)
+                     THEN NULL ELSE wc.bnet_input_hash END,
+                 addon_last_sync = now()
+             FROM input i
+             WHERE wc.id = i.id
+               AND ((i.note IS NOT NULL AND wc.addon_note IS DISTINCT FROM NULLIF(i.note, ''))
+                    OR (i.officer_note IS NOT NULL
+                        AND wc.addon_officer_note IS DISTINCT FROM NULLIF(i.officer_note, ''))
+                    OR (i.class_id IS NOT NULL AND wc.class_id IS DISTINCT FROM i.class_id)
+                    OR (i.guild_rank_id IS NOT NULL
+                        AND wc.guild_rank_id IS DISTINCT FROM i.guild_rank_id)
+                    OR (i.level IS NOT NULL AND wc.level IS DISTINCT FROM i.level))
+             RETURNING wc.id
+         ), matched AS (
+             SELECT COALESCE(array_agg(i.id), '{}') AS ids FROM input i
+             WHERE EXISTS (SELECT 1 FROM guild_identity.wow_characters wc WHERE wc.id = i.id)
+         ), saved AS (
+             INSERT INTO guild_identity.addon_last_export (singleton, synced_at, character_ids)
+             SELECT TRUE, now(), ids FROM matched
+             ON CONFLICT (singleton) DO UPDATE
+                 SET synced_at = EXCLUDED.synced_at, character_ids = EXCLUDED.character_ids
          )
-         UPDATE guild_identity.wow_characters wc
-         SET addon_note = CASE WHEN i.note IS NULL THEN wc.addon_note
-                                   ELSE NULLIF(i.note, '') END,
-             addon_officer_note = CASE WHEN i.officer_note IS NULL THEN wc.addon_officer_note
-                                       ELSE NULLIF(i.officer_note, '') END,
-             class_id = COALESCE(i.class_id, wc.class_id),
-             guild_rank_id = COALESCE(i.guild_rank_id, wc.guild_rank_id),
-             level = COALESCE(i.level, wc.level),
-             -- A column the roster also writes changed: the next roster sync must write the
-             -- row again rather than skip it as unchanged (migration 1420).
-             bnet_input_hash = CASE
-                 WHEN (COALESCE(i.class_id, wc.class_id), COALESCE(i.guild_rank_id, wc.guild_rank_id),
-                       COALESCE(i.level, wc.level))
-                      IS DISTINCT FROM (wc.class_id, wc.guild_rank_id, wc.level)
-                 THEN NULL ELSE wc.bnet_input_hash END,
-             addon_last_sync = now()
-         FROM input i
-         JOIN before b ON b.id = i.id
-         WHERE wc.id = i.id
-         RETURNING b.changed",
+         SELECT (SELECT cardinality(ids) FROM matched)::int8, (SELECT count(*) FROM changed)",
     )
     .bind(&ids)
     .bind(&notes)
@@ -103,12 +120,12 @@ pub async fn apply_addon_updates(
     .bind(&class_ids)
     .bind(&rank_ids)
     .bind(&levels)
-    .fetch_all(db)
+    .fetch_one(db)
     .await
     .context("cannot write the addon notes to wow_characters")?;
     Ok(AddonApplied {
-        matched: changed.len() as u64,
-        changed: changed.iter().filter(|c| **c).count() as u64,
+        matched: matched as u64,
+        changed: changed as u64,
     })
 }
 

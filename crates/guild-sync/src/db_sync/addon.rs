@@ -38,9 +38,10 @@ pub struct AddonSyncStats {
     pub addon_version: Option<String>,
     /// Characters in the export.
     pub received: usize,
-    /// Characters matched to a row (each gets `addon_last_sync`).
+    /// Characters matched to a row (each confirmed by this export: its derived
+    /// `addon_last_sync`, migration 1481).
     pub matched: usize,
-    /// Matched rows whose notes, class, rank or level changed.
+    /// Matched rows whose notes, class, rank or level changed (the only rows written).
     pub updated: usize,
     /// Characters with no row.
     pub unknown: usize,
