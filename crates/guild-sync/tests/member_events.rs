@@ -419,3 +419,32 @@ async fn links_by_the_engine_and_by_an_officer_and_unlinks_are_recorded_with_the
     })
     .await;
 }
+
+#[tokio::test]
+async fn retention_deletes_only_events_older_than_the_setting() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let pool = &db.pool;
+        roster(pool, &[member(1, "Old"), member(2, "New")])
+            .await
+            .unwrap();
+        sqlx::query(
+            "UPDATE guild_identity.member_events SET occurred_at = now() - interval '40 days'
+             WHERE after->>'name' = 'Old'",
+        )
+        .execute(pool)
+        .await
+        .unwrap();
+        let purged = guild_sync::db::member_events::purge_older_than(pool, 30)
+            .await
+            .unwrap();
+        assert_eq!(purged, 1);
+        let left: Vec<Value> = events(pool)
+            .await
+            .into_iter()
+            .filter_map(|e| e.after.map(|a| a["name"].clone()))
+            .collect();
+        assert_eq!(left, vec![json!("New")]);
+    })
+    .await;
+}
