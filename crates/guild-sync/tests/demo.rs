@@ -167,7 +167,15 @@ async fn the_sample_guild_links_and_flags_what_its_author_intended() {
             .await
             .into_iter()
             .collect();
-        assert_eq!(stale, names(&issues["stale_character"]));
+        // stale_character is for unlinked characters only: a linked one is judged with its
+        // player's other characters (inactive_player), so the sample's linked stale alts drop out.
+        let linked = names(&expected["links"]);
+        let want: BTreeSet<String> = names(&issues["stale_character"])
+            .difference(&linked)
+            .cloned()
+            .collect();
+        assert!(!want.is_empty());
+        assert_eq!(stale, want);
         let orphan_discord: BTreeSet<String> = open_issues(&db.pool, "orphan_discord")
             .await
             .into_iter()
