@@ -502,6 +502,14 @@ async fn officers_log_in_with_discord_and_their_actions_name_their_discord_accou
             page.body.contains("claim-link"),
             "the console links to /claim"
         );
+        let overview = officer.open(&format!("{}/", app.base)).await;
+        assert!(
+            overview
+                .body
+                .contains(&format!("id=\"claim-url\">{}/claim</code>", app.base)),
+            "the Overview shows the claim link to send members: {}",
+            overview.body
+        );
 
         // An action through the session is recorded under the Discord identity.
         let csrf = page
