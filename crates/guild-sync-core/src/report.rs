@@ -298,9 +298,13 @@ impl ReportIssue {
     /// breaks joined (one issue, one line) in both forms; in the embed, links are also broken.
     fn line(&self, markdown: bool) -> String {
         let line = match (self.subject(), &self.reason) {
-            (Some(subject), Some(reason)) if markdown => {
-                format!("**{}** — {reason}", escape_markdown(&subject))
-            }
+            // The reason names people too (a claim's BattleTag and both players, the holders
+            // of a shared Discord account, a rank's character): escaped like the subject.
+            (Some(subject), Some(reason)) if markdown => format!(
+                "**{}** — {}",
+                escape_markdown(&subject),
+                escape_markdown(reason)
+            ),
             (Some(subject), Some(reason)) => format!("{subject} — {reason}"),
             _ if markdown => escape_markdown(&self.summary),
             _ => self.summary.clone(),
@@ -709,6 +713,23 @@ mod tests {
         let messages = render_messages(&issues, false);
         assert!(messages[0].embeds[1].description.contains(r"x\_Slayer\_x"));
         assert!(render_text(&issues, false).contains("x_Slayer_x-area-52 — something is off"));
+    }
+
+    #[test]
+    fn names_inside_the_reason_are_escaped_in_embeds_too() {
+        // A claim conflict's reason names the claimant, the BattleTag and the other player.
+        let mut conflict = issue(1, IssueType::ClaimConflict, "Eluned");
+        conflict.discord_username = Some("gwen".into());
+        conflict.reason =
+            Some("claimed by **gwen** (Battle.net Gwen#3003) but linked by hand to `Frank`".into());
+        let messages = render_messages(std::slice::from_ref(&conflict), false);
+        let description = &messages[0].embeds[1].description;
+        assert!(
+            description.contains(r"claimed by \*\*gwen\*\* (Battle.net Gwen\#3003)"),
+            "{description}"
+        );
+        assert!(description.contains(r"to \`Frank\`"), "{description}");
+        assert!(render_text(&[conflict], false).contains("claimed by **gwen**"));
     }
 
     #[test]

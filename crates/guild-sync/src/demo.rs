@@ -250,32 +250,73 @@ pub async fn run(config: &Config, serve: bool) -> Result<()> {
             c.display_name
         );
     }
-    if serve {
-        let mut config = config.clone();
-        let login = match &config.guild_sync_admin_token {
-            Some(_) => "your GUILD_SYNC_ADMIN_TOKEN".to_string(),
-            None => {
-                // A token for this demo session only, so the console can be tried at once.
-                let token = demo_token();
-                config.guild_sync_admin_token = Some(crate::config::Secret::new(token.clone()));
-                token
-            }
-        };
-        println!(
-            "Officer console: http://{}/  — log in with {login}",
-            config.guild_sync_bind
-        );
-        if !config.claims_configured() {
-            match demo_claims(&db.pool, &mut config).await {
-                Ok(Some(line)) => println!("{line}"),
-                Ok(None) => {}
-                Err(err) => println!("Member claims are off in this demo: {err:#}"),
-            }
-        }
-        crate::service::serve_until_signal(&config, db).await
-    } else {
+    if !serve {
         db.close().await;
-        Ok(())
+        return Ok(());
+    }
+    let listener = match crate::service::bind(config).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            db.close().await;
+            return Err(err);
+        }
+    };
+    crate::service::until_signal(|shutdown| {
+        serve_on(config, db, listener, shutdown, |line| println!("{line}"))
+    })
+    .await
+}
+
+/// `demo --serve` once the sample is loaded: the whole service on `listener` until `shutdown`,
+/// with a login token for this session when `GUILD_SYNC_ADMIN_TOKEN` is not set, and member
+/// claims against the bundled fake providers when claims are not configured. `say` gets the
+/// lines that tell how to try it (the console's address and login, the claim page).
+pub async fn serve_on(
+    config: &Config,
+    db: Database,
+    listener: tokio::net::TcpListener,
+    shutdown: tokio_util::sync::CancellationToken,
+    say: impl Fn(&str),
+) -> Result<()> {
+    let address = match listener.local_addr() {
+        Ok(address) => browsable(address),
+        Err(err) => {
+            db.close().await;
+            return Err(err).context("cannot read the bound address");
+        }
+    };
+    let mut config = config.clone();
+    let login = match &config.guild_sync_admin_token {
+        Some(_) => "your GUILD_SYNC_ADMIN_TOKEN".to_string(),
+        None => {
+            // A token for this demo session only, so the console can be tried at once.
+            let token = demo_token();
+            config.guild_sync_admin_token = Some(crate::config::Secret::new(token.clone()));
+            token
+        }
+    };
+    say(&format!(
+        "Officer console: http://{address}/  — log in with {login}"
+    ));
+    if !config.claims_configured() {
+        match demo_claims(&db.pool, &mut config, address).await {
+            Ok(Some(line)) => say(&line),
+            Ok(None) => {}
+            Err(err) => say(&format!("Member claims are off in this demo: {err:#}")),
+        }
+    }
+    crate::service::run_on(&config, db, listener, shutdown).await
+}
+
+/// The address a browser on this machine opens for a server bound to `bound`: the loopback
+/// address for a wildcard bind (`0.0.0.0:8080` is not a page a browser can open, and the
+/// claims' redirect URIs must name the same host the member's browser holds the cookie for).
+fn browsable(bound: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match bound.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, bound.port()).into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, bound.port()).into(),
+        _ => bound,
     }
 }
 
@@ -283,7 +324,11 @@ pub async fn run(config: &Config, serve: bool) -> Result<()> {
 /// whoever opens `/claim` is logged in as a sample member without a player, holding a
 /// Battle.net account with up to three of the sample guild's unclaimed characters and one
 /// outside the guild. Returns the line telling how to try it.
-async fn demo_claims(pool: &PgPool, config: &mut Config) -> Result<Option<String>> {
+async fn demo_claims(
+    pool: &PgPool,
+    config: &mut Config,
+    address: std::net::SocketAddr,
+) -> Result<Option<String>> {
     use crate::claims::fake_providers::{
         FakeBattlenetAccount, FakeCharacter, FakeDiscordUser, FakeProviders,
     };
@@ -293,7 +338,7 @@ async fn demo_claims(pool: &PgPool, config: &mut Config) -> Result<Option<String
     };
     let fake = FakeProviders::start().await?;
     fake.configure(config);
-    config.guild_sync_public_url = Some(format!("http://{}", config.guild_sync_bind));
+    config.guild_sync_public_url = Some(format!("http://{address}"));
     let mut account: Vec<FakeCharacter> = characters
         .iter()
         .map(|(id, name, realm_slug, level)| FakeCharacter {
@@ -321,9 +366,8 @@ async fn demo_claims(pool: &PgPool, config: &mut Config) -> Result<Option<String
         global_name: None,
     });
     Ok(Some(format!(
-        "Member claims: http://{}/claim  — the bundled fake Discord and Battle.net (at {}) log \
-         you in as @{username}, whose account holds {} and one character outside the guild.",
-        config.guild_sync_bind,
+        "Member claims: http://{address}/claim  — the bundled fake Discord and Battle.net (at {}) \
+         log you in as @{username}, whose account holds {} and one character outside the guild.",
         fake.base(),
         names.join(", ")
     )))

@@ -469,6 +469,83 @@ async fn battle_net_failures_and_members_not_on_the_server_get_a_clear_page_and_
 }
 
 #[tokio::test]
+async fn names_from_battle_net_are_escaped_on_the_page_and_names_out_of_bounds_are_refused() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let app = start(&db).await;
+        app.fake.log_in_discord(discord(AELRIC, "aelric"));
+        let long = "X".repeat(100);
+        let hostile_tag = "<img src=x onerror=alert(1)>#1234";
+        app.fake.log_in_battlenet(account(
+            5001,
+            hostile_tag,
+            &[
+                ("Aelric", REALM, 1001),
+                ("<b>Evil</b>", "argent-dawn", 9101),
+                (long.as_str(), REALM, 9102),
+                ("Tab\tName", REALM, 9103),
+            ],
+        ));
+        let page = claim(&app, &mut Browser::default()).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(
+            !page.body.contains("<img") && !page.body.contains("<b>Evil"),
+            "{}",
+            page.body
+        );
+        assert!(
+            page.body
+                .contains("<bdi>&#60;img src=x onerror=alert(1)&#62;#1234</bdi>"),
+            "{}",
+            page.body
+        );
+        let outside = &page.body[page.body.find("id=\"outside\"").unwrap()..];
+        assert!(
+            outside.contains("<bdi>&#60;b&#62;Evil&#60;/b&#62;</bdi>-argent-dawn"),
+            "{outside}"
+        );
+        // Names no character can have are skipped: neither shown nor matched.
+        assert!(
+            !outside.contains(&long) && !outside.contains("Name-"),
+            "{outside}"
+        );
+        let aelric = player_of(&db.pool, AELRIC).await.unwrap();
+        let battletag: Option<String> =
+            sqlx::query_scalar("SELECT battletag FROM guild_identity.players WHERE id = $1")
+                .bind(aelric)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            battletag.as_deref(),
+            Some(hostile_tag),
+            "stored as sent, escaped when shown"
+        );
+
+        // A BattleTag with a line break (into a report) or past the bound: refused.
+        let before = links(&db.pool).await;
+        for tag in [
+            "Gwen#3003\n**everyone**".to_string(),
+            format!("{}#1", "G".repeat(70)),
+        ] {
+            app.fake.log_in_discord(discord(GWEN, "gwen"));
+            app.fake
+                .log_in_battlenet(account(5003, &tag, &[("Eluned", REALM, 1005)]));
+            let page = claim(&app, &mut Browser::default()).await;
+            assert_eq!(page.status, StatusCode::BAD_GATEWAY, "{}", page.body);
+            assert!(
+                page.body.contains("BattleTag out of bounds"),
+                "{}",
+                page.body
+            );
+            assert_eq!(links(&db.pool).await, before);
+            assert!(open_conflicts(&db.pool).await.is_empty());
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn officers_log_in_with_discord_and_their_actions_name_their_discord_account() {
     within_a_minute(async {
         let db = TestDb::new().await;
@@ -501,6 +578,14 @@ async fn officers_log_in_with_discord_and_their_actions_name_their_discord_accou
         assert!(
             page.body.contains("claim-link"),
             "the console links to /claim"
+        );
+        let overview = officer.open(&format!("{}/", app.base)).await;
+        assert!(
+            overview
+                .body
+                .contains(&format!("id=\"claim-url\">{}/claim</code>", app.base)),
+            "the Overview shows the claim link to send members: {}",
+            overview.body
         );
 
         // An action through the session is recorded under the Discord identity.

@@ -132,6 +132,12 @@ async fn members_claim_their_characters_through_both_logins_in_a_real_browser() 
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(client.current_url().await.unwrap().path(), "/");
+        // The Overview gives the officer the claim link to send members.
+        assert_eq!(
+            text_of(&client, "claim-url").await,
+            format!("{}/claim", app.base)
+        );
+        shoot(&client, "claim-overview").await;
         open(&client, &app.base, "/issues?type=claim_conflict").await;
         let text = body_text(&client).await;
         assert!(text.contains("Eluned-ravencrest"), "{text}");

@@ -90,6 +90,8 @@ async fn an_officer_clears_the_queue_in_a_real_browser() {
         assert!(week.contains("joined_guild") && week.contains("linked"), "{week}");
         assert!(week.contains("linked to"), "the latest events, described: {week}");
         shoot(&client, "overview").await;
+        // Claims are not configured: no claim link to hand out.
+        assert!(client.find(Locator::Id("member-claims")).await.is_err());
 
         // The session cookie: HttpOnly, SameSite=Strict, not Secure on plain http.
         let cookies = client.get_all_cookies().await.unwrap();

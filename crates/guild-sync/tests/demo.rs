@@ -3,9 +3,11 @@
 //! issues are open, that a second run changes nothing, and what a later Discord snapshot
 //! resolves and raises.
 
+mod claim_support;
 mod common;
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use guild_sync::config::{Config, RemovalGuard};
@@ -15,7 +17,10 @@ use guild_sync::testing::TestDb;
 use serde_json::Value;
 use sqlx::PgPool;
 
+use claim_support::Browser;
 use common::within;
+use reqwest::StatusCode;
+use tokio_util::sync::CancellationToken;
 
 fn expected() -> Value {
     serde_json::from_str(include_str!("../demo/expected.json")).expect("expected.json parses")
@@ -336,6 +341,141 @@ async fn a_demo_database_holding_another_sample_is_started_over() {
         let run = demo::run_stages(&db.pool, &config).await.unwrap();
         assert!(run.first_run);
         db.drop_scratch().await.unwrap();
+    })
+    .await;
+}
+
+/// The `href` of the element with id `id` on `page` (the claim pages' buttons are links).
+fn href_of(page: &str, id: &str) -> String {
+    let tag = format!("id=\"{id}\" href=\"");
+    let start = page
+        .find(&tag)
+        .unwrap_or_else(|| panic!("no #{id} link on: {page}"))
+        + tag.len();
+    page[start..][..page[start..].find('"').unwrap()].to_string()
+}
+
+/// `text` between `after` and `before`.
+fn between<'a>(text: &'a str, after: &str, before: &str) -> &'a str {
+    let start = text
+        .find(after)
+        .unwrap_or_else(|| panic!("no {after:?} in {text:?}"))
+        + after.len();
+    let len = text[start..]
+        .find(before)
+        .unwrap_or_else(|| panic!("no {before:?} after {after:?} in {text:?}"));
+    &text[start..start + len]
+}
+
+#[tokio::test]
+async fn demo_serve_lets_a_sample_member_claim_against_the_bundled_fake_providers() {
+    within(Duration::from_secs(300), async {
+        let test_db = TestDb::new().await;
+        let mut config = config_at_reference(&expected());
+        config.database_url = Some(guild_sync::config::Secret::new(test_db.url()));
+        let database = guild_sync::database::Database::open(&config).await.unwrap();
+        demo::run_stages(&database.pool, &config).await.unwrap();
+        let pool = database.pool.clone();
+
+        // `demo --serve` as the command runs it, on a port of our own and with what it prints
+        // kept instead of printed.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let said = Arc::new(Mutex::new(Vec::<String>::new()));
+        let shutdown = CancellationToken::new();
+        let service = tokio::spawn({
+            let (said, shutdown) = (said.clone(), shutdown.clone());
+            async move {
+                demo::serve_on(&config, database, listener, shutdown, move |line| {
+                    said.lock().unwrap().push(line.to_string())
+                })
+                .await
+            }
+        });
+        // The lines come before the service starts; a demo that offers no claim never says one.
+        let line = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let found = said
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|l| l.starts_with("Member claims: "))
+                    .cloned();
+                if let Some(line) = found {
+                    break line;
+                }
+                assert!(!service.is_finished(), "the demo stopped: {said:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no claim line in {said:?}"));
+        let console = said.lock().unwrap()[0].clone();
+        assert!(
+            console.starts_with(&format!(
+                "Officer console: http://{address}/  — log in with "
+            )),
+            "{console}"
+        );
+        let claim_url = between(&line, "Member claims: ", " ");
+        assert_eq!(claim_url, format!("http://{address}/claim"));
+        let username = between(&line, "log you in as @", ",");
+        let promised: BTreeSet<String> =
+            between(&line, "whose account holds ", " and one character")
+                .split(", ")
+                .map(str::to_string)
+                .collect();
+        assert!(!promised.is_empty(), "{line}");
+
+        // The member's walk: the claim page, Discord, back, Battle.net, back, the result.
+        let mut browser = Browser::default();
+        let base = reqwest::Url::parse(claim_url).unwrap();
+        let page = browser.open(claim_url).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let discord = base.join(&href_of(&page.body, "discord-login")).unwrap();
+        let page = browser.open(discord.as_str()).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(
+            page.body.contains(&format!("<bdi>@{username}</bdi>")),
+            "{}",
+            page.body
+        );
+        let battlenet = base.join(&href_of(&page.body, "battlenet-login")).unwrap();
+        let page = browser.open(battlenet.as_str()).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains("id=\"claim-done\""), "{}", page.body);
+        let linked = between(&page.body, "id=\"linked\"", "</ul>");
+        for name in &promised {
+            assert!(
+                linked.contains(&format!("<bdi>{name}</bdi>")),
+                "{name}: {linked}"
+            );
+        }
+        let outside = between(&page.body, "id=\"outside\"", "</ul>");
+        assert!(outside.contains("<bdi>Wanderer</bdi>"), "{outside}");
+
+        // What the claim wrote: the promised characters, linked to the member by Battle.net.
+        let rows: Vec<(String, String, serde_json::Value)> = sqlx::query_as(
+            "SELECT wc.character_name, pc.link_source, pc.evidence
+             FROM guild_identity.player_characters pc
+             JOIN guild_identity.wow_characters wc ON wc.id = pc.character_id
+             JOIN guild_identity.players p ON p.id = pc.player_id
+             JOIN guild_identity.discord_users du ON du.id = p.discord_user_id
+             WHERE du.username = $1",
+        )
+        .bind(username)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let names: BTreeSet<String> = rows.iter().map(|r| r.0.clone()).collect();
+        assert_eq!(names, promised);
+        for (name, source, evidence) in &rows {
+            assert_eq!(source, "battlenet_oauth", "{name}");
+            assert_eq!(evidence["battletag"], format!("{username}#4242"), "{name}");
+        }
+
+        shutdown.cancel();
+        service.await.unwrap().unwrap();
     })
     .await;
 }

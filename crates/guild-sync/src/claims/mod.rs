@@ -39,6 +39,14 @@ const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most characters one account's profile may list that a claim reads: far above any real
 /// account (50 per realm, a handful of realms), a bound on what a broken answer can cost.
 pub const MAX_ACCOUNT_CHARACTERS: usize = 1_000;
+/// The most bytes of one provider answer guild-sync reads: a token answer or userinfo is well
+/// under a kilobyte, a profile of [`MAX_ACCOUNT_CHARACTERS`] characters a few hundred. A longer
+/// answer is broken or hostile and is refused before it is all read.
+pub const MAX_PROVIDER_BODY: usize = 2 * 1024 * 1024;
+/// The longest name a provider may send that a claim takes: a Discord username or display
+/// name (Discord allows 32), a BattleTag (12 letters, `#`, digits), a character name (12) or
+/// realm slug. These are shown on pages, stored and sent to Discord in reports.
+pub const MAX_PROVIDER_NAME_CHARS: usize = 64;
 
 /// The public claim page, for the console, the audit report and the `/claim` slash command:
 /// `None` when claims are not configured (see [`Config::claims_configured`]).
@@ -212,7 +220,11 @@ impl Claims {
             .exchange(&self.discord, "Discord", signer, nonce, code)
             .await?;
         let url = format!("{}/users/@me", self.discord_api);
-        self.get_json("Discord", "users/@me", &url, &token).await
+        let user: DiscordUser = self.get_json("Discord", "users/@me", &url, &token).await?;
+        checked_discord_user(user).ok_or(ProviderError::Unreachable {
+            provider: "Discord",
+            what: "users/@me with an id or name out of bounds",
+        })
     }
 
     /// Exchange a Battle.net code, read the BattleTag and the account's WoW characters.
@@ -239,13 +251,23 @@ impl Claims {
                 provider: "Battle.net",
                 what: "userinfo without an account id",
             })?;
+        let battletag = info.battletag.unwrap_or_default();
+        if !battletag.is_empty() && !plausible_name(&battletag) {
+            return Err(ProviderError::Unreachable {
+                provider: "Battle.net",
+                what: "userinfo with a BattleTag out of bounds",
+            });
+        }
         let profile: WowProfile = self
             .get_json("Battle.net", "the WoW profile", &self.profile_url, &token)
             .await?;
+        // A character whose name or realm no real one could have is skipped, not shown or
+        // stored: it cannot be a guild character either.
         let characters = profile
             .wow_accounts
             .into_iter()
             .flat_map(|account| account.characters)
+            .filter(|c| plausible_name(&c.name) && plausible_name(&c.realm.slug))
             .take(MAX_ACCOUNT_CHARACTERS)
             .map(|c| ProvenCharacter {
                 blizzard_id: c.id,
@@ -256,7 +278,7 @@ impl Claims {
             .collect();
         Ok(BattlenetAccount {
             id,
-            battletag: info.battletag.unwrap_or_default(),
+            battletag,
             characters,
         })
     }
@@ -280,7 +302,13 @@ impl Claims {
                 // body could hold a token, so it is never formatted.
                 oauth2::RequestTokenError::ServerResponse(response) => ProviderError::Refused {
                     provider,
-                    reason: response.error().to_string(),
+                    // RFC 6749's codes only: an extension code is any text the provider chose.
+                    reason: match response.error() {
+                        oauth2::basic::BasicErrorResponseType::Extension(_) => {
+                            "an error it did not name in RFC 6749's terms".to_string()
+                        }
+                        known => known.as_ref().to_string(),
+                    },
                 },
                 _ => ProviderError::Unreachable {
                     provider,
@@ -313,8 +341,46 @@ impl Claims {
                 status: status.as_u16(),
             });
         }
-        response.json().await.map_err(|_| unreachable)
+        let body = bounded_body(response).await.ok_or(unreachable.clone())?;
+        serde_json::from_slice(&body).map_err(|_| unreachable)
     }
+}
+
+/// The body of `response`, or `None` when it is longer than [`MAX_PROVIDER_BODY`] (read no
+/// further than that) or breaks off.
+async fn bounded_body(mut response: reqwest::Response) -> Option<Vec<u8>> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_PROVIDER_BODY as u64)
+    {
+        return None;
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.ok()? {
+        if body.len() + chunk.len() > MAX_PROVIDER_BODY {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Some(body)
+}
+
+/// A name from a provider that guild-sync takes as is: not empty, at most
+/// [`MAX_PROVIDER_NAME_CHARS`], no control characters (no line breaks into a report).
+fn plausible_name(name: &str) -> bool {
+    !name.trim().is_empty()
+        && name.chars().count() <= MAX_PROVIDER_NAME_CHARS
+        && !name.chars().any(char::is_control)
+}
+
+/// `user` when its id is a snowflake and its names are [`plausible_name`]s.
+fn checked_discord_user(user: DiscordUser) -> Option<DiscordUser> {
+    let snowflake =
+        (1..=20).contains(&user.id.len()) && user.id.bytes().all(|b| b.is_ascii_digit());
+    (snowflake
+        && plausible_name(&user.username)
+        && user.global_name.as_deref().is_none_or(plausible_name))
+    .then_some(user)
 }
 
 fn authorize_url(
@@ -398,13 +464,84 @@ impl<'c> oauth2::AsyncHttpClient<'c> for OAuthHttp<'_> {
             for (name, value) in response.headers() {
                 builder = builder.header(name, value);
             }
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| OAuthHttpError(e.without_url().to_string()))?;
+            let body = bounded_body(response).await.ok_or_else(|| {
+                OAuthHttpError(format!(
+                    "the answer broke off or is longer than {MAX_PROVIDER_BODY} bytes"
+                ))
+            })?;
             builder
-                .body(body.to_vec())
+                .body(body)
                 .map_err(|e| OAuthHttpError(e.to_string()))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str, username: &str, global_name: Option<&str>) -> DiscordUser {
+        DiscordUser {
+            id: id.into(),
+            username: username.into(),
+            global_name: global_name.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn provider_names_out_of_bounds_are_refused() {
+        assert!(plausible_name("Quelindra"));
+        assert!(plausible_name(&"é".repeat(MAX_PROVIDER_NAME_CHARS)));
+        assert!(!plausible_name(&"é".repeat(MAX_PROVIDER_NAME_CHARS + 1)));
+        assert!(!plausible_name("  "));
+        assert!(!plausible_name("Gwen#3003\n**all officers**"));
+        assert!(!plausible_name("a\u{1b}[31m"));
+
+        let good = user("200000000000000001", "aelric", Some("Aelric"));
+        assert_eq!(checked_discord_user(good.clone()), Some(good));
+        assert!(checked_discord_user(user("2000abc", "aelric", None)).is_none());
+        assert!(checked_discord_user(user("", "aelric", None)).is_none());
+        assert!(checked_discord_user(user(&"1".repeat(21), "aelric", None)).is_none());
+        assert!(checked_discord_user(user("1", &"x".repeat(65), None)).is_none());
+        assert!(checked_discord_user(user("1", "aelric", Some("line\nbreak"))).is_none());
+    }
+
+    /// Serve `body` (a byte length, whole or in 64 KiB chunks without a length) once locally
+    /// and read it back through [`bounded_body`].
+    async fn read_back(len: usize, chunked: bool) -> Option<usize> {
+        use axum::body::Body;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let router = axum::Router::new().route(
+            "/",
+            axum::routing::get(move || async move {
+                if chunked {
+                    let chunks = (0..len.div_ceil(65_536)).map(move |i| {
+                        let n = 65_536.min(len - i * 65_536);
+                        Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'x'; n]))
+                    });
+                    Body::from_stream(futures::stream::iter(chunks))
+                } else {
+                    Body::from(vec![b'x'; len])
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let response = reqwest::get(&url).await.unwrap();
+        assert_eq!(response.content_length().is_none(), chunked);
+        bounded_body(response).await.map(|body| body.len())
+    }
+
+    #[tokio::test]
+    async fn provider_answers_longer_than_the_bound_are_refused() {
+        assert_eq!(read_back(1_000, false).await, Some(1_000));
+        assert_eq!(read_back(1_000, true).await, Some(1_000));
+        assert_eq!(
+            read_back(MAX_PROVIDER_BODY, true).await,
+            Some(MAX_PROVIDER_BODY)
+        );
+        assert_eq!(read_back(MAX_PROVIDER_BODY + 1, false).await, None);
+        assert_eq!(read_back(MAX_PROVIDER_BODY + 1, true).await, None);
+        assert_eq!(read_back(10 * MAX_PROVIDER_BODY, true).await, None);
     }
 }

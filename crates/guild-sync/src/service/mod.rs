@@ -9,6 +9,7 @@
 
 pub mod http;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -25,6 +26,16 @@ use crate::scheduler::{ProductionStages, Schedule, Scheduler};
 
 /// Serve `db` until SIGINT or SIGTERM.
 pub async fn serve_until_signal(config: &Config, db: Database) -> Result<()> {
+    until_signal(|shutdown| run(config, db, shutdown)).await
+}
+
+/// Run `serve` with a token that SIGINT or SIGTERM cancels (and that is cancelled when `serve`
+/// returns, so the signal listener ends with it).
+pub async fn until_signal<F, Fut>(serve: F) -> Result<()>
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     let signals = tokio::spawn(async move {
@@ -36,15 +47,44 @@ pub async fn serve_until_signal(config: &Config, db: Database) -> Result<()> {
             () = on_signal.cancelled() => {}
         }
     });
-    let served = run(config, db, shutdown.clone()).await;
+    let served = serve(shutdown.clone()).await;
     shutdown.cancel();
     signals.await.ok();
     served
 }
 
+/// Listen on `GUILD_SYNC_BIND`.
+pub async fn bind(config: &Config) -> Result<TcpListener> {
+    TcpListener::bind(&config.guild_sync_bind)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on GUILD_SYNC_BIND={}",
+                config.guild_sync_bind
+            )
+        })
+}
+
 /// Build the service on `db` and run it until `shutdown` is cancelled; then stop every part
 /// and close the database.
 pub async fn run(config: &Config, db: Database, shutdown: CancellationToken) -> Result<()> {
+    match bind(config).await {
+        Ok(listener) => run_on(config, db, listener, shutdown).await,
+        Err(err) => {
+            db.close().await;
+            Err(err)
+        }
+    }
+}
+
+/// [`run`] with the HTTP server on `listener`, bound by the caller (`demo --serve` needs the
+/// address before it configures the claims' public URL; tests bind a free port).
+pub async fn run_on(
+    config: &Config,
+    db: Database,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let pool = db.pool.clone();
 
     let stages = ProductionStages::for_service(pool.clone(), config.clone(), sender(config));
@@ -57,7 +97,7 @@ pub async fn run(config: &Config, db: Database, shutdown: CancellationToken) -> 
     let jobs = scheduler.spawn_jobs(schedule.clone());
     let gateway = start_gateway(&pool, config, &shutdown).await;
 
-    let served = serve_http(config, &pool, &scheduler, schedule, &shutdown).await;
+    let served = serve_http(config, &pool, &scheduler, schedule, listener, &shutdown).await;
 
     // Whatever ended the server, finish cleanly: the running pipeline completes its work.
     shutdown.cancel();
@@ -90,12 +130,13 @@ fn sender(config: &Config) -> Option<DiscordSender> {
     }
 }
 
-/// Bind the HTTP API and serve it until `shutdown` is cancelled.
+/// Serve the HTTP API on `listener` until `shutdown` is cancelled.
 async fn serve_http(
     config: &Config,
     pool: &sqlx::PgPool,
     scheduler: &Arc<Scheduler>,
     schedule: Schedule,
+    listener: TcpListener,
     shutdown: &CancellationToken,
 ) -> Result<()> {
     if config.guild_sync_admin_token.is_none() {
@@ -109,14 +150,6 @@ async fn serve_http(
         scheduler: Arc::clone(scheduler),
         config: Arc::new(config.clone()),
     };
-    let listener = TcpListener::bind(&config.guild_sync_bind)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on GUILD_SYNC_BIND={}",
-                config.guild_sync_bind
-            )
-        })?;
     let address = listener
         .local_addr()
         .context("cannot read the bound address")?;

@@ -28,6 +28,8 @@ pub struct OverviewPage {
     /// Events of the last seven days per type, and the latest of them (issue 19).
     week_counts: Vec<(String, i64)>,
     week_latest: Vec<EventLine>,
+    /// The public claim page to send members, when claims work (issue 17).
+    claim_url: Option<String>,
 }
 
 /// The "this week" panel's window.
@@ -103,7 +105,18 @@ pub async fn page(
         next_runs,
         week_counts,
         week_latest,
+        claim_url: claim_url(&state),
     })
+}
+
+/// The claim page's public URL when members can claim: Discord and Battle.net configured and
+/// their URLs valid (the clients were built), so the link an officer copies works.
+fn claim_url(state: &WebState) -> Option<String> {
+    state
+        .claims
+        .as_ref()
+        .filter(|claims| claims.claims_enabled())
+        .and_then(|_| crate::claims::claim_url(&state.app.config))
 }
 
 fn when(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
