@@ -29,6 +29,8 @@ use gateway_support::{Dispatch, GUILD, start_live_gateway};
 const APP: &str = "7000";
 const CHANNEL: &str = "9001";
 const COMMANDS_PATH: &str = "/applications/7000/guilds/4242/commands";
+/// The API base under the fake's root: twilight-http builds its paths under `/api/v10`.
+const API: &str = "/api/v10";
 
 /// The guild's registered commands, as Discord keeps them: what the last PUT sent, with ids.
 struct RegisteredCommands(Arc<Mutex<Value>>);
@@ -56,34 +58,40 @@ impl Respond for RegisteredCommands {
 async fn fake_discord() -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
-        .and(path("/oauth2/applications/@me"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"id": APP, "name": "guild-sync", "bot_public": false, "flags": 0}),
-        ))
+        .and(path(format!("{API}/applications/@me")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": APP, "name": "guild-sync", "icon": null, "description": "",
+            "summary": "", "type": null, "bot_public": false,
+            "bot_require_code_grant": false, "verify_key": "a1b2c3", "flags": 0,
+            "hook": true, "is_monetized": false, "redirect_uris": [],
+            "interactions_endpoint_url": null, "team": null,
+            "owner": {"id": "5001", "username": "thrall", "global_name": null,
+                      "avatar": null, "discriminator": "0", "public_flags": 0}
+        })))
         .mount(&server)
         .await;
     let registered = Arc::new(Mutex::new(json!([])));
-    Mock::given(path(COMMANDS_PATH))
+    Mock::given(path(format!("{API}{COMMANDS_PATH}")))
         .respond_with(RegisteredCommands(registered))
         .mount(&server)
         .await;
     Mock::given(method("POST"))
-        .and(path_regex(r"^/interactions/\d+/[^/]+/callback$"))
+        .and(path_regex(r"^/api/v10/interactions/\d+/[^/]+/callback$"))
         .respond_with(ResponseTemplate::new(204))
         .mount(&server)
         .await;
     Mock::given(method("PATCH"))
-        .and(path_regex(r"^/webhooks/7000/[^/]+/messages/@original$"))
+        .and(path_regex(r"^/api/v10/webhooks/7000/[^/]+/messages/@original$"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "8001"})))
         .mount(&server)
         .await;
     Mock::given(method("POST"))
-        .and(path_regex(r"^/webhooks/7000/[^/]+$"))
+        .and(path_regex(r"^/api/v10/webhooks/7000/[^/]+$"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "8002"})))
         .mount(&server)
         .await;
     Mock::given(method("POST"))
-        .and(path(format!("/channels/{CHANNEL}/messages")))
+        .and(path(format!("{API}/channels/{CHANNEL}/messages")))
         .respond_with(
             ResponseTemplate::new(200).set_body_json(json!({"id": "8000", "channel_id": CHANNEL})),
         )
@@ -96,23 +104,26 @@ fn config(discord: &MockServer) -> Config {
     let mut config = Config::defaults();
     config.discord_bot_token = Some(Secret::new("bot-token"));
     config.discord_guild_id = Some(GUILD.into());
-    config.discord_api_url = discord.uri();
+    config.discord_api_url = format!("{}{API}", discord.uri());
     config.discord_audit_channel_id = Some(CHANNEL.into());
     config.guild_sync_public_url = Some("https://guild.example".into());
     config
 }
 
-/// Requests the fake received, `(method path, body)`, those whose path starts with `prefix`.
+/// Requests the fake received, `(method path, body)` with the path under [`API`], those whose
+/// path starts with `prefix`.
 async fn received(discord: &MockServer, prefix: &str) -> Vec<(String, Value)> {
     discord
         .received_requests()
         .await
         .unwrap()
         .into_iter()
-        .filter(|r| r.url.path().starts_with(prefix))
-        .map(|r| {
-            let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-            (format!("{} {}", r.method, r.url.path()), body)
+        .filter_map(|r| {
+            let path = r.url.path().strip_prefix(API)?.to_owned();
+            path.starts_with(prefix).then(|| {
+                let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+                (format!("{} {path}", r.method), body)
+            })
         })
         .collect()
 }
@@ -305,7 +316,7 @@ async fn commands_are_registered_once_then_not_again_when_nothing_changed() {
         assert_eq!(
             calls,
             [
-                "GET /oauth2/applications/@me",
+                "GET /applications/@me",
                 "GET /applications/7000/guilds/4242/commands",
                 "PUT /applications/7000/guilds/4242/commands"
             ],

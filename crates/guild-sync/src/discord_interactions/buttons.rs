@@ -8,10 +8,14 @@
 //! and that issue's buttons go.
 
 use anyhow::Result;
-use serde_json::Value;
+use twilight_model::application::interaction::Interaction;
+use twilight_model::application::interaction::message_component::MessageComponentInteractionData;
+use twilight_model::channel::Message;
+use twilight_model::channel::message::Component;
+use twilight_model::channel::message::component::{ActionRow, Button, ButtonStyle};
 
 use super::custom_id::ButtonId;
-use super::{Actor, Interaction, Interactions, Reply, safe_name};
+use super::{Actor, Interactions, Reply, safe_name};
 use crate::db::console::{self, ConsoleError};
 use crate::db::interactions as db;
 
@@ -25,9 +29,9 @@ pub async fn press(
     h: &Interactions,
     actor: &Actor,
     interaction: &Interaction,
-    data: &Value,
+    data: &MessageComponentInteractionData,
 ) -> Result<Reply> {
-    let custom_id = data["custom_id"].as_str().unwrap_or_default();
+    let custom_id = data.custom_id.as_str();
     let Some(button) = ButtonId::verify(custom_id, &h.key) else {
         tracing::warn!(officer = %actor.officer_name, "a button press with a custom_id guild-sync did not sign");
         return Ok(Reply::private(
@@ -130,7 +134,7 @@ async fn pair_label(
 }
 
 /// The message the button is on, with `line` added and issue `issue`'s buttons removed.
-fn updated(message: Option<&super::InteractionMessage>, issue: i32, line: &str) -> Reply {
+fn updated(message: Option<&Message>, issue: i32, line: &str) -> Reply {
     let (content, rows) = message
         .map(|m| (m.content.as_str(), m.components.as_slice()))
         .unwrap_or_default();
@@ -147,21 +151,33 @@ fn updated(message: Option<&super::InteractionMessage>, issue: i32, line: &str) 
 
 /// Action rows without the buttons acting on `issue` (by their custom id's issue; ours only,
 /// so the check needs no key), and without rows left empty.
-fn without_issue(rows: &[Value], issue: i32) -> Vec<Value> {
+fn without_issue(rows: &[Component], issue: i32) -> Vec<Component> {
     rows.iter()
         .filter_map(|row| {
-            let kept: Vec<Value> = row["components"]
-                .as_array()?
+            let Component::ActionRow(row) = row else {
+                return None;
+            };
+            let kept: Vec<Component> = row
+                .components
                 .iter()
-                .filter(|button| {
-                    button["custom_id"]
-                        .as_str()
+                .filter(|component| {
+                    let Component::Button(button) = component else {
+                        return true;
+                    };
+                    button
+                        .custom_id
+                        .as_deref()
                         .and_then(issue_of_custom_id)
                         .is_none_or(|of| of != issue)
                 })
                 .cloned()
                 .collect();
-            (!kept.is_empty()).then(|| serde_json::json!({"type": 1, "components": kept}))
+            (!kept.is_empty()).then(|| {
+                Component::ActionRow(ActionRow {
+                    components: kept,
+                    id: None,
+                })
+            })
         })
         .collect()
 }
@@ -229,14 +245,24 @@ async fn candidates(h: &Interactions, id: i32, issue: &db::ButtonIssue) -> Resul
             discord_user: *discord_user,
         }
         .sign(&h.key);
-        buttons.push(
-            serde_json::json!({"type": 2, "style": 3, "label": label, "custom_id": custom_id}),
-        );
+        buttons.push(Component::Button(Button {
+            custom_id: Some(custom_id),
+            disabled: false,
+            emoji: None,
+            id: None,
+            label: Some(label),
+            sku_id: None,
+            style: ButtonStyle::Success,
+            url: None,
+        }));
     }
     Ok(Reply::Message {
         content: lines.join("\n"),
         embeds: Vec::new(),
-        components: vec![serde_json::json!({"type": 1, "components": buttons})],
+        components: vec![Component::ActionRow(ActionRow {
+            components: buttons,
+            id: None,
+        })],
         private: true,
     })
 }
@@ -248,15 +274,20 @@ mod tests {
 
     #[test]
     fn a_pressed_issues_buttons_leave_the_message_and_empty_rows_go() {
-        let rows = vec![
-            json!({"type": 1, "components": [
-                {"type": 2, "custom_id": "sl.7.aaaa"}, {"type": 2, "custom_id": "sn.7.bbbb"},
-                {"type": 2, "custom_id": "sl.8.cccc"}, {"type": 2, "custom_id": "sn.8.dddd"}]}),
-            json!({"type": 1, "components": [{"type": 2, "custom_id": "ol.7-1-2.eeee"}]}),
-            json!({"type": 1, "components": [{"type": 2, "custom_id": "oc.77.ffff"}]}),
-        ];
-        let left = without_issue(&rows, 7);
-        assert_eq!(left.len(), 2);
+        let rows: Vec<Component> = serde_json::from_value(json!([
+            {"type": 1, "components": [
+                {"type": 2, "style": 3, "label": "a", "custom_id": "sl.7.aaaa"},
+                {"type": 2, "style": 4, "label": "b", "custom_id": "sn.7.bbbb"},
+                {"type": 2, "style": 3, "label": "c", "custom_id": "sl.8.cccc"},
+                {"type": 2, "style": 4, "label": "d", "custom_id": "sn.8.dddd"}]},
+            {"type": 1, "components": [
+                {"type": 2, "style": 3, "label": "e", "custom_id": "ol.7-1-2.eeee"}]},
+            {"type": 1, "components": [
+                {"type": 2, "style": 2, "label": "f", "custom_id": "oc.77.ffff"}]},
+        ]))
+        .unwrap();
+        let left = serde_json::to_value(without_issue(&rows, 7)).unwrap();
+        assert_eq!(left.as_array().unwrap().len(), 2);
         assert_eq!(left[0]["components"].as_array().unwrap().len(), 2);
         assert_eq!(left[0]["components"][0]["custom_id"], "sl.8.cccc");
         assert_eq!(left[1]["components"][0]["custom_id"], "oc.77.ffff");
