@@ -193,17 +193,27 @@ fn with_user(mut data: Value, id: &str, username: &str) -> Value {
     data
 }
 
-/// The report message a button is on, as Discord sends it with a component interaction.
-fn report_message(sent: &Value) -> Value {
+/// A message of the bot's as Discord sends it with a component interaction.
+fn bot_message(id: &str, content: &str, embeds: Value, components: &Value, flags: u64) -> Value {
     json!({
-        "id": "8000", "channel_id": CHANNEL, "type": 0, "content": "",
+        "id": id, "channel_id": CHANNEL, "type": 0, "content": content,
         "author": {"id": APP, "username": "guild-sync", "bot": true, "discriminator": "0",
                    "avatar": null, "global_name": null},
-        "embeds": sent["embeds"], "components": sent["components"],
+        "embeds": embeds, "components": components,
         "timestamp": "2026-12-02T06:00:00.000000+00:00", "edited_timestamp": null,
-        "flags": 0, "tts": false, "mention_everyone": false, "mentions": [],
+        "flags": flags, "tts": false, "mention_everyone": false, "mentions": [],
         "mention_roles": [], "attachments": [], "pinned": false
     })
+}
+
+/// The report message a button is on: what the reporter sent, and what Discord adds (each
+/// embed's `type`, ids, timestamps).
+fn report_message(sent: &Value) -> Value {
+    let mut embeds = sent["embeds"].clone();
+    for embed in embeds.as_array_mut().into_iter().flatten() {
+        embed["type"] = json!("rich");
+    }
+    bot_message("8000", "", embeds, &sent["components"], 0)
 }
 
 fn press(custom_id: &str) -> Value {
@@ -777,10 +787,13 @@ async fn candidates_on_an_orphan_list_the_best_three_with_link_buttons_that_link
         );
 
         // Pressed on the private list: the list is edited to say what was done.
-        let private_list = json!({"id": "8003", "channel_id": CHANNEL, "type": 0,
-            "content": content, "components": list["data"]["components"], "flags": EPHEMERAL,
-            "author": {"id": APP, "username": "guild-sync", "bot": true}, "embeds": [],
-            "timestamp": "2026-12-02T06:00:00.000000+00:00"});
+        let private_list = bot_message(
+            "8003",
+            content,
+            json!([]),
+            &list["data"]["components"],
+            EPHEMERAL,
+        );
         running.deliver(interaction(
             3,
             "402",
@@ -1047,3 +1060,4 @@ async fn claim_is_registered_and_links_privately_to_the_claim_page_when_claims_a
     })
     .await
 }
+
