@@ -81,7 +81,9 @@ async fn fake_discord() -> MockServer {
         .mount(&server)
         .await;
     Mock::given(method("PATCH"))
-        .and(path_regex(r"^/api/v10/webhooks/7000/[^/]+/messages/@original$"))
+        .and(path_regex(
+            r"^/api/v10/webhooks/7000/[^/]+/messages/@original$",
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "8001"})))
         .mount(&server)
         .await;
@@ -1061,3 +1063,46 @@ async fn claim_is_registered_and_links_privately_to_the_claim_page_when_claims_a
     .await
 }
 
+#[tokio::test]
+async fn a_rate_limited_callback_is_sent_again_and_answers() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let discord = fake_discord().await;
+        // Discord's 429, once, ahead of the fake's 204 for the callback.
+        Mock::given(method("POST"))
+            .and(path_regex(r"^/api/v10/interactions/\d+/[^/]+/callback$"))
+            .respond_with(
+                ResponseTemplate::new(429)
+                    .insert_header("retry-after", "1")
+                    .insert_header("x-ratelimit-scope", "user")
+                    .set_body_json(json!({"message": "You are being rate limited.",
+                                          "retry_after": 0.05, "global": false})),
+            )
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&discord)
+            .await;
+        let config = config(&discord);
+        let running = Running::start(&db.pool, &config).await;
+
+        running.deliver(interaction(
+            2,
+            "1001",
+            member("5003", "peon"),
+            command("audit", json!([])),
+            None,
+        ));
+        let calls = wait_for(&discord, "/interactions/1001/", 2).await;
+        assert_eq!(calls.len(), 2, "refused once, then sent again: {calls:?}");
+        assert_eq!(calls[0].1, calls[1].1, "the same answer both times");
+        assert_eq!(calls[1].1["type"], 4);
+        assert!(
+            calls[1].1["data"]["content"]
+                .as_str()
+                .unwrap()
+                .starts_with("**0 open audit issues**")
+        );
+        running.gateway.shutdown().await;
+    })
+    .await
+}

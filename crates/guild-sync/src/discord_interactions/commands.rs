@@ -281,14 +281,16 @@ async fn roles_plan(h: &Interactions, actor: &Actor) -> Result<Reply> {
 
 /// The choices for the focused `character` option: by prefix, then by fuzzy score. `/unlink`
 /// offers only linked characters.
-pub async fn autocomplete(h: &Interactions, data: &CommandData) -> Result<Vec<CommandOptionChoice>> {
+pub async fn autocomplete(
+    h: &Interactions,
+    data: &CommandData,
+) -> Result<Vec<CommandOptionChoice>> {
     let focused = data
         .options
         .iter()
         .find(|o| matches!(o.value, CommandOptionValue::Focused(..)));
-    let Some(CommandOptionValue::Focused(query, _)) = focused
-        .filter(|o| o.name == "character")
-        .map(|o| &o.value)
+    let Some(CommandOptionValue::Focused(query, _)) =
+        focused.filter(|o| o.name == "character").map(|o| &o.value)
     else {
         return Ok(Vec::new());
     };

@@ -101,7 +101,10 @@ impl Reply {
             } => (content, None, components, false),
         };
         InteractionResponseData {
-            content: Some(guild_sync_core::report::truncate(content, MAX_CONTENT_CHARS)),
+            content: Some(guild_sync_core::report::truncate(
+                content,
+                MAX_CONTENT_CHARS,
+            )),
             components: Some(components.clone()),
             embeds,
             allowed_mentions: Some(AllowedMentions::default()),
@@ -230,7 +233,10 @@ impl Interactions {
                     .callback(self.application_id, &interaction, &response)
                     .await
             }
-            (InteractionType::ApplicationCommand, Some(InteractionData::ApplicationCommand(data))) => {
+            (
+                InteractionType::ApplicationCommand,
+                Some(InteractionData::ApplicationCommand(data)),
+            ) => {
                 let private = commands::is_private(data);
                 let work = commands::run(self, &actor, data);
                 self.answer(

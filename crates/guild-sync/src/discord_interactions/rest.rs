@@ -163,8 +163,6 @@ impl DiscordRest {
         if let Some(flags) = message.flags {
             follow_up = follow_up.flags(flags);
         }
-        bounded("the follow-up message", follow_up)
-            .await
-            .map(drop)
+        bounded("the follow-up message", follow_up).await.map(drop)
     }
 }
