@@ -172,12 +172,10 @@ fn without_issue(rows: &[Component], issue: i32) -> Vec<Component> {
                 })
                 .cloned()
                 .collect();
-            (!kept.is_empty()).then(|| {
-                Component::ActionRow(ActionRow {
-                    components: kept,
-                    id: None,
-                })
-            })
+            (!kept.is_empty()).then_some(Component::ActionRow(ActionRow {
+                components: kept,
+                id: None,
+            }))
         })
         .collect()
 }
