@@ -756,6 +756,18 @@ async fn candidates_on_an_orphan_list_the_best_three_with_link_buttons_that_link
             .await
             .unwrap();
         let sent = wait_for(&discord, "/channels/", 1).await.remove(0).1;
+        // The report as Discord keeps it, read before the bot edits it.
+        let report_path = format!("{API}/channels/{CHANNEL}/messages/8000");
+        Mock::given(method("GET"))
+            .and(path(report_path.clone()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(report_message(&sent)))
+            .mount(&discord)
+            .await;
+        Mock::given(method("PATCH"))
+            .and(path(report_path))
+            .respond_with(ResponseTemplate::new(200).set_body_json(report_message(&sent)))
+            .mount(&discord)
+            .await;
 
         running.deliver(interaction(
             3,
@@ -783,9 +795,10 @@ async fn candidates_on_an_orphan_list_the_best_three_with_link_buttons_that_link
         assert_eq!(
             link.rsplit_once('.').unwrap().0,
             format!(
-                "ol.{orphan}-{}-{}",
+                "ol.{orphan}-{}-{}-8000",
                 seeded.jaina_character, seeded.jaina_user
-            )
+            ),
+            "the report message's id rides along"
         );
 
         // Pressed on the private list: the list is edited to say what was done.
@@ -812,6 +825,43 @@ async fn candidates_on_an_orphan_list_the_best_three_with_link_buttons_that_link
                 .ends_with("🔗 <@5001> linked **Jaina**-stormrage ↔ **jaina**.")
         );
         assert_eq!(update["data"]["components"], json!([]));
+
+        // …and the report everyone sees says it too: the orphan's Candidates button goes, the
+        // suggestion's buttons stay.
+        let edits: Vec<Value> =
+            wait_for(&discord, &format!("/channels/{CHANNEL}/messages/8000"), 2)
+                .await
+                .into_iter()
+                .filter(|(call, _)| call.starts_with("PATCH "))
+                .map(|(_, body)| body)
+                .collect();
+        assert_eq!(edits.len(), 1, "{edits:?}");
+        assert_eq!(
+            edits[0]["content"],
+            "🔗 <@5001> linked **Jaina**-stormrage ↔ **jaina**."
+        );
+        assert_eq!(edits[0]["allowed_mentions"], json!({"parse": []}));
+        assert!(edits[0].get("embeds").is_none(), "the report's embeds stay");
+        let labels: Vec<&str> = edits[0]["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| row["components"].as_array().unwrap())
+            .map(|b| b["label"].as_str().unwrap())
+            .collect();
+        let before: Vec<&str> = sent["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| row["components"].as_array().unwrap())
+            .map(|b| b["label"].as_str().unwrap())
+            .filter(|label| !label.starts_with("Candidates"))
+            .collect();
+        assert!(
+            !before.is_empty(),
+            "the suggestion's buttons were on the report"
+        );
+        assert_eq!(labels, before);
         assert_eq!(
             count(
                 &db.pool,

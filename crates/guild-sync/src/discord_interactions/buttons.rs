@@ -13,6 +13,8 @@ use twilight_model::application::interaction::message_component::MessageComponen
 use twilight_model::channel::Message;
 use twilight_model::channel::message::Component;
 use twilight_model::channel::message::component::{ActionRow, Button, ButtonStyle};
+use twilight_model::id::Id;
+use twilight_model::id::marker::{ChannelMarker, MessageMarker};
 
 use super::custom_id::ButtonId;
 use super::{Actor, Interactions, Reply, safe_name};
@@ -73,20 +75,56 @@ pub async fn press(
                 Err(err) => refused(err),
             }
         }
-        ButtonId::Candidates(id) => candidates(h, id, &issue).await,
+        ButtonId::Candidates(id) => {
+            let report = message.map(|m| m.id.get());
+            candidates(h, id, &issue, report).await
+        }
         ButtonId::LinkCandidate {
             issue: id,
             character,
             discord_user,
+            report,
         } => {
             let pair = pair_label(h, Some(character), Some(discord_user)).await?;
             match db::link_by_officer(&h.pool, character, discord_user, officer, "report button")
                 .await
             {
-                Ok(_) => Ok(updated(message, id, &format!("🔗 {who} linked {pair}."))),
+                Ok(_) => {
+                    let line = format!("🔗 {who} linked {pair}.");
+                    let channel = interaction.channel.as_ref().map(|c| c.id);
+                    if let (Some(channel), Some(report)) =
+                        (channel, report.and_then(Id::new_checked))
+                    {
+                        edit_report(h, channel, report, id, &line).await;
+                    }
+                    Ok(updated(message, id, &line))
+                }
                 Err(err) => refused(err),
             }
         }
+    }
+}
+
+/// Say on the report message too what a press on its private candidate list did, and take
+/// that issue's buttons off it: the list is seen by the presser only, the report by everyone.
+/// The message is read first, so other lines added since stay. A failure (the report deleted,
+/// no Read Message History) is logged: the link is made and the presser's list says so.
+async fn edit_report(
+    h: &Interactions,
+    channel: Id<ChannelMarker>,
+    report: Id<MessageMarker>,
+    issue: i32,
+    line: &str,
+) {
+    let edited = async {
+        let message = h.rest.message(channel, report).await?;
+        let (content, components) = edited(Some(&message), issue, line);
+        h.rest
+            .edit_message(channel, report, &content, &components)
+            .await
+    };
+    if let Err(err) = edited.await {
+        tracing::warn!(error = %format!("{err:#}"), "cannot edit the report after a candidate's link");
     }
 }
 
@@ -135,6 +173,15 @@ async fn pair_label(
 
 /// The message the button is on, with `line` added and issue `issue`'s buttons removed.
 fn updated(message: Option<&Message>, issue: i32, line: &str) -> Reply {
+    let (content, components) = edited(message, issue, line);
+    Reply::Update {
+        content,
+        components,
+    }
+}
+
+/// `message`'s content with `line` added, and its components without issue `issue`'s buttons.
+fn edited(message: Option<&Message>, issue: i32, line: &str) -> (String, Vec<Component>) {
     let (content, rows) = message
         .map(|m| (m.content.as_str(), m.components.as_slice()))
         .unwrap_or_default();
@@ -143,10 +190,7 @@ fn updated(message: Option<&Message>, issue: i32, line: &str) -> Reply {
     } else {
         format!("{content}\n{line}")
     };
-    Reply::Update {
-        content,
-        components: without_issue(rows, issue),
-    }
+    (content, without_issue(rows, issue))
 }
 
 /// Action rows without the buttons acting on `issue` (by their custom id's issue; ours only,
@@ -187,7 +231,12 @@ fn issue_of_custom_id(custom_id: &str) -> Option<i32> {
 }
 
 /// *Candidates*: the orphan's best [`CANDIDATES_SHOWN`] matches, privately, each with *Link*.
-async fn candidates(h: &Interactions, id: i32, issue: &db::ButtonIssue) -> Result<Reply> {
+async fn candidates(
+    h: &Interactions,
+    id: i32,
+    issue: &db::ButtonIssue,
+    report: Option<u64>,
+) -> Result<Reply> {
     // (character, discord user) of each candidate, with its label.
     let picks: Vec<(i32, i32, String, f64)> = match (
         issue.issue_type.as_str(),
@@ -241,6 +290,7 @@ async fn candidates(h: &Interactions, id: i32, issue: &db::ButtonIssue) -> Resul
             issue: id,
             character: *character,
             discord_user: *discord_user,
+            report,
         }
         .sign(&h.key);
         buttons.push(Component::Button(Button {

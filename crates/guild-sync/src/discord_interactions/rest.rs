@@ -17,9 +17,11 @@ use twilight_http::Client;
 use twilight_http::response::{DeserializeBodyError, Response};
 use twilight_model::application::command::Command;
 use twilight_model::application::interaction::Interaction;
+use twilight_model::channel::Message;
+use twilight_model::channel::message::{AllowedMentions, Component};
 use twilight_model::http::interaction::{InteractionResponse, InteractionResponseData};
 use twilight_model::id::Id;
-use twilight_model::id::marker::{ApplicationMarker, GuildMarker};
+use twilight_model::id::marker::{ApplicationMarker, ChannelMarker, GuildMarker, MessageMarker};
 
 use crate::config::Config;
 
@@ -164,5 +166,38 @@ impl DiscordRest {
             follow_up = follow_up.flags(flags);
         }
         bounded("the follow-up message", follow_up).await.map(drop)
+    }
+
+    /// `GET /channels/{channel}/messages/{message}`: a message as it is now (the bot's report).
+    pub async fn message(
+        &self,
+        channel: Id<ChannelMarker>,
+        message: Id<MessageMarker>,
+    ) -> Result<Message> {
+        let what = "the message lookup";
+        bounded(what, self.client.message(channel, message))
+            .await?
+            .model()
+            .await
+            .map_err(body_error(what))
+    }
+
+    /// `PATCH /channels/{channel}/messages/{message}`: set a bot message's content and
+    /// components (its embeds stay); mentions in it never ping.
+    pub async fn edit_message(
+        &self,
+        channel: Id<ChannelMarker>,
+        message: Id<MessageMarker>,
+        content: &str,
+        components: &[Component],
+    ) -> Result<()> {
+        let no_pings = AllowedMentions::default();
+        let edit = self
+            .client
+            .update_message(channel, message)
+            .content(Some(content))
+            .components(Some(components))
+            .allowed_mentions(Some(&no_pings));
+        bounded("the edit of the report", edit).await.map(drop)
     }
 }
