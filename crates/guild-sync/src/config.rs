@@ -168,7 +168,7 @@ pub struct Config {
     #[serde(default = "default_officer_rank")]
     pub guild_sync_officer_rank: String,
     /// The bot's application id for slash commands; unset: asked from Discord
-    /// (`GET /oauth2/applications/@me`).
+    /// (`GET /applications/@me`).
     #[serde(default, deserialize_with = "snowflake")]
     pub discord_application_id: Option<String>,
     /// The bot application's OAuth2 client (member claims and officer login).

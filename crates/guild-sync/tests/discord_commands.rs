@@ -29,6 +29,8 @@ use gateway_support::{Dispatch, GUILD, start_live_gateway};
 const APP: &str = "7000";
 const CHANNEL: &str = "9001";
 const COMMANDS_PATH: &str = "/applications/7000/guilds/4242/commands";
+/// The API base under the fake's root: twilight-http builds its paths under `/api/v10`.
+const API: &str = "/api/v10";
 
 /// The guild's registered commands, as Discord keeps them: what the last PUT sent, with ids.
 struct RegisteredCommands(Arc<Mutex<Value>>);
@@ -56,34 +58,42 @@ impl Respond for RegisteredCommands {
 async fn fake_discord() -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
-        .and(path("/oauth2/applications/@me"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"id": APP, "name": "guild-sync", "bot_public": false, "flags": 0}),
-        ))
+        .and(path(format!("{API}/applications/@me")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": APP, "name": "guild-sync", "icon": null, "description": "",
+            "summary": "", "type": null, "bot_public": false,
+            "bot_require_code_grant": false, "verify_key": "a1b2c3", "flags": 0,
+            "hook": true, "is_monetized": false, "redirect_uris": [],
+            "interactions_endpoint_url": null, "team": null,
+            "owner": {"id": "5001", "username": "thrall", "global_name": null,
+                      "avatar": null, "discriminator": "0", "public_flags": 0}
+        })))
         .mount(&server)
         .await;
     let registered = Arc::new(Mutex::new(json!([])));
-    Mock::given(path(COMMANDS_PATH))
+    Mock::given(path(format!("{API}{COMMANDS_PATH}")))
         .respond_with(RegisteredCommands(registered))
         .mount(&server)
         .await;
     Mock::given(method("POST"))
-        .and(path_regex(r"^/interactions/\d+/[^/]+/callback$"))
+        .and(path_regex(r"^/api/v10/interactions/\d+/[^/]+/callback$"))
         .respond_with(ResponseTemplate::new(204))
         .mount(&server)
         .await;
     Mock::given(method("PATCH"))
-        .and(path_regex(r"^/webhooks/7000/[^/]+/messages/@original$"))
+        .and(path_regex(
+            r"^/api/v10/webhooks/7000/[^/]+/messages/@original$",
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "8001"})))
         .mount(&server)
         .await;
     Mock::given(method("POST"))
-        .and(path_regex(r"^/webhooks/7000/[^/]+$"))
+        .and(path_regex(r"^/api/v10/webhooks/7000/[^/]+$"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "8002"})))
         .mount(&server)
         .await;
     Mock::given(method("POST"))
-        .and(path(format!("/channels/{CHANNEL}/messages")))
+        .and(path(format!("{API}/channels/{CHANNEL}/messages")))
         .respond_with(
             ResponseTemplate::new(200).set_body_json(json!({"id": "8000", "channel_id": CHANNEL})),
         )
@@ -96,23 +106,26 @@ fn config(discord: &MockServer) -> Config {
     let mut config = Config::defaults();
     config.discord_bot_token = Some(Secret::new("bot-token"));
     config.discord_guild_id = Some(GUILD.into());
-    config.discord_api_url = discord.uri();
+    config.discord_api_url = format!("{}{API}", discord.uri());
     config.discord_audit_channel_id = Some(CHANNEL.into());
     config.guild_sync_public_url = Some("https://guild.example".into());
     config
 }
 
-/// Requests the fake received, `(method path, body)`, those whose path starts with `prefix`.
+/// Requests the fake received, `(method path, body)` with the path under [`API`], those whose
+/// path starts with `prefix`.
 async fn received(discord: &MockServer, prefix: &str) -> Vec<(String, Value)> {
     discord
         .received_requests()
         .await
         .unwrap()
         .into_iter()
-        .filter(|r| r.url.path().starts_with(prefix))
-        .map(|r| {
-            let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-            (format!("{} {}", r.method, r.url.path()), body)
+        .filter_map(|r| {
+            let path = r.url.path().strip_prefix(API)?.to_owned();
+            path.starts_with(prefix).then(|| {
+                let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+                (format!("{} {path}", r.method), body)
+            })
         })
         .collect()
 }
@@ -182,17 +195,27 @@ fn with_user(mut data: Value, id: &str, username: &str) -> Value {
     data
 }
 
-/// The report message a button is on, as Discord sends it with a component interaction.
-fn report_message(sent: &Value) -> Value {
+/// A message of the bot's as Discord sends it with a component interaction.
+fn bot_message(id: &str, content: &str, embeds: Value, components: &Value, flags: u64) -> Value {
     json!({
-        "id": "8000", "channel_id": CHANNEL, "type": 0, "content": "",
+        "id": id, "channel_id": CHANNEL, "type": 0, "content": content,
         "author": {"id": APP, "username": "guild-sync", "bot": true, "discriminator": "0",
                    "avatar": null, "global_name": null},
-        "embeds": sent["embeds"], "components": sent["components"],
+        "embeds": embeds, "components": components,
         "timestamp": "2026-12-02T06:00:00.000000+00:00", "edited_timestamp": null,
-        "flags": 0, "tts": false, "mention_everyone": false, "mentions": [],
+        "flags": flags, "tts": false, "mention_everyone": false, "mentions": [],
         "mention_roles": [], "attachments": [], "pinned": false
     })
+}
+
+/// The report message a button is on: what the reporter sent, and what Discord adds (each
+/// embed's `type`, ids, timestamps).
+fn report_message(sent: &Value) -> Value {
+    let mut embeds = sent["embeds"].clone();
+    for embed in embeds.as_array_mut().into_iter().flatten() {
+        embed["type"] = json!("rich");
+    }
+    bot_message("8000", "", embeds, &sent["components"], 0)
 }
 
 fn press(custom_id: &str) -> Value {
@@ -305,7 +328,7 @@ async fn commands_are_registered_once_then_not_again_when_nothing_changed() {
         assert_eq!(
             calls,
             [
-                "GET /oauth2/applications/@me",
+                "GET /applications/@me",
                 "GET /applications/7000/guilds/4242/commands",
                 "PUT /applications/7000/guilds/4242/commands"
             ],
@@ -733,6 +756,18 @@ async fn candidates_on_an_orphan_list_the_best_three_with_link_buttons_that_link
             .await
             .unwrap();
         let sent = wait_for(&discord, "/channels/", 1).await.remove(0).1;
+        // The report as Discord keeps it, read before the bot edits it.
+        let report_path = format!("{API}/channels/{CHANNEL}/messages/8000");
+        Mock::given(method("GET"))
+            .and(path(report_path.clone()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(report_message(&sent)))
+            .mount(&discord)
+            .await;
+        Mock::given(method("PATCH"))
+            .and(path(report_path))
+            .respond_with(ResponseTemplate::new(200).set_body_json(report_message(&sent)))
+            .mount(&discord)
+            .await;
 
         running.deliver(interaction(
             3,
@@ -760,16 +795,20 @@ async fn candidates_on_an_orphan_list_the_best_three_with_link_buttons_that_link
         assert_eq!(
             link.rsplit_once('.').unwrap().0,
             format!(
-                "ol.{orphan}-{}-{}",
+                "ol.{orphan}-{}-{}-8000",
                 seeded.jaina_character, seeded.jaina_user
-            )
+            ),
+            "the report message's id rides along"
         );
 
         // Pressed on the private list: the list is edited to say what was done.
-        let private_list = json!({"id": "8003", "channel_id": CHANNEL, "type": 0,
-            "content": content, "components": list["data"]["components"], "flags": EPHEMERAL,
-            "author": {"id": APP, "username": "guild-sync", "bot": true}, "embeds": [],
-            "timestamp": "2026-12-02T06:00:00.000000+00:00"});
+        let private_list = bot_message(
+            "8003",
+            content,
+            json!([]),
+            &list["data"]["components"],
+            EPHEMERAL,
+        );
         running.deliver(interaction(
             3,
             "402",
@@ -786,6 +825,43 @@ async fn candidates_on_an_orphan_list_the_best_three_with_link_buttons_that_link
                 .ends_with("🔗 <@5001> linked **Jaina**-stormrage ↔ **jaina**.")
         );
         assert_eq!(update["data"]["components"], json!([]));
+
+        // …and the report everyone sees says it too: the orphan's Candidates button goes, the
+        // suggestion's buttons stay.
+        let edits: Vec<Value> =
+            wait_for(&discord, &format!("/channels/{CHANNEL}/messages/8000"), 2)
+                .await
+                .into_iter()
+                .filter(|(call, _)| call.starts_with("PATCH "))
+                .map(|(_, body)| body)
+                .collect();
+        assert_eq!(edits.len(), 1, "{edits:?}");
+        assert_eq!(
+            edits[0]["content"],
+            "🔗 <@5001> linked **Jaina**-stormrage ↔ **jaina**."
+        );
+        assert_eq!(edits[0]["allowed_mentions"], json!({"parse": []}));
+        assert!(edits[0].get("embeds").is_none(), "the report's embeds stay");
+        let labels: Vec<&str> = edits[0]["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| row["components"].as_array().unwrap())
+            .map(|b| b["label"].as_str().unwrap())
+            .collect();
+        let before: Vec<&str> = sent["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| row["components"].as_array().unwrap())
+            .map(|b| b["label"].as_str().unwrap())
+            .filter(|label| !label.starts_with("Candidates"))
+            .collect();
+        assert!(
+            !before.is_empty(),
+            "the suggestion's buttons were on the report"
+        );
+        assert_eq!(labels, before);
         assert_eq!(
             count(
                 &db.pool,
@@ -1031,6 +1107,50 @@ async fn claim_is_registered_and_links_privately_to_the_claim_page_when_claims_a
         assert_eq!(
             claim["data"]["content"],
             "Link your Battle.net characters to your Discord account here: https://guild.example/claim"
+        );
+        running.gateway.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_rate_limited_callback_is_sent_again_and_answers() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let discord = fake_discord().await;
+        // Discord's 429, once, ahead of the fake's 204 for the callback.
+        Mock::given(method("POST"))
+            .and(path_regex(r"^/api/v10/interactions/\d+/[^/]+/callback$"))
+            .respond_with(
+                ResponseTemplate::new(429)
+                    .insert_header("retry-after", "1")
+                    .insert_header("x-ratelimit-scope", "user")
+                    .set_body_json(json!({"message": "You are being rate limited.",
+                                          "retry_after": 0.05, "global": false})),
+            )
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&discord)
+            .await;
+        let config = config(&discord);
+        let running = Running::start(&db.pool, &config).await;
+
+        running.deliver(interaction(
+            2,
+            "1001",
+            member("5003", "peon"),
+            command("audit", json!([])),
+            None,
+        ));
+        let calls = wait_for(&discord, "/interactions/1001/", 2).await;
+        assert_eq!(calls.len(), 2, "refused once, then sent again: {calls:?}");
+        assert_eq!(calls[0].1, calls[1].1, "the same answer both times");
+        assert_eq!(calls[1].1["type"], 4);
+        assert!(
+            calls[1].1["data"]["content"]
+                .as_str()
+                .unwrap()
+                .starts_with("**0 open audit issues**")
         );
         running.gateway.shutdown().await;
     })

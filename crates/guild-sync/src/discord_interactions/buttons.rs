@@ -8,10 +8,16 @@
 //! and that issue's buttons go.
 
 use anyhow::Result;
-use serde_json::Value;
+use twilight_model::application::interaction::Interaction;
+use twilight_model::application::interaction::message_component::MessageComponentInteractionData;
+use twilight_model::channel::Message;
+use twilight_model::channel::message::Component;
+use twilight_model::channel::message::component::{ActionRow, Button, ButtonStyle};
+use twilight_model::id::Id;
+use twilight_model::id::marker::{ChannelMarker, MessageMarker};
 
 use super::custom_id::ButtonId;
-use super::{Actor, Interaction, Interactions, Reply, safe_name};
+use super::{Actor, Interactions, Reply, safe_name};
 use crate::db::console::{self, ConsoleError};
 use crate::db::interactions as db;
 
@@ -25,9 +31,9 @@ pub async fn press(
     h: &Interactions,
     actor: &Actor,
     interaction: &Interaction,
-    data: &Value,
+    data: &MessageComponentInteractionData,
 ) -> Result<Reply> {
-    let custom_id = data["custom_id"].as_str().unwrap_or_default();
+    let custom_id = data.custom_id.as_str();
     let Some(button) = ButtonId::verify(custom_id, &h.key) else {
         tracing::warn!(officer = %actor.officer_name, "a button press with a custom_id guild-sync did not sign");
         return Ok(Reply::private(
@@ -69,20 +75,56 @@ pub async fn press(
                 Err(err) => refused(err),
             }
         }
-        ButtonId::Candidates(id) => candidates(h, id, &issue).await,
+        ButtonId::Candidates(id) => {
+            let report = message.map(|m| m.id.get());
+            candidates(h, id, &issue, report).await
+        }
         ButtonId::LinkCandidate {
             issue: id,
             character,
             discord_user,
+            report,
         } => {
             let pair = pair_label(h, Some(character), Some(discord_user)).await?;
             match db::link_by_officer(&h.pool, character, discord_user, officer, "report button")
                 .await
             {
-                Ok(_) => Ok(updated(message, id, &format!("🔗 {who} linked {pair}."))),
+                Ok(_) => {
+                    let line = format!("🔗 {who} linked {pair}.");
+                    let channel = interaction.channel.as_ref().map(|c| c.id);
+                    if let (Some(channel), Some(report)) =
+                        (channel, report.and_then(Id::new_checked))
+                    {
+                        edit_report(h, channel, report, id, &line).await;
+                    }
+                    Ok(updated(message, id, &line))
+                }
                 Err(err) => refused(err),
             }
         }
+    }
+}
+
+/// Say on the report message too what a press on its private candidate list did, and take
+/// that issue's buttons off it: the list is seen by the presser only, the report by everyone.
+/// The message is read first, so other lines added since stay. A failure (the report deleted,
+/// no Read Message History) is logged: the link is made and the presser's list says so.
+async fn edit_report(
+    h: &Interactions,
+    channel: Id<ChannelMarker>,
+    report: Id<MessageMarker>,
+    issue: i32,
+    line: &str,
+) {
+    let edited = async {
+        let message = h.rest.message(channel, report).await?;
+        let (content, components) = edited(Some(&message), issue, line);
+        h.rest
+            .edit_message(channel, report, &content, &components)
+            .await
+    };
+    if let Err(err) = edited.await {
+        tracing::warn!(error = %format!("{err:#}"), "cannot edit the report after a candidate's link");
     }
 }
 
@@ -130,7 +172,16 @@ async fn pair_label(
 }
 
 /// The message the button is on, with `line` added and issue `issue`'s buttons removed.
-fn updated(message: Option<&super::InteractionMessage>, issue: i32, line: &str) -> Reply {
+fn updated(message: Option<&Message>, issue: i32, line: &str) -> Reply {
+    let (content, components) = edited(message, issue, line);
+    Reply::Update {
+        content,
+        components,
+    }
+}
+
+/// `message`'s content with `line` added, and its components without issue `issue`'s buttons.
+fn edited(message: Option<&Message>, issue: i32, line: &str) -> (String, Vec<Component>) {
     let (content, rows) = message
         .map(|m| (m.content.as_str(), m.components.as_slice()))
         .unwrap_or_default();
@@ -139,29 +190,36 @@ fn updated(message: Option<&super::InteractionMessage>, issue: i32, line: &str) 
     } else {
         format!("{content}\n{line}")
     };
-    Reply::Update {
-        content,
-        components: without_issue(rows, issue),
-    }
+    (content, without_issue(rows, issue))
 }
 
 /// Action rows without the buttons acting on `issue` (by their custom id's issue; ours only,
 /// so the check needs no key), and without rows left empty.
-fn without_issue(rows: &[Value], issue: i32) -> Vec<Value> {
+fn without_issue(rows: &[Component], issue: i32) -> Vec<Component> {
     rows.iter()
         .filter_map(|row| {
-            let kept: Vec<Value> = row["components"]
-                .as_array()?
+            let Component::ActionRow(row) = row else {
+                return None;
+            };
+            let kept: Vec<Component> = row
+                .components
                 .iter()
-                .filter(|button| {
-                    button["custom_id"]
-                        .as_str()
+                .filter(|component| {
+                    let Component::Button(button) = component else {
+                        return true;
+                    };
+                    button
+                        .custom_id
+                        .as_deref()
                         .and_then(issue_of_custom_id)
                         .is_none_or(|of| of != issue)
                 })
                 .cloned()
                 .collect();
-            (!kept.is_empty()).then(|| serde_json::json!({"type": 1, "components": kept}))
+            (!kept.is_empty()).then_some(Component::ActionRow(ActionRow {
+                components: kept,
+                id: None,
+            }))
         })
         .collect()
 }
@@ -173,7 +231,12 @@ fn issue_of_custom_id(custom_id: &str) -> Option<i32> {
 }
 
 /// *Candidates*: the orphan's best [`CANDIDATES_SHOWN`] matches, privately, each with *Link*.
-async fn candidates(h: &Interactions, id: i32, issue: &db::ButtonIssue) -> Result<Reply> {
+async fn candidates(
+    h: &Interactions,
+    id: i32,
+    issue: &db::ButtonIssue,
+    report: Option<u64>,
+) -> Result<Reply> {
     // (character, discord user) of each candidate, with its label.
     let picks: Vec<(i32, i32, String, f64)> = match (
         issue.issue_type.as_str(),
@@ -227,16 +290,27 @@ async fn candidates(h: &Interactions, id: i32, issue: &db::ButtonIssue) -> Resul
             issue: id,
             character: *character,
             discord_user: *discord_user,
+            report,
         }
         .sign(&h.key);
-        buttons.push(
-            serde_json::json!({"type": 2, "style": 3, "label": label, "custom_id": custom_id}),
-        );
+        buttons.push(Component::Button(Button {
+            custom_id: Some(custom_id),
+            disabled: false,
+            emoji: None,
+            id: None,
+            label: Some(label),
+            sku_id: None,
+            style: ButtonStyle::Success,
+            url: None,
+        }));
     }
     Ok(Reply::Message {
         content: lines.join("\n"),
         embeds: Vec::new(),
-        components: vec![serde_json::json!({"type": 1, "components": buttons})],
+        components: vec![Component::ActionRow(ActionRow {
+            components: buttons,
+            id: None,
+        })],
         private: true,
     })
 }
@@ -248,15 +322,20 @@ mod tests {
 
     #[test]
     fn a_pressed_issues_buttons_leave_the_message_and_empty_rows_go() {
-        let rows = vec![
-            json!({"type": 1, "components": [
-                {"type": 2, "custom_id": "sl.7.aaaa"}, {"type": 2, "custom_id": "sn.7.bbbb"},
-                {"type": 2, "custom_id": "sl.8.cccc"}, {"type": 2, "custom_id": "sn.8.dddd"}]}),
-            json!({"type": 1, "components": [{"type": 2, "custom_id": "ol.7-1-2.eeee"}]}),
-            json!({"type": 1, "components": [{"type": 2, "custom_id": "oc.77.ffff"}]}),
-        ];
-        let left = without_issue(&rows, 7);
-        assert_eq!(left.len(), 2);
+        let rows: Vec<Component> = serde_json::from_value(json!([
+            {"type": 1, "components": [
+                {"type": 2, "style": 3, "label": "a", "custom_id": "sl.7.aaaa"},
+                {"type": 2, "style": 4, "label": "b", "custom_id": "sn.7.bbbb"},
+                {"type": 2, "style": 3, "label": "c", "custom_id": "sl.8.cccc"},
+                {"type": 2, "style": 4, "label": "d", "custom_id": "sn.8.dddd"}]},
+            {"type": 1, "components": [
+                {"type": 2, "style": 3, "label": "e", "custom_id": "ol.7-1-2.eeee"}]},
+            {"type": 1, "components": [
+                {"type": 2, "style": 2, "label": "f", "custom_id": "oc.77.ffff"}]},
+        ]))
+        .unwrap();
+        let left = serde_json::to_value(without_issue(&rows, 7)).unwrap();
+        assert_eq!(left.as_array().unwrap().len(), 2);
         assert_eq!(left[0]["components"].as_array().unwrap().len(), 2);
         assert_eq!(left[0]["components"][0]["custom_id"], "sl.8.cccc");
         assert_eq!(left[1]["components"][0]["custom_id"], "oc.77.ffff");

@@ -7,7 +7,11 @@ use guild_sync_core::fuzzy::fuzzy_match_score_normalized;
 use guild_sync_core::integrity::IssueType;
 use guild_sync_core::names::normalize_name;
 use guild_sync_core::report::{MAX_DESCRIPTION_CHARS, emoji, truncate, type_title};
-use serde_json::{Value, json};
+use twilight_model::application::command::{CommandOptionChoice, CommandOptionChoiceValue};
+use twilight_model::application::interaction::application_command::{
+    CommandData, CommandOptionValue,
+};
+use twilight_model::channel::message::Embed;
 
 use super::{Actor, Interactions, Reply, safe_name};
 use crate::db::console::ConsoleError;
@@ -26,24 +30,27 @@ const MAX_WHOIS_CHARACTERS: usize = 25;
 /// Characters of a name in a message line.
 const NAME_CHARS: usize = 64;
 
-/// The value of option `name` (a top-level or a subcommand's option) as text.
-fn option<'a>(data: &'a Value, name: &str) -> Option<&'a str> {
-    data["options"]
-        .as_array()?
-        .iter()
-        .find(|o| o["name"] == name)?["value"]
-        .as_str()
+/// The value of top-level option `name` as text: a string as typed or picked, a user as their
+/// id.
+fn option(data: &CommandData, name: &str) -> Option<String> {
+    match &data.options.iter().find(|o| o.name == name)?.value {
+        CommandOptionValue::String(text) | CommandOptionValue::Focused(text, _) => {
+            Some(text.clone())
+        }
+        CommandOptionValue::User(id) => Some(id.to_string()),
+        _ => None,
+    }
 }
 
 /// Whether a command's answer is for the asker only (it shows them something personal or is
 /// a lookup), rather than an officer's action the channel should see.
-pub fn is_private(data: &Value) -> bool {
-    matches!(data["name"].as_str(), Some("whois" | "claim" | "roles"))
+pub fn is_private(data: &CommandData) -> bool {
+    matches!(data.name.as_str(), "whois" | "claim" | "roles")
 }
 
 /// Run the command in `data`.
-pub async fn run(h: &Interactions, actor: &Actor, data: &Value) -> Result<Reply> {
-    match data["name"].as_str().unwrap_or_default() {
+pub async fn run(h: &Interactions, actor: &Actor, data: &CommandData) -> Result<Reply> {
+    match data.name.as_str() {
         "whois" => whois(h, data).await,
         "link" => link(h, actor, data).await,
         "unlink" => unlink(h, actor, data).await,
@@ -58,15 +65,16 @@ pub async fn run(h: &Interactions, actor: &Actor, data: &Value) -> Result<Reply>
 }
 
 /// A character option's id: autocomplete puts the id in the value.
-fn character_id(data: &Value) -> Option<i32> {
+fn character_id(data: &CommandData) -> Option<i32> {
     option(data, "character")?.trim().parse().ok()
 }
 
 const PICK_A_CHARACTER: &str = "Pick a character from the list the command offers.";
 
-async fn whois(h: &Interactions, data: &Value) -> Result<Reply> {
-    let key = match (option(data, "member"), option(data, "character")) {
-        (Some(member), _) => WhoisKey::Member(member),
+async fn whois(h: &Interactions, data: &CommandData) -> Result<Reply> {
+    let member = option(data, "member");
+    let key = match (&member, option(data, "character")) {
+        (Some(member), _) => WhoisKey::Member(member.as_str()),
         (None, Some(_)) => match character_id(data) {
             Some(id) => WhoisKey::Character(id),
             None => return Ok(Reply::private(PICK_A_CHARACTER)),
@@ -129,11 +137,28 @@ async fn whois(h: &Interactions, data: &Value) -> Result<Reply> {
             characters.len() - MAX_WHOIS_CHARACTERS
         ));
     }
-    let embed = json!({
-        "title": truncate(&format!("🔎 {}", guild_sync_core::text::one_line(&player.player_name)), 256),
-        "description": truncate(&lines.join("\n"), MAX_DESCRIPTION_CHARS),
-        "color": guild_sync_core::report::COLOR_INFO,
-    });
+    let embed = Embed {
+        title: Some(truncate(
+            &format!(
+                "🔎 {}",
+                guild_sync_core::text::one_line(&player.player_name)
+            ),
+            256,
+        )),
+        description: Some(truncate(&lines.join("\n"), MAX_DESCRIPTION_CHARS)),
+        color: Some(guild_sync_core::report::COLOR_INFO),
+        kind: "rich".to_owned(),
+        author: None,
+        fields: Vec::new(),
+        flags: None,
+        footer: None,
+        image: None,
+        provider: None,
+        thumbnail: None,
+        timestamp: None,
+        url: None,
+        video: None,
+    };
     Ok(Reply::Message {
         content: String::new(),
         embeds: vec![embed],
@@ -165,7 +190,7 @@ async fn character_label(h: &Interactions, id: i32) -> Result<Option<String>> {
         }))
 }
 
-async fn link(h: &Interactions, actor: &Actor, data: &Value) -> Result<Reply> {
+async fn link(h: &Interactions, actor: &Actor, data: &CommandData) -> Result<Reply> {
     if !h.is_officer(actor).await? {
         return Ok(h.refusal());
     }
@@ -175,7 +200,7 @@ async fn link(h: &Interactions, actor: &Actor, data: &Value) -> Result<Reply> {
     let Some(label) = character_label(h, character).await? else {
         return Ok(Reply::private(PICK_A_CHARACTER));
     };
-    let Some(user) = db::member_by_snowflake(&h.pool, member).await? else {
+    let Some(user) = db::member_by_snowflake(&h.pool, &member).await? else {
         return Ok(Reply::private(format!(
             "guild-sync has not seen <@{member}> yet; the next Discord sync will add them."
         )));
@@ -192,7 +217,7 @@ async fn link(h: &Interactions, actor: &Actor, data: &Value) -> Result<Reply> {
     }
 }
 
-async fn unlink(h: &Interactions, actor: &Actor, data: &Value) -> Result<Reply> {
+async fn unlink(h: &Interactions, actor: &Actor, data: &CommandData) -> Result<Reply> {
     if !h.is_officer(actor).await? {
         return Ok(h.refusal());
     }
@@ -256,17 +281,21 @@ async fn roles_plan(h: &Interactions, actor: &Actor) -> Result<Reply> {
 
 /// The choices for the focused `character` option: by prefix, then by fuzzy score. `/unlink`
 /// offers only linked characters.
-pub async fn autocomplete(h: &Interactions, data: &Value) -> Result<Vec<Value>> {
-    let focused = data["options"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|o| o["focused"] == true);
-    let Some(focused) = focused.filter(|o| o["name"] == "character") else {
+pub async fn autocomplete(
+    h: &Interactions,
+    data: &CommandData,
+) -> Result<Vec<CommandOptionChoice>> {
+    let focused = data
+        .options
+        .iter()
+        .find(|o| matches!(o.value, CommandOptionValue::Focused(..)));
+    let Some(CommandOptionValue::Focused(query, _)) =
+        focused.filter(|o| o.name == "character").map(|o| &o.value)
+    else {
         return Ok(Vec::new());
     };
-    let query = focused["value"].as_str().unwrap_or_default().to_owned();
-    let only_linked = data["name"] == "unlink";
+    let query = query.clone();
+    let only_linked = data.name == "unlink";
     let pool = crate::link_candidates::characters(&h.pool).await?;
     // Scoring every character (5,000 in 0.2 s in a debug build) stays off the async runtime,
     // which also carries the gateway and the other interactions.
@@ -286,7 +315,11 @@ pub async fn autocomplete(h: &Interactions, data: &Value) -> Result<Vec<Value>> 
                     c.realm_slug,
                     if c.linked { " (linked)" } else { "" }
                 );
-                json!({"name": truncate(&name, MAX_CHOICE_CHARS), "value": c.id.to_string()})
+                CommandOptionChoice {
+                    name: truncate(&name, MAX_CHOICE_CHARS),
+                    name_localizations: None,
+                    value: CommandOptionChoiceValue::String(c.id.to_string()),
+                }
             })
             .collect()
     })

@@ -35,11 +35,13 @@ pub enum ButtonId {
     /// List the candidates of orphan issue `0`.
     Candidates(i32),
     /// From orphan issue `issue`'s candidate list: link character `character` and Discord user
-    /// `discord_user` (both `id` columns).
+    /// `discord_user` (both `id` columns). `report`: the report message the list came from
+    /// (its Discord id), to edit it too; `None` in ids made before it was carried.
     LinkCandidate {
         issue: i32,
         character: i32,
         discord_user: i32,
+        report: Option<u64>,
     },
 }
 
@@ -61,7 +63,14 @@ impl ButtonId {
                 issue,
                 character,
                 discord_user,
+                report: None,
             } => format!("ol.{issue}-{character}-{discord_user}"),
+            ButtonId::LinkCandidate {
+                issue,
+                character,
+                discord_user,
+                report: Some(report),
+            } => format!("ol.{issue}-{character}-{discord_user}-{report}"),
         }
     }
 
@@ -72,17 +81,20 @@ impl ButtonId {
             "sn" => id().map(ButtonId::NotThem),
             "oc" => id().map(ButtonId::Candidates),
             "ol" => {
-                let mut parts = args.split('-').map(str::parse);
-                match (parts.next(), parts.next(), parts.next(), parts.next()) {
-                    (Some(Ok(issue)), Some(Ok(character)), Some(Ok(discord_user)), None) => {
-                        Some(ButtonId::LinkCandidate {
-                            issue,
-                            character,
-                            discord_user,
-                        })
+                let parts: Vec<&str> = args.split('-').collect();
+                let (issue, character, discord_user, report) = match parts[..] {
+                    [issue, character, user] => (issue, character, user, None),
+                    [issue, character, user, report] => {
+                        (issue, character, user, Some(report.parse().ok()?))
                     }
-                    _ => None,
-                }
+                    _ => return None,
+                };
+                Some(ButtonId::LinkCandidate {
+                    issue: issue.parse().ok()?,
+                    character: character.parse().ok()?,
+                    discord_user: discord_user.parse().ok()?,
+                    report,
+                })
             }
             _ => None,
         }
@@ -147,6 +159,13 @@ mod tests {
                 issue: i32::MAX,
                 character: i32::MAX,
                 discord_user: i32::MAX,
+                report: None,
+            },
+            ButtonId::LinkCandidate {
+                issue: i32::MAX,
+                character: i32::MAX,
+                discord_user: i32::MAX,
+                report: Some(u64::MAX),
             },
         ] {
             let signed = id.sign(KEY);

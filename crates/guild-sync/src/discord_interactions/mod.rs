@@ -21,9 +21,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::PgPool;
+use twilight_model::application::interaction::{Interaction, InteractionData, InteractionType};
+use twilight_model::channel::message::{AllowedMentions, Component, Embed, MessageFlags};
+use twilight_model::gateway::payload::incoming::InteractionCreate;
+use twilight_model::http::interaction::{
+    InteractionResponse, InteractionResponseData, InteractionResponseType,
+};
+use twilight_model::id::Id;
+use twilight_model::id::marker::{ApplicationMarker, GuildMarker};
 
 use crate::config::Config;
 use crate::db::officers::officer_standing;
@@ -36,60 +43,8 @@ pub const DEFER_AFTER: Duration = Duration::from_secs(2);
 /// Discord: characters in a message's `content`.
 pub const MAX_CONTENT_CHARS: usize = 2000;
 
-/// Interaction types (Discord).
-const APPLICATION_COMMAND: u8 = 2;
-const MESSAGE_COMPONENT: u8 = 3;
-const AUTOCOMPLETE: u8 = 4;
-
-/// Callback types (Discord).
-const CHANNEL_MESSAGE: u8 = 4;
-const DEFERRED_CHANNEL_MESSAGE: u8 = 5;
-const DEFERRED_UPDATE_MESSAGE: u8 = 6;
-const UPDATE_MESSAGE: u8 = 7;
-const AUTOCOMPLETE_RESULT: u8 = 8;
-
-/// Message flag: only the user who acted sees it.
-pub const EPHEMERAL: u64 = 64;
-
-/// An interaction as the gateway delivers it (only the fields guild-sync reads).
-#[derive(Debug, Clone, Deserialize)]
-pub struct Interaction {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub kind: u8,
-    pub token: String,
-    #[serde(default)]
-    pub guild_id: Option<String>,
-    /// Who acted, in a guild.
-    #[serde(default)]
-    pub member: Option<InteractionMember>,
-    #[serde(default)]
-    pub data: Option<Value>,
-    /// The message a button is on.
-    #[serde(default)]
-    pub message: Option<InteractionMessage>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct InteractionMember {
-    pub user: InteractionUser,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct InteractionUser {
-    pub id: String,
-    pub username: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct InteractionMessage {
-    #[serde(default)]
-    pub content: String,
-    #[serde(default)]
-    pub components: Vec<Value>,
-    #[serde(default)]
-    pub flags: Option<u64>,
-}
+/// Message flag: only the user who acted sees it (Discord's `EPHEMERAL`, 64).
+pub const EPHEMERAL: u64 = MessageFlags::EPHEMERAL.bits();
 
 /// An answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,14 +52,14 @@ pub enum Reply {
     /// A new message (type 4); `private`: flag 64.
     Message {
         content: String,
-        embeds: Vec<Value>,
-        components: Vec<Value>,
+        embeds: Vec<Embed>,
+        components: Vec<Component>,
         private: bool,
     },
     /// Edit the message the button is on (type 7).
     Update {
         content: String,
-        components: Vec<Value>,
+        components: Vec<Component>,
     },
 }
 
@@ -129,41 +84,44 @@ impl Reply {
         }
     }
 
-    /// The message body (callback `data`, edits and follow-ups). Mentions never ping: names
-    /// come from members.
-    fn body(&self) -> Value {
+    /// The message body (callback `data`, edits and follow-ups). Mentions never ping
+    /// (`allowed_mentions` parses nothing): names come from members.
+    fn body(&self) -> InteractionResponseData {
         let (content, embeds, components, private) = match self {
             Reply::Message {
                 content,
                 embeds,
                 components,
                 private,
-            } => (content, embeds.as_slice(), components, *private),
+            } => (content, Some(embeds.clone()), components, *private),
+            // An update keeps the message's embeds (the report): none are sent.
             Reply::Update {
                 content,
                 components,
-            } => (content, &[][..], components, false),
+            } => (content, None, components, false),
         };
-        let mut body = json!({
-            "content": guild_sync_core::report::truncate(content, MAX_CONTENT_CHARS),
-            "components": components,
-            "allowed_mentions": {"parse": []},
-        });
-        if matches!(self, Reply::Message { .. }) {
-            body["embeds"] = json!(embeds);
+        InteractionResponseData {
+            content: Some(guild_sync_core::report::truncate(
+                content,
+                MAX_CONTENT_CHARS,
+            )),
+            components: Some(components.clone()),
+            embeds,
+            allowed_mentions: Some(AllowedMentions::default()),
+            flags: private.then_some(MessageFlags::EPHEMERAL),
+            ..InteractionResponseData::default()
         }
-        if private {
-            body["flags"] = json!(EPHEMERAL);
-        }
-        body
     }
 
-    fn callback(&self) -> Value {
+    fn callback(&self) -> InteractionResponse {
         let kind = match self {
-            Reply::Message { .. } => CHANNEL_MESSAGE,
-            Reply::Update { .. } => UPDATE_MESSAGE,
+            Reply::Message { .. } => InteractionResponseType::ChannelMessageWithSource,
+            Reply::Update { .. } => InteractionResponseType::UpdateMessage,
         };
-        json!({"type": kind, "data": self.body()})
+        InteractionResponse {
+            kind,
+            data: Some(self.body()),
+        }
     }
 }
 
@@ -180,8 +138,8 @@ pub struct Interactions {
     pub(crate) pool: PgPool,
     pub(crate) config: Arc<Config>,
     rest: DiscordRest,
-    application_id: String,
-    guild_id: String,
+    application_id: Id<ApplicationMarker>,
+    guild_id: Id<GuildMarker>,
     pub(crate) key: Vec<u8>,
 }
 
@@ -190,16 +148,22 @@ impl Interactions {
     /// button key and register the commands when they changed.
     pub async fn start(pool: PgPool, config: &Config) -> Result<Arc<Interactions>> {
         let rest = DiscordRest::from_config(config)?;
-        let guild_id = crate::discord_sync::guild_id(config)?.as_str().to_owned();
+        let guild_id: Id<GuildMarker> = crate::discord_sync::guild_id(config)?
+            .as_str()
+            .parse()
+            .context("DISCORD_GUILD_ID is not a Discord id")?;
         let application_id = match &config.discord_application_id {
-            Some(id) => id.clone(),
+            Some(id) => id
+                .trim()
+                .parse()
+                .context("DISCORD_APPLICATION_ID is not a Discord id")?,
             None => rest
                 .application_id()
                 .await
                 .context("DISCORD_APPLICATION_ID is not set and Discord did not tell it")?,
         };
         let key = custom_id::button_key(&pool).await?;
-        let wrote = registration::register(&rest, &application_id, &guild_id, config)
+        let wrote = registration::register(&rest, application_id, guild_id, config)
             .await
             .context("cannot register the slash commands")?;
         tracing::info!(
@@ -222,7 +186,7 @@ impl Interactions {
     pub fn spawn(self: &Arc<Self>, data: Value) {
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            let interaction: Interaction = match serde_json::from_value(data) {
+            let InteractionCreate(interaction) = match serde_json::from_value(data) {
                 Ok(interaction) => interaction,
                 Err(err) => {
                     tracing::warn!(error = %err, "an interaction in an unexpected shape");
@@ -237,44 +201,65 @@ impl Interactions {
 
     /// Answer one interaction.
     pub async fn handle(&self, interaction: Interaction) -> Result<()> {
-        if interaction.guild_id.as_deref() != Some(self.guild_id.as_str()) {
+        if interaction.guild_id != Some(self.guild_id) {
             // Another guild, or a DM: the commands are registered for one guild only.
             return Ok(());
         }
-        let Some(member) = &interaction.member else {
+        let Some(user) = interaction.member.as_ref().and_then(|m| m.user.as_ref()) else {
             return Ok(());
         };
         let actor = Actor {
-            discord_id: member.user.id.clone(),
+            discord_id: user.id.to_string(),
             officer_name: format!(
                 "{} (Discord {})",
-                guild_sync_core::text::one_line(&member.user.username),
-                member.user.id
+                guild_sync_core::text::one_line(&user.name),
+                user.id
             ),
         };
-        let data = interaction.data.clone().unwrap_or(Value::Null);
-        match interaction.kind {
-            AUTOCOMPLETE => {
-                let choices = commands::autocomplete(self, &data).await?;
-                let response = json!({"type": AUTOCOMPLETE_RESULT, "data": {"choices": choices}});
+        match (interaction.kind, &interaction.data) {
+            (
+                InteractionType::ApplicationCommandAutocomplete,
+                Some(InteractionData::ApplicationCommand(data)),
+            ) => {
+                let choices = commands::autocomplete(self, data).await?;
+                let response = InteractionResponse {
+                    kind: InteractionResponseType::ApplicationCommandAutocompleteResult,
+                    data: Some(InteractionResponseData {
+                        choices: Some(choices),
+                        ..InteractionResponseData::default()
+                    }),
+                };
                 self.rest
-                    .callback(&interaction.id, &interaction.token, &response)
+                    .callback(self.application_id, &interaction, &response)
                     .await
             }
-            APPLICATION_COMMAND => {
-                let private = commands::is_private(&data);
-                let work = commands::run(self, &actor, &data);
-                self.answer(&interaction, work, DEFERRED_CHANNEL_MESSAGE, private)
-                    .await
+            (
+                InteractionType::ApplicationCommand,
+                Some(InteractionData::ApplicationCommand(data)),
+            ) => {
+                let private = commands::is_private(data);
+                let work = commands::run(self, &actor, data);
+                self.answer(
+                    &interaction,
+                    work,
+                    InteractionResponseType::DeferredChannelMessageWithSource,
+                    private,
+                )
+                .await
             }
-            MESSAGE_COMPONENT => {
-                let work = buttons::press(self, &actor, &interaction, &data);
-                self.answer(&interaction, work, DEFERRED_UPDATE_MESSAGE, false)
-                    .await
+            (InteractionType::MessageComponent, Some(InteractionData::MessageComponent(data))) => {
+                let work = buttons::press(self, &actor, &interaction, data);
+                self.answer(
+                    &interaction,
+                    work,
+                    InteractionResponseType::DeferredUpdateMessage,
+                    false,
+                )
+                .await
             }
-            other => {
+            (other, _) => {
                 tracing::debug!(
-                    kind = other,
+                    kind = ?other,
                     "an interaction type guild-sync does not answer"
                 );
                 Ok(())
@@ -289,7 +274,7 @@ impl Interactions {
         &self,
         interaction: &Interaction,
         work: impl Future<Output = Result<Reply>>,
-        deferred: u8,
+        deferred: InteractionResponseType,
         private: bool,
     ) -> Result<()> {
         let mut work = std::pin::pin!(work);
@@ -297,24 +282,26 @@ impl Interactions {
             reply = &mut work => Some(reply),
             () = tokio::time::sleep(DEFER_AFTER) => None,
         };
+        let app = self.application_id;
         if let Some(reply) = reply {
             let reply = reply.unwrap_or_else(failed);
             return self
                 .rest
-                .callback(&interaction.id, &interaction.token, &reply.callback())
+                .callback(app, interaction, &reply.callback())
                 .await;
         }
-        let mut response = json!({"type": deferred});
-        if private {
-            response["data"] = json!({"flags": EPHEMERAL});
-        }
-        self.rest
-            .callback(&interaction.id, &interaction.token, &response)
-            .await?;
+        let response = InteractionResponse {
+            kind: deferred,
+            data: private.then(|| InteractionResponseData {
+                flags: Some(MessageFlags::EPHEMERAL),
+                ..InteractionResponseData::default()
+            }),
+        };
+        self.rest.callback(app, interaction, &response).await?;
         let reply = work.await.unwrap_or_else(failed);
-        let (app, token) = (&self.application_id, &interaction.token);
+        let token = &interaction.token;
         match (&reply, deferred) {
-            (Reply::Message { .. }, DEFERRED_UPDATE_MESSAGE) => {
+            (Reply::Message { .. }, InteractionResponseType::DeferredUpdateMessage) => {
                 self.rest.follow_up(app, token, &reply.body()).await
             }
             _ => self.rest.edit_original(app, token, &reply.body()).await,

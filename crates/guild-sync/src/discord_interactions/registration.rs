@@ -4,8 +4,11 @@
 //! refetch, so an unchanged set sends nothing. The comparison looks only at what we send:
 //! Discord adds ids, versions and defaults (`required: false`) to what it returns.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::{Value, json};
+use twilight_model::application::command::Command;
+use twilight_model::id::Id;
+use twilight_model::id::marker::{ApplicationMarker, GuildMarker};
 
 use super::rest::DiscordRest;
 use crate::config::Config;
@@ -24,7 +27,7 @@ fn character_option(required: bool, description: &str) -> Value {
 /// only when role sync is on. Officer commands are visible to everyone by default
 /// (`default_member_permissions` unset): guild-sync checks the rank on every use, and a server
 /// admin can narrow who sees them under Server Settings → Integrations.
-pub fn definitions(config: &Config) -> Value {
+pub fn definitions(config: &Config) -> Vec<Command> {
     let mut commands = vec![
         json!({"type": 1, "name": "whois",
         "description": "A member's player: characters with realm, class and rank, roles, links",
@@ -54,7 +57,16 @@ pub fn definitions(config: &Config) -> Value {
                              "options": [{"type": SUB_COMMAND, "name": "plan",
                                           "description": "Officers: what the role sync would change"}]}));
     }
-    Value::Array(commands)
+    commands
+        .into_iter()
+        .map(|mut command| {
+            // Fields twilight's `Command` requires that Discord fills in: a command we send has
+            // no version yet (Discord ignores it) and no default permissions (everyone).
+            command["version"] = json!("1");
+            command["default_member_permissions"] = Value::Null;
+            serde_json::from_value(command).expect("the command definitions are valid commands")
+        })
+        .collect()
 }
 
 /// A command or option reduced to what we send, with Discord's defaults filled in, so ours and
@@ -79,26 +91,34 @@ fn canonical(item: &Value) -> Value {
 }
 
 /// Whether the registered commands already are `ours` (order aside).
-pub fn same_commands(ours: &[Value], registered: &[Value]) -> bool {
-    let sorted = |commands: &[Value]| {
-        let mut c: Vec<Value> = commands.iter().map(canonical).collect();
+pub fn same_commands(ours: &[Command], registered: &[Command]) -> bool {
+    let sorted = |commands: &[Command]| -> Result<Vec<Value>> {
+        let mut c = Vec::with_capacity(commands.len());
+        for command in commands {
+            c.push(canonical(&serde_json::to_value(command)?));
+        }
         c.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-        c
+        Ok(c)
     };
-    sorted(ours) == sorted(registered)
+    // A command that does not serialize cannot be compared: write ours.
+    matches!((sorted(ours), sorted(registered)), (Ok(a), Ok(b)) if a == b)
 }
 
 /// Register the commands for `guild` unless they already are; returns whether it wrote.
-pub async fn register(rest: &DiscordRest, app: &str, guild: &str, config: &Config) -> Result<bool> {
+pub async fn register(
+    rest: &DiscordRest,
+    app: Id<ApplicationMarker>,
+    guild: Id<GuildMarker>,
+    config: &Config,
+) -> Result<bool> {
     let ours = definitions(config);
     let registered = rest.guild_commands(app, guild).await?;
-    if same_commands(
-        ours.as_array().expect("definitions are a list"),
-        &registered,
-    ) {
+    if same_commands(&ours, &registered) {
         return Ok(false);
     }
-    rest.overwrite_guild_commands(app, guild, &ours).await?;
+    rest.overwrite_guild_commands(app, guild, &ours)
+        .await
+        .context("the bulk overwrite")?;
     Ok(true)
 }
 
@@ -110,13 +130,12 @@ mod tests {
     fn what_discord_returns_for_our_commands_compares_equal_and_a_change_does_not() {
         let config = Config::defaults();
         let ours = definitions(&config);
-        let ours = ours.as_array().unwrap();
         // Discord's answer: ids and versions added, `required: false` dropped, order changed.
-        let mut registered: Vec<Value> = ours
+        let registered: Vec<Value> = ours
             .iter()
             .rev()
             .map(|c| {
-                let mut c = c.clone();
+                let mut c = serde_json::to_value(c).unwrap();
                 c["id"] = json!("1300000000000000001");
                 c["application_id"] = json!("7000");
                 c["version"] = json!("1300000000000000002");
@@ -129,11 +148,15 @@ mod tests {
                 c
             })
             .collect();
-        assert!(same_commands(ours, &registered));
-        registered[0]["description"] = json!("an older description");
-        assert!(!same_commands(ours, &registered));
-        assert!(!same_commands(ours, &registered[1..]));
-        let names: Vec<&str> = ours.iter().map(|c| c["name"].as_str().unwrap()).collect();
+        let parse = |commands: &[Value]| -> Vec<Command> {
+            serde_json::from_value(Value::Array(commands.to_vec())).unwrap()
+        };
+        assert!(same_commands(&ours, &parse(&registered)));
+        let mut changed = registered.clone();
+        changed[0]["description"] = json!("an older description");
+        assert!(!same_commands(&ours, &parse(&changed)));
+        assert!(!same_commands(&ours, &parse(&registered[1..])));
+        let names: Vec<&str> = ours.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
             names,
             ["whois", "link", "unlink", "audit"],
