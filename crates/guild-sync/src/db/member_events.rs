@@ -29,7 +29,7 @@ pub enum Actor {
 }
 
 impl Actor {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Actor::Engine => "engine",
             Actor::Officer => "officer",
