@@ -436,6 +436,28 @@ pub async fn digest_events(
     .context("cannot read the digest's events")
 }
 
+/// The newest event's id (0 without events): the mark [`after_id`] reads on from.
+pub async fn latest_id(db: impl PgExecutor<'_>) -> Result<i64> {
+    sqlx::query_scalar("SELECT COALESCE(max(id), 0)::int8 FROM guild_identity.member_events")
+        .fetch_one(db)
+        .await
+        .context("cannot read the newest event's id")
+}
+
+/// Events recorded after the event `after` (an id from [`latest_id`]), oldest first, at most
+/// `limit`: what one run changed (the demo's later snapshot prints them).
+pub async fn after_id(db: impl PgExecutor<'_>, after: i64, limit: i64) -> Result<Vec<EventRow>> {
+    sqlx::query_as(named_events!(
+        "SELECT * FROM guild_identity.member_events WHERE id > $1 ORDER BY id LIMIT $2",
+        "e.id"
+    ))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+    .context("cannot read the latest events")
+}
+
 /// Delete events older than `days` days; returns how many.
 pub async fn purge_older_than(db: impl PgExecutor<'_>, days: i32) -> Result<u64> {
     let done = sqlx::query(
