@@ -453,7 +453,7 @@ async fn a_claim_records_its_links_its_move_and_its_unlinks_as_the_claim() {
         let [first, brynja, _] = app.guild.aelric_chars;
         let dagny = app.guild.dagny;
         let claimed = events(pool).await;
-        let mut summary: Vec<(&str, &str, Option<i32>, Option<i32>, Option<i32>)> = claimed
+        let mut summary: Vec<_> = claimed
             .iter()
             .map(|e| {
                 (
