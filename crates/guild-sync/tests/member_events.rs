@@ -551,6 +551,16 @@ async fn a_claim_records_its_links_its_move_and_its_unlinks_as_the_claim() {
             .unwrap();
         assert_eq!(history.len(), 4);
         assert_eq!(history[0].describe(), "Brynja unlinked from aelric");
+        // Dag's has the move away too.
+        let dag = guild_sync::db::member_events::player_history(pool, app.guild.dag_player, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            dag.iter()
+                .map(|e| (e.event_type.as_str(), e.describe()))
+                .collect::<Vec<_>>(),
+            vec![("link_moved", "Dagny moved to aelric".to_string())]
+        );
     })
     .await;
 }

@@ -369,8 +369,10 @@ pub async fn feed(
     Ok((events, more))
 }
 
-/// A player's history, newest first: events naming the player, and events of their characters
-/// and Discord account recorded before they were linked (those carry no player id).
+/// A player's history, newest first: events naming the player, events of their characters
+/// and Discord account recorded before they were linked (those carry no player id), and the
+/// claims that moved a character away from them (`link_moved` names the old player in
+/// `before`; a partial index finds those).
 pub async fn player_history(
     db: impl PgExecutor<'_>,
     player_id: i32,
@@ -387,7 +389,10 @@ pub async fn player_history(
              UNION
              SELECT me.id FROM guild_identity.member_events me
              JOIN guild_identity.players pl ON pl.discord_user_id = me.discord_user_id
-             WHERE pl.id = $1 AND me.player_id IS NULL)
+             WHERE pl.id = $1 AND me.player_id IS NULL
+             UNION
+             SELECT id FROM guild_identity.member_events
+             WHERE event_type = 'link_moved' AND (before ->> 'player_id')::int4 = $1)
          ORDER BY occurred_at DESC, id DESC
          LIMIT $2",
         "e.occurred_at DESC, e.id DESC"
