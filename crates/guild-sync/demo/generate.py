@@ -1013,6 +1013,58 @@ def write_expected(players, chars, discords, guild_id):
     return out
 
 
+# `guild-sync demo --later`: the guild a week on (issue 19's second snapshot). One change of
+# each kind the member history records, on top of the Discord pass-2 snapshot.
+LATER = {
+    "rename": ("Mistwhisper", "Mistwhisperer"),
+    "promote": ("Quillfeather", 3),  # Initiate (4) -> Member (3)
+    "leave": "Gorvash",
+    "join": ("Emberlyn", 259800001, 90, 4),  # name, Blizzard id, level, rank (Initiate)
+    "nick": ("kittyrawr", "Kitty Queen"),
+}
+
+
+def write_later(later_discord):
+    """later/roster.json and later/members.json, derived from the files just written (the demo
+    reuses blizzard/profiles for them: a missing profile reads as a 404)."""
+    with open(os.path.join(HERE, "blizzard", "roster.json"), encoding="utf-8") as f:
+        roster = json.load(f)
+    members = []
+    template = None
+    for m in roster["members"]:
+        ch = m["character"]
+        if ch["name"] == LATER["leave"]:
+            continue
+        if ch["name"] == LATER["rename"][0]:
+            ch["name"] = LATER["rename"][1]
+            ch["key"] = href(char_path_of(ch["realm"]["slug"], ch["name"]), PROFILE_NS)
+        if ch["name"] == LATER["promote"][0]:
+            m["rank"] = LATER["promote"][1]
+        if ch["realm"]["slug"] == HOME_REALM and template is None:
+            template = m
+        members.append(m)
+    name, bid, level, rank = LATER["join"]
+    joined = json.loads(json.dumps(template))
+    joined["character"].update({
+        "key": href(char_path_of(HOME_REALM, name), PROFILE_NS),
+        "name": name, "id": bid, "level": level,
+    })
+    joined["rank"] = rank
+    members.append(joined)
+    roster["members"] = members
+    write_json("later/roster.json", roster)
+    doc = json.loads(json.dumps(later_discord))
+    who, nick = LATER["nick"]
+    for m in doc["members"]:
+        if m["user"]["username"] == who:
+            m["nick"] = nick
+    write_json("later/members.json", doc)
+
+
+def char_path_of(realm, name):
+    return "/profile/wow/character/%s/%s" % (realm, name.lower())
+
+
 def main():
     rng = random.Random(SEED)
     players, orphans, discords = scenarios()
@@ -1025,6 +1077,7 @@ def main():
     guild_id, now, later = discord_docs(rng, discords)
     write_json("discord/members.json", now)
     write_json("discord/members_later.json", later)
+    write_later(later)
     write_addon(chars)
     exp = write_expected(players, chars, discords, guild_id)
     print(json.dumps(exp["counts"], indent=2))

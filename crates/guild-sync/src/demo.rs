@@ -111,11 +111,53 @@ impl Drop for SampleFiles {
 pub async fn run_stages(pool: &PgPool, config: &Config) -> Result<DemoRun> {
     let sample = SampleFiles::extract()?;
     let first_run = crate::db::characters::count_all(pool).await? == 0;
-    let inputs = StageInputs::files(
-        config,
-        sample.path("blizzard"),
-        sample.path("discord/members.json"),
-    );
+    let blizzard = sample.path("blizzard");
+    let discord = sample.path("discord/members.json");
+    run_pipeline(pool, config, &sample, blizzard, discord, first_run).await
+}
+
+/// What the later snapshot did: the stages' figures and the events it recorded, oldest first.
+#[derive(Debug)]
+pub struct LaterRun {
+    pub run: DemoRun,
+    pub changes: Vec<crate::db::member_events::EventRow>,
+}
+
+/// At most this many changes are printed (the later snapshot makes about ten).
+const CHANGES_SHOWN: i64 = 200;
+
+/// Apply the bundled later snapshot (`demo/later/`: the guild a week on — a rename, a
+/// promotion, a leave, a join, and on Discord a nick change plus pass 2's role changes and
+/// departure) through the same pipeline, and read back the member events it recorded. Run it
+/// after [`run_stages`]; applying it twice changes nothing the second time.
+pub async fn run_later_stages(pool: &PgPool, config: &Config) -> Result<LaterRun> {
+    let sample = SampleFiles::extract()?;
+    // The later roster has no profiles of its own: it reads the first snapshot's (a renamed
+    // or new character's missing profile reads as a 404, as the API would answer a day later).
+    std::fs::rename(
+        sample.path("blizzard/profiles"),
+        sample.path("later/profiles"),
+    )
+    .context("cannot lay out the later snapshot")?;
+    let mark = crate::db::member_events::latest_id(pool).await?;
+    let blizzard = sample.path("later");
+    let discord = sample.path("later/members.json");
+    let run = run_pipeline(pool, config, &sample, blizzard, discord, false).await?;
+    let changes = crate::db::member_events::after_id(pool, mark, CHANGES_SHOWN).await?;
+    Ok(LaterRun { run, changes })
+}
+
+/// The full pipeline on one roster directory and one Discord file of the extracted sample,
+/// with the sample's addon export.
+async fn run_pipeline(
+    pool: &PgPool,
+    config: &Config,
+    sample: &SampleFiles,
+    blizzard: PathBuf,
+    discord: PathBuf,
+    first_run: bool,
+) -> Result<DemoRun> {
+    let inputs = StageInputs::files(config, blizzard, discord);
     let stages = ProductionStages::new(pool.clone(), config.clone(), inputs);
     let outcome = Scheduler::new(pool.clone(), Arc::new(stages))
         .waiting_for_the_lock(LockWait::Forever)
@@ -132,6 +174,28 @@ pub async fn run_stages(pool: &PgPool, config: &Config) -> Result<DemoRun> {
         ),
     }
     DemoRun::from_outcome(outcome, first_run)
+}
+
+/// The later snapshot's changes as the terminal prints them: one line per event, in the
+/// order they were recorded, with the sentence the console's timeline shows.
+pub fn render_changes(changes: &[crate::db::member_events::EventRow]) -> String {
+    let mut out = String::new();
+    if changes.is_empty() {
+        let _ = writeln!(
+            out,
+            "What changed: nothing (the later snapshot was already applied)."
+        );
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "What changed ({} events, on each player's timeline in the console)",
+        changes.len()
+    );
+    for e in changes {
+        let _ = writeln!(out, "  {:<22} {}", e.event_type, e.describe());
+    }
+    out
 }
 
 impl DemoRun {
@@ -214,17 +278,21 @@ pub async fn open_database(config: &Config, name: &str) -> Result<(Database, boo
     Ok((db, started_over))
 }
 
-/// `guild-sync demo [--serve]`.
-pub async fn run(config: &Config, serve: bool) -> Result<()> {
+/// `guild-sync demo [--later] [--serve]`.
+pub async fn run(config: &Config, later: bool, serve: bool) -> Result<()> {
     let (db, started_over) = open_database(config, DEMO_DATABASE).await?;
     if started_over {
         println!(
             "The demo database held another version of the sample guild; it was started over.\n"
         );
     }
-    let outcome = run_stages(&db.pool, config).await;
-    let run = match outcome {
-        Ok(run) => run,
+    let outcome = if later {
+        later_then_changes(&db.pool, config).await
+    } else {
+        run_stages(&db.pool, config).await.map(|run| (run, None))
+    };
+    let (run, changes) = match outcome {
+        Ok(done) => done,
         Err(err) => {
             db.close().await;
             return Err(err);
@@ -236,6 +304,9 @@ pub async fn run(config: &Config, serve: bool) -> Result<()> {
         "{}",
         render(&run, &links, &examples, db.cluster().map(|c| c.root()))
     );
+    if let Some(changes) = changes {
+        println!("{changes}");
+    }
     // Plan only: the demo has no Discord server to apply to.
     let plan = crate::role_sync::build_plan(&db.pool, config, chrono::Utc::now()).await?;
     println!(
@@ -318,6 +389,18 @@ fn browsable(bound: std::net::SocketAddr) -> std::net::SocketAddr {
         IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, bound.port()).into(),
         _ => bound,
     }
+}
+
+/// `demo --later`: load the sample first when the database holds none, then apply the later
+/// snapshot; the run's figures and the rendered changes.
+async fn later_then_changes(pool: &PgPool, config: &Config) -> Result<(DemoRun, Option<String>)> {
+    if crate::db::characters::count_all(pool).await? == 0 {
+        run_stages(pool, config).await?;
+        println!("The sample guild is loaded; now the later snapshot (a week on).\n");
+    }
+    let later = run_later_stages(pool, config).await?;
+    let changes = render_changes(&later.changes);
+    Ok((later.run, Some(changes)))
 }
 
 /// Member claims against the bundled fake Discord and Battle.net (`claims::fake_providers`):

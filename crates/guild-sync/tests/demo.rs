@@ -1,7 +1,7 @@
 //! The bundled sample guild through every real stage, on a real PostgreSQL, checked against the
 //! outcomes its generator lists in `demo/expected.json`: who is linked to whom and how, which
-//! issues are open, that a second run changes nothing, and what a later Discord snapshot
-//! resolves and raises.
+//! issues are open, that a second run changes nothing, what a later Discord snapshot
+//! resolves and raises, and what `demo --later` (the bundled later snapshot) records and prints.
 
 mod claim_support;
 mod common;
@@ -476,6 +476,102 @@ async fn demo_serve_lets_a_sample_member_claim_against_the_bundled_fake_provider
 
         shutdown.cancel();
         service.await.unwrap().unwrap();
+
+#[tokio::test]
+async fn the_later_snapshot_prints_and_stores_what_changed_once() {
+    within(Duration::from_secs(300), async {
+        let config = config_at_reference(&expected());
+        let db = TestDb::new().await;
+        demo::run_stages(&db.pool, &config).await.unwrap();
+        let first_events: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM guild_identity.member_events")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+
+        let later = demo::run_later_stages(&db.pool, &config).await.unwrap();
+        assert!(!later.run.changed_nothing());
+        let lines: Vec<(String, String)> = later
+            .changes
+            .iter()
+            .map(|e| (e.event_type.clone(), e.describe()))
+            .collect();
+        for (kind, text) in [
+            ("renamed", "Mistwhisper renamed to Mistwhisperer"),
+            (
+                "rank_changed",
+                "Quillfeather promoted from Initiate to Member",
+            ),
+            ("left_guild", "Gorvash left the guild"),
+            ("joined_guild", "Emberlyn joined the guild as Initiate"),
+            ("discord_renamed", "Kitty is now Kitty Queen on Discord"),
+        ] {
+            assert!(
+                lines.contains(&(kind.to_string(), text.to_string())),
+                "{kind}: {text} missing from {lines:#?}"
+            );
+        }
+        let kinds: BTreeSet<&str> = later
+            .changes
+            .iter()
+            .map(|e| e.event_type.as_str())
+            .collect();
+        assert_eq!(
+            kinds,
+            BTreeSet::from([
+                "discord_left",
+                "discord_renamed",
+                "discord_roles_changed",
+                "joined_guild",
+                "left_guild",
+                "rank_changed",
+                "renamed",
+            ])
+        );
+        // Written by the runs that saw them, and exactly these are stored.
+        assert!(
+            later
+                .changes
+                .iter()
+                .all(|e| e.actor == "engine" && e.run_id.is_some())
+        );
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM guild_identity.member_events")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(stored - first_events, later.changes.len() as i64);
+
+        // What the terminal prints: one line per change.
+        let printed = demo::render_changes(&later.changes);
+        assert!(
+            printed.contains(&format!("What changed ({} events", later.changes.len())),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("renamed                Mistwhisper renamed to Mistwhisperer"),
+            "{printed}"
+        );
+        assert!(printed.contains("Gorvash left the guild"), "{printed}");
+
+        // The renamed character's player has the rename on their timeline.
+        let renamed = later
+            .changes
+            .iter()
+            .find(|e| e.event_type == "renamed")
+            .unwrap();
+        let player = renamed.player_id.expect("Mistwhisper is linked");
+        let history = guild_sync::db::member_events::player_history(&db.pool, player, 100)
+            .await
+            .unwrap();
+        assert!(history.iter().any(|e| e.id == renamed.id));
+
+        // The same snapshot again changes nothing, and says so.
+        let again = demo::run_later_stages(&db.pool, &config).await.unwrap();
+        assert!(again.changes.is_empty(), "{:#?}", again.changes);
+        assert!(
+            demo::render_changes(&again.changes).contains("nothing"),
+            "already applied"
+        );
     })
     .await;
 }

@@ -1,9 +1,10 @@
 //! Issue 19: `member_events` written by real syncs against a real PostgreSQL — every roster
 //! event (join, leave, return, rename, realm transfer, promotion), the Discord full sync's
-//! events, links by the engine and by an officer (and unlinks) — none on a refused or failed
-//! sync and none on a second identical run.
+//! events, links by the engine, by an officer and by a claim (and unlinks, and a claim's move
+//! from another player) — none on a refused or failed sync and none on a second identical run.
 
 mod blizzard_support;
+mod claim_support;
 mod common;
 
 use blizzard_support::{Member, fetched, guard, member};
@@ -416,6 +417,150 @@ async fn links_by_the_engine_and_by_an_officer_and_unlinks_are_recorded_with_the
         .await
         .expect_err("conflict");
         assert_eq!(count(pool).await, 3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_claim_records_its_links_its_move_and_its_unlinks_as_the_claim() {
+    within_a_minute(async {
+        use claim_support::{AELRIC, Browser, REALM, account, claim, player_of, start};
+        let db = TestDb::new().await;
+        let pool = &db.pool;
+        let app = start(&db).await;
+        let aelric_user: i32 =
+            sqlx::query_scalar("SELECT id FROM guild_identity.discord_users WHERE discord_id = $1")
+                .bind(AELRIC)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        // Aelric claims two unlinked characters and Dagny, which the engine linked to Dag.
+        app.fake
+            .log_in_discord(claim_support::discord(AELRIC, "aelric"));
+        let full = account(
+            5001,
+            "Aelric#1234",
+            &[
+                ("Aelric", REALM, 1001),
+                ("Brynja", REALM, 1002),
+                ("Dagny", REALM, 1004),
+            ],
+        );
+        app.fake.log_in_battlenet(full);
+        let page = claim(&app, &mut Browser::default()).await;
+        assert!(page.body.contains("moved to you"), "{}", page.body);
+        let aelric = player_of(pool, AELRIC).await.unwrap();
+        let [first, brynja, _] = app.guild.aelric_chars;
+        let dagny = app.guild.dagny;
+        let claimed = events(pool).await;
+        let mut summary: Vec<_> = claimed
+            .iter()
+            .map(|e| {
+                (
+                    e.event_type.as_str(),
+                    e.actor.as_str(),
+                    e.character_id,
+                    e.player_id,
+                    e.discord_user_id,
+                )
+            })
+            .collect();
+        summary.sort();
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    "link_moved",
+                    "claim",
+                    Some(dagny),
+                    Some(aelric),
+                    Some(aelric_user)
+                ),
+                (
+                    "linked",
+                    "claim",
+                    Some(first),
+                    Some(aelric),
+                    Some(aelric_user)
+                ),
+                (
+                    "linked",
+                    "claim",
+                    Some(brynja),
+                    Some(aelric),
+                    Some(aelric_user)
+                ),
+            ],
+            "{claimed:#?}"
+        );
+        assert!(claimed.iter().all(|e| e.run_id.is_none()));
+        let moved = of_type(&claimed, EventType::LinkMoved)[0];
+        let before = moved.before.as_ref().unwrap();
+        let after = moved.after.as_ref().unwrap();
+        assert_eq!(before["player_id"], app.guild.dag_player);
+        assert_eq!(before["player"], "Dag");
+        assert_eq!(before["link_source"], "fuzzy_name");
+        assert_eq!(after["player_id"], aelric);
+        assert_eq!(after["link_source"], "battlenet_oauth");
+        assert_eq!(after["character"], "Dagny");
+        for linked in of_type(&claimed, EventType::Linked) {
+            assert_eq!(linked.before, None);
+            assert_eq!(
+                linked.after.as_ref().unwrap()["link_source"],
+                "battlenet_oauth"
+            );
+        }
+
+        // The same claim again changes no link, and records nothing.
+        claim(&app, &mut Browser::default()).await;
+        assert_eq!(count(pool).await, 3);
+
+        // Brynja left the account: claiming again unlinks it, as the claim.
+        app.fake.log_in_battlenet(account(
+            5001,
+            "Aelric#1234",
+            &[("Aelric", REALM, 1001), ("Dagny", REALM, 1004)],
+        ));
+        let page = claim(&app, &mut Browser::default()).await;
+        assert!(
+            page.body.contains("No longer on your account"),
+            "{}",
+            page.body
+        );
+        let unlinked = events(pool).await.split_off(3);
+        assert_eq!(
+            unlinked
+                .iter()
+                .map(|e| (
+                    e.event_type.as_str(),
+                    e.actor.as_str(),
+                    e.character_id,
+                    e.player_id
+                ))
+                .collect::<Vec<_>>(),
+            vec![("unlinked", "claim", Some(brynja), Some(aelric))]
+        );
+        assert_eq!(
+            unlinked[0].before.as_ref().unwrap()["link_source"],
+            "battlenet_oauth"
+        );
+
+        // Aelric's history reads them back, newest first.
+        let history = guild_sync::db::member_events::player_history(pool, aelric, 10)
+            .await
+            .unwrap();
+        assert_eq!(history.len(), 4);
+        assert_eq!(history[0].describe(), "Brynja unlinked from aelric");
+        // Dag's has the move away too.
+        let dag = guild_sync::db::member_events::player_history(pool, app.guild.dag_player, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            dag.iter()
+                .map(|e| (e.event_type.as_str(), e.describe()))
+                .collect::<Vec<_>>(),
+            vec![("link_moved", "Dagny moved to aelric".to_string())]
+        );
     })
     .await;
 }

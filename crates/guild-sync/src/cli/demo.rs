@@ -1,4 +1,4 @@
-//! `guild-sync demo [--serve]`: the sample guild through every stage (see [`crate::demo`]).
+//! `guild-sync demo [--later] [--serve]`: the sample guild through every stage (see [`crate::demo`]).
 
 use anyhow::Result;
 
@@ -6,5 +6,5 @@ use super::DemoArgs;
 use crate::config::Config;
 
 pub async fn run(config: &Config, args: DemoArgs) -> Result<()> {
-    crate::demo::run(config, args.serve).await
+    crate::demo::run(config, args.later, args.serve).await
 }

@@ -183,6 +183,10 @@ pub struct DemoArgs {
     /// Keep the HTTP API running afterwards so the sample guild can be explored.
     #[arg(long)]
     pub serve: bool,
+    /// Apply the bundled later snapshot (the guild a week on: a rename, a promotion, a leave,
+    /// a join, a nick change) and print what changed; loads the sample first if needed.
+    #[arg(long)]
+    pub later: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,6 +1,6 @@
 //! Member claims' SQL (issue 17): the OAuth state's used nonces and signing secret, who the
 //! claimant is on Discord, and [`write_claim`], the one function that moves links for a claim
-//! (the member-events history hooks there).
+//! (its statements write the member events of those changes, issue 19).
 //!
 //! The decision (which characters link, move, stay or conflict) is the core's
 //! [`guild_sync_core::claims::plan_claim`]; this module loads its input and writes its output,
@@ -16,9 +16,10 @@ use serde_json::json;
 use sqlx::{PgConnection, PgExecutor};
 
 use super::Text;
+use super::member_events::{Actor, EventSource, link_events_sql};
 
-/// The actor the action history records for a claim's link changes.
-pub const CLAIM_ACTOR: &str = "claim";
+/// The actor the action history (and the member events) record for a claim's link changes.
+pub const CLAIM_ACTOR: &str = Actor::Claim.as_str();
 
 /// Used nonces older than this are deleted: a state expires long before.
 const NONCE_KEEP_SECONDS: i64 = 3600;
@@ -285,13 +286,19 @@ async fn claimant_player(conn: &mut PgConnection, claim: &Claim<'_>) -> Result<i
     .context("cannot find or create the claimant's player")
 }
 
-/// Write the links of `plan` and their action history.
+/// Write the links of `plan`, their member events (`linked`, `link_moved`, `unlinked`, actor
+/// `claim`, in the statements that change the links) and their action history.
 async fn write_plan(
     conn: &mut PgConnection,
     claim: &Claim<'_>,
     player_id: i32,
     plan: &ClaimPlan,
 ) -> Result<()> {
+    // Every link change of a claim is the claimant's own doing, seen by no sync run.
+    let source = EventSource {
+        actor: Actor::Claim,
+        run_id: None,
+    };
     let evidence = json!({
         "battletag": claim.battletag,
         "battlenet_account_id": claim.battlenet_account_id,
@@ -303,30 +310,76 @@ async fn write_plan(
     upsert.extend(&plan.refresh);
     // `link_source <> 'manual'` again here: the plan already leaves manual links alone, and
     // the table lock keeps an officer from making one meanwhile; this is the last guard.
-    sqlx::query(
-        "INSERT INTO guild_identity.player_characters
-             (player_id, character_id, link_source, confidence, evidence)
-         SELECT $1, c, 'battlenet_oauth', 'confirmed', $3 FROM UNNEST($2::int4[]) c
-         ON CONFLICT (character_id) DO UPDATE
-         SET player_id = EXCLUDED.player_id, link_source = EXCLUDED.link_source,
-             confidence = EXCLUDED.confidence, evidence = EXCLUDED.evidence,
-             created_at = CASE WHEN player_characters.player_id = EXCLUDED.player_id
-                               THEN player_characters.created_at ELSE now() END
-         WHERE player_characters.link_source <> 'manual'",
-    )
+    // `prior` reads the links as they were before this statement (one snapshot for the whole
+    // statement), so the upsert's answer tells a new link from a move without a query per row;
+    // a refresh (same player) changes no one's links and writes no event.
+    sqlx::query(concat!(
+        "WITH prior AS (
+             SELECT pc.character_id, pc.player_id, op.display_name AS player,
+                    pc.link_source, pc.confidence
+             FROM guild_identity.player_characters pc
+             JOIN guild_identity.players op ON op.id = pc.player_id
+             WHERE pc.character_id = ANY($2::int4[])
+         ), upserted AS (
+             INSERT INTO guild_identity.player_characters
+                 (player_id, character_id, link_source, confidence, evidence)
+             SELECT $1, c, 'battlenet_oauth', 'confirmed', $3 FROM UNNEST($2::int4[]) c
+             ON CONFLICT (character_id) DO UPDATE
+             SET player_id = EXCLUDED.player_id, link_source = EXCLUDED.link_source,
+                 confidence = EXCLUDED.confidence, evidence = EXCLUDED.evidence,
+                 created_at = CASE WHEN player_characters.player_id = EXCLUDED.player_id
+                                   THEN player_characters.created_at ELSE now() END
+             WHERE player_characters.link_source <> 'manual'
+             RETURNING player_id, character_id, link_source, confidence
+         ), changes AS (
+             SELECT CASE WHEN pr.character_id IS NULL THEN 'linked' ELSE 'link_moved' END
+                        AS event_type,
+                    u.player_id, u.character_id,
+                    CASE WHEN pr.character_id IS NOT NULL THEN
+                        jsonb_build_object('player_id', pr.player_id, 'player', pr.player,
+                                           'link_source', pr.link_source,
+                                           'confidence', pr.confidence) END AS before,
+                    jsonb_build_object('player_id', u.player_id, 'player', np.display_name,
+                                       'link_source', u.link_source,
+                                       'confidence', u.confidence) AS after
+             FROM upserted u
+             JOIN guild_identity.players np ON np.id = u.player_id
+             LEFT JOIN prior pr ON pr.character_id = u.character_id
+             WHERE pr.player_id IS DISTINCT FROM u.player_id
+         ), ",
+        link_events_sql!("changes", 4, 5),
+        "
+         SELECT count(*) FROM upserted"
+    ))
     .bind(player_id)
     .bind(&upsert)
     .bind(&evidence)
+    .bind(source.actor.as_str())
+    .bind(source.run_id)
     .execute(&mut *conn)
     .await
     .context("cannot write the claimed links")?;
-    sqlx::query(
-        "DELETE FROM guild_identity.player_characters
-         WHERE player_id = $1 AND link_source = 'battlenet_oauth'
-           AND character_id = ANY($2::int4[])",
-    )
+    sqlx::query(concat!(
+        "WITH removed AS (
+             DELETE FROM guild_identity.player_characters
+             WHERE player_id = $1 AND link_source = 'battlenet_oauth'
+               AND character_id = ANY($2::int4[])
+             RETURNING player_id, character_id, link_source, confidence
+         ), changes AS (
+             SELECT 'unlinked' AS event_type, player_id, character_id,
+                    jsonb_build_object('link_source', link_source, 'confidence', confidence)
+                        AS before,
+                    '{}'::jsonb AS after
+             FROM removed
+         ), ",
+        link_events_sql!("changes", 3, 4),
+        "
+         SELECT count(*) FROM removed"
+    ))
     .bind(player_id)
     .bind(&plan.unlink)
+    .bind(source.actor.as_str())
+    .bind(source.run_id)
     .execute(&mut *conn)
     .await
     .context("cannot unlink the characters that left the account")?;

@@ -29,7 +29,7 @@ pub enum Actor {
 }
 
 impl Actor {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Actor::Engine => "engine",
             Actor::Officer => "officer",
@@ -369,8 +369,10 @@ pub async fn feed(
     Ok((events, more))
 }
 
-/// A player's history, newest first: events naming the player, and events of their characters
-/// and Discord account recorded before they were linked (those carry no player id).
+/// A player's history, newest first: events naming the player, events of their characters
+/// and Discord account recorded before they were linked (those carry no player id), and the
+/// claims that moved a character away from them (`link_moved` names the old player in
+/// `before`; a partial index finds those).
 pub async fn player_history(
     db: impl PgExecutor<'_>,
     player_id: i32,
@@ -387,7 +389,10 @@ pub async fn player_history(
              UNION
              SELECT me.id FROM guild_identity.member_events me
              JOIN guild_identity.players pl ON pl.discord_user_id = me.discord_user_id
-             WHERE pl.id = $1 AND me.player_id IS NULL)
+             WHERE pl.id = $1 AND me.player_id IS NULL
+             UNION
+             SELECT id FROM guild_identity.member_events
+             WHERE event_type = 'link_moved' AND (before ->> 'player_id')::int4 = $1)
          ORDER BY occurred_at DESC, id DESC
          LIMIT $2",
         "e.occurred_at DESC, e.id DESC"
@@ -434,6 +439,28 @@ pub async fn digest_events(
     .fetch_all(db)
     .await
     .context("cannot read the digest's events")
+}
+
+/// The newest event's id (0 without events): the mark [`after_id`] reads on from.
+pub async fn latest_id(db: impl PgExecutor<'_>) -> Result<i64> {
+    sqlx::query_scalar("SELECT COALESCE(max(id), 0)::int8 FROM guild_identity.member_events")
+        .fetch_one(db)
+        .await
+        .context("cannot read the newest event's id")
+}
+
+/// Events recorded after the event `after` (an id from [`latest_id`]), oldest first, at most
+/// `limit`: what one run changed (the demo's later snapshot prints them).
+pub async fn after_id(db: impl PgExecutor<'_>, after: i64, limit: i64) -> Result<Vec<EventRow>> {
+    sqlx::query_as(named_events!(
+        "SELECT * FROM guild_identity.member_events WHERE id > $1 ORDER BY id LIMIT $2",
+        "e.id"
+    ))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+    .context("cannot read the latest events")
 }
 
 /// Delete events older than `days` days; returns how many.
