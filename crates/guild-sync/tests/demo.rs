@@ -476,6 +476,9 @@ async fn demo_serve_lets_a_sample_member_claim_against_the_bundled_fake_provider
 
         shutdown.cancel();
         service.await.unwrap().unwrap();
+    })
+    .await;
+}
 
 #[tokio::test]
 async fn the_later_snapshot_prints_and_stores_what_changed_once() {
