@@ -59,6 +59,11 @@ pub struct Lists {
 /// hand shows with the next data change). At most 32 pages: officers page through the first few.
 static LISTS: StampCache<u32, Arc<Lists>> = StampCache::new(32);
 
+/// Held while [`LISTS`] misses are loaded, so that clients arriving together after a data change
+/// wait for one load and share it instead of each running the four queries (at 16 clients that
+/// burst of concurrent loads was the page's p99).
+static LOADING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[derive(Deserialize)]
 pub struct UnclaimedQuery {
     page: Option<u32>,
@@ -94,6 +99,12 @@ async fn best_suggestions(
 async fn lists(pool: &sqlx::PgPool, page: u32, offset: i64) -> anyhow::Result<Arc<Lists>> {
     // Read the stamp before the data, so what is kept is at least as new as its stamp.
     let stamp = crate::db::console::data_stamp(pool).await?;
+    if let Some(lists) = LISTS.get(&stamp, &page) {
+        return Ok(lists);
+    }
+    let _loading = LOADING.lock().await;
+    // Another client may have loaded the page while this one waited; its stamp is still the
+    // one read above, so a hit here is no older than a load would be.
     if let Some(lists) = LISTS.get(&stamp, &page) {
         return Ok(lists);
     }
