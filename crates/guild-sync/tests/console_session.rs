@@ -491,7 +491,10 @@ async fn the_unclaimed_page_follows_changes_made_after_it_was_cached() {
             .await
             .unwrap()
         };
-        let (first, second) = (member("1001", "gothrall").await, member("1002", "warchief").await);
+        let (first, second) = (
+            member("1001", "gothrall").await,
+            member("1002", "warchief").await,
+        );
         let suggest = |member: i32| async move {
             sqlx::query(
                 "INSERT INTO guild_identity.audit_issues
@@ -528,7 +531,10 @@ async fn the_unclaimed_page_follows_changes_made_after_it_was_cached() {
 
         suggest(second).await;
         let page = unclaimed().await;
-        assert!(page.contains(&links_to(second)), "a new suggestion shows: {page}");
+        assert!(
+            page.contains(&links_to(second)),
+            "a new suggestion shows: {page}"
+        );
         assert!(page.contains(&format!("id=\"member-{second}\"")));
 
         sqlx::query("UPDATE guild_identity.discord_users SET is_present = false WHERE id = $1")
@@ -542,7 +548,10 @@ async fn the_unclaimed_page_follows_changes_made_after_it_was_cached() {
         let player = guild_sync::testing::seed::player(pool, "Thrall", None).await;
         guild_sync::testing::seed::link(pool, player, character).await;
         let page = unclaimed().await;
-        assert!(!page.contains(&character_card), "a linked character leaves: {page}");
+        assert!(
+            !page.contains(&character_card),
+            "a linked character leaves: {page}"
+        );
     })
     .await;
 }
