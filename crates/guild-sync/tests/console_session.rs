@@ -461,3 +461,97 @@ async fn unlinking_another_players_link_from_a_players_page_is_refused() {
     })
     .await;
 }
+
+/// The Unclaimed page keeps its lists per data stamp (speed, issue 16 §3): a page read twice
+/// must still follow every change to what it lists, made after the first read and not through
+/// the console (a new suggestion, a member leaving, a character getting a player).
+#[tokio::test]
+async fn the_unclaimed_page_follows_changes_made_after_it_was_cached() {
+    common::within_a_minute(async {
+        let app = serve().await;
+        let base = &app.base;
+        let http = client(localhost());
+        let (session, _) = login(&http, base, "").await;
+        let pool = &app.pool;
+        let character: i32 = sqlx::query_scalar(
+            "INSERT INTO guild_identity.wow_characters (character_name, realm_slug)
+             VALUES ('Thrall', 'stormrage') RETURNING id",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        let member = |discord_id: &'static str, username: &'static str| async move {
+            sqlx::query_scalar::<_, i32>(
+                "INSERT INTO guild_identity.discord_users (discord_id, username)
+                 VALUES ($1, $2) RETURNING id",
+            )
+            .bind(discord_id)
+            .bind(username)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+        };
+        let (first, second) = (
+            member("1001", "gothrall").await,
+            member("1002", "warchief").await,
+        );
+        let suggest = |member: i32| async move {
+            sqlx::query(
+                "INSERT INTO guild_identity.audit_issues
+                   (issue_type, severity, wow_character_id, discord_member_id, summary, details,
+                    issue_hash)
+                 VALUES ('auto_link_suggestion', 'info', $1, $2, 'suggestion', '{\"score\": 0.8}',
+                         md5($2::text))",
+            )
+            .bind(character)
+            .bind(member)
+            .execute(pool)
+            .await
+            .unwrap();
+        };
+        suggest(first).await;
+        let unclaimed = || async {
+            let page = http
+                .get(format!("{base}/unclaimed"))
+                .header("Cookie", &session)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(page.status(), 200);
+            page.text().await.unwrap()
+        };
+        let character_card = format!("id=\"character-{character}\"");
+        let links_to = |member: i32| format!("name=\"discord_user_id\" value=\"{member}\"");
+
+        let page = unclaimed().await;
+        assert!(page.contains(&character_card), "{page}");
+        assert!(page.contains(&links_to(first)));
+        assert!(!page.contains(&links_to(second)));
+        assert_eq!(unclaimed().await, page, "unchanged data, the same page");
+
+        suggest(second).await;
+        let page = unclaimed().await;
+        assert!(
+            page.contains(&links_to(second)),
+            "a new suggestion shows: {page}"
+        );
+        assert!(page.contains(&format!("id=\"member-{second}\"")));
+
+        sqlx::query("UPDATE guild_identity.discord_users SET is_present = false WHERE id = $1")
+            .bind(second)
+            .execute(pool)
+            .await
+            .unwrap();
+        let page = unclaimed().await;
+        assert!(!page.contains(&format!("id=\"member-{second}\"")), "{page}");
+
+        let player = guild_sync::testing::seed::player(pool, "Thrall", None).await;
+        guild_sync::testing::seed::link(pool, player, character).await;
+        let page = unclaimed().await;
+        assert!(
+            !page.contains(&character_card),
+            "a linked character leaves: {page}"
+        );
+    })
+    .await;
+}
