@@ -12,16 +12,13 @@
 //!
 //! Run: `cargo bench -p guild-sync --bench member_events`
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use guild_sync::api::AppState;
 use guild_sync::blizzard_client::{FetchedRoster, ProfileFetch, parse_profile, parse_roster};
 use guild_sync::config::{Config, RemovalGuard, Secret};
 use guild_sync::db::member_events::EventSource;
 use guild_sync::db_sync::apply_roster;
-use guild_sync::scheduler::{ProductionStages, Scheduler};
-use guild_sync::testing::{GetLoad, TestDb, console_login, load_get, percentile};
+use guild_sync::testing::{GetLoad, TestDb, console_login, load_get, percentile, serve_console};
 use serde_json::json;
 
 const MEMBERS: usize = 1000;
@@ -152,16 +149,7 @@ async fn history_routes() {
     let pool = guild_sync::db::connect(db.connect_options()).await.unwrap();
     let mut config = Config::defaults();
     config.guild_sync_admin_token = Some(Secret::new(TOKEN));
-    let stages = ProductionStages::for_service(pool.clone(), config.clone(), None);
-    let state = AppState {
-        pool: pool.clone(),
-        scheduler: Arc::new(Scheduler::new(pool, Arc::new(stages))),
-        config: Arc::new(config.clone()),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = guild_sync::service::router(state, &config);
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let base = serve_console(pool, &config).await;
     let player: i32 = sqlx::query_scalar("SELECT min(id) FROM guild_identity.players")
         .fetch_one(&db.pool)
         .await

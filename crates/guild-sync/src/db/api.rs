@@ -6,7 +6,7 @@
 use anyhow::anyhow;
 use sqlx::{PgConnection, PgPool};
 
-use super::member_events::{EventSource, link_events_sql};
+use super::member_events::{EventSource, link_events_sql, unlinked_events_sql};
 
 /// An officer's manual link: this character, to the given player, or to this Discord user's
 /// player, or to a new one.
@@ -345,14 +345,8 @@ pub async fn unlink(
              DELETE FROM guild_identity.player_characters
              WHERE id = $1 AND ($2::int IS NULL OR player_id = $2)
              RETURNING player_id, character_id, link_source, confidence
-         ), changes AS (
-             SELECT 'unlinked' AS event_type, player_id, character_id,
-                    jsonb_build_object('link_source', link_source, 'confidence', confidence)
-                        AS before,
-                    '{}'::jsonb AS after
-             FROM removed
          ), ",
-        link_events_sql!("changes", 3, 4),
+        unlinked_events_sql!("removed", 3, 4),
         "
          SELECT player_id, character_id FROM removed"
     ))

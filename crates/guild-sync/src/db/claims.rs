@@ -16,7 +16,7 @@ use serde_json::json;
 use sqlx::{PgConnection, PgExecutor};
 
 use super::Text;
-use super::member_events::{Actor, EventSource, link_events_sql};
+use super::member_events::{Actor, EventSource, link_events_sql, unlinked_events_sql};
 
 /// The actor the action history (and the member events) record for a claim's link changes.
 pub const CLAIM_ACTOR: &str = Actor::Claim.as_str();
@@ -365,14 +365,8 @@ async fn write_plan(
              WHERE player_id = $1 AND link_source = 'battlenet_oauth'
                AND character_id = ANY($2::int4[])
              RETURNING player_id, character_id, link_source, confidence
-         ), changes AS (
-             SELECT 'unlinked' AS event_type, player_id, character_id,
-                    jsonb_build_object('link_source', link_source, 'confidence', confidence)
-                        AS before,
-                    '{}'::jsonb AS after
-             FROM removed
          ), ",
-        link_events_sql!("changes", 3, 4),
+        unlinked_events_sql!("removed", 3, 4),
         "
          SELECT count(*) FROM removed"
     ))

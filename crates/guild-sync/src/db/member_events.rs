@@ -166,6 +166,27 @@ macro_rules! link_events_sql {
 }
 pub(crate) use link_events_sql;
 
+/// `changes` (an `unlinked` event per row of the CTE `$removed`, which returns the deleted
+/// links' `player_id, character_id, link_source, confidence`) and [`link_events_sql!`] over it:
+/// the one shape every unlink statement writes its events with.
+macro_rules! unlinked_events_sql {
+    ($removed:literal, $actor:literal, $run:literal) => {
+        concat!(
+            "changes AS (
+             SELECT 'unlinked' AS event_type, player_id, character_id,
+                    jsonb_build_object('link_source', link_source, 'confidence', confidence)
+                        AS before,
+                    '{}'::jsonb AS after
+             FROM ",
+            $removed,
+            "
+         ), ",
+            $crate::db::member_events::link_events_sql!("changes", $actor, $run)
+        )
+    };
+}
+pub(crate) use unlinked_events_sql;
+
 /// One event as the API and the console show it, with the names involved (as they are now).
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
 pub struct EventRow {
