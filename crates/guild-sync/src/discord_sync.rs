@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use sqlx::PgPool;
 
-use crate::config::{Config, RemovalGuard};
+use crate::config::{Config, DEFAULT_DISCORD_API_URL, RemovalGuard};
 use crate::db::discord_users::{self, DiscordUserUpsert};
 use crate::db::member_events::EventSource;
 use crate::db::reference::{self, GuildRankRow};
@@ -34,8 +34,6 @@ pub const SYNC_SOURCE: &str = "discord";
 
 /// Members per page of `GET /guilds/{id}/members`: Discord's maximum.
 pub const MEMBERS_PAGE_SIZE: u16 = 1000;
-
-pub use crate::config::DEFAULT_DISCORD_API_URL;
 
 /// Retries after the first attempt of one request, on 429, 5xx and timeouts.
 pub const MAX_RETRIES: u32 = 4;

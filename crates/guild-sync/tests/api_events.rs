@@ -18,7 +18,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;
 
-use common::{SpawnedApp, spawn_app, within_a_minute};
+use common::{SpawnedApp, send, spawn_app, within_a_minute};
 
 const TOKEN: &str = "events-token-for-tests";
 
@@ -39,12 +39,7 @@ async fn get(app: &SpawnedApp, path: &str, token: Option<&str>) -> (StatusCode, 
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text)
-        .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text:?}"));
-    (status, body)
+    send(request).await
 }
 
 /// Five joins, then a promotion of Thrall (linked to a player between the runs) and a leave.

@@ -280,38 +280,141 @@ async fn seed(pool: &PgPool) -> Seeded {
     }
 }
 
-/// The running commands: registered, connected to the fake gateway.
-struct Running {
+/// `thrall` (5001), an officer by Discord role, as the member acting.
+fn officer() -> Value {
+    member("5001", "thrall")
+}
+
+/// `peon` (5003), a plain member, as the member acting.
+fn peon() -> Value {
+    member("5003", "peon")
+}
+
+/// `/link character:{character} member:jaina`.
+fn link_to_jaina(character: i32) -> Value {
+    with_user(
+        command(
+            "link",
+            json!([
+                {"type": 3, "name": "character", "value": character.to_string()},
+                {"type": 6, "name": "member", "value": "5002"}
+            ]),
+        ),
+        "5002",
+        "jaina",
+    )
+}
+
+/// Every button in a message's `components` rows.
+fn buttons(components: &Value) -> impl Iterator<Item = &Value> {
+    components
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["components"].as_array().unwrap())
+}
+
+/// One test's world: a real database with [`seed`]'s guild, the fake Discord REST, and the
+/// commands registered and connected to the fake gateway.
+struct Scene {
+    db: TestDb,
+    discord: MockServer,
+    seeded: Seeded,
+    config: Config,
     live: mpsc::UnboundedSender<Dispatch>,
     gateway: GatewayHandle,
 }
 
-impl Running {
-    async fn start(pool: &PgPool, config: &Config) -> Running {
+impl Scene {
+    /// Start with [`config`] as `configure` leaves it.
+    async fn start(configure: impl FnOnce(&mut Config)) -> Scene {
         guild_sync::install_crypto_provider();
-        let interactions = Interactions::start(pool.clone(), config).await.unwrap();
+        let db = TestDb::new().await;
+        let discord = fake_discord().await;
+        let seeded = seed(&db.pool).await;
+        let mut config = config(&discord);
+        configure(&mut config);
+        let interactions = Interactions::start(db.pool.clone(), &config).await.unwrap();
         let guild_create = json!({"id": GUILD, "name": "Guild", "roles": [], "members": []});
         let (url, _seen, live) = start_live_gateway(vec![("GUILD_CREATE", guild_create)]).await;
-        let mut config = config.clone();
-        config.discord_gateway_url = Some(url);
+        let mut connected = config.clone();
+        connected.discord_gateway_url = Some(url);
         let gateway = discord_gateway::spawn_with_interactions(
-            pool.clone(),
-            &config,
+            db.pool.clone(),
+            &connected,
             &CancellationToken::new(),
             Some(interactions),
         )
         .await
         .unwrap();
-        Running { live, gateway }
+        Scene {
+            db,
+            discord,
+            seeded,
+            config,
+            live,
+            gateway,
+        }
     }
 
     fn deliver(&self, dispatch: Dispatch) {
         self.live.send(dispatch).unwrap();
     }
-}
 
-async fn count(pool: &PgPool, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+    /// Deliver slash command `data` as interaction `id` by `by`; the callback it got.
+    async fn command(&self, id: &str, by: Value, data: Value) -> Value {
+        self.deliver(interaction(2, id, by, data, None));
+        callback(&self.discord, id).await
+    }
+
+    /// Deliver a press of button `custom_id` on `message` as interaction `id` by `by`; the
+    /// callback it got.
+    async fn press(&self, id: &str, by: Value, custom_id: &str, message: &Value) -> Value {
+        self.deliver(interaction(
+            3,
+            id,
+            by,
+            press(custom_id),
+            Some(message.clone()),
+        ));
+        callback(&self.discord, id).await
+    }
+
+    /// The real reporter sends the new-issues report as the bot; the message body it sent.
+    async fn send_report(&self) -> Value {
+        let sender = DiscordSender::from_config(&self.config).unwrap().unwrap();
+        send_new_issues_report(&self.db.pool, &sender, false)
+            .await
+            .unwrap();
+        wait_for(&self.discord, "/channels/", 1).await.remove(0).1
+    }
+
+    /// Run `lock` (a `SELECT … FOR UPDATE` of row `$1`) in a transaction of its own, as a
+    /// running sync would hold the row; the row stays held until the transaction commits.
+    async fn hold(
+        &self,
+        lock: &'static str,
+        row: i32,
+    ) -> sqlx::Transaction<'static, sqlx::Postgres> {
+        let mut holder = self.db.pool.begin().await.unwrap();
+        sqlx::query(lock)
+            .bind(row)
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        holder
+    }
+
+    async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
+    }
+
+    async fn stop(self) {
+        self.gateway.shutdown().await;
+    }
 }
 
 #[tokio::test]
@@ -371,23 +474,20 @@ async fn commands_are_registered_once_then_not_again_when_nothing_changed() {
 #[tokio::test]
 async fn whois_shows_a_players_alts_and_the_character_autocomplete_ranks_by_prefix() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let discord = fake_discord().await;
-        let seeded = seed(&db.pool).await;
-        let running = Running::start(&db.pool, &config(&discord)).await;
+        let scene = Scene::start(|_| {}).await;
 
         // Autocomplete while typing "thr" into /whois character.
-        running.deliver(interaction(
+        scene.deliver(interaction(
             4,
             "101",
-            member("5003", "peon"),
+            peon(),
             command(
                 "whois",
                 json!([{"type": 3, "name": "character", "value": "thr", "focused": true}]),
             ),
             None,
         ));
-        let answer = callback(&discord, "101").await;
+        let answer = callback(&scene.discord, "101").await;
         assert_eq!(answer["type"], 8);
         let choices = answer["data"]["choices"].as_array().unwrap();
         let names: Vec<&str> = choices
@@ -398,24 +498,18 @@ async fn whois_shows_a_players_alts_and_the_character_autocomplete_ranks_by_pref
             names,
             ["Thrall-stormrage (linked)", "Thrallbank-stormrage (linked)"]
         );
-        assert_eq!(choices[0]["value"], seeded.thrall_main.to_string());
+        assert_eq!(choices[0]["value"], scene.seeded.thrall_main.to_string());
 
         // /whois member:thrall — anyone may ask; the answer is private.
-        running.deliver(interaction(
-            2,
-            "102",
-            member("5003", "peon"),
-            with_user(
-                command(
-                    "whois",
-                    json!([{"type": 6, "name": "member", "value": "5001"}]),
-                ),
-                "5001",
-                "thrall",
+        let whois_thrall = with_user(
+            command(
+                "whois",
+                json!([{"type": 6, "name": "member", "value": "5001"}]),
             ),
-            None,
-        ));
-        let answer = callback(&discord, "102").await;
+            "5001",
+            "thrall",
+        );
+        let answer = scene.command("102", peon(), whois_thrall).await;
         assert_eq!(answer["type"], 4);
         assert_eq!(answer["data"]["flags"], EPHEMERAL);
         let embed = &answer["data"]["embeds"][0];
@@ -439,21 +533,15 @@ async fn whois_shows_a_players_alts_and_the_character_autocomplete_ranks_by_pref
         );
 
         // By character (the autocomplete's value), the same player.
-        running.deliver(interaction(
-            2,
-            "103",
-            member("5003", "peon"),
-            command(
-                "whois",
-                json!([{"type": 3, "name": "character", "value": seeded.thrall_main.to_string()}]),
-            ),
-            None,
-        ));
+        let whois_main = command(
+            "whois",
+            json!([{"type": 3, "name": "character", "value": scene.seeded.thrall_main.to_string()}]),
+        );
         assert_eq!(
-            callback(&discord, "103").await["data"]["embeds"][0]["title"],
+            scene.command("103", peon(), whois_main).await["data"]["embeds"][0]["title"],
             "🔎 Thrall"
         );
-        running.gateway.shutdown().await;
+        scene.stop().await;
     })
     .await
 }
@@ -461,93 +549,93 @@ async fn whois_shows_a_players_alts_and_the_character_autocomplete_ranks_by_pref
 #[tokio::test]
 async fn an_officer_links_with_the_console_rules_and_a_non_officer_is_refused_privately() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let discord = fake_discord().await;
-        let seeded = seed(&db.pool).await;
-        let running = Running::start(&db.pool, &config(&discord)).await;
-        let link_command = |id: &str, by: Value| {
-            interaction(
-                2,
-                id,
-                by,
-                with_user(
-                    command("link", json!([
-                        {"type": 3, "name": "character", "value": seeded.jaina_character.to_string()},
-                        {"type": 6, "name": "member", "value": "5002"}
-                    ])),
-                    "5002",
-                    "jaina",
-                ),
-                None,
-            )
-        };
+        let scene = Scene::start(|_| {}).await;
+        let seeded = &scene.seeded;
 
-        running.deliver(link_command("201", member("5003", "peon")));
-        let refusal = callback(&discord, "201").await;
+        let refusal = scene
+            .command("201", peon(), link_to_jaina(seeded.jaina_character))
+            .await;
         assert_eq!(refusal["type"], 4);
         assert_eq!(refusal["data"]["flags"], EPHEMERAL);
-        assert!(refusal["data"]["content"].as_str().unwrap().starts_with("Only officers"));
-        assert_eq!(count(&db.pool, "SELECT count(*) FROM guild_identity.player_characters").await, 2);
+        assert!(
+            refusal["data"]["content"]
+                .as_str()
+                .unwrap()
+                .starts_with("Only officers")
+        );
+        assert_eq!(
+            scene
+                .count("SELECT count(*) FROM guild_identity.player_characters")
+                .await,
+            2
+        );
 
-        running.deliver(link_command("202", member("5001", "thrall")));
-        let done = callback(&discord, "202").await;
+        let done = scene
+            .command("202", officer(), link_to_jaina(seeded.jaina_character))
+            .await;
         assert_eq!(done["type"], 4);
-        assert!(done["data"].get("flags").is_none(), "an officer's action is public");
-        assert_eq!(done["data"]["content"], "🔗 <@5001> linked **Jaina**-stormrage to <@5002>.");
+        assert!(
+            done["data"].get("flags").is_none(),
+            "an officer's action is public"
+        );
+        assert_eq!(
+            done["data"]["content"],
+            "🔗 <@5001> linked **Jaina**-stormrage to <@5002>."
+        );
         assert_eq!(done["data"]["allowed_mentions"], json!({"parse": []}));
         let (player_user, source): (Option<i32>, String) = sqlx::query_as(
             "SELECT p.discord_user_id, pc.link_source FROM guild_identity.player_characters pc
              JOIN guild_identity.players p ON p.id = pc.player_id WHERE pc.character_id = $1",
         )
         .bind(seeded.jaina_character)
-        .fetch_one(&db.pool)
+        .fetch_one(&scene.db.pool)
         .await
         .unwrap();
-        assert_eq!((player_user, source.as_str()), (Some(seeded.jaina_user), "manual"));
-        let (officer, action): (String, String) = sqlx::query_as(
-            "SELECT officer, action FROM guild_identity.officer_actions",
-        )
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-        assert_eq!((officer.as_str(), action.as_str()), ("thrall (Discord 5001)", "link"));
+        assert_eq!(
+            (player_user, source.as_str()),
+            (Some(seeded.jaina_user), "manual")
+        );
+        let (acted_by, action): (String, String) =
+            sqlx::query_as("SELECT officer, action FROM guild_identity.officer_actions")
+                .fetch_one(&scene.db.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            (acted_by.as_str(), action.as_str()),
+            ("thrall (Discord 5001)", "link")
+        );
 
         // The console's rule: a linked character must be unlinked first.
-        running.deliver(interaction(
-            2,
-            "203",
-            member("5001", "thrall"),
-            with_user(
-                command("link", json!([
-                    {"type": 3, "name": "character", "value": seeded.thrall_main.to_string()},
-                    {"type": 6, "name": "member", "value": "5002"}
-                ])),
-                "5002",
-                "jaina",
-            ),
-            None,
-        ));
-        let conflict = callback(&discord, "203").await;
+        let conflict = scene
+            .command("203", officer(), link_to_jaina(seeded.thrall_main))
+            .await;
         assert_eq!(conflict["data"]["flags"], EPHEMERAL);
-        assert!(conflict["data"]["content"].as_str().unwrap().contains("unlink it first"), "{conflict}");
+        assert!(
+            conflict["data"]["content"]
+                .as_str()
+                .unwrap()
+                .contains("unlink it first"),
+            "{conflict}"
+        );
 
         // /unlink by the officer.
-        running.deliver(interaction(
-            2,
-            "204",
-            member("5001", "thrall"),
-            command("unlink", json!([{"type": 3, "name": "character", "value": seeded.jaina_character.to_string()}])),
-            None,
-        ));
+        let unlink = command(
+            "unlink",
+            json!([{"type": 3, "name": "character", "value": seeded.jaina_character.to_string()}]),
+        );
         assert_eq!(
-            callback(&discord, "204").await["data"]["content"],
+            scene.command("204", officer(), unlink).await["data"]["content"],
             "✂️ <@5001> unlinked **Jaina**-stormrage."
         );
         assert_eq!(
-            count(&db.pool, "SELECT count(*) FROM guild_identity.officer_actions WHERE action = 'unlink'").await,
+            scene
+                .count(
+                    "SELECT count(*) FROM guild_identity.officer_actions WHERE action = 'unlink'"
+                )
+                .await,
             1
         );
-        running.gateway.shutdown().await;
+        scene.stop().await;
     })
     .await
 }
@@ -580,11 +668,7 @@ async fn seed_report_issues(pool: &PgPool, seeded: &Seeded) -> (i32, i32) {
 
 /// The buttons of a sent message by label prefix → custom id.
 fn button(message: &Value, label_prefix: &str) -> String {
-    message["components"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|row| row["components"].as_array().unwrap())
+    buttons(&message["components"])
         .find(|b| b["label"].as_str().unwrap().starts_with(label_prefix))
         .unwrap_or_else(|| panic!("no {label_prefix:?} button in {message}"))["custom_id"]
         .as_str()
@@ -596,19 +680,11 @@ fn button(message: &Value, label_prefix: &str) -> String {
 async fn the_link_button_on_a_sent_report_acts_once_and_refuses_stale_forged_and_non_officer_presses()
  {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let discord = fake_discord().await;
-        let seeded = seed(&db.pool).await;
-        let (suggestion, orphan) = seed_report_issues(&db.pool, &seeded).await;
-        let config = config(&discord);
-        let running = Running::start(&db.pool, &config).await;
+        let scene = Scene::start(|_| {}).await;
+        let (suggestion, orphan) = seed_report_issues(&scene.db.pool, &scene.seeded).await;
 
         // The real reporter sends the report as the bot.
-        let sender = DiscordSender::from_config(&config).unwrap().unwrap();
-        send_new_issues_report(&db.pool, &sender, false)
-            .await
-            .unwrap();
-        let sent = wait_for(&discord, "/channels/", 1).await.remove(0).1;
+        let sent = scene.send_report().await;
         let link = button(&sent, "Link Jaina");
         let not_them = button(&sent, "Not them: Jaina");
         let candidates = button(&sent, "Candidates: Jaina");
@@ -616,14 +692,7 @@ async fn the_link_button_on_a_sent_report_acts_once_and_refuses_stale_forged_and
         let message = report_message(&sent);
 
         // A non-officer's press: a private refusal, nothing changes.
-        running.deliver(interaction(
-            3,
-            "301",
-            member("5003", "peon"),
-            press(&link),
-            Some(message.clone()),
-        ));
-        let refusal = callback(&discord, "301").await;
+        let refusal = scene.press("301", peon(), &link, &message).await;
         assert_eq!(
             (refusal["type"].clone(), refusal["data"]["flags"].clone()),
             (json!(4), json!(EPHEMERAL))
@@ -638,37 +707,21 @@ async fn the_link_button_on_a_sent_report_acts_once_and_refuses_stale_forged_and
         // A forged id: the suggestion's MAC on another issue id.
         let (_, mac) = link.rsplit_once('.').unwrap();
         let forged = format!("sl.{orphan}.{mac}");
-        running.deliver(interaction(
-            3,
-            "302",
-            member("5001", "thrall"),
-            press(&forged),
-            Some(message.clone()),
-        ));
-        let refusal = callback(&discord, "302").await;
+        let refusal = scene.press("302", officer(), &forged, &message).await;
         assert_eq!(refusal["data"]["flags"], EPHEMERAL);
         assert_eq!(
             refusal["data"]["content"],
             "This button was not made by guild-sync; nothing changed."
         );
         assert_eq!(
-            count(
-                &db.pool,
-                "SELECT count(*) FROM guild_identity.officer_actions"
-            )
-            .await,
+            scene
+                .count("SELECT count(*) FROM guild_identity.officer_actions")
+                .await,
             0
         );
 
         // The officer's press: linked, the message says who did what, the pair's buttons go.
-        running.deliver(interaction(
-            3,
-            "303",
-            member("5001", "thrall"),
-            press(&link),
-            Some(message.clone()),
-        ));
-        let update = callback(&discord, "303").await;
+        let update = scene.press("303", officer(), &link, &message).await;
         assert_eq!(update["type"], 7);
         assert_eq!(
             update["data"]["content"],
@@ -678,11 +731,7 @@ async fn the_link_button_on_a_sent_report_acts_once_and_refuses_stale_forged_and
             update["data"].get("embeds").is_none(),
             "the report's embeds stay as they are"
         );
-        let left: Vec<&str> = update["data"]["components"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|row| row["components"].as_array().unwrap())
+        let left: Vec<&str> = buttons(&update["data"]["components"])
             .map(|b| b["custom_id"].as_str().unwrap())
             .collect();
         assert_eq!(
@@ -690,29 +739,22 @@ async fn the_link_button_on_a_sent_report_acts_once_and_refuses_stale_forged_and
             [candidates.as_str()],
             "only the orphan's button is left"
         );
-        let (resolved_by, officer): (String, String) = sqlx::query_as(
+        let (resolved_by, acted_by): (String, String) = sqlx::query_as(
             "SELECT ai.resolved_by, oa.officer FROM guild_identity.audit_issues ai
              JOIN guild_identity.officer_actions oa ON oa.target = 'audit_issue:' || ai.id
              WHERE ai.id = $1 AND oa.action = 'accept_suggestion'",
         )
         .bind(suggestion)
-        .fetch_one(&db.pool)
+        .fetch_one(&scene.db.pool)
         .await
         .unwrap();
         assert_eq!(
-            (resolved_by.as_str(), officer.as_str()),
+            (resolved_by.as_str(), acted_by.as_str()),
             ("thrall (Discord 5001)", "thrall (Discord 5001)")
         );
 
         // Stale: Not them on the same (now resolved) suggestion says so and changes nothing.
-        running.deliver(interaction(
-            3,
-            "304",
-            member("5001", "thrall"),
-            press(&not_them),
-            Some(message.clone()),
-        ));
-        let stale = callback(&discord, "304").await;
+        let stale = scene.press("304", officer(), &not_them, &message).await;
         assert_eq!(
             (stale["type"].clone(), stale["data"]["flags"].clone()),
             (json!(4), json!(EPHEMERAL))
@@ -722,22 +764,18 @@ async fn the_link_button_on_a_sent_report_acts_once_and_refuses_stale_forged_and
             "Nothing changed: it was already handled by thrall (Discord 5001)."
         );
         assert_eq!(
-            count(
-                &db.pool,
-                "SELECT count(*) FROM guild_identity.dismissed_suggestions"
-            )
-            .await,
+            scene
+                .count("SELECT count(*) FROM guild_identity.dismissed_suggestions")
+                .await,
             0
         );
         assert_eq!(
-            count(
-                &db.pool,
-                "SELECT count(*) FROM guild_identity.officer_actions"
-            )
-            .await,
+            scene
+                .count("SELECT count(*) FROM guild_identity.officer_actions")
+                .await,
             1
         );
-        running.gateway.shutdown().await;
+        scene.stop().await;
     })
     .await
 }
@@ -745,38 +783,28 @@ async fn the_link_button_on_a_sent_report_acts_once_and_refuses_stale_forged_and
 #[tokio::test]
 async fn candidates_on_an_orphan_list_the_best_three_with_link_buttons_that_link() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let discord = fake_discord().await;
-        let seeded = seed(&db.pool).await;
-        let (_, orphan) = seed_report_issues(&db.pool, &seeded).await;
-        let config = config(&discord);
-        let running = Running::start(&db.pool, &config).await;
-        let sender = DiscordSender::from_config(&config).unwrap().unwrap();
-        send_new_issues_report(&db.pool, &sender, false)
-            .await
-            .unwrap();
-        let sent = wait_for(&discord, "/channels/", 1).await.remove(0).1;
+        let scene = Scene::start(|_| {}).await;
+        let seeded = &scene.seeded;
+        let (_, orphan) = seed_report_issues(&scene.db.pool, seeded).await;
+        let sent = scene.send_report().await;
         // The report as Discord keeps it, read before the bot edits it.
         let report_path = format!("{API}/channels/{CHANNEL}/messages/8000");
-        Mock::given(method("GET"))
-            .and(path(report_path.clone()))
-            .respond_with(ResponseTemplate::new(200).set_body_json(report_message(&sent)))
-            .mount(&discord)
-            .await;
-        Mock::given(method("PATCH"))
-            .and(path(report_path))
-            .respond_with(ResponseTemplate::new(200).set_body_json(report_message(&sent)))
-            .mount(&discord)
-            .await;
+        for verb in ["GET", "PATCH"] {
+            Mock::given(method(verb))
+                .and(path(report_path.clone()))
+                .respond_with(ResponseTemplate::new(200).set_body_json(report_message(&sent)))
+                .mount(&scene.discord)
+                .await;
+        }
 
-        running.deliver(interaction(
-            3,
-            "401",
-            member("5001", "thrall"),
-            press(&button(&sent, "Candidates: Jaina")),
-            Some(report_message(&sent)),
-        ));
-        let list = callback(&discord, "401").await;
+        let list = scene
+            .press(
+                "401",
+                officer(),
+                &button(&sent, "Candidates: Jaina"),
+                &report_message(&sent),
+            )
+            .await;
         assert_eq!(
             (list["type"].clone(), list["data"]["flags"].clone()),
             (json!(4), json!(EPHEMERAL))
@@ -786,12 +814,10 @@ async fn candidates_on_an_orphan_list_the_best_three_with_link_buttons_that_link
             content.starts_with("**Candidates**\n1. **jaina** — similarity 1.00"),
             "{content}"
         );
-        let buttons = list["data"]["components"][0]["components"]
-            .as_array()
-            .unwrap();
-        assert!(!buttons.is_empty() && buttons.len() <= 3, "{buttons:?}");
-        assert_eq!(buttons[0]["label"], "Link jaina");
-        let link = buttons[0]["custom_id"].as_str().unwrap();
+        let shown: Vec<&Value> = buttons(&list["data"]["components"]).collect();
+        assert!(!shown.is_empty() && shown.len() <= 3, "{shown:?}");
+        assert_eq!(shown[0]["label"], "Link jaina");
+        let link = shown[0]["custom_id"].as_str().unwrap();
         assert_eq!(
             link.rsplit_once('.').unwrap().0,
             format!(
@@ -809,14 +835,7 @@ async fn candidates_on_an_orphan_list_the_best_three_with_link_buttons_that_link
             &list["data"]["components"],
             EPHEMERAL,
         );
-        running.deliver(interaction(
-            3,
-            "402",
-            member("5001", "thrall"),
-            press(link),
-            Some(private_list),
-        ));
-        let update = callback(&discord, "402").await;
+        let update = scene.press("402", officer(), link, &private_list).await;
         assert_eq!(update["type"], 7);
         assert!(
             update["data"]["content"]
@@ -828,13 +847,16 @@ async fn candidates_on_an_orphan_list_the_best_three_with_link_buttons_that_link
 
         // …and the report everyone sees says it too: the orphan's Candidates button goes, the
         // suggestion's buttons stay.
-        let edits: Vec<Value> =
-            wait_for(&discord, &format!("/channels/{CHANNEL}/messages/8000"), 2)
-                .await
-                .into_iter()
-                .filter(|(call, _)| call.starts_with("PATCH "))
-                .map(|(_, body)| body)
-                .collect();
+        let edits: Vec<Value> = wait_for(
+            &scene.discord,
+            &format!("/channels/{CHANNEL}/messages/8000"),
+            2,
+        )
+        .await
+        .into_iter()
+        .filter(|(call, _)| call.starts_with("PATCH "))
+        .map(|(_, body)| body)
+        .collect();
         assert_eq!(edits.len(), 1, "{edits:?}");
         assert_eq!(
             edits[0]["content"],
@@ -842,18 +864,10 @@ async fn candidates_on_an_orphan_list_the_best_three_with_link_buttons_that_link
         );
         assert_eq!(edits[0]["allowed_mentions"], json!({"parse": []}));
         assert!(edits[0].get("embeds").is_none(), "the report's embeds stay");
-        let labels: Vec<&str> = edits[0]["components"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|row| row["components"].as_array().unwrap())
+        let labels: Vec<&str> = buttons(&edits[0]["components"])
             .map(|b| b["label"].as_str().unwrap())
             .collect();
-        let before: Vec<&str> = sent["components"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|row| row["components"].as_array().unwrap())
+        let before: Vec<&str> = buttons(&sent["components"])
             .map(|b| b["label"].as_str().unwrap())
             .filter(|label| !label.starts_with("Candidates"))
             .collect();
@@ -863,14 +877,12 @@ async fn candidates_on_an_orphan_list_the_best_three_with_link_buttons_that_link
         );
         assert_eq!(labels, before);
         assert_eq!(
-            count(
-                &db.pool,
-                "SELECT count(*) FROM guild_identity.officer_actions WHERE action = 'link'"
-            )
-            .await,
+            scene
+                .count("SELECT count(*) FROM guild_identity.officer_actions WHERE action = 'link'")
+                .await,
             1
         );
-        running.gateway.shutdown().await;
+        scene.stop().await;
     })
     .await
 }
@@ -878,34 +890,23 @@ async fn candidates_on_an_orphan_list_the_best_three_with_link_buttons_that_link
 #[tokio::test]
 async fn work_longer_than_two_seconds_is_deferred_then_the_original_is_edited() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let discord = fake_discord().await;
-        let seeded = seed(&db.pool).await;
-        let running = Running::start(&db.pool, &config(&discord)).await;
+        let scene = Scene::start(|_| {}).await;
 
         // Another transaction holds Jaina's row (as a running sync would), so the link waits.
-        let mut holder = db.pool.begin().await.unwrap();
-        sqlx::query("SELECT 1 FROM guild_identity.wow_characters WHERE id = $1 FOR UPDATE")
-            .bind(seeded.jaina_character)
-            .execute(&mut *holder)
-            .await
-            .unwrap();
+        let holder = scene
+            .hold(
+                "SELECT 1 FROM guild_identity.wow_characters WHERE id = $1 FOR UPDATE",
+                scene.seeded.jaina_character,
+            )
+            .await;
         let started = std::time::Instant::now();
-        running.deliver(interaction(
-            2,
-            "501",
-            member("5001", "thrall"),
-            with_user(
-                command("link", json!([
-                    {"type": 3, "name": "character", "value": seeded.jaina_character.to_string()},
-                    {"type": 6, "name": "member", "value": "5002"}
-                ])),
-                "5002",
-                "jaina",
-            ),
-            None,
-        ));
-        let deferred = callback(&discord, "501").await;
+        let deferred = scene
+            .command(
+                "501",
+                officer(),
+                link_to_jaina(scene.seeded.jaina_character),
+            )
+            .await;
         assert!(
             started.elapsed() >= DEFER_AFTER,
             "deferred only after {DEFER_AFTER:?}"
@@ -920,12 +921,12 @@ async fn work_longer_than_two_seconds_is_deferred_then_the_original_is_edited() 
             "a public command defers publicly"
         );
         assert!(
-            received(&discord, "/webhooks/").await.is_empty(),
+            received(&scene.discord, "/webhooks/").await.is_empty(),
             "still working"
         );
 
         holder.commit().await.unwrap();
-        let edits = wait_for(&discord, "/webhooks/", 1).await;
+        let edits = wait_for(&scene.discord, "/webhooks/", 1).await;
         assert_eq!(
             edits[0].0,
             "PATCH /webhooks/7000/token-501/messages/@original"
@@ -935,11 +936,11 @@ async fn work_longer_than_two_seconds_is_deferred_then_the_original_is_edited() 
             "🔗 <@5001> linked **Jaina**-stormrage to <@5002>."
         );
         assert_eq!(
-            received(&discord, "/interactions/").await.len(),
+            received(&scene.discord, "/interactions/").await.len(),
             1,
             "one callback only"
         );
-        running.gateway.shutdown().await;
+        scene.stop().await;
     })
     .await
 }
@@ -947,16 +948,10 @@ async fn work_longer_than_two_seconds_is_deferred_then_the_original_is_edited() 
 #[tokio::test]
 async fn audit_counts_open_issues_claim_links_privately_and_roles_plan_is_for_officers() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let discord = fake_discord().await;
-        let seeded = seed(&db.pool).await;
-        seed_report_issues(&db.pool, &seeded).await;
-        let mut config = config(&discord);
-        config.guild_sync_role_sync = "plan".into();
-        let running = Running::start(&db.pool, &config).await;
+        let scene = Scene::start(|config| config.guild_sync_role_sync = "plan".into()).await;
+        seed_report_issues(&scene.db.pool, &scene.seeded).await;
 
-        running.deliver(interaction(2, "601", member("5003", "peon"), command("audit", json!([])), None));
-        let audit = callback(&discord, "601").await;
+        let audit = scene.command("601", peon(), command("audit", json!([]))).await;
         assert_eq!(audit["type"], 4);
         assert_eq!(
             audit["data"]["content"],
@@ -965,23 +960,20 @@ async fn audit_counts_open_issues_claim_links_privately_and_roles_plan_is_for_of
         );
 
         // Claims need the OAuth2 and Battle.net clients too: not configured here.
-        running.deliver(interaction(2, "602", member("5003", "peon"), command("claim", json!([])), None));
-        let claim = callback(&discord, "602").await;
+        let claim = scene.command("602", peon(), command("claim", json!([]))).await;
         assert_eq!(claim["data"]["flags"], EPHEMERAL);
         assert_eq!(claim["data"]["content"], "Claims are not set up on this server.");
 
         let roles = command("roles", json!([{"type": 1, "name": "plan", "options": []}]));
-        running.deliver(interaction(2, "603", member("5003", "peon"), roles.clone(), None));
-        let refused = callback(&discord, "603").await;
+        let refused = scene.command("603", peon(), roles.clone()).await;
         assert_eq!(refused["data"]["flags"], EPHEMERAL);
         assert!(refused["data"]["content"].as_str().unwrap().starts_with("Only officers"));
-        running.deliver(interaction(2, "604", member("5001", "thrall"), roles, None));
-        let plan = callback(&discord, "604").await;
+        let plan = scene.command("604", officer(), roles).await;
         assert_eq!(plan["data"]["flags"], EPHEMERAL);
         let text = plan["data"]["content"].as_str().unwrap();
         assert!(text.starts_with("**Role plan "), "{text}");
         assert!(text.ends_with("Review and approve it in the console: https://guild.example/roles"), "{text}");
-        running.gateway.shutdown().await;
+        scene.stop().await;
     })
     .await
 }
@@ -989,39 +981,31 @@ async fn audit_counts_open_issues_claim_links_privately_and_roles_plan_is_for_of
 #[tokio::test]
 async fn a_slow_button_press_is_deferred_then_edits_the_report_message() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let discord = fake_discord().await;
-        let seeded = seed(&db.pool).await;
-        let (suggestion, _) = seed_report_issues(&db.pool, &seeded).await;
-        let config = config(&discord);
-        let running = Running::start(&db.pool, &config).await;
-        let sender = DiscordSender::from_config(&config).unwrap().unwrap();
-        send_new_issues_report(&db.pool, &sender, false)
-            .await
-            .unwrap();
-        let sent = wait_for(&discord, "/channels/", 1).await.remove(0).1;
+        let scene = Scene::start(|_| {}).await;
+        let (suggestion, _) = seed_report_issues(&scene.db.pool, &scene.seeded).await;
+        let sent = scene.send_report().await;
 
         // The suggestion's row is held elsewhere, so accepting it waits past the 2 s.
-        let mut holder = db.pool.begin().await.unwrap();
-        sqlx::query("SELECT 1 FROM guild_identity.audit_issues WHERE id = $1 FOR UPDATE")
-            .bind(suggestion)
-            .execute(&mut *holder)
-            .await
-            .unwrap();
-        running.deliver(interaction(
-            3,
-            "701",
-            member("5001", "thrall"),
-            press(&button(&sent, "Link Jaina")),
-            Some(report_message(&sent)),
-        ));
+        let holder = scene
+            .hold(
+                "SELECT 1 FROM guild_identity.audit_issues WHERE id = $1 FOR UPDATE",
+                suggestion,
+            )
+            .await;
         assert_eq!(
-            callback(&discord, "701").await,
+            scene
+                .press(
+                    "701",
+                    officer(),
+                    &button(&sent, "Link Jaina"),
+                    &report_message(&sent)
+                )
+                .await,
             json!({"type": 6}),
             "deferred update"
         );
         holder.commit().await.unwrap();
-        let edits = wait_for(&discord, "/webhooks/", 1).await;
+        let edits = wait_for(&scene.discord, "/webhooks/", 1).await;
         assert_eq!(
             edits[0].0,
             "PATCH /webhooks/7000/token-701/messages/@original"
@@ -1035,7 +1019,7 @@ async fn a_slow_button_press_is_deferred_then_edits_the_report_message() {
             1,
             "the orphan's row stays"
         );
-        running.gateway.shutdown().await;
+        scene.stop().await;
     })
     .await
 }
@@ -1064,7 +1048,7 @@ async fn serve_registers_the_commands_and_answers_them_over_its_gateway() {
         live.send(interaction(
             2,
             "801",
-            member("5003", "peon"),
+            peon(),
             command("audit", json!([])),
             None,
         ))
@@ -1087,28 +1071,25 @@ async fn serve_registers_the_commands_and_answers_them_over_its_gateway() {
 #[tokio::test]
 async fn claim_is_registered_and_links_privately_to_the_claim_page_when_claims_are_configured() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let discord = fake_discord().await;
-        seed(&db.pool).await;
-        let mut config = config(&discord);
-        config.discord_client_id = Some("7000".into());
-        config.discord_client_secret = Some(Secret::new("oauth-secret"));
-        config.blizzard_client_id = Some("bnet".into());
-        config.blizzard_client_secret = Some(Secret::new("bnet-secret"));
-        config.guild_sync_public_url = Some("https://guild.example/".into());
-        let running = Running::start(&db.pool, &config).await;
-        let put = wait_for(&discord, COMMANDS_PATH, 2).await.remove(1).1;
+        let scene = Scene::start(|config| {
+            config.discord_client_id = Some("7000".into());
+            config.discord_client_secret = Some(Secret::new("oauth-secret"));
+            config.blizzard_client_id = Some("bnet".into());
+            config.blizzard_client_secret = Some(Secret::new("bnet-secret"));
+            config.guild_sync_public_url = Some("https://guild.example/".into());
+        })
+        .await;
+        let put = wait_for(&scene.discord, COMMANDS_PATH, 2).await.remove(1).1;
         assert!(put.as_array().unwrap().iter().any(|c| c["name"] == "claim"), "{put}");
 
-        running.deliver(interaction(2, "901", member("5003", "peon"), command("claim", json!([])), None));
-        let claim = callback(&discord, "901").await;
+        let claim = scene.command("901", peon(), command("claim", json!([]))).await;
         assert_eq!(claim["type"], 4);
         assert_eq!(claim["data"]["flags"], EPHEMERAL);
         assert_eq!(
             claim["data"]["content"],
             "Link your Battle.net characters to your Discord account here: https://guild.example/claim"
         );
-        running.gateway.shutdown().await;
+        scene.stop().await;
     })
     .await
 }
@@ -1116,8 +1097,7 @@ async fn claim_is_registered_and_links_privately_to_the_claim_page_when_claims_a
 #[tokio::test]
 async fn a_rate_limited_callback_is_sent_again_and_answers() {
     within_a_minute(async {
-        let db = TestDb::new().await;
-        let discord = fake_discord().await;
+        let scene = Scene::start(|_| {}).await;
         // Discord's 429, once, ahead of the fake's 204 for the callback.
         Mock::given(method("POST"))
             .and(path_regex(r"^/api/v10/interactions/\d+/[^/]+/callback$"))
@@ -1130,19 +1110,17 @@ async fn a_rate_limited_callback_is_sent_again_and_answers() {
             )
             .up_to_n_times(1)
             .with_priority(1)
-            .mount(&discord)
+            .mount(&scene.discord)
             .await;
-        let config = config(&discord);
-        let running = Running::start(&db.pool, &config).await;
 
-        running.deliver(interaction(
+        scene.deliver(interaction(
             2,
             "1001",
-            member("5003", "peon"),
+            peon(),
             command("audit", json!([])),
             None,
         ));
-        let calls = wait_for(&discord, "/interactions/1001/", 2).await;
+        let calls = wait_for(&scene.discord, "/interactions/1001/", 2).await;
         assert_eq!(calls.len(), 2, "refused once, then sent again: {calls:?}");
         assert_eq!(calls[0].1, calls[1].1, "the same answer both times");
         assert_eq!(calls[1].1["type"], 4);
@@ -1152,7 +1130,7 @@ async fn a_rate_limited_callback_is_sent_again_and_answers() {
                 .unwrap()
                 .starts_with("**0 open audit issues**")
         );
-        running.gateway.shutdown().await;
+        scene.stop().await;
     })
     .await
 }

@@ -14,11 +14,10 @@ use guild_sync::db::member_events::{EventSource, EventType};
 use guild_sync::db_sync::sync_fetched;
 use guild_sync::discord_sync::{self, DiscordInput, DiscordSnapshot};
 use guild_sync::identity_engine::run_matching;
-use guild_sync::testing::TestDb;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use common::within_a_minute;
+use common::on_a_fresh_db;
 
 /// One stored event, as the tests compare them.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -73,6 +72,21 @@ async fn roster(pool: &PgPool, members: &[Member]) -> anyhow::Result<()> {
         .map(|_| ())
 }
 
+/// Each event's type, actor, character and player: who did what to whom.
+fn who_did_what(events: &[Event]) -> Vec<(&str, &str, Option<i32>, Option<i32>)> {
+    events
+        .iter()
+        .map(|e| {
+            (
+                e.event_type.as_str(),
+                e.actor.as_str(),
+                e.character_id,
+                e.player_id,
+            )
+        })
+        .collect()
+}
+
 fn of_type(events: &[Event], t: EventType) -> Vec<&Event> {
     events
         .iter()
@@ -82,8 +96,7 @@ fn of_type(events: &[Event], t: EventType) -> Vec<&Event> {
 
 #[tokio::test]
 async fn roster_syncs_record_joins_renames_transfers_promotions_leaves_and_returns() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let pool = &db.pool;
         let start = vec![
             member(1, "Arthas"),
@@ -175,8 +188,7 @@ async fn roster_syncs_record_joins_renames_transfers_promotions_leaves_and_retur
 
 #[tokio::test]
 async fn a_refused_or_failed_roster_records_no_event() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let pool = &db.pool;
         let members: Vec<Member> = (1..=6).map(|i| member(i, &format!("Char{i}"))).collect();
         roster(pool, &members).await.unwrap();
@@ -233,8 +245,7 @@ async fn discord(pool: &PgPool, members: Vec<Value>) -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn discord_syncs_record_joins_renames_role_changes_and_leaves_once() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let pool = &db.pool;
         let everyone = vec![
             discord_member("11", "thrall", None, &["904"]),
@@ -287,8 +298,7 @@ async fn discord_syncs_record_joins_renames_role_changes_and_leaves_once() {
 
 #[tokio::test]
 async fn a_refused_discord_sync_records_no_event() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let pool = &db.pool;
         let everyone: Vec<Value> = (1..=4)
             .map(|i| discord_member(&format!("2{i}"), &format!("user{i}"), None, &[]))
@@ -330,8 +340,7 @@ async fn discord_user(pool: &PgPool, id: &str, username: &str) -> i32 {
 
 #[tokio::test]
 async fn links_by_the_engine_and_by_an_officer_and_unlinks_are_recorded_with_their_actor() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let pool = &db.pool;
         // The engine links Zatanna to the Discord user of the same name.
         let zatanna = character(pool, "Zatanna").await;
@@ -386,15 +395,7 @@ async fn links_by_the_engine_and_by_an_officer_and_unlinks_are_recorded_with_the
         let officer = events(pool).await.split_off(1);
         assert_eq!(officer.len(), 2, "{officer:#?}");
         assert_eq!(
-            officer
-                .iter()
-                .map(|e| (
-                    e.event_type.as_str(),
-                    e.actor.as_str(),
-                    e.character_id,
-                    e.player_id
-                ))
-                .collect::<Vec<_>>(),
+            who_did_what(&officer),
             vec![
                 ("linked", "officer", Some(alt), Some(player)),
                 ("unlinked", "officer", Some(alt), Some(player)),
@@ -423,9 +424,8 @@ async fn links_by_the_engine_and_by_an_officer_and_unlinks_are_recorded_with_the
 
 #[tokio::test]
 async fn a_claim_records_its_links_its_move_and_its_unlinks_as_the_claim() {
-    within_a_minute(async {
+    on_a_fresh_db(|db| async move {
         use claim_support::{AELRIC, Browser, REALM, account, claim, player_of, start};
-        let db = TestDb::new().await;
         let pool = &db.pool;
         let app = start(&db).await;
         let aelric_user: i32 =
@@ -453,17 +453,10 @@ async fn a_claim_records_its_links_its_move_and_its_unlinks_as_the_claim() {
         let [first, brynja, _] = app.guild.aelric_chars;
         let dagny = app.guild.dagny;
         let claimed = events(pool).await;
-        let mut summary: Vec<_> = claimed
-            .iter()
-            .map(|e| {
-                (
-                    e.event_type.as_str(),
-                    e.actor.as_str(),
-                    e.character_id,
-                    e.player_id,
-                    e.discord_user_id,
-                )
-            })
+        let mut summary: Vec<_> = who_did_what(&claimed)
+            .into_iter()
+            .zip(claimed.iter().map(|e| e.discord_user_id))
+            .map(|((what, who, character, player), user)| (what, who, character, player, user))
             .collect();
         summary.sort();
         assert_eq!(
@@ -529,15 +522,7 @@ async fn a_claim_records_its_links_its_move_and_its_unlinks_as_the_claim() {
         );
         let unlinked = events(pool).await.split_off(3);
         assert_eq!(
-            unlinked
-                .iter()
-                .map(|e| (
-                    e.event_type.as_str(),
-                    e.actor.as_str(),
-                    e.character_id,
-                    e.player_id
-                ))
-                .collect::<Vec<_>>(),
+            who_did_what(&unlinked),
             vec![("unlinked", "claim", Some(brynja), Some(aelric))]
         );
         assert_eq!(
@@ -567,8 +552,7 @@ async fn a_claim_records_its_links_its_move_and_its_unlinks_as_the_claim() {
 
 #[tokio::test]
 async fn retention_deletes_only_events_older_than_the_setting() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let pool = &db.pool;
         roster(pool, &[member(1, "Old"), member(2, "New")])
             .await

@@ -2,6 +2,7 @@
 //! Every statement takes whole columns as arrays (`UNNEST`), so a 1,000-member roster is a handful
 //! of statements, not a query per character. The plan itself is decided in
 //! `guild_sync_core::roster`; nothing here decides who is new, gone or renamed.
+//! Also the [`CharacterCard`] the read models show a character with.
 
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Utc};
@@ -11,6 +12,21 @@ use sqlx::{Arguments, PgExecutor};
 use std::collections::HashMap;
 
 use super::member_events::EventSource;
+
+/// A character as the officer's lists and the Discord commands show it: name, realm, class,
+/// rank and level. Read models embed it with `#[sqlx(flatten)]` (and `#[serde(flatten)]` in
+/// JSON, so the fields stay at the row's top level); their SQL selects these six columns under
+/// these names.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct CharacterCard {
+    pub character_name: String,
+    pub realm_slug: String,
+    pub class_name: Option<String>,
+    /// The class colour, hex without `#`.
+    pub class_color: Option<String>,
+    pub rank_name: Option<String>,
+    pub level: Option<i32>,
+}
 
 /// Column-wise values for a batch of characters (one entry per character in every vector).
 /// `id` is used by [`update_batch`] only.

@@ -11,6 +11,7 @@ use serde_json::json;
 use sqlx::{AssertSqlSafe, PgConnection, PgExecutor, PgPool};
 
 use super::api::{LinkError, Linked, ManualLink, link_character_in};
+use super::characters::CharacterCard;
 
 /// Why a console action was refused.
 #[derive(Debug, thiserror::Error)]
@@ -418,12 +419,9 @@ pub struct SuggestionRow {
     pub kind: Option<String>,
     pub created_at: DateTime<Utc>,
     pub character_id: i32,
-    pub character_name: String,
-    pub realm_slug: String,
-    pub class_name: Option<String>,
-    pub class_color: Option<String>,
-    pub rank_name: Option<String>,
-    pub level: Option<i32>,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub character: CharacterCard,
     pub guild_note: Option<String>,
     pub officer_note: Option<String>,
     pub last_login_at: Option<DateTime<Utc>>,

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
+use super::characters::CharacterCard;
 use super::sync_log::SyncLogRow;
 
 /// Open issues per type.
@@ -106,12 +107,8 @@ pub struct SuggestionRow {
     pub score: Option<f64>,
     pub kind: Option<String>,
     pub character_id: i32,
-    pub character_name: String,
-    pub realm: String,
-    pub class_name: Option<String>,
-    pub class_color: Option<String>,
-    pub rank: Option<String>,
-    pub level: Option<i32>,
+    #[sqlx(flatten)]
+    pub character: CharacterCard,
     pub note: Option<String>,
     pub officer_note: Option<String>,
     pub last_login_at: Option<DateTime<Utc>>,
@@ -127,8 +124,8 @@ macro_rules! suggestion_select {
     () => {
         "
     SELECT a.id, a.summary, (a.details->>'score')::float8 AS score, a.details->>'kind' AS kind,
-           wc.id AS character_id, wc.character_name, wc.realm_slug AS realm,
-           c.name AS class_name, c.color_hex AS class_color, gr.name AS rank, wc.level,
+           wc.id AS character_id, wc.character_name, wc.realm_slug,
+           c.name AS class_name, c.color_hex AS class_color, gr.name AS rank_name, wc.level,
            wc.addon_note AS note, wc.addon_officer_note AS officer_note, wc.last_login_at,
            du.id AS discord_user_id, du.username, du.display_name,
            du.all_guild_roles AS roles, du.joined_server_at AS joined_at
@@ -203,12 +200,8 @@ pub async fn suggestions_naming(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UnclaimedCharacter {
     pub id: i32,
-    pub character_name: String,
-    pub realm: String,
-    pub class_name: Option<String>,
-    pub class_color: Option<String>,
-    pub rank: Option<String>,
-    pub level: Option<i32>,
+    #[sqlx(flatten)]
+    pub character: CharacterCard,
 }
 
 /// Unclaimed characters, those with a candidate first, then by name; one page.
@@ -218,8 +211,8 @@ pub async fn unclaimed_characters(
     offset: i64,
 ) -> Result<Vec<UnclaimedCharacter>> {
     sqlx::query_as(
-        "SELECT wc.id, wc.character_name, wc.realm_slug AS realm, c.name AS class_name,
-                c.color_hex AS class_color, gr.name AS rank, wc.level
+        "SELECT wc.id, wc.character_name, wc.realm_slug, c.name AS class_name,
+                c.color_hex AS class_color, gr.name AS rank_name, wc.level
          FROM guild_identity.wow_characters wc
          LEFT JOIN guild_identity.classes c ON c.id = wc.class_id
          LEFT JOIN common.guild_ranks gr ON gr.id = wc.guild_rank_id
@@ -335,12 +328,8 @@ pub struct PlayerHead {
 pub struct PlayerCharacterRow {
     pub link_id: i32,
     pub character_id: i32,
-    pub character_name: String,
-    pub realm: String,
-    pub class_name: Option<String>,
-    pub class_color: Option<String>,
-    pub rank: Option<String>,
-    pub level: Option<i32>,
+    #[sqlx(flatten)]
+    pub character: CharacterCard,
     pub last_login_at: Option<DateTime<Utc>>,
     pub in_guild: bool,
     #[sqlx(try_from = "super::Text")]
@@ -371,8 +360,8 @@ pub async fn player(
     };
     let characters = sqlx::query_as(
         "SELECT pc.id AS link_id, wc.id AS character_id, wc.character_name,
-                wc.realm_slug AS realm, c.name AS class_name, c.color_hex AS class_color,
-                gr.name AS rank, wc.level, wc.last_login_at, wc.removed_at IS NULL AS in_guild,
+                wc.realm_slug, c.name AS class_name, c.color_hex AS class_color,
+                gr.name AS rank_name, wc.level, wc.last_login_at, wc.removed_at IS NULL AS in_guild,
                 pc.link_source, pc.confidence, pc.evidence
          FROM guild_identity.player_characters pc
          JOIN guild_identity.wow_characters wc ON wc.id = pc.character_id

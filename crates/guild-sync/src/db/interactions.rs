@@ -9,6 +9,7 @@ use serde_json::json;
 use sqlx::{PgExecutor, PgPool};
 
 use super::api::{Linked, ManualLink, Unlinked, link_character_in};
+use super::characters::CharacterCard;
 use super::console::{ConsoleError, record_action};
 use super::member_events::EventSource;
 
@@ -60,11 +61,8 @@ pub struct WhoisPlayer {
 /// One of the player's characters with its link.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct WhoisCharacter {
-    pub character_name: String,
-    pub realm_slug: String,
-    pub class_name: Option<String>,
-    pub rank_name: Option<String>,
-    pub level: Option<i32>,
+    #[sqlx(flatten)]
+    pub card: CharacterCard,
     pub in_guild: bool,
     pub is_main: bool,
     pub link_source: String,
@@ -102,8 +100,9 @@ pub async fn whois(
         return Ok(None);
     };
     let characters = sqlx::query_as(
-        "SELECT wc.character_name, wc.realm_slug, c.name AS class_name, gr.name AS rank_name,
-                wc.level, wc.removed_at IS NULL AS in_guild,
+        "SELECT wc.character_name, wc.realm_slug, c.name AS class_name,
+                c.color_hex AS class_color, gr.name AS rank_name, wc.level,
+                wc.removed_at IS NULL AS in_guild,
                 p.main_character_id IS NOT DISTINCT FROM wc.id AS is_main,
                 pc.link_source, pc.confidence, pc.created_at AS linked_at
          FROM guild_identity.player_characters pc

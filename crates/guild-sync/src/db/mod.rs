@@ -8,6 +8,15 @@
 //! Status and type columns decode into enums here (`#[sqlx(try_from = "Text")]`): a stored value
 //! this version does not know is a decode error naming the column and the value, not a string
 //! that some caller parses later and quietly drops.
+//!
+//! Queries are checked at run time (`query_as` into `FromRow` rows), not at compile time with
+//! `query!`/`query_as!` and a committed `.sqlx/` cache. Why: every function here runs against a
+//! real PostgreSQL in the tests, so a renamed column already fails `cargo test` naming the
+//! column; several statements are assembled (the `UNNEST` batches' `PgArguments`, the shared
+//! SQL macros, identifiers in the admin and harness statements), which `query!` cannot check;
+//! and a cache that must be regenerated with `cargo sqlx prepare` against a live database on
+//! every SQL change would collide between parallel branches and add a tool to CI for a check
+//! the tests already make.
 
 pub mod addon;
 pub mod admin;

@@ -110,12 +110,13 @@ async fn whois(h: &Interactions, data: &CommandData) -> Result<Reply> {
     }
     lines.push(format!("**Characters ({})**", characters.len()));
     for c in characters.iter().take(MAX_WHOIS_CHARACTERS) {
-        let mut about: Vec<String> = [&c.class_name, &c.rank_name]
+        let card = &c.card;
+        let mut about: Vec<String> = [&card.class_name, &card.rank_name]
             .into_iter()
             .flatten()
             .map(|s| safe_name(s, NAME_CHARS))
             .collect();
-        if let Some(level) = c.level {
+        if let Some(level) = card.level {
             about.push(format!("level {level}"));
         }
         if !c.in_guild {
@@ -124,8 +125,8 @@ async fn whois(h: &Interactions, data: &CommandData) -> Result<Reply> {
         lines.push(format!(
             "{}**{}**-{} — {} · link: {} ({})",
             if c.is_main { "★ " } else { "• " },
-            safe_name(&c.character_name, NAME_CHARS),
-            safe_name(&c.realm_slug, NAME_CHARS),
+            safe_name(&card.character_name, NAME_CHARS),
+            safe_name(&card.realm_slug, NAME_CHARS),
             about.join(", "),
             c.link_source,
             c.confidence

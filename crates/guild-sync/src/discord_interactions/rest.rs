@@ -13,6 +13,7 @@ use std::future::IntoFuture;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
+use serde::de::DeserializeOwned;
 use twilight_http::Client;
 use twilight_http::response::{DeserializeBodyError, Response};
 use twilight_model::application::command::Command;
@@ -53,6 +54,19 @@ fn body_error(what: &str) -> impl FnOnce(DeserializeBodyError) -> anyhow::Error 
     move |err| anyhow!("Discord's answer to {what} is not what it documents: {err}")
 }
 
+/// [`bounded`], then Discord's JSON answer decoded.
+async fn fetch<T, F>(what: &str, request: F) -> Result<T>
+where
+    T: DeserializeOwned + Unpin,
+    F: IntoFuture<Output = Result<Response<T>, twilight_http::Error>>,
+{
+    bounded(what, request)
+        .await?
+        .model()
+        .await
+        .map_err(body_error(what))
+}
+
 impl DiscordRest {
     /// The client for the configured bot token and API base.
     pub fn from_config(config: &Config) -> Result<DiscordRest> {
@@ -65,12 +79,11 @@ impl DiscordRest {
     /// `GET /applications/@me` (twilight's route; Discord's older
     /// `/oauth2/applications/@me` returns the same application): the bot's application id.
     pub async fn application_id(&self) -> Result<Id<ApplicationMarker>> {
-        let what = "the application lookup";
-        let app = bounded(what, self.client.current_user_application())
-            .await?
-            .model()
-            .await
-            .map_err(body_error(what))?;
+        let app = fetch(
+            "the application lookup",
+            self.client.current_user_application(),
+        )
+        .await?;
         Ok(app.id)
     }
 
@@ -174,12 +187,7 @@ impl DiscordRest {
         channel: Id<ChannelMarker>,
         message: Id<MessageMarker>,
     ) -> Result<Message> {
-        let what = "the message lookup";
-        bounded(what, self.client.message(channel, message))
-            .await?
-            .model()
-            .await
-            .map_err(body_error(what))
+        fetch("the message lookup", self.client.message(channel, message)).await
     }
 
     /// `PATCH /channels/{channel}/messages/{message}`: set a bot message's content and

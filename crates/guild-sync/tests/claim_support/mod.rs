@@ -71,15 +71,7 @@ async fn discord_user(pool: &PgPool, discord_id: &str, username: &str, present: 
 }
 
 async fn player_with(pool: &PgPool, name: &str, discord: i32, character: i32, source: &str) -> i32 {
-    let player: i32 = sqlx::query_scalar(
-        "INSERT INTO guild_identity.players (display_name, discord_user_id) VALUES ($1, $2)
-         RETURNING id",
-    )
-    .bind(name)
-    .bind(discord)
-    .fetch_one(pool)
-    .await
-    .unwrap();
+    let player = guild_sync::testing::seed::player(pool, name, Some(discord)).await;
     let confidence = if source == "manual" {
         "confirmed"
     } else {

@@ -34,6 +34,15 @@ pub async fn within_a_minute<T>(test: impl Future<Output = T>) -> T {
     within(TEST_TIMEOUT, test).await
 }
 
+/// [`within_a_minute`] on a fresh database: the frame most database tests share.
+pub async fn on_a_fresh_db<F, Fut>(test: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    within_a_minute(async { test(TestDb::new().await).await }).await
+}
+
 /// The HTTP API serving one test, and a client for it.
 pub struct SpawnedApp {
     /// `http://127.0.0.1:{port}`.
