@@ -20,6 +20,18 @@ pub struct ManualLink {
     pub player_id: Option<i32>,
 }
 
+impl ManualLink {
+    /// `character_id` to the player of Discord user `discord_user_id` (a new one when the user
+    /// has none): what accepting a suggestion and an officer's Discord `/link` ask for.
+    pub fn to_discord_user(character_id: i32, discord_user_id: i32) -> ManualLink {
+        ManualLink {
+            character_id,
+            discord_user_id: Some(discord_user_id),
+            player_id: None,
+        }
+    }
+}
+
 /// What a manual link did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Linked {

@@ -511,11 +511,7 @@ pub async fn accept_suggestion(
     });
     let linked = link_character_in(
         &mut tx,
-        ManualLink {
-            character_id,
-            discord_user_id: Some(discord_user_id),
-            player_id: None,
-        },
+        ManualLink::to_discord_user(character_id, discord_user_id),
         Some(evidence),
         super::member_events::EventSource::officer(),
     )

@@ -134,11 +134,7 @@ pub async fn link_by_officer(
     let mut tx = pool.begin().await?;
     let linked = link_character_in(
         &mut tx,
-        ManualLink {
-            character_id,
-            discord_user_id: Some(discord_user_id),
-            player_id: None,
-        },
+        ManualLink::to_discord_user(character_id, discord_user_id),
         Some(json!({"linked_by": officer, "via": via})),
         EventSource::officer(),
     )
