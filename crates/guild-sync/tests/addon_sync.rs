@@ -12,7 +12,7 @@ use guild_sync_core::addon::AddonExport;
 use serde_json::json;
 use sqlx::PgPool;
 
-use common::within_a_minute;
+use common::on_a_fresh_db;
 
 async fn insert_character(pool: &PgPool, name: &str, realm_slug: &str) -> i32 {
     sqlx::query_scalar(
@@ -26,11 +26,9 @@ async fn insert_character(pool: &PgPool, name: &str, realm_slug: &str) -> i32 {
     .expect("insert character")
 }
 
-/// A fresh database whose roster holds Trogmoon-Senjin, and that character's id.
-async fn db_with_trogmoon() -> (TestDb, i32) {
-    let db = TestDb::new().await;
-    let id = insert_character(&db.pool, "Trogmoon", "senjin").await;
-    (db, id)
+/// Put Trogmoon-Senjin on the roster; that character's id.
+async fn trogmoon(pool: &PgPool) -> i32 {
+    insert_character(pool, "Trogmoon", "senjin").await
 }
 
 #[derive(Debug, PartialEq, sqlx::FromRow)]
@@ -74,8 +72,7 @@ fn export(characters: serde_json::Value) -> AddonExport {
 
 #[tokio::test]
 async fn test_addon_sync_writes_notes() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let trog = insert_character(&db.pool, "Trogmoon", "senjin").await;
         let zoe = insert_character(&db.pool, "Zoë", "bleeding-hollow").await;
         let stats = sync_addon_data(
@@ -136,8 +133,7 @@ async fn test_addon_sync_writes_notes() {
 
 #[tokio::test]
 async fn the_same_name_on_two_realms_updates_the_right_row() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let senjin = insert_character(&db.pool, "Trogmoon", "senjin").await;
         let hollow = insert_character(&db.pool, "Trogmoon", "bleeding-hollow").await;
         let stats = sync_addon_data(
@@ -161,8 +157,8 @@ async fn the_same_name_on_two_realms_updates_the_right_row() {
 
 #[tokio::test]
 async fn unknown_characters_are_counted_and_listed_not_created() {
-    within_a_minute(async {
-        let (db, _) = db_with_trogmoon().await;
+    on_a_fresh_db(|db| async move {
+        trogmoon(&db.pool).await;
         let stats = sync_addon_data(
             &db.pool,
             &export(json!([
@@ -189,8 +185,8 @@ async fn unknown_characters_are_counted_and_listed_not_created() {
 
 #[tokio::test]
 async fn unknown_classes_and_unmapped_ranks_leave_the_stored_values() {
-    within_a_minute(async {
-        let (db, id) = db_with_trogmoon().await;
+    on_a_fresh_db(|db| async move {
+        let id = trogmoon(&db.pool).await;
         sync_addon_data(
             &db.pool,
             &export(json!([{"name": "Trogmoon", "realm": "Senjin", "class": "Druid", "rank": 1}])),
@@ -216,8 +212,8 @@ async fn unknown_classes_and_unmapped_ranks_leave_the_stored_values() {
 
 #[tokio::test]
 async fn an_empty_note_clears_and_an_absent_officer_note_is_kept() {
-    within_a_minute(async {
-        let (db, id) = db_with_trogmoon().await;
+    on_a_fresh_db(|db| async move {
+        let id = trogmoon(&db.pool).await;
         sync_addon_data(
             &db.pool,
             &export(
@@ -244,8 +240,8 @@ async fn an_empty_note_clears_and_an_absent_officer_note_is_kept() {
 
 #[tokio::test]
 async fn syncing_the_same_export_twice_changes_nothing_the_second_time() {
-    within_a_minute(async {
-        let (db, _) = db_with_trogmoon().await;
+    on_a_fresh_db(|db| async move {
+        trogmoon(&db.pool).await;
         insert_character(&db.pool, "Zoë", "bleeding-hollow").await;
         let e = export(json!([
             {"name": "Trogmoon", "realm": "Senjin", "guild_note": "a", "class": "Druid", "level": 80},
@@ -278,8 +274,7 @@ async fn last_sync(pool: &PgPool, id: i32) -> (Option<DateTime<Utc>>, Option<Dat
 /// export, named again, and never named.
 #[tokio::test]
 async fn the_derived_addon_last_sync_keeps_its_meaning_without_rewriting_unchanged_rows() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let a = insert_character(&db.pool, "Aa", "senjin").await;
         let b = insert_character(&db.pool, "Bb", "senjin").await;
         let c = insert_character(&db.pool, "Cc", "senjin").await;
@@ -358,8 +353,7 @@ async fn the_derived_addon_last_sync_keeps_its_meaning_without_rewriting_unchang
 
 #[tokio::test]
 async fn the_upload_status_reports_the_last_addon_run() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         assert_eq!(last_upload(&db.pool).await.expect("status"), None);
         insert_character(&db.pool, "Trogmoon", "senjin").await;
         let stats = sync_addon_data(
@@ -385,8 +379,8 @@ async fn the_upload_status_reports_the_last_addon_run() {
 
 #[tokio::test]
 async fn the_upload_status_fails_loudly_when_a_finished_run_has_no_readable_stats() {
-    within_a_minute(async {
-        let (db, _) = db_with_trogmoon().await;
+    on_a_fresh_db(|db| async move {
+        trogmoon(&db.pool).await;
         let stats = sync_addon_data(
             &db.pool,
             &export(json!([{"name": "Trogmoon", "realm": "Senjin"}])),
@@ -416,8 +410,7 @@ async fn the_upload_status_fails_loudly_when_a_finished_run_has_no_readable_stat
 
 #[tokio::test]
 async fn a_failed_addon_run_reports_its_error_without_stats() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let id = guild_sync::db::sync_log::open(&db.pool, "addon")
             .await
             .expect("open");
@@ -459,8 +452,8 @@ fn guild_sync(db: &TestDb, args: &[&str]) -> std::process::Output {
 
 #[tokio::test]
 async fn the_sync_addon_command_applies_a_lua_export_and_prints_json_stats() {
-    within_a_minute(async {
-        let (db, id) = db_with_trogmoon().await;
+    on_a_fresh_db(|db| async move {
+        let id = trogmoon(&db.pool).await;
         let out = sync_addon_file(
             &db,
             "PATTSync.lua",
@@ -478,8 +471,7 @@ async fn the_sync_addon_command_applies_a_lua_export_and_prints_json_stats() {
 
 #[tokio::test]
 async fn the_sync_addon_command_refuses_a_broken_file_with_one_line_naming_it() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let out = sync_addon_file(
             &db,
             "broken.lua",
@@ -557,8 +549,7 @@ fn lua_export(export_time: i64, note: &str, rank: i32) -> String {
 
 #[tokio::test]
 async fn the_sync_addon_command_applies_the_original_addons_export_as_it_is() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let ragwyn = insert_character(&db.pool, "Ragwyn", "senjin").await;
         let kazor = insert_character(&db.pool, "Kazor", "senjin").await;
         let out = sync_addon_file(&db, "PATTSync.lua", ORIGINAL_EXPORT, &["--json"]);
@@ -580,8 +571,8 @@ async fn the_sync_addon_command_applies_the_original_addons_export_as_it_is() {
 
 #[tokio::test]
 async fn a_malformed_optional_field_is_a_warning_naming_the_character_not_a_refusal() {
-    within_a_minute(async {
-        let (db, id) = db_with_trogmoon().await;
+    on_a_fresh_db(|db| async move {
+        let id = trogmoon(&db.pool).await;
         let out = sync_addon_file(
             &db,
             "PATTSync.lua",
@@ -603,8 +594,8 @@ async fn a_malformed_optional_field_is_a_warning_naming_the_character_not_a_refu
 /// failure and its `sync_log` row stayed `running` forever.
 #[tokio::test]
 async fn a_nul_in_a_note_or_a_name_is_dropped_and_the_run_is_recorded() {
-    within_a_minute(async {
-        let (db, id) = db_with_trogmoon().await;
+    on_a_fresh_db(|db| async move {
+        let id = trogmoon(&db.pool).await;
         let out = sync_addon_file(
             &db,
             "PATTSync.lua",
@@ -636,8 +627,7 @@ async fn a_nul_in_a_note_or_a_name_is_dropped_and_the_run_is_recorded() {
 /// Whatever makes a stage's report unstorable, its row is closed — never left `running`.
 #[tokio::test]
 async fn a_run_whose_report_cannot_be_stored_is_closed_as_an_error() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let result = guild_sync::run_recorder::record_run(&db.pool, "addon", |_run_id| async {
             let report = guild_sync::run_recorder::RunReport::success(
                 Default::default(),
@@ -664,8 +654,8 @@ async fn a_run_whose_report_cannot_be_stored_is_closed_as_an_error() {
 
 #[tokio::test]
 async fn a_stale_export_is_refused_by_the_cli_with_exit_code_1_unless_forced() {
-    within_a_minute(async {
-        let (db, id) = db_with_trogmoon().await;
+    on_a_fresh_db(|db| async move {
+        let id = trogmoon(&db.pool).await;
         let dir = tempfile::tempdir().expect("tempdir");
         let now = 1_796_083_200;
         let fresh = write_export(dir.path(), "fresh.lua", &lua_export(now, "newer", 3));
@@ -695,8 +685,8 @@ async fn a_stale_export_is_refused_by_the_cli_with_exit_code_1_unless_forced() {
 /// Guild Leader an Initiate. Battle.net is the source of truth for ranks.
 #[tokio::test]
 async fn a_stale_export_that_lowers_ranks_never_overrides_a_newer_battle_net_sync() {
-    within_a_minute(async {
-        let (db, id) = db_with_trogmoon().await;
+    on_a_fresh_db(|db| async move {
+        let id = trogmoon(&db.pool).await;
         sqlx::query(
             "UPDATE guild_identity.wow_characters SET guild_rank_id =
                  (SELECT id FROM common.guild_ranks WHERE ingame_rank_index = 0)

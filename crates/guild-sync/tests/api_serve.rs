@@ -6,17 +6,15 @@ mod common;
 
 use std::time::Duration;
 
-use guild_sync::testing::TestDb;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use common::within;
+use common::on_a_fresh_db_within;
 
 #[tokio::test]
 async fn serve_runs_with_only_a_database_and_stops_cleanly_on_sigterm() {
-    within(Duration::from_secs(120), async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(Duration::from_secs(120), |db| async move {
         let mut child = common::spawn_serve(&db, ("GUILD_SYNC_ADMIN_TOKEN", "t0ken"));
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut log = Vec::new();

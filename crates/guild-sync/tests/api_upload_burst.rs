@@ -15,13 +15,12 @@ use std::time::Duration;
 use guild_sync::api::AppState;
 use guild_sync::config::{Config, Secret};
 use guild_sync::scheduler::{ProductionStages, SUPERSEDED_MESSAGE, Scheduler};
-use guild_sync::testing::TestDb;
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
-use common::{SpawnedApp, hold_pipeline_lock, spawn_app, within_a_minute};
+use common::{SpawnedApp, hold_pipeline_lock, on_a_fresh_db, spawn_app};
 
 const KEY: &str = "companion-key-0123456789";
 const UPLOADS: usize = 50;
@@ -63,8 +62,7 @@ fn export(n: usize) -> Vec<u8> {
 
 #[tokio::test]
 async fn fifty_uploads_in_a_burst_apply_only_the_newest_and_memory_stays_flat() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let pool = db.pool.clone();
         let config = Config {
             guild_sync_api_key: Some(Secret::new(KEY)),

@@ -13,11 +13,10 @@ use std::collections::BTreeMap;
 use blizzard_support::{Member, fetched, guard, member};
 use chrono::{DateTime, Utc};
 use guild_sync::db_sync::sync_fetched;
-use guild_sync::testing::TestDb;
 use guild_sync_core::addon::AddonUpdate;
 use sqlx::PgPool;
 
-use common::within_a_minute;
+use common::on_a_fresh_db;
 
 type Expected = BTreeMap<i64, Option<DateTime<Utc>>>;
 
@@ -80,8 +79,7 @@ async fn rank_index(pool: &PgPool, blizzard_id: i64) -> Option<i32> {
 
 #[tokio::test]
 async fn the_derived_last_api_sync_is_the_old_columns_value_in_every_case() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let pool = &db.pool;
         let mut expected = Expected::new();
         let mut all = vec![

@@ -11,12 +11,11 @@ use blizzard_support::{REALM, member, profile_json, roster_json};
 use guild_sync::blizzard_client::{BlizzardClient, BlizzardSettings, ProfileFetch};
 use guild_sync::config::{Config, Secret};
 use guild_sync::db_sync::{self, BlizzardInput};
-use guild_sync::testing::TestDb;
 use serde_json::json;
 use wiremock::matchers::{body_string_contains, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use common::within_a_minute;
+use common::{on_a_fresh_db, within_a_minute};
 
 const ROSTER_PATH: &str = "/data/wow/guild/senjin/pull-all-the-things/roster";
 
@@ -319,7 +318,7 @@ async fn an_accented_name_is_lowercased_and_percent_encoded() {
 
 #[tokio::test]
 async fn a_live_sync_writes_the_guild_and_keeps_404_and_failed_characters() {
-    within_a_minute(async {
+    on_a_fresh_db(|db| async move {
         let server = MockServer::start().await;
         token_endpoint(&server, "tok", 3600).await;
         let members = [member(1, "Moonfire"), member(2, "Zatañña"), member(3, "Ghost"), member(4, "Broken")];
@@ -346,7 +345,6 @@ async fn a_live_sync_writes_the_guild_and_keeps_404_and_failed_characters() {
             .mount(&server)
             .await;
 
-        let db = TestDb::new().await;
         let mut config = Config::defaults();
         config.blizzard_client_id = Some("client".into());
         config.blizzard_client_secret = Some(Secret::new("s3cret"));

@@ -8,9 +8,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use claim_support::*;
-use common::within_a_minute;
+use common::on_a_fresh_db;
 use guild_sync::claims::state::{Purpose, StateSigner};
-use guild_sync::testing::TestDb;
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
@@ -26,8 +25,7 @@ async fn open_conflicts(pool: &PgPool) -> Vec<(Option<i32>, Option<i32>, String)
 
 #[tokio::test]
 async fn a_claim_links_the_guild_characters_on_the_account_and_lists_the_others() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let app = start_as_aelric(&db).await;
         let mut browser = Browser::default();
         let page = claim(&app, &mut browser).await;
@@ -99,8 +97,7 @@ async fn a_claim_links_the_guild_characters_on_the_account_and_lists_the_others(
 
 #[tokio::test]
 async fn a_claim_moves_a_fuzzy_linked_character_and_records_the_move() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let app = start(&db).await;
         app.fake.log_in_discord(discord(EVE, "eve"));
         app.fake
@@ -133,8 +130,7 @@ async fn a_claim_moves_a_fuzzy_linked_character_and_records_the_move() {
 
 #[tokio::test]
 async fn a_claim_never_overrides_a_manual_link_and_the_conflict_resolves_when_an_officer_decides() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let app = start(&db).await;
         let before = links(&db.pool).await;
         app.fake.log_in_discord(discord(GWEN, "gwen"));
@@ -183,8 +179,7 @@ async fn a_claim_never_overrides_a_manual_link_and_the_conflict_resolves_when_an
 
 #[tokio::test]
 async fn claiming_again_unlinks_what_left_the_account_and_a_second_discord_account_links_nothing() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let app = start_as_aelric(&db).await;
         claim(&app, &mut Browser::default()).await;
         let aelric = player_of(&db.pool, AELRIC).await.unwrap();
@@ -236,8 +231,7 @@ async fn claiming_again_unlinks_what_left_the_account_and_a_second_discord_accou
 
 #[tokio::test]
 async fn a_second_match_after_claims_changes_nothing() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let app = start(&db).await;
         guild_sync::identity_engine::run_matching(&db.pool)
             .await
@@ -315,8 +309,7 @@ fn state_of(url: &str) -> String {
 
 #[tokio::test]
 async fn tampered_expired_replayed_and_foreign_states_are_refused_and_link_nothing() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let app = start_as_aelric(&db).await;
         let before = links(&db.pool).await;
 
@@ -408,8 +401,7 @@ async fn tampered_expired_replayed_and_foreign_states_are_refused_and_link_nothi
 
 #[tokio::test]
 async fn battle_net_failures_and_members_not_on_the_server_get_a_clear_page_and_nothing_linked() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let app = start(&db).await;
         let before = links(&db.pool).await;
         app.fake.log_in_discord(discord(AELRIC, "aelric"));
@@ -470,8 +462,7 @@ async fn battle_net_failures_and_members_not_on_the_server_get_a_clear_page_and_
 
 #[tokio::test]
 async fn names_from_battle_net_are_escaped_on_the_page_and_names_out_of_bounds_are_refused() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let app = start(&db).await;
         app.fake.log_in_discord(discord(AELRIC, "aelric"));
         let long = "X".repeat(100);
@@ -547,8 +538,7 @@ async fn names_from_battle_net_are_escaped_on_the_page_and_names_out_of_bounds_a
 
 #[tokio::test]
 async fn officers_log_in_with_discord_and_their_actions_name_their_discord_account() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let app = start(&db).await;
         // A member below the officer rank stays out.
         app.fake.log_in_discord(discord(FRANK, "frank"));
@@ -673,8 +663,7 @@ async fn no_secret_or_token_reaches_the_log() {
     // cached as uninteresting. The other tests of this binary log into the buffer too, which
     // only widens what is checked.
     tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let app = start_as_aelric(&db).await;
         claim(&app, &mut Browser::default()).await;
         app.fake.fail_profile(Some(500));

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{hold_pipeline_lock, within};
+use common::{hold_pipeline_lock, on_a_fresh_db_within};
 use guild_sync::testing::TestDb;
 use sqlx::{Connection, PgPool};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -96,8 +96,7 @@ async fn in_guild(pool: &PgPool) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_concurrent_battle_net_syncs_apply_one_roster_after_the_other() {
-    within(TEST_TIMEOUT, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TEST_TIMEOUT, |db| async move {
         let other = tempfile::tempdir().unwrap();
         let other_names = disjoint_roster(other.path());
         let sync = |dir: &Path| {
@@ -157,8 +156,7 @@ async fn two_concurrent_battle_net_syncs_apply_one_roster_after_the_other() {
 
 #[tokio::test]
 async fn a_writing_command_waits_for_a_held_lock_and_no_wait_fails_fast() {
-    within(TEST_TIMEOUT, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TEST_TIMEOUT, |db| async move {
         let operator = hold_pipeline_lock(&db).await;
 
         // --no-wait: refused at once, naming the lock, nothing recorded.

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use common::within_a_minute;
+use common::on_a_fresh_db;
 use gateway_support::{Dispatch, GUILD, start_live_gateway};
 
 const APP: &str = "7000";
@@ -326,10 +326,9 @@ struct Scene {
 }
 
 impl Scene {
-    /// Start with [`config`] as `configure` leaves it.
-    async fn start(configure: impl FnOnce(&mut Config)) -> Scene {
+    /// Start on `db` with [`config`] as `configure` leaves it.
+    async fn start(db: TestDb, configure: impl FnOnce(&mut Config)) -> Scene {
         guild_sync::install_crypto_provider();
-        let db = TestDb::new().await;
         let discord = fake_discord().await;
         let seeded = seed(&db.pool).await;
         let mut config = config(&discord);
@@ -419,9 +418,8 @@ impl Scene {
 
 #[tokio::test]
 async fn commands_are_registered_once_then_not_again_when_nothing_changed() {
-    within_a_minute(async {
+    on_a_fresh_db(|db| async move {
         guild_sync::install_crypto_provider();
-        let db = TestDb::new().await;
         let discord = fake_discord().await;
         let mut config = config(&discord);
 
@@ -473,8 +471,8 @@ async fn commands_are_registered_once_then_not_again_when_nothing_changed() {
 
 #[tokio::test]
 async fn whois_shows_a_players_alts_and_the_character_autocomplete_ranks_by_prefix() {
-    within_a_minute(async {
-        let scene = Scene::start(|_| {}).await;
+    on_a_fresh_db(|db| async move {
+        let scene = Scene::start(db, |_| {}).await;
 
         // Autocomplete while typing "thr" into /whois character.
         scene.deliver(interaction(
@@ -548,8 +546,8 @@ async fn whois_shows_a_players_alts_and_the_character_autocomplete_ranks_by_pref
 
 #[tokio::test]
 async fn an_officer_links_with_the_console_rules_and_a_non_officer_is_refused_privately() {
-    within_a_minute(async {
-        let scene = Scene::start(|_| {}).await;
+    on_a_fresh_db(|db| async move {
+        let scene = Scene::start(db, |_| {}).await;
         let seeded = &scene.seeded;
 
         let refusal = scene
@@ -679,8 +677,8 @@ fn button(message: &Value, label_prefix: &str) -> String {
 #[tokio::test]
 async fn the_link_button_on_a_sent_report_acts_once_and_refuses_stale_forged_and_non_officer_presses()
  {
-    within_a_minute(async {
-        let scene = Scene::start(|_| {}).await;
+    on_a_fresh_db(|db| async move {
+        let scene = Scene::start(db, |_| {}).await;
         let (suggestion, orphan) = seed_report_issues(&scene.db.pool, &scene.seeded).await;
 
         // The real reporter sends the report as the bot.
@@ -782,8 +780,8 @@ async fn the_link_button_on_a_sent_report_acts_once_and_refuses_stale_forged_and
 
 #[tokio::test]
 async fn candidates_on_an_orphan_list_the_best_three_with_link_buttons_that_link() {
-    within_a_minute(async {
-        let scene = Scene::start(|_| {}).await;
+    on_a_fresh_db(|db| async move {
+        let scene = Scene::start(db, |_| {}).await;
         let seeded = &scene.seeded;
         let (_, orphan) = seed_report_issues(&scene.db.pool, seeded).await;
         let sent = scene.send_report().await;
@@ -889,8 +887,8 @@ async fn candidates_on_an_orphan_list_the_best_three_with_link_buttons_that_link
 
 #[tokio::test]
 async fn work_longer_than_two_seconds_is_deferred_then_the_original_is_edited() {
-    within_a_minute(async {
-        let scene = Scene::start(|_| {}).await;
+    on_a_fresh_db(|db| async move {
+        let scene = Scene::start(db, |_| {}).await;
 
         // Another transaction holds Jaina's row (as a running sync would), so the link waits.
         let holder = scene
@@ -947,8 +945,8 @@ async fn work_longer_than_two_seconds_is_deferred_then_the_original_is_edited() 
 
 #[tokio::test]
 async fn audit_counts_open_issues_claim_links_privately_and_roles_plan_is_for_officers() {
-    within_a_minute(async {
-        let scene = Scene::start(|config| config.guild_sync_role_sync = "plan".into()).await;
+    on_a_fresh_db(|db| async move {
+        let scene = Scene::start(db, |config| config.guild_sync_role_sync = "plan".into()).await;
         seed_report_issues(&scene.db.pool, &scene.seeded).await;
 
         let audit = scene.command("601", peon(), command("audit", json!([]))).await;
@@ -980,8 +978,8 @@ async fn audit_counts_open_issues_claim_links_privately_and_roles_plan_is_for_of
 
 #[tokio::test]
 async fn a_slow_button_press_is_deferred_then_edits_the_report_message() {
-    within_a_minute(async {
-        let scene = Scene::start(|_| {}).await;
+    on_a_fresh_db(|db| async move {
+        let scene = Scene::start(db, |_| {}).await;
         let (suggestion, _) = seed_report_issues(&scene.db.pool, &scene.seeded).await;
         let sent = scene.send_report().await;
 
@@ -1026,9 +1024,8 @@ async fn a_slow_button_press_is_deferred_then_edits_the_report_message() {
 
 #[tokio::test]
 async fn serve_registers_the_commands_and_answers_them_over_its_gateway() {
-    within_a_minute(async {
+    on_a_fresh_db(|db| async move {
         guild_sync::install_crypto_provider();
-        let db = TestDb::new().await;
         let discord = fake_discord().await;
         let guild_create = json!({"id": GUILD, "name": "Guild", "roles": [], "members": []});
         let (url, _seen, live) = start_live_gateway(vec![("GUILD_CREATE", guild_create)]).await;
@@ -1070,8 +1067,8 @@ async fn serve_registers_the_commands_and_answers_them_over_its_gateway() {
 
 #[tokio::test]
 async fn claim_is_registered_and_links_privately_to_the_claim_page_when_claims_are_configured() {
-    within_a_minute(async {
-        let scene = Scene::start(|config| {
+    on_a_fresh_db(|db| async move {
+        let scene = Scene::start(db, |config| {
             config.discord_client_id = Some("7000".into());
             config.discord_client_secret = Some(Secret::new("oauth-secret"));
             config.blizzard_client_id = Some("bnet".into());
@@ -1096,8 +1093,8 @@ async fn claim_is_registered_and_links_privately_to_the_claim_page_when_claims_a
 
 #[tokio::test]
 async fn a_rate_limited_callback_is_sent_again_and_answers() {
-    within_a_minute(async {
-        let scene = Scene::start(|_| {}).await;
+    on_a_fresh_db(|db| async move {
+        let scene = Scene::start(db, |_| {}).await;
         // Discord's 429, once, ahead of the fake's 204 for the callback.
         Mock::given(method("POST"))
             .and(path_regex(r"^/api/v10/interactions/\d+/[^/]+/callback$"))

@@ -12,11 +12,10 @@ use guild_sync::config::{Config, Secret};
 use guild_sync::db::discord_users;
 use guild_sync::discord_gateway;
 use guild_sync::discord_sync::{self, GuildRoles, WireMember};
-use guild_sync::testing::TestDb;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use common::within_a_minute;
+use common::on_a_fresh_db;
 use gateway_support::{GUILD, Seen, next_seen, start_fake_gateway};
 
 /// Wait (by polling the row, not by timing) until Discord user `id` is stored as present.
@@ -56,9 +55,8 @@ fn removal(id: &str) -> Value {
 
 #[tokio::test]
 async fn the_listener_applies_member_events_in_order_and_resumes_after_a_reconnect() {
-    within_a_minute(async {
+    on_a_fresh_db(|db| async move {
         guild_sync::install_crypto_provider();
-        let db = TestDb::new().await;
         // Someone already known, who leaves while the listener runs.
         let known: WireMember = serde_json::from_value(member_event("5003", "leaver", None, &["804"])).unwrap();
         discord_sync::on_member_join(&db.pool, &known, &GuildRoles::default()).await.unwrap();
@@ -130,9 +128,8 @@ async fn the_listener_applies_member_events_in_order_and_resumes_after_a_reconne
 /// `rank_mismatch` as soon as the GUILD_MEMBER_UPDATE arrives, without waiting for a check.
 #[tokio::test]
 async fn a_member_update_through_the_gateway_resolves_the_fixed_rank_mismatch() {
-    within_a_minute(async {
+    on_a_fresh_db(|db| async move {
         guild_sync::install_crypto_provider();
-        let db = TestDb::new().await;
         let pool = &db.pool;
         let user: i32 = sqlx::query_scalar(
             "INSERT INTO guild_identity.discord_users (discord_id, username, display_name, all_guild_roles, highest_guild_role)
@@ -242,8 +239,7 @@ async fn a_member_update_through_the_gateway_resolves_the_fixed_rank_mismatch() 
 
 #[tokio::test]
 async fn spawning_without_a_token_or_guild_is_a_clear_error() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let mut config = Config::defaults();
         config.discord_guild_id = Some(GUILD.into());
         let err = discord_gateway::spawn(db.pool.clone(), &config, &CancellationToken::new())

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use common::{last_run_of, within_a_minute};
+use common::{last_run_of, on_a_fresh_db};
 
 const GUILD: &str = "4242";
 const MEMBERS_PATH: &str = "/api/v10/guilds/4242/members";
@@ -121,11 +121,10 @@ async fn mount_member_pages(server: &MockServer, ids: &[u64]) {
 
 #[tokio::test]
 async fn a_live_sync_fetches_every_page_of_members() {
-    within_a_minute(async {
+    on_a_fresh_db(|db| async move {
         let server = discord_server().await;
         let ids: Vec<u64> = (100_000..102_500).collect();
         mount_member_pages(&server, &ids).await;
-        let db = TestDb::new().await;
 
         let stats = live_sync(&db, &server).await.unwrap();
         assert_eq!((stats.found, stats.new), (2500, 2500));
@@ -148,11 +147,10 @@ async fn a_live_sync_fetches_every_page_of_members() {
 
 #[tokio::test]
 async fn a_list_ending_on_a_full_page_asks_for_one_more() {
-    within_a_minute(async {
+    on_a_fresh_db(|db| async move {
         let server = discord_server().await;
         let ids: Vec<u64> = (500_000..502_000).collect();
         mount_member_pages(&server, &ids).await;
-        let db = TestDb::new().await;
         let stats = live_sync(&db, &server).await.unwrap();
         assert_eq!(stats.found, 2000);
         server.verify().await;
@@ -162,9 +160,8 @@ async fn a_list_ending_on_a_full_page_asks_for_one_more() {
 
 #[tokio::test]
 async fn a_fetch_failing_on_page_two_marks_nobody_departed() {
-    within_a_minute(async {
+    on_a_fresh_db(|db| async move {
         guild_sync::install_crypto_provider();
-        let db = TestDb::new().await;
         // Members already known, all of whom sit on pages after the first.
         let known: Vec<Value> = (101_500..101_510).map(api_member).collect();
         discord_sync::run(
@@ -206,8 +203,7 @@ async fn a_fetch_failing_on_page_two_marks_nobody_departed() {
 
 #[tokio::test]
 async fn a_malformed_api_url_or_missing_token_is_a_clear_error() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let cases = [
             (None, "http://127.0.0.1:1/api/v10", "DISCORD_BOT_TOKEN"),
             (Some("t"), "http://127.0.0.1:1/v9", "/api/v10"),
@@ -231,7 +227,7 @@ async fn a_malformed_api_url_or_missing_token_is_a_clear_error() {
 /// Battle.net client's requests, and so is a 429 carrying Discord's `retry_after`.
 #[tokio::test]
 async fn a_500_and_a_429_on_page_two_are_retried_and_the_sync_completes() {
-    within_a_minute(async {
+    on_a_fresh_db(|db| async move {
         let server = discord_server().await;
         let ids: Vec<u64> = (100_000..101_500).collect();
         page_two()
@@ -249,7 +245,6 @@ async fn a_500_and_a_429_on_page_two_are_retried_and_the_sync_completes() {
             .mount(&server)
             .await;
         mount_member_pages(&server, &ids).await;
-        let db = TestDb::new().await;
 
         let stats = live_sync(&db, &server)
             .await

@@ -12,7 +12,7 @@ use guild_sync::testing::seed::{link, player};
 use guild_sync_core::integrity::{IssueType, issue_hash};
 use sqlx::PgPool;
 
-use common::within;
+use common::{on_a_fresh_db_within, within};
 
 /// Check and report runs write thousands of rows on a shared machine.
 const TWO_MINUTES: Duration = Duration::from_secs(120);
@@ -103,8 +103,7 @@ async fn run(pool: &PgPool) -> CheckStats {
 
 #[tokio::test]
 async fn test_orphan_wow_detected() {
-    within(TWO_MINUTES, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TWO_MINUTES, |db| async move {
         linked_member(&db.pool, "Linked", 3, "Member").await;
         let orphan = character(&db.pool, "Thrall", Some(1)).await;
         let gone = character(&db.pool, "Departed", Some(3)).await;
@@ -136,8 +135,7 @@ async fn test_orphan_wow_detected() {
 
 #[tokio::test]
 async fn test_orphan_discord_detected() {
-    within(TWO_MINUTES, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TWO_MINUTES, |db| async move {
         linked_member(&db.pool, "Linked", 3, "Member").await;
         let orphan = discord_user(&db.pool, "jaina", Some("Veteran")).await;
         discord_user(&db.pool, "visitor", None).await;
@@ -165,8 +163,7 @@ async fn test_orphan_discord_detected() {
 
 #[tokio::test]
 async fn test_rank_mismatch_detected() {
-    within(TWO_MINUTES, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TWO_MINUTES, |db| async move {
         // Guild Leader in game ↔ "GM" on Discord: a match, not a mismatch.
         linked_member(&db.pool, "Leader", 0, "GM").await;
         // An officer whose Discord role is still Member.
@@ -200,8 +197,7 @@ async fn test_rank_mismatch_detected() {
 
 #[tokio::test]
 async fn test_dedup_same_issue_hash() {
-    within(TWO_MINUTES, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TWO_MINUTES, |db| async move {
         character(&db.pool, "Thrall", Some(3)).await;
         let first = run(&db.pool).await;
         let second = run(&db.pool).await;
@@ -216,8 +212,7 @@ async fn test_dedup_same_issue_hash() {
 
 #[tokio::test]
 async fn a_changed_cause_updates_the_open_issue_in_place() {
-    within(TWO_MINUTES, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TWO_MINUTES, |db| async move {
         let c = character(&db.pool, "Thrall", Some(3)).await;
         run(&db.pool).await;
         sqlx::query(
@@ -240,8 +235,7 @@ async fn a_changed_cause_updates_the_open_issue_in_place() {
 
 #[tokio::test]
 async fn an_issue_without_a_content_fingerprint_is_refreshed_once_then_left_alone() {
-    within(TWO_MINUTES, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TWO_MINUTES, |db| async move {
         character(&db.pool, "Thrall", Some(1)).await;
         run(&db.pool).await;
         // What a row written before `content_hash` existed looks like, with wording that has
@@ -271,8 +265,7 @@ async fn an_issue_without_a_content_fingerprint_is_refreshed_once_then_left_alon
 
 #[tokio::test]
 async fn new_issues_are_written_in_reading_order() {
-    within(TWO_MINUTES, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TWO_MINUTES, |db| async move {
         for name in ["zed", "Amy", "mia", "Bob"] {
             discord_user(&db.pool, name, Some("Member")).await;
         }
@@ -289,8 +282,7 @@ async fn new_issues_are_written_in_reading_order() {
 
 #[tokio::test]
 async fn test_resolved_issues_not_reflagged() {
-    within(TWO_MINUTES, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TWO_MINUTES, |db| async move {
         let c = character(&db.pool, "Thrall", Some(3)).await;
         run(&db.pool).await;
 
@@ -320,8 +312,7 @@ async fn test_resolved_issues_not_reflagged() {
 
 #[tokio::test]
 async fn an_issue_resolved_by_hand_is_not_reflagged_while_its_cause_persists() {
-    within(TWO_MINUTES, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TWO_MINUTES, |db| async move {
         let c = character(&db.pool, "Bankalt", Some(4)).await;
         run(&db.pool).await;
         exec(
@@ -471,8 +462,7 @@ async fn every_issue_type_resolves_automatically_when_its_cause_is_gone() {
 
 #[tokio::test]
 async fn a_suggestion_stays_open_while_it_still_makes_sense_and_resolves_when_the_user_leaves() {
-    within(TWO_MINUTES, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TWO_MINUTES, |db| async move {
         let c = character(&db.pool, "Sugg", Some(3)).await;
         let d = discord_user(&db.pool, "suggy", Some("Member")).await;
         sqlx::query(
@@ -507,8 +497,7 @@ async fn a_suggestion_stays_open_while_it_still_makes_sense_and_resolves_when_th
 
 #[tokio::test]
 async fn stale_characters_use_the_last_profile_fetch_when_no_login_time_is_known() {
-    within(TWO_MINUTES, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TWO_MINUTES, |db| async move {
         exec(
             &db.pool,
             "INSERT INTO guild_identity.wow_characters (character_name, realm_slug, last_login_at, last_api_sync) VALUES
@@ -536,8 +525,7 @@ async fn stale_characters_use_the_last_profile_fetch_when_no_login_time_is_known
 
 #[tokio::test]
 async fn two_checks_at_the_same_time_leave_no_duplicate_open_issue() {
-    within(TWO_MINUTES, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TWO_MINUTES, |db| async move {
         for i in 0..50 {
             character(&db.pool, &format!("Char{i}"), Some(3)).await;
             discord_user(&db.pool, &format!("user{i}"), Some("Member")).await;
@@ -568,8 +556,7 @@ async fn two_checks_at_the_same_time_leave_no_duplicate_open_issue() {
 
 #[tokio::test]
 async fn a_check_is_recorded_as_a_run() {
-    within(TWO_MINUTES, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TWO_MINUTES, |db| async move {
         character(&db.pool, "Thrall", Some(3)).await;
         run(&db.pool).await;
         let (source, status, new, details): (String, String, Option<i32>, serde_json::Value) =
@@ -590,8 +577,7 @@ async fn a_check_is_recorded_as_a_run() {
 
 #[tokio::test]
 async fn the_check_command_prints_counts_per_type_and_json_stats() {
-    within(TWO_MINUTES, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TWO_MINUTES, |db| async move {
         character(&db.pool, "Thrall", Some(3)).await;
         let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_guild-sync"))
             .args(["check", "--json"])
@@ -619,8 +605,7 @@ async fn the_check_command_prints_counts_per_type_and_json_stats() {
 /// (and no `stale_character` per alt), while an unlinked stale character keeps its own line.
 #[tokio::test]
 async fn inactive_player_replaces_stale_character_lines_for_linked_alts() {
-    within(TWO_MINUTES, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TWO_MINUTES, |db| async move {
         let pool = &db.pool;
         let (p, main, _) = linked_member(pool, "Active", 3, "Member").await;
         exec(
@@ -679,8 +664,7 @@ async fn inactive_player_replaces_stale_character_lines_for_linked_alts() {
 /// the role going away resolves it automatically.
 #[tokio::test]
 async fn former_member_has_role_opens_feeds_the_grace_period_and_resolves_itself() {
-    within(TWO_MINUTES, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TWO_MINUTES, |db| async move {
         let pool = &db.pool;
         let (p, c, d) = linked_member(pool, "Gone", 3, "Member").await;
         linked_member(pool, "Stays", 3, "Member").await;

@@ -5,10 +5,9 @@
 mod common;
 
 use guild_sync::db::officers::officer_standing;
-use guild_sync::testing::TestDb;
 use sqlx::PgPool;
 
-use common::within_a_minute;
+use common::on_a_fresh_db;
 
 /// A present Discord member with `roles`; returns its row id.
 async fn member(pool: &PgPool, discord_id: &str, roles: &[&str]) -> i32 {
@@ -62,8 +61,7 @@ async fn player_with(pool: &PgPool, discord_user: i32, characters: &[(&str, bool
 
 #[tokio::test]
 async fn officer_by_rank_or_role_and_nobody_else() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let pool = &db.pool;
         // Officer in game (an Initiate alt does not pull the player down), no Discord role.
         let by_rank = member(pool, "101", &[]).await;

@@ -508,8 +508,7 @@ async fn a_gateway_member_update_resolves_the_rank_mismatch_at_once() {
 /// are named, and no change touches a role that is not a rank role.
 #[tokio::test]
 async fn the_plan_on_the_demo_guild_fixes_its_rank_mismatches_and_names_only_linked_members() {
-    common::within(Duration::from_secs(180), async {
-        let db = TestDb::new().await;
+    common::on_a_fresh_db_within(Duration::from_secs(180), |db| async move {
         let config = Config::defaults();
         guild_sync::demo::run_stages(&db.pool, &config).await.unwrap();
         let plan = role_sync::build_plan(&db.pool, &config, chrono::Utc::now())
@@ -594,15 +593,9 @@ async fn call(
     method: reqwest::Method,
     path: &str,
 ) -> (u16, serde_json::Value) {
-    let response = app
-        .client
-        .request(method, app.url(path))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+    let (status, body) =
+        common::send(app.client.request(method, app.url(path)).bearer_auth(TOKEN)).await;
+    (status.as_u16(), body)
 }
 
 #[tokio::test]

@@ -3,10 +3,9 @@
 
 mod common;
 
-use guild_sync::testing::TestDb;
 use sqlx::PgPool;
 
-use common::within_a_minute;
+use common::on_a_fresh_db;
 
 /// Every table and column named by SPEC §3.
 const CONTRACT: &[(&str, &str, &[&str])] = &[
@@ -216,8 +215,7 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
 
 #[tokio::test]
 async fn every_table_and_column_of_the_contract_exists() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         for (schema, table, columns) in CONTRACT {
             let present: Vec<String> = sqlx::query_scalar(
                 "SELECT column_name::text FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
@@ -240,8 +238,7 @@ async fn every_table_and_column_of_the_contract_exists() {
 
 #[tokio::test]
 async fn reference_data_is_seeded() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let pool = &db.pool;
         assert_eq!(
             count(pool, "SELECT count(*) FROM guild_identity.roles").await,
@@ -309,8 +306,7 @@ async fn reference_data_is_seeded() {
 
 #[tokio::test]
 async fn a_discord_user_belongs_to_at_most_one_player() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let du = discord_user(&db.pool, "1001").await;
         player(&db.pool, Some(du)).await.unwrap();
         let err = player(&db.pool, Some(du)).await.unwrap_err();
@@ -324,8 +320,7 @@ async fn a_discord_user_belongs_to_at_most_one_player() {
 
 #[tokio::test]
 async fn a_character_belongs_to_at_most_one_player() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let c = character(&db.pool, "Zatañña").await;
         let p1 = player(&db.pool, None).await.unwrap();
         let p2 = player(&db.pool, None).await.unwrap();
@@ -338,8 +333,7 @@ async fn a_character_belongs_to_at_most_one_player() {
 
 #[tokio::test]
 async fn character_names_are_unique_per_realm_ignoring_case() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         character(&db.pool, "Thrall").await;
         let err = sqlx::query(
             "INSERT INTO guild_identity.wow_characters (character_name, realm_slug) VALUES ('THRALL', 'SENJIN')",
@@ -360,8 +354,7 @@ async fn character_names_are_unique_per_realm_ignoring_case() {
 
 #[tokio::test]
 async fn only_one_unresolved_issue_per_hash() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         issue(&db.pool, "abc", false).await.unwrap();
         let err = issue(&db.pool, "abc", false).await.unwrap_err();
         assert!(is_unique_violation(&err), "{err}");
@@ -376,8 +369,7 @@ async fn only_one_unresolved_issue_per_hash() {
 
 #[tokio::test]
 async fn deleting_a_player_deletes_its_links_but_not_its_characters() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let p = player(&db.pool, None).await.unwrap();
         let a = character(&db.pool, "Alpha").await;
         let b = character(&db.pool, "Beta").await;
@@ -410,8 +402,7 @@ async fn deleting_a_player_deletes_its_links_but_not_its_characters() {
 
 #[tokio::test]
 async fn migrating_twice_changes_nothing() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let before: Vec<(i64, Vec<u8>)> =
             sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations ORDER BY version")
                 .fetch_all(&db.pool)
@@ -446,9 +437,8 @@ async fn migrating_twice_changes_nothing() {
 /// (as the migrations left them) decodes into the stored enums, so no row can fail to read.
 #[tokio::test]
 async fn every_link_source_and_confidence_the_schema_allows_decodes() {
-    within_a_minute(async {
+    on_a_fresh_db(|db| async move {
         use guild_sync::db::links::{StoredConfidence, StoredLinkSource};
-        let db = TestDb::new().await;
         for (constraint, parses) in [
             (
                 "player_characters_link_source_check",
@@ -477,9 +467,8 @@ async fn every_link_source_and_confidence_the_schema_allows_decodes() {
 
 #[tokio::test]
 async fn the_run_recorder_closes_failed_runs_too() {
-    within_a_minute(async {
+    on_a_fresh_db(|db| async move {
         use guild_sync::run_recorder::{RunReport, record_run};
-        let db = TestDb::new().await;
         let ok: u32 = record_run(&db.pool, "test", |_| async {
             Ok((
                 7,
@@ -529,8 +518,7 @@ async fn the_run_recorder_closes_failed_runs_too() {
 /// checksum differs: that still goes to sqlx's migrator, which refuses it.
 #[tokio::test]
 async fn migrate_is_a_no_op_when_up_to_date_and_still_refuses_a_changed_migration() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         guild_sync::db::migrate(&db.pool).await.unwrap();
         sqlx::query(
             "UPDATE _sqlx_migrations SET checksum = '\\x00'::bytea

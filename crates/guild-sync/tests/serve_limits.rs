@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::TcpStream;
 use tokio::process::{Child, ChildStderr};
 
-use common::within;
+use common::on_a_fresh_db_within;
 
 /// SPEC: SIGTERM finishes within 10 s even while clients hold connections.
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(10);
@@ -39,8 +39,7 @@ async fn start_serve(db: &TestDb) -> (Child, String, Lines<BufReader<ChildStderr
 
 #[tokio::test]
 async fn sigterm_ends_serve_within_ten_seconds_while_clients_hold_connections() {
-    within(Duration::from_secs(120), async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(Duration::from_secs(120), |db| async move {
         let (mut child, address, mut lines) = start_serve(&db).await;
 
         // Headers sent one at a time and never finished.
@@ -86,8 +85,7 @@ async fn sigterm_ends_serve_within_ten_seconds_while_clients_hold_connections() 
 
 #[tokio::test]
 async fn an_upload_with_a_wrong_key_is_refused_before_its_body_is_read() {
-    within(Duration::from_secs(120), async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(Duration::from_secs(120), |db| async move {
         let (_child, address, _lines) = start_serve(&db).await;
         // A 4 MB body announced and never sent: only a check made before reading it can answer.
         let mut client = TcpStream::connect(&address).await.unwrap();

@@ -35,12 +35,27 @@ pub async fn within_a_minute<T>(test: impl Future<Output = T>) -> T {
 }
 
 /// [`within_a_minute`] on a fresh database: the frame most database tests share.
+///
+/// The test gets the `TestDb` itself, not a struct holding it: `TestDb` is `Drop`, so the
+/// test's `async move` block captures it whole and the database lives until the test ends.
+/// (A struct without `Drop` is captured field by field, and a field the test never names,
+/// such as its `TestDb`, would be dropped, with its database, before the test runs.)
 pub async fn on_a_fresh_db<F, Fut>(test: F)
 where
     F: FnOnce(TestDb) -> Fut,
     Fut: Future<Output = ()>,
 {
-    within_a_minute(async { test(TestDb::new().await).await }).await
+    on_a_fresh_db_within(TEST_TIMEOUT, test).await
+}
+
+/// [`on_a_fresh_db`] for the tests that need longer than [`TEST_TIMEOUT`] (a spawned binary,
+/// thousands of rows); the fresh database is made inside `limit` too.
+pub async fn on_a_fresh_db_within<F, Fut>(limit: Duration, test: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    within(limit, async { test(TestDb::new().await).await }).await
 }
 
 /// The HTTP API serving one test, and a client for it.
