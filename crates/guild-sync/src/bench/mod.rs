@@ -5,7 +5,8 @@
 //! Each scenario writes its guild in the real input formats, then runs the full pipeline — the
 //! same [`crate::scheduler::Scheduler::run_pipeline`] `serve` runs — twice, timing each stage:
 //! the first run loads an empty database; the second is the steady state a scheduled run sees
-//! (same inputs, nothing to change).
+//! (same inputs, nothing to change). Before the scenarios it times a command's start-up end to
+//! end, and each part ends with a `target:` line against issue 21's targets.
 
 pub mod quality;
 pub mod synthetic;
