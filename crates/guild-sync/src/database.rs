@@ -23,16 +23,26 @@ pub struct Database {
 
 impl Database {
     /// Connect (starting the private cluster when no `DATABASE_URL` is set) and migrate.
+    ///
+    /// In the private cluster the product's database is created on first use. The common case
+    /// connects straight to it, and only a "database does not exist" answer costs the
+    /// administrative connection that creates it (issue 21: command start-up ≤ 10 ms, where a
+    /// second connection was a good part of it).
     pub async fn open(config: &Config) -> Result<Database> {
         let (options, cluster) = server(config).await?;
-        let options = match &cluster {
-            Some(cluster) => {
-                create_database(cluster.connect_options("postgres"), DATABASE_NAME, false).await?;
-                cluster.connect_options(DATABASE_NAME)
-            }
-            None => options,
+        let Some(cluster) = cluster else {
+            return Self::connect(options, None).await;
         };
-        Self::connect(options, cluster).await
+        let options = cluster.connect_options(DATABASE_NAME);
+        let pool = match db::connect(options.clone()).await {
+            Ok(pool) => pool,
+            Err(err) if is_missing_database(&err) => {
+                create_database(cluster.connect_options("postgres"), DATABASE_NAME, false).await?;
+                db::connect(options).await?
+            }
+            Err(err) => return Err(err),
+        };
+        Self::migrated(pool, Some(cluster)).await
     }
 
     /// The database `name` on the configured server, created on first use and kept (the demo's
@@ -97,7 +107,11 @@ impl Database {
     }
 
     async fn connect(options: PgConnectOptions, cluster: Option<LocalCluster>) -> Result<Database> {
-        let pool = db::connect(options).await?;
+        Self::migrated(db::connect(options).await?, cluster).await
+    }
+
+    /// Apply pending migrations on `pool` (one query when there are none) and wrap it.
+    async fn migrated(pool: PgPool, cluster: Option<LocalCluster>) -> Result<Database> {
         db::migrate(&pool).await?;
         Ok(Database { pool, cluster })
     }
@@ -158,6 +172,17 @@ async fn create_database(admin: PgConnectOptions, name: &str, replace: bool) -> 
     }
     conn.close().await.ok();
     Ok(())
+}
+
+/// Whether connecting failed because the database does not exist (3D000 invalid_catalog_name).
+fn is_missing_database(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<sqlx::Error>()
+            .and_then(|e| e.as_database_error())
+            .and_then(|e| e.code())
+            .is_some_and(|code| code == "3D000")
+    })
 }
 
 fn is_duplicate_database(err: &sqlx::Error) -> bool {

@@ -420,13 +420,8 @@ pub async fn console_login(http: &reqwest::Client, base: &str, token: &str) -> S
         .expect("a session cookie")
 }
 
-/// The `p` quantile (0..=1, nearest rank) of `sorted` latencies; zero when there are none.
-pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
-    if sorted.is_empty() {
-        return std::time::Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
+/// Shared with `guild-sync bench` (its start-up figure), which has no test-support.
+pub use crate::bench::percentile;
 
 /// How an API benchmark loads one route: `clients` concurrent clients send authenticated GETs of
 /// `url` until `max_requests` are sent or `max_duration` has passed.

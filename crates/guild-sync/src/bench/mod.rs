@@ -5,7 +5,8 @@
 //! Each scenario writes its guild in the real input formats, then runs the full pipeline — the
 //! same [`crate::scheduler::Scheduler::run_pipeline`] `serve` runs — twice, timing each stage:
 //! the first run loads an empty database; the second is the steady state a scheduled run sees
-//! (same inputs, nothing to change).
+//! (same inputs, nothing to change). Before the scenarios it times a command's start-up end to
+//! end, and each part ends with a `target:` line against issue 21's targets.
 
 pub mod quality;
 pub mod synthetic;
@@ -55,8 +56,19 @@ pub struct PipelineTiming {
     pub second: Duration,
 }
 
-/// Run the benchmark for `characters` × each of `discord_sizes`, printing a table per scenario.
+/// Issue 21's target for a whole pipeline at 1,000 × 3,000 (the steady run), in one process.
+pub const SMALL_PIPELINE_TARGET: Duration = Duration::from_millis(150);
+/// Issue 21's target for a whole steady pipeline at 1,000 × 50,000.
+pub const LARGE_PIPELINE_TARGET: Duration = Duration::from_secs(1);
+/// Issue 21's target for a command's start-up: process start to connected and migrations checked.
+pub const STARTUP_TARGET: Duration = Duration::from_millis(10);
+/// Timed start-ups; one more runs first, untimed (it may create the product database).
+const STARTUP_RUNS: usize = 20;
+
+/// Run the benchmark: the command start-up, then `characters` × each of `discord_sizes`,
+/// printing a table per scenario.
 pub async fn run(config: &Config, characters: usize, discord_sizes: &[usize]) -> Result<()> {
+    println!("{}", render_startup(&measure_startup(config).await?));
     for &discord_members in discord_sizes {
         let size = synthetic::GuildSize {
             characters,
@@ -66,6 +78,77 @@ pub async fn run(config: &Config, characters: usize, discord_sizes: &[usize]) ->
         println!("{}", render(size, &generated, &timings, whole));
     }
     Ok(())
+}
+
+/// A command's start-up, end to end and as an officer sees it: `guild-sync migrate` (this
+/// binary, this environment) timed from spawn to exit — process start, configuration, the
+/// private cluster's "is it running" check, connecting, the migration check and exit. This
+/// process holds the database open meanwhile, as the service would, so a private cluster is
+/// already running (starting a server is a first-use cost, not start-up).
+async fn measure_startup(config: &Config) -> Result<Vec<Duration>> {
+    let db = Database::open(config).await?;
+    let exe = std::env::current_exe().context("cannot find this binary to time its start-up")?;
+    let runs = tokio::task::spawn_blocking(move || -> Result<Vec<Duration>> {
+        let mut runs = Vec::with_capacity(STARTUP_RUNS);
+        for run in 0..=STARTUP_RUNS {
+            let started = Instant::now();
+            let out = std::process::Command::new(&exe)
+                .arg("migrate")
+                .stdin(std::process::Stdio::null())
+                .output()
+                .context("cannot run guild-sync migrate")?;
+            let elapsed = started.elapsed();
+            if !out.status.success() {
+                bail!(
+                    "guild-sync migrate failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            if run > 0 {
+                runs.push(elapsed);
+            }
+        }
+        Ok(runs)
+    })
+    .await
+    .context("the start-up timing task failed");
+    db.close().await;
+    let mut runs = runs??;
+    runs.sort();
+    Ok(runs)
+}
+
+/// One line per figure against its target, so a re-measurement reads at a glance.
+fn target_line(what: &str, figure: Duration, target: Duration) -> String {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    format!(
+        "target: {what}: {:.1} ms vs ≤ {:.0} ms — {}",
+        ms(figure),
+        ms(target),
+        if figure <= target { "met" } else { "MISSED" }
+    )
+}
+
+/// The `p` quantile (0..=1, nearest rank) of `sorted` latencies; zero when there are none.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+fn render_startup(sorted: &[Duration]) -> String {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let median = percentile(sorted, 0.5);
+    format!(
+        "guild-sync bench: command start-up (`guild-sync migrate`, spawn to exit, {} runs): \
+         min {:.1} ms, median {:.1} ms, max {:.1} ms\n{}",
+        sorted.len(),
+        ms(sorted[0]),
+        ms(median),
+        ms(sorted[sorted.len() - 1]),
+        target_line("command start-up (median)", median, STARTUP_TARGET)
+    )
 }
 
 async fn run_scenario(
@@ -313,5 +396,22 @@ fn render(
         out,
         "peak RSS of the process (highest stage, first run): {peak}"
     );
+    if let Some(target) = pipeline_target(size) {
+        let _ = writeln!(
+            out,
+            "{}",
+            target_line("whole steady pipeline (second run)", whole.second, target)
+        );
+    }
     out
+}
+
+/// Issue 21's target for a scenario's steady pipeline, where it sets one (1,000 characters
+/// with 3,000 or 50,000 Discord members).
+fn pipeline_target(size: synthetic::GuildSize) -> Option<Duration> {
+    match (size.characters, size.discord_members) {
+        (1000, 3000) => Some(SMALL_PIPELINE_TARGET),
+        (1000, 50_000) => Some(LARGE_PIPELINE_TARGET),
+        _ => None,
+    }
 }

@@ -47,6 +47,39 @@ pub async fn create_database(conn: &mut PgConnection, name: &str) -> Result<(), 
     .map(|_| ())
 }
 
+/// Tables whose planner statistics a pipeline stage refreshes after a bulk write
+/// ([`analyze`]). A closed set, so the statement is built from names guild-sync chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Analyzed {
+    WowCharacters,
+    DiscordUsers,
+    /// `players` and `player_characters`, which the matcher fills together.
+    PlayerLinks,
+}
+
+impl Analyzed {
+    fn tables(self) -> &'static str {
+        match self {
+            Analyzed::WowCharacters => "guild_identity.wow_characters",
+            Analyzed::DiscordUsers => "guild_identity.discord_users",
+            Analyzed::PlayerLinks => "guild_identity.players, guild_identity.player_characters",
+        }
+    }
+}
+
+/// Refresh the planner statistics of `tables`. `SKIP_LOCKED`: a table autovacuum is
+/// analyzing right now is left to it rather than waited for.
+pub async fn analyze(db: impl PgExecutor<'_>, tables: Analyzed) -> Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ANALYZE (SKIP_LOCKED) {}",
+        tables.tables()
+    )))
+    .execute(db)
+    .await
+    .with_context(|| format!("cannot analyze {}", tables.tables()))?;
+    Ok(())
+}
+
 /// The comment on the connected database, if any.
 pub async fn current_database_comment(db: impl PgExecutor<'_>) -> Result<Option<String>> {
     Ok(sqlx::query_scalar(

@@ -235,7 +235,10 @@ pub async fn upsert(
                   jsonb_build_object('roles', p.old_roles),
                   jsonb_build_object('roles', p.all_guild_roles))
              ) AS e (event_type, happened, before, after)
-             WHERE e.happened
+             -- Implied by every event's condition; said first so that the JSON above is built
+             -- for returned and changed members only, not six objects for each of 50,000
+             -- unchanged ones (73 ms of a 3,000-member re-sync, auto_explain, issue 21).
+             WHERE (NOT p.is_present OR p.changed) AND e.happened
          )
          SELECT (SELECT count(*) FROM inserted),
                 count(*) FILTER (WHERE p.is_present AND p.changed),

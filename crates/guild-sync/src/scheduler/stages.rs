@@ -18,6 +18,7 @@ use sqlx::PgPool;
 
 use super::pipeline::{AddonInput, PipelineKind, ReportOutcome, Step};
 use crate::config::{Config, RemovalGuard};
+use crate::db::admin::Analyzed;
 use crate::db_sync::addon::AddonSyncStats;
 use crate::db_sync::{BlizzardInput, BlizzardSyncStats};
 use crate::discord_sender::DiscordSender;
@@ -144,6 +145,30 @@ impl ProductionStages {
     }
 }
 
+/// Whether a stage that wrote `changed` of the `seen` rows it looked at changed enough of a
+/// table for its planner statistics to be out of date: autovacuum's own rule (50 rows and a
+/// tenth of the table, `autovacuum_analyze_threshold` and `_scale_factor`), applied at once.
+///
+/// Why not leave it to autovacuum: it looks once a minute, and the next stages of the same
+/// pipeline run within milliseconds. Right after a first load the planner still believes
+/// `wow_characters` holds a dozen in-guild rows and answers the check's per-player queries with
+/// nested loops over all of them: 100–290 ms each at 1,000 characters (EXPLAIN ANALYZE through
+/// auto_explain, issue 21), where correct statistics give hash joins of a few milliseconds.
+fn statistics_stale(changed: usize, seen: usize) -> bool {
+    changed >= 50 && changed.saturating_mul(10) >= seen
+}
+
+/// After a stage's bulk write, refresh `tables`' statistics when [`statistics_stale`] says so.
+/// A failure is logged, not the stage's: the data is written, only the plans may be slower.
+async fn refresh_statistics(pool: &PgPool, tables: Analyzed, changed: usize, seen: usize) {
+    if !statistics_stale(changed, seen) {
+        return;
+    }
+    if let Err(err) = crate::db::admin::analyze(pool, tables).await {
+        tracing::warn!(error = %format!("{err:#}"), "planner statistics not refreshed");
+    }
+}
+
 /// The source name a sync summary is titled with.
 fn summary_source(step: Step) -> &'static str {
     match step {
@@ -212,29 +237,50 @@ impl Stages for ProductionStages {
     }
 
     fn blizzard_sync(&self) -> BoxFuture<'_, Result<BlizzardSyncStats>> {
-        self.summarized(
-            Step::BlizzardSync,
-            crate::db_sync::run(
-                &self.pool,
-                &self.config,
-                self.inputs.blizzard.clone(),
-                self.inputs.guard,
-                self.inputs.show_progress,
-            ),
-        )
+        async move {
+            let stats = self
+                .summarized(
+                    Step::BlizzardSync,
+                    crate::db_sync::run(
+                        &self.pool,
+                        &self.config,
+                        self.inputs.blizzard.clone(),
+                        self.inputs.guard,
+                        self.inputs.show_progress,
+                    ),
+                )
+                .await?;
+            let changed = stats.new + stats.updated + stats.removed;
+            refresh_statistics(&self.pool, Analyzed::WowCharacters, changed, stats.found).await;
+            Ok(stats)
+        }
         .boxed()
     }
 
     fn discord_sync(&self) -> BoxFuture<'_, Result<DiscordSyncStats>> {
-        self.summarized(
-            Step::DiscordSync,
-            crate::discord_sync::run(
+        async move {
+            let stats = self
+                .summarized(
+                    Step::DiscordSync,
+                    crate::discord_sync::run(
+                        &self.pool,
+                        &self.config,
+                        self.inputs.discord.clone(),
+                        self.inputs.guard,
+                    ),
+                )
+                .await?;
+            let changed = stats.new + stats.updated + stats.departed + stats.revived;
+            let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+            refresh_statistics(
                 &self.pool,
-                &self.config,
-                self.inputs.discord.clone(),
-                self.inputs.guard,
-            ),
-        )
+                Analyzed::DiscordUsers,
+                count(changed),
+                count(stats.found),
+            )
+            .await;
+            Ok(stats)
+        }
         .boxed()
     }
 
@@ -259,7 +305,19 @@ impl Stages for ProductionStages {
     }
 
     fn run_matching(&self) -> BoxFuture<'_, Result<MatchStats>> {
-        crate::identity_engine::run_matching(&self.pool).boxed()
+        async move {
+            let stats = crate::identity_engine::run_matching(&self.pool).await?;
+            let created = stats.players_created + stats.links_created;
+            refresh_statistics(
+                &self.pool,
+                Analyzed::PlayerLinks,
+                usize::try_from(created).unwrap_or(usize::MAX),
+                stats.characters_considered,
+            )
+            .await;
+            Ok(stats)
+        }
+        .boxed()
     }
 
     fn integrity_check(&self) -> BoxFuture<'_, Result<CheckStats>> {
@@ -315,5 +373,23 @@ impl Stages for ProductionStages {
             }
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::statistics_stale;
+
+    #[test]
+    fn statistics_are_refreshed_after_a_large_share_of_rows_changed_only() {
+        // A first load: everything is new.
+        assert!(statistics_stale(1000, 1000));
+        // A tenth of 50,000 members changed.
+        assert!(statistics_stale(5000, 50_000));
+        // A steady run: nothing, or a few rows, changed.
+        assert!(!statistics_stale(0, 50_000));
+        assert!(!statistics_stale(4999, 50_000));
+        // Too few rows to matter, whatever the share.
+        assert!(!statistics_stale(49, 49));
     }
 }
