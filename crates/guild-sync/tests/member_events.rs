@@ -722,3 +722,74 @@ async fn the_weekly_digest_reaches_discord_through_the_report_with_escaped_names
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_player_pages_timeline_pages_to_older_events_by_the_cursor() {
+    use guild_sync::testing::{console_login, serve_console};
+
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let pool = &db.pool;
+        roster(pool, &[member(1, "Thrall")]).await.unwrap();
+        let thrall = character_id(pool, 1).await;
+        let player = guild_sync::testing::seed::player(pool, "Go'el", None).await;
+        guild_sync::testing::seed::link(pool, player, thrall).await;
+        // 150 rank changes an hour apart before the join (the newest event): two pages of the
+        // timeline's 100.
+        sqlx::query(
+            "INSERT INTO guild_identity.member_events
+                 (event_type, occurred_at, character_id, player_id, before, after, actor)
+             SELECT 'rank_changed', now() - g * interval '1 hour', $1, $2,
+                    jsonb_build_object('rank', 'Member', 'rank_index', 3),
+                    jsonb_build_object('rank', 'Rank ' || g, 'rank_index', 2), 'engine'
+             FROM generate_series(1, 150) g",
+        )
+        .bind(thrall)
+        .bind(player)
+        .execute(pool)
+        .await
+        .unwrap();
+
+        let config = Config {
+            guild_sync_admin_token: Some(guild_sync::config::Secret::new("timeline-token")),
+            ..Config::defaults()
+        };
+        let base = serve_console(pool.clone(), &config).await;
+        let http = reqwest::Client::new();
+        let cookie = console_login(&http, &base, "timeline-token").await;
+        let page = |path: String| {
+            let (http, cookie) = (http.clone(), cookie.clone());
+            async move {
+                let response = http.get(path).header("Cookie", cookie).send().await.unwrap();
+                assert_eq!(response.status(), 200);
+                response.text().await.unwrap()
+            }
+        };
+        let entries = |html: &str| html.matches("<span class=\"tag ev-").count();
+
+        let newest = page(format!("{base}/players/{player}")).await;
+        // The join and rank changes 1-99.
+        assert_eq!(entries(&newest), 100);
+        assert!(newest.contains("joined the guild"));
+        assert!(newest.contains("to Rank 99</bdi>"));
+        assert!(!newest.contains("to Rank 100</bdi>"));
+        assert!(!newest.contains("Newest events"));
+        let older_link = newest
+            .split("href=\"")
+            .filter_map(|rest| rest.split('"').next())
+            .find(|href| href.contains("?before="))
+            .expect("an Older events link")
+            .to_string();
+
+        // Rank changes 100-150, and nothing of the first page again.
+        let older = page(format!("{base}{older_link}")).await;
+        assert_eq!(entries(&older), 51, "{older}");
+        assert!(older.contains("to Rank 100</bdi>"));
+        assert!(older.contains("to Rank 150</bdi>"));
+        assert!(!older.contains("to Rank 99</bdi>"));
+        assert!(!older.contains("joined the guild"));
+        assert!(older.contains("Newest events"));
+        assert!(!older.contains("Older events"));
+    })
+    .await;
+}
