@@ -755,7 +755,11 @@ async fn the_player_pages_timeline_pages_to_older_events_by_the_cursor() {
             ..Config::defaults()
         };
         let base = serve_console(pool.clone(), &config).await;
-        let http = reqwest::Client::new();
+        // The login answers with a redirect that sets the session cookie: not followed.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
         let cookie = console_login(&http, &base, "timeline-token").await;
         let page = |path: String| {
             let (http, cookie) = (http.clone(), cookie.clone());
