@@ -157,7 +157,9 @@ async fn the_event_feed_is_filtered_paged_and_bounded_for_officers_only() {
                 assert_eq!(body["next_before"], Value::Null);
                 break;
             }
-            let next = body["next_before"].as_i64().expect("a cursor while has_more");
+            let next = body["next_before"]
+                .as_i64()
+                .expect("a cursor while has_more");
             assert_eq!(Some(next), walked.last().copied());
             path = format!("/api/events?per_page=3&before={next}");
             let (_, page) = get(&app, &path, Some(TOKEN)).await;
@@ -228,8 +230,12 @@ async fn a_players_history_includes_events_from_before_the_link_and_unknown_play
         assert_eq!(first["events"][0]["event_type"], "rank_changed");
         assert_eq!(first["has_more"], true);
         let cursor = first["next_before"].as_i64().unwrap();
-        let (status, older) =
-            get(&app, &format!("{path}?limit=1&before={cursor}"), Some(TOKEN)).await;
+        let (status, older) = get(
+            &app,
+            &format!("{path}?limit=1&before={cursor}"),
+            Some(TOKEN),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{older}");
         assert_eq!(older["events"][0]["event_type"], "joined_guild");
         assert_eq!(older["has_more"], false);

@@ -553,10 +553,11 @@ async fn a_claim_records_its_links_its_move_and_its_unlinks_as_the_claim() {
         assert_eq!(history.len(), 4);
         assert_eq!(history[0].describe(), "Brynja unlinked from aelric");
         // Dag's has the move away too.
-        let dag = guild_sync::db::member_events::player_history(pool, app.guild.dag_player, 10, None)
-            .await
-            .unwrap()
-            .0;
+        let dag =
+            guild_sync::db::member_events::player_history(pool, app.guild.dag_player, 10, None)
+                .await
+                .unwrap()
+                .0;
         assert_eq!(
             dag.iter()
                 .map(|e| (e.event_type.as_str(), e.describe()))
@@ -764,7 +765,12 @@ async fn the_player_pages_timeline_pages_to_older_events_by_the_cursor() {
         let page = |path: String| {
             let (http, cookie) = (http.clone(), cookie.clone());
             async move {
-                let response = http.get(path).header("Cookie", cookie).send().await.unwrap();
+                let response = http
+                    .get(path)
+                    .header("Cookie", cookie)
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(response.status(), 200);
                 response.text().await.unwrap()
             }

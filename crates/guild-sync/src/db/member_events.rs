@@ -397,7 +397,11 @@ macro_rules! older_than_event {
     ($n:literal) => {
         concat!(
             "(occurred_at, id) < ((SELECT occurred_at FROM guild_identity.member_events
-                                   WHERE id = $", $n, "::int8), $", $n, "::int8)"
+                                   WHERE id = $",
+            $n,
+            "::int8), $",
+            $n,
+            "::int8)"
         )
     };
 }
