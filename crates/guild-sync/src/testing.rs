@@ -101,9 +101,13 @@ impl TestDb {
         .await
         .with_context(|| format!("cannot create test database {name}"))?;
         admin.close().await.ok();
+        // The product's session settings (`jit = off`), so tests and benches run the
+        // statements the way the product does.
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(8)
-            .connect_with(server.admin.clone().database(&name))
+            .connect_with(crate::db::session_options(
+                server.admin.clone().database(&name),
+            ))
             .await?;
         Ok(TestDb { pool, name })
     }

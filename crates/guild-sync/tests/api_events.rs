@@ -1,7 +1,8 @@
 //! Issue 19's routes over real TCP on a fresh PostgreSQL database: `GET /api/events` (officer
 //! auth, filters, paging and its bounds, bad parameters as 400 / 422) and
-//! `GET /api/identity/players/{id}/history` (404 for an unknown player), with events produced
-//! by real roster syncs, and both routes in the OpenAPI document.
+//! `GET /api/identity/players/{id}/history` (404 for an unknown player), both also paged by the
+//! `before=` cursor, with events produced by real roster syncs, and both routes in the OpenAPI
+//! document.
 
 mod blizzard_support;
 mod common;
@@ -133,6 +134,47 @@ async fn the_event_feed_is_filtered_paged_and_bounded_for_officers_only() {
         }
         assert_eq!(seen.len(), 7);
         assert!(seen.windows(2).all(|w| w[0] > w[1]), "{seen:?}");
+
+        // The same walk by the cursor: each answer's next_before, until has_more is false.
+        let mut walked = Vec::new();
+        let mut path = "/api/events?per_page=3".to_string();
+        loop {
+            let (status, body) = get(&app, &path, Some(TOKEN)).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            walked.extend(
+                body["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["id"].as_i64().unwrap()),
+            );
+            if body["has_more"] == false {
+                assert_eq!(body["next_before"], Value::Null);
+                break;
+            }
+            let next = body["next_before"]
+                .as_i64()
+                .expect("a cursor while has_more");
+            assert_eq!(Some(next), walked.last().copied());
+            path = format!("/api/events?per_page=3&before={next}");
+            let (_, page) = get(&app, &path, Some(TOKEN)).await;
+            assert_eq!(page["page"], Value::Null, "a cursor page has no number");
+        }
+        assert_eq!(walked, seen);
+        // The cursor keeps the filters.
+        let (_, body) = get(
+            &app,
+            &format!("/api/events?type=joined_guild&before={}", seen[2]),
+            Some(TOKEN),
+        )
+        .await;
+        let joined: Vec<i64> = body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(joined, seen[3..]);
         let (status, _) = get(&app, "/api/events?per_page=500", Some(TOKEN)).await;
         assert_eq!(status, StatusCode::OK);
 
@@ -144,6 +186,9 @@ async fn the_event_feed_is_filtered_paged_and_bounded_for_officers_only() {
             ("since=yesterday", StatusCode::BAD_REQUEST),
             ("player_id=x", StatusCode::BAD_REQUEST),
             ("type=promoted", StatusCode::UNPROCESSABLE_ENTITY),
+            ("page=2&before=1", StatusCode::BAD_REQUEST),
+            ("before=999999", StatusCode::BAD_REQUEST),
+            ("before=x", StatusCode::BAD_REQUEST),
         ] {
             let (status, body) = get(&app, &format!("/api/events?{query}"), Some(TOKEN)).await;
             assert_eq!(status, expected, "{query}: {body}");
@@ -173,6 +218,25 @@ async fn a_players_history_includes_events_from_before_the_link_and_unknown_play
             .collect();
         // The promotion (recorded with the player) and the join (recorded before the link).
         assert_eq!(types, vec!["rank_changed", "joined_guild"]);
+        assert_eq!(body["has_more"], false);
+
+        // One event a page: the newest, then the older one by the cursor.
+        let (_, first) = get(&app, &format!("{path}?limit=1"), Some(TOKEN)).await;
+        assert_eq!(first["events"][0]["event_type"], "rank_changed");
+        assert_eq!(first["has_more"], true);
+        let cursor = first["next_before"].as_i64().unwrap();
+        let (status, older) = get(
+            &app,
+            &format!("{path}?limit=1&before={cursor}"),
+            Some(TOKEN),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{older}");
+        assert_eq!(older["events"][0]["event_type"], "joined_guild");
+        assert_eq!(older["has_more"], false);
+        assert_eq!(older["next_before"], Value::Null);
+        let (status, _) = get(&app, &format!("{path}?before=999999"), Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
 
         let (status, body) = get(&app, "/api/identity/players/999999/history", Some(TOKEN)).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
@@ -187,6 +251,20 @@ async fn a_players_history_includes_events_from_before_the_link_and_unknown_play
             assert!(
                 doc["paths"][route]["get"].is_object(),
                 "{route} missing from the document"
+            );
+        }
+        // The cursor is documented: the parameter on both routes, the field in both answers.
+        for route in ["/api/events", "/api/identity/players/{id}/history"] {
+            let params = doc["paths"][route]["get"]["parameters"].as_array().unwrap();
+            assert!(
+                params.iter().any(|p| p["name"] == "before"),
+                "{route}: {params:?}"
+            );
+        }
+        for schema in ["EventsPage", "PlayerHistory"] {
+            assert!(
+                doc["components"]["schemas"][schema]["properties"]["next_before"].is_object(),
+                "{schema}"
             );
         }
     })

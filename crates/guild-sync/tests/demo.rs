@@ -563,9 +563,10 @@ async fn the_later_snapshot_prints_and_stores_what_changed_once() {
             .find(|e| e.event_type == "renamed")
             .unwrap();
         let player = renamed.player_id.expect("Mistwhisper is linked");
-        let history = guild_sync::db::member_events::player_history(&db.pool, player, 100)
+        let history = guild_sync::db::member_events::player_history(&db.pool, player, 100, None)
             .await
-            .unwrap();
+            .unwrap()
+            .0;
         assert!(history.iter().any(|e| e.id == renamed.id));
 
         // The same snapshot again changes nothing, and says so.

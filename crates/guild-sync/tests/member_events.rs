@@ -531,15 +531,18 @@ async fn a_claim_records_its_links_its_move_and_its_unlinks_as_the_claim() {
         );
 
         // Aelric's history reads them back, newest first.
-        let history = guild_sync::db::member_events::player_history(pool, aelric, 10)
+        let history = guild_sync::db::member_events::player_history(pool, aelric, 10, None)
             .await
-            .unwrap();
+            .unwrap()
+            .0;
         assert_eq!(history.len(), 4);
         assert_eq!(history[0].describe(), "Brynja unlinked from aelric");
         // Dag's has the move away too.
-        let dag = guild_sync::db::member_events::player_history(pool, app.guild.dag_player, 10)
-            .await
-            .unwrap();
+        let dag =
+            guild_sync::db::member_events::player_history(pool, app.guild.dag_player, 10, None)
+                .await
+                .unwrap()
+                .0;
         assert_eq!(
             dag.iter()
                 .map(|e| (e.event_type.as_str(), e.describe()))
@@ -574,6 +577,211 @@ async fn retention_deletes_only_events_older_than_the_setting() {
             .filter_map(|e| e.after.map(|a| a["name"].clone()))
             .collect();
         assert_eq!(left, vec![json!("New")]);
+    })
+    .await;
+}
+
+/// A fake Discord webhook that accepts every message like the real one.
+async fn accepting_webhook() -> wiremock::MockServer {
+    use wiremock::matchers::{method, path};
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(method("POST"))
+        .and(path("/api/webhooks/1/token"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(json!({"id": "1"})))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// The digest messages the fake webhook received: their bodies, in order.
+async fn digests(webhook: &wiremock::MockServer) -> Vec<Value> {
+    webhook
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter(|body| {
+            body["content"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("**This week in the guild**"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_weekly_digest_reaches_discord_through_the_report_with_escaped_names() {
+    use guild_sync::discord_sender::DiscordSender;
+    use guild_sync::scheduler::{PipelineKind, ProductionStages, Scheduler, StageInputs};
+    use std::sync::Arc;
+
+    on_a_fresh_db(|db| async move {
+        let pool = &db.pool;
+        // Names that are Discord markdown unless escaped: an underscore, an asterisk, a
+        // backtick. All start as Members (rank 3).
+        let start = vec![
+            member(1, "Zul_jin"),
+            member(2, "Star*fall"),
+            member(3, "Thrall"),
+            member(4, "Garrosh"),
+            member(5, "Arthas"),
+        ];
+        roster(pool, &start).await.unwrap();
+        // A week's changes: Thrall promoted to Veteran, Garrosh demoted to Initiate, Arthas
+        // renamed, Star*fall left, Back`tick joined.
+        let mut next = start.clone();
+        next[2].rank = 2;
+        next[3].rank = 4;
+        next[4].name = "Death_knight".into();
+        next.remove(1);
+        next.push(member(6, "Back`tick"));
+        roster(pool, &next).await.unwrap();
+
+        guild_sync::install_crypto_provider();
+        let webhook = accepting_webhook().await;
+        let sender = DiscordSender::webhook(guild_sync::config::Secret::new(format!(
+            "{}/api/webhooks/1/token",
+            webhook.uri()
+        )))
+        .unwrap();
+        let config = Config {
+            guild_sync_digest: Some("weekly".into()),
+            ..Config::defaults()
+        };
+        let stages = ProductionStages::new(
+            pool.clone(),
+            config.clone(),
+            StageInputs::service(&config, Some(sender)),
+        );
+        let scheduler = Scheduler::new(pool.clone(), Arc::new(stages));
+        let outcome = scheduler.run_pipeline(PipelineKind::Report).await.unwrap();
+        assert_eq!(
+            outcome.status,
+            guild_sync::run_recorder::RunStatus::Success,
+            "{:?}",
+            outcome.error
+        );
+
+        let sent = digests(&webhook).await;
+        assert_eq!(sent.len(), 1, "one digest: {sent:#?}");
+        assert_eq!(sent[0]["allowed_mentions"], json!({"parse": []}));
+        let text = sent[0]["content"].as_str().unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        // The joins (two runs, oldest first) in any order within their run; the rest exactly.
+        let joined: Vec<&str> = lines.drain(2..8).collect();
+        assert_eq!(
+            lines,
+            vec![
+                "**This week in the guild**",
+                "**Joined** (6)",
+                "**Left** (1)",
+                "• Star\\*fall left the guild",
+                "**Promoted** (1)",
+                "• Thrall promoted from Member to Veteran",
+                "**Demoted** (1)",
+                "• Garrosh demoted from Member to Initiate",
+                "**Renamed** (1)",
+                "• Arthas renamed to Death\\_knight",
+            ],
+            "{text}"
+        );
+        let mut joined = joined;
+        joined.sort_unstable();
+        assert_eq!(
+            joined,
+            vec![
+                "• Arthas joined the guild as Member",
+                "• Back\\`tick joined the guild as Member",
+                "• Garrosh joined the guild as Member",
+                "• Star\\*fall joined the guild as Member",
+                "• Thrall joined the guild as Member",
+                "• Zul\\_jin joined the guild as Member",
+            ],
+            "{text}"
+        );
+
+        // The digest is weekly: the next report the same day sends none.
+        scheduler.run_pipeline(PipelineKind::Report).await.unwrap();
+        assert_eq!(digests(&webhook).await.len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_player_pages_timeline_pages_to_older_events_by_the_cursor() {
+    use guild_sync::testing::{console_login, serve_console};
+
+    on_a_fresh_db(|db| async move {
+        let pool = &db.pool;
+        roster(pool, &[member(1, "Thrall")]).await.unwrap();
+        let thrall = character_id(pool, 1).await;
+        let player = guild_sync::testing::seed::player(pool, "Go'el", None).await;
+        guild_sync::testing::seed::link(pool, player, thrall).await;
+        // 150 rank changes an hour apart before the join (the newest event): two pages of the
+        // timeline's 100.
+        sqlx::query(
+            "INSERT INTO guild_identity.member_events
+                 (event_type, occurred_at, character_id, player_id, before, after, actor)
+             SELECT 'rank_changed', now() - g * interval '1 hour', $1, $2,
+                    jsonb_build_object('rank', 'Member', 'rank_index', 3),
+                    jsonb_build_object('rank', 'Rank ' || g, 'rank_index', 2), 'engine'
+             FROM generate_series(1, 150) g",
+        )
+        .bind(thrall)
+        .bind(player)
+        .execute(pool)
+        .await
+        .unwrap();
+
+        let config = Config {
+            guild_sync_admin_token: Some(guild_sync::config::Secret::new("timeline-token")),
+            ..Config::defaults()
+        };
+        let base = serve_console(pool.clone(), &config).await;
+        // The login answers with a redirect that sets the session cookie: not followed.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let cookie = console_login(&http, &base, "timeline-token").await;
+        let page = |path: String| {
+            let (http, cookie) = (http.clone(), cookie.clone());
+            async move {
+                let response = http
+                    .get(path)
+                    .header("Cookie", cookie)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+                response.text().await.unwrap()
+            }
+        };
+        let entries = |html: &str| html.matches("<span class=\"tag ev-").count();
+
+        let newest = page(format!("{base}/players/{player}")).await;
+        // The join and rank changes 1-99.
+        assert_eq!(entries(&newest), 100);
+        assert!(newest.contains("joined the guild"));
+        assert!(newest.contains("to Rank 99</bdi>"));
+        assert!(!newest.contains("to Rank 100</bdi>"));
+        assert!(!newest.contains("Newest events"));
+        let older_link = newest
+            .split("href=\"")
+            .filter_map(|rest| rest.split('"').next())
+            .find(|href| href.contains("?before="))
+            .expect("an Older events link")
+            .to_string();
+
+        // Rank changes 100-150, and nothing of the first page again.
+        let older = page(format!("{base}{older_link}")).await;
+        assert_eq!(entries(&older), 51, "{older}");
+        assert!(older.contains("to Rank 100</bdi>"));
+        assert!(older.contains("to Rank 150</bdi>"));
+        assert!(!older.contains("to Rank 99</bdi>"));
+        assert!(!older.contains("joined the guild"));
+        assert!(older.contains("Newest events"));
+        assert!(!older.contains("Older events"));
     })
     .await;
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::auth::Officer;
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
-use crate::db::member_events::{self, EventFilter, EventRow, EventType};
+use crate::db::member_events::{self, EventFilter, EventRow, EventType, FeedStart};
 
 /// Events per page when the client does not say.
 pub const DEFAULT_PER_PAGE: i64 = 100;
@@ -31,20 +31,27 @@ pub struct EventsQuery {
     pub event_type: Option<String>,
     /// Only events of this player.
     pub player_id: Option<i32>,
-    /// 1-based page number.
+    /// 1-based page number. Deep pages cost their depth: to walk the feed, follow
+    /// `next_before` instead.
     pub page: Option<i64>,
     /// Events per page, 1 to 500 (default 100).
     pub per_page: Option<i64>,
+    /// Only events older than this event (its `id`; the previous page's `next_before`), in the
+    /// feed's order. As fast on the last page of a year as on the first. Not with `page`.
+    pub before: Option<i64>,
 }
 
 /// A page of events, newest first.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventsPage {
     pub events: Vec<EventRow>,
-    pub page: i64,
+    /// The page number asked for (`page=`, default 1); `null` on a page asked by `before=`.
+    pub page: Option<i64>,
     pub per_page: i64,
     /// Whether a next page has events.
     pub has_more: bool,
+    /// When `has_more`: the `before=` value of the next page (the last event's id).
+    pub next_before: Option<i64>,
 }
 
 /// `(page, per_page)`, validated: out of range is a 400 naming the parameter.
@@ -64,6 +71,29 @@ fn paging(page: Option<i64>, per_page: Option<i64>) -> Result<(i64, i64), ApiErr
     Ok((page, per_page))
 }
 
+/// The `before=` cursor of the page after `events` when there is one.
+fn next_before(events: &[EventRow], has_more: bool) -> Option<i64> {
+    has_more.then(|| events.last().map(|e| e.id)).flatten()
+}
+
+/// An empty page asked `before` an event: a 400 when that event does not exist (retention
+/// deleted it, or it never did), rather than an empty page that looks like the end.
+async fn check_cursor(
+    state: &AppState,
+    before: Option<i64>,
+    events: &[EventRow],
+) -> Result<(), ApiError> {
+    if let Some(id) = before
+        && events.is_empty()
+        && !member_events::event_exists(&state.pool, id).await?
+    {
+        return Err(ApiError::BadRequest(format!(
+            "before: event {id} does not exist (older events may have been deleted by retention)"
+        )));
+    }
+    Ok(())
+}
+
 /// An event type by name: well-formed but unknown is a 422 listing the known ones.
 fn event_type_of(text: Option<&str>) -> Result<Option<EventType>, ApiError> {
     let Some(text) = text else {
@@ -81,6 +111,8 @@ fn event_type_of(text: Option<&str>) -> Result<Option<EventType>, ApiError> {
 /// The guild's events, newest first: joins, leaves, returns, renames, transfers, rank changes,
 /// Discord joins, leaves, renames and role changes, and link changes — each with its type, the
 /// names involved, before and after, the run that observed it and who made it.
+/// Paged by `page=` or, to walk the whole feed at the same cost per page, by `before=` with
+/// each answer's `next_before`.
 #[utoipa::path(get, path = "/api/events", tag = "identity",
     security(("bearer" = [])),
     params(EventsQuery),
@@ -97,11 +129,22 @@ pub async fn events(
         event_type: event_type_of(query.event_type.as_deref())?,
         player_id: query.player_id,
     };
-    let (events, has_more) =
-        member_events::feed(&state.pool, &filter, per_page, (page - 1) * per_page).await?;
+    let start = match (query.page, query.before) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "page and before cannot be combined: before= already says where the page starts"
+                    .into(),
+            ));
+        }
+        (_, Some(id)) => FeedStart::Before(id),
+        (_, None) => FeedStart::Offset((page - 1) * per_page),
+    };
+    let (events, has_more) = member_events::feed(&state.pool, &filter, per_page, start).await?;
+    check_cursor(&state, query.before, &events).await?;
     Ok(Json(EventsPage {
+        next_before: next_before(&events, has_more),
+        page: query.before.is_none().then_some(page),
         events,
-        page,
         per_page,
         has_more,
     }))
@@ -113,6 +156,8 @@ pub async fn events(
 pub struct HistoryQuery {
     /// How many of the newest events, 1 to 500 (default 100).
     pub limit: Option<i64>,
+    /// Only events older than this event (its `id`; the previous answer's `next_before`).
+    pub before: Option<i64>,
 }
 
 /// A player's history.
@@ -122,6 +167,10 @@ pub struct PlayerHistory {
     /// Newest first: the player's events, and those of their characters and Discord account
     /// from before they were linked.
     pub events: Vec<EventRow>,
+    /// Whether older events follow.
+    pub has_more: bool,
+    /// When `has_more`: the `before=` value for the older events (the last event's id).
+    pub next_before: Option<i64>,
 }
 
 /// One player's history across all their characters and their Discord account.
@@ -141,10 +190,14 @@ pub async fn player_history(
     if !member_events::player_exists(&state.pool, id).await? {
         return Err(ApiError::NotFound(format!("player {id} does not exist")));
     }
-    let events = member_events::player_history(&state.pool, id, limit).await?;
+    let (events, has_more) =
+        member_events::player_history(&state.pool, id, limit, query.before).await?;
+    check_cursor(&state, query.before, &events).await?;
     Ok(Json(PlayerHistory {
         player_id: id,
+        next_before: next_before(&events, has_more),
         events,
+        has_more,
     }))
 }
 

@@ -256,7 +256,7 @@ pub async fn update_batch(
                        active_spec_id, level, item_level, guild_rank_id, achievement_points,
                        last_login_at, profile_json, fetched, input_hash, previous_name)
          ), next AS (
-             SELECT wc.id, i.fetched, i.input_hash,
+             SELECT wc.id, i.fetched, i.input_hash, wc.last_api_sync AS old_api_sync,
                     i.previous_name AS old_name, wc.realm_slug AS old_realm,
                     wc.guild_rank_id AS old_rank, wc.removed_at AS old_removed_at,
                     i.character_name,
@@ -274,7 +274,8 @@ pub async fn update_batch(
                     ROW(wc.character_name, wc.realm_slug, wc.realm_name, wc.blizzard_id, wc.class_id,
                         wc.active_spec_id, wc.level, wc.item_level, wc.guild_rank_id,
                         wc.achievement_points, wc.last_login_at, wc.profile_json, wc.removed_at) AS old
-             FROM input i JOIN guild_identity.wow_characters wc ON wc.id = i.id
+             -- The derived `last_api_sync` (see migration 1420) comes with the stored row.
+             FROM input i JOIN guild_identity.wow_characters_synced wc ON wc.id = i.id
          ), diff AS (
              SELECT n.*,
                     ROW(n.character_name, n.realm_slug, n.realm_name, n.blizzard_id, n.class_id,
@@ -297,47 +298,52 @@ pub async fn update_batch(
              last_login_at = d.last_login_at,
              profile_json = d.profile_json,
              -- An unfetched profile keeps the last successful fetch: fix the derived value
-             -- (see migration 1420) before the sync's own time replaces it.
-             last_api_sync = CASE WHEN d.fetched THEN now() ELSE ws.last_api_sync END,
+             -- before the sync's own time replaces it.
+             last_api_sync = CASE WHEN d.fetched THEN now() ELSE d.old_api_sync END,
              profile_fetched = d.fetched,
              bnet_input_hash = d.input_hash,
              removed_at = NULL
-         FROM diff d JOIN guild_identity.wow_characters_synced ws ON ws.id = d.id
+         FROM diff d
          WHERE wc.id = d.id
          RETURNING d.id, d.changed, d.old_name, d.old_realm, d.old_rank, d.old_removed_at,
                    d.character_name, d.realm_slug, d.guild_rank_id
-         ), moved AS (
-             -- Only changed rows can carry an event; ranks as index and name, so a reader can
-             -- tell a promotion (lower in-game index) from a demotion.
-             SELECT u.*, pc.player_id,
-                    jsonb_build_object('rank', ro.name, 'rank_index', ro.ingame_rank_index) AS old_r,
-                    jsonb_build_object('rank', rn.name, 'rank_index', rn.ingame_rank_index) AS new_r
+         ), events AS (
+             -- Only changed rows can carry an event. Each row's candidate events are filtered
+             -- first and their JSON built after, for the events written only: building all
+             -- four candidates' documents for every row cost as much as the update itself.
+             -- Ranks as name and in-game index, so a reader can tell a promotion (a lower
+             -- index) from a demotion.
+             INSERT INTO guild_identity.member_events
+                 (event_type, character_id, player_id, before, after, run_id, actor)
+             SELECT e.event_type, u.id, pc.player_id,
+                    CASE e.event_type
+                        WHEN 'returned' THEN jsonb_build_object('left_at', u.old_removed_at)
+                        WHEN 'rank_changed'
+                            THEN jsonb_build_object('rank', ro.name, 'rank_index', ro.ingame_rank_index)
+                        ELSE jsonb_build_object('name', u.old_name, 'realm', u.old_realm)
+                    END,
+                    CASE e.event_type
+                        WHEN 'rank_changed'
+                            THEN jsonb_build_object('rank', rn.name, 'rank_index', rn.ingame_rank_index)
+                        WHEN 'returned'
+                            THEN jsonb_build_object('name', u.character_name, 'realm', u.realm_slug,
+                                                    'rank', rn.name, 'rank_index', rn.ingame_rank_index)
+                        ELSE jsonb_build_object('name', u.character_name, 'realm', u.realm_slug)
+                    END,
+                    $18::int8, $17::text
              FROM updated u
+             CROSS JOIN LATERAL (VALUES
+                 ('returned', u.old_removed_at IS NOT NULL),
+                 ('renamed', u.old_name <> u.character_name AND u.old_realm = u.realm_slug),
+                 ('transferred', u.old_realm <> u.realm_slug),
+                 -- A returning character's rank is in its `returned` event.
+                 ('rank_changed', u.old_removed_at IS NULL AND u.old_rank IS NOT NULL
+                                  AND u.guild_rank_id IS NOT NULL AND u.old_rank <> u.guild_rank_id)
+             ) AS e (event_type, happened)
              LEFT JOIN guild_identity.player_characters pc ON pc.character_id = u.id
              LEFT JOIN common.guild_ranks ro ON ro.id = u.old_rank
              LEFT JOIN common.guild_ranks rn ON rn.id = u.guild_rank_id
-             WHERE u.changed
-         ), events AS (
-             INSERT INTO guild_identity.member_events
-                 (event_type, character_id, player_id, before, after, run_id, actor)
-             SELECT e.event_type, m.id, m.player_id, e.before, e.after, $18::int8, $17::text
-             FROM moved m
-             CROSS JOIN LATERAL (VALUES
-                 ('returned', m.old_removed_at IS NOT NULL,
-                  jsonb_build_object('left_at', m.old_removed_at),
-                  jsonb_build_object('name', m.character_name, 'realm', m.realm_slug) || m.new_r),
-                 ('renamed', m.old_name <> m.character_name AND m.old_realm = m.realm_slug,
-                  jsonb_build_object('name', m.old_name, 'realm', m.old_realm),
-                  jsonb_build_object('name', m.character_name, 'realm', m.realm_slug)),
-                 ('transferred', m.old_realm <> m.realm_slug,
-                  jsonb_build_object('name', m.old_name, 'realm', m.old_realm),
-                  jsonb_build_object('name', m.character_name, 'realm', m.realm_slug)),
-                 -- A returning character's rank is in its `returned` event.
-                 ('rank_changed', m.old_removed_at IS NULL AND m.old_rank IS NOT NULL
-                                  AND m.guild_rank_id IS NOT NULL AND m.old_rank <> m.guild_rank_id,
-                  m.old_r, m.new_r)
-             ) AS e (event_type, happened, before, after)
-             WHERE e.happened
+             WHERE u.changed AND e.happened
          )
          SELECT changed FROM updated",
         args,

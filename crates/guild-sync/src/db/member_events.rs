@@ -360,47 +360,116 @@ pub struct EventFilter {
     pub player_id: Option<i32>,
 }
 
-/// One page of the feed, newest first (`limit` events after skipping `offset`), and whether
-/// more follow. No total count: counting 100,000 events on every page cost more than the page.
+/// Where a page of the feed starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedStart {
+    /// After skipping this many events (`page=`): PostgreSQL still reads every skipped event,
+    /// so a deep page costs its depth (84 ms at 75,000 events).
+    Offset(i64),
+    /// Just after the event with this id in the feed's order, i.e. older (`before=`, the
+    /// `next_before` cursor): a range of the time index, as cheap deep in a year of history
+    /// as on the first page. An id that no longer exists gives an empty page.
+    Before(i64),
+}
+
+/// The feed's filters in front of the paging clause `$start`, as one static statement (sqlx
+/// takes only `'static` SQL). Offset and keyset pages are two statements, not one with an
+/// `$n IS NULL OR …` switch: a cached generic plan of the latter could not use the keyset as an
+/// index bound and would read from the newest event down.
+macro_rules! feed_sql {
+    ($start:expr) => {
+        named_events!(
+            concat!(
+                "SELECT * FROM guild_identity.member_events
+                 WHERE ($1::timestamptz IS NULL OR occurred_at >= $1)
+                   AND ($2::text IS NULL OR event_type = $2)
+                   AND ($3::int4 IS NULL OR player_id = $3)",
+                $start
+            ),
+            "e.occurred_at DESC, e.id DESC"
+        )
+    };
+}
+
+/// The keyset condition "older than event `$n`" in the feed's order `(occurred_at, id)`; the
+/// event's time is read by its primary key. `$n` must be an `int8` parameter.
+macro_rules! older_than_event {
+    ($n:literal) => {
+        concat!(
+            "(occurred_at, id) < ((SELECT occurred_at FROM guild_identity.member_events
+                                   WHERE id = $",
+            $n,
+            "::int8), $",
+            $n,
+            "::int8)"
+        )
+    };
+}
+
+/// One page of the feed, newest first (`limit` events from `start`), and whether more follow.
+/// No total count: counting 100,000 events on every page cost more than the page.
 pub async fn feed(
     db: impl PgExecutor<'_>,
     filter: &EventFilter,
     limit: i64,
-    offset: i64,
+    start: FeedStart,
 ) -> Result<(Vec<EventRow>, bool)> {
-    let mut events: Vec<EventRow> = sqlx::query_as(named_events!(
-        "SELECT * FROM guild_identity.member_events
-         WHERE ($1::timestamptz IS NULL OR occurred_at >= $1)
-           AND ($2::text IS NULL OR event_type = $2)
-           AND ($3::int4 IS NULL OR player_id = $3)
-         ORDER BY occurred_at DESC, id DESC
-         LIMIT $4 + 1 OFFSET $5",
-        "e.occurred_at DESC, e.id DESC"
-    ))
-    .bind(filter.since)
-    .bind(filter.event_type.map(EventType::as_str))
-    .bind(filter.player_id)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(db)
-    .await
-    .context("cannot read the event feed")?;
-    let more = events.len() as i64 > limit;
-    events.truncate(usize::try_from(limit).unwrap_or(0));
-    Ok((events, more))
+    let (sql, at) = match start {
+        FeedStart::Offset(offset) => (
+            feed_sql!(
+                "
+                 ORDER BY occurred_at DESC, id DESC
+                 LIMIT $4 + 1 OFFSET $5"
+            ),
+            offset,
+        ),
+        FeedStart::Before(id) => (
+            feed_sql!(concat!(
+                "
+                   AND ",
+                older_than_event!(5),
+                "
+                 ORDER BY occurred_at DESC, id DESC
+                 LIMIT $4 + 1"
+            )),
+            id,
+        ),
+    };
+    let events: Vec<EventRow> = sqlx::query_as(sql)
+        .bind(filter.since)
+        .bind(filter.event_type.map(EventType::as_str))
+        .bind(filter.player_id)
+        .bind(limit)
+        .bind(at)
+        .fetch_all(db)
+        .await
+        .context("cannot read the event feed")?;
+    Ok(one_more(events, limit))
 }
 
-/// A player's history, newest first: events naming the player, events of their characters
-/// and Discord account recorded before they were linked (those carry no player id), and the
+/// A page read with `LIMIT limit + 1`: the first `limit` rows, and whether there was another.
+fn one_more(mut events: Vec<EventRow>, limit: i64) -> (Vec<EventRow>, bool) {
+    let more = events.len() as i64 > limit;
+    events.truncate(usize::try_from(limit).unwrap_or(0));
+    (events, more)
+}
+
+/// A player's history, newest first (`limit` events, older than the event `before` when
+/// given), and whether more follow: events naming the player, events of their characters and
+/// Discord account recorded before they were linked (those carry no player id), and the
 /// claims that moved a character away from them (`link_moved` names the old player in
 /// `before`; a partial index finds those).
 pub async fn player_history(
     db: impl PgExecutor<'_>,
     player_id: i32,
     limit: i64,
-) -> Result<Vec<EventRow>> {
-    sqlx::query_as(named_events!(
-        "SELECT * FROM guild_identity.member_events
+    before: Option<i64>,
+) -> Result<(Vec<EventRow>, bool)> {
+    // One statement for both pages: a player's events are a few hundred rows found by index,
+    // so the keyset is a filter on those, not an index bound that a generic plan could lose.
+    let events = sqlx::query_as(named_events!(
+        concat!(
+            "SELECT * FROM guild_identity.member_events
          WHERE id IN (
              SELECT id FROM guild_identity.member_events WHERE player_id = $1
              UNION
@@ -414,15 +483,21 @@ pub async fn player_history(
              UNION
              SELECT id FROM guild_identity.member_events
              WHERE event_type = 'link_moved' AND (before ->> 'player_id')::int4 = $1)
+           AND ($3::int8 IS NULL OR ",
+            older_than_event!(3),
+            ")
          ORDER BY occurred_at DESC, id DESC
-         LIMIT $2",
+         LIMIT $2 + 1"
+        ),
         "e.occurred_at DESC, e.id DESC"
     ))
     .bind(player_id)
     .bind(limit)
+    .bind(before)
     .fetch_all(db)
     .await
-    .context("cannot read the player's history")
+    .context("cannot read the player's history")?;
+    Ok(one_more(events, limit))
 }
 
 /// How many events of each type happened since `since` (the overview's "this week" panel).
@@ -495,6 +570,15 @@ pub async fn purge_older_than(db: impl PgExecutor<'_>, days: i32) -> Result<u64>
     .await
     .context("cannot purge old events")?;
     Ok(done.rows_affected())
+}
+
+/// Whether the event `id` exists (a paging cursor that retention may have deleted).
+pub async fn event_exists(db: impl PgExecutor<'_>, id: i64) -> Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM guild_identity.member_events WHERE id = $1)")
+        .bind(id)
+        .fetch_one(db)
+        .await
+        .context("cannot look the event up")
 }
 
 /// Whether a player exists (the history route answers 404 otherwise).

@@ -87,7 +87,7 @@ pub async fn page(
             ..Default::default()
         },
         WEEK_LATEST,
-        0,
+        member_events::FeedStart::Offset(0),
     )
     .await?
     .0

@@ -16,7 +16,7 @@ use crate::db::console_pages::{self as pages, PlayerCharacterRow, PlayerHead, Pl
 
 /// Officer actions shown on a player's page, newest first.
 const HISTORY_ROWS: i64 = 20;
-/// Events on the player page's timeline (issue 19); the API serves the full history.
+/// Events per page of the player page's timeline (issue 19); older ones page by `?before=`.
 const TIMELINE_ROWS: i64 = 100;
 
 /// Longest search text, in characters.
@@ -81,12 +81,24 @@ pub struct PlayerPage {
     links: Vec<LinkView>,
     history: Vec<ActionRow>,
     timeline: Vec<EventLine>,
+    /// Whether the timeline shows older events (`?before=`), so it links back to the newest.
+    timeline_paged: bool,
+    /// The `before=` of the timeline's older events, when there are more.
+    timeline_older: Option<i64>,
+}
+
+/// The player page's query: where the timeline starts.
+#[derive(Deserialize)]
+pub struct PlayerQuery {
+    /// Show the events older than this event (the "Older events" link).
+    before: Option<i64>,
 }
 
 pub async fn page(
     State(state): State<WebState>,
     session: Session,
     Path(id): Path<i32>,
+    Query(query): Query<PlayerQuery>,
 ) -> Result<PlayerPage, Refused> {
     let (player, characters) = pages::player(&state.app.pool, id)
         .await?
@@ -120,17 +132,17 @@ pub async fn page(
         },
     )
     .await?;
-    let timeline = member_events::player_history(&state.app.pool, id, TIMELINE_ROWS)
-        .await?
-        .iter()
-        .map(EventLine::from)
-        .collect();
+    let (events, more) =
+        member_events::player_history(&state.app.pool, id, TIMELINE_ROWS, query.before).await?;
+    let timeline_older = more.then(|| events.last().map(|e| e.id)).flatten();
     Ok(PlayerPage {
         chrome: Chrome::new(&session, "players"),
         player,
         links,
         history,
-        timeline,
+        timeline: events.iter().map(EventLine::from).collect(),
+        timeline_paged: query.before.is_some(),
+        timeline_older,
     })
 }
 
