@@ -368,7 +368,7 @@ pub async fn apply_member_list(
         }
         .into());
     }
-    let upserted = discord_users::upsert(&mut *tx, &members.rows, Some(taken_at), source).await?;
+    let upserted = discord_users::upsert(&mut tx, &members.rows, Some(taken_at), source).await?;
     let departed =
         discord_users::mark_missing_departed(&mut *tx, &presence.missing_ids, taken_at, source)
             .await?;
@@ -656,7 +656,7 @@ async fn upsert_one(
         return Ok(MemberEventOutcome::BotIgnored);
     };
     let counts = discord_users::upsert(
-        pool,
+        &mut *pool.acquire().await?,
         std::slice::from_ref(&row),
         None,
         EventSource::gateway(),

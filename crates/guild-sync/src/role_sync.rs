@@ -889,7 +889,13 @@ async fn run_changes(
         .collect();
     // The roles this run changed become `discord_roles_changed` events; their run lives in
     // `role_runs`, not `sync_log`, so the events carry no `run_id`.
-    discord_users::upsert(pool, &rows_now, None, EventSource::unrecorded()).await?;
+    discord_users::upsert(
+        &mut *pool.acquire().await?,
+        &rows_now,
+        None,
+        EventSource::unrecorded(),
+    )
+    .await?;
     db::insert_changes(pool, run_id, &rows).await?;
     let applied = rows
         .iter()

@@ -560,3 +560,166 @@ async fn a_nul_in_a_nick_or_name_does_not_fail_the_sync() {
     })
     .await
 }
+
+/// A member with every synced field set: a nick, a global name, roles, a join time.
+fn full_member(
+    id: &str,
+    username: &str,
+    nick: &str,
+    global: &str,
+    roles: &[&str],
+    joined: &str,
+) -> Value {
+    json!({
+        "user": {"id": id, "username": username, "global_name": global, "bot": false},
+        "nick": nick,
+        "roles": roles,
+        "joined_at": joined
+    })
+}
+
+/// Each stored row's transaction id (`xmin`): it moves when, and only when, the row is written.
+async fn row_versions(pool: &PgPool) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT discord_id, xmin::text FROM guild_identity.discord_users ORDER BY discord_id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+async fn event_types(pool: &PgPool) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT du.discord_id, e.event_type::text FROM guild_identity.member_events e
+         JOIN guild_identity.discord_users du ON du.id = e.discord_user_id
+         ORDER BY e.id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_content_fingerprint_finds_a_change_in_any_synced_column_and_skips_the_rest() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let pool = &db.pool;
+        let at = "2024-05-01T18:30:00+00:00";
+        let base = |id: &str| full_member(id, &format!("user{id}"), "Nick", "Global", &["904"], at);
+        let ids = ["1001", "1002", "1003", "1004", "1005", "1006", "1007"];
+        let list: Vec<Value> = ids.iter().map(|id| base(id)).collect();
+        assert_eq!(sync(pool, list.clone()).await.unwrap().new, 7);
+
+        // The same list again: every member unchanged, no row written, no event.
+        let versions = row_versions(pool).await;
+        let events = event_types(pool).await;
+        let again = sync(pool, list).await.unwrap();
+        assert_eq!((again.updated, again.unchanged), (0, 7));
+        assert_eq!(row_versions(pool).await, versions);
+        assert_eq!(event_types(pool).await, events);
+
+        // One synced column changed per member; 1007 stays as it was.
+        let changed = vec![
+            full_member("1001", "renamed", "Nick", "Global", &["904"], at),
+            full_member("1002", "user1002", "Other nick", "Global", &["904"], at),
+            full_member("1003", "user1003", "Nick", "Other global", &["904"], at),
+            full_member("1004", "user1004", "Nick", "Global", &["904", "905"], at),
+            full_member("1005", "user1005", "Nick", "Global", &["903"], at),
+            full_member(
+                "1006",
+                "user1006",
+                "Nick",
+                "Global",
+                &["904"],
+                "2025-01-02T03:04:05+00:00",
+            ),
+            base("1007"),
+        ];
+        let stats = sync(pool, changed).await.unwrap();
+        assert_eq!((stats.updated, stats.unchanged), (6, 1));
+        let after = row_versions(pool).await;
+        for ((id, before), (_, now)) in versions.iter().zip(&after) {
+            assert_eq!(
+                before == now,
+                id == "1007",
+                "member {id} written: {}",
+                before != now
+            );
+        }
+        assert_eq!(user(pool, "1001").await.username, "renamed");
+        assert_eq!(
+            user(pool, "1002").await.display_name.as_deref(),
+            Some("Other nick")
+        );
+        let global: Option<String> = sqlx::query_scalar(
+            "SELECT global_name FROM guild_identity.discord_users WHERE discord_id = '1003'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert_eq!(global.as_deref(), Some("Other global"));
+        assert_eq!(
+            user(pool, "1004").await.all_guild_roles,
+            vec!["Member", "Initiate"]
+        );
+        assert_eq!(
+            user(pool, "1005").await.highest_guild_role.as_deref(),
+            Some("Veteran")
+        );
+        assert_eq!(
+            user(pool, "1006")
+                .await
+                .joined_server_at
+                .unwrap()
+                .to_rfc3339(),
+            "2025-01-02T03:04:05+00:00"
+        );
+        // One statement writes them all, in no set order.
+        let mut new_events: Vec<_> = event_types(pool).await.split_off(events.len());
+        new_events.sort();
+        assert_eq!(
+            new_events,
+            [
+                ("1001", "discord_renamed"),
+                ("1002", "discord_renamed"),
+                ("1004", "discord_roles_changed"),
+                ("1005", "discord_roles_changed"),
+            ]
+            .map(|(id, kind)| (id.to_owned(), kind.to_owned()))
+        );
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_row_without_a_fingerprint_gets_one_once_and_keeps_its_last_sync() {
+    within_a_minute(async {
+        let db = TestDb::new().await;
+        let pool = &db.pool;
+        let list = vec![member("1001", "thrall", Some("Warchief"), &["904"])];
+        sync(pool, list.clone()).await.unwrap();
+        // As a row stored before migration 1505.
+        sqlx::query("UPDATE guild_identity.discord_users SET content_fingerprint = NULL")
+            .execute(pool)
+            .await
+            .unwrap();
+        let stored = "SELECT last_sync, content_fingerprint FROM guild_identity.discord_users";
+        let (last_sync, _): (Option<chrono::DateTime<chrono::Utc>>, Option<i64>) =
+            sqlx::query_as(stored).fetch_one(pool).await.unwrap();
+
+        let filled = sync(pool, list.clone()).await.unwrap();
+        assert_eq!((filled.updated, filled.unchanged), (0, 1));
+        let (kept, fingerprint): (Option<chrono::DateTime<chrono::Utc>>, Option<i64>) =
+            sqlx::query_as(stored).fetch_one(pool).await.unwrap();
+        assert_eq!(
+            kept, last_sync,
+            "filling the fingerprint is not a confirmation"
+        );
+        assert!(fingerprint.is_some());
+
+        let versions = row_versions(pool).await;
+        sync(pool, list).await.unwrap();
+        assert_eq!(row_versions(pool).await, versions);
+    })
+    .await
+}

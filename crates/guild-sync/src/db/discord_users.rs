@@ -8,7 +8,8 @@
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgExecutor;
+use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, PgExecutor};
 
 use super::member_events::EventSource;
 
@@ -58,6 +59,49 @@ pub struct DiscordUserUpsert {
     pub all_guild_roles: Vec<String>,
     /// When the member joined the server; `None` keeps what is stored.
     pub joined_server_at: Option<DateTime<Utc>>,
+}
+
+impl DiscordUserUpsert {
+    /// A fingerprint of every column [`upsert`] compares, stored with the row it wrote
+    /// (`content_fingerprint`, migration 1505): a full sync sends only (snowflake, fingerprint)
+    /// for members whose stored fingerprint matches. The first 8 bytes of a SHA-256 over
+    /// length-prefixed fields, so that no two different members can be spelled alike and a
+    /// chosen name cannot be made to collide with another; stable across builds, unlike `Hash`.
+    pub fn fingerprint(&self) -> i64 {
+        fn text(hasher: &mut Sha256, value: Option<&str>) {
+            match value {
+                None => hasher.update([0]),
+                Some(value) => {
+                    hasher.update([1]);
+                    hasher.update((value.len() as u64).to_le_bytes());
+                    hasher.update(value.as_bytes());
+                }
+            }
+        }
+        let mut hasher = Sha256::new();
+        text(&mut hasher, Some(&self.username));
+        text(&mut hasher, Some(&self.display_name));
+        text(&mut hasher, self.global_name.as_deref());
+        text(&mut hasher, self.highest_guild_role.as_deref());
+        hasher.update((self.all_guild_roles.len() as u64).to_le_bytes());
+        for role in &self.all_guild_roles {
+            text(&mut hasher, Some(role));
+        }
+        // Microseconds: what PostgreSQL keeps of a timestamp.
+        match self.joined_server_at {
+            None => hasher.update([0]),
+            Some(joined) => {
+                hasher.update([1]);
+                hasher.update(joined.timestamp_micros().to_le_bytes());
+            }
+        }
+        let digest = hasher.finalize();
+        i64::from_le_bytes(
+            digest[..8]
+                .try_into()
+                .expect("a SHA-256 digest has 32 bytes"),
+        )
+    }
 }
 
 /// A `guild_identity.discord_users` row.
@@ -117,24 +161,69 @@ pub async fn clock(db: impl PgExecutor<'_>) -> Result<DateTime<Utc>> {
 /// A full sync (`taken_at` set) leaves rows that are present and unchanged alone: their
 /// `last_sync` is derived from the sync once [`record_full_sync`] records it (see migration
 /// 1101 and [`get`]). Rows a real-time event wrote since `taken_at` are still written, so they
-/// read as confirmed by this sync.
+/// read as confirmed by this sync. Whether a present row changed is first judged by its stored
+/// [`DiscordUserUpsert::fingerprint`], so only changed, new and returning members travel whole.
 ///
 /// The same statement records (issue 19) `discord_joined` for new and returning members,
 /// `discord_renamed` and `discord_roles_changed` for present members whose names or guild
 /// roles changed, attributed to `source`.
 pub async fn upsert(
-    db: impl PgExecutor<'_>,
+    conn: &mut PgConnection,
     rows: &[DiscordUserUpsert],
     taken_at: Option<DateTime<Utc>>,
     source: EventSource,
 ) -> Result<UpsertCounts> {
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut usernames = Vec::with_capacity(rows.len());
-    let mut display_names = Vec::with_capacity(rows.len());
-    let mut global_names: Vec<Option<&str>> = Vec::with_capacity(rows.len());
-    let mut highest = Vec::with_capacity(rows.len());
-    let mut all_roles = Vec::with_capacity(rows.len());
-    let mut joined = Vec::with_capacity(rows.len());
+    let fingerprints: Vec<i64> = rows.iter().map(DiscordUserUpsert::fingerprint).collect();
+    let Some(taken_at) = taken_at else {
+        let all: Vec<usize> = (0..rows.len()).collect();
+        return write_rows(conn, rows, &fingerprints, &all, None, source).await;
+    };
+    // A full sync sends (snowflake, fingerprint) pairs first and the whole row only for the
+    // members the statement below could write: new, departed, written since `taken_at` (or
+    // never synced), or with another fingerprint. The rest are present and unchanged, which
+    // the statement would only have compared and counted (issue 21: 7 arrays × 50,000 per sync).
+    let ids: Vec<&str> = rows.iter().map(|row| row.discord_id.as_str()).collect();
+    let to_write: Vec<i64> = sqlx::query_scalar(
+        "SELECT COALESCE(array_agg(t.ord - 1), '{}')
+         FROM UNNEST($1::text[], $2::int8[]) WITH ORDINALITY AS t(discord_id, fingerprint, ord)
+         LEFT JOIN guild_identity.discord_users du USING (discord_id)
+         WHERE du.id IS NULL OR NOT du.is_present OR du.last_sync IS NULL
+            OR du.last_sync >= $3 OR du.content_fingerprint IS DISTINCT FROM t.fingerprint",
+    )
+    .bind(&ids)
+    .bind(&fingerprints)
+    .bind(taken_at)
+    .fetch_one(&mut *conn)
+    .await
+    .context("cannot compare Discord users' fingerprints")?;
+    let to_write: Vec<usize> = to_write.into_iter().map(|i| i as usize).collect();
+    let mut counts =
+        write_rows(conn, rows, &fingerprints, &to_write, Some(taken_at), source).await?;
+    counts.unchanged += (rows.len() - to_write.len()) as u64;
+    Ok(counts)
+}
+
+/// [`upsert`]'s statement for `rows[i]` for each `i` in `chosen`, each with its fingerprint.
+async fn write_rows(
+    conn: &mut PgConnection,
+    rows: &[DiscordUserUpsert],
+    fingerprints: &[i64],
+    chosen: &[usize],
+    taken_at: Option<DateTime<Utc>>,
+    source: EventSource,
+) -> Result<UpsertCounts> {
+    if chosen.is_empty() {
+        return Ok(UpsertCounts::default());
+    }
+    let rows = chosen.iter().map(|&i| &rows[i]);
+    let fingerprints: Vec<i64> = chosen.iter().map(|&i| fingerprints[i]).collect();
+    let mut ids = Vec::with_capacity(chosen.len());
+    let mut usernames = Vec::with_capacity(chosen.len());
+    let mut display_names = Vec::with_capacity(chosen.len());
+    let mut global_names: Vec<Option<&str>> = Vec::with_capacity(chosen.len());
+    let mut highest = Vec::with_capacity(chosen.len());
+    let mut all_roles = Vec::with_capacity(chosen.len());
+    let mut joined = Vec::with_capacity(chosen.len());
     let mut separator = [0u8; 4];
     let separator: &str = ROLE_SEPARATOR.encode_utf8(&mut separator);
     for row in rows {
@@ -155,16 +244,20 @@ pub async fn upsert(
              SELECT discord_id, username, display_name, highest_guild_role,
                     CASE WHEN roles = '' THEN '{}'::text[] ELSE string_to_array(roles, $7) END
                         AS all_guild_roles,
-                    joined_server_at, global_name
+                    joined_server_at, global_name, fingerprint
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                         $6::timestamptz[], $9::text[])
+                         $6::timestamptz[], $9::text[], $12::int8[])
                  AS t(discord_id, username, display_name, highest_guild_role, roles,
-                      joined_server_at, global_name)
+                      joined_server_at, global_name, fingerprint)
          ),
          prev AS MATERIALIZED (
-             SELECT du.id, du.is_present, du.last_sync AS stored_last_sync, i.*,
+             SELECT du.id, du.is_present, i.*,
                     du.username AS old_username, du.display_name AS old_display_name,
-                    du.all_guild_roles AS old_roles,
+                    du.all_guild_roles AS old_roles, du.content_fingerprint AS stored_fingerprint,
+                    -- Written even when unchanged: a revival, a real-time event, a row written
+                    -- since the list was taken (so it reads as confirmed by this sync).
+                    (NOT du.is_present OR $8::timestamptz IS NULL OR du.last_sync IS NULL
+                     OR du.last_sync >= $8::timestamptz) AS rewritten,
                     (NOT du.is_present AND $8::timestamptz IS NOT NULL
                      AND du.removed_at >= $8::timestamptz) AS left_since,
                     (du.username, du.display_name, du.highest_guild_role, du.all_guild_roles)
@@ -185,21 +278,25 @@ pub async fn upsert(
                  highest_guild_role = p.highest_guild_role,
                  all_guild_roles = p.all_guild_roles,
                  joined_server_at = COALESCE(p.joined_server_at, du.joined_server_at),
-                 last_sync = now(),
+                 content_fingerprint = p.fingerprint,
+                 -- Only the fingerprint filled in: the row was not confirmed in a new way.
+                 last_sync = CASE WHEN p.changed OR p.rewritten THEN now() ELSE du.last_sync END,
                  is_present = NOT p.left_since,
                  removed_at = CASE WHEN p.left_since THEN du.removed_at END
              FROM prev p
              WHERE du.id = p.id
-               -- Present and unchanged in a full sync: nothing to write (issue 21).
-               AND (p.changed OR NOT p.is_present OR $8::timestamptz IS NULL
-                    OR p.stored_last_sync IS NULL OR p.stored_last_sync >= $8::timestamptz)
+               -- Present and unchanged in a full sync: nothing to write (issue 21) but a
+               -- fingerprint not stored yet (rows from before migration 1505).
+               AND (p.changed OR p.rewritten OR p.fingerprint IS DISTINCT FROM p.stored_fingerprint)
          ),
          inserted AS (
              INSERT INTO guild_identity.discord_users
                  (discord_id, username, display_name, highest_guild_role, all_guild_roles,
-                  joined_server_at, last_sync, is_present, removed_at, global_name)
+                  joined_server_at, last_sync, is_present, removed_at, global_name,
+                  content_fingerprint)
              SELECT i.discord_id, i.username, i.display_name, i.highest_guild_role,
-                    i.all_guild_roles, i.joined_server_at, now(), TRUE, NULL, i.global_name
+                    i.all_guild_roles, i.joined_server_at, now(), TRUE, NULL, i.global_name,
+                    i.fingerprint
              FROM input i
              WHERE NOT EXISTS (SELECT 1 FROM guild_identity.discord_users du
                                WHERE du.discord_id = i.discord_id)
@@ -265,7 +362,8 @@ pub async fn upsert(
     .bind(&global_names)
     .bind(source.actor.as_str())
     .bind(source.run_id)
-    .fetch_one(db)
+    .bind(&fingerprints)
+    .fetch_one(conn)
     .await
     .context("cannot upsert Discord users")?;
     Ok(UpsertCounts {
