@@ -15,7 +15,7 @@ use guild_sync::testing::TestDb;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use common::{last_run_of, within_a_minute};
+use common::{last_run_of, on_a_fresh_db, within_a_minute};
 
 /// The guild's Discord roles: the rank roles of the seeded rank table plus unrelated ones.
 fn roles() -> Value {
@@ -601,8 +601,7 @@ async fn event_types(pool: &PgPool) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn the_content_fingerprint_finds_a_change_in_any_synced_column_and_skips_the_rest() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let pool = &db.pool;
         let at = "2024-05-01T18:30:00+00:00";
         let base = |id: &str| full_member(id, &format!("user{id}"), "Nick", "Global", &["904"], at);
@@ -693,8 +692,7 @@ async fn the_content_fingerprint_finds_a_change_in_any_synced_column_and_skips_t
 
 #[tokio::test]
 async fn a_row_without_a_fingerprint_gets_one_once_and_keeps_its_last_sync() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let pool = &db.pool;
         let list = vec![member("1001", "thrall", Some("Warchief"), &["904"])];
         sync(pool, list.clone()).await.unwrap();
