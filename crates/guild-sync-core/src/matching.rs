@@ -1181,7 +1181,8 @@ impl<'s> Planner<'s> {
     /// no player before the run nor got one from strategies 1–4. A character whose notes name its
     /// main is left to follow its main: an alt's name says nothing about its owner's Discord
     /// name, so a close one is a coincidence (on the decoy-rich guild, every wrong fuzzy link
-    /// was such an alt).
+    /// was such an alt). Nor is a contested character linked, nor one whose Discord name is as
+    /// close to another character ([`Planner::contested`], [`Planner::fuzzy_rivals`]).
     fn decide_fuzzy(
         &self,
         ev: &[CharacterEvidence],
@@ -1215,7 +1216,7 @@ impl<'s> Planner<'s> {
                     } else if let Some(wearers) = self.contested(e) {
                         plan.skipped.push(Skipped {
                             reason: SkipReason::Contested,
-                            ..self.tie(c, LinkSource::FuzzyName, wearers)
+                            ..self.tie(c, self.fuzzy_source(hit), wearers)
                         });
                         SuggestionKind::Similar
                     } else {
@@ -1241,11 +1242,7 @@ impl<'s> Planner<'s> {
         }
         let rivals = self.fuzzy_rivals(&tentative, alts);
         for ((c, hit), others) in tentative.into_iter().zip(rivals) {
-            let source = if self.entries[hit.entry].is_part {
-                LinkSource::DisplayNamePart
-            } else {
-                LinkSource::FuzzyName
-            };
+            let source = self.fuzzy_source(&hit);
             if !others.is_empty() {
                 plan.skipped.push(self.tie(c, source, others));
                 d.candidates[c].push(Candidate {
@@ -1258,6 +1255,15 @@ impl<'s> Planner<'s> {
                 continue;
             }
             d.found[c] = Some(self.name_match(c, &hit, source));
+        }
+    }
+
+    /// A fuzzy link on a part of a listing name is a `display_name_part` link.
+    fn fuzzy_source(&self, hit: &UserHit) -> LinkSource {
+        if self.entries[hit.entry].is_part {
+            LinkSource::DisplayNamePart
+        } else {
+            LinkSource::FuzzyName
         }
     }
 
