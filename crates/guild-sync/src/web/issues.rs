@@ -2,12 +2,11 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::Redirect;
 use serde::Deserialize;
 
-use super::session::Session;
+use super::session::{CsrfForm, Session};
 use super::{Chrome, PAGE_ROWS, Refused, WebState, page_offset};
 use crate::db::console_pages::{self as pages, IssueRow, IssueState};
 
@@ -73,18 +72,14 @@ pub async fn page(
 #[derive(Deserialize)]
 pub struct ResolveForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     note: String,
 }
 
 pub async fn resolve(
     State(state): State<WebState>,
-    session: Session,
     Path(id): Path<i32>,
-    Form(form): Form<ResolveForm>,
+    CsrfForm { session, form }: CsrfForm<ResolveForm>,
 ) -> Result<Redirect, Refused> {
-    session.check_csrf(&state, &form.csrf)?;
     let note = form.note.trim();
     if note.chars().count() > MAX_NOTE_CHARS {
         return Err(Refused::BadRequest(format!(
