@@ -420,6 +420,18 @@ pub async fn console_login(http: &reqwest::Client, base: &str, token: &str) -> S
         .expect("a session cookie")
 }
 
+/// The machine's load average (`/proc/loadavg`: 1, 5 and 15 minutes), printed by the benchmarks
+/// beside their figures: on a shared machine a latency means little without it.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| {
+            let fields: Vec<&str> = l.split_whitespace().take(3).collect();
+            (fields.len() == 3).then(|| fields.join(" "))
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// The `p` quantile (0..=1, nearest rank) of `sorted` latencies; zero when there are none.
 pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
     if sorted.is_empty() {
