@@ -4,12 +4,11 @@
 use crate::db::member_events::{self, EventLine};
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::Redirect;
 use serde::Deserialize;
 
-use super::session::Session;
+use super::session::{CsrfForm, Session};
 use super::{Chrome, PAGE_ROWS, Refused, WebState, page_offset};
 use crate::db::console::{ActionRow, Page};
 use crate::db::console_pages::{self as pages, PlayerCharacterRow, PlayerHead, PlayerListRow};
@@ -148,18 +147,14 @@ pub async fn page(
 
 #[derive(Deserialize)]
 pub struct UnlinkForm {
-    #[serde(default)]
-    csrf: String,
     link_id: i32,
 }
 
 pub async fn unlink(
     State(state): State<WebState>,
-    session: Session,
     Path(id): Path<i32>,
-    Form(form): Form<UnlinkForm>,
+    CsrfForm { session, form }: CsrfForm<UnlinkForm>,
 ) -> Result<Redirect, Refused> {
-    session.check_csrf(&state, &form.csrf)?;
     // Only a link of the page's player: a stale or forged form never breaks another player's.
     let unlinked = crate::db::api::unlink(
         &state.app.pool,
@@ -184,18 +179,14 @@ pub async fn unlink(
 
 #[derive(Deserialize)]
 pub struct MainForm {
-    #[serde(default)]
-    csrf: String,
     character_id: i32,
 }
 
 pub async fn set_main(
     State(state): State<WebState>,
-    session: Session,
     Path(id): Path<i32>,
-    Form(form): Form<MainForm>,
+    CsrfForm { session, form }: CsrfForm<MainForm>,
 ) -> Result<Redirect, Refused> {
-    session.check_csrf(&state, &form.csrf)?;
     crate::db::console::set_main(&state.app.pool, id, form.character_id, &session.officer).await?;
     Ok(Redirect::to(&format!("/players/{id}")))
 }
