@@ -609,6 +609,20 @@ pub async fn player_exists(db: impl PgExecutor<'_>, player_id: i32) -> Result<bo
         .context("cannot look the player up")
 }
 
+/// When recorded history begins: the first successful roster or Discord sync. That sync records
+/// what it finds as a baseline, not as joins (issue 19), so no event is older. `None` before any.
+pub async fn history_start(db: impl PgExecutor<'_>) -> Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar(
+        "SELECT min(started_at) FROM guild_identity.sync_log
+         WHERE source IN ($1, $2) AND status IN ('success', 'partial')",
+    )
+    .bind(crate::db_sync::SOURCE)
+    .bind(crate::discord_sync::SYNC_SOURCE)
+    .fetch_one(db)
+    .await
+    .context("cannot read when the history starts")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
