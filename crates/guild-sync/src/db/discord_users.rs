@@ -119,7 +119,8 @@ pub async fn clock(db: impl PgExecutor<'_>) -> Result<DateTime<Utc>> {
 /// 1101 and [`get`]). Rows a real-time event wrote since `taken_at` are still written, so they
 /// read as confirmed by this sync.
 ///
-/// The same statement records (issue 19) `discord_joined` for new and returning members,
+/// The same statement records (issue 19) `discord_joined` for new and returning members
+/// (none for a full sync into an empty table: that first import is the baseline),
 /// `discord_renamed` and `discord_roles_changed` for present members whose names or guild
 /// roles changed, attributed to `source`.
 pub async fn upsert(
@@ -215,6 +216,8 @@ pub async fn upsert(
                                        'roles', n.all_guild_roles),
                     $11::int8, $10::text
              FROM inserted n
+             -- The first full sync into an empty table is the baseline, not joins (issue 19).
+             WHERE $8::timestamptz IS NULL OR EXISTS (SELECT 1 FROM guild_identity.discord_users)
              UNION ALL
              -- Only members that changed or came back can carry an event. The rest, nearly all
              -- of a re-sync, are filtered out before anything else, and the JSON is built for

@@ -6,6 +6,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
 use axum::response::Redirect;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::session::{CsrfForm, Session};
@@ -84,6 +85,8 @@ pub struct PlayerPage {
     timeline_paged: bool,
     /// The `before=` of the timeline's older events, when there are more.
     timeline_older: Option<i64>,
+    /// On the timeline's last page: where history starts (the first sync, a baseline).
+    history_start: Option<DateTime<Utc>>,
 }
 
 /// The player page's query: where the timeline starts.
@@ -134,6 +137,11 @@ pub async fn page(
     let (events, more) =
         member_events::player_history(&state.app.pool, id, TIMELINE_ROWS, query.before).await?;
     let timeline_older = more.then(|| events.last().map(|e| e.id)).flatten();
+    let history_start = if more {
+        None
+    } else {
+        member_events::history_start(&state.app.pool).await?
+    };
     Ok(PlayerPage {
         chrome: Chrome::new(&session, "players"),
         player,
@@ -142,6 +150,7 @@ pub async fn page(
         timeline: events.iter().map(EventLine::from).collect(),
         timeline_paged: query.before.is_some(),
         timeline_older,
+        history_start,
     })
 }
 
