@@ -327,6 +327,17 @@ impl FuzzyIndex {
     /// Every entry whose best name scores at least `threshold` against `name` (as `a`), with
     /// that best score, in entry order. Identical to [`FuzzyIndex::matches_exhaustive`].
     pub fn matches(&self, name: &str, threshold: f64) -> (Vec<(usize, f64)>, PruneCounts) {
+        self.search(name, threshold, Side::A)
+    }
+
+    /// [`FuzzyIndex::matches`] the other way round: the indexed names are `a` and `name` is `b`
+    /// (an index of character names asked about one Discord name). The scores differ on
+    /// difflib's ties, not the bounds, so the same pruning holds.
+    pub fn matches_as_b(&self, name: &str, threshold: f64) -> Vec<(usize, f64)> {
+        self.search(name, threshold, Side::B).0
+    }
+
+    fn search(&self, name: &str, threshold: f64, side: Side) -> (Vec<(usize, f64)>, PruneCounts) {
         let query = Query::new(name);
         let la = query.name.norm.len();
         let mut counts = PruneCounts::default();
@@ -360,7 +371,10 @@ impl FuzzyIndex {
                     continue;
                 }
                 counts.scored += 1;
-                let score = score_normalized(&query.name.norm, &candidate.norm);
+                let score = match side {
+                    Side::A => score_normalized(&query.name.norm, &candidate.norm),
+                    Side::B => score_normalized(&candidate.norm, &query.name.norm),
+                };
                 if score >= threshold {
                     found.push((owner, score));
                 }
@@ -386,6 +400,13 @@ impl FuzzyIndex {
         }
         best_per_owner(found)
     }
+}
+
+/// Which argument of [`fuzzy_match_score`] the query name is.
+#[derive(Debug, Clone, Copy)]
+enum Side {
+    A,
+    B,
 }
 
 /// Keep each owner's best score; sort by owner.
@@ -426,6 +447,13 @@ mod tests {
         let backward = sequence_matcher_ratio(b"diet", b"tide");
         assert_eq!(forward, 0.25);
         assert_eq!(backward, 0.5);
+    }
+
+    #[test]
+    fn the_search_as_b_scores_the_indexed_name_first() {
+        let index = FuzzyIndex::new([std::iter::once("diet")]);
+        assert_eq!(index.matches("tide", 0.2).0, [(0, 0.25)]);
+        assert_eq!(index.matches_as_b("tide", 0.2), [(0, 0.5)]);
     }
 
     #[test]
@@ -470,6 +498,23 @@ mod tests {
             }));
             let (pruned, _) = index.matches(&query, threshold);
             prop_assert_eq!(pruned, index.matches_exhaustive(&query, threshold));
+        }
+
+        #[test]
+        fn the_search_as_b_returns_exactly_what_scoring_every_pair_that_way_returns(
+            query in name(),
+            names in proptest::collection::vec(name(), 0..40),
+            threshold in prop_oneof![Just(0.70), Just(0.85), 0.0f64..1.0],
+        ) {
+            let index = FuzzyIndex::new(names.iter().map(|n| std::iter::once(n.as_str())));
+            let every_pair: Vec<(usize, f64)> = names
+                .iter()
+                .map(|n| fuzzy_match_score(n, &query))
+                .enumerate()
+                .filter(|&(_, score)| !normalize_name(&query).is_empty() && score >= threshold)
+                .filter(|&(i, _)| !normalize_name(&names[i]).is_empty())
+                .collect();
+            prop_assert_eq!(index.matches_as_b(&query, threshold), every_pair);
         }
     }
 }

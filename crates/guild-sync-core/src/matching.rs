@@ -24,9 +24,10 @@
 //! 5. `fuzzy_name` (or `display_name_part` when the best name is a part) — the single best
 //!    [`fuzzy_match_score`](crate::fuzzy::fuzzy_match_score) over users with a guild role is at
 //!    least [`FUZZY_LINK_THRESHOLD`] (medium confidence), **and that user had no player before
-//!    the run and got none from strategies 1–4 in it**. A best user who has (or gets) a player
-//!    only yields a [`Suggestion`] naming that player. A best score from
-//!    [`FUZZY_SUGGEST_THRESHOLD`] up yields a suggestion towards users without a player.
+//!    the run and got none from strategies 1–4 in it**, and the name is not contested nor
+//!    shared (see the choices below). A best user who has (or gets) a player only yields a
+//!    [`Suggestion`] naming that player. A best score from [`FUZZY_SUGGEST_THRESHOLD`] up
+//!    yields a suggestion towards users without a player.
 //!
 //! **Impersonation.** Anyone with a guild role can rename themselves on the server, so a name
 //! hit only links when it is honest:
@@ -46,6 +47,13 @@
 //!   a refused part, which would only pick among the same names with less evidence.
 //! - A character whose notes name its main is never linked by a fuzzy name: it follows its
 //!   main (an alt's name says nothing about its owner's Discord name).
+//! - A fuzzy link needs a name that points at one character only. A character whose exact
+//!   name a user wears without being allowed to link it (a look-alike, a nickname on a
+//!   protected rank) is contested: its near names are guesses ([`SkipReason::Contested`]). A
+//!   Discord name (or listing part) scoring at least [`FUZZY_LINK_THRESHOLD`] against another
+//!   character too — unlinked or owned, its own alts aside — links neither (a tie): a nickname
+//!   copying one character is near another, one player's "Mainx" is near another player's
+//!   near miss of "Main". A wrong fuzzy link costs more than itself: the main's alts follow.
 //! - Alt hints (`alt of X`, `X's alt`, `Main: X`) name a character; a name held by several
 //!   characters resolves to the one on the same realm, else to nobody (a tie). Alt relations are
 //!   merged after all Discord evidence, in character-id order, and one that would put two
@@ -62,8 +70,9 @@
 //!   player or not, so a tie stays a tie after one of the tied users gets linked;
 //! - the fuzzy rule asks "had a player before the run, or got one from a stronger strategy in
 //!   it" — after the run both cases read "has a player", so a suggestion stays a suggestion;
-//! - a part answered by two characters counts characters that are already owned too, so the
-//!   rival of a refused part does not vanish when it gets linked elsewhere;
+//! - a part answered by two characters, and a fuzzy name close to two, count characters that
+//!   are already owned too, so the rival of a refused link does not vanish when it gets linked
+//!   elsewhere;
 //! - look-alike and nickname-only checks read only names and ranks.
 //!
 //! **Linking** follows Task 3: a player that already has the Discord user gets the character;
@@ -367,6 +376,9 @@ pub enum SkipReason {
     Tie,
     /// An alt relation would join two Discord users or two players.
     Conflict,
+    /// A user wears the character's exact name but may not link it (a look-alike, a nickname on
+    /// a protected rank), so a fuzzy link to someone else would be a guess.
+    Contested,
 }
 
 /// Why a pair is only suggested.
@@ -910,14 +922,8 @@ impl<'s> Planner<'s> {
 
     /// Entries equal to the character's name (and realm, when they name one), best per user.
     fn key_hits(&self, c: usize, map: &HashMap<String, Vec<usize>>) -> Vec<UserHit> {
-        let (key, _) = &self.char_keys[c];
-        let hits = map
-            .get(key)
-            .into_iter()
-            .flatten()
-            .copied()
-            .filter(|&e| self.realm_fits(e, c))
-            .map(|e| (e, 1.0));
+        let (key, realm) = &self.char_keys[c];
+        let hits = self.entries_fitting(map, key, realm).map(|e| (e, 1.0));
         self.best_per_user(c, hits)
     }
 
@@ -1160,15 +1166,11 @@ impl<'s> Planner<'s> {
         if answered.is_empty() {
             return answered;
         }
-        for player in self.players {
-            for oc in &player.characters {
-                let key = normalize_name(&oc.name);
-                let realm = realm_key(&oc.realm_slug);
-                for &e in self.part_by_key.get(&key).into_iter().flatten() {
-                    let fits = self.entries[e].realm.as_ref().is_none_or(|r| *r == realm);
-                    if fits && let Some(ids) = answered.get_mut(&e) {
-                        ids.push(oc.id);
-                    }
+        for oc in self.players.iter().flat_map(|p| &p.characters) {
+            let realm = realm_key(&oc.realm_slug);
+            for e in self.entries_fitting(&self.part_by_key, &normalize_name(&oc.name), &realm) {
+                if let Some(ids) = answered.get_mut(&e) {
+                    ids.push(oc.id);
                 }
             }
         }
@@ -1179,7 +1181,8 @@ impl<'s> Planner<'s> {
     /// no player before the run nor got one from strategies 1–4. A character whose notes name its
     /// main is left to follow its main: an alt's name says nothing about its owner's Discord
     /// name, so a close one is a coincidence (on the decoy-rich guild, every wrong fuzzy link
-    /// was such an alt).
+    /// was such an alt). Nor is a contested character linked, nor one whose Discord name is as
+    /// close to another character ([`Planner::contested`], [`Planner::fuzzy_rivals`]).
     fn decide_fuzzy(
         &self,
         ev: &[CharacterEvidence],
@@ -1188,7 +1191,7 @@ impl<'s> Planner<'s> {
         plan: &mut Plan,
     ) {
         let claimed: HashSet<usize> = d.found.iter().flatten().map(|m| m.user).collect();
-        // Tentative links, refused below when two characters rest on one display-name part.
+        // Tentative links, refused below when their name is as close to another character.
         let mut tentative: Vec<(usize, UserHit)> = Vec::new();
         for (c, e) in ev.iter().enumerate() {
             if !d.open(c) || alts[c].is_some() {
@@ -1208,11 +1211,18 @@ impl<'s> Planner<'s> {
             let kind = match top.as_slice() {
                 [hit] if best >= FUZZY_LINK_THRESHOLD => {
                     let user = &self.users[hit.user];
-                    if user.player_id.is_none() && !claimed.contains(&hit.user) {
+                    if user.player_id.is_some() || claimed.contains(&hit.user) {
+                        SuggestionKind::ClaimedUser
+                    } else if let Some(wearers) = self.contested(e) {
+                        plan.skipped.push(Skipped {
+                            reason: SkipReason::Contested,
+                            ..self.tie(c, self.fuzzy_source(hit), wearers)
+                        });
+                        SuggestionKind::Similar
+                    } else {
                         tentative.push((c, *hit));
                         continue;
                     }
-                    SuggestionKind::ClaimedUser
                 }
                 tied => {
                     if best >= FUZZY_LINK_THRESHOLD {
@@ -1230,27 +1240,115 @@ impl<'s> Planner<'s> {
                 disguise: None,
             }));
         }
-        let mut by_part: HashMap<usize, Vec<usize>> = HashMap::new();
-        for &(c, hit) in &tentative {
-            if self.entries[hit.entry].is_part {
-                by_part.entry(hit.entry).or_default().push(c);
-            }
-        }
-        for (c, hit) in tentative {
-            let sharing = by_part.get(&hit.entry).filter(|cs| cs.len() > 1);
-            if let Some(cs) = sharing {
-                let ids = cs.iter().map(|&o| self.chars[o].id).collect();
-                plan.skipped
-                    .push(self.tie(c, LinkSource::DisplayNamePart, ids));
+        let rivals = self.fuzzy_rivals(&tentative, alts);
+        for ((c, hit), others) in tentative.into_iter().zip(rivals) {
+            let source = self.fuzzy_source(&hit);
+            if !others.is_empty() {
+                plan.skipped.push(self.tie(c, source, others));
+                d.candidates[c].push(Candidate {
+                    user: hit.user,
+                    entry: Some(hit.entry),
+                    score: hit.score,
+                    kind: SuggestionKind::Similar,
+                    disguise: None,
+                });
                 continue;
             }
-            let source = if self.entries[hit.entry].is_part {
-                LinkSource::DisplayNamePart
-            } else {
-                LinkSource::FuzzyName
-            };
             d.found[c] = Some(self.name_match(c, &hit, source));
         }
+    }
+
+    /// A fuzzy link on a part of a listing name is a `display_name_part` link.
+    fn fuzzy_source(&self, hit: &UserHit) -> LinkSource {
+        if self.entries[hit.entry].is_part {
+            LinkSource::DisplayNamePart
+        } else {
+            LinkSource::FuzzyName
+        }
+    }
+
+    /// The users wearing this open character's own name who may not link it, if any: for an
+    /// open character every exact or part hit was refused (a look-alike, a nickname on a
+    /// protected rank). Its near names are then guesses — on the decoy-rich guild every fuzzy
+    /// link of an impersonated character went to the wrong player.
+    fn contested(&self, e: &CharacterEvidence) -> Option<Vec<i64>> {
+        let refused: Vec<UserHit> = e.exact.iter().chain(&e.parts).copied().collect();
+        if refused.is_empty() {
+            return None;
+        }
+        let mut ids = self.user_ids(&refused);
+        ids.sort_unstable();
+        ids.dedup();
+        Some(ids)
+    }
+
+    /// For each tentative fuzzy link, the ids of the other characters, unlinked or owned, that
+    /// score at least [`FUZZY_LINK_THRESHOLD`] against the Discord name it rests on (on that
+    /// name's realm, when it gives one). A name as close to two characters names neither: a
+    /// nickname copying one character is near another, a player's "Mainx" is near another
+    /// player's near miss of "Main". Owned characters count, so a rival linked in this run still
+    /// counts in the next. The alts whose notes name the linked character are not its rivals:
+    /// they follow it.
+    fn fuzzy_rivals(
+        &self,
+        tentative: &[(usize, UserHit)],
+        alts: &[Option<AltRelation>],
+    ) -> Vec<Vec<i64>> {
+        if tentative.is_empty() {
+            return Vec::new();
+        }
+        let owned: Vec<&OwnedCharacter> = self.players.iter().flat_map(|p| &p.characters).collect();
+        let names = self
+            .chars
+            .iter()
+            .map(|c| (c.id, c.name.as_str(), c.realm_slug.as_str()))
+            .chain(
+                owned
+                    .iter()
+                    .map(|c| (c.id, c.name.as_str(), c.realm_slug.as_str())),
+            )
+            .collect::<Vec<_>>();
+        let index = FuzzyIndex::new(names.iter().map(|&(_, name, _)| std::iter::once(name)));
+        tentative
+            .iter()
+            .map(|&(c, hit)| {
+                let entry = &self.entries[hit.entry];
+                // Unlinked characters come first in `names`, at their own index.
+                let follows_c = |x: usize| {
+                    alts.get(x)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|r| r.target == AltTarget::Unlinked(c))
+                };
+                index
+                    .matches_as_b(&entry.text, FUZZY_LINK_THRESHOLD)
+                    .into_iter()
+                    .map(|(x, _)| x)
+                    .filter(|&x| x != c && !follows_c(x))
+                    .filter(|&x| {
+                        entry
+                            .realm
+                            .as_ref()
+                            .is_none_or(|r| *r == realm_key(names[x].2))
+                    })
+                    .map(|x| names[x].0)
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The entries of `map` under `key` that fit a character on `realm` (they name no realm, or
+    /// that one).
+    fn entries_fitting<'m>(
+        &'m self,
+        map: &'m HashMap<String, Vec<usize>>,
+        key: &str,
+        realm: &'m str,
+    ) -> impl Iterator<Item = usize> + 'm {
+        map.get(key)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(move |&e| self.entries[e].realm.as_ref().is_none_or(|r| r == realm))
     }
 
     /// The link evidence of a name hit: which name of the user matched, and how well.
@@ -2398,6 +2496,171 @@ mod tests {
             [(1, PlayerRef::New(0), LinkSource::DisplayNamePart)]
         );
         assert_eq!(plan.new_players[0].discord_user_id, Some(11));
+    }
+
+    /// (character id, strategy, reason, candidates) of every refusal.
+    fn refusals(plan: &Plan) -> Vec<(i64, LinkSource, SkipReason, Vec<i64>)> {
+        plan.skipped
+            .iter()
+            .map(|s| (s.character_id, s.strategy, s.reason, s.candidates.clone()))
+            .collect()
+    }
+
+    // The wrong links of the decoy-rich guild, seed 16822773348985185345 and the 1,000 seeds
+    // scanned after it (the matcher precision note), one pattern each.
+
+    #[test]
+    fn a_discord_name_equal_to_another_character_does_not_fuzzy_link_a_near_one() {
+        // An Initiate copies the Guild Leader's main "Ulquel" in capitals (nickname only: no
+        // link). "Quelquel" scores 0.857 against that nickname, but the nickname names Ulquel:
+        // linking Quelquel to it used to hand its alts to the impersonator too.
+        let s = snapshot(
+            vec![
+                ranked(ch(1, "Quelquel"), 1),
+                ranked(noted(2, "Lyrbelsha", "Quelquel's alt", ""), 1),
+                ranked(ch(3, "Ulquel"), 5),
+            ],
+            vec![user(10, "newbie1996", Some("ULQUEL"))],
+            vec![],
+        );
+        let first = plan(&s);
+        assert_eq!(
+            links(&first),
+            [
+                (1, PlayerRef::New(0), LinkSource::AltNote),
+                (2, PlayerRef::New(0), LinkSource::AltNote)
+            ]
+        );
+        assert_eq!(first.new_players[0].discord_user_id, None);
+        assert_eq!(
+            refusals(&first),
+            [(1, LinkSource::FuzzyName, SkipReason::Tie, vec![3])]
+        );
+        assert_eq!(
+            suggestion_kinds(&first),
+            [(3, 10, SuggestionKind::NicknameOnly)]
+        );
+        assert!(plan(&snapshot_after(&s, &first)).links.is_empty());
+        // The same once Ulquel is owned: the name still belongs to a character.
+        let owned = plan(&snapshot(
+            vec![ranked(ch(1, "Quelquel"), 1)],
+            vec![user(10, "newbie1996", Some("ULQUEL"))],
+            vec![player(100, None, &[(3, "Ulquel")])],
+        ));
+        assert!(owned.links.is_empty());
+        assert_eq!(suggestion_kinds(&owned), [(1, 10, SuggestionKind::Similar)]);
+    }
+
+    #[test]
+    fn a_character_whose_own_name_is_worn_by_an_impersonator_is_not_fuzzy_linked() {
+        // Someone may not link the character under its exact name (a nickname on a protected
+        // rank, a look-alike); a near name of a third user is then only a guess.
+        for (name, level, impostor, near) in [
+            ("Razul", 4, user(10, "newbie1868", Some("Razul")), "raul"),
+            (
+                "Rhonaxa",
+                5,
+                user(10, "newbie1781", Some("RHONAXA")),
+                "rhonax",
+            ),
+            (
+                "Torvin",
+                1,
+                user(10, "member1901", Some("Ｔｏｒｖｉｎ")),
+                "thorvin",
+            ),
+        ] {
+            let s = snapshot(
+                vec![ranked(ch(1, name), level)],
+                vec![impostor, user(11, near, None)],
+                vec![],
+            );
+            let first = plan(&s);
+            assert!(first.links.is_empty(), "{name}: {:?}", first.links);
+            assert_eq!(
+                refusals(&first),
+                [(1, LinkSource::FuzzyName, SkipReason::Contested, vec![10])],
+                "{name}"
+            );
+            let kinds: Vec<_> = suggestion_kinds(&first).into_iter().map(|k| k.2).collect();
+            assert_eq!(kinds.last(), Some(&SuggestionKind::Similar), "{name}");
+            assert_eq!(first.suggestions.last().unwrap().discord_user_id, 11);
+            assert!(plan(&snapshot_after(&s, &first)).links.is_empty());
+        }
+    }
+
+    #[test]
+    fn two_characters_near_one_user_link_neither() {
+        // fenthorx is Fenthor's owner (0.875), but Fentor, another player's main, scores 0.857:
+        // both were linked to the one user.
+        let s = snapshot(
+            vec![ch(1, "Fenthor"), ch(2, "Fentor")],
+            vec![user(10, "fenthorx", None)],
+            vec![],
+        );
+        let first = plan(&s);
+        assert!(first.links.is_empty(), "{:?}", first.links);
+        assert_eq!(
+            refusals(&first),
+            [
+                (1, LinkSource::FuzzyName, SkipReason::Tie, vec![2]),
+                (2, LinkSource::FuzzyName, SkipReason::Tie, vec![1])
+            ]
+        );
+        assert_eq!(
+            suggestion_kinds(&first),
+            [
+                (1, 10, SuggestionKind::Similar),
+                (2, 10, SuggestionKind::Similar)
+            ]
+        );
+        assert!(plan(&snapshot_after(&s, &first)).links.is_empty());
+    }
+
+    #[test]
+    fn a_near_name_stays_refused_once_its_rival_is_linked() {
+        // Fentor's alt makes it a player of its own; the next run must not then give fenthorx
+        // to Fenthor, which it refused while Fentor was unlinked.
+        let s = snapshot(
+            vec![
+                ch(1, "Fenthor"),
+                ch(2, "Fentor"),
+                noted(3, "Pyrye", "alt of Fentor", ""),
+            ],
+            vec![user(10, "fenthorx", None)],
+            vec![],
+        );
+        let first = plan(&s);
+        assert_eq!(
+            links(&first),
+            [
+                (2, PlayerRef::New(0), LinkSource::AltNote),
+                (3, PlayerRef::New(0), LinkSource::AltNote)
+            ]
+        );
+        let second = plan(&snapshot_after(&s, &first));
+        assert!(second.links.is_empty(), "{:?}", second.links);
+        assert_eq!(
+            refusals(&second),
+            [(1, LinkSource::FuzzyName, SkipReason::Tie, vec![2])]
+        );
+    }
+
+    #[test]
+    fn a_characters_own_alt_with_a_near_name_is_not_its_rival() {
+        let plan = plan(&snapshot(
+            vec![ch(1, "Fenthor"), noted(2, "Fenthorr", "alt of Fenthor", "")],
+            vec![user(10, "fenthorx", None)],
+            vec![],
+        ));
+        assert_eq!(
+            links(&plan),
+            [
+                (1, PlayerRef::New(0), LinkSource::FuzzyName),
+                (2, PlayerRef::New(0), LinkSource::AltNote)
+            ]
+        );
+        assert_eq!(plan.new_players[0].discord_user_id, Some(10));
     }
 
     const NAMES: &[&str] = &[

@@ -1,7 +1,7 @@
 //! Benchmark of the guild's memory (issue 19).
 //!
 //! 1. What writing events adds to each sync's database stage: the roster applied to 1,000
-//!    characters (first sync = 1,000 `joined_guild`; identical re-run = none; every rank
+//!    characters (first sync = the baseline, no event; identical re-run = none; every rank
 //!    changed = 1,000 `rank_changed`; 100 leave; the 100 return), median of 7 runs each, in a
 //!    fresh database per run. Run the same scenarios on the commit before issue 19 for the
 //!    "before" (the note has both).
@@ -86,7 +86,7 @@ async fn sync_costs() {
     };
     let (first, promoted, left) = (roster(0, 0), roster(1, 0), roster(1, 100));
     let scenarios = [
-        "first sync (1,000 joins)",
+        "first sync (baseline, no event)",
         "identical re-run",
         "every rank changed",
         "100 leave",

@@ -427,6 +427,18 @@ pub async fn console_login(http: &reqwest::Client, base: &str, token: &str) -> S
 /// Shared with `guild-sync bench` (its start-up figure), which has no test-support.
 pub use crate::bench::percentile;
 
+/// The machine's load average (`/proc/loadavg`: 1, 5 and 15 minutes), printed by the benchmarks
+/// beside their figures: on a shared machine a latency means little without it.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| {
+            let fields: Vec<&str> = l.split_whitespace().take(3).collect();
+            (fields.len() == 3).then(|| fields.join(" "))
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// How an API benchmark loads one route: `clients` concurrent clients send authenticated GETs of
 /// `url` until `max_requests` are sent or `max_duration` has passed.
 pub struct GetLoad<'a> {

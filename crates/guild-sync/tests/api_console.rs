@@ -7,6 +7,7 @@
 
 mod common;
 
+use guild_sync::api::console::MAX_OFFSET;
 use guild_sync::identity_engine::run_matching;
 use guild_sync::integrity_checker::check;
 use reqwest::header::{ETAG, IF_NONE_MATCH};
@@ -712,9 +713,15 @@ async fn every_review_route_refuses_bad_paging_parameters_and_unknown_ids_never_
             "/api/identity/players",
         ];
         for list in lists {
-            // A page far past the end is empty, not an error.
-            let (status, body) = app.get(&format!("{list}?page=100000&per_page=200")).await;
+            // A page past the end is empty, not an error, down to the deepest row a page may
+            // start at (MAX_OFFSET); deeper, the list asks for a narrower search.
+            let last = MAX_OFFSET / 200 + 1;
+            let (status, body) = app.get(&format!("{list}?page={last}&per_page=200")).await;
             assert_eq!(status, StatusCode::OK, "{list}: {body}");
+            let (status, body) = app
+                .get(&format!("{list}?page={}&per_page=200", last + 1))
+                .await;
+            assert_error(status, &body, StatusCode::BAD_REQUEST, "narrow the search");
             for (query, needle) in [
                 ("page=0", "page"),
                 ("page=-1", "page"),

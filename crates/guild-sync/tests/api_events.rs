@@ -43,13 +43,17 @@ async fn get(app: &SpawnedApp, path: &str, token: Option<&str>) -> (StatusCode, 
     send(request).await
 }
 
-/// Five joins, then a promotion of Thrall (linked to a player between the runs) and a leave.
+/// A baseline sync (Baine alone: the first sync records no joins), five joins, then a
+/// promotion of Thrall (linked to a player between the runs) and a leave.
 async fn seed(pool: &PgPool) -> i32 {
-    let mut members: Vec<_> = ["Arthas", "Jaina", "Thrall", "Sylvanas", "Anduin"]
+    let mut members: Vec<_> = ["Arthas", "Jaina", "Thrall", "Sylvanas", "Anduin", "Baine"]
         .iter()
         .zip(1..)
         .map(|(name, id)| member(id, name))
         .collect();
+    sync_fetched(pool, &fetched(&members[5..]), guard())
+        .await
+        .unwrap();
     sync_fetched(pool, &fetched(&members), guard())
         .await
         .unwrap();
@@ -219,11 +223,26 @@ async fn a_players_history_includes_events_from_before_the_link_and_unknown_play
         // The promotion (recorded with the player) and the join (recorded before the link).
         assert_eq!(types, vec!["rank_changed", "joined_guild"]);
         assert_eq!(body["has_more"], false);
+        // The whole history: it says where it starts (the first sync, the baseline).
+        let first_sync: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+            "SELECT min(started_at) FROM guild_identity.sync_log WHERE source = 'blizzard'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        let starts: chrono::DateTime<chrono::Utc> =
+            serde_json::from_value(body["history_starts_at"].clone()).unwrap();
+        assert_eq!(starts, first_sync, "{body}");
 
         // One event a page: the newest, then the older one by the cursor.
         let (_, first) = get(&app, &format!("{path}?limit=1"), Some(TOKEN)).await;
         assert_eq!(first["events"][0]["event_type"], "rank_changed");
         assert_eq!(first["has_more"], true);
+        assert_eq!(
+            first["history_starts_at"],
+            Value::Null,
+            "older events follow"
+        );
         let cursor = first["next_before"].as_i64().unwrap();
         let (status, older) = get(
             &app,
@@ -235,6 +254,7 @@ async fn a_players_history_includes_events_from_before_the_link_and_unknown_play
         assert_eq!(older["events"][0]["event_type"], "joined_guild");
         assert_eq!(older["has_more"], false);
         assert_eq!(older["next_before"], Value::Null);
+        assert_eq!(older["history_starts_at"], body["history_starts_at"]);
         let (status, _) = get(&app, &format!("{path}?before=999999"), Some(TOKEN)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
 
@@ -267,6 +287,10 @@ async fn a_players_history_includes_events_from_before_the_link_and_unknown_play
                 "{schema}"
             );
         }
+        assert!(
+            doc["components"]["schemas"]["PlayerHistory"]["properties"]["history_starts_at"]
+                .is_object()
+        );
     })
     .await;
 }

@@ -555,3 +555,185 @@ async fn the_unclaimed_page_follows_changes_made_after_it_was_cached() {
     })
     .await;
 }
+
+/// A hand-built `multipart/form-data` body of `fields` (name, value) in order, and its content
+/// type: reqwest is built here without its multipart feature.
+fn multipart(fields: &[(&str, &str)]) -> (String, String) {
+    const BOUNDARY: &str = "guild-sync-test-boundary";
+    let mut body = String::new();
+    for (name, value) in fields {
+        let filename = if *name == "file" {
+            "; filename=\"PATTSync.lua\""
+        } else {
+            ""
+        };
+        body.push_str(&format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"{filename}\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{BOUNDARY}--\r\n"));
+    (format!("multipart/form-data; boundary={BOUNDARY}"), body)
+}
+
+/// Every console form (each handler takes its fields through `CsrfForm`/`CsrfMultipart`) refuses
+/// a post without the session's CSRF token, with a wrong one, or (the upload) with the token
+/// after the file: 403, and nothing changes. The same forms with the token are accepted.
+#[tokio::test]
+async fn every_console_form_refuses_a_post_without_its_csrf_token() {
+    common::within_a_minute(async {
+        let app = serve().await;
+        let base = &app.base;
+        let pool = &app.pool;
+        let http = client(localhost());
+        let (session, csrf) = login(&http, base, "").await;
+        let (_, other_csrf) = login(&http, base, "someone else").await;
+
+        let open_issue = issue(pool, "Thrall has no Discord account").await;
+        let character: i32 = sqlx::query_scalar(
+            "INSERT INTO guild_identity.wow_characters (character_name, realm_slug)
+             VALUES ('Jaina', 'stormrage') RETURNING id",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        let member: i32 = sqlx::query_scalar(
+            "INSERT INTO guild_identity.discord_users (discord_id, username)
+             VALUES ('200000000000000001', 'jaina') RETURNING id",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        let suggestion: i32 = sqlx::query_scalar(
+            "INSERT INTO guild_identity.audit_issues
+                 (issue_type, severity, summary, issue_hash, wow_character_id, discord_member_id)
+             VALUES ('auto_link_suggestion', 'info', 'Jaina may be jaina', 'sugg', $1, $2)
+             RETURNING id",
+        )
+        .bind(character)
+        .bind(member)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        let alt: i32 = sqlx::query_scalar(
+            "INSERT INTO guild_identity.wow_characters (character_name, realm_slug)
+             VALUES ('Thrall', 'stormrage') RETURNING id",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        let player = guild_sync::testing::seed::player(pool, "Thrall", None).await;
+        guild_sync::testing::seed::link(pool, player, alt).await;
+        let link: i32 = sqlx::query_scalar(
+            "SELECT id FROM guild_identity.player_characters WHERE player_id = $1",
+        )
+        .bind(player)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        let (character, member, alt) = (character.to_string(), member.to_string(), alt.to_string());
+        let link = link.to_string();
+
+        let forms: Vec<(String, Vec<(&str, &str)>)> = vec![
+            (format!("/review/{suggestion}/link"), vec![]),
+            (format!("/review/{suggestion}/dismiss"), vec![]),
+            (format!("/issues/{open_issue}/resolve"), vec![("note", "x")]),
+            (
+                "/unclaimed/link".into(),
+                vec![("character_id", &character), ("discord_user_id", &member)],
+            ),
+            (
+                format!("/players/{player}/unlink"),
+                vec![("link_id", &link)],
+            ),
+            (
+                format!("/players/{player}/main"),
+                vec![("character_id", &alt)],
+            ),
+            ("/trigger/discord".into(), vec![]),
+            ("/roles/plans/1/approve".into(), vec![]),
+            ("/roles/runs/1/undo".into(), vec![]),
+            ("/logout".into(), vec![]),
+        ];
+        let state = || async {
+            sqlx::query_as::<_, (i64, i64)>(
+                "SELECT (SELECT version FROM guild_identity.data_version),
+                        (SELECT count(*) FROM guild_identity.sync_log)",
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap()
+        };
+        let before = state().await;
+        for (path, fields) in &forms {
+            let wrong = vec![("csrf", other_csrf.as_str())];
+            for token in [vec![], vec![("csrf", "")], wrong] {
+                let mut sent = fields.clone();
+                sent.extend(token);
+                let refused = http
+                    .post(format!("{base}{path}"))
+                    .header("Cookie", &session)
+                    .form(&sent)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(refused.status(), 403, "POST {path} {sent:?}");
+                assert!(refused.headers().get("set-cookie").is_none(), "POST {path}");
+                let page = refused.text().await.unwrap();
+                assert!(page.contains("CSRF token missing or wrong"), "{page}");
+            }
+        }
+        let lua = "PATTSyncDB = {}";
+        for fields in [
+            vec![("file", lua)],
+            vec![("csrf", other_csrf.as_str()), ("file", lua)],
+            vec![("file", lua), ("csrf", csrf.as_str())],
+        ] {
+            let (content_type, body) = multipart(&fields);
+            let refused = http
+                .post(format!("{base}/upload"))
+                .header("Cookie", &session)
+                .header("Content-Type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(refused.status(), 403, "upload {fields:?}");
+        }
+        assert_eq!(state().await, before, "a refused form changed something");
+
+        // With the session's token the same forms do their work.
+        for (path, fields) in [
+            (format!("/issues/{open_issue}/resolve"), vec![("note", "x")]),
+            (format!("/review/{suggestion}/dismiss"), vec![]),
+            (
+                format!("/players/{player}/unlink"),
+                vec![("link_id", &link)],
+            ),
+        ] {
+            let mut sent = fields;
+            sent.push(("csrf", &csrf));
+            let done = http
+                .post(format!("{base}{path}"))
+                .header("Cookie", &session)
+                .form(&sent)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(done.status(), 303, "POST {path}");
+        }
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM guild_identity.audit_issues WHERE resolved_at IS NULL",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert_eq!(open, 0);
+        let links: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM guild_identity.player_characters")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        assert_eq!(links, 0);
+    })
+    .await;
+}

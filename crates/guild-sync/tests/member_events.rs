@@ -105,22 +105,20 @@ async fn roster_syncs_record_joins_renames_transfers_promotions_leaves_and_retur
             member(4, "Sylvanas"),
             member(5, "Anduin"),
         ];
+        // The guild's first sync is the baseline: it records no joins.
+        roster(pool, &start[..4]).await.unwrap();
+        assert_eq!(count(pool).await, 0, "{:#?}", events(pool).await);
+        // The next sync adds Anduin: exactly one join.
         roster(pool, &start).await.unwrap();
         let first = events(pool).await;
         let run = last_run(pool, "blizzard").await;
-        assert_eq!(first.len(), 5, "{first:#?}");
-        assert!(first.iter().all(|e| e.event_type == "joined_guild"
-            && e.actor == "engine"
-            && e.run_id == Some(run)));
-        let mut joined: Vec<&str> = first
-            .iter()
-            .map(|e| e.after.as_ref().unwrap()["name"].as_str().unwrap())
-            .collect();
-        joined.sort_unstable();
-        assert_eq!(
-            joined,
-            vec!["Anduin", "Arthas", "Jaina", "Sylvanas", "Thrall"]
+        assert_eq!(first.len(), 1, "{first:#?}");
+        assert!(
+            first[0].event_type == "joined_guild"
+                && first[0].actor == "engine"
+                && first[0].run_id == Some(run)
         );
+        assert_eq!(first[0].after.as_ref().unwrap()["name"], "Anduin");
 
         // A player owns Thrall: its later events carry the player.
         let thrall = character_id(pool, 3).await;
@@ -136,7 +134,7 @@ async fn roster_syncs_record_joins_renames_transfers_promotions_leaves_and_retur
         next.remove(3);
         roster(pool, &next).await.unwrap();
         let run = last_run(pool, "blizzard").await;
-        let second: Vec<Event> = events(pool).await.split_off(5);
+        let second: Vec<Event> = events(pool).await.split_off(1);
         let types: Vec<&str> = second.iter().map(|e| e.event_type.as_str()).collect();
         assert_eq!(
             {
@@ -170,15 +168,15 @@ async fn roster_syncs_record_joins_renames_transfers_promotions_leaves_and_retur
 
         // The same roster again: nothing changed, nothing recorded.
         roster(pool, &next).await.unwrap();
-        assert_eq!(count(pool).await, 9);
+        assert_eq!(count(pool).await, 5);
 
         // Sylvanas returns.
         let mut back = next.clone();
         back.push(start[3].clone());
         roster(pool, &back).await.unwrap();
         let all = events(pool).await;
-        assert_eq!(all.len(), 10);
-        let returned = &all[9];
+        assert_eq!(all.len(), 6);
+        let returned = &all[5];
         assert_eq!(returned.event_type, "returned");
         assert_eq!(returned.character_id, Some(character_id(pool, 4).await));
         assert!(returned.before.as_ref().unwrap()["left_at"].is_string());
@@ -191,9 +189,11 @@ async fn a_refused_or_failed_roster_records_no_event() {
     on_a_fresh_db(|db| async move {
         let pool = &db.pool;
         let members: Vec<Member> = (1..=6).map(|i| member(i, &format!("Char{i}"))).collect();
+        // A baseline of five, then the sixth joins: one event.
+        roster(pool, &members[..5]).await.unwrap();
         roster(pool, &members).await.unwrap();
         let before = count(pool).await;
-        assert_eq!(before, 6);
+        assert_eq!(before, 1);
 
         // Four of six leaving at once is refused by the removal guard …
         let err = roster(pool, &members[..2]).await.expect_err("refused");
@@ -252,14 +252,19 @@ async fn discord_syncs_record_joins_renames_role_changes_and_leaves_once() {
             discord_member("12", "jaina", None, &["904"]),
             discord_member("13", "anduin", None, &[]),
         ];
+        // The first full sync into an empty table is the baseline: no joins.
+        discord(pool, everyone[..2].to_vec()).await.unwrap();
+        assert_eq!(count(pool).await, 0, "{:#?}", events(pool).await);
+        // The next one adds anduin: exactly one join.
         discord(pool, everyone.clone()).await.unwrap();
         let first = events(pool).await;
-        assert_eq!(first.len(), 3);
-        assert!(first.iter().all(|e| e.event_type == "discord_joined"));
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].event_type, "discord_joined");
+        assert_eq!(first[0].after.as_ref().unwrap()["username"], "anduin");
         assert_eq!(first[0].run_id, Some(last_run(pool, "discord").await));
 
         discord(pool, everyone.clone()).await.unwrap();
-        assert_eq!(count(pool).await, 3, "an identical run records nothing");
+        assert_eq!(count(pool).await, 1, "an identical run records nothing");
 
         // thrall takes a nickname, jaina becomes a Veteran, anduin leaves.
         let changed = vec![
@@ -267,7 +272,7 @@ async fn discord_syncs_record_joins_renames_role_changes_and_leaves_once() {
             discord_member("12", "jaina", None, &["903", "904"]),
         ];
         discord(pool, changed.clone()).await.unwrap();
-        let second = events(pool).await.split_off(3);
+        let second = events(pool).await.split_off(1);
         let mut types: Vec<&str> = second.iter().map(|e| e.event_type.as_str()).collect();
         types.sort_unstable();
         assert_eq!(
@@ -288,10 +293,10 @@ async fn discord_syncs_record_joins_renames_role_changes_and_leaves_once() {
         let mut back = changed;
         back.push(discord_member("13", "anduin", None, &[]));
         discord(pool, back.clone()).await.unwrap();
-        assert_eq!(count(pool).await, 7);
-        assert_eq!(events(pool).await[6].event_type, "discord_joined");
+        assert_eq!(count(pool).await, 5);
+        assert_eq!(events(pool).await[4].event_type, "discord_joined");
         discord(pool, back).await.unwrap();
-        assert_eq!(count(pool).await, 7, "an identical run records nothing");
+        assert_eq!(count(pool).await, 5, "an identical run records nothing");
     })
     .await;
 }
@@ -303,13 +308,16 @@ async fn a_refused_discord_sync_records_no_event() {
         let everyone: Vec<Value> = (1..=4)
             .map(|i| discord_member(&format!("2{i}"), &format!("user{i}"), None, &[]))
             .collect();
+        // A baseline of three, then the fourth joins: one event.
+        discord(pool, everyone[..3].to_vec()).await.unwrap();
         discord(pool, everyone.clone()).await.unwrap();
+        assert_eq!(count(pool).await, 1);
         // A renamed member in a list that would drop three of four: refused, nothing recorded.
         let refused = vec![discord_member("21", "user1", Some("Renamed"), &["904"])];
         discord(pool, refused)
             .await
             .expect_err("mass removal refused");
-        assert_eq!(count(pool).await, 4);
+        assert_eq!(count(pool).await, 1);
     })
     .await;
 }
@@ -557,9 +565,14 @@ async fn a_claim_records_its_links_its_move_and_its_unlinks_as_the_claim() {
 async fn retention_deletes_only_events_older_than_the_setting() {
     on_a_fresh_db(|db| async move {
         let pool = &db.pool;
-        roster(pool, &[member(1, "Old"), member(2, "New")])
-            .await
-            .unwrap();
+        // A baseline, then two joins.
+        roster(pool, &[member(3, "Base")]).await.unwrap();
+        roster(
+            pool,
+            &[member(3, "Base"), member(1, "Old"), member(2, "New")],
+        )
+        .await
+        .unwrap();
         sqlx::query(
             "UPDATE guild_identity.member_events SET occurred_at = now() - interval '40 days'
              WHERE after->>'name' = 'Old'",
@@ -626,9 +639,10 @@ async fn the_weekly_digest_reaches_discord_through_the_report_with_escaped_names
             member(4, "Garrosh"),
             member(5, "Arthas"),
         ];
+        // The baseline (the first sync records no joins), then a week's changes: Thrall
+        // promoted to Veteran, Garrosh demoted to Initiate, Arthas renamed, Star*fall left,
+        // Back`tick joined.
         roster(pool, &start).await.unwrap();
-        // A week's changes: Thrall promoted to Veteran, Garrosh demoted to Initiate, Arthas
-        // renamed, Star*fall left, Back`tick joined.
         let mut next = start.clone();
         next[2].rank = 2;
         next[3].rank = 4;
@@ -666,14 +680,12 @@ async fn the_weekly_digest_reaches_discord_through_the_report_with_escaped_names
         assert_eq!(sent.len(), 1, "one digest: {sent:#?}");
         assert_eq!(sent[0]["allowed_mentions"], json!({"parse": []}));
         let text = sent[0]["content"].as_str().unwrap();
-        let mut lines: Vec<&str> = text.lines().collect();
-        // The joins (two runs, oldest first) in any order within their run; the rest exactly.
-        let joined: Vec<&str> = lines.drain(2..8).collect();
         assert_eq!(
-            lines,
+            text.lines().collect::<Vec<_>>(),
             vec![
                 "**This week in the guild**",
-                "**Joined** (6)",
+                "**Joined** (1)",
+                "• Back\\`tick joined the guild as Member",
                 "**Left** (1)",
                 "• Star\\*fall left the guild",
                 "**Promoted** (1)",
@@ -682,20 +694,6 @@ async fn the_weekly_digest_reaches_discord_through_the_report_with_escaped_names
                 "• Garrosh demoted from Member to Initiate",
                 "**Renamed** (1)",
                 "• Arthas renamed to Death\\_knight",
-            ],
-            "{text}"
-        );
-        let mut joined = joined;
-        joined.sort_unstable();
-        assert_eq!(
-            joined,
-            vec![
-                "• Arthas joined the guild as Member",
-                "• Back\\`tick joined the guild as Member",
-                "• Garrosh joined the guild as Member",
-                "• Star\\*fall joined the guild as Member",
-                "• Thrall joined the guild as Member",
-                "• Zul\\_jin joined the guild as Member",
             ],
             "{text}"
         );
@@ -713,7 +711,11 @@ async fn the_player_pages_timeline_pages_to_older_events_by_the_cursor() {
 
     on_a_fresh_db(|db| async move {
         let pool = &db.pool;
-        roster(pool, &[member(1, "Thrall")]).await.unwrap();
+        // A baseline sync, then Thrall joins.
+        roster(pool, &[member(2, "Jaina")]).await.unwrap();
+        roster(pool, &[member(2, "Jaina"), member(1, "Thrall")])
+            .await
+            .unwrap();
         let thrall = character_id(pool, 1).await;
         let player = guild_sync::testing::seed::player(pool, "Go'el", None).await;
         guild_sync::testing::seed::link(pool, player, thrall).await;
@@ -766,6 +768,7 @@ async fn the_player_pages_timeline_pages_to_older_events_by_the_cursor() {
         assert!(newest.contains("to Rank 99</bdi>"));
         assert!(!newest.contains("to Rank 100</bdi>"));
         assert!(!newest.contains("Newest events"));
+        assert!(!newest.contains("History starts at the first sync"));
         let older_link = newest
             .split("href=\"")
             .filter_map(|rest| rest.split('"').next())
@@ -782,6 +785,11 @@ async fn the_player_pages_timeline_pages_to_older_events_by_the_cursor() {
         assert!(!older.contains("joined the guild"));
         assert!(older.contains("Newest events"));
         assert!(!older.contains("Older events"));
+        // The last page says where history starts: the baseline sync.
+        assert!(
+            older.contains("History starts at the first sync on "),
+            "{older}"
+        );
     })
     .await;
 }

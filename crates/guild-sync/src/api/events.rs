@@ -171,6 +171,10 @@ pub struct PlayerHistory {
     pub has_more: bool,
     /// When `has_more`: the `before=` value for the older events (the last event's id).
     pub next_before: Option<i64>,
+    /// When the answer reaches the oldest event (`has_more` false): the first successful roster
+    /// or Discord sync, where history starts. That sync records the guild as it is (a baseline),
+    /// not as joins. `null` on a page with older events, or before any sync.
+    pub history_starts_at: Option<DateTime<Utc>>,
 }
 
 /// One player's history across all their characters and their Discord account.
@@ -193,11 +197,17 @@ pub async fn player_history(
     let (events, has_more) =
         member_events::player_history(&state.pool, id, limit, query.before).await?;
     check_cursor(&state, query.before, &events).await?;
+    let history_starts_at = if has_more {
+        None
+    } else {
+        member_events::history_start(&state.pool).await?
+    };
     Ok(Json(PlayerHistory {
         player_id: id,
         next_before: next_before(&events, has_more),
         events,
         has_more,
+        history_starts_at,
     }))
 }
 

@@ -309,8 +309,18 @@ mod tests {
         (guild, snapshot)
     }
 
+    /// 24 cases (each plans a whole guild) unless `PROPTEST_CASES` asks for another number, as
+    /// it does for proptest's default configuration.
+    fn cases() -> ProptestConfig {
+        if std::env::var_os("PROPTEST_CASES").is_some() {
+            ProptestConfig::default()
+        } else {
+            ProptestConfig::with_cases(24)
+        }
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(24))]
+        #![proptest_config(cases())]
 
         #[test]
         fn on_decoy_rich_guilds_the_plan_ignores_row_order(seed in any::<u64>(), turn in 0usize..50) {

@@ -19,6 +19,8 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use guild_sync_core::fuzzy::FuzzyIndex;
+use guild_sync_core::matching::FUZZY_LINK_THRESHOLD;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -508,15 +510,37 @@ impl Builder {
         self.push_member(m);
     }
 
+    /// A fresh lowercase name that no character's name scores [`FUZZY_LINK_THRESHOLD`] or more
+    /// against, for a member with no character. Named one letter off an unclaimed player's
+    /// main ("torith" beside "Thorith", 0.92), such a member is exactly what that player's own
+    /// account with a typo looks like: no matcher could tell them apart, yet the truth would
+    /// call the link wrong (the matcher precision note).
+    fn name_unlike_any_character(&mut self, characters: &FuzzyIndex) -> String {
+        loop {
+            let name = unique_name(&mut self.rng, &mut self.used).to_lowercase();
+            if characters
+                .matches_as_b(&name, FUZZY_LINK_THRESHOLD)
+                .is_empty()
+            {
+                return name;
+            }
+        }
+    }
+
     /// Discord members with a guild role but no character in the roster, then guests and bots
     /// filling the server.
     fn orphans_and_guests(&mut self, characters: usize) {
         let orphans =
             (characters / 50).min(self.discord_members.saturating_sub(self.members.len()));
+        let character_names = FuzzyIndex::new(
+            self.characters
+                .iter()
+                .map(|c| std::iter::once(c.name.as_str())),
+        );
         for _ in 0..orphans {
             let owner = self.new_owner();
             let id = self.member_id();
-            let name = unique_name(&mut self.rng, &mut self.used).to_lowercase();
+            let name = self.name_unlike_any_character(&character_names);
             let mut m = member(id, name, None, vec!["Member"]);
             m.owner = Some(owner);
             self.push_member(m);

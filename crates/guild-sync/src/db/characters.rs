@@ -355,11 +355,14 @@ pub async fn update_batch(
 }
 
 /// Insert new characters (`c.id` is ignored), with a `joined_guild` event for each in the same
-/// statement. Returns how many were inserted.
+/// statement unless `baseline`: the guild's first sync (no in-guild row before it) records the
+/// roster as it is, not a thousand joins on the day guild-sync was installed (issue 19).
+/// Returns how many were inserted.
 pub async fn insert_batch(
     db: impl PgExecutor<'_>,
     c: &CharacterColumns,
     source: EventSource,
+    baseline: bool,
 ) -> Result<u64> {
     if c.is_empty() {
         return Ok(0);
@@ -367,7 +370,8 @@ pub async fn insert_batch(
     let mut args = c.arguments(false)?;
     let added = (|| {
         args.add(source.actor.as_str())?;
-        args.add(source.run_id)
+        args.add(source.run_id)?;
+        args.add(baseline)
     })();
     added.map_err(|err| anyhow!(err).context("cannot encode the event source"))?;
     let inserted: i64 = sqlx::query_scalar_with(
@@ -394,6 +398,7 @@ pub async fn insert_batch(
                                        'rank', gr.name, 'rank_index', gr.ingame_rank_index),
                     $16::int8, $15::text
              FROM inserted i LEFT JOIN common.guild_ranks gr ON gr.id = i.guild_rank_id
+             WHERE NOT $17::bool
          )
          SELECT count(*) FROM inserted",
         args,

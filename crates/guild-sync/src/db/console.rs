@@ -190,44 +190,56 @@ pub struct IssuePage {
     pub issues: Vec<IssueRow>,
 }
 
+const ISSUE_JOINS: &str = "
+    LEFT JOIN guild_identity.wow_characters wc ON wc.id = ai.wow_character_id
+    LEFT JOIN guild_identity.discord_users du ON du.id = ai.discord_member_id
+    LEFT JOIN guild_identity.players p ON p.id = ai.player_id";
+
 const ISSUE_SELECT: &str = "SELECT ai.id, ai.issue_type, ai.severity, ai.summary, ai.details,
         ai.wow_character_id, wc.character_name, wc.realm_slug,
         ai.discord_member_id AS discord_user_id, du.username AS discord_username,
         du.display_name AS discord_display_name, ai.player_id, p.display_name AS player_name,
         ai.created_at, ai.resolved_at, ai.resolved_by, ai.resolution_note
-    FROM guild_identity.audit_issues ai
-    LEFT JOIN guild_identity.wow_characters wc ON wc.id = ai.wow_character_id
-    LEFT JOIN guild_identity.discord_users du ON du.id = ai.discord_member_id
-    LEFT JOIN guild_identity.players p ON p.id = ai.player_id";
+    FROM guild_identity.audit_issues ai";
 
-/// The state and search condition over `ai`, `wc`, `du`, `p` ($1 state, $2 pattern).
-const ISSUE_WHERE: &str = "($1 = 'all' OR ($1 = 'open') = (ai.resolved_at IS NULL))
-      AND ($2::text IS NULL OR ai.summary ILIKE $2 OR wc.character_name ILIKE $2
-           OR du.username ILIKE $2 OR du.display_name ILIKE $2 OR p.display_name ILIKE $2)";
+/// The search over `ai` and [`ISSUE_JOINS`] ($1 pattern).
+const ISSUE_SEARCH: &str = " AND (ai.summary ILIKE $1 OR wc.character_name ILIKE $1
+           OR du.username ILIKE $1 OR du.display_name ILIKE $1 OR p.display_name ILIKE $1)";
 
 /// Issues newest first, with counts per type.
+///
+/// Each filter present adds its own condition to the SQL (`$1` pattern, `$2` type, always
+/// bound), instead of one statement with `$n IS NULL OR …` for every filter: after five runs
+/// PostgreSQL plans a prepared statement once for any value, and that generic plan could use no
+/// index, hashing every issue with its names per request (EXPLAIN ANALYZE at 1,000 characters ×
+/// 50,000 members: 1.7 ms for a page of 50, against 0.3 ms walking the newest-first index). The
+/// counts join the names only to search them.
 pub async fn list_issues(
     db: &PgPool,
     filter: &IssueFilter,
     page: Page,
 ) -> anyhow::Result<IssuePage> {
     let state = match filter.state {
-        IssueState::Open => "open",
-        IssueState::Resolved => "resolved",
-        IssueState::All => "all",
+        IssueState::Open => "ai.resolved_at IS NULL",
+        IssueState::Resolved => "ai.resolved_at IS NOT NULL",
+        IssueState::All => "TRUE",
     };
     let pattern = like_pattern(filter.q.as_deref());
+    let (joins, search) = match pattern {
+        Some(_) => (ISSUE_JOINS, ISSUE_SEARCH),
+        None => ("", ""),
+    };
+    let of_type = match filter.issue_type {
+        Some(_) => " AND ai.issue_type = $2",
+        None => "",
+    };
     // Only this module's constants are spliced in; every value is a bind parameter.
     let counts: Vec<TypeCount> = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT ai.issue_type, count(*) AS count
-         FROM guild_identity.audit_issues ai
-         LEFT JOIN guild_identity.wow_characters wc ON wc.id = ai.wow_character_id
-         LEFT JOIN guild_identity.discord_users du ON du.id = ai.discord_member_id
-         LEFT JOIN guild_identity.players p ON p.id = ai.player_id
-         WHERE {ISSUE_WHERE}
+         FROM guild_identity.audit_issues ai {joins}
+         WHERE {state} {search}
          GROUP BY ai.issue_type ORDER BY ai.issue_type"
     )))
-    .bind(state)
     .bind(pattern.as_deref())
     .fetch_all(db)
     .await?;
@@ -242,12 +254,11 @@ pub async fn list_issues(
         .map(|c| c.count)
         .sum();
     let issues = sqlx::query_as(AssertSqlSafe(format!(
-        "{ISSUE_SELECT}
-         WHERE {ISSUE_WHERE} AND ($3::text IS NULL OR ai.issue_type = $3)
+        "{ISSUE_SELECT} {ISSUE_JOINS}
+         WHERE {state} {search} {of_type}
          ORDER BY ai.created_at DESC, ai.id DESC
-         LIMIT $4 OFFSET $5"
+         LIMIT $3 OFFSET $4"
     )))
-    .bind(state)
     .bind(pattern.as_deref())
     .bind(filter.issue_type.as_deref())
     .bind(page.per_page)
@@ -263,12 +274,12 @@ pub async fn list_issues(
 
 /// One issue.
 pub async fn issue(db: impl PgExecutor<'_>, id: i32) -> anyhow::Result<Option<IssueRow>> {
-    Ok(
-        sqlx::query_as(AssertSqlSafe(format!("{ISSUE_SELECT} WHERE ai.id = $1")))
-            .bind(id)
-            .fetch_optional(db)
-            .await?,
-    )
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
+        "{ISSUE_SELECT} {ISSUE_JOINS} WHERE ai.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await?)
 }
 
 /// The issue's type, whether it is open, and its pair, locked for the rest of the transaction.

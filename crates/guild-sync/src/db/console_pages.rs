@@ -89,16 +89,6 @@ pub async fn issues(
     .context("cannot list audit issues")
 }
 
-/// The issue types that exist, for the filter.
-pub async fn issue_types(db: impl PgExecutor<'_>) -> Result<Vec<String>> {
-    sqlx::query_scalar(
-        "SELECT DISTINCT issue_type FROM guild_identity.audit_issues ORDER BY issue_type",
-    )
-    .fetch_all(db)
-    .await
-    .context("cannot list issue types")
-}
-
 /// An open link suggestion with both sides' evidence.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SuggestionRow {

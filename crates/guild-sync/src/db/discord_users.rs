@@ -164,7 +164,8 @@ pub async fn clock(db: impl PgExecutor<'_>) -> Result<DateTime<Utc>> {
 /// read as confirmed by this sync. Whether a present row changed is first judged by its stored
 /// [`DiscordUserUpsert::fingerprint`], so only changed, new and returning members travel whole.
 ///
-/// The same statement records (issue 19) `discord_joined` for new and returning members,
+/// The same statement records (issue 19) `discord_joined` for new and returning members
+/// (none for a full sync into an empty table: that first import is the baseline),
 /// `discord_renamed` and `discord_roles_changed` for present members whose names or guild
 /// roles changed, attributed to `source`.
 pub async fn upsert(
@@ -312,6 +313,8 @@ async fn write_rows(
                                        'roles', n.all_guild_roles),
                     $11::int8, $10::text
              FROM inserted n
+             -- The first full sync into an empty table is the baseline, not joins (issue 19).
+             WHERE $8::timestamptz IS NULL OR EXISTS (SELECT 1 FROM guild_identity.discord_users)
              UNION ALL
              -- Only members that changed or came back can carry an event. The rest, nearly all
              -- of a re-sync, are filtered out before anything else, and the JSON is built for

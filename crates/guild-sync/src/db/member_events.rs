@@ -372,18 +372,21 @@ pub enum FeedStart {
     Before(i64),
 }
 
-/// The feed's filters in front of the paging clause `$start`, as one static statement (sqlx
-/// takes only `'static` SQL). Offset and keyset pages are two statements, not one with an
-/// `$n IS NULL OR …` switch: a cached generic plan of the latter could not use the keyset as an
-/// index bound and would read from the newest event down.
+/// The feed's filters, with the player condition `$player`, in front of the paging clause
+/// `$start`, as one static statement (sqlx takes only `'static` SQL). A cached generic plan
+/// cannot use a condition written `$n IS NULL OR …` as an index bound, so the two selective
+/// parts get statements of their own: the keyset (offset and keyset pages) and the player
+/// (`player_id = $3`, by the player index, instead of reading the time index down to find a
+/// player's 1 event in 300).
 macro_rules! feed_sql {
-    ($start:expr) => {
+    ($player:literal, $start:expr) => {
         named_events!(
             concat!(
                 "SELECT * FROM guild_identity.member_events
                  WHERE ($1::timestamptz IS NULL OR occurred_at >= $1)
                    AND ($2::text IS NULL OR event_type = $2)
-                   AND ($3::int4 IS NULL OR player_id = $3)",
+                   AND ",
+                $player,
                 $start
             ),
             "e.occurred_at DESC, e.id DESC"
@@ -406,6 +409,29 @@ macro_rules! older_than_event {
     };
 }
 
+/// The feed's page by offset `$5`.
+macro_rules! offset_page {
+    () => {
+        "
+                 ORDER BY occurred_at DESC, id DESC
+                 LIMIT $4 + 1 OFFSET $5::int8"
+    };
+}
+
+/// The feed's page after the event `$5`.
+macro_rules! keyset_page {
+    () => {
+        concat!(
+            "
+                   AND ",
+            older_than_event!(5),
+            "
+                 ORDER BY occurred_at DESC, id DESC
+                 LIMIT $4 + 1"
+        )
+    };
+}
+
 /// One page of the feed, newest first (`limit` events from `start`), and whether more follow.
 /// No total count: counting 100,000 events on every page cost more than the page.
 pub async fn feed(
@@ -414,26 +440,19 @@ pub async fn feed(
     limit: i64,
     start: FeedStart,
 ) -> Result<(Vec<EventRow>, bool)> {
-    let (sql, at) = match start {
-        FeedStart::Offset(offset) => (
-            feed_sql!(
-                "
-                 ORDER BY occurred_at DESC, id DESC
-                 LIMIT $4 + 1 OFFSET $5"
-            ),
+    let (sql, at) = match (start, filter.player_id) {
+        (FeedStart::Offset(offset), None) => (
+            feed_sql!("($3::int4 IS NULL OR player_id = $3)", offset_page!()),
             offset,
         ),
-        FeedStart::Before(id) => (
-            feed_sql!(concat!(
-                "
-                   AND ",
-                older_than_event!(5),
-                "
-                 ORDER BY occurred_at DESC, id DESC
-                 LIMIT $4 + 1"
-            )),
+        (FeedStart::Offset(offset), Some(_)) => {
+            (feed_sql!("player_id = $3::int4", offset_page!()), offset)
+        }
+        (FeedStart::Before(id), None) => (
+            feed_sql!("($3::int4 IS NULL OR player_id = $3)", keyset_page!()),
             id,
         ),
+        (FeedStart::Before(id), Some(_)) => (feed_sql!("player_id = $3::int4", keyset_page!()), id),
     };
     let events: Vec<EventRow> = sqlx::query_as(sql)
         .bind(filter.since)
@@ -588,6 +607,20 @@ pub async fn player_exists(db: impl PgExecutor<'_>, player_id: i32) -> Result<bo
         .fetch_one(db)
         .await
         .context("cannot look the player up")
+}
+
+/// When recorded history begins: the first successful roster or Discord sync. That sync records
+/// what it finds as a baseline, not as joins (issue 19), so no event is older. `None` before any.
+pub async fn history_start(db: impl PgExecutor<'_>) -> Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar(
+        "SELECT min(started_at) FROM guild_identity.sync_log
+         WHERE source IN ($1, $2) AND status IN ('success', 'partial')",
+    )
+    .bind(crate::db_sync::SOURCE)
+    .bind(crate::discord_sync::SYNC_SOURCE)
+    .fetch_one(db)
+    .await
+    .context("cannot read when the history starts")
 }
 
 #[cfg(test)]

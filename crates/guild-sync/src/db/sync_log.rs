@@ -237,9 +237,21 @@ pub async fn get(db: impl PgExecutor<'_>, id: i64) -> Result<Option<SyncLogRow>>
 
 /// The most recent run of every source.
 pub async fn latest_per_source(db: impl PgExecutor<'_>) -> Result<Vec<SyncLogRow>> {
+    // A skip scan of `sync_log_source_started_idx`: the next source after each, then that
+    // source's newest run, a few index probes per source. `DISTINCT ON` sorted the whole
+    // history on every Overview view, a cost that grows with every run (EXPLAIN ANALYZE at
+    // 2,150 runs of four sources: 8 ms → 0.3 ms; issue 16 §3).
     Ok(sqlx::query_as(
-        "SELECT DISTINCT ON (source) * FROM guild_identity.sync_log
-         ORDER BY source, started_at DESC, id DESC",
+        "WITH RECURSIVE sources (source) AS (
+             SELECT min(source) FROM guild_identity.sync_log
+             UNION ALL
+             SELECT (SELECT min(l.source) FROM guild_identity.sync_log l WHERE l.source > s.source)
+             FROM sources s WHERE s.source IS NOT NULL)
+         SELECT latest.* FROM sources s
+         CROSS JOIN LATERAL (
+             SELECT * FROM guild_identity.sync_log l WHERE l.source = s.source
+             ORDER BY l.started_at DESC, l.id DESC LIMIT 1) latest
+         ORDER BY latest.source",
     )
     .fetch_all(db)
     .await?)

@@ -299,7 +299,9 @@ pub async fn apply_roster(
     }
     stats.updated =
         characters::update_batch(&mut *tx, &updates, &previous_names, source).await? as usize;
-    stats.new = characters::insert_batch(&mut *tx, &inserts, source).await? as usize;
+    // No character was in the guild before: the first sync is the baseline, not joins.
+    let baseline = plan.present_before == 0;
+    stats.new = characters::insert_batch(&mut *tx, &inserts, source, baseline).await? as usize;
     stats.removed = characters::mark_removed(&mut *tx, &plan.removals, source).await? as usize;
     characters::record_roster_sync(&mut *tx).await?;
     tx.commit().await.context("cannot commit the roster")?;

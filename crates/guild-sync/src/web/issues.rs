@@ -2,12 +2,12 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::Redirect;
+use guild_sync_core::integrity::IssueType;
 use serde::Deserialize;
 
-use super::session::Session;
+use super::session::{CsrfForm, Session};
 use super::{Chrome, PAGE_ROWS, Refused, WebState, page_offset};
 use crate::db::console_pages::{self as pages, IssueRow, IssueState};
 
@@ -62,7 +62,12 @@ pub async fn page(
         chrome: Chrome::new(&session, "issues"),
         notice: (query.done.as_deref() == Some("resolved")).then_some("Issue resolved."),
         issues,
-        types: pages::issue_types(pool).await?,
+        // Every type the checker raises, in report order: a constant list where reading the
+        // distinct types scanned every issue ever recorded on each page view.
+        types: IssueType::ALL
+            .iter()
+            .map(|t| t.as_str().to_string())
+            .collect(),
         selected_type,
         state: state_name,
         page,
@@ -73,18 +78,14 @@ pub async fn page(
 #[derive(Deserialize)]
 pub struct ResolveForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     note: String,
 }
 
 pub async fn resolve(
     State(state): State<WebState>,
-    session: Session,
     Path(id): Path<i32>,
-    Form(form): Form<ResolveForm>,
+    CsrfForm { session, form }: CsrfForm<ResolveForm>,
 ) -> Result<Redirect, Refused> {
-    session.check_csrf(&state, &form.csrf)?;
     let note = form.note.trim();
     if note.chars().count() > MAX_NOTE_CHARS {
         return Err(Refused::BadRequest(format!(

@@ -21,8 +21,8 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Deserialize;
 
 use super::session::{
-    LOGIN_COOKIE, MAX_OFFICER_NAME_CHARS, SESSION_COOKIE, Session, console_cookie, csrf_for,
-    csrf_matches, new_cookie_value, new_session_value,
+    CsrfForm, LOGIN_COOKIE, MAX_OFFICER_NAME_CHARS, NoFields, SESSION_COOKIE, console_cookie,
+    csrf_for, csrf_matches, new_cookie_value, new_session_value,
 };
 use super::{Refused, WebState};
 use crate::api::auth::secret_matches;
@@ -166,20 +166,8 @@ pub async fn submit(
     Ok((jar, Redirect::to("/")).into_response())
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    pub csrf: String,
-}
-
 /// End the session.
-pub async fn logout(
-    State(state): State<WebState>,
-    session: Session,
-    jar: SignedCookieJar<Key>,
-    Form(form): Form<CsrfForm>,
-) -> Result<Response, Refused> {
-    session.check_csrf(&state, &form.csrf)?;
+pub async fn logout(jar: SignedCookieJar<Key>, _: CsrfForm<NoFields>) -> Response {
     let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
-    Ok((jar, Redirect::to("/login")).into_response())
+    (jar, Redirect::to("/login")).into_response()
 }

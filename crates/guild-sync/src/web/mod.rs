@@ -14,7 +14,8 @@
 //! holding `chrome: Chrome` plus the page's data, and a handler taking [`session::Session`] (so
 //! the page needs a login) that returns `Result<ThatStruct, Refused>`; add its route in
 //! [`router`] and its link in `base.html`'s nav. Forms carry `{{ chrome.csrf }}` in a hidden
-//! `csrf` field and the POST handler calls `session.check_csrf` first. Untrusted text needs
+//! `csrf` field and the POST handler takes its fields as [`session::CsrfForm<T>`] (no session
+//! argument: the form gives it), which refuses a missing or wrong token. Untrusted text needs
 //! nothing: askama escapes every `{{ }}`; wrap names in `<bdi>` so right-to-left text cannot
 //! reorder the line around it.
 

@@ -3,14 +3,12 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::Redirect;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::login::CsrfForm;
-use super::session::Session;
+use super::session::{CsrfForm, NoFields, Session};
 use super::{Chrome, Refused, WebState};
 use crate::db::member_events::{self, EventLine};
 use crate::db::sync_log::SyncLogRow;
@@ -132,11 +130,9 @@ fn when(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
 /// Start a pipeline (`blizzard`, `discord` or `report`).
 pub async fn trigger(
     State(state): State<WebState>,
-    session: Session,
     Path(kind): Path<String>,
-    Form(form): Form<CsrfForm>,
+    _: CsrfForm<NoFields>,
 ) -> Result<Redirect, Refused> {
-    session.check_csrf(&state, &form.csrf)?;
     let kind = match kind.as_str() {
         "blizzard" => PipelineKind::Blizzard,
         "discord" => PipelineKind::Discord,

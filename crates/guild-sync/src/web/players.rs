@@ -4,12 +4,12 @@
 use crate::db::member_events::{self, EventLine};
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::Redirect;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::session::Session;
+use super::session::{CsrfForm, Session};
 use super::{Chrome, PAGE_ROWS, Refused, WebState, page_offset};
 use crate::db::console::{ActionRow, Page};
 use crate::db::console_pages::{self as pages, PlayerCharacterRow, PlayerHead, PlayerListRow};
@@ -85,6 +85,8 @@ pub struct PlayerPage {
     timeline_paged: bool,
     /// The `before=` of the timeline's older events, when there are more.
     timeline_older: Option<i64>,
+    /// On the timeline's last page: where history starts (the first sync, a baseline).
+    history_start: Option<DateTime<Utc>>,
 }
 
 /// The player page's query: where the timeline starts.
@@ -135,6 +137,11 @@ pub async fn page(
     let (events, more) =
         member_events::player_history(&state.app.pool, id, TIMELINE_ROWS, query.before).await?;
     let timeline_older = more.then(|| events.last().map(|e| e.id)).flatten();
+    let history_start = if more {
+        None
+    } else {
+        member_events::history_start(&state.app.pool).await?
+    };
     Ok(PlayerPage {
         chrome: Chrome::new(&session, "players"),
         player,
@@ -143,23 +150,20 @@ pub async fn page(
         timeline: events.iter().map(EventLine::from).collect(),
         timeline_paged: query.before.is_some(),
         timeline_older,
+        history_start,
     })
 }
 
 #[derive(Deserialize)]
 pub struct UnlinkForm {
-    #[serde(default)]
-    csrf: String,
     link_id: i32,
 }
 
 pub async fn unlink(
     State(state): State<WebState>,
-    session: Session,
     Path(id): Path<i32>,
-    Form(form): Form<UnlinkForm>,
+    CsrfForm { session, form }: CsrfForm<UnlinkForm>,
 ) -> Result<Redirect, Refused> {
-    session.check_csrf(&state, &form.csrf)?;
     // Only a link of the page's player: a stale or forged form never breaks another player's.
     let unlinked = crate::db::api::unlink(
         &state.app.pool,
@@ -184,18 +188,14 @@ pub async fn unlink(
 
 #[derive(Deserialize)]
 pub struct MainForm {
-    #[serde(default)]
-    csrf: String,
     character_id: i32,
 }
 
 pub async fn set_main(
     State(state): State<WebState>,
-    session: Session,
     Path(id): Path<i32>,
-    Form(form): Form<MainForm>,
+    CsrfForm { session, form }: CsrfForm<MainForm>,
 ) -> Result<Redirect, Refused> {
-    session.check_csrf(&state, &form.csrf)?;
     crate::db::console::set_main(&state.app.pool, id, form.character_id, &session.officer).await?;
     Ok(Redirect::to(&format!("/players/{id}")))
 }

@@ -4,13 +4,11 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::Redirect;
 use serde::Deserialize;
 
-use super::login::CsrfForm;
-use super::session::Session;
+use super::session::{CsrfForm, NoFields, Session};
 use super::{Chrome, Refused, WebState};
 use crate::db::console;
 use crate::db::console_pages::{self as pages, SuggestionRow};
@@ -57,11 +55,9 @@ pub async fn page(
 /// Accept: link the character to the Discord user's player (or a new one).
 pub async fn link(
     State(state): State<WebState>,
-    session: Session,
     Path(id): Path<i32>,
-    Form(form): Form<CsrfForm>,
+    CsrfForm { session, .. }: CsrfForm<NoFields>,
 ) -> Result<Redirect, Refused> {
-    session.check_csrf(&state, &form.csrf)?;
     let linked = console::accept_suggestion(&state.app.pool, id, &session.officer).await?;
     tracing::info!(
         suggestion = id,
@@ -74,11 +70,9 @@ pub async fn link(
 /// Dismiss: this pair is not the same person.
 pub async fn dismiss(
     State(state): State<WebState>,
-    session: Session,
     Path(id): Path<i32>,
-    Form(form): Form<CsrfForm>,
+    CsrfForm { session, .. }: CsrfForm<NoFields>,
 ) -> Result<Redirect, Refused> {
-    session.check_csrf(&state, &form.csrf)?;
     console::dismiss_suggestion(&state.app.pool, id, &session.officer, Some("not them")).await?;
     tracing::info!(suggestion = id, "suggestion dismissed in the console");
     Ok(Redirect::to("/review?done=dismissed"))

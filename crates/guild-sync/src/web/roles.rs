@@ -7,13 +7,11 @@ use std::collections::BTreeMap;
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::Redirect;
 use serde::Deserialize;
 
-use super::login::CsrfForm;
-use super::session::Session;
+use super::session::{CsrfForm, NoFields, Session};
 use super::{Chrome, Refused, WebState};
 use crate::db::roles::{self as db, NamedChangeRow, RoleRunRow};
 use crate::role_sync::{self, ApprovalError, LatestPlan};
@@ -143,11 +141,9 @@ impl From<ApprovalError> for Refused {
 /// Approve: apply that exact plan if the guards still hold.
 pub async fn approve(
     State(state): State<WebState>,
-    session: Session,
     Path(id): Path<i64>,
-    Form(form): Form<CsrfForm>,
+    CsrfForm { session, .. }: CsrfForm<NoFields>,
 ) -> Result<Redirect, Refused> {
-    session.check_csrf(&state, &form.csrf)?;
     let outcome =
         role_sync::approve(&state.app.pool, &state.app.config, id, &session.officer).await?;
     Ok(Redirect::to(&format!(
@@ -159,11 +155,9 @@ pub async fn approve(
 /// Undo: reverse every change a run applied.
 pub async fn undo(
     State(state): State<WebState>,
-    session: Session,
     Path(id): Path<i64>,
-    Form(form): Form<CsrfForm>,
+    CsrfForm { session, .. }: CsrfForm<NoFields>,
 ) -> Result<Redirect, Refused> {
-    session.check_csrf(&state, &form.csrf)?;
     let outcome =
         role_sync::undo_as_officer(&state.app.pool, &state.app.config, id, &session.officer)
             .await?;

@@ -7,9 +7,13 @@
 //! them), so there is no session table. Without an admin token, Discord login alone works with
 //! a key generated per process (sessions end at a restart). It is `HttpOnly`, `SameSite=Strict`, `Path=/`, and `Secure` when the public URL is
 //! https. The CSRF token is derived from the session (or, on the login page, from a short-lived
-//! pre-login cookie), so a form posted from another site — or without its token — is refused.
+//! pre-login cookie), so a form posted from another site — or without its token — is refused:
+//! every form handler takes [`CsrfForm`] (or [`CsrfMultipart`]), which checks it.
 
-use axum::extract::{FromRef, FromRequestParts};
+use axum::Form;
+use axum::body::{Body, Bytes};
+use axum::extract::multipart::MultipartError;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Multipart, Request};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -17,6 +21,8 @@ use axum_extra::extract::SignedCookieJar;
 use axum_extra::extract::cookie::{Cookie, Key, SameSite};
 use chrono::Utc;
 use rand::RngCore;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
@@ -158,12 +164,95 @@ pub struct Session {
 
 impl Session {
     /// Refuse a form whose CSRF token is not this session's.
-    pub fn check_csrf(&self, state: &WebState, presented: &str) -> Result<(), Refused> {
+    fn check_csrf(&self, state: &WebState, presented: &str) -> Result<(), Refused> {
         if csrf_matches(&state.key, &self.cookie_value, presented) {
             Ok(())
         } else {
             Err(Refused::Csrf)
         }
+    }
+}
+
+/// A console form, taken by every POST handler: the logged-in [`Session`] and the form's fields
+/// `T`, given only when the form's `csrf` field is that session's token. A handler that takes
+/// it cannot forget the check, and a forged post is refused (403) before its fields are read.
+/// Without a session the request goes to the login page.
+pub struct CsrfForm<T> {
+    pub session: Session,
+    pub form: T,
+}
+
+/// The fields of a form that carries nothing but its CSRF token (a button).
+#[derive(Debug, Deserialize)]
+pub struct NoFields {}
+
+/// Only the token, read first; serde ignores the form's other fields.
+#[derive(Deserialize)]
+struct CsrfField {
+    #[serde(default)]
+    csrf: String,
+}
+
+impl<T: DeserializeOwned> FromRequest<WebState> for CsrfForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &WebState) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let session = Session::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let body = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        // axum's `Form` twice over the same bytes, so a wrong content type (415) or a malformed
+        // body (400/422) is answered exactly as it was before this extractor.
+        let form_of = |parts: Parts| Request::from_parts(parts, Body::from(body.clone()));
+        let Form(token) = Form::<CsrfField>::from_request(form_of(parts.clone()), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        session
+            .check_csrf(state, &token.csrf)
+            .map_err(IntoResponse::into_response)?;
+        let Form(form) = Form::<T>::from_request(form_of(parts), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(CsrfForm { session, form })
+    }
+}
+
+/// A console `multipart/form-data` form (the addon upload): the session and the rest of the
+/// form, given only when its first field is `csrf` with this session's token. The token comes
+/// first in the page's form, so nothing of a forged post's file is read.
+pub struct CsrfMultipart {
+    pub session: Session,
+    /// The fields after the token.
+    pub multipart: Multipart,
+}
+
+impl FromRequest<WebState> for CsrfMultipart {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &WebState) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let session = Session::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let mut multipart = Multipart::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let unreadable = |e: MultipartError| {
+            Refused::BadRequest(format!("cannot read the form: {e}")).into_response()
+        };
+        let token = match multipart.next_field().await.map_err(unreadable)? {
+            Some(field) if field.name() == Some("csrf") => {
+                field.text().await.map_err(unreadable)?
+            }
+            _ => String::new(),
+        };
+        session
+            .check_csrf(state, &token)
+            .map_err(IntoResponse::into_response)?;
+        Ok(CsrfMultipart { session, multipart })
     }
 }
 

@@ -13,12 +13,11 @@ use std::sync::Arc;
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::{Query, State};
 use axum::response::Redirect;
 use serde::Deserialize;
 
-use super::session::Session;
+use super::session::{CsrfForm, Session};
 use super::{Chrome, Refused, WebState, page_offset};
 use crate::db::api::ManualLink;
 use crate::db::console::{CharacterCandidateRow, DiscordCandidateRow};
@@ -177,8 +176,6 @@ pub async fn page(
 
 #[derive(Deserialize)]
 pub struct LinkForm {
-    #[serde(default)]
-    csrf: String,
     character_id: i32,
     discord_user_id: i32,
 }
@@ -186,10 +183,8 @@ pub struct LinkForm {
 /// Link a character and a Discord member chosen among the candidates.
 pub async fn link(
     State(state): State<WebState>,
-    session: Session,
-    Form(form): Form<LinkForm>,
+    CsrfForm { session, form }: CsrfForm<LinkForm>,
 ) -> Result<Redirect, Refused> {
-    session.check_csrf(&state, &form.csrf)?;
     let pool = &state.app.pool;
     let linked = crate::db::api::link_character(
         pool,

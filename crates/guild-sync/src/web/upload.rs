@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Multipart, Query, State};
+use axum::extract::{Query, State};
 use axum::response::Redirect;
 use serde::Deserialize;
 
-use super::session::Session;
+use super::session::{CsrfMultipart, Session};
 use super::{Chrome, Refused, WebState};
 use crate::db::sync_log::SyncLogRow;
 
@@ -43,42 +43,23 @@ pub async fn page(
 
 pub async fn submit(
     State(state): State<WebState>,
-    session: Session,
-    mut multipart: Multipart,
+    CsrfMultipart { mut multipart, .. }: CsrfMultipart,
 ) -> Result<Redirect, Refused> {
-    let mut csrf_ok = false;
     let mut file = None;
     while let Some(field) = multipart
         .next_field()
         .await
         .map_err(|e| Refused::BadRequest(format!("cannot read the upload form: {e}")))?
     {
-        match field.name() {
-            Some("csrf") => {
-                let value = field.text().await.map_err(|e| {
-                    Refused::BadRequest(format!("cannot read the upload form: {e}"))
-                })?;
-                session.check_csrf(&state, &value)?;
-                csrf_ok = true;
-            }
-            Some("file") => {
-                // The token comes first in the form: nothing is read for a forged post.
-                if !csrf_ok {
-                    return Err(Refused::Csrf);
-                }
-                let bytes = field.bytes().await.map_err(|e| {
-                    Refused::BadRequest(format!(
-                        "cannot read the file (larger than {} bytes?): {e}",
-                        guild_sync_core::addon::MAX_UPLOAD_BYTES
-                    ))
-                })?;
-                file = Some(bytes);
-            }
-            _ => {}
+        if field.name() == Some("file") {
+            let bytes = field.bytes().await.map_err(|e| {
+                Refused::BadRequest(format!(
+                    "cannot read the file (larger than {} bytes?): {e}",
+                    guild_sync_core::addon::MAX_UPLOAD_BYTES
+                ))
+            })?;
+            file = Some(bytes);
         }
-    }
-    if !csrf_ok {
-        return Err(Refused::Csrf);
     }
     let bytes = file
         .filter(|b| !b.is_empty())
