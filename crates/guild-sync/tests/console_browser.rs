@@ -85,9 +85,10 @@ async fn an_officer_clears_the_queue_in_a_real_browser() {
         click(&client, "#login").await;
         assert_eq!(client.current_url().await.unwrap().path(), "/");
         assert!(body_text(&client).await.contains("Open issues"));
-        // Issue 19: the demo's syncs are this week's joins, and the engine's links.
+        // Issue 19: the demo's first syncs are the baseline (no joins); this week holds the
+        // engine's links.
         let week = text_of(&client, "this-week").await;
-        assert!(week.contains("joined_guild") && week.contains("linked"), "{week}");
+        assert!(week.contains("linked") && !week.contains("joined_guild"), "{week}");
         assert!(week.contains("linked to"), "the latest events, described: {week}");
         shoot(&client, "overview").await;
         // Claims are not configured: no claim link to hand out.
@@ -132,11 +133,14 @@ async fn an_officer_clears_the_queue_in_a_real_browser() {
         );
         assert!(text.contains("manual") && text.contains("confirmed"), "{text}");
         assert!(text.contains("accept_suggestion"), "the action history: {text}");
-        // Issue 19: the timeline shows the officer's link and the character's join before it.
+        // Issue 19: the timeline shows the officer's link, and where history starts: the demo's
+        // first sync is the baseline, not a join.
         let timeline = text_of(&client, "timeline").await;
         let lines: Vec<&str> = timeline.lines().collect();
         assert!(lines[0].starts_with("linked") && lines[0].contains("officer"), "{timeline}");
-        assert!(timeline.contains("joined the guild as"), "{timeline}");
+        assert!(!timeline.contains("joined the guild as"), "{timeline}");
+        let start = text_of(&client, "timeline-start").await;
+        assert!(start.starts_with("History starts at the first sync on"), "{start}");
         shoot(&client, "player").await;
 
         // Dismiss one; matching again does not bring it back.
