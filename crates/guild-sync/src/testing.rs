@@ -270,6 +270,32 @@ pub mod seed {
         .expect("seed a player")
     }
 
+    /// A character named `name` on `realm` (every other column at its default); returns its id.
+    pub async fn character(pool: &PgPool, name: &str, realm: &str) -> i32 {
+        sqlx::query_scalar(
+            "INSERT INTO guild_identity.wow_characters (character_name, realm_slug)
+             VALUES ($1, $2) RETURNING id",
+        )
+        .bind(name)
+        .bind(realm)
+        .fetch_one(pool)
+        .await
+        .expect("seed a character")
+    }
+
+    /// A Discord member `username` with the snowflake `discord_id`; returns its id.
+    pub async fn discord_user(pool: &PgPool, discord_id: &str, username: &str) -> i32 {
+        sqlx::query_scalar(
+            "INSERT INTO guild_identity.discord_users (discord_id, username) VALUES ($1, $2)
+             RETURNING id",
+        )
+        .bind(discord_id)
+        .bind(username)
+        .fetch_one(pool)
+        .await
+        .expect("seed a Discord member")
+    }
+
     /// Link a character to a player (as an officer would: `manual`, `confirmed`).
     pub async fn link(pool: &PgPool, player_id: i32, character_id: i32) {
         sqlx::query(

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use guild_sync::api::AppState;
 use guild_sync::config::{Config, Secret};
 use guild_sync::scheduler::Scheduler;
-use guild_sync::testing::{NoopStages, TestDb};
+use guild_sync::testing::{NoopStages, TestDb, seed};
 use guild_sync::web::login::LOGIN_BURST;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -419,8 +419,8 @@ async fn unlinking_another_players_link_from_a_players_page_is_refused() {
             .fetch_one(&app.pool)
             .await
             .unwrap();
-            let player = guild_sync::testing::seed::player(&app.pool, name, None).await;
-            guild_sync::testing::seed::link(&app.pool, player, character).await;
+            let player = seed::player(&app.pool, name, None).await;
+            seed::link(&app.pool, player, character).await;
             let link: i32 = sqlx::query_scalar(
                 "SELECT id FROM guild_identity.player_characters WHERE player_id = $1",
             )
@@ -545,8 +545,8 @@ async fn the_unclaimed_page_follows_changes_made_after_it_was_cached() {
         let page = unclaimed().await;
         assert!(!page.contains(&format!("id=\"member-{second}\"")), "{page}");
 
-        let player = guild_sync::testing::seed::player(pool, "Thrall", None).await;
-        guild_sync::testing::seed::link(pool, player, character).await;
+        let player = seed::player(pool, "Thrall", None).await;
+        seed::link(pool, player, character).await;
         let page = unclaimed().await;
         assert!(
             !page.contains(&character_card),
@@ -589,20 +589,8 @@ async fn every_console_form_refuses_a_post_without_its_csrf_token() {
         let (_, other_csrf) = login(&http, base, "someone else").await;
 
         let open_issue = issue(pool, "Thrall has no Discord account").await;
-        let character: i32 = sqlx::query_scalar(
-            "INSERT INTO guild_identity.wow_characters (character_name, realm_slug)
-             VALUES ('Jaina', 'stormrage') RETURNING id",
-        )
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        let member: i32 = sqlx::query_scalar(
-            "INSERT INTO guild_identity.discord_users (discord_id, username)
-             VALUES ('200000000000000001', 'jaina') RETURNING id",
-        )
-        .fetch_one(pool)
-        .await
-        .unwrap();
+        let character = seed::character(pool, "Jaina", "stormrage").await;
+        let member = seed::discord_user(pool, "200000000000000001", "jaina").await;
         let suggestion: i32 = sqlx::query_scalar(
             "INSERT INTO guild_identity.audit_issues
                  (issue_type, severity, summary, issue_hash, wow_character_id, discord_member_id)
@@ -614,15 +602,9 @@ async fn every_console_form_refuses_a_post_without_its_csrf_token() {
         .fetch_one(pool)
         .await
         .unwrap();
-        let alt: i32 = sqlx::query_scalar(
-            "INSERT INTO guild_identity.wow_characters (character_name, realm_slug)
-             VALUES ('Thrall', 'stormrage') RETURNING id",
-        )
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        let player = guild_sync::testing::seed::player(pool, "Thrall", None).await;
-        guild_sync::testing::seed::link(pool, player, alt).await;
+        let alt = seed::character(pool, "Thrall", "stormrage").await;
+        let player = seed::player(pool, "Thrall", None).await;
+        seed::link(pool, player, alt).await;
         let link: i32 = sqlx::query_scalar(
             "SELECT id FROM guild_identity.player_characters WHERE player_id = $1",
         )
