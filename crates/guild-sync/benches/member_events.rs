@@ -102,7 +102,7 @@ fn print_medians(cases: &[&str], samples: Vec<Vec<Duration>>, target: Option<f64
             Some(_) => "MISSED",
             None => "",
         };
-        println!("{name:<28} {median:>8.1} ms  {verdict}");
+        println!("{name:<32} {median:>8.1} ms  {verdict}");
     }
 }
 
