@@ -18,7 +18,8 @@
 //!    its older timeline page) under concurrent clients. Target: p99 under 50 ms; each line
 //!    says whether it met it.
 //!
-//! Run: `cargo bench -p guild-sync --bench member_events`
+//! Run: `cargo bench -p guild-sync --bench member_events` (`-- sync` or `-- history` for one
+//! part)
 
 use std::time::{Duration, Instant};
 
@@ -400,6 +401,12 @@ fn report(route: &str, latencies: &[Duration], failures: usize) {
 #[tokio::main]
 async fn main() {
     guild_sync::install_crypto_provider();
-    sync_costs().await;
-    history_routes().await;
+    // `-- sync` or `-- history` runs one part (cargo passes `--bench` itself).
+    let part = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    if part.as_deref() != Some("history") {
+        sync_costs().await;
+    }
+    if part.as_deref() != Some("sync") {
+        history_routes().await;
+    }
 }
