@@ -174,11 +174,7 @@ pub async fn upsert(
     source: EventSource,
     arrival: Arrival,
 ) -> Result<UpsertCounts> {
-    let joins = match arrival {
-        Arrival::Joined => true,
-        Arrival::Found => member_events::history_started(&mut *conn, Baseline::Discord).await?,
-    };
-    let events = RowEvents { source, joins };
+    let events = RowEvents { source, arrival };
     let fingerprints: Vec<i64> = rows.iter().map(DiscordUserUpsert::fingerprint).collect();
     let Some(taken_at) = taken_at else {
         let all: Vec<usize> = (0..rows.len()).collect();
@@ -220,12 +216,11 @@ pub enum Arrival {
     Found,
 }
 
-/// The events [`write_rows`] records: attributed to `source`; `joins`: new members are
-/// `discord_joined`.
+/// The events [`write_rows`] records: attributed to `source`, new members as `arrival` says.
 #[derive(Debug, Clone, Copy)]
 struct RowEvents {
     source: EventSource,
-    joins: bool,
+    arrival: Arrival,
 }
 
 /// [`upsert`]'s statement for `rows[i]` for each `i` in `chosen`, each with its fingerprint.
@@ -237,10 +232,15 @@ async fn write_rows(
     taken_at: Option<DateTime<Utc>>,
     events: RowEvents,
 ) -> Result<UpsertCounts> {
-    let RowEvents { source, joins } = events;
+    let RowEvents { source, arrival } = events;
     if chosen.is_empty() {
         return Ok(UpsertCounts::default());
     }
+    // Read only when something may be inserted: a re-sync that writes nothing pays nothing.
+    let joins = match arrival {
+        Arrival::Joined => true,
+        Arrival::Found => member_events::history_started(&mut *conn, Baseline::Discord).await?,
+    };
     let rows = chosen.iter().map(|&i| &rows[i]);
     let fingerprints: Vec<i64> = chosen.iter().map(|&i| fingerprints[i]).collect();
     let mut ids = Vec::with_capacity(chosen.len());

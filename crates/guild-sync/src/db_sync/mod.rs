@@ -301,7 +301,9 @@ pub async fn apply_roster(
         characters::update_batch(&mut *tx, &updates, &previous_names, source).await? as usize;
     // Before the first applied roster, what it finds is the guild, not joins. Not "no character
     // in the guild": a roster that emptied the guild (allowed mass removal) is not a first sync.
-    let baseline = !member_events::history_started(&mut *tx, Baseline::Roster).await?;
+    // Read only when there is someone new: a re-sync without joins pays nothing for it.
+    let baseline =
+        !inserts.is_empty() && !member_events::history_started(&mut *tx, Baseline::Roster).await?;
     stats.new = characters::insert_batch(&mut *tx, &inserts, source, baseline).await? as usize;
     stats.removed = characters::mark_removed(&mut *tx, &plan.removals, source).await? as usize;
     characters::record_roster_sync(&mut *tx).await?;
