@@ -208,8 +208,9 @@ pub async fn get_plan(db: impl PgExecutor<'_>, id: i64) -> Result<Option<RolePla
     )
 }
 
-/// One change as recorded in `role_changes`.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+/// One change as recorded in `role_changes`. `Serialize`: a role run's outcome lists its
+/// changes in `guild-sync roles apply|undo --json` (the HTTP shape is `api::roles`').
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
 pub struct RoleChangeRow {
     pub discord_id: String,
     pub role_name: String,
