@@ -55,7 +55,7 @@ pub async fn members_for_plan(db: impl PgExecutor<'_>) -> Result<Vec<MemberRankR
 }
 
 /// A stored plan.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct RolePlanRow {
     pub id: i64,
     pub fingerprint: String,
@@ -123,7 +123,7 @@ pub async fn apply_run_of_plan(
 }
 
 /// A role run as the console lists it.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RoleRunRow {
     pub id: i64,
     pub kind: String,
@@ -152,7 +152,7 @@ pub async fn recent_runs(db: impl PgExecutor<'_>, limit: i64) -> Result<Vec<Role
 }
 
 /// A recorded change with the member's name, for the console.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct NamedChangeRow {
     pub run_id: i64,
     pub discord_id: String,

@@ -155,7 +155,7 @@ pub struct StageTimings {
 }
 
 /// A `sync_log` row.
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SyncLogRow {
     pub id: i64,
     /// Text on purpose: see the module docs.
