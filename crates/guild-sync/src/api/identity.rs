@@ -123,44 +123,25 @@ pub struct LinkRequest {
     pub player_id: Option<i32>,
 }
 
-/// What a manual link did.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Linked {
-    /// `player_characters.id`.
-    pub link_id: i32,
-    pub player_id: i32,
-    /// A new player was created for the link.
-    pub created_player: bool,
-    /// False when the character was already that player's and the link was only confirmed.
-    pub created_link: bool,
-}
-
-impl From<crate::db::api::Linked> for Linked {
-    fn from(l: crate::db::api::Linked) -> Self {
-        Linked {
-            link_id: l.link_id,
-            player_id: l.player_id,
-            created_player: l.created_player,
-            created_link: l.created_link,
-        }
+row_view! {
+    /// What a manual link did.
+    pub struct Linked from crate::db::api::Linked {
+        /// `player_characters.id`.
+        pub link_id: i32,
+        pub player_id: i32,
+        /// A new player was created for the link.
+        pub created_player: bool,
+        /// False when the character was already that player's and the link was only confirmed.
+        pub created_link: bool,
     }
 }
 
-/// What an unlink removed.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Unlinked {
-    pub link_id: i32,
-    pub player_id: i32,
-    pub character_id: i32,
-}
-
-impl From<crate::db::api::Unlinked> for Unlinked {
-    fn from(u: crate::db::api::Unlinked) -> Self {
-        Unlinked {
-            link_id: u.link_id,
-            player_id: u.player_id,
-            character_id: u.character_id,
-        }
+row_view! {
+    /// What an unlink removed.
+    pub struct Unlinked from crate::db::api::Unlinked {
+        pub link_id: i32,
+        pub player_id: i32,
+        pub character_id: i32,
     }
 }
 

@@ -16,7 +16,7 @@
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use sqlx::PgExecutor;
 
 use super::{Text, UnknownValue};
@@ -89,12 +89,6 @@ impl TryFrom<Text> for RunState {
 
     fn try_from(text: Text) -> Result<Self, UnknownValue> {
         text.decode("sync_log.status", RunState::parse)
-    }
-}
-
-impl Serialize for RunState {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
     }
 }
 
