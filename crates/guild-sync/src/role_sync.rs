@@ -700,8 +700,9 @@ pub fn preflight(
         .collect())
 }
 
-/// How an apply or undo ended.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// How an apply or undo ended (`Serialize`: `guild-sync roles apply|undo --json`; the HTTP
+/// shape is `api::roles::RunOutcome`).
+#[derive(Debug, Clone, Serialize)]
 pub struct RunOutcome {
     pub run_id: i64,
     pub status: String,

@@ -17,18 +17,109 @@ use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use guild_sync_core::candidates;
 use guild_sync_core::integrity::IssueType;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
 use super::auth::Officer;
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
-use crate::db::console::{
-    self, ActionRow, IssueFilter, IssueRow, IssueState, Page, SuggestionRow, TypeCount,
-};
+use super::{AppState, served};
+use crate::db::characters;
+use crate::db::console::{self, IssueFilter, IssueState, Page};
 use crate::stamp_cache::{Stamp, StampCache};
+
+row_view! {
+    /// An audit issue with the current names of what it involves.
+    pub struct IssueRow from console::IssueRow {
+        pub id: i32,
+        pub issue_type: String,
+        pub severity: String,
+        pub summary: String,
+        #[schema(value_type = Object)]
+        pub details: serde_json::Value,
+        pub wow_character_id: Option<i32>,
+        pub character_name: Option<String>,
+        pub realm_slug: Option<String>,
+        pub discord_user_id: Option<i32>,
+        pub discord_username: Option<String>,
+        pub discord_display_name: Option<String>,
+        pub player_id: Option<i32>,
+        pub player_name: Option<String>,
+        pub created_at: DateTime<Utc>,
+        pub resolved_at: Option<DateTime<Utc>>,
+        pub resolved_by: Option<String>,
+        pub resolution_note: Option<String>,
+    }
+}
+
+row_view! {
+    /// How many issues of one type match the state and search (whatever the type filter).
+    pub struct TypeCount from console::TypeCount {
+        pub issue_type: String,
+        pub count: i64,
+    }
+}
+
+row_view! {
+    /// A character as the officer's lists and the Discord commands show it: name, realm, class,
+    /// rank and level. Read models embed it with `#[sqlx(flatten)]` (and `#[serde(flatten)]` in
+    /// JSON, so the fields stay at the row's top level); their SQL selects these six columns under
+    /// these names.
+    pub struct CharacterCard from characters::CharacterCard {
+        pub character_name: String,
+        pub realm_slug: String,
+        pub class_name: Option<String>,
+        /// The class colour, hex without `#`.
+        pub class_color: Option<String>,
+        pub rank_name: Option<String>,
+        pub level: Option<i32>,
+    }
+}
+
+row_view! {
+    /// An open suggestion with both sides' evidence.
+    pub struct SuggestionRow from console::SuggestionRow {
+        /// `audit_issues.id`: what accept and dismiss take.
+        pub id: i32,
+        pub summary: String,
+        /// The matcher's name similarity.
+        pub score: Option<f64>,
+        /// `similar`, `claimed_user`, `look_alike`, `nickname_only`.
+        pub kind: Option<String>,
+        pub created_at: DateTime<Utc>,
+        pub character_id: i32,
+        #[serde(flatten)]
+        pub character: CharacterCard => CharacterCard::from,
+        pub guild_note: Option<String>,
+        pub officer_note: Option<String>,
+        pub last_login_at: Option<DateTime<Utc>>,
+        pub discord_user_id: i32,
+        pub discord_username: String,
+        pub discord_display_name: Option<String>,
+        pub discord_global_name: Option<String>,
+        pub discord_roles: Vec<String>,
+        pub discord_joined_at: Option<DateTime<Utc>>,
+        /// The player the Discord user already has, when it has one.
+        pub player_id: Option<i32>,
+    }
+}
+
+row_view! {
+    /// One recorded officer action.
+    pub struct ActionRow from console::ActionRow {
+        pub id: i64,
+        pub officer: String,
+        pub action: String,
+        pub target: String,
+        pub player_id: Option<i32>,
+        pub note: Option<String>,
+        #[schema(value_type = Object)]
+        pub details: serde_json::Value,
+        pub created_at: DateTime<Utc>,
+    }
+}
 
 /// Rows per page when the client does not say.
 pub const DEFAULT_PER_PAGE: i64 = 50;
@@ -272,8 +363,8 @@ pub async fn audit_issues(
             total: found.total,
             page: page.page,
             per_page: page.per_page,
-            counts: found.counts,
-            issues: found.issues,
+            counts: served(found.counts),
+            issues: served(found.issues),
         })
     })
     .await
@@ -306,7 +397,7 @@ pub async fn resolve_issue(
     let note = note_of(request.note)?;
     let row = console::resolve_issue(&state.pool, id, &officer.who, note.as_deref()).await?;
     tracing::info!(issue_id = id, officer = %officer.who, "issue resolved by hand");
-    Ok(Json(row))
+    Ok(Json(row.into()))
 }
 
 /// Reopen a resolved issue (a dismissed suggestion's pair may then be suggested again).
@@ -323,7 +414,7 @@ pub async fn reopen_issue(
 ) -> Result<Json<IssueRow>, ApiError> {
     let row = console::reopen_issue(&state.pool, id, &officer.who).await?;
     tracing::info!(issue_id = id, officer = %officer.who, "issue reopened");
-    Ok(Json(row))
+    Ok(Json(row.into()))
 }
 
 /// `GET /api/audit/actions` parameters.
@@ -364,7 +455,7 @@ pub async fn audit_actions(
             total,
             page: page.page,
             per_page: page.per_page,
-            actions,
+            actions: served(actions),
         })
     })
     .await
@@ -409,7 +500,7 @@ pub async fn suggestions(
                 total,
                 page: page.page,
                 per_page: page.per_page,
-                suggestions,
+                suggestions: served(suggestions),
             })
         },
     )

@@ -9,8 +9,30 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Officer;
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
-use super::{AppState, MAX_OFFSET};
-use crate::db::member_events::{self, EventFilter, EventRow, EventType, FeedStart};
+use super::{AppState, MAX_OFFSET, served};
+use crate::db::member_events::{self, EventFilter, EventType, FeedStart};
+
+row_view! {
+    /// One event as the API and the console show it, with the names involved (as they are now).
+    pub struct EventRow from member_events::EventRow {
+        pub id: i64,
+        pub event_type: String,
+        pub occurred_at: DateTime<Utc>,
+        pub actor: String,
+        pub run_id: Option<i64>,
+        pub character_id: Option<i32>,
+        pub character_name: Option<String>,
+        pub realm_slug: Option<String>,
+        pub discord_user_id: Option<i32>,
+        pub discord_name: Option<String>,
+        pub player_id: Option<i32>,
+        pub player_name: Option<String>,
+        #[schema(value_type = Object)]
+        pub before: Option<serde_json::Value>,
+        #[schema(value_type = Object)]
+        pub after: Option<serde_json::Value>,
+    }
+}
 
 /// Events per page when the client does not say.
 pub const DEFAULT_PER_PAGE: i64 = 100;
@@ -81,7 +103,7 @@ fn paging(page: Option<i64>, per_page: Option<i64>) -> Result<(i64, i64), ApiErr
 }
 
 /// The `before=` cursor of the page after `events` when there is one.
-fn next_before(events: &[EventRow], has_more: bool) -> Option<i64> {
+fn next_before(events: &[member_events::EventRow], has_more: bool) -> Option<i64> {
     has_more.then(|| events.last().map(|e| e.id)).flatten()
 }
 
@@ -90,7 +112,7 @@ fn next_before(events: &[EventRow], has_more: bool) -> Option<i64> {
 async fn check_cursor(
     state: &AppState,
     before: Option<i64>,
-    events: &[EventRow],
+    events: &[member_events::EventRow],
 ) -> Result<(), ApiError> {
     if let Some(id) = before
         && events.is_empty()
@@ -157,7 +179,7 @@ pub async fn events(
     Ok(Json(EventsPage {
         next_before: next_before(&events, has_more),
         page: query.before.is_none().then_some(page),
-        events,
+        events: served(events),
         per_page,
         has_more,
     }))
@@ -218,7 +240,7 @@ pub async fn player_history(
     Ok(Json(PlayerHistory {
         player_id: id,
         next_before: next_before(&events, has_more),
-        events,
+        events: served(events),
         has_more,
         history_starts_at,
     }))

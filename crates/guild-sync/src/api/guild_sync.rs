@@ -26,51 +26,30 @@ pub struct Triggered {
     pub source: String,
 }
 
-/// The last run of one source.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RunView {
-    pub id: i64,
-    pub source: String,
-    /// running, success, partial, error or skipped.
-    #[schema(value_type = String)]
-    pub status: RunState,
-    pub characters_found: Option<i32>,
-    pub characters_updated: Option<i32>,
-    pub characters_new: Option<i32>,
-    pub characters_removed: Option<i32>,
-    /// The run's stats.
-    #[schema(value_type = Object)]
-    pub details: serde_json::Value,
-    pub error_message: Option<String>,
-    pub duration_seconds: Option<f64>,
-    /// Seconds spent reading inputs, deciding and writing, where the stage has those parts
-    /// (a pipeline's own row has each step's under `details.timings`).
-    pub load_seconds: Option<f64>,
-    pub plan_seconds: Option<f64>,
-    pub apply_seconds: Option<f64>,
-    pub started_at: DateTime<Utc>,
-    pub completed_at: Option<DateTime<Utc>>,
-}
-
-impl From<SyncLogRow> for RunView {
-    fn from(row: SyncLogRow) -> Self {
-        RunView {
-            id: row.id,
-            source: row.source,
-            status: row.status,
-            characters_found: row.characters_found,
-            characters_updated: row.characters_updated,
-            characters_new: row.characters_new,
-            characters_removed: row.characters_removed,
-            details: row.details,
-            error_message: row.error_message,
-            duration_seconds: row.duration_seconds,
-            load_seconds: row.load_seconds,
-            plan_seconds: row.plan_seconds,
-            apply_seconds: row.apply_seconds,
-            started_at: row.started_at,
-            completed_at: row.completed_at,
-        }
+row_view! {
+    /// The last run of one source.
+    pub struct RunView from SyncLogRow {
+        pub id: i64,
+        pub source: String,
+        /// running, success, partial, error or skipped.
+        #[schema(value_type = String)]
+        pub status: &'static str => RunState::as_str,
+        pub characters_found: Option<i32>,
+        pub characters_updated: Option<i32>,
+        pub characters_new: Option<i32>,
+        pub characters_removed: Option<i32>,
+        /// The run's stats.
+        #[schema(value_type = Object)]
+        pub details: serde_json::Value,
+        pub error_message: Option<String>,
+        pub duration_seconds: Option<f64>,
+        /// Seconds spent reading inputs, deciding and writing, where the stage has those parts
+        /// (a pipeline's own row has each step's under `details.timings`).
+        pub load_seconds: Option<f64>,
+        pub plan_seconds: Option<f64>,
+        pub apply_seconds: Option<f64>,
+        pub started_at: DateTime<Utc>,
+        pub completed_at: Option<DateTime<Utc>>,
     }
 }
 

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
 
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -12,9 +13,53 @@ use serde_json::json;
 
 use super::auth::Officer;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
-use super::{AppState, console};
+use super::{AppState, console, served};
 use crate::db::api::ManualLink;
-use crate::db::integrity::{OrphanDiscordRow, OrphanWowRow, RankMismatchRow, RowOrder};
+use crate::db::integrity::{self, RowOrder};
+use crate::db::links::StoredLinkSource;
+
+row_view! {
+    /// An in-guild character no player owns.
+    pub struct OrphanWowRow from integrity::OrphanWowRow {
+        pub id: i32,
+        pub character_name: String,
+        pub realm_slug: String,
+        pub class_name: Option<String>,
+        pub rank_name: Option<String>,
+        pub level: Option<i32>,
+        pub last_login_at: Option<DateTime<Utc>>,
+    }
+}
+
+row_view! {
+    /// A present Discord user with a guild role and no player.
+    pub struct OrphanDiscordRow from integrity::OrphanDiscordRow {
+        pub id: i32,
+        pub discord_id: String,
+        pub username: String,
+        pub display_name: Option<String>,
+        pub highest_guild_role: String,
+    }
+}
+
+row_view! {
+    /// A player whose highest in-game rank and Discord role disagree.
+    pub struct RankMismatchRow from integrity::RankMismatchRow {
+        pub player_id: i32,
+        pub display_name: String,
+        pub discord_user_id: i32,
+        /// The Discord user's highest guild role as Discord names it.
+        pub discord_role: String,
+        /// The player's highest in-game rank among in-guild characters.
+        pub ingame_rank: String,
+        /// The Discord role that rank corresponds to (`common.guild_ranks.discord_role_name`).
+        pub expected_discord_role: Option<String>,
+        /// The character that rank comes from, and how it was linked to the player.
+        pub ranked_character: String,
+        #[schema(value_type = String)]
+        pub ranked_link_source: StoredLinkSource,
+    }
+}
 
 /// A player's Discord account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -78,44 +123,25 @@ pub struct LinkRequest {
     pub player_id: Option<i32>,
 }
 
-/// What a manual link did.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Linked {
-    /// `player_characters.id`.
-    pub link_id: i32,
-    pub player_id: i32,
-    /// A new player was created for the link.
-    pub created_player: bool,
-    /// False when the character was already that player's and the link was only confirmed.
-    pub created_link: bool,
-}
-
-impl From<crate::db::api::Linked> for Linked {
-    fn from(l: crate::db::api::Linked) -> Self {
-        Linked {
-            link_id: l.link_id,
-            player_id: l.player_id,
-            created_player: l.created_player,
-            created_link: l.created_link,
-        }
+row_view! {
+    /// What a manual link did.
+    pub struct Linked from crate::db::api::Linked {
+        /// `player_characters.id`.
+        pub link_id: i32,
+        pub player_id: i32,
+        /// A new player was created for the link.
+        pub created_player: bool,
+        /// False when the character was already that player's and the link was only confirmed.
+        pub created_link: bool,
     }
 }
 
-/// What an unlink removed.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Unlinked {
-    pub link_id: i32,
-    pub player_id: i32,
-    pub character_id: i32,
-}
-
-impl From<crate::db::api::Unlinked> for Unlinked {
-    fn from(u: crate::db::api::Unlinked) -> Self {
-        Unlinked {
-            link_id: u.link_id,
-            player_id: u.player_id,
-            character_id: u.character_id,
-        }
+row_view! {
+    /// What an unlink removed.
+    pub struct Unlinked from crate::db::api::Unlinked {
+        pub link_id: i32,
+        pub player_id: i32,
+        pub character_id: i32,
     }
 }
 
@@ -175,9 +201,9 @@ pub async fn players(
 pub async fn orphans_wow(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<OrphanWowRow>>, ApiError> {
-    Ok(Json(
-        crate::db::integrity::orphan_wow(&state.pool, RowOrder::ByName).await?,
-    ))
+    Ok(Json(served(
+        integrity::orphan_wow(&state.pool, RowOrder::ByName).await?,
+    )))
 }
 
 /// Present Discord users with a guild role and no player.
@@ -187,9 +213,9 @@ pub async fn orphans_wow(
 pub async fn orphans_discord(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<OrphanDiscordRow>>, ApiError> {
-    Ok(Json(
-        crate::db::integrity::orphan_discord(&state.pool, RowOrder::ByName).await?,
-    ))
+    Ok(Json(served(
+        integrity::orphan_discord(&state.pool, RowOrder::ByName).await?,
+    )))
 }
 
 /// Players whose in-game rank and Discord role disagree.
@@ -199,9 +225,7 @@ pub async fn orphans_discord(
 pub async fn mismatches(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<RankMismatchRow>>, ApiError> {
-    Ok(Json(
-        crate::db::integrity::rank_mismatches(&state.pool).await?,
-    ))
+    Ok(Json(served(integrity::rank_mismatches(&state.pool).await?)))
 }
 
 /// Link a character to a player (given, the Discord user's, or new) as a confirmed manual

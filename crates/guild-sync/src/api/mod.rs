@@ -5,6 +5,42 @@
 //! 4xx status (see [`error`]). It holds no SQL (that is [`crate::db::api`]) and runs no stage
 //! itself (triggers go through the [`Scheduler`]).
 
+/// Declares the HTTP shape of a `db` row (or of a stage's result) served with its fields:
+/// the struct (`Serialize`, and `ToSchema`, whose doc comments are the OpenAPI descriptions)
+/// and `From<row>`. `db/` rows stay plain `FromRow` types; what goes over the wire, and how the
+/// OpenAPI document describes it, is said here. A field is moved across as it is, or through
+/// the function after `=>` (an embedded row's own shape). The conversion takes the row apart in
+/// full, so a column added to the row does not compile until its HTTP shape says whether it is
+/// served.
+macro_rules! row_view {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident from $row:path {
+            $( $(#[$field_meta:meta])* pub $field:ident: $ty:ty $(=> $convert:expr)?, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+        pub struct $name {
+            $( $(#[$field_meta])* pub $field: $ty, )*
+        }
+
+        impl From<$row> for $name {
+            fn from(row: $row) -> Self {
+                let $row { $($field),* } = row;
+                $name { $($field: row_view!(@field $field $($convert)?)),* }
+            }
+        }
+    };
+    (@field $field:ident) => { $field };
+    (@field $field:ident $convert:expr) => { $convert($field) };
+}
+
+/// `db` rows as their HTTP shape (see [`row_view!`]).
+fn served<R, T: From<R>>(rows: Vec<R>) -> Vec<T> {
+    rows.into_iter().map(T::from).collect()
+}
+
 pub mod auth;
 pub mod console;
 pub mod error;

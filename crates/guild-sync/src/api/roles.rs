@@ -5,10 +5,36 @@
 use axum::Json;
 use axum::extract::State;
 
-use super::AppState;
 use super::auth::Officer;
 use super::error::{ApiError, ApiPath, ErrorBody};
-use crate::role_sync::{self, ApprovalError, LatestPlan, RunOutcome};
+use super::{AppState, served};
+use crate::db::roles;
+use crate::role_sync::{self, ApprovalError, LatestPlan};
+
+row_view! {
+    /// How an apply or undo ended.
+    pub struct RunOutcome from role_sync::RunOutcome {
+        pub run_id: i64,
+        pub status: String,
+        pub reason: Option<String>,
+        pub applied: usize,
+        pub verified: usize,
+        pub requests: usize,
+        pub changes: Vec<RoleChangeRow> => served,
+    }
+}
+
+row_view! {
+    /// One change as recorded in `role_changes`.
+    pub struct RoleChangeRow from roles::RoleChangeRow {
+        pub discord_id: String,
+        pub role_name: String,
+        pub role_id: Option<String>,
+        pub action: String,
+        pub result: String,
+        pub error: Option<String>,
+    }
+}
 
 impl From<ApprovalError> for ApiError {
     fn from(err: ApprovalError) -> Self {
@@ -52,6 +78,8 @@ pub async fn approve_plan(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<RunOutcome>, ApiError> {
     Ok(Json(
-        role_sync::approve(&state.pool, &state.config, id, &officer.who).await?,
+        role_sync::approve(&state.pool, &state.config, id, &officer.who)
+            .await?
+            .into(),
     ))
 }

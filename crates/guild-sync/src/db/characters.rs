@@ -14,10 +14,9 @@ use std::collections::HashMap;
 use super::member_events::EventSource;
 
 /// A character as the officer's lists and the Discord commands show it: name, realm, class,
-/// rank and level. Read models embed it with `#[sqlx(flatten)]` (and `#[serde(flatten)]` in
-/// JSON, so the fields stay at the row's top level); their SQL selects these six columns under
-/// these names.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+/// rank and level. Read models embed it with `#[sqlx(flatten)]`; their SQL selects these six
+/// columns under these names.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct CharacterCard {
     pub character_name: String,
     pub realm_slug: String,

@@ -6,7 +6,6 @@
 
 use anyhow::anyhow;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::json;
 use sqlx::{AssertSqlSafe, PgConnection, PgExecutor, PgPool};
 
@@ -133,8 +132,7 @@ pub async fn record_action(
 }
 
 /// Which issues a list shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IssueState {
     #[default]
     Open,
@@ -152,13 +150,12 @@ pub struct IssueFilter {
 }
 
 /// An audit issue with the current names of what it involves.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct IssueRow {
     pub id: i32,
     pub issue_type: String,
     pub severity: String,
     pub summary: String,
-    #[schema(value_type = Object)]
     pub details: serde_json::Value,
     pub wow_character_id: Option<i32>,
     pub character_name: Option<String>,
@@ -175,7 +172,7 @@ pub struct IssueRow {
 }
 
 /// How many issues of one type match the state and search (whatever the type filter).
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct TypeCount {
     pub issue_type: String,
     pub count: i64,
@@ -419,7 +416,7 @@ pub async fn reopen_issue(db: &PgPool, id: i32, officer: &str) -> Result<IssueRo
 }
 
 /// An open suggestion with both sides' evidence.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct SuggestionRow {
     /// `audit_issues.id`: what accept and dismiss take.
     pub id: i32,
@@ -431,7 +428,6 @@ pub struct SuggestionRow {
     pub created_at: DateTime<Utc>,
     pub character_id: i32,
     #[sqlx(flatten)]
-    #[serde(flatten)]
     pub character: CharacterCard,
     pub guild_note: Option<String>,
     pub officer_note: Option<String>,
@@ -745,7 +741,7 @@ pub async fn set_main(
 }
 
 /// One recorded officer action.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ActionRow {
     pub id: i64,
     pub officer: String,
@@ -753,7 +749,6 @@ pub struct ActionRow {
     pub target: String,
     pub player_id: Option<i32>,
     pub note: Option<String>,
-    #[schema(value_type = Object)]
     pub details: serde_json::Value,
     pub created_at: DateTime<Utc>,
 }

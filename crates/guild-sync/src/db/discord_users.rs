@@ -7,7 +7,6 @@
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgExecutor};
 
@@ -43,7 +42,7 @@ macro_rules! departed_events_sql {
 }
 
 /// One member as it should be stored: the outcome of the pure member → row conversion.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiscordUserUpsert {
     /// Snowflake digits.
     pub discord_id: String,
@@ -105,7 +104,7 @@ impl DiscordUserUpsert {
 }
 
 /// A `guild_identity.discord_users` row.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct DiscordUserRow {
     pub id: i32,
     pub discord_id: String,
@@ -121,7 +120,7 @@ pub struct DiscordUserRow {
 }
 
 /// What an upsert did, by the state each member was in before it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UpsertCounts {
     /// Not known before.
     pub new: u64,

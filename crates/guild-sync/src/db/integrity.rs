@@ -1,13 +1,13 @@
 //! The integrity queries: what does not add up right now, read live from the tables. The
-//! integrity checker turns these rows into audit issues; the HTTP API serves them as they are.
+//! integrity checker turns these rows into audit issues; the HTTP API serves three of them (its
+//! shapes are in `api/identity.rs`).
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::PgExecutor;
 
 /// An in-guild character no player owns.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct OrphanWowRow {
     pub id: i32,
     pub character_name: String,
@@ -19,7 +19,7 @@ pub struct OrphanWowRow {
 }
 
 /// A present Discord user with a guild role and no player.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct OrphanDiscordRow {
     pub id: i32,
     pub discord_id: String,
@@ -29,7 +29,7 @@ pub struct OrphanDiscordRow {
 }
 
 /// A player whose highest in-game rank and Discord role disagree.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct RankMismatchRow {
     pub player_id: i32,
     pub display_name: String,
@@ -43,7 +43,6 @@ pub struct RankMismatchRow {
     /// The character that rank comes from, and how it was linked to the player.
     pub ranked_character: String,
     #[sqlx(try_from = "super::Text")]
-    #[schema(value_type = String)]
     pub ranked_link_source: super::links::StoredLinkSource,
 }
 
@@ -173,7 +172,7 @@ pub async fn resolve_fixed_rank_mismatches(
 }
 
 /// A linked, present Discord user with no guild role whose player holds an in-game rank.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct NoGuildRoleRow {
     pub player_id: i32,
     pub display_name: String,
@@ -185,7 +184,6 @@ pub struct NoGuildRoleRow {
     /// The character that rank comes from, and how it was linked to the player.
     pub ranked_character: String,
     #[sqlx(try_from = "super::Text")]
-    #[schema(value_type = String)]
     pub ranked_link_source: super::links::StoredLinkSource,
 }
 
@@ -209,7 +207,7 @@ pub async fn no_guild_role(db: impl PgExecutor<'_>) -> Result<Vec<NoGuildRoleRow
 }
 
 /// An in-guild character not seen for longer than the threshold.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct StaleCharacterRow {
     pub id: i32,
     pub character_name: String,
@@ -250,7 +248,7 @@ pub async fn stale_characters(
 }
 
 /// A Discord user held by more than one player.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct DuplicateDiscordRow {
     pub discord_user_id: i32,
     pub username: String,
@@ -282,7 +280,7 @@ pub async fn duplicate_discord(db: impl PgExecutor<'_>) -> Result<Vec<DuplicateD
 }
 
 /// A player every one of whose in-guild characters is stale (issue 19).
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct InactivePlayerRow {
     pub player_id: i32,
     pub display_name: String,
@@ -330,7 +328,7 @@ pub async fn inactive_players(
 }
 
 /// A former member whose Discord account keeps a guild role (issue 19).
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct FormerMemberRow {
     pub player_id: i32,
     pub display_name: String,

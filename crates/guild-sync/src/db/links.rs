@@ -7,7 +7,6 @@
 //! so a value this version does not know is an error naming the column.
 
 use anyhow::Result;
-use serde::Serialize;
 use sqlx::PgExecutor;
 
 pub use guild_sync_core::matching::{StoredConfidence, StoredLinkSource};
@@ -31,7 +30,7 @@ impl TryFrom<Text> for StoredConfidence {
 }
 
 /// Links made by one strategy.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct LinkSourceCount {
     #[sqlx(try_from = "Text")]
     pub link_source: StoredLinkSource,
@@ -40,7 +39,7 @@ pub struct LinkSourceCount {
 }
 
 /// One link with the names on both sides and its evidence.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct LinkExample {
     #[sqlx(try_from = "Text")]
     pub link_source: StoredLinkSource,

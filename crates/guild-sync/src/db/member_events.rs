@@ -11,12 +11,10 @@
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::PgExecutor;
 
 /// Who made a change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {
     /// A scheduled or manual sync, or the identity engine.
     Engine,
@@ -81,8 +79,9 @@ impl EventSource {
     }
 }
 
-/// The kinds of event, as stored in `member_events.event_type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+/// The kinds of event, as stored in `member_events.event_type`. `Serialize` (as that text):
+/// the unit test below holds the two spellings together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventType {
     JoinedGuild,
@@ -188,7 +187,7 @@ macro_rules! unlinked_events_sql {
 pub(crate) use unlinked_events_sql;
 
 /// One event as the API and the console show it, with the names involved (as they are now).
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct EventRow {
     pub id: i64,
     pub event_type: String,
@@ -202,9 +201,7 @@ pub struct EventRow {
     pub discord_name: Option<String>,
     pub player_id: Option<i32>,
     pub player_name: Option<String>,
-    #[schema(value_type = Object)]
     pub before: Option<serde_json::Value>,
-    #[schema(value_type = Object)]
     pub after: Option<serde_json::Value>,
 }
 

@@ -2,11 +2,10 @@
 //! editable by officers). Loaded once per run into caches by the pipelines.
 
 use anyhow::Result;
-use serde::Serialize;
 use sqlx::PgExecutor;
 
 /// A `common.guild_ranks` row.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct GuildRankRow {
     pub id: i32,
     pub name: String,
@@ -18,7 +17,7 @@ pub struct GuildRankRow {
 }
 
 /// A `guild_identity.classes` row.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ClassRow {
     pub id: i32,
     pub name: String,
@@ -27,7 +26,7 @@ pub struct ClassRow {
 }
 
 /// A `guild_identity.specializations` row with its role's name.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SpecRow {
     pub id: i32,
     pub class_id: i32,

@@ -55,7 +55,7 @@ pub async fn members_for_plan(db: impl PgExecutor<'_>) -> Result<Vec<MemberRankR
 }
 
 /// A stored plan.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct RolePlanRow {
     pub id: i64,
     pub fingerprint: String,
@@ -123,7 +123,7 @@ pub async fn apply_run_of_plan(
 }
 
 /// A role run as the console lists it.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RoleRunRow {
     pub id: i64,
     pub kind: String,
@@ -152,7 +152,7 @@ pub async fn recent_runs(db: impl PgExecutor<'_>, limit: i64) -> Result<Vec<Role
 }
 
 /// A recorded change with the member's name, for the console.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct NamedChangeRow {
     pub run_id: i64,
     pub discord_id: String,
@@ -208,8 +208,9 @@ pub async fn get_plan(db: impl PgExecutor<'_>, id: i64) -> Result<Option<RolePla
     )
 }
 
-/// One change as recorded in `role_changes`.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+/// One change as recorded in `role_changes`. `Serialize`: a role run's outcome lists its
+/// changes in `guild-sync roles apply|undo --json` (the HTTP shape is `api::roles`').
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
 pub struct RoleChangeRow {
     pub discord_id: String,
     pub role_name: String,

@@ -16,7 +16,7 @@
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use sqlx::PgExecutor;
 
 use super::{Text, UnknownValue};
@@ -92,12 +92,6 @@ impl TryFrom<Text> for RunState {
     }
 }
 
-impl Serialize for RunState {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
 /// Counts every run records in the dedicated columns (characters for Battle.net and addon runs;
 /// Discord runs put their member counts here too, and everything else in `details`). Fill it
 /// with the builder methods, which take any count a stage keeps.
@@ -155,7 +149,7 @@ pub struct StageTimings {
 }
 
 /// A `sync_log` row.
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SyncLogRow {
     pub id: i64,
     /// Text on purpose: see the module docs.
