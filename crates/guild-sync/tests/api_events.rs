@@ -7,31 +7,26 @@
 mod blizzard_support;
 mod common;
 
-use std::sync::Arc;
-
 use blizzard_support::{fetched, guard, member};
-use guild_sync::api::AppState;
 use guild_sync::config::{Config, Secret};
 use guild_sync::db_sync::sync_fetched;
-use guild_sync::scheduler::Scheduler;
-use guild_sync::testing::{NoopStages, TestDb};
+use guild_sync::testing::noop_state;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;
 
-use common::{SpawnedApp, send, spawn_app, within_a_minute};
+use common::{SpawnedApp, on_a_fresh_db, send, spawn_app};
 
 const TOKEN: &str = "events-token-for-tests";
 
 async fn spawn(pool: &PgPool) -> SpawnedApp {
-    spawn_app(AppState {
-        pool: pool.clone(),
-        scheduler: Arc::new(Scheduler::new(pool.clone(), Arc::new(NoopStages))),
-        config: Arc::new(Config {
+    spawn_app(noop_state(
+        pool.clone(),
+        Config {
             guild_sync_admin_token: Some(Secret::new(TOKEN)),
             ..Config::defaults()
-        }),
-    })
+        },
+    ))
     .await
 }
 
@@ -74,8 +69,7 @@ async fn seed(pool: &PgPool) -> i32 {
 
 #[tokio::test]
 async fn the_event_feed_is_filtered_paged_and_bounded_for_officers_only() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let player = seed(&db.pool).await;
         let app = spawn(&db.pool).await;
 
@@ -204,8 +198,7 @@ async fn the_event_feed_is_filtered_paged_and_bounded_for_officers_only() {
 
 #[tokio::test]
 async fn a_players_history_includes_events_from_before_the_link_and_unknown_players_are_404() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let player = seed(&db.pool).await;
         let app = spawn(&db.pool).await;
 

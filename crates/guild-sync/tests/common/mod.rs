@@ -13,7 +13,7 @@ use std::time::Duration;
 use guild_sync::api::{self, AppState};
 use guild_sync::config::{Config, Secret};
 use guild_sync::scheduler::Scheduler;
-use guild_sync::testing::{NoopStages, TestDb};
+use guild_sync::testing::{TestDb, noop_state};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sqlx::PgPool;
@@ -89,7 +89,7 @@ pub async fn spawn_app(state: AppState) -> SpawnedApp {
 /// The bearer token [`OfficerApp`] sends.
 pub const OFFICER_TOKEN: &str = "officer-token-for-tests";
 
-/// The API on its own port and database, pipelines on [`NoopStages`], the officer token set or
+/// The API on its own port and database, pipelines on `NoopStages`, the officer token set or
 /// not; its requests carry [`OFFICER_TOKEN`].
 pub struct OfficerApp {
     pub base: String,
@@ -104,16 +104,15 @@ impl OfficerApp {
     pub async fn spawn(admin_token: Option<&str>) -> OfficerApp {
         let db = TestDb::new().await;
         let pool = PgPool::connect_with(db.connect_options()).await.unwrap();
-        let scheduler = Arc::new(Scheduler::new(pool.clone(), Arc::new(NoopStages)));
-        let state = AppState {
-            pool: pool.clone(),
-            scheduler: Arc::clone(&scheduler),
-            config: Arc::new(Config {
+        let state = noop_state(
+            pool.clone(),
+            Config {
                 guild_sync_admin_token: admin_token.map(Secret::new),
                 guild_sync_api_key: None,
                 ..Config::defaults()
-            }),
-        };
+            },
+        );
+        let scheduler = Arc::clone(&state.scheduler);
         let SpawnedApp { base, client } = spawn_app(state).await;
         OfficerApp {
             base,
