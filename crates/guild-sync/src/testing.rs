@@ -425,7 +425,7 @@ pub fn serve_console_on(
 }
 
 /// A listener on a free local port and its base URL `http://127.0.0.1:{port}`.
-async fn free_local_port() -> (tokio::net::TcpListener, String) {
+pub async fn free_local_port() -> (tokio::net::TcpListener, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a local port");
@@ -433,8 +433,9 @@ async fn free_local_port() -> (tokio::net::TcpListener, String) {
     (listener, base)
 }
 
-/// Serve `router` on a free local port until the runtime ends; returns its base URL.
-async fn serve_on_a_free_port(router: axum::Router) -> String {
+/// Serve `router` on a free local port until the runtime ends; returns its base URL (the
+/// fakes of external APIs, the API under test).
+pub async fn serve_on_a_free_port(router: axum::Router) -> String {
     let (listener, base) = free_local_port().await;
     tokio::spawn(async move { axum::serve(listener, router).await });
     base
@@ -475,6 +476,12 @@ pub async fn console_login(http: &reqwest::Client, base: &str, token: &str) -> S
         .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
         .find(|c| c.starts_with("guild_sync_session="))
         .expect("a session cookie")
+}
+
+/// The median of `samples` (the upper one of an even count), as the benchmarks report it.
+pub fn median(mut samples: Vec<std::time::Duration>) -> std::time::Duration {
+    samples.sort();
+    samples[samples.len() / 2]
 }
 
 /// Shared with `guild-sync bench` (its start-up figure), which has no test-support.

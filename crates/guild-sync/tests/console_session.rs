@@ -11,7 +11,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 
 use guild_sync::config::{Config, Secret};
-use guild_sync::testing::{noop_state, seed};
+use guild_sync::testing::{free_local_port, noop_state, seed};
 use guild_sync::web::login::LOGIN_BURST;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -41,8 +41,7 @@ where
         };
         let state = noop_state(db.pool.clone(), config.clone());
         guild_sync::install_crypto_provider();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (listener, base) = free_local_port().await;
         let router = guild_sync::service::router(state, &config);
         let stop = CancellationToken::new();
         tokio::spawn(guild_sync::service::http::serve(

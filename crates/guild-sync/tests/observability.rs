@@ -206,8 +206,7 @@ async fn the_metrics_endpoint_exposes_every_family_after_a_pipeline() {
                 ..Config::defaults()
             }),
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (listener, base) = guild_sync::testing::free_local_port().await;
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(guild_sync::service::http::serve(
             listener,

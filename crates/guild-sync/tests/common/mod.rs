@@ -13,7 +13,7 @@ use std::time::Duration;
 use guild_sync::api::{self, AppState};
 use guild_sync::config::{Config, Secret};
 use guild_sync::scheduler::Scheduler;
-use guild_sync::testing::{TestDb, noop_state};
+use guild_sync::testing::{TestDb, noop_state, serve_on_a_free_port};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sqlx::PgPool;
@@ -75,11 +75,7 @@ impl SpawnedApp {
 /// Serve the API over `state` on a free local port until the test's runtime ends.
 pub async fn spawn_app(state: AppState) -> SpawnedApp {
     guild_sync::install_crypto_provider();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a local port");
-    let base = format!("http://{}", listener.local_addr().expect("local address"));
-    tokio::spawn(async move { axum::serve(listener, api::router(state)).await });
+    let base = serve_on_a_free_port(api::router(state)).await;
     SpawnedApp {
         base,
         client: reqwest::Client::new(),

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use guild_sync::config::{Config, Secret};
-use guild_sync::testing::{TestDb, seed};
+use guild_sync::testing::{TestDb, seed, serve_on_a_free_port};
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -255,9 +255,7 @@ impl FakeDiscord {
             )
             .route("/api/v10/channels/{c}/messages", post(message))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let api_url = format!("http://{}/api/v10", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let api_url = format!("{}/api/v10", serve_on_a_free_port(app).await);
         FakeDiscord { state, api_url }
     }
 
