@@ -1,30 +1,44 @@
 //! Benchmark of the guild's memory (issue 19).
 //!
-//! 1. What writing events adds to each sync's database stage: the roster applied to 1,000
-//!    characters (first sync = the baseline, no event; identical re-run = none; every rank
-//!    changed = 1,000 `rank_changed`; 100 leave; the 100 return), median of 7 runs each, in a
-//!    fresh database per run. Run the same scenarios on the commit before issue 19 for the
-//!    "before" (the note has both).
+//! 1. What writing events adds to each sync's database stage, median of 7 runs each, in a
+//!    fresh database per run:
+//!    - the roster applied to 1,000 characters (first sync = the baseline, no event; identical
+//!      re-run = none; every rank changed = 1,000 `rank_changed`; 100 leave; the 100 return);
+//!    - a full Discord sync of 3,000 members (first sync = the baseline; identical re-run;
+//!      300 nick changes = 300 `discord_renamed`; 300 leave; the 300 return).
+//!
+//!    For the "before", run the same cases on the `measure-no-events` branch (the same code
+//!    with the event writing taken out of the sync statements); the note has the commands.
 //!    The database connects with the product's session settings (`db::session_options`, JIT
 //!    off), as every sync does.
 //! 2. A year of history for a 1,000-character guild (100,000 generated events): p50/p99 of the
-//!    history routes (`/api/events` pages and filters, deep pages by `page=` and by the
-//!    `before=` cursor, a player's history) and the console pages that show events (overview,
-//!    player page and its older timeline page) under concurrent clients. Target: p99 under
-//!    50 ms; each line says whether it met it.
+//!    history routes (`/api/events` pages and filters, the deepest `page=` (starting at
+//!    `api::MAX_OFFSET`), a deeper one refused with a 400, a deep page by the `before=` cursor,
+//!    a player's history) and the console pages that show events (overview, player page and
+//!    its older timeline page) under concurrent clients. Target: p99 under 50 ms; each line
+//!    says whether it met it.
 //!
 //! Run: `cargo bench -p guild-sync --bench member_events`
 
 use std::time::{Duration, Instant};
 
+use guild_sync::api::MAX_OFFSET;
 use guild_sync::blizzard_client::{FetchedRoster, ProfileFetch, parse_profile, parse_roster};
 use guild_sync::config::{Config, RemovalGuard, Secret};
 use guild_sync::db::member_events::EventSource;
+use guild_sync::db::{discord_users, reference};
 use guild_sync::db_sync::apply_roster;
+use guild_sync::discord_sync::{
+    GuildRoles, PreparedMembers, RankRoles, Snowflake, WireMember, WireRole, WireUser,
+    apply_member_list, prepare_members,
+};
 use guild_sync::testing::{GetLoad, TestDb, console_login, load_get, percentile, serve_console};
 use serde_json::json;
 
 const MEMBERS: usize = 1000;
+/// Discord members in the Discord sync cases, and how many of them each changing case touches.
+const DISCORD_MEMBERS: u64 = 3000;
+const DISCORD_CHANGED: u64 = 300;
 const DB_RUNS: usize = 7;
 const EVENTS: i64 = 100_000;
 const CLIENTS: usize = 4;
@@ -35,9 +49,12 @@ const TOKEN: &str = "bench-events-token";
 const ROSTER_TARGET_MS: f64 = 50.0;
 /// The history routes' target (issue 19): p99 under this many milliseconds.
 const TARGET_P99_MS: f64 = 50.0;
-/// The deep page both paging styles read: page 150 of 500 events (events 74,501-75,000).
-const DEEP_PAGE: i64 = 150;
+/// Events per page in the deep cases.
 const DEEP_PER_PAGE: i64 = 500;
+/// The deepest page `page=` reads: it starts at `MAX_OFFSET` (events 10,001-10,500).
+const DEEPEST_PAGE: i64 = MAX_OFFSET / DEEP_PER_PAGE + 1;
+/// A page far past it (events 74,501-75,000): refused by `page=`, read by the `before=` cursor.
+const DEEP_PAGE: i64 = 150;
 
 /// The roster: `rank_shift` moves every member's rank; members `0..left` are absent.
 fn roster(rank_shift: usize, left: usize) -> FetchedRoster {
@@ -76,7 +93,25 @@ fn median_ms(mut samples: Vec<Duration>) -> f64 {
     samples[samples.len() / 2].as_secs_f64() * 1000.0
 }
 
+/// One line per case: its median, and against `target` (ms) when there is one.
+fn print_medians(cases: &[&str], samples: Vec<Vec<Duration>>, target: Option<f64>) {
+    for (name, s) in cases.iter().zip(samples) {
+        let median = median_ms(s);
+        let verdict = match target {
+            Some(target) if median < target => "met",
+            Some(_) => "MISSED",
+            None => "",
+        };
+        println!("{name:<32} {median:>8.1} ms  {verdict}");
+    }
+}
+
 async fn sync_costs() {
+    roster_costs().await;
+    discord_costs().await;
+}
+
+async fn roster_costs() {
     println!(
         "== Roster database stage, {MEMBERS} characters, median of {DB_RUNS}; target < {ROSTER_TARGET_MS} ms"
     );
@@ -106,15 +141,95 @@ async fn sync_costs() {
             samples[i].push(t.elapsed());
         }
     }
-    for (name, s) in scenarios.iter().zip(samples) {
-        let median = median_ms(s);
-        let verdict = if median < ROSTER_TARGET_MS {
-            "met"
-        } else {
-            "MISSED"
-        };
-        println!("{name:<28} {median:>8.1} ms  {verdict}");
+    print_medians(&scenarios, samples, Some(ROSTER_TARGET_MS));
+}
+
+/// The Discord member list: member `i` of `0..DISCORD_MEMBERS` (snowflake `200_000_000 + i`,
+/// roles cycling through the guild's), members `0..renamed` with a new nick, members in
+/// `absent` left out.
+fn discord_members(renamed: u64, absent: std::ops::Range<u64>) -> (Vec<WireRole>, Vec<WireMember>) {
+    let id = |n: u64| Snowflake::parse(&n.to_string()).expect("digits");
+    let roles = [
+        "@everyone",
+        "GM",
+        "Officer",
+        "Veteran",
+        "Member",
+        "Initiate",
+    ]
+    .iter()
+    .zip(0..)
+    .map(|(name, i)| WireRole {
+        id: id(900 + i),
+        name: (*name).to_owned(),
+        position: i as i64,
+    })
+    .collect();
+    let joined = "2024-01-01T10:00:00Z".parse().expect("a timestamp");
+    let members = (0..DISCORD_MEMBERS)
+        .filter(|i| !absent.contains(i))
+        .map(|i| WireMember {
+            user: WireUser {
+                id: id(200_000_000 + i),
+                username: format!("member_{i}"),
+                global_name: Some(format!("Member {i}")),
+                bot: false,
+            },
+            nick: Some(if i < renamed {
+                format!("Renamed{i}")
+            } else {
+                format!("Nick{i}")
+            }),
+            roles: vec![id(901 + i % 5)],
+            joined_at: Some(joined),
+        })
+        .collect();
+    (roles, members)
+}
+
+async fn discord_costs() {
+    println!("== Discord full sync database stage, {DISCORD_MEMBERS} members, median of {DB_RUNS}");
+    let guard = RemovalGuard {
+        max_fraction: 0.5,
+        allow_mass_removal: false,
+    };
+    let changed = DISCORD_CHANGED;
+    let lists = [
+        discord_members(0, 0..0),
+        discord_members(changed, 0..0),
+        discord_members(changed, changed..2 * changed),
+    ];
+    let scenarios = [
+        "first sync (baseline, no event)",
+        "identical re-run",
+        "300 nick changes",
+        "300 leave",
+        "the 300 return",
+    ];
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); scenarios.len()];
+    for _ in 0..DB_RUNS {
+        let db = TestDb::new().await;
+        let ranks = RankRoles::new(&reference::guild_ranks(&db.pool).await.expect("ranks"));
+        let prepared: Vec<PreparedMembers> = lists
+            .iter()
+            .map(|(roles, members)| prepare_members(members, &GuildRoles::new(roles), &ranks))
+            .collect();
+        for (i, input) in [0, 0, 1, 2, 1].into_iter().enumerate() {
+            let t = Instant::now();
+            let taken_at = discord_users::clock(&db.pool).await.expect("clock");
+            apply_member_list(
+                &db.pool,
+                &prepared[input],
+                taken_at,
+                guard,
+                EventSource::unrecorded(),
+            )
+            .await
+            .expect("apply");
+            samples[i].push(t.elapsed());
+        }
     }
+    print_medians(&scenarios, samples, None);
 }
 
 /// 1,000 characters (300 players own 700 of them), 2,000 Discord members, and `EVENTS` events
@@ -173,7 +288,7 @@ async fn history_routes() {
         .fetch_one(&db.pool)
         .await
         .unwrap();
-    // The cursor that reads the same deep page as `page=DEEP_PAGE`: the last event before it.
+    // The cursor that reads page DEEP_PAGE (which `page=` refuses): the last event before it.
     let deep_cursor: i64 = sqlx::query_scalar(
         "SELECT id FROM guild_identity.member_events ORDER BY occurred_at DESC, id DESC
          OFFSET $1 LIMIT 1",
@@ -203,7 +318,7 @@ async fn history_routes() {
     let api = [
         "/api/events".to_string(),
         "/api/events?per_page=500".into(),
-        format!("/api/events?page={DEEP_PAGE}&per_page={DEEP_PER_PAGE}"),
+        format!("/api/events?page={DEEPEST_PAGE}&per_page={DEEP_PER_PAGE}"),
         format!("/api/events?before={deep_cursor}&per_page={DEEP_PER_PAGE}"),
         "/api/events?type=rank_changed".into(),
         format!("/api/events?player_id={player}"),
@@ -223,33 +338,50 @@ async fn history_routes() {
         .await;
         report(route, &latencies, failures);
     }
+    // Past the deepest page: the 400 naming the cursor, answered before any event is read.
+    let refused = format!("/api/events?page={DEEP_PAGE}&per_page={DEEP_PER_PAGE}");
+    let (latencies, failures) = one_client(
+        || http.get(format!("{base}{refused}")).bearer_auth(TOKEN),
+        400,
+    )
+    .await;
+    report(&format!("{refused} = 400 (1 client)"), &latencies, failures);
     for page in [
         "/".to_string(),
         format!("/players/{player}"),
         format!("/players/{player}?before={timeline_cursor}"),
     ] {
-        let mut latencies = Vec::new();
-        let mut failures = 0;
-        for _ in 0..REQUESTS {
-            let t = Instant::now();
-            let ok = match http
-                .get(format!("{base}{page}"))
-                .header("Cookie", &cookie)
-                .send()
-                .await
-            {
-                Ok(r) => r.status() == 200 && r.bytes().await.is_ok(),
-                Err(_) => false,
-            };
-            if ok {
-                latencies.push(t.elapsed());
-            } else {
-                failures += 1;
-            }
-        }
-        latencies.sort();
+        let (latencies, failures) = one_client(
+            || http.get(format!("{base}{page}")).header("Cookie", &cookie),
+            200,
+        )
+        .await;
         report(&format!("console {page} (1 client)"), &latencies, failures);
     }
+}
+
+/// `REQUESTS` requests one after another: the sorted latencies of those answered `expected`
+/// (body read), and how many were not.
+async fn one_client(
+    request: impl Fn() -> reqwest::RequestBuilder,
+    expected: u16,
+) -> (Vec<Duration>, usize) {
+    let mut latencies = Vec::new();
+    let mut failures = 0;
+    for _ in 0..REQUESTS {
+        let t = Instant::now();
+        let ok = match request().send().await {
+            Ok(r) => r.status().as_u16() == expected && r.bytes().await.is_ok(),
+            Err(_) => false,
+        };
+        if ok {
+            latencies.push(t.elapsed());
+        } else {
+            failures += 1;
+        }
+    }
+    latencies.sort();
+    (latencies, failures)
 }
 
 fn report(route: &str, latencies: &[Duration], failures: usize) {

@@ -19,6 +19,8 @@ pub const DATABASE_NAME: &str = "guild_sync";
 pub struct Database {
     pub pool: PgPool,
     cluster: Option<LocalCluster>,
+    /// How many migrations the database has applied (all of this binary's, once open).
+    migrations_applied: i64,
 }
 
 impl Database {
@@ -112,8 +114,17 @@ impl Database {
 
     /// Apply pending migrations on `pool` (one query when there are none) and wrap it.
     async fn migrated(pool: PgPool, cluster: Option<LocalCluster>) -> Result<Database> {
-        db::migrate(&pool).await?;
-        Ok(Database { pool, cluster })
+        let migrations_applied = db::migrate(&pool).await?;
+        Ok(Database {
+            pool,
+            cluster,
+            migrations_applied,
+        })
+    }
+
+    /// How many migrations the database has applied.
+    pub fn migrations_applied(&self) -> i64 {
+        self.migrations_applied
     }
 
     /// The private cluster, when guild-sync started one.

@@ -23,7 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sqlx::PgPool;
 
 use crate::config::{Config, DEFAULT_DISCORD_API_URL, RemovalGuard};
-use crate::db::discord_users::{self, DiscordUserUpsert};
+use crate::db::discord_users::{self, Arrival, DiscordUserUpsert};
 use crate::db::member_events::EventSource;
 use crate::db::reference::{self, GuildRankRow};
 use crate::db::sync_log::RunCounts;
@@ -368,7 +368,14 @@ pub async fn apply_member_list(
         }
         .into());
     }
-    let upserted = discord_users::upsert(&mut tx, &members.rows, Some(taken_at), source).await?;
+    let upserted = discord_users::upsert(
+        &mut tx,
+        &members.rows,
+        Some(taken_at),
+        source,
+        Arrival::Found,
+    )
+    .await?;
     let departed =
         discord_users::mark_missing_departed(&mut *tx, &presence.missing_ids, taken_at, source)
             .await?;
@@ -650,6 +657,7 @@ async fn upsert_one(
     pool: &PgPool,
     member: &WireMember,
     roles: &GuildRoles,
+    arrival: Arrival,
 ) -> Result<MemberEventOutcome> {
     let ranks = RankRoles::new(&reference::guild_ranks(pool).await?);
     let Some(row) = member_row(member, roles, &ranks) else {
@@ -660,6 +668,7 @@ async fn upsert_one(
         std::slice::from_ref(&row),
         None,
         EventSource::gateway(),
+        arrival,
     )
     .await?;
     Ok(if counts.new > 0 {
@@ -673,23 +682,25 @@ async fn upsert_one(
     })
 }
 
-/// GUILD_MEMBER_ADD: insert the member, or revive them if they had left.
+/// GUILD_MEMBER_ADD: insert the member, or revive them if they had left; a `discord_joined`
+/// either way, even before the first full sync (the gateway saw the join happen).
 pub async fn on_member_join(
     pool: &PgPool,
     member: &WireMember,
     roles: &GuildRoles,
 ) -> Result<MemberEventOutcome> {
-    upsert_one(pool, member, roles).await
+    upsert_one(pool, member, roles, Arrival::Joined).await
 }
 
 /// GUILD_MEMBER_UPDATE: new username, display name or roles. A member the database does not
-/// know yet (a missed join) is inserted; one marked departed is present again.
+/// know yet is inserted: a missed join once the Discord history has started, part of the
+/// baseline before the first full sync; one marked departed is present again.
 pub async fn on_member_update(
     pool: &PgPool,
     member: &WireMember,
     roles: &GuildRoles,
 ) -> Result<MemberEventOutcome> {
-    let outcome = upsert_one(pool, member, roles).await?;
+    let outcome = upsert_one(pool, member, roles, Arrival::Found).await?;
     if outcome == MemberEventOutcome::Updated {
         let resolved =
             crate::db::integrity::resolve_fixed_rank_mismatches(pool, member.user.id.as_str())

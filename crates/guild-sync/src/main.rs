@@ -6,8 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = guild_sync::cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -17,7 +16,14 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     guild_sync::install_crypto_provider();
-    match guild_sync::cli::run(cli).await {
+    let runtime = match cli.command.runtime().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(guild_sync::cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // `{:#}` keeps the whole context chain on one line: "what we did: why it failed".

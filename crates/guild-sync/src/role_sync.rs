@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use crate::config::Config;
-use crate::db::discord_users;
+use crate::db::discord_users::{self, Arrival};
 use crate::db::member_events::EventSource;
 use crate::db::reference;
 use crate::db::roles::{self as db, RoleChangeRow};
@@ -894,6 +894,7 @@ async fn run_changes(
         &rows_now,
         None,
         EventSource::unrecorded(),
+        Arrival::Found,
     )
     .await?;
     db::insert_changes(pool, run_id, &rows).await?;

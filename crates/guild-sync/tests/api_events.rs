@@ -8,6 +8,7 @@ mod blizzard_support;
 mod common;
 
 use blizzard_support::{fetched, guard, member};
+use guild_sync::api::MAX_OFFSET;
 use guild_sync::config::{Config, Secret};
 use guild_sync::db_sync::sync_fetched;
 use guild_sync::testing::noop_state;
@@ -192,6 +193,83 @@ async fn the_event_feed_is_filtered_paged_and_bounded_for_officers_only() {
             assert_eq!(status, expected, "{query}: {body}");
             assert!(body["error"].is_string(), "{query}: {body}");
         }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_feed_page_past_ten_thousand_events_is_a_400_naming_the_cursor_which_goes_on() {
+    on_a_fresh_db(|db| async move {
+        seed(&db.pool).await;
+        // 10,500 older events under the seed's seven: 10,507 in all, so page 21 of 500 (the
+        // deepest, starting at MAX_OFFSET) is full and older events follow it.
+        let thrall: i32 = sqlx::query_scalar(
+            "SELECT id FROM guild_identity.wow_characters WHERE blizzard_id = 3",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO guild_identity.member_events (event_type, occurred_at, character_id, actor)
+             SELECT 'rank_changed', now() - g * interval '1 minute', $1, 'engine'
+             FROM generate_series(1, 10500) g",
+        )
+        .bind(thrall)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let app = spawn(&db.pool).await;
+        let ids = |body: &Value| -> Vec<i64> {
+            body["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_i64().unwrap())
+                .collect()
+        };
+        let in_feed_order = |offset: i64, limit: i64| {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT id FROM guild_identity.member_events
+                 ORDER BY occurred_at DESC, id DESC OFFSET $1 LIMIT $2",
+            )
+            .bind(offset)
+            .bind(limit)
+            .fetch_all(&db.pool)
+        };
+
+        // The deepest page still answers, with events 10,001 to 10,500.
+        assert_eq!(MAX_OFFSET, 10_000);
+        let (status, deepest) = get(&app, "/api/events?page=21&per_page=500", Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::OK, "{deepest}");
+        assert_eq!(ids(&deepest), in_feed_order(10_000, 500).await.unwrap());
+        assert_eq!(deepest["page"], 21);
+        assert_eq!(deepest["has_more"], true);
+        let (status, one) = get(&app, "/api/events?page=10001&per_page=1", Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::OK, "{one}");
+        assert_eq!(ids(&one), in_feed_order(10_000, 1).await.unwrap());
+
+        // One page deeper is a 400 that says where the limit is and how to go on.
+        for query in ["page=22&per_page=500", "page=10002&per_page=1", "page=102"] {
+            let (status, body) = get(&app, &format!("/api/events?{query}"), Some(TOKEN)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+            let error = body["error"].as_str().unwrap();
+            for named in ["10000", "before=", "next_before"] {
+                assert!(error.contains(named), "{query}: {error}");
+            }
+        }
+
+        // The cursor has no depth limit: from the deepest page's next_before to the end.
+        let cursor = deepest["next_before"].as_i64().unwrap();
+        let (status, rest) = get(
+            &app,
+            &format!("/api/events?per_page=500&before={cursor}"),
+            Some(TOKEN),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{rest}");
+        assert_eq!(ids(&rest), in_feed_order(10_500, 500).await.unwrap());
+        assert_eq!(ids(&rest).len(), 7);
+        assert_eq!(rest["has_more"], false);
     })
     .await;
 }

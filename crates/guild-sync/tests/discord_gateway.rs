@@ -237,6 +237,109 @@ async fn a_member_update_through_the_gateway_resolves_the_fixed_rank_mismatch() 
     .await
 }
 
+/// Issue 19's baseline is "no complete full sync yet", not "an empty table": the gateway may
+/// store members before the first full sync, and that sync must still record the guild as it
+/// is rather than everyone as joining. A join the gateway saw live stays a join; an update of a
+/// member never seen is a join only once the history has started.
+#[tokio::test]
+async fn gateway_members_before_the_first_full_sync_leave_that_sync_a_baseline() {
+    on_a_fresh_db(|db| async move {
+        guild_sync::install_crypto_provider();
+        let pool = &db.pool;
+        let events = || async {
+            sqlx::query_as::<_, (String, String, String)>(
+                "SELECT e.event_type, e.actor, du.discord_id FROM guild_identity.member_events e
+                 JOIN guild_identity.discord_users du ON du.id = e.discord_user_id ORDER BY e.id",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap()
+        };
+        let event =
+            |t: &str, actor: &str, id: &str| (t.to_owned(), actor.to_owned(), id.to_owned());
+
+        // Before any full sync, the gateway sees thrall join and jaina (already a member)
+        // change her nick.
+        let script = vec![vec![
+            (
+                "GUILD_CREATE",
+                json!({"id": GUILD, "name": "Guild", "roles": roles(), "members": []}),
+            ),
+            (
+                "GUILD_MEMBER_ADD",
+                member_event("5001", "thrall", None, &["804"]),
+            ),
+            (
+                "GUILD_MEMBER_UPDATE",
+                member_event("5002", "jaina", Some("Lady"), &["804"]),
+            ),
+        ]];
+        let (url, _seen) = start_fake_gateway(script).await;
+        let mut config = Config::defaults();
+        config.discord_bot_token = Some(Secret::new("test-token"));
+        config.discord_guild_id = Some(GUILD.into());
+        config.discord_gateway_url = Some(url);
+        let handle = discord_gateway::spawn(pool.clone(), &config, &CancellationToken::new())
+            .await
+            .unwrap();
+        wait_until_present(pool, "5002").await;
+        handle.shutdown().await;
+        let live_join = vec![event("discord_joined", "gateway", "5001")];
+        assert_eq!(events().await, live_join, "jaina's update is not a join");
+
+        // The first full sync finds five members, two of them already stored: a baseline.
+        let list = |ids: &[(&str, &str)]| -> discord_sync::DiscordSnapshot {
+            let members: Vec<Value> = ids
+                .iter()
+                .map(|(id, name)| {
+                    let nick = (*id == "5002").then_some("Lady");
+                    member_event(id, name, nick, &["804"])
+                })
+                .collect();
+            serde_json::from_value(json!({"roles": roles(), "members": members})).unwrap()
+        };
+        let mut guild = vec![
+            ("5001", "thrall"),
+            ("5002", "jaina"),
+            ("5003", "sylvanas"),
+            ("5004", "anduin"),
+            ("5005", "baine"),
+        ];
+        let sync = |snapshot| {
+            discord_sync::run(
+                pool,
+                &config,
+                discord_sync::DiscordInput::Snapshot(snapshot),
+                guild_sync::config::RemovalGuard {
+                    max_fraction: 0.5,
+                    allow_mass_removal: false,
+                },
+            )
+        };
+        let stats = sync(list(&guild)).await.unwrap();
+        assert_eq!(stats.new, 3);
+        assert_eq!(
+            events().await,
+            live_join,
+            "the first full sync is the baseline"
+        );
+
+        // From then on, members new to a list are joins, and so is a missed join's update.
+        guild.push(("5006", "varian"));
+        sync(list(&guild)).await.unwrap();
+        let missed: WireMember =
+            serde_json::from_value(member_event("5007", "tyrande", None, &["804"])).unwrap();
+        discord_sync::on_member_update(pool, &missed, &GuildRoles::default())
+            .await
+            .unwrap();
+        let mut expected = live_join;
+        expected.push(event("discord_joined", "engine", "5006"));
+        expected.push(event("discord_joined", "gateway", "5007"));
+        assert_eq!(events().await, expected);
+    })
+    .await
+}
+
 #[tokio::test]
 async fn spawning_without_a_token_or_guild_is_a_clear_error() {
     on_a_fresh_db(|db| async move {

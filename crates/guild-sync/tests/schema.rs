@@ -532,3 +532,139 @@ async fn migrate_is_a_no_op_when_up_to_date_and_still_refuses_a_changed_migratio
     })
     .await;
 }
+
+/// The embedded migrations a database should hold: (version, checksum), in order.
+fn embedded_migrations() -> Vec<(i64, Vec<u8>)> {
+    guild_sync::db::MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| (m.version, m.checksum.to_vec()))
+        .collect()
+}
+
+async fn applied_migrations(pool: &PgPool) -> Vec<(i64, Vec<u8>)> {
+    sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success ORDER BY version")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+/// Turn the test database into one that never saw a migration: every schema the migrations
+/// made, and their bookkeeping table, gone.
+async fn empty_the_database(pool: &PgPool) {
+    let schemas: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname FROM pg_namespace
+         WHERE nspname NOT IN ('public', 'information_schema') AND nspname NOT LIKE 'pg\\_%'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(schemas.iter().any(|s| s == "guild_identity"), "{schemas:?}");
+    for schema in schemas {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA \"{schema}\" CASCADE"
+        )))
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query("DROP TABLE _sqlx_migrations")
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+async fn up_to_date(pool: &PgPool) -> bool {
+    let mut conn = pool.acquire().await.unwrap();
+    guild_sync::db::migrations_up_to_date(&mut conn).await
+}
+
+/// The start-up check answers "up to date" for exactly the embedded migrations, applied and
+/// unchanged; a missing, changed, failed or unknown row sends the command to the migrator.
+#[tokio::test]
+async fn the_migration_check_is_up_to_date_only_for_exactly_the_embedded_migrations() {
+    on_a_fresh_db(|db| async move {
+        assert!(up_to_date(&db.pool).await);
+        let last = embedded_migrations().last().unwrap().0;
+        let first = embedded_migrations()[0].0;
+        let changes = [
+            format!("DELETE FROM _sqlx_migrations WHERE version = {last}"),
+            format!("DELETE FROM _sqlx_migrations WHERE version = {first}"),
+            format!(
+                "UPDATE _sqlx_migrations SET checksum = '\\x00'::bytea WHERE version = {first}"
+            ),
+            format!("UPDATE _sqlx_migrations SET success = false WHERE version = {last}"),
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES (99999, 'from a newer binary', true, '\\x00'::bytea, 0)"
+                .to_string(),
+        ];
+        for change in changes {
+            let mut tx = db.pool.begin().await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(change.clone()))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            assert!(
+                !guild_sync::db::migrations_up_to_date(&mut tx).await,
+                "still up to date after: {change}"
+            );
+            tx.rollback().await.unwrap();
+        }
+        assert!(up_to_date(&db.pool).await, "the rollbacks restored it");
+    })
+    .await;
+}
+
+/// A database one migration behind (the binary was upgraded) gets that migration applied at
+/// start-up, and the check then finds it up to date.
+#[tokio::test]
+async fn migrate_applies_a_missing_migration() {
+    on_a_fresh_db(|db| async move {
+        let embedded = embedded_migrations();
+        let [.., (before_last, _), _] = embedded.as_slice() else {
+            panic!("at least two migrations are embedded");
+        };
+        empty_the_database(&db.pool).await;
+        guild_sync::db::MIGRATOR
+            .run_to(*before_last, &db.pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            applied_migrations(&db.pool).await,
+            embedded[..embedded.len() - 1]
+        );
+        assert!(!up_to_date(&db.pool).await);
+
+        let applied = guild_sync::db::migrate(&db.pool).await.unwrap();
+        assert_eq!(applied, embedded.len() as i64);
+        assert_eq!(applied_migrations(&db.pool).await, embedded);
+        assert!(up_to_date(&db.pool).await);
+    })
+    .await;
+}
+
+/// Several commands starting at once on a database that has never been migrated: each waits
+/// for the migrator's lock, every migration is applied once, and all of them start.
+#[tokio::test]
+async fn concurrent_starts_on_an_empty_database_apply_each_migration_once() {
+    on_a_fresh_db(|db| async move {
+        let embedded = embedded_migrations();
+        empty_the_database(&db.pool).await;
+        let mut starts = Vec::new();
+        for _ in 0..4 {
+            let options = guild_sync::db::session_options(db.connect_options());
+            starts.push(tokio::spawn(async move {
+                let pool = guild_sync::db::connect(options).await.unwrap();
+                let applied = guild_sync::db::migrate(&pool).await;
+                pool.close().await;
+                applied.map_err(|err| format!("{err:#}"))
+            }));
+        }
+        for start in starts {
+            assert_eq!(start.await.unwrap(), Ok(embedded.len() as i64));
+        }
+        assert_eq!(applied_migrations(&db.pool).await, embedded);
+        assert!(up_to_date(&db.pool).await);
+    })
+    .await;
+}

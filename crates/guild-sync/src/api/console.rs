@@ -36,12 +36,8 @@ pub const DEFAULT_PER_PAGE: i64 = 50;
 pub const MAX_PER_PAGE: i64 = 200;
 /// Highest page number accepted (beyond it the offset means nothing for a guild).
 pub const MAX_PAGE: i64 = 100_000;
-/// Deepest row a page may start at (`(page - 1) × per_page`). PostgreSQL reads and drops every
-/// row before an OFFSET, so an unbounded page let one request walk a whole table; 10,000 rows is
-/// more than any guild's list (1,000 characters, a few thousand issues) and costs a few ms.
-/// Past it a list answers 400 asking for a narrower filter, rather than keyset paging: the
-/// routes' contract is page numbers, and no officer pages that deep.
-pub const MAX_OFFSET: i64 = 10_000;
+/// Deepest row a page may start at (shared with the event feed, see [`super::MAX_OFFSET`]).
+pub use super::MAX_OFFSET;
 /// Longest search text, in characters.
 pub const MAX_QUERY_CHARS: usize = 100;
 /// Longest officer note, in characters (the column's CHECK agrees).

@@ -7,9 +7,9 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
 use super::auth::Officer;
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
+use super::{AppState, MAX_OFFSET};
 use crate::db::member_events::{self, EventFilter, EventRow, EventType, FeedStart};
 
 /// Events per page when the client does not say.
@@ -31,8 +31,9 @@ pub struct EventsQuery {
     pub event_type: Option<String>,
     /// Only events of this player.
     pub player_id: Option<i32>,
-    /// 1-based page number. Deep pages cost their depth: to walk the feed, follow
-    /// `next_before` instead.
+    /// 1-based page number. A page may start at most 10,000 events deep
+    /// (`(page - 1) × per_page`); deeper is a 400: to walk the feed, follow each answer's
+    /// `next_before` as `before=`, which has no depth limit.
     pub page: Option<i64>,
     /// Events per page, 1 to 500 (default 100).
     pub per_page: Option<i64>,
@@ -54,7 +55,9 @@ pub struct EventsPage {
     pub next_before: Option<i64>,
 }
 
-/// `(page, per_page)`, validated: out of range is a 400 naming the parameter.
+/// `(page, per_page)`, validated: out of range is a 400 naming the parameter, and a page
+/// starting past [`MAX_OFFSET`] events a 400 naming the cursor (an OFFSET reads every event it
+/// skips: a year's page 150 of 500 read 75,000 of them; a `before=` page is an index range).
 fn paging(page: Option<i64>, per_page: Option<i64>) -> Result<(i64, i64), ApiError> {
     let page = page.unwrap_or(1);
     let per_page = per_page.unwrap_or(DEFAULT_PER_PAGE);
@@ -66,6 +69,12 @@ fn paging(page: Option<i64>, per_page: Option<i64>) -> Result<(i64, i64), ApiErr
     if !(1..=MAX_PER_PAGE).contains(&per_page) {
         return Err(ApiError::BadRequest(format!(
             "per_page must be between 1 and {MAX_PER_PAGE}, got {per_page}"
+        )));
+    }
+    if (page - 1) * per_page > MAX_OFFSET {
+        return Err(ApiError::BadRequest(format!(
+            "page {page} of {per_page} starts past event {MAX_OFFSET}, the deepest page= reads; \
+             to go further, page by before= with each answer's next_before (no depth limit)"
         )));
     }
     Ok((page, per_page))
@@ -111,12 +120,16 @@ fn event_type_of(text: Option<&str>) -> Result<Option<EventType>, ApiError> {
 /// The guild's events, newest first: joins, leaves, returns, renames, transfers, rank changes,
 /// Discord joins, leaves, renames and role changes, and link changes — each with its type, the
 /// names involved, before and after, the run that observed it and who made it.
-/// Paged by `page=` or, to walk the whole feed at the same cost per page, by `before=` with
-/// each answer's `next_before`.
+/// Paged by `page=` (down to 10,000 events deep; a deeper page is a 400 naming the cursor) or,
+/// to walk the whole feed at the same cost per page, by `before=` with each answer's
+/// `next_before`.
 #[utoipa::path(get, path = "/api/events", tag = "identity",
     security(("bearer" = [])),
     params(EventsQuery),
-    responses((status = 200, body = EventsPage), (status = 400, body = ErrorBody),
+    responses((status = 200, body = EventsPage),
+        (status = 400, body = ErrorBody, description = "A malformed or out-of-range \
+            parameter, `page` with `before`, an unknown `before` event, or a `page` starting \
+            past 10,000 events (page by `before=` with `next_before` instead)"),
         (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
@@ -219,7 +232,19 @@ mod tests {
     fn paging_bounds_and_event_types_are_checked() {
         assert_eq!(paging(None, None).unwrap(), (1, DEFAULT_PER_PAGE));
         assert_eq!(paging(Some(3), Some(500)).unwrap(), (3, 500));
-        for (page, per_page) in [(Some(0), None), (None, Some(0)), (None, Some(501))] {
+        // The deepest page starts at MAX_OFFSET; one more is refused.
+        assert_eq!(paging(Some(21), Some(500)).unwrap(), (21, 500));
+        assert_eq!(
+            paging(Some(MAX_OFFSET + 1), Some(1)).unwrap(),
+            (MAX_OFFSET + 1, 1)
+        );
+        for (page, per_page) in [
+            (Some(0), None),
+            (None, Some(0)),
+            (None, Some(501)),
+            (Some(22), Some(500)),
+            (Some(MAX_OFFSET + 2), Some(1)),
+        ] {
             assert!(matches!(
                 paging(page, per_page),
                 Err(ApiError::BadRequest(_))

@@ -36,6 +36,15 @@ use error::{ApiError, ErrorBody};
 /// Largest request body the JSON routes accept, in bytes; larger ones get 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Deepest row a `page=` may start at (`(page - 1) × per_page`), on every paged list: the
+/// console's review lists and the event feed (`/api/events`). PostgreSQL reads and drops every
+/// row before an OFFSET, so an unbounded page let one request walk a whole table; 10,000 rows is
+/// more than any guild's review list (1,000 characters, a few thousand issues) and costs a few
+/// ms. Past it a route answers 400 naming its way further: a narrower filter on the review lists
+/// (their contract is page numbers, and no officer pages that deep), the `before=` cursor on the
+/// event feed (a year of history is 100,000 events; its keyset pages have no limit).
+pub const MAX_OFFSET: i64 = 10_000;
+
 /// How long the health check waits for the database, in seconds.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 

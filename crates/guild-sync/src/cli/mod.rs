@@ -65,6 +65,33 @@ pub enum Command {
     Roles(roles::RolesCommand),
 }
 
+impl Command {
+    /// The async runtime this command runs on. The one-shot commands that work one step after
+    /// another (the database and HTTP round trips in sequence; CPU-heavy parts already go to
+    /// `spawn_blocking` and rayon) run on the calling thread: worker threads cost their start
+    /// and a thread hand-off on every socket event, a measurable part of a command's start-up
+    /// (issue 21: ≤ 10 ms). The service, the demo (which may serve), the pipeline and the
+    /// benchmark (many stages, concurrent fetches) and the companion keep the worker pool.
+    pub fn runtime(&self) -> tokio::runtime::Builder {
+        match self {
+            Command::Migrate
+            | Command::Match(_)
+            | Command::Check(_)
+            | Command::Report(_)
+            | Command::Sync(SyncCommand::Addon(_) | SyncCommand::Discord(_)) => {
+                tokio::runtime::Builder::new_current_thread()
+            }
+            Command::Demo(_)
+            | Command::Serve
+            | Command::Sync(SyncCommand::Blizzard(_))
+            | Command::Pipeline(_)
+            | Command::Companion(_)
+            | Command::Bench(_)
+            | Command::Roles(_) => tokio::runtime::Builder::new_multi_thread(),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum SyncCommand {
     /// Battle.net roster and character profiles → wow_characters.

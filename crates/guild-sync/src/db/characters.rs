@@ -355,8 +355,9 @@ pub async fn update_batch(
 }
 
 /// Insert new characters (`c.id` is ignored), with a `joined_guild` event for each in the same
-/// statement unless `baseline`: the guild's first sync (no in-guild row before it) records the
-/// roster as it is, not a thousand joins on the day guild-sync was installed (issue 19).
+/// statement unless `baseline`: the guild's first sync (no roster applied before it, see
+/// [`crate::db::member_events::history_started`]) records the roster as it is, not a thousand
+/// joins on the day guild-sync was installed (issue 19).
 /// Returns how many were inserted.
 pub async fn insert_batch(
     db: impl PgExecutor<'_>,

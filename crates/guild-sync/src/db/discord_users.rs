@@ -11,7 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgExecutor};
 
-use super::member_events::EventSource;
+use super::member_events::{self, Baseline, EventSource};
 
 /// Separates role names when a row's `all_guild_roles` travels as one text element: PostgreSQL
 /// arrays of arrays must be rectangular, so per-row lists cannot be sent as `text[][]`. Discord
@@ -164,20 +164,25 @@ pub async fn clock(db: impl PgExecutor<'_>) -> Result<DateTime<Utc>> {
 /// read as confirmed by this sync. Whether a present row changed is first judged by its stored
 /// [`DiscordUserUpsert::fingerprint`], so only changed, new and returning members travel whole.
 ///
-/// The same statement records (issue 19) `discord_joined` for new and returning members
-/// (none for a full sync into an empty table: that first import is the baseline),
-/// `discord_renamed` and `discord_roles_changed` for present members whose names or guild
-/// roles changed, attributed to `source`.
+/// The same statement records (issue 19) `discord_joined` for returning members and for new
+/// ones as `arrival` says, `discord_renamed` and `discord_roles_changed` for present members
+/// whose names or guild roles changed, attributed to `source`.
 pub async fn upsert(
     conn: &mut PgConnection,
     rows: &[DiscordUserUpsert],
     taken_at: Option<DateTime<Utc>>,
     source: EventSource,
+    arrival: Arrival,
 ) -> Result<UpsertCounts> {
+    let joins = match arrival {
+        Arrival::Joined => true,
+        Arrival::Found => member_events::history_started(&mut *conn, Baseline::Discord).await?,
+    };
+    let events = RowEvents { source, joins };
     let fingerprints: Vec<i64> = rows.iter().map(DiscordUserUpsert::fingerprint).collect();
     let Some(taken_at) = taken_at else {
         let all: Vec<usize> = (0..rows.len()).collect();
-        return write_rows(conn, rows, &fingerprints, &all, None, source).await;
+        return write_rows(conn, rows, &fingerprints, &all, None, events).await;
     };
     // A full sync sends (snowflake, fingerprint) pairs first and the whole row only for the
     // members the statement below could write: new, departed, written since `taken_at` (or
@@ -199,9 +204,28 @@ pub async fn upsert(
     .context("cannot compare Discord users' fingerprints")?;
     let to_write: Vec<usize> = to_write.into_iter().map(|i| i as usize).collect();
     let mut counts =
-        write_rows(conn, rows, &fingerprints, &to_write, Some(taken_at), source).await?;
+        write_rows(conn, rows, &fingerprints, &to_write, Some(taken_at), events).await?;
     counts.unchanged += (rows.len() - to_write.len()) as u64;
     Ok(counts)
+}
+
+/// What a member the table does not know yet means to the history (issue 19).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// A live GUILD_MEMBER_ADD: they joined just now, whether or not the history has started.
+    Joined,
+    /// In a member list, a member update or a role run's re-read: a join once the Discord
+    /// history has started ([`member_events::history_started`]: a complete full sync has
+    /// committed); before it, part of the baseline — the guild as it was found, not joins.
+    Found,
+}
+
+/// The events [`write_rows`] records: attributed to `source`; `joins`: new members are
+/// `discord_joined`.
+#[derive(Debug, Clone, Copy)]
+struct RowEvents {
+    source: EventSource,
+    joins: bool,
 }
 
 /// [`upsert`]'s statement for `rows[i]` for each `i` in `chosen`, each with its fingerprint.
@@ -211,8 +235,9 @@ async fn write_rows(
     fingerprints: &[i64],
     chosen: &[usize],
     taken_at: Option<DateTime<Utc>>,
-    source: EventSource,
+    events: RowEvents,
 ) -> Result<UpsertCounts> {
+    let RowEvents { source, joins } = events;
     if chosen.is_empty() {
         return Ok(UpsertCounts::default());
     }
@@ -313,8 +338,8 @@ async fn write_rows(
                                        'roles', n.all_guild_roles),
                     $11::int8, $10::text
              FROM inserted n
-             -- The first full sync into an empty table is the baseline, not joins (issue 19).
-             WHERE $8::timestamptz IS NULL OR EXISTS (SELECT 1 FROM guild_identity.discord_users)
+             -- Before the Discord history starts, new members are the baseline, not joins.
+             WHERE $13::bool
              UNION ALL
              -- Only members that changed or came back can carry an event. The rest, nearly all
              -- of a re-sync, are filtered out before anything else, and the JSON is built for
@@ -366,6 +391,7 @@ async fn write_rows(
     .bind(source.actor.as_str())
     .bind(source.run_id)
     .bind(&fingerprints)
+    .bind(joins)
     .fetch_one(conn)
     .await
     .context("cannot upsert Discord users")?;

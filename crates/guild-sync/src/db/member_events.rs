@@ -609,6 +609,49 @@ pub async fn player_exists(db: impl PgExecutor<'_>, player_id: i32) -> Result<bo
         .context("cannot look the player up")
 }
 
+/// A source whose first complete sync is its history's baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Baseline {
+    /// The Battle.net roster (`joined_guild`).
+    Roster,
+    /// The Discord member list (`discord_joined`).
+    Discord,
+}
+
+/// Whether `source`'s history has started: a complete sync of it has committed before. Until
+/// then a sync records what it finds as the guild as it is (a baseline), not as joins (issue 19).
+///
+/// Judged by the marker row every complete sync writes in its own transaction
+/// (`battle_net_full_sync`, `discord_full_sync`), not by an empty table: a gateway join before
+/// the first full Discord sync inserts a member (so the table is not empty) without the guild's
+/// list having been read, and a roster that emptied the guild is not a first sync. A successful
+/// `sync_log` run of the source also counts, for installations that synced before the marker
+/// tables existed (migrations 1101, 1420). Read it in the sync's transaction, before its marker.
+pub async fn history_started(db: impl PgExecutor<'_>, source: Baseline) -> Result<bool> {
+    macro_rules! started_sql {
+        ($marker:literal) => {
+            concat!(
+                "SELECT EXISTS (SELECT 1 FROM guild_identity.",
+                $marker,
+                ") OR EXISTS (SELECT 1 FROM guild_identity.sync_log
+                              WHERE source = $1 AND status IN ('success', 'partial'))"
+            )
+        };
+    }
+    let (sql, run_source) = match source {
+        Baseline::Roster => (started_sql!("battle_net_full_sync"), crate::db_sync::SOURCE),
+        Baseline::Discord => (
+            started_sql!("discord_full_sync"),
+            crate::discord_sync::SYNC_SOURCE,
+        ),
+    };
+    sqlx::query_scalar(sql)
+        .bind(run_source)
+        .fetch_one(db)
+        .await
+        .context("cannot read whether the history has started")
+}
+
 /// When recorded history begins: the first successful roster or Discord sync. That sync records
 /// what it finds as a baseline, not as joins (issue 19), so no event is older. `None` before any.
 pub async fn history_start(db: impl PgExecutor<'_>) -> Result<Option<DateTime<Utc>>> {

@@ -41,9 +41,9 @@ pub mod sync_log;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool, Row};
 
 /// A text column as stored, for `#[sqlx(try_from = "Text")]` on fields typed with an enum. It
 /// exists because the orphan rule lets this crate implement `TryFrom<Text>` for the core
@@ -125,42 +125,79 @@ pub fn is_unavailable(err: &anyhow::Error) -> bool {
     })
 }
 
-/// Apply every pending migration (idempotent; sqlx serialises concurrent runs with a lock).
-/// Every command opens the database through here, so the common case — nothing to apply — is
-/// one query (issue 21: command start-up ≤ 10 ms); anything else goes through sqlx's migrator,
-/// which takes the lock, creates the table and reports a dirty or changed migration.
-pub async fn migrate(pool: &PgPool) -> Result<()> {
-    if migrations_up_to_date(pool).await {
-        return Ok(());
+/// Apply every pending migration (idempotent; sqlx serialises concurrent runs with a lock) and
+/// return how many are applied. Every command opens the database through here, so the common
+/// case — nothing to apply — is one round trip on one connection (issue 21: command start-up
+/// ≤ 10 ms); anything else goes through sqlx's migrator, which takes the lock, creates the table,
+/// applies what is missing and reports a dirty or changed migration.
+pub async fn migrate(pool: &PgPool) -> Result<i64> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .context("cannot connect to PostgreSQL")?;
+    let up_to_date = migrations_up_to_date(&mut conn).await;
+    // Dropping a pooled connection hands it back from a spawned task after a ping round trip;
+    // a query issued meanwhile finds no idle connection and opens a second one, which was a
+    // good part of a command's start-up. Hand it back here, before the command's first query.
+    conn.return_to_pool().await;
+    drop(conn);
+    if up_to_date {
+        return Ok(embedded_migrations().count() as i64);
     }
     MIGRATOR
         .run(pool)
         .await
-        .context("cannot apply the database migrations")
+        .context("cannot apply the database migrations")?;
+    admin::migrations_applied(pool).await
+}
+
+/// The embedded migrations that are applied (not the `.down.sql` halves).
+fn embedded_migrations() -> impl Iterator<Item = &'static sqlx::migrate::Migration> {
+    MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
 }
 
 /// Whether the applied migrations are exactly the embedded ones (same versions and checksums,
 /// all successful). Any error (no migrations table yet, another layout) means "let the migrator
 /// decide".
-async fn migrations_up_to_date(pool: &PgPool) -> bool {
-    let (versions, checksums): (Vec<i64>, Vec<Vec<u8>>) = MIGRATOR
-        .iter()
-        .filter(|m| !m.migration_type.is_down_migration())
-        .map(|m| (m.version, m.checksum.to_vec()))
-        .unzip();
-    let sql = format!(
-        "SELECT (SELECT count(*) FROM {table}) = cardinality($1::int8[])
+///
+/// Sent as one simple-protocol statement with the embedded versions and checksums written in
+/// as literals: a prepared statement with bound arrays costs a second round trip (parse, then
+/// execute). The literals are integers and hex digits made from the binary's own migrations
+/// (`decode`, not a `'\x…'` literal, whatever `standard_conforming_strings` says).
+pub async fn migrations_up_to_date(conn: &mut PgConnection) -> bool {
+    let sql = up_to_date_sql(&MIGRATOR.table_name, embedded_migrations());
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .fetch_one(conn)
+        .await
+        .and_then(|row| row.try_get::<bool, _>(0))
+        .unwrap_or(false)
+}
+
+/// The statement of [`migrations_up_to_date`] for `migrations` recorded in `table` (never
+/// empty: the binary embeds its migrations; an empty list would be a syntax error, so "not up
+/// to date").
+fn up_to_date_sql<'a>(
+    table: &str,
+    migrations: impl Iterator<Item = &'a sqlx::migrate::Migration>,
+) -> String {
+    let mut expected = Vec::new();
+    for migration in migrations {
+        expected.push(format!(
+            "({}::int8, decode('{}', 'hex'))",
+            migration.version,
+            hex::encode(&*migration.checksum)
+        ));
+    }
+    format!(
+        "SELECT (SELECT count(*) FROM {table}) = {count}
             AND NOT EXISTS (
-                SELECT 1 FROM UNNEST($1::int8[], $2::bytea[]) AS e (version, checksum)
+                SELECT 1 FROM (VALUES {values}) AS e (version, checksum)
                 LEFT JOIN {table} a
                        ON a.version = e.version AND a.checksum = e.checksum AND a.success
                 WHERE a.version IS NULL)",
-        table = MIGRATOR.table_name
-    );
-    sqlx::query_scalar::<_, bool>(sqlx::AssertSqlSafe(sql))
-        .bind(&versions)
-        .bind(&checksums)
-        .fetch_one(pool)
-        .await
-        .unwrap_or(false)
+        count = expected.len(),
+        values = expected.join(", ")
+    )
 }

@@ -33,7 +33,7 @@ use sqlx::PgPool;
 use crate::blizzard_client::{self, BlizzardClient, FetchedRoster, ProfileFetch, RosterMember};
 use crate::config::{Config, RemovalGuard};
 use crate::db::characters::{self, CharacterColumns};
-use crate::db::member_events::EventSource;
+use crate::db::member_events::{self, Baseline, EventSource};
 use crate::db::reference;
 use crate::db::sync_log::RunCounts;
 use crate::run_recorder::{Lap, RunReport, RunStatus, StageTimings, record_run};
@@ -299,8 +299,9 @@ pub async fn apply_roster(
     }
     stats.updated =
         characters::update_batch(&mut *tx, &updates, &previous_names, source).await? as usize;
-    // No character was in the guild before: the first sync is the baseline, not joins.
-    let baseline = plan.present_before == 0;
+    // Before the first applied roster, what it finds is the guild, not joins. Not "no character
+    // in the guild": a roster that emptied the guild (allowed mass removal) is not a first sync.
+    let baseline = !member_events::history_started(&mut *tx, Baseline::Roster).await?;
     stats.new = characters::insert_batch(&mut *tx, &inserts, source, baseline).await? as usize;
     stats.removed = characters::mark_removed(&mut *tx, &plan.removals, source).await? as usize;
     characters::record_roster_sync(&mut *tx).await?;
