@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use guild_sync::addon_processor::parse_saved_variables;
 use guild_sync::db_sync::addon::sync_addon_data;
-use guild_sync::testing::TestDb;
+use guild_sync::testing::{TestDb, median};
 
 const MEMBERS: usize = 1000;
 const ROUNDS: usize = 30;
@@ -45,10 +45,9 @@ fn export_file(round: usize) -> String {
     out
 }
 
-fn summary(label: &str, mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    let median = samples[samples.len() / 2];
-    let worst = samples[samples.len() - 1];
+fn summary(label: &str, samples: Vec<Duration>) -> Duration {
+    let worst = *samples.iter().max().expect("samples");
+    let median = median(samples);
     println!(
         "{label:<28} median {:>8.2} ms   worst {:>8.2} ms",
         median.as_secs_f64() * 1e3,

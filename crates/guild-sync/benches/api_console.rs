@@ -11,7 +11,9 @@
 
 use std::time::{Duration, Instant};
 
-use guild_sync::testing::{GetLoad, TestDb, load_average, load_get, percentile, serve_officer_api};
+use guild_sync::testing::{
+    GetLoad, TestDb, load_average, load_get, percentile, seeded_db, serve_officer_api,
+};
 use reqwest::header::ETAG;
 
 const CHARACTERS: i32 = 1_000;
@@ -170,13 +172,11 @@ async fn measure_miss(db: &TestDb, base: &str, path: &str, target_ms: f64) {
 
 #[tokio::main]
 async fn main() {
-    let db = TestDb::new().await;
-    let seeded = Instant::now();
-    seed(&db).await;
-    println!(
-        "seeded {CHARACTERS} characters / {DISCORD_MEMBERS} Discord members in {:.2} s",
-        seeded.elapsed().as_secs_f64()
-    );
+    let db = seeded_db(
+        &format!("{CHARACTERS} characters / {DISCORD_MEMBERS} Discord members"),
+        seed,
+    )
+    .await;
     let base = serve_officer_api(&db, TOKEN).await;
     println!("load average at start: {}", load_average());
 

@@ -3,9 +3,9 @@
 //! (VmRSS) of a `guild-sync serve` process. Run with `cargo bench --bench api_players`.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use guild_sync::testing::{GetLoad, TestDb, load_get, percentile, serve_officer_api};
+use guild_sync::testing::{GetLoad, TestDb, load_get, percentile, seeded_db, serve_officer_api};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const PLAYERS: i32 = 1_000;
@@ -82,13 +82,11 @@ async fn idle_rss_of_serve(db: &TestDb) -> anyhow::Result<(u64, Option<i32>)> {
 
 #[tokio::main]
 async fn main() {
-    let db = TestDb::new().await;
-    let seeded = Instant::now();
-    seed(&db).await;
-    println!(
-        "seeded {PLAYERS} players / {CHARACTERS} characters in {:.2} s",
-        seeded.elapsed().as_secs_f64()
-    );
+    let db = seeded_db(
+        &format!("{PLAYERS} players / {CHARACTERS} characters"),
+        seed,
+    )
+    .await;
     // The list is paged since issue 16; one page of 200 is the largest answer it gives.
     let url = format!(
         "{}/api/identity/players?per_page=200",

@@ -25,7 +25,7 @@ use guild_sync::blizzard_client::{
 use guild_sync::config::{RemovalGuard, Secret};
 use guild_sync::db::member_events::EventSource;
 use guild_sync::db_sync::apply_roster;
-use guild_sync::testing::TestDb;
+use guild_sync::testing::{TestDb, median, serve_on_a_free_port};
 use serde_json::{Value, json};
 
 /// Guild size.
@@ -154,12 +154,7 @@ async fn start_fake() -> (String, Arc<Fake>) {
                 ),
             )
             .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a local port");
-    let base = format!("http://{}", listener.local_addr().expect("bound"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (base, fake)
+    (serve_on_a_free_port(app).await, fake)
 }
 
 fn settings(base: &str, rps: u32) -> BlizzardSettings {
@@ -194,9 +189,8 @@ fn fetched_from(roster: &Value, profiles: &HashMap<String, Value>) -> FetchedRos
     FetchedRoster { roster, profiles }
 }
 
-fn median_ms(mut samples: Vec<Duration>) -> f64 {
-    samples.sort();
-    samples[samples.len() / 2].as_secs_f64() * 1000.0
+fn median_ms(samples: Vec<Duration>) -> f64 {
+    median(samples).as_secs_f64() * 1000.0
 }
 
 #[tokio::main]

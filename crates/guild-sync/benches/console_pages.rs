@@ -4,11 +4,12 @@
 //! every client sends one unmeasured request first (pool connections open, statements
 //! prepared, kept answers at the current data stamp).
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use guild_sync::config::{Config, Secret};
-use guild_sync::testing::{TestDb, console_login, load_average, percentile, serve_console};
+use guild_sync::testing::{
+    Pace, TestDb, console_login, load_average, load_requests, percentile, seeded_db,
+    serve_console_for,
+};
 
 const CHARACTERS: i32 = 1_000;
 const MEMBERS: i32 = 50_000;
@@ -55,63 +56,34 @@ async fn seed(db: &TestDb) {
     .expect("seeding failed");
 }
 
+/// `requests` GETs of `url` with the session `cookie`, from [`CLIENTS`] concurrent clients.
 async fn load(
     http: &reqwest::Client,
     url: &str,
     cookie: &str,
     requests: usize,
 ) -> (Vec<Duration>, usize) {
-    let issued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..CLIENTS {
-        let (http, url, cookie, issued) = (
-            http.clone(),
-            url.to_string(),
-            cookie.to_string(),
-            Arc::clone(&issued),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut failures = 0;
-            while issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < requests {
-                let t = Instant::now();
-                let ok = match http.get(&url).header("Cookie", &cookie).send().await {
-                    Ok(r) => r.status() == 200 && r.bytes().await.is_ok(),
-                    Err(_) => false,
-                };
-                if ok {
-                    latencies.push(t.elapsed());
-                } else {
-                    failures += 1;
-                }
-            }
-            (latencies, failures)
-        }));
-    }
-    let mut all = Vec::new();
-    let mut failures = 0;
-    for task in tasks {
-        let (l, f) = task.await.unwrap();
-        all.extend(l);
-        failures += f;
-    }
-    all.sort();
-    (all, failures)
+    let pace = Pace {
+        clients: CLIENTS,
+        max_requests: requests,
+        max_duration: Duration::MAX,
+    };
+    let (url, cookie) = (url.to_string(), cookie.to_string());
+    let (latencies, failures, _) = load_requests(http, pace, 200, move |http| {
+        http.get(&url).header("Cookie", &cookie)
+    })
+    .await;
+    (latencies, failures)
 }
 
 #[tokio::main]
 async fn main() {
-    let db = TestDb::new().await;
-    let t = Instant::now();
-    seed(&db).await;
-    println!(
-        "seeded {CHARACTERS} characters x {MEMBERS} members in {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
-    let pool = guild_sync::db::connect(db.connect_options()).await.unwrap();
-    let mut config = Config::defaults();
-    config.guild_sync_admin_token = Some(Secret::new(TOKEN));
-    let base = serve_console(pool, &config).await;
+    let db = seeded_db(
+        &format!("{CHARACTERS} characters x {MEMBERS} members"),
+        seed,
+    )
+    .await;
+    let base = serve_console_for(&db, TOKEN).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(CLIENTS)

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use guild_sync::config::Config;
 use guild_sync::integrity_checker::run_integrity_check;
-use guild_sync::testing::TestDb;
+use guild_sync::testing::{TestDb, median};
 use sqlx::PgPool;
 
 /// Repetitions per figure; the median is reported.
@@ -52,11 +52,6 @@ async fn seed(pool: &PgPool, orphans: i32) {
         .execute(pool)
         .await
         .expect("seeding failed");
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
 }
 
 fn ms(d: Duration) -> String {

@@ -349,21 +349,43 @@ impl crate::scheduler::Stages for NoopStages {
     }
 }
 
+/// The API's state over `pool` under `config`, its pipelines on [`NoopStages`]: what the tests
+/// and benchmarks of the routes serve.
+pub fn noop_state(pool: PgPool, config: crate::config::Config) -> crate::api::AppState {
+    let scheduler = crate::scheduler::Scheduler::new(pool.clone(), std::sync::Arc::new(NoopStages));
+    crate::api::AppState::new(
+        pool,
+        std::sync::Arc::new(scheduler),
+        std::sync::Arc::new(config),
+    )
+}
+
+/// The API's state over `pool` under `config`, its pipelines on the production stages (as
+/// `serve` builds them, without a gateway).
+pub fn production_state(pool: PgPool, config: &crate::config::Config) -> crate::api::AppState {
+    let stages =
+        crate::scheduler::ProductionStages::for_service(pool.clone(), config.clone(), None);
+    let scheduler = crate::scheduler::Scheduler::new(pool.clone(), std::sync::Arc::new(stages));
+    crate::api::AppState::new(
+        pool,
+        std::sync::Arc::new(scheduler),
+        std::sync::Arc::new(config.clone()),
+    )
+}
+
 /// The officer API over `db` with [`NoopStages`], served on a free local port until the
 /// runtime ends (the API benchmarks); returns `http://127.0.0.1:{port}`.
 pub async fn serve_officer_api(db: &TestDb, admin_token: &str) -> String {
     let pool = crate::db::connect(db.connect_options())
         .await
         .expect("connect the benchmark's pool");
-    let scheduler = crate::scheduler::Scheduler::new(pool.clone(), std::sync::Arc::new(NoopStages));
-    let state = crate::api::AppState::new(
+    let state = noop_state(
         pool,
-        std::sync::Arc::new(scheduler),
-        std::sync::Arc::new(crate::config::Config {
+        crate::config::Config {
             guild_sync_admin_token: Some(crate::config::Secret::new(admin_token)),
             guild_sync_api_key: None,
             ..crate::config::Config::defaults()
-        }),
+        },
     );
     serve_on_a_free_port(crate::api::router(state)).await
 }
@@ -377,6 +399,19 @@ pub async fn serve_console(pool: sqlx::PgPool, config: &crate::config::Config) -
     base
 }
 
+/// [`serve_console`] over `db` through the product's own pool, with `admin_token` as the
+/// officers' token and every other setting at its default (the console benchmarks).
+pub async fn serve_console_for(db: &TestDb, admin_token: &str) -> String {
+    let pool = crate::db::connect(db.connect_options())
+        .await
+        .expect("connect the benchmark's pool");
+    let config = crate::config::Config {
+        guild_sync_admin_token: Some(crate::config::Secret::new(admin_token)),
+        ..crate::config::Config::defaults()
+    };
+    serve_console(pool, &config).await
+}
+
 /// [`serve_console`] on a listener the caller bound (a test that must know its own address
 /// before it configures the service, e.g. as the claims' public URL).
 pub fn serve_console_on(
@@ -385,20 +420,12 @@ pub fn serve_console_on(
     config: &crate::config::Config,
 ) {
     crate::install_crypto_provider();
-    let stages =
-        crate::scheduler::ProductionStages::for_service(pool.clone(), config.clone(), None);
-    let scheduler = crate::scheduler::Scheduler::new(pool.clone(), std::sync::Arc::new(stages));
-    let state = crate::api::AppState::new(
-        pool,
-        std::sync::Arc::new(scheduler),
-        std::sync::Arc::new(config.clone()),
-    );
-    let router = crate::service::router(state, config);
+    let router = crate::service::router(production_state(pool, config), config);
     tokio::spawn(async move { axum::serve(listener, router).await });
 }
 
 /// A listener on a free local port and its base URL `http://127.0.0.1:{port}`.
-async fn free_local_port() -> (tokio::net::TcpListener, String) {
+pub async fn free_local_port() -> (tokio::net::TcpListener, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a local port");
@@ -406,8 +433,9 @@ async fn free_local_port() -> (tokio::net::TcpListener, String) {
     (listener, base)
 }
 
-/// Serve `router` on a free local port until the runtime ends; returns its base URL.
-async fn serve_on_a_free_port(router: axum::Router) -> String {
+/// Serve `router` on a free local port until the runtime ends; returns its base URL (the
+/// fakes of external APIs, the API under test).
+pub async fn serve_on_a_free_port(router: axum::Router) -> String {
     let (listener, base) = free_local_port().await;
     tokio::spawn(async move { axum::serve(listener, router).await });
     base
@@ -450,6 +478,12 @@ pub async fn console_login(http: &reqwest::Client, base: &str, token: &str) -> S
         .expect("a session cookie")
 }
 
+/// The median of `samples` (the upper one of an even count), as the benchmarks report it.
+pub fn median(mut samples: Vec<std::time::Duration>) -> std::time::Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
 /// Shared with `guild-sync bench` (its start-up figure), which has no test-support.
 pub use crate::bench::percentile;
 
@@ -480,8 +514,6 @@ pub struct GetLoad<'a> {
 /// Run `load`: the sorted latencies of the requests answered as expected, how many were not,
 /// and how long it took.
 pub async fn load_get(load: GetLoad<'_>) -> (Vec<std::time::Duration>, usize, std::time::Duration) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Instant;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(load.clients)
         .build()
@@ -491,32 +523,63 @@ pub async fn load_get(load: GetLoad<'_>) -> (Vec<std::time::Duration>, usize, st
     } else {
         200
     };
+    let pace = Pace {
+        clients: load.clients,
+        max_requests: load.max_requests,
+        max_duration: load.max_duration,
+    };
+    let (url, bearer) = (load.url, load.bearer.to_string());
+    let tag = load.if_none_match.map(str::to_string);
+    load_requests(&client, pace, expected, move |client| {
+        let request = client.get(&url).bearer_auth(&bearer);
+        match &tag {
+            Some(tag) => request.header(reqwest::header::IF_NONE_MATCH, tag),
+            None => request,
+        }
+    })
+    .await
+}
+
+/// How a benchmark paces its load: `clients` concurrent clients send until `max_requests` are
+/// sent or `max_duration` has passed.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    pub clients: usize,
+    pub max_requests: usize,
+    pub max_duration: std::time::Duration,
+}
+
+/// Send the requests `request` builds on `client` at `pace`; a request counts when it is
+/// answered with the status `expected` and its whole body. Returns the sorted latencies of the
+/// requests that counted, how many did not, and how long it took.
+pub async fn load_requests<F>(
+    client: &reqwest::Client,
+    pace: Pace,
+    expected: u16,
+    request: F,
+) -> (Vec<std::time::Duration>, usize, std::time::Duration)
+where
+    F: Fn(&reqwest::Client) -> reqwest::RequestBuilder + Clone + Send + 'static,
+{
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
     let issued = std::sync::Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..load.clients {
-        let (client, url, issued) = (
+    for _ in 0..pace.clients {
+        let (client, issued, request) = (
             client.clone(),
-            load.url.clone(),
             std::sync::Arc::clone(&issued),
+            request.clone(),
         );
-        let (tag, bearer) = (
-            load.if_none_match.map(str::to_string),
-            load.bearer.to_string(),
-        );
-        let (max_requests, max_duration) = (load.max_requests, load.max_duration);
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut failures = 0;
-            while issued.fetch_add(1, Ordering::Relaxed) < max_requests
-                && started.elapsed() < max_duration
+            while issued.fetch_add(1, Ordering::Relaxed) < pace.max_requests
+                && started.elapsed() < pace.max_duration
             {
                 let t = Instant::now();
-                let mut request = client.get(&url).bearer_auth(&bearer);
-                if let Some(tag) = &tag {
-                    request = request.header(reqwest::header::IF_NONE_MATCH, tag);
-                }
-                let ok = match request.send().await {
+                let ok = match request(&client).send().await {
                     Ok(response) if response.status().as_u16() == expected => {
                         response.bytes().await.is_ok()
                     }
@@ -541,4 +604,14 @@ pub async fn load_get(load: GetLoad<'_>) -> (Vec<std::time::Duration>, usize, st
     let elapsed = started.elapsed();
     latencies.sort();
     (latencies, failures, elapsed)
+}
+
+/// A fresh database filled by `seed`, printing `seeded {what} in … s`: how the database
+/// benchmarks start.
+pub async fn seeded_db(what: &str, seed: impl AsyncFnOnce(&TestDb)) -> TestDb {
+    let db = TestDb::new().await;
+    let started = std::time::Instant::now();
+    seed(&db).await;
+    println!("seeded {what} in {:.2} s", started.elapsed().as_secs_f64());
+    db
 }

@@ -4,14 +4,11 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use guild_sync::api::AppState;
 use guild_sync::companion::{Companion, CompanionOptions, Delivery};
 use guild_sync::config::{Config, Secret};
-use guild_sync::scheduler::{ProductionStages, Scheduler};
-use guild_sync::testing::TestDb;
+use guild_sync::testing::{TestDb, production_state};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -30,18 +27,12 @@ const OFFICER_TOKEN: &str = "officer-token";
 
 async fn spawn(api_key: Option<&str>) -> App {
     let db = TestDb::new().await;
-    let pool = db.pool.clone();
-    let stages = ProductionStages::for_service(pool.clone(), Config::defaults(), None);
-    let state = AppState {
-        pool: pool.clone(),
-        scheduler: Arc::new(Scheduler::new(pool, Arc::new(stages))),
-        config: Arc::new(Config {
-            guild_sync_admin_token: Some(Secret::new(OFFICER_TOKEN.to_string())),
-            guild_sync_api_key: api_key.map(Secret::new),
-            ..Config::defaults()
-        }),
+    let config = Config {
+        guild_sync_admin_token: Some(Secret::new(OFFICER_TOKEN.to_string())),
+        guild_sync_api_key: api_key.map(Secret::new),
+        ..Config::defaults()
     };
-    let SpawnedApp { base, client } = spawn_app(state).await;
+    let SpawnedApp { base, client } = spawn_app(production_state(db.pool.clone(), &config)).await;
     sqlx::query(
         "INSERT INTO guild_identity.wow_characters (character_name, realm_slug, removed_at)
          VALUES ('Trogmoon', 'senjin', NULL), ('Trogmoon', 'bleeding-hollow', NULL)",

@@ -7,31 +7,27 @@
 mod blizzard_support;
 mod common;
 
-use std::sync::Arc;
-
 use blizzard_support::{fetched, guard, member};
-use guild_sync::api::{AppState, MAX_OFFSET};
+use guild_sync::api::MAX_OFFSET;
 use guild_sync::config::{Config, Secret};
 use guild_sync::db_sync::sync_fetched;
-use guild_sync::scheduler::Scheduler;
-use guild_sync::testing::{NoopStages, TestDb};
+use guild_sync::testing::noop_state;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;
 
-use common::{SpawnedApp, send, spawn_app, within_a_minute};
+use common::{SpawnedApp, on_a_fresh_db, send, spawn_app};
 
 const TOKEN: &str = "events-token-for-tests";
 
 async fn spawn(pool: &PgPool) -> SpawnedApp {
-    spawn_app(AppState {
-        pool: pool.clone(),
-        scheduler: Arc::new(Scheduler::new(pool.clone(), Arc::new(NoopStages))),
-        config: Arc::new(Config {
+    spawn_app(noop_state(
+        pool.clone(),
+        Config {
             guild_sync_admin_token: Some(Secret::new(TOKEN)),
             ..Config::defaults()
-        }),
-    })
+        },
+    ))
     .await
 }
 
@@ -74,8 +70,7 @@ async fn seed(pool: &PgPool) -> i32 {
 
 #[tokio::test]
 async fn the_event_feed_is_filtered_paged_and_bounded_for_officers_only() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let player = seed(&db.pool).await;
         let app = spawn(&db.pool).await;
 
@@ -204,8 +199,7 @@ async fn the_event_feed_is_filtered_paged_and_bounded_for_officers_only() {
 
 #[tokio::test]
 async fn a_feed_page_past_ten_thousand_events_is_a_400_naming_the_cursor_which_goes_on() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         seed(&db.pool).await;
         // 10,500 older events under the seed's seven: 10,507 in all, so page 21 of 500 (the
         // deepest, starting at MAX_OFFSET) is full and older events follow it.
@@ -282,8 +276,7 @@ async fn a_feed_page_past_ten_thousand_events_is_a_400_naming_the_cursor_which_g
 
 #[tokio::test]
 async fn a_players_history_includes_events_from_before_the_link_and_unknown_players_are_404() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let player = seed(&db.pool).await;
         let app = spawn(&db.pool).await;
 

@@ -6,13 +6,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-use guild_sync::api::{self, AppState};
+use guild_sync::api;
 use guild_sync::config::{Config, Secret};
-use guild_sync::scheduler::Scheduler;
-use guild_sync::testing::NoopStages;
+use guild_sync::testing::noop_state;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -668,15 +666,14 @@ async fn during_a_database_outage_the_api_answers_503_within_five_seconds() {
             .username("guild_sync")
             .database("guild_sync");
         let pool = guild_sync::db::pool_options().connect_lazy_with(options);
-        let state = AppState {
-            pool: pool.clone(),
-            scheduler: Arc::new(Scheduler::new(pool, Arc::new(NoopStages))),
-            config: Arc::new(Config {
+        let state = noop_state(
+            pool,
+            Config {
                 guild_sync_admin_token: Some(Secret::new("officer-token")),
                 guild_sync_api_key: None,
                 ..Config::defaults()
-            }),
-        };
+            },
+        );
         let SpawnedApp { base, client } = spawn_app(state).await;
         for route in [
             "/api/identity/players",

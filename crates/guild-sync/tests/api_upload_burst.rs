@@ -12,9 +12,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use guild_sync::api::AppState;
 use guild_sync::config::{Config, Secret};
-use guild_sync::scheduler::{ProductionStages, SUPERSEDED_MESSAGE, Scheduler};
+use guild_sync::scheduler::SUPERSEDED_MESSAGE;
+use guild_sync::testing::production_state;
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 use serde_json::{Value, json};
@@ -69,17 +69,10 @@ async fn fifty_uploads_in_a_burst_apply_only_the_newest_and_memory_stays_flat() 
             ..Config::defaults()
         };
         assert_eq!(config.guild_sync_uploads_per_minute as usize, PER_MINUTE);
-        let stages = ProductionStages::for_service(pool.clone(), config.clone(), None);
-        let scheduler = Arc::new(Scheduler::new(pool.clone(), Arc::new(stages)));
-        let state = AppState::new(pool.clone(), Arc::clone(&scheduler), Arc::new(config));
+        let state = production_state(pool.clone(), &config);
+        let scheduler = Arc::clone(&state.scheduler);
         let SpawnedApp { base, client } = spawn_app(state).await;
-        sqlx::query(
-            "INSERT INTO guild_identity.wow_characters (character_name, realm_slug)
-             VALUES ('Trogmoon', 'senjin')",
-        )
-        .execute(&pool)
-        .await
-        .unwrap();
+        guild_sync::testing::seed::character(&pool, "Trogmoon", "senjin").await;
         let bodies: Vec<Vec<u8>> = (0..UPLOADS).map(export).collect();
         assert!(bodies[0].len() > 1_000_000, "{} bytes", bodies[0].len());
 

@@ -9,10 +9,9 @@ use blizzard_support::{Member, fetched, guard, member, write_dir};
 use guild_sync::config::{Config, RemovalGuard};
 use guild_sync::db::member_events::EventSource;
 use guild_sync::db_sync::{self, BlizzardInput, apply_roster, sync_fetched};
-use guild_sync::testing::TestDb;
 use sqlx::PgPool;
 
-use common::within_a_minute;
+use common::{on_a_fresh_db, within_a_minute};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 struct Stored {
@@ -94,8 +93,7 @@ async fn sync(pool: &PgPool, members: &[Member]) -> db_sync::BlizzardSyncStats {
 
 #[tokio::test]
 async fn test_sync_resolves_class_id() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         // By Blizzard class id (the roster's playable_class.id) …
         let by_id = member(1, "Moonfire");
         // … and by name when the id is one no class carries ("Druid" → classes.id).
@@ -121,8 +119,7 @@ async fn test_sync_resolves_class_id() {
 
 #[tokio::test]
 async fn test_sync_resolves_spec_id() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let by_id = member(1, "Moonfire");
         // A spec id the table lacks falls back to (name, class): "Balance" + Druid.
         let mut by_name = member(2, "Starfall");
@@ -164,8 +161,7 @@ async fn test_sync_resolves_spec_id() {
 
 #[tokio::test]
 async fn test_sync_resolves_guild_rank_id() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let ranks: Vec<(i64, &str)> = vec![
             (0, "Guild Leader"),
             (1, "Officer"),
@@ -199,8 +195,7 @@ async fn test_sync_resolves_guild_rank_id() {
 
 #[tokio::test]
 async fn test_sync_handles_unknown_class() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let mut odd = member(1, "Mystery");
         odd.class = 42;
         odd.class_name = "Tinker".into();
@@ -224,8 +219,7 @@ async fn test_sync_handles_unknown_class() {
 
 #[tokio::test]
 async fn test_sync_handles_null_spec() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let mut fresh = member(1, "Levelling");
         fresh.spec = None;
         let mut gone = member(2, "Inactive");
@@ -249,8 +243,7 @@ async fn test_sync_handles_null_spec() {
 
 #[tokio::test]
 async fn profile_fields_are_written_and_a_later_404_keeps_them() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let mut m = member(1, "Zatañña");
         sync(&db.pool, std::slice::from_ref(&m)).await;
         let first = by_blizzard_id(&db.pool, 1).await;
@@ -277,8 +270,7 @@ async fn profile_fields_are_written_and_a_later_404_keeps_them() {
 
 #[tokio::test]
 async fn departed_members_are_removed_and_cleared_when_they_return() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let all = [member(1, "A"), member(2, "B"), member(3, "C")];
         sync(&db.pool, &all).await;
         let stats = sync(&db.pool, &all[..2]).await;
@@ -296,8 +288,7 @@ async fn departed_members_are_removed_and_cleared_when_they_return() {
 
 #[tokio::test]
 async fn a_rename_keeps_the_row_and_its_player_link() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         sync(&db.pool, &[member(1, "Oldname"), member(2, "Other")]).await;
         let row = by_blizzard_id(&db.pool, 1).await;
         let player = link(&db.pool, row.id).await;
@@ -314,8 +305,7 @@ async fn a_rename_keeps_the_row_and_its_player_link() {
 
 #[tokio::test]
 async fn a_realm_transfer_onto_a_departed_rows_name_keeps_both_rows_and_links() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         // Row A: Arthas on senjin (in the guild). Row B: a different character, Arthas on
         // stormrage, who left the guild long ago.
         let mut b = member(2, "Arthas");
@@ -360,8 +350,7 @@ async fn a_realm_transfer_onto_a_departed_rows_name_keeps_both_rows_and_links() 
 
 #[tokio::test]
 async fn two_characters_swapping_names_keep_their_rows() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         sync(&db.pool, &[member(1, "Alpha"), member(2, "Beta")]).await;
         let (a, b) = (
             by_blizzard_id(&db.pool, 1).await.id,
@@ -378,8 +367,7 @@ async fn two_characters_swapping_names_keep_their_rows() {
 
 #[tokio::test]
 async fn a_second_identical_sync_changes_nothing() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let mut members: Vec<Member> = (1..=20).map(|i| member(i, &format!("Char{i}"))).collect();
         members[3].has_profile = false;
         members[5].spec = None;
@@ -415,8 +403,7 @@ async fn sync_log_errors(pool: &PgPool) -> Vec<String> {
 
 #[tokio::test]
 async fn an_empty_roster_removes_nobody_and_is_logged_as_an_error() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         sync(&db.pool, &[member(1, "A"), member(2, "B")]).await;
         let before = stored(&db.pool).await;
         let err = sync_fetched(&db.pool, &fetched(&[]), guard())
@@ -431,8 +418,7 @@ async fn an_empty_roster_removes_nobody_and_is_logged_as_an_error() {
 
 #[tokio::test]
 async fn a_failed_roster_removes_nobody_and_is_logged_as_an_error() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         sync(&db.pool, &[member(1, "A"), member(2, "B")]).await;
         let before = stored(&db.pool).await;
         let dir = tempfile::tempdir().unwrap();
@@ -459,8 +445,7 @@ async fn a_failed_roster_removes_nobody_and_is_logged_as_an_error() {
 
 #[tokio::test]
 async fn a_mass_removal_is_refused_unless_explicitly_allowed() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let members: Vec<Member> = (1..=10).map(|i| member(i, &format!("Char{i}"))).collect();
         sync(&db.pool, &members).await;
         let before = stored(&db.pool).await;
@@ -503,8 +488,7 @@ async fn a_mass_removal_is_refused_unless_explicitly_allowed() {
 
 #[tokio::test]
 async fn the_cli_syncs_a_directory_and_prints_the_stats_as_the_last_line() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let dir = tempfile::tempdir().unwrap();
         let mut inactive = member(2, "Zatañña");
         inactive.has_profile = false;

@@ -13,9 +13,8 @@ use std::time::Duration;
 
 use browser_support::*;
 use claim_support::*;
-use common::within;
+use common::on_a_fresh_db_within;
 use fantoccini::Locator;
-use guild_sync::testing::TestDb;
 
 /// Claim as whoever the fakes log in: the claim page, Discord, Battle.net. Returns the result
 /// page's text.
@@ -42,8 +41,7 @@ async fn claim_in_browser(client: &fantoccini::Client, base: &str, shots: Option
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_claim_their_characters_through_both_logins_in_a_real_browser() {
-    within(Duration::from_secs(180), async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(Duration::from_secs(180), |db| async move {
         let app = start(&db).await;
         let pool = &db.pool;
         let driver = start_driver().await;

@@ -19,7 +19,7 @@ use guild_sync::config::{Config, Secret};
 use guild_sync::testing::{TestDb, serve_console};
 use sqlx::PgPool;
 
-use common::within;
+use common::on_a_fresh_db_within;
 
 const TOKEN: &str = "console-officer-token-0123456789";
 const XSS_NAME: &str = "<img src=x onerror=alert(1)>";
@@ -64,8 +64,7 @@ async fn open_suggestion(pool: &PgPool) -> Option<(i32, i32, i32)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_officer_clears_the_queue_in_a_real_browser() {
-    within(Duration::from_secs(240), async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(Duration::from_secs(240), |db| async move {
         let mut config = Config::defaults();
         config.guild_sync_admin_token = Some(Secret::new(TOKEN));
         let base = serve(&db, &config).await;
@@ -358,8 +357,7 @@ async fn an_officer_clears_the_queue_in_a_real_browser() {
 /// a Referrer-Policy; `Secure` cookies when the public URL is https.
 #[tokio::test]
 async fn headers_and_a_secure_cookie_behind_https() {
-    common::within_a_minute(async {
-        let db = TestDb::new().await;
+    common::on_a_fresh_db(|db| async move {
         let mut config = Config::defaults();
         config.guild_sync_admin_token = Some(Secret::new(TOKEN));
         config.guild_sync_public_url = Some("https://guild.example".into());
@@ -476,86 +474,90 @@ fn assert_linked_roles(fake: &role_support::FakeDiscord, roles: &[&str], why: &s
 /// with its changes, and *Undo* restoring the roles.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_officer_approves_the_role_plan_and_undoes_it_in_a_real_browser() {
-    within(Duration::from_secs(240), async {
-        let (db, fake) = role_support::guild(11, &[0, 1]).await;
-        sqlx::query(
+    role_support::on_a_guild_within(
+        Duration::from_secs(240),
+        11,
+        &[0, 1],
+        |db, fake| async move {
+            sqlx::query(
             "UPDATE guild_identity.discord_users SET display_name = $1 WHERE discord_id = '201'",
         )
         .bind(XSS_NAME)
         .execute(&db.pool)
         .await
         .unwrap();
-        let mut config = fake.config();
-        config.guild_sync_admin_token = Some(Secret::new(TOKEN));
-        config.guild_sync_role_sync = "plan".into();
-        let stored = guild_sync::role_sync::plan_and_store(&db.pool, &config)
-            .await
-            .unwrap();
-        let base = serve_console(db.pool.clone(), &config).await;
-        let driver = start_driver().await;
-        let client = browser(&driver).await;
+            let mut config = fake.config();
+            config.guild_sync_admin_token = Some(Secret::new(TOKEN));
+            config.guild_sync_role_sync = "plan".into();
+            let stored = guild_sync::role_sync::plan_and_store(&db.pool, &config)
+                .await
+                .unwrap();
+            let base = serve_console(db.pool.clone(), &config).await;
+            let driver = start_driver().await;
+            let client = browser(&driver).await;
 
-        open(&client, &base, "/roles").await;
-        client
-            .find(Locator::Id("token"))
-            .await
-            .unwrap()
-            .send_keys(TOKEN)
-            .await
-            .unwrap();
-        click(&client, "#login").await;
-        open(&client, &base, "/roles").await;
-        let text = body_text(&client).await;
-        assert!(text.contains(&format!("Plan {}", stored.plan_id)), "{text}");
-        assert!(text.contains("Guards hold"), "{text}");
-        assert!(
-            text.contains(XSS_NAME),
-            "the markup name is shown as text: {text}"
-        );
-        assert!(
+            open(&client, &base, "/roles").await;
             client
-                .find_all(Locator::Css("img"))
+                .find(Locator::Id("token"))
                 .await
                 .unwrap()
-                .is_empty()
-        );
-        let row = text_of(&client, "member-200").await;
-        assert!(row.contains("+Officer") && row.contains("−Member"), "{row}");
-        assert!(
-            client.find(Locator::Id("member-300")).await.is_err(),
-            "the unlinked member is not in the plan"
-        );
-        shoot(&client, "roles-plan").await;
+                .send_keys(TOKEN)
+                .await
+                .unwrap();
+            click(&client, "#login").await;
+            open(&client, &base, "/roles").await;
+            let text = body_text(&client).await;
+            assert!(text.contains(&format!("Plan {}", stored.plan_id)), "{text}");
+            assert!(text.contains("Guards hold"), "{text}");
+            assert!(
+                text.contains(XSS_NAME),
+                "the markup name is shown as text: {text}"
+            );
+            assert!(
+                client
+                    .find_all(Locator::Css("img"))
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            let row = text_of(&client, "member-200").await;
+            assert!(row.contains("+Officer") && row.contains("−Member"), "{row}");
+            assert!(
+                client.find(Locator::Id("member-300")).await.is_err(),
+                "the unlinked member is not in the plan"
+            );
+            shoot(&client, "roles-plan").await;
 
-        click(&client, "#approve").await;
-        let notice = text_of(&client, "notice").await;
-        assert!(notice.contains("Plan approved and applied"), "{notice}");
-        assert_linked_roles(&fake, &["1002", "1006"], "Officer added, Raider kept");
-        assert_eq!(fake.roles_of("300"), vec!["1002"]);
-        assert_eq!(fake.writes().len(), 4);
-        let text = body_text(&client).await;
-        assert!(text.contains("Applied by run"), "{text}");
-        assert!(text.contains("verified"), "{text}");
-        shoot(&client, "roles-applied").await;
+            click(&client, "#approve").await;
+            let notice = text_of(&client, "notice").await;
+            assert!(notice.contains("Plan approved and applied"), "{notice}");
+            assert_linked_roles(&fake, &["1002", "1006"], "Officer added, Raider kept");
+            assert_eq!(fake.roles_of("300"), vec!["1002"]);
+            assert_eq!(fake.writes().len(), 4);
+            let text = body_text(&client).await;
+            assert!(text.contains("Applied by run"), "{text}");
+            assert!(text.contains("verified"), "{text}");
+            shoot(&client, "roles-applied").await;
 
-        let undo = client
-            .find(Locator::Css("button[id^=undo-]"))
-            .await
-            .expect("an Undo button for the run");
-        submit(&client, undo).await;
-        let notice = text_of(&client, "notice").await;
-        assert!(notice.contains("Undone"), "{notice}");
-        assert_linked_roles(&fake, &["1004", "1006"], "undo restores the roles");
-        assert!(
-            client
+            let undo = client
                 .find(Locator::Css("button[id^=undo-]"))
                 .await
-                .is_err(),
-            "an undone run offers no second undo"
-        );
-        shoot(&client, "roles-undone").await;
-        assert!(client.get_alert_text().await.is_err(), "an alert opened");
-        client.close().await.unwrap();
-    })
+                .expect("an Undo button for the run");
+            submit(&client, undo).await;
+            let notice = text_of(&client, "notice").await;
+            assert!(notice.contains("Undone"), "{notice}");
+            assert_linked_roles(&fake, &["1004", "1006"], "undo restores the roles");
+            assert!(
+                client
+                    .find(Locator::Css("button[id^=undo-]"))
+                    .await
+                    .is_err(),
+                "an undone run offers no second undo"
+            );
+            shoot(&client, "roles-undone").await;
+            assert!(client.get_alert_text().await.is_err(), "an alert opened");
+            client.close().await.unwrap();
+        },
+    )
     .await;
 }

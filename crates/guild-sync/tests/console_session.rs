@@ -9,12 +9,9 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 
-use guild_sync::api::AppState;
 use guild_sync::config::{Config, Secret};
-use guild_sync::scheduler::Scheduler;
-use guild_sync::testing::{NoopStages, TestDb, seed};
+use guild_sync::testing::{free_local_port, noop_state, seed};
 use guild_sync::web::login::LOGIN_BURST;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -23,41 +20,43 @@ use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "console-session-token-0123456789";
 
+/// The console a test drives: the service's own server over the test's database.
 struct Console {
     base: String,
     pool: PgPool,
-    _db: TestDb,
-    _stop: tokio_util::sync::DropGuard,
 }
 
-async fn serve() -> Console {
-    let db = TestDb::new().await;
-    let pool = db.pool.clone();
-    let config = Config {
-        guild_sync_admin_token: Some(Secret::new(TOKEN)),
-        ..Config::defaults()
-    };
-    let state = AppState {
-        pool: pool.clone(),
-        scheduler: Arc::new(Scheduler::new(pool.clone(), Arc::new(NoopStages))),
-        config: Arc::new(config.clone()),
-    };
-    guild_sync::install_crypto_provider();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = guild_sync::service::router(state, &config);
-    let stop = CancellationToken::new();
-    tokio::spawn(guild_sync::service::http::serve(
-        listener,
-        router,
-        stop.clone(),
-    ));
-    Console {
-        base,
-        pool,
-        _db: db,
-        _stop: stop.drop_guard(),
-    }
+/// The frame of these tests: [`common::on_a_fresh_db`] with the service's router served on it
+/// by the service's own server, stopped when the test ends. The frame, not the test, holds the
+/// database and the server's stop guard, so neither ends before the test does.
+async fn on_a_console<F, Fut>(test: F)
+where
+    F: FnOnce(Console) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    common::on_a_fresh_db(|db| async move {
+        let config = Config {
+            guild_sync_admin_token: Some(Secret::new(TOKEN)),
+            ..Config::defaults()
+        };
+        let state = noop_state(db.pool.clone(), config.clone());
+        guild_sync::install_crypto_provider();
+        let (listener, base) = free_local_port().await;
+        let router = guild_sync::service::router(state, &config);
+        let stop = CancellationToken::new();
+        tokio::spawn(guild_sync::service::http::serve(
+            listener,
+            router,
+            stop.clone(),
+        ));
+        let _stop = stop.drop_guard();
+        test(Console {
+            base,
+            pool: db.pool.clone(),
+        })
+        .await
+    })
+    .await
 }
 
 /// A client that does not follow redirects, sending from `from`.
@@ -161,8 +160,7 @@ async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
 
 #[tokio::test]
 async fn the_json_api_accepts_a_console_session_and_records_its_officer() {
-    common::within_a_minute(async {
-        let app = serve().await;
+    on_a_console(|app| async move {
         let base = &app.base;
         let http = client(localhost());
         let first = issue(&app.pool, "Thrall has no Discord account").await;
@@ -291,8 +289,7 @@ async fn the_json_api_accepts_a_console_session_and_records_its_officer() {
 
 #[tokio::test]
 async fn too_many_wrong_tokens_from_one_address_get_429() {
-    common::within_a_minute(async {
-        let app = serve().await;
+    on_a_console(|app| async move {
         let base = &app.base;
         let guesser = client(localhost());
 
@@ -329,8 +326,7 @@ async fn too_many_wrong_tokens_from_one_address_get_429() {
 /// the page clamped to its bounds), never a 500.
 #[tokio::test]
 async fn console_pages_refuse_bad_parameters_and_unknown_ids_never_500() {
-    common::within_a_minute(async {
-        let app = serve().await;
+    on_a_console(|app| async move {
         let base = &app.base;
         let http = client(localhost());
         let (session, csrf) = login(&http, base, "").await;
@@ -404,21 +400,13 @@ async fn console_pages_refuse_bad_parameters_and_unknown_ids_never_500() {
 /// form) is refused and that link stays: a wrong unlink is as bad as a wrong link.
 #[tokio::test]
 async fn unlinking_another_players_link_from_a_players_page_is_refused() {
-    common::within_a_minute(async {
-        let app = serve().await;
+    on_a_console(|app| async move {
         let base = &app.base;
         let http = client(localhost());
         let (session, csrf) = login(&http, base, "").await;
         let mut players = Vec::new();
         for name in ["Thrall", "Jaina"] {
-            let character: i32 = sqlx::query_scalar(
-                "INSERT INTO guild_identity.wow_characters (character_name, realm_slug)
-                 VALUES ($1, 'stormrage') RETURNING id",
-            )
-            .bind(name)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+            let character = seed::character(&app.pool, name, "stormrage").await;
             let player = seed::player(&app.pool, name, None).await;
             seed::link(&app.pool, player, character).await;
             let link: i32 = sqlx::query_scalar(
@@ -467,33 +455,15 @@ async fn unlinking_another_players_link_from_a_players_page_is_refused() {
 /// the console (a new suggestion, a member leaving, a character getting a player).
 #[tokio::test]
 async fn the_unclaimed_page_follows_changes_made_after_it_was_cached() {
-    common::within_a_minute(async {
-        let app = serve().await;
+    on_a_console(|app| async move {
         let base = &app.base;
         let http = client(localhost());
         let (session, _) = login(&http, base, "").await;
         let pool = &app.pool;
-        let character: i32 = sqlx::query_scalar(
-            "INSERT INTO guild_identity.wow_characters (character_name, realm_slug)
-             VALUES ('Thrall', 'stormrage') RETURNING id",
-        )
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        let member = |discord_id: &'static str, username: &'static str| async move {
-            sqlx::query_scalar::<_, i32>(
-                "INSERT INTO guild_identity.discord_users (discord_id, username)
-                 VALUES ($1, $2) RETURNING id",
-            )
-            .bind(discord_id)
-            .bind(username)
-            .fetch_one(pool)
-            .await
-            .unwrap()
-        };
+        let character = seed::character(pool, "Thrall", "stormrage").await;
         let (first, second) = (
-            member("1001", "gothrall").await,
-            member("1002", "warchief").await,
+            seed::discord_user(pool, "1001", "gothrall").await,
+            seed::discord_user(pool, "1002", "warchief").await,
         );
         let suggest = |member: i32| async move {
             sqlx::query(
@@ -580,8 +550,7 @@ fn multipart(fields: &[(&str, &str)]) -> (String, String) {
 /// after the file: 403, and nothing changes. The same forms with the token are accepted.
 #[tokio::test]
 async fn every_console_form_refuses_a_post_without_its_csrf_token() {
-    common::within_a_minute(async {
-        let app = serve().await;
+    on_a_console(|app| async move {
         let base = &app.base;
         let pool = &app.pool;
         let http = client(localhost());

@@ -13,12 +13,11 @@ use std::time::Duration;
 use guild_sync::config::{Config, RemovalGuard};
 use guild_sync::demo;
 use guild_sync::discord_sync::{self, DiscordInput};
-use guild_sync::testing::TestDb;
 use serde_json::Value;
 use sqlx::PgPool;
 
 use claim_support::Browser;
-use common::within;
+use common::on_a_fresh_db_within;
 use reqwest::StatusCode;
 use tokio_util::sync::CancellationToken;
 
@@ -87,11 +86,10 @@ fn names(list: &Value) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn the_sample_guild_links_and_flags_what_its_author_intended() {
-    within(Duration::from_secs(300), async {
+    on_a_fresh_db_within(Duration::from_secs(300), |db| async move {
         let expected = expected();
         let counts = &expected["counts"];
         let config = config_at_reference(&expected);
-        let db = TestDb::new().await;
 
         let run = demo::run_stages(&db.pool, &config).await.unwrap();
         assert!(run.first_run);
@@ -295,8 +293,7 @@ async fn remark_and_reopen(
 
 #[tokio::test]
 async fn a_demo_database_holding_another_sample_is_started_over() {
-    within(Duration::from_secs(120), async {
-        let test_db = TestDb::new().await;
+    on_a_fresh_db_within(Duration::from_secs(120), |test_db| async move {
         let mut config = Config::defaults();
         config.database_url = Some(guild_sync::config::Secret::new(test_db.url()));
         let name = format!("{}_demo", test_db.name());
@@ -369,8 +366,7 @@ fn between<'a>(text: &'a str, after: &str, before: &str) -> &'a str {
 
 #[tokio::test]
 async fn demo_serve_lets_a_sample_member_claim_against_the_bundled_fake_providers() {
-    within(Duration::from_secs(300), async {
-        let test_db = TestDb::new().await;
+    on_a_fresh_db_within(Duration::from_secs(300), |test_db| async move {
         let mut config = config_at_reference(&expected());
         config.database_url = Some(guild_sync::config::Secret::new(test_db.url()));
         let database = guild_sync::database::Database::open(&config).await.unwrap();
@@ -482,9 +478,8 @@ async fn demo_serve_lets_a_sample_member_claim_against_the_bundled_fake_provider
 
 #[tokio::test]
 async fn the_later_snapshot_prints_and_stores_what_changed_once() {
-    within(Duration::from_secs(300), async {
+    on_a_fresh_db_within(Duration::from_secs(300), |db| async move {
         let config = config_at_reference(&expected());
-        let db = TestDb::new().await;
         demo::run_stages(&db.pool, &config).await.unwrap();
         let first_events: i64 =
             sqlx::query_scalar("SELECT count(*) FROM guild_identity.member_events")

@@ -14,11 +14,10 @@ use chrono::{DateTime, Utc};
 use guild_sync::config::{Config, RemovalGuard};
 use guild_sync::db::discord_users;
 use guild_sync::discord_sync::{self, DiscordInput, DiscordSnapshot, GuildRoles, WireMember};
-use guild_sync::testing::TestDb;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use common::within_a_minute;
+use common::on_a_fresh_db;
 
 fn roles() -> Value {
     json!([{"id": "900", "name": "@everyone", "position": 0},
@@ -82,8 +81,7 @@ async fn stored_last_sync(pool: &PgPool, id: &str) -> Option<DateTime<Utc>> {
 
 #[tokio::test]
 async fn the_derived_last_sync_is_the_old_columns_value_in_every_case() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let pool = &db.pool;
         let everyone = || {
             vec![

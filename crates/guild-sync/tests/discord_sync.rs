@@ -11,11 +11,10 @@ use guild_sync::discord_sync::{
     self, DiscordInput, DiscordSnapshot, DiscordSyncStats, GuildRoles, MemberEventOutcome,
     WireMember, WireRole, WireUser,
 };
-use guild_sync::testing::TestDb;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use common::{last_run_of, on_a_fresh_db, within_a_minute};
+use common::{last_run_of, on_a_fresh_db};
 
 /// The guild's Discord roles: the rank roles of the seeded rank table plus unrelated ones.
 fn roles() -> Value {
@@ -85,8 +84,7 @@ fn wire_member(value: Value) -> WireMember {
 
 #[tokio::test]
 async fn test_sync_creates_discord_user() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let stats = sync(
             &db.pool,
             vec![
@@ -124,8 +122,7 @@ async fn test_sync_creates_discord_user() {
 
 #[tokio::test]
 async fn test_sync_updates_existing_discord_user() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         sync(&db.pool, vec![member("1001", "thrall", None, &["905"])])
             .await
             .unwrap();
@@ -160,8 +157,7 @@ async fn test_sync_updates_existing_discord_user() {
 
 #[tokio::test]
 async fn test_sync_marks_departed_not_present() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let everyone: Vec<Value> = (1..=4)
             .map(|i| member(&format!("100{i}"), &format!("user{i}"), None, &["904"]))
             .collect();
@@ -186,8 +182,7 @@ async fn test_sync_marks_departed_not_present() {
 
 #[tokio::test]
 async fn bots_are_never_stored() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let stats = sync(
             &db.pool,
             vec![
@@ -210,8 +205,7 @@ async fn bots_are_never_stored() {
 
 #[tokio::test]
 async fn a_list_that_would_mark_most_members_departed_changes_nothing_and_is_logged() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let everyone: Vec<Value> = (10..20)
             .map(|i| member(&format!("1{i}"), &format!("user{i}"), None, &["904"]))
             .collect();
@@ -249,8 +243,7 @@ async fn a_list_that_would_mark_most_members_departed_changes_nothing_and_is_log
 
 #[tokio::test]
 async fn an_empty_member_list_is_refused() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         sync(&db.pool, vec![member("1001", "thrall", None, &[])])
             .await
             .unwrap();
@@ -266,8 +259,7 @@ async fn an_empty_member_list_is_refused() {
 
 #[tokio::test]
 async fn a_successful_sync_is_recorded_in_sync_log() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         sync(
             &db.pool,
             vec![
@@ -295,8 +287,7 @@ async fn a_successful_sync_is_recorded_in_sync_log() {
 
 #[tokio::test]
 async fn test_on_member_join_creates_discord_user() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let joined = wire_member(member("3001", "anduin", Some("King"), &["903"]));
         let outcome = discord_sync::on_member_join(&db.pool, &joined, &guild_roles())
             .await
@@ -326,8 +317,7 @@ async fn test_on_member_join_creates_discord_user() {
 
 #[tokio::test]
 async fn test_on_member_remove_marks_not_present() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let joined = wire_member(member("3001", "anduin", None, &[]));
         discord_sync::on_member_join(&db.pool, &joined, &guild_roles())
             .await
@@ -362,8 +352,7 @@ async fn test_on_member_remove_marks_not_present() {
 
 #[tokio::test]
 async fn member_update_changes_names_and_roles_and_keeps_the_join_time() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let joined = wire_member(member("3001", "anduin", None, &["905"]));
         discord_sync::on_member_join(&db.pool, &joined, &guild_roles())
             .await
@@ -390,8 +379,7 @@ async fn member_update_changes_names_and_roles_and_keeps_the_join_time() {
 
 #[tokio::test]
 async fn sync_discord_from_file_prints_the_stats_as_the_last_json_line() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("discord.json");
         std::fs::write(
@@ -466,8 +454,7 @@ async fn sync_discord_from_file_prints_the_stats_as_the_last_json_line() {
 
 #[tokio::test]
 async fn joins_and_leaves_newer_than_the_member_list_are_not_overruled_by_it() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let listed: Vec<Value> = (1..=3)
             .map(|i| member(&format!("100{i}"), &format!("user{i}"), None, &[]))
             .collect();
@@ -522,8 +509,7 @@ async fn joins_and_leaves_newer_than_the_member_list_are_not_overruled_by_it() {
 /// events go through the same parse.
 #[tokio::test]
 async fn a_nul_in_a_nick_or_name_does_not_fail_the_sync() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let stats = sync(
             &db.pool,
             vec![

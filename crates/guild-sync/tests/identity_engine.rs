@@ -4,20 +4,18 @@
 mod common;
 
 use guild_sync::identity_engine::run_matching;
-use guild_sync::testing::TestDb;
 use guild_sync::testing::seed::{link, player};
 use guild_sync_core::integrity::{IssueType, issue_hash};
 use sqlx::PgPool;
 
-use common::within_a_minute;
+use common::on_a_fresh_db;
 
 async fn with_db<F, Fut>(test: F)
 where
     F: FnOnce(PgPool) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         test(db.pool.clone()).await;
     })
     .await;
@@ -402,8 +400,7 @@ async fn a_run_records_its_stats_in_sync_log() {
 
 #[tokio::test]
 async fn the_match_command_prints_its_stats_as_the_last_json_line() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         character(&db.pool, "Thrall", None, None).await;
         discord_user(&db.pool, "thrall", None, true).await;
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_guild-sync"))

@@ -20,7 +20,7 @@ use guild_sync::scheduler::{
 use guild_sync::testing::TestDb;
 use tokio_util::sync::CancellationToken;
 
-use common::within_a_minute;
+use common::on_a_fresh_db;
 
 fn sample(relative: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -50,8 +50,7 @@ type TimedRow = (String, f64, Option<f64>, Option<f64>, Option<f64>);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_stage_timings_appear_in_the_pipeline_json_and_in_sync_log() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let (_scheduler, outcome) = full_pipeline(&db).await;
 
         // The pipeline's JSON (what `guild-sync pipeline --json` prints).
@@ -176,8 +175,7 @@ fn sample_value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_endpoint_exposes_every_family_after_a_pipeline() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let (scheduler, _outcome) = full_pipeline(&db).await;
 
         // A command that finds the pipeline lock taken waits for it: one lock wait.
@@ -208,8 +206,7 @@ async fn the_metrics_endpoint_exposes_every_family_after_a_pipeline() {
                 ..Config::defaults()
             }),
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (listener, base) = guild_sync::testing::free_local_port().await;
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(guild_sync::service::http::serve(
             listener,

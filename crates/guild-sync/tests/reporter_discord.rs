@@ -10,7 +10,6 @@ use guild_sync::config::Secret;
 use guild_sync::discord_interactions::custom_id::ButtonId;
 use guild_sync::discord_sender::{DiscordSender, MAX_ATTEMPTS};
 use guild_sync::reporter::{render_text_report, send_new_issues_report, send_sync_summary};
-use guild_sync::testing::TestDb;
 use guild_sync_core::report::{
     MAX_DESCRIPTION_CHARS, MAX_EMBEDS_PER_MESSAGE, MAX_MESSAGE_CHARS, MAX_TITLE_CHARS, discord_len,
 };
@@ -19,7 +18,7 @@ use sqlx::PgPool;
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use common::{within, within_a_minute};
+use common::{on_a_fresh_db, on_a_fresh_db_within, within};
 
 /// Check and report runs write thousands of rows on a shared machine.
 const TWO_MINUTES: Duration = Duration::from_secs(120);
@@ -121,8 +120,7 @@ fn assert_within_discord_limits(message: &Value) {
 
 #[tokio::test]
 async fn test_only_new_issues_trigger_report() {
-    within(TWO_MINUTES, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TWO_MINUTES, |db| async move {
         let discord = accepting_discord().await;
         let sender = channel_sender(&discord);
         seed_issues(&db.pool, 1, 3).await;
@@ -168,8 +166,7 @@ async fn test_only_new_issues_trigger_report() {
 
 #[tokio::test]
 async fn a_report_of_200_issues_respects_every_discord_limit() {
-    within(TWO_MINUTES, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TWO_MINUTES, |db| async move {
         let discord = accepting_discord().await;
         seed_issues(&db.pool, 1, 200).await;
 
@@ -216,8 +213,7 @@ async fn a_report_of_200_issues_respects_every_discord_limit() {
 
 #[tokio::test]
 async fn a_send_that_fails_leaves_the_issues_unnotified() {
-    within(TWO_MINUTES, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TWO_MINUTES, |db| async move {
         let discord = MockServer::start().await;
         Mock::given(method("POST"))
             .respond_with(
@@ -248,8 +244,7 @@ async fn a_send_that_fails_leaves_the_issues_unnotified() {
 
 #[tokio::test]
 async fn only_the_messages_discord_accepted_mark_their_issues_notified() {
-    within(TWO_MINUTES, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TWO_MINUTES, |db| async move {
         let discord = MockServer::start().await;
         Mock::given(method("POST"))
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "1"})))
@@ -429,8 +424,7 @@ async fn a_sync_summary_is_sent_only_when_something_notable_happened() {
 
 #[tokio::test]
 async fn the_text_report_lists_every_issue_with_current_names() {
-    within(TWO_MINUTES, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TWO_MINUTES, |db| async move {
         seed_issues(&db.pool, 1, 30).await;
         // A renamed character shows under its current name; a deleted one falls back to the
         // summary the checker wrote.
@@ -454,8 +448,7 @@ async fn the_text_report_lists_every_issue_with_current_names() {
 
 #[tokio::test]
 async fn the_report_command_prints_with_stdout_and_refuses_without_a_destination() {
-    within(TWO_MINUTES, async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(TWO_MINUTES, |db| async move {
         seed_issues(&db.pool, 1, 2).await;
         let binary = env!("CARGO_BIN_EXE_guild-sync");
         let printed = tokio::process::Command::new(binary)
@@ -521,8 +514,7 @@ async fn the_report_command_prints_with_stdout_and_refuses_without_a_destination
 /// issue whatever newline a `global_name` holds, and no clickable link in the embed.
 #[tokio::test]
 async fn control_characters_and_links_in_names_are_neutralised_in_text_and_embeds() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         seed_issues(&db.pool, 1, 7).await;
         // user2's issue is the orphan_discord one, titled by the Discord display name.
         sqlx::query(

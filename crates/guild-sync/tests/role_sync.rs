@@ -7,7 +7,6 @@ mod role_support;
 
 use std::time::{Duration, Instant};
 
-use common::within_a_minute;
 use guild_sync::config::Config;
 use guild_sync::db::roles as db_roles;
 use guild_sync::role_sync::{self, ApplyOptions, RunOutcome};
@@ -17,8 +16,7 @@ use sqlx::PgPool;
 
 #[tokio::test]
 async fn plan_moves_the_linked_member_keeps_unmanaged_roles_and_never_names_the_unlinked() {
-    within_a_minute(async {
-        let (db, fake) = role_support::guild(11, &[0]).await;
+    role_support::on_a_guild(11, &[0], |db, fake| async move {
         let stored = role_sync::plan_and_store(&db.pool, &fake.config())
             .await
             .unwrap();
@@ -49,8 +47,7 @@ async fn plan_moves_the_linked_member_keeps_unmanaged_roles_and_never_names_the_
 
 #[tokio::test]
 async fn apply_changes_only_the_linked_member_verifies_records_and_undo_restores() {
-    within_a_minute(async {
-        let (db, fake) = role_support::guild(11, &[0]).await;
+    role_support::on_a_guild(11, &[0], |db, fake| async move {
         let config = fake.config();
         let outcome = role_sync::apply(&db.pool, &config, ApplyOptions::default())
             .await
@@ -109,8 +106,7 @@ async fn apply_changes_only_the_linked_member_verifies_records_and_undo_restores
 
 #[tokio::test]
 async fn a_50013_stops_the_run_with_no_further_request() {
-    within_a_minute(async {
-        let (db, fake) = role_support::guild(11, &[0, 1, 2]).await;
+    role_support::on_a_guild(11, &[0, 1, 2], |db, fake| async move {
         fake.state.lock().unwrap().forbid_write = Some(1);
         let outcome = apply_past_the_mass_change_guard(&db, &fake).await;
         assert_eq!(outcome.status, "stopped");
@@ -136,8 +132,7 @@ async fn a_50013_stops_the_run_with_no_further_request() {
 
 #[tokio::test]
 async fn a_role_deleted_mid_run_stops_at_10011() {
-    within_a_minute(async {
-        let (db, fake) = role_support::guild(11, &[0, 1, 2]).await;
+    role_support::on_a_guild(11, &[0, 1, 2], |db, fake| async move {
         fake.state.lock().unwrap().delete_role_after = Some((2, "1002".into()));
         let outcome = apply_past_the_mass_change_guard(&db, &fake).await;
         assert_eq!(outcome.status, "stopped");
@@ -201,8 +196,7 @@ async fn refused(
 
 #[tokio::test]
 async fn every_guard_refuses_with_its_reason_and_sends_nothing() {
-    within_a_minute(async {
-        let (db, fake) = role_support::guild(11, &[0, 1]).await;
+    role_support::on_a_guild(11, &[0, 1], |db, fake| async move {
         let config = fake.config();
 
         // More than 10 % of linked members.
@@ -260,8 +254,7 @@ async fn every_guard_refuses_with_its_reason_and_sends_nothing() {
 
 #[tokio::test]
 async fn approval_applies_that_exact_plan_and_a_stale_plan_is_refused() {
-    within_a_minute(async {
-        let (db, fake) = role_support::guild(11, &[0, 1]).await;
+    role_support::on_a_guild(11, &[0, 1], |db, fake| async move {
         let config = fake.config();
         let stale = role_sync::plan_and_store(&db.pool, &config).await.unwrap();
         // The data changes: one more character promoted.
@@ -308,9 +301,8 @@ async fn approval_applies_that_exact_plan_and_a_stale_plan_is_refused() {
 /// `cargo test -p guild-sync --test role_sync apply_waits -- --nocapture`).
 #[tokio::test]
 async fn apply_waits_out_429_buckets_and_lands_every_change() {
-    within_a_minute(async {
-        let promoted: Vec<usize> = (0..10).collect();
-        let (db, fake) = role_support::guild(20, &promoted).await;
+    let promoted: Vec<usize> = (0..10).collect();
+    role_support::on_a_guild(20, &promoted, |db, fake| async move {
         {
             let mut state = fake.state.lock().unwrap();
             state.bucket_limit = Some((5, Duration::from_millis(500)));
@@ -359,8 +351,7 @@ async fn promote(pool: &PgPool, character: &str) {
 
 #[tokio::test]
 async fn plan_mode_posts_a_plan_once_until_it_changes_and_apply_mode_posts_the_run() {
-    within_a_minute(async {
-        let (db, fake) = role_support::guild(21, &[0]).await;
+    role_support::on_a_guild(21, &[0], |db, fake| async move {
         sqlx::query(
             "UPDATE guild_identity.discord_users SET display_name = '**boss**_`x`' WHERE discord_id = '200'",
         )
@@ -431,21 +422,21 @@ async fn open_rank_mismatches(pool: &PgPool) -> Vec<String> {
     .unwrap()
 }
 
-/// The 11-member guild with member 200 promoted in game, checked: one open rank_mismatch.
-async fn guild_with_a_rank_mismatch() -> (TestDb, FakeDiscord, Config) {
-    let (db, fake) = role_support::guild(11, &[0]).await;
+/// Check the 11-member guild with member 200 promoted in game (`on_a_guild(11, &[0], …)`):
+/// one open rank_mismatch. Returns the fake's config.
+async fn check_the_rank_mismatch(db: &TestDb, fake: &FakeDiscord) -> Config {
     let config = fake.config();
     guild_sync::integrity_checker::run_integrity_check(&db.pool, &config)
         .await
         .unwrap();
     assert_eq!(open_rank_mismatches(&db.pool).await, vec!["200"]);
-    (db, fake, config)
+    config
 }
 
 #[tokio::test]
 async fn the_next_check_after_an_apply_resolves_the_rank_mismatch_it_fixed() {
-    within_a_minute(async {
-        let (db, _fake, config) = guild_with_a_rank_mismatch().await;
+    role_support::on_a_guild(11, &[0], |db, fake| async move {
+        let config = check_the_rank_mismatch(&db, &fake).await;
         let outcome = role_sync::apply(&db.pool, &config, ApplyOptions::default())
             .await
             .unwrap();
@@ -470,9 +461,9 @@ async fn the_next_check_after_an_apply_resolves_the_rank_mismatch_it_fixed() {
 /// update that leaves the roles wrong resolves nothing.
 #[tokio::test]
 async fn a_gateway_member_update_resolves_the_rank_mismatch_at_once() {
-    within_a_minute(async {
+    role_support::on_a_guild(11, &[0], |db, fake| async move {
         use guild_sync::discord_sync::{self, GuildRoles, WireMember, WireRole};
-        let (db, fake, _config) = guild_with_a_rank_mismatch().await;
+        check_the_rank_mismatch(&db, &fake).await;
         let roles: Vec<WireRole> = serde_json::from_value(fake.wire_roles()).unwrap();
         let roles = GuildRoles::new(&roles);
 
@@ -574,18 +565,8 @@ const TOKEN: &str = "roles-officer-token-0123456789";
 
 /// The HTTP API over `config` (with the officer token added).
 async fn serve_api(db: &TestDb, mut config: Config) -> common::SpawnedApp {
-    use std::sync::Arc;
-
-    use guild_sync::scheduler::Scheduler;
-    use guild_sync::testing::NoopStages;
     config.guild_sync_admin_token = Some(guild_sync::config::Secret::new(TOKEN));
-    let scheduler = Arc::new(Scheduler::new(db.pool.clone(), Arc::new(NoopStages)));
-    common::spawn_app(guild_sync::api::AppState::new(
-        db.pool.clone(),
-        scheduler,
-        Arc::new(config),
-    ))
-    .await
+    common::spawn_app(guild_sync::testing::noop_state(db.pool.clone(), config)).await
 }
 
 async fn call(
@@ -601,9 +582,8 @@ async fn call(
 #[tokio::test]
 async fn the_api_approves_the_latest_plan_and_refuses_stale_applied_unknown_busy_and_unconfigured()
 {
-    within_a_minute(async {
+    role_support::on_a_guild(11, &[0, 1], |db, fake| async move {
         use reqwest::Method;
-        let (db, fake) = role_support::guild(11, &[0, 1]).await;
         let config = fake.config();
         let app = serve_api(&db, config.clone()).await;
 
@@ -726,9 +706,7 @@ async fn run_json(db: &TestDb, fake: &FakeDiscord, args: &[&str]) -> serde_json:
 
 #[tokio::test]
 async fn the_cli_plans_applies_with_a_run_id_and_undoes_that_run() {
-    common::within(Duration::from_secs(180), async {
-        let (db, fake) = role_support::guild(11, &[0]).await;
-
+    role_support::on_a_guild_within(Duration::from_secs(180), 11, &[0], |db, fake| async move {
         let plan = run_json(&db, &fake, &["roles", "plan", "--json"]).await;
         assert!(plan["plan_id"].as_i64().is_some(), "{plan}");
         assert_eq!(plan["changes"].as_array().unwrap().len(), 2, "{plan}");

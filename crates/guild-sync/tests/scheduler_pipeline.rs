@@ -32,7 +32,7 @@ use sqlx::{Connection, PgPool};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use common::{hold_pipeline_lock, within, within_a_minute};
+use common::{hold_pipeline_lock, on_a_fresh_db, within};
 
 /// What every recording stage saw, shared by all schedulers of a test.
 #[derive(Default)]
@@ -170,8 +170,7 @@ async fn run_row(pool: &PgPool, id: i64) -> (String, String, Option<String>, ser
 
 #[tokio::test]
 async fn the_battle_net_pipeline_runs_sync_then_match_then_check_then_report() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let (scheduler, recorder) = recording_scheduler(&db);
 
         let outcome = scheduler
@@ -198,8 +197,7 @@ async fn the_battle_net_pipeline_runs_sync_then_match_then_check_then_report() {
 
 #[tokio::test]
 async fn the_discord_and_addon_pipelines_end_with_match_check_report() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let (scheduler, recorder) = recording_scheduler(&db);
         scheduler.run_pipeline(PipelineKind::Discord).await.unwrap();
         scheduler
@@ -216,8 +214,7 @@ async fn the_discord_and_addon_pipelines_end_with_match_check_report() {
 
 #[tokio::test]
 async fn a_failing_stage_stops_the_pipeline_and_is_recorded() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let recorder = Arc::new(Recorder::default());
         let mut stages = RecordingStages::new("a", &recorder);
         stages.fail_at = Some(Step::Match);
@@ -247,8 +244,7 @@ async fn a_failing_stage_stops_the_pipeline_and_is_recorded() {
 
 #[tokio::test]
 async fn a_run_that_finds_another_scheduler_holding_the_lock_is_skipped_not_run_twice() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let recorder = Arc::new(Recorder::default());
         let (first, mut entered, release) = RecordingStages::gated("first", &recorder);
         let first = Arc::new(Scheduler::new(db.pool.clone(), Arc::new(first)));
@@ -285,8 +281,7 @@ async fn a_run_that_finds_another_scheduler_holding_the_lock_is_skipped_not_run_
 
 #[tokio::test]
 async fn a_lock_held_by_any_session_on_the_documented_key_makes_runs_skip() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let (scheduler, recorder) = recording_scheduler(&db);
         let operator = hold_pipeline_lock(&db).await;
 
@@ -303,8 +298,7 @@ async fn a_lock_held_by_any_session_on_the_documented_key_makes_runs_skip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_schedulers_on_one_database_never_run_pipelines_concurrently() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let recorder = Arc::new(Recorder::default());
         let mut a = RecordingStages::new("a", &recorder);
         a.work = Duration::from_millis(15);
@@ -369,8 +363,7 @@ async fn two_schedulers_on_one_database_never_run_pipelines_concurrently() {
 
 #[tokio::test]
 async fn graceful_shutdown_lets_the_running_pipeline_finish_and_starts_no_new_run() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let recorder = Arc::new(Recorder::default());
         let (stages, mut entered, release) = RecordingStages::gated("a", &recorder);
         let scheduler = Arc::new(Scheduler::new(db.pool.clone(), Arc::new(stages)));
@@ -437,8 +430,7 @@ async fn the_discord_job_runs_at_start_and_then_every_interval_until_shutdown() 
 
 #[tokio::test]
 async fn the_report_step_without_a_discord_sender_is_skipped_not_an_error() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let stages = ProductionStages::for_service(db.pool.clone(), Config::defaults(), None);
         let stats = serde_json::to_value(stages.report().await.unwrap()).unwrap();
         assert_eq!(stats["sent"], false);
@@ -468,8 +460,7 @@ async fn wait_until_unowned(pool: &PgPool, id: i64) {
 
 #[tokio::test]
 async fn runs_a_killed_process_left_running_are_closed_as_abandoned_by_the_next_lock_holder() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let (scheduler, recorder) = recording_scheduler(&db);
         let operator = hold_pipeline_lock(&db).await;
 
@@ -528,8 +519,7 @@ async fn runs_waiting_for_a_lock(pool: &PgPool) -> Vec<Option<i64>> {
 
 #[tokio::test]
 async fn a_burst_of_uploads_keeps_one_waiting_and_applies_only_the_newest() {
-    within_a_minute(async {
-        let db = TestDb::new().await;
+    on_a_fresh_db(|db| async move {
         let (scheduler, recorder) = recording_scheduler(&db);
         let operator = hold_pipeline_lock(&db).await;
 

@@ -21,7 +21,7 @@ use guild_sync::testing::TestDb;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use common::within;
+use common::on_a_fresh_db_within;
 
 fn sample(relative: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -80,8 +80,7 @@ async fn unnotified(db: &TestDb) -> i64 {
 
 #[tokio::test]
 async fn test_pipeline_sync_match_check_report() {
-    within(Duration::from_secs(300), async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(Duration::from_secs(300), |db| async move {
         let webhook = accepting_webhook().await;
         let scheduler = scheduler_with_webhook(&db, &webhook).await;
 
@@ -141,8 +140,7 @@ async fn test_pipeline_sync_match_check_report() {
 
 #[tokio::test]
 async fn test_only_new_issues_trigger_report() {
-    within(Duration::from_secs(300), async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(Duration::from_secs(300), |db| async move {
         let webhook = accepting_webhook().await;
         let scheduler = scheduler_with_webhook(&db, &webhook).await;
         let first = scheduler
@@ -207,8 +205,7 @@ async fn summaries(webhook: &MockServer) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn a_sync_summary_goes_to_the_audit_channel_only_when_something_notable_happened() {
-    within(Duration::from_secs(300), async {
-        let db = TestDb::new().await;
+    on_a_fresh_db_within(Duration::from_secs(300), |db| async move {
         let webhook = accepting_webhook().await;
 
         // First load: new characters are notable.

@@ -173,8 +173,7 @@ pub struct ClaimApp {
 pub async fn start(db: &TestDb) -> ClaimApp {
     let guild = seed(&db.pool).await;
     let fake = FakeProviders::start().await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (listener, base) = guild_sync::testing::free_local_port().await;
     let mut config = Config::defaults();
     config.guild_sync_admin_token = Some(Secret::new(ADMIN_TOKEN));
     config.guild_sync_public_url = Some(base.clone());

@@ -13,7 +13,7 @@ use std::time::Duration;
 use guild_sync::api::{self, AppState};
 use guild_sync::config::{Config, Secret};
 use guild_sync::scheduler::Scheduler;
-use guild_sync::testing::{NoopStages, TestDb};
+use guild_sync::testing::{TestDb, noop_state, serve_on_a_free_port};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sqlx::PgPool;
@@ -75,11 +75,7 @@ impl SpawnedApp {
 /// Serve the API over `state` on a free local port until the test's runtime ends.
 pub async fn spawn_app(state: AppState) -> SpawnedApp {
     guild_sync::install_crypto_provider();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a local port");
-    let base = format!("http://{}", listener.local_addr().expect("local address"));
-    tokio::spawn(async move { axum::serve(listener, api::router(state)).await });
+    let base = serve_on_a_free_port(api::router(state)).await;
     SpawnedApp {
         base,
         client: reqwest::Client::new(),
@@ -89,7 +85,7 @@ pub async fn spawn_app(state: AppState) -> SpawnedApp {
 /// The bearer token [`OfficerApp`] sends.
 pub const OFFICER_TOKEN: &str = "officer-token-for-tests";
 
-/// The API on its own port and database, pipelines on [`NoopStages`], the officer token set or
+/// The API on its own port and database, pipelines on `NoopStages`, the officer token set or
 /// not; its requests carry [`OFFICER_TOKEN`].
 pub struct OfficerApp {
     pub base: String,
@@ -104,16 +100,15 @@ impl OfficerApp {
     pub async fn spawn(admin_token: Option<&str>) -> OfficerApp {
         let db = TestDb::new().await;
         let pool = PgPool::connect_with(db.connect_options()).await.unwrap();
-        let scheduler = Arc::new(Scheduler::new(pool.clone(), Arc::new(NoopStages)));
-        let state = AppState {
-            pool: pool.clone(),
-            scheduler: Arc::clone(&scheduler),
-            config: Arc::new(Config {
+        let state = noop_state(
+            pool.clone(),
+            Config {
                 guild_sync_admin_token: admin_token.map(Secret::new),
                 guild_sync_api_key: None,
                 ..Config::defaults()
-            }),
-        };
+            },
+        );
+        let scheduler = Arc::clone(&state.scheduler);
         let SpawnedApp { base, client } = spawn_app(state).await;
         OfficerApp {
             base,

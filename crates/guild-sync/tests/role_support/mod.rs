@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use guild_sync::config::{Config, Secret};
-use guild_sync::testing::{TestDb, seed};
+use guild_sync::testing::{TestDb, seed, serve_on_a_free_port};
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -255,9 +255,7 @@ impl FakeDiscord {
             )
             .route("/api/v10/channels/{c}/messages", post(message))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let api_url = format!("http://{}/api/v10", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let api_url = format!("{}/api/v10", serve_on_a_free_port(app).await);
         FakeDiscord { state, api_url }
     }
 
@@ -303,12 +301,29 @@ impl FakeDiscord {
     }
 }
 
-/// A fresh database and fake Discord seeded with [`seed_guild`].
-pub async fn guild(linked: usize, promoted: &[usize]) -> (TestDb, FakeDiscord) {
-    let db = TestDb::new().await;
-    let fake = FakeDiscord::start().await;
-    seed_guild(&db.pool, &fake, linked, promoted).await;
-    (db, fake)
+/// [`crate::common::on_a_fresh_db_within`] with a [`FakeDiscord`], both seeded with
+/// [`seed_guild`]: the frame of the role sync tests. The test gets the `TestDb` itself, so it
+/// keeps the database until it ends (see `tests/common`).
+pub async fn on_a_guild_within<F, Fut>(limit: Duration, linked: usize, promoted: &[usize], test: F)
+where
+    F: FnOnce(TestDb, FakeDiscord) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    crate::common::on_a_fresh_db_within(limit, |db| async move {
+        let fake = FakeDiscord::start().await;
+        seed_guild(&db.pool, &fake, linked, promoted).await;
+        test(db, fake).await
+    })
+    .await
+}
+
+/// [`on_a_guild_within`] the ordinary [`crate::common::TEST_TIMEOUT`].
+pub async fn on_a_guild<F, Fut>(linked: usize, promoted: &[usize], test: F)
+where
+    F: FnOnce(TestDb, FakeDiscord) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    on_a_guild_within(crate::common::TEST_TIMEOUT, linked, promoted, test).await
 }
 
 /// Seed the fake and the database alike: `linked` Discord users each linked to a player with
