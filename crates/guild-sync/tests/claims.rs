@@ -5,10 +5,8 @@
 mod claim_support;
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use claim_support::*;
-use common::on_a_fresh_db;
+use common::{CapturedLog, on_a_fresh_db};
 use guild_sync::claims::state::{Purpose, StateSigner};
 use reqwest::StatusCode;
 use sqlx::PgPool;
@@ -636,29 +634,10 @@ async fn player_discord_user(pool: &PgPool, discord_id: &str) -> i32 {
         .unwrap()
 }
 
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn no_secret_or_token_reaches_the_log() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
+    let captured = CapturedLog::default();
+    let subscriber = captured.subscriber(tracing::Level::TRACE);
     // Global, not per thread: a callsite another test's thread saw first would otherwise be
     // cached as uninteresting. The other tests of this binary log into the buffer too, which
     // only widens what is checked.
@@ -673,7 +652,7 @@ async fn no_secret_or_token_reaches_the_log() {
             .open(&format!("{}/login/discord", app.base))
             .await;
 
-        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let log = captured.text();
         assert!(log.contains("claim written"), "the log was captured: {log}");
         assert!(log.contains("officer logged in to the console with Discord"));
         let mut secrets = app.fake.secrets_seen();

@@ -1,7 +1,8 @@
 //! Issue 21: per-stage timings in the pipeline's JSON and in every `sync_log` row, and the
 //! Prometheus `/metrics` endpoint — served over real TCP by the service's own HTTP server,
 //! after a real pipeline on the bundled sample guild, on a real PostgreSQL — parsed as the
-//! text exposition format and checked for every family the issue lists.
+//! text exposition format and checked for every family the issue lists. And the run's log
+//! span (issue 13): it marks the run's own lines, never another task's.
 
 mod common;
 
@@ -12,7 +13,8 @@ use std::time::Duration;
 use guild_sync::api::metrics::MetricsAccess;
 use guild_sync::api::{self, AppState};
 use guild_sync::config::Config;
-use guild_sync::run_recorder::RunStatus;
+use guild_sync::db::sync_log::RunCounts;
+use guild_sync::run_recorder::{RunReport, RunStatus, record_run};
 use guild_sync::scheduler::{
     AddonInput, LockWait, PipelineKind, PipelineOutcome, ProductionStages, Scheduler, StageInputs,
     lock_for_command,
@@ -20,7 +22,7 @@ use guild_sync::scheduler::{
 use guild_sync::testing::TestDb;
 use tokio_util::sync::CancellationToken;
 
-use common::on_a_fresh_db;
+use common::{CapturedLog, on_a_fresh_db};
 
 fn sample(relative: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -284,4 +286,46 @@ async fn the_metrics_endpoint_exposes_every_family_after_a_pipeline() {
         server.await.unwrap();
     })
     .await;
+}
+
+/// Issue 13: `record_run` held `span.enter()` across its `.await`s, so while a run waited, every
+/// other task the thread polled logged inside the run's span and read as part of it. Here the
+/// run waits while another task on the same thread (a current-thread runtime, as one worker
+/// thread of the service) logs.
+#[tokio::test]
+async fn a_runs_log_span_marks_its_own_lines_and_not_those_of_tasks_running_meanwhile() {
+    let log = CapturedLog::default();
+    let _subscriber = tracing::subscriber::set_default(log.subscriber(tracing::Level::INFO));
+    on_a_fresh_db(|db| async move {
+        let (go, other_may_log) = tokio::sync::oneshot::channel::<()>();
+        let (logged, other_has_logged) = tokio::sync::oneshot::channel::<()>();
+        let other = tokio::spawn(async move {
+            other_may_log.await.expect("the run lets it go");
+            tracing::info!("a line of another task");
+            logged.send(()).expect("the run waits for it");
+        });
+        record_run(&db.pool, "span-check", |_run_id| async move {
+            tracing::info!("a line of the run");
+            go.send(()).expect("the other task waits");
+            // The run is suspended here while the other task logs.
+            other_has_logged.await.expect("the other task logged");
+            Ok((
+                (),
+                RunReport::success(RunCounts::default(), &serde_json::json!({})),
+            ))
+        })
+        .await
+        .expect("the run is recorded");
+        other.await.expect("the other task ends");
+    })
+    .await;
+    let text = log.text();
+    let line = |message: &str| {
+        text.lines()
+            .find(|line| line.contains(message))
+            .unwrap_or_else(|| panic!("{message:?} was not logged:\n{text}"))
+            .to_owned()
+    };
+    assert!(line("a line of the run").contains("run{"), "{text}");
+    assert!(!line("a line of another task").contains("run{"), "{text}");
 }

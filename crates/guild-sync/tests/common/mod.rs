@@ -1,13 +1,13 @@
 //! What every integration test shares: the timeout every async test runs under, the spawner
-//! that serves the HTTP API on its own port (127.0.0.1:0, real TCP) for one test, and the
-//! officer API app the route tests drive.
+//! that serves the HTTP API on its own port (127.0.0.1:0, real TCP) for one test, the officer
+//! API app the route tests drive, and a log capture for the tests that read what was logged.
 //! The database comes from `guild_sync::testing::TestDb` (the `test-support` feature).
 
 // Each test binary compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use guild_sync::api::{self, AppState};
@@ -208,4 +208,36 @@ pub fn spawn_serve(
         .kill_on_drop(true)
         .spawn()
         .unwrap()
+}
+
+/// A `tracing` writer into a shared buffer, for the tests that read what was logged.
+#[derive(Clone, Default)]
+pub struct CapturedLog(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLog {
+    /// A plain-text subscriber (no colours) writing every event at `level` and above here,
+    /// each line prefixed with the spans it was logged in (`run{source=… run_id=…}:`).
+    pub fn subscriber(&self, level: tracing::Level) -> impl tracing::Subscriber + Send + Sync {
+        let writer = self.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish()
+    }
+
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
