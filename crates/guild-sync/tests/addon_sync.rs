@@ -439,14 +439,18 @@ async fn a_failed_addon_run_reports_its_error_without_stats() {
     .await;
 }
 
-fn guild_sync(db: &TestDb, args: &[&str]) -> std::process::Output {
+/// Run the binary with `args` on `db`. Not blocking: the test's timeout stays able to fire, and
+/// a binary still running then is killed with the test.
+async fn guild_sync(db: &TestDb, args: &[&str]) -> std::process::Output {
     let data_dir = tempfile::tempdir().expect("tempdir");
-    std::process::Command::new(env!("CARGO_BIN_EXE_guild-sync"))
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_guild-sync"))
         .args(args)
         .env("DATABASE_URL", db.url())
         .env("GUILD_SYNC_DATA_DIR", data_dir.path())
         .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
         .output()
+        .await
         .expect("the binary runs")
 }
 
@@ -459,7 +463,7 @@ async fn the_sync_addon_command_applies_a_lua_export_and_prints_json_stats() {
             "PATTSync.lua",
             "PATTSyncDB = {\n\t[\"lastExport\"] = {\n\t\t[\"exportTime\"] = 1700000000,\n\t\t[\"characters\"] = {\n\t\t\t{\n\t\t\t\t[\"name\"] = \"Trogmoon\",\n\t\t\t\t[\"realm\"] = \"Senjin\",\n\t\t\t\t[\"note\"] = \"from lua\",\n\t\t\t}, -- [1]\n\t\t\t{\n\t\t\t\t[\"name\"] = \"Ghost\",\n\t\t\t\t[\"realm\"] = \"Senjin\",\n\t\t\t}, -- [2]\n\t\t},\n\t},\n}\n",
             &["--json"],
-        );
+        ).await;
         let stdout = succeeded(&out);
         assert!(stdout.contains("unknown (not in the roster): Ghost-Senjin"), "{stdout}");
         let stats = json_stats(&stdout);
@@ -477,7 +481,8 @@ async fn the_sync_addon_command_refuses_a_broken_file_with_one_line_naming_it() 
             "broken.lua",
             "PATTSyncDB = {\n  lastExport = { exportTime = 1,\n",
             &[],
-        );
+        )
+        .await;
         let (error, stderr) = the_one_error_line(&out);
         assert!(error.contains("broken.lua"), "{stderr}");
         assert!(error.contains("line 2"), "{stderr}");
@@ -504,12 +509,17 @@ fn write_export(dir: &std::path::Path, name: &str, contents: &str) -> String {
 }
 
 /// `guild-sync sync addon FILE ARGS...` on `contents` written as `name` in a fresh directory.
-fn sync_addon_file(db: &TestDb, name: &str, contents: &str, args: &[&str]) -> std::process::Output {
+async fn sync_addon_file(
+    db: &TestDb,
+    name: &str,
+    contents: &str,
+    args: &[&str],
+) -> std::process::Output {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = write_export(dir.path(), name, contents);
     let mut all = vec!["sync", "addon", file.as_str()];
     all.extend_from_slice(args);
-    guild_sync(db, &all)
+    guild_sync(db, &all).await
 }
 
 /// The stdout of a `guild-sync` run that must have succeeded (the failure shows both streams).
@@ -552,7 +562,7 @@ async fn the_sync_addon_command_applies_the_original_addons_export_as_it_is() {
     on_a_fresh_db(|db| async move {
         let ragwyn = insert_character(&db.pool, "Ragwyn", "senjin").await;
         let kazor = insert_character(&db.pool, "Kazor", "senjin").await;
-        let out = sync_addon_file(&db, "PATTSync.lua", ORIGINAL_EXPORT, &["--json"]);
+        let out = sync_addon_file(&db, "PATTSync.lua", ORIGINAL_EXPORT, &["--json"]).await;
         let stdout = succeeded(&out);
         let stats = json_stats(&stdout);
         assert_eq!((stats.received, stats.matched), (24, 2));
@@ -580,7 +590,7 @@ async fn a_malformed_optional_field_is_a_warning_naming_the_character_not_a_refu
              { name = \"Trogmoon\", realm = \"Senjin\", note = \"kept\", lastOnline = \"a while\", zone = {} },\n\
              } } }\n",
             &[],
-        );
+        ).await;
         let stdout = succeeded(&out);
         assert!(stdout.contains("warning: Trogmoon-Senjin:"), "{stdout}");
         assert!(stdout.contains("`a while`"), "{stdout}");
@@ -604,7 +614,8 @@ async fn a_nul_in_a_note_or_a_name_is_dropped_and_the_run_is_recorded() {
              { name = \"Gh\\0ost\", realm = \"Senjin\", note = \"x\" },\n\
              } } }\n",
             &["--json"],
-        );
+        )
+        .await;
         let stdout = succeeded(&out);
         assert!(
             stdout.contains("unknown (not in the roster): Ghost-Senjin"),
@@ -664,16 +675,16 @@ async fn a_stale_export_is_refused_by_the_cli_with_exit_code_1_unless_forced() {
             "stale.lua",
             &lua_export(now - 70 * DAY, "older", 3),
         );
-        let out = guild_sync(&db, &["sync", "addon", &fresh]);
+        let out = guild_sync(&db, &["sync", "addon", &fresh]).await;
         succeeded(&out);
 
-        let out = guild_sync(&db, &["sync", "addon", &stale]);
+        let out = guild_sync(&db, &["sync", "addon", &stale]).await;
         let (error, stderr) = the_one_error_line(&out);
         assert!(error.contains("before the last applied export"), "{stderr}");
         assert!(error.contains("2026-09-22 00:00 UTC"), "{stderr}");
         assert_eq!(addon_note(&db.pool, id).await.as_deref(), Some("newer"));
 
-        let out = guild_sync(&db, &["sync", "addon", &stale, "--force", "--json"]);
+        let out = guild_sync(&db, &["sync", "addon", &stale, "--force", "--json"]).await;
         let stdout = succeeded(&out);
         assert!(stdout.contains("forced"), "{stdout}");
         assert_eq!(addon_note(&db.pool, id).await.as_deref(), Some("older"));
@@ -707,7 +718,7 @@ async fn a_stale_export_that_lowers_ranks_never_overrides_a_newer_battle_net_syn
         let now = chrono::Utc::now().timestamp();
         let dir = tempfile::tempdir().expect("tempdir");
         let old = write_export(dir.path(), "old.lua", &lua_export(now - 70 * DAY, "old", 4));
-        let out = guild_sync(&db, &["sync", "addon", &old, "--force", "--json"]);
+        let out = guild_sync(&db, &["sync", "addon", &old, "--force", "--json"]).await;
         let stdout = succeeded(&out);
         let stats = json_stats(&stdout);
         assert_eq!(stats.ranks_kept_from_battle_net, 1);
@@ -717,7 +728,7 @@ async fn a_stale_export_that_lowers_ranks_never_overrides_a_newer_battle_net_syn
 
         // An export newer than the Battle.net sync does set the rank.
         let new = write_export(dir.path(), "new.lua", &lua_export(now, "new", 4));
-        let out = guild_sync(&db, &["sync", "addon", &new]);
+        let out = guild_sync(&db, &["sync", "addon", &new]).await;
         succeeded(&out);
         assert_eq!(
             row(&db.pool, id).await.rank_name.as_deref(),
