@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use guild_sync::api::metrics::MetricsAccess;
 use guild_sync::api::{self, AppState};
-use guild_sync::config::Config;
+use guild_sync::config::{Config, Secret};
+use guild_sync::database::Database;
 use guild_sync::db::sync_log::RunCounts;
 use guild_sync::run_recorder::{RunReport, RunStatus, record_run};
 use guild_sync::scheduler::{
@@ -328,4 +329,51 @@ async fn a_runs_log_span_marks_its_own_lines_and_not_those_of_tasks_running_mean
     };
     assert!(line("a line of the run").contains("run{"), "{text}");
     assert!(!line("a line of another task").contains("run{"), "{text}");
+}
+
+/// `GUILD_SYNC_METRICS_BIND`: `/metrics` on a listener of its own, for any client, served by the
+/// service under its one cancellation token and closed once the service has stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_on_their_own_listener_answer_any_client_and_stop_with_the_service() {
+    on_a_fresh_db(|db| async move {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = Config {
+            database_url: Some(Secret::new(db.url())),
+            guild_sync_bind: "127.0.0.1:0".into(),
+            guild_sync_metrics_bind: Some(format!("127.0.0.1:{port}")),
+            ..Config::defaults()
+        };
+        let database = Database::open(&config).await.unwrap();
+        let shutdown = CancellationToken::new();
+        let service = tokio::spawn({
+            let (config, shutdown) = (config.clone(), shutdown.clone());
+            async move { guild_sync::service::run(&config, database, shutdown).await }
+        });
+
+        // The service binds its listeners as it starts: ask until the metrics one answers.
+        let url = format!("http://127.0.0.1:{port}/metrics");
+        let scrape = loop {
+            match reqwest::get(&url).await {
+                Ok(answer) if answer.status() == reqwest::StatusCode::OK => {
+                    break answer.text().await.unwrap();
+                }
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        assert!(scrape.contains("guild_sync_"), "{scrape}");
+
+        shutdown.cancel();
+        service.await.unwrap().unwrap();
+        assert!(
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_err(),
+            "the metrics listener is closed once the service has stopped"
+        );
+    })
+    .await;
 }

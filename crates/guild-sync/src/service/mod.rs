@@ -161,10 +161,11 @@ async fn serve_http(
             tracing::warn!(error = %format!("{err:#}"), "metrics: cannot read the last successful runs")
         }
     }
-    let api_router = match &config.guild_sync_metrics_bind {
+    let (api_router, metrics_server) = match &config.guild_sync_metrics_bind {
         None => {
             tracing::info!("metrics at /metrics on the API listener, for loopback clients only");
-            api::router_with_metrics(state.clone(), MetricsAccess::LoopbackOnly)
+            let router = api::router_with_metrics(state.clone(), MetricsAccess::LoopbackOnly);
+            (router, None)
         }
         Some(bind) => {
             let metrics_listener = TcpListener::bind(bind)
@@ -172,8 +173,8 @@ async fn serve_http(
                 .with_context(|| format!("cannot listen on GUILD_SYNC_METRICS_BIND={bind}"))?;
             tracing::info!(address = %bind, "metrics listening at /metrics");
             let metrics = api::metrics::router(pool.clone(), MetricsAccess::Anyone);
-            tokio::spawn(http::serve(metrics_listener, metrics, shutdown.clone()));
-            api::router(state.clone())
+            let server = tokio::spawn(http::serve(metrics_listener, metrics, shutdown.clone()));
+            (api::router(state.clone()), Some(server))
         }
     };
     if config.guild_sync_admin_token.is_some() {
@@ -181,6 +182,11 @@ async fn serve_http(
     }
     let web = crate::web::WebState::new(state, config, schedule);
     http::serve(listener, routes(web, api_router), shutdown.clone()).await;
+    // The same token stopped the metrics listener; wait for it too, so nothing still answers
+    // (or holds a database connection) once the service says it stopped.
+    if let Some(server) = metrics_server {
+        server.await.ok();
+    }
     Ok(())
 }
 
