@@ -10,7 +10,8 @@
 //! `discord_sync` repairs anything missed while disconnected.
 //!
 //! With the slash commands on (`serve` with a bot token), INTERACTION_CREATE dispatches are
-//! handed to [`crate::discord_interactions`], which answers each on its own task.
+//! handed to [`crate::discord_interactions`], which answers each on its own task; stopping
+//! the listener waits for the answers in progress (they may be writing a link).
 
 use std::sync::Arc;
 
@@ -39,6 +40,8 @@ const CLOSE_TIMEOUT_SECS: u64 = 5;
 pub struct GatewayHandle {
     stop: CancellationToken,
     task: JoinHandle<()>,
+    /// The interactions it hands over, whose answers in progress stopping waits for.
+    interactions: Option<Arc<Interactions>>,
 }
 
 impl GatewayHandle {
@@ -48,10 +51,14 @@ impl GatewayHandle {
         self.join().await;
     }
 
-    /// Wait for the listener to finish (once the token it was spawned with is cancelled).
+    /// Wait for the listener to finish (once the token it was spawned with is cancelled), and
+    /// then for the interactions it handed over to be answered.
     pub async fn join(self) {
         if let Err(err) = self.task.await {
             tracing::error!(error = %err, "the gateway listener task failed");
+        }
+        if let Some(interactions) = self.interactions {
+            interactions.finish().await;
         }
     }
 }
@@ -89,10 +96,14 @@ pub async fn spawn_with_interactions(
         pool,
         guild,
         roles: GuildRoles::default(),
-        interactions,
+        interactions: interactions.clone(),
     };
     let task = tokio::spawn(listen(shard, listener, stop.clone()));
-    Ok(GatewayHandle { stop, task })
+    Ok(GatewayHandle {
+        stop,
+        task,
+        interactions,
+    })
 }
 
 async fn listen(mut shard: Shard, mut listener: Listener, stop: CancellationToken) {

@@ -404,6 +404,15 @@ impl Scene {
         holder
     }
 
+    /// Hold Jaina's character row, so a link of her waits until the transaction commits.
+    async fn hold_jaina(&self) -> sqlx::Transaction<'static, sqlx::Postgres> {
+        self.hold(
+            "SELECT 1 FROM guild_identity.wow_characters WHERE id = $1 FOR UPDATE",
+            self.seeded.jaina_character,
+        )
+        .await
+    }
+
     async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar(sql)
             .fetch_one(&self.db.pool)
@@ -891,12 +900,7 @@ async fn work_longer_than_two_seconds_is_deferred_then_the_original_is_edited() 
         let scene = Scene::start(db, |_| {}).await;
 
         // Another transaction holds Jaina's row (as a running sync would), so the link waits.
-        let holder = scene
-            .hold(
-                "SELECT 1 FROM guild_identity.wow_characters WHERE id = $1 FOR UPDATE",
-                scene.seeded.jaina_character,
-            )
-            .await;
+        let holder = scene.hold_jaina().await;
         let started = std::time::Instant::now();
         let deferred = scene
             .command(
@@ -939,6 +943,40 @@ async fn work_longer_than_two_seconds_is_deferred_then_the_original_is_edited() 
             "one callback only"
         );
         scene.stop().await;
+    })
+    .await
+}
+
+/// Stopping the listener (as the service's shutdown does) waits for the answers in progress: a
+/// link an officer started is written and answered, not cut off by the database closing.
+#[tokio::test]
+async fn stopping_waits_for_an_answer_in_progress_to_be_given() {
+    on_a_fresh_db(|db| async move {
+        let scene = Scene::start(db, |_| {}).await;
+        // Jaina's row is held (as a running sync would), so the link is still working when the
+        // listener is told to stop.
+        let holder = scene.hold_jaina().await;
+        let jaina = scene.seeded.jaina_character;
+        let deferred = scene.command("601", officer(), link_to_jaina(jaina)).await;
+        assert_eq!(deferred, json!({"type": 5}), "still working");
+
+        let Scene {
+            db: _db,
+            discord,
+            gateway,
+            ..
+        } = scene;
+        let stopping = tokio::spawn(gateway.shutdown());
+        holder.commit().await.unwrap();
+        stopping.await.unwrap();
+
+        // Stopped: the answer had been given by then.
+        let edits = received(&discord, "/webhooks/").await;
+        assert_eq!(edits.len(), 1, "{edits:?}");
+        assert_eq!(
+            edits[0].1["content"],
+            "🔗 <@5001> linked **Jaina**-stormrage to <@5002>."
+        );
     })
     .await
 }

@@ -23,6 +23,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::Value;
 use sqlx::PgPool;
+use tokio_util::task::TaskTracker;
 use twilight_model::application::interaction::{Interaction, InteractionData, InteractionType};
 use twilight_model::channel::message::{AllowedMentions, Component, Embed, MessageFlags};
 use twilight_model::gateway::payload::incoming::InteractionCreate;
@@ -141,6 +142,8 @@ pub struct Interactions {
     application_id: Id<ApplicationMarker>,
     guild_id: Id<GuildMarker>,
     pub(crate) key: Vec<u8>,
+    /// The answers in progress, so shutdown can wait for them (see [`Interactions::finish`]).
+    in_flight: TaskTracker,
 }
 
 impl Interactions {
@@ -178,6 +181,7 @@ impl Interactions {
             application_id,
             guild_id,
             key,
+            in_flight: TaskTracker::new(),
         }))
     }
 
@@ -185,7 +189,7 @@ impl Interactions {
     /// the gateway's member events, nor one slow answer the next interaction.
     pub fn spawn(self: &Arc<Self>, data: Value) {
         let this = Arc::clone(self);
-        tokio::spawn(async move {
+        self.in_flight.spawn(async move {
             let InteractionCreate(interaction) = match serde_json::from_value(data) {
                 Ok(interaction) => interaction,
                 Err(err) => {
@@ -197,6 +201,14 @@ impl Interactions {
                 tracing::error!(error = %format!("{err:#}"), "cannot answer a Discord interaction");
             }
         });
+    }
+
+    /// Wait until every answer in progress has been given: an officer's link or button press
+    /// finishes (and is answered) rather than being cut off when the database closes. Call once
+    /// no more interactions arrive (the gateway listener has stopped).
+    pub async fn finish(&self) {
+        self.in_flight.close();
+        self.in_flight.wait().await;
     }
 
     /// Answer one interaction.

@@ -5,7 +5,8 @@
 //! A part whose configuration is missing or invalid is disabled with one log line; the rest
 //! runs. Cancelling the token (SIGINT/SIGTERM) stops everything the same way: no new runs
 //! start, the HTTP server finishes its requests (within a grace period, see `service::http`), a
-//! running pipeline finishes, the listener disconnects, the database closes.
+//! running pipeline finishes, the listener disconnects and answers the Discord interactions in
+//! progress, the database closes.
 
 pub mod http;
 
