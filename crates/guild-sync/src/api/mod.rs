@@ -36,6 +36,17 @@ macro_rules! row_view {
     (@field $field:ident $convert:expr) => { $convert($field) };
 }
 
+/// The OpenAPI schema of a status or type column's enum: a string, one of `values` (the stored
+/// spellings, which are also the JSON ones). The enums live in `db/` and the core crate, which
+/// derive no `ToSchema` (only `api/` speaks OpenAPI), so a view's field names its schema with
+/// `#[schema(schema_with = …)]` and a function calling this.
+fn text_enum<'a>(values: impl IntoIterator<Item = &'a str>) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(values))
+        .build()
+}
+
 /// `db` rows as their HTTP shape (see [`row_view!`]).
 fn served<R, T: From<R>>(rows: Vec<R>) -> Vec<T> {
     rows.into_iter().map(T::from).collect()

@@ -75,6 +75,23 @@ impl Text {
     }
 }
 
+/// `impl TryFrom<Text>` for a status or type enum: `decodes_text!(Type, "table.column",
+/// Type::parse)` decodes with `parse` (the stored spelling → `Option<Type>`) and fails with an
+/// [`UnknownValue`] naming the column. One line per column instead of the same seven-line impl
+/// in every module that reads one.
+macro_rules! decodes_text {
+    ($ty:ty, $column:literal, $parse:expr) => {
+        impl TryFrom<$crate::db::Text> for $ty {
+            type Error = $crate::db::UnknownValue;
+
+            fn try_from(text: $crate::db::Text) -> Result<Self, $crate::db::UnknownValue> {
+                text.decode($column, $parse)
+            }
+        }
+    };
+}
+pub(crate) use decodes_text;
+
 /// The schema migrations, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
