@@ -242,9 +242,9 @@ mod digest_tests {
     fn event(event_type: &str, before: serde_json::Value, after: serde_json::Value) -> EventRow {
         EventRow {
             id: 1,
-            event_type: event_type.into(),
+            event_type: EventType::parse(event_type).expect("a known event type"),
             occurred_at: chrono::Utc::now(),
-            actor: "engine".into(),
+            actor: member_events::Actor::Engine,
             run_id: None,
             character_id: Some(1),
             character_name: Some(after["name"].as_str().unwrap_or("Thrall").into()),

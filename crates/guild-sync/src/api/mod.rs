@@ -229,7 +229,15 @@ pub fn router_with_metrics(state: AppState, access: metrics::MetricsAccess) -> R
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Health {
     /// Always `ok` when answered with 200.
-    pub status: String,
+    pub status: HealthStatus,
+}
+
+/// What `GET /api/health` says when it answers 200: only `ok` (an unhealthy service answers 503
+/// with an error body instead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Ok,
 }
 
 /// 200 when the database answers, 503 otherwise.
@@ -239,7 +247,7 @@ async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError>
     let probe = crate::db::admin::ping(&state.pool);
     match tokio::time::timeout(HEALTH_TIMEOUT, probe).await {
         Ok(Ok(_)) => Ok(Json(Health {
-            status: "ok".into(),
+            status: HealthStatus::Ok,
         })),
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "health check: database unavailable");

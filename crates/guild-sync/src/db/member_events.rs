@@ -705,7 +705,10 @@ mod tests {
             "unknown member_events.event_type \"promoted\" in the database"
         );
         let err = Actor::try_from(Text("robot".into())).unwrap_err();
-        assert_eq!(err.to_string(), "unknown member_events.actor \"robot\" in the database");
+        assert_eq!(
+            err.to_string(),
+            "unknown member_events.actor \"robot\" in the database"
+        );
         assert_eq!(
             EventType::try_from(Text("rank_changed".into())),
             Ok(EventType::RankChanged)

@@ -78,7 +78,9 @@ impl Text {
 /// `impl TryFrom<Text>` for a status or type enum: `decodes_text!(Type, "table.column",
 /// Type::parse)` decodes with `parse` (the stored spelling → `Option<Type>`) and fails with an
 /// [`UnknownValue`] naming the column. One line per column instead of the same seven-line impl
-/// in every module that reads one.
+/// in every module that reads one. Through `#[sqlx(try_from = "Text")]` the read fails with
+/// sqlx's `ColumnDecode` naming the column, but sqlx 0.9's derive replaces the error's own text
+/// (table and value) with "unprintable error"; a direct `try_from` keeps it.
 macro_rules! decodes_text {
     ($ty:ty, $column:literal, $parse:expr) => {
         impl TryFrom<$crate::db::Text> for $ty {
