@@ -1,34 +1,18 @@
 //! The upload contract as the companion reads it: the two routes, the key header, and the parts
 //! of the server's answers the companion uses.
 //!
-//! The server owns the contract (`guild_sync::addon_processor` in the service crate). These types
-//! are a tolerant reader of it: they name only the fields the companion acts on and ignore the
-//! rest, so the server can add fields without breaking companions already installed on gaming
-//! PCs. The request body is the core's [`UploadBody`], shared with the server.
+//! The routes, the header, the request body ([`UploadBody`]) and the upload's answer
+//! ([`UploadAccepted`]) are the core's `guild_sync_core::addon` types, which the server uses too,
+//! so the two cannot drift apart. The status answer stays a tolerant reader here: the server's
+//! shape carries the run's status and figures, the companion needs only `export_time`, and
+//! naming only that keeps companions already installed on gaming PCs working when the server
+//! adds or changes the rest.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-pub use guild_sync_core::addon::UploadBody;
-
-/// The upload endpoint's path under the API base URL.
-pub const UPLOAD_PATH: &str = "/api/guild-sync/addon-upload";
-
-/// The upload status endpoint's path under the API base URL; `setup` also uses it to check a key.
-pub const UPLOAD_STATUS_PATH: &str = "/api/guild-sync/addon-upload/status";
-
-/// The header carrying the companion's key.
-pub const API_KEY_HEADER: &str = "X-API-Key";
-
-/// The upload endpoint's `202` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UploadAccepted {
-    /// The id of the addon run the upload started on the server.
-    pub run_id: i64,
-    /// The accepted export's `export_time` (unix seconds), when the body carried one.
-    pub export_time: Option<i64>,
-    /// Characters in the accepted export.
-    pub characters: usize,
-}
+pub use guild_sync_core::addon::{
+    API_KEY_HEADER, UPLOAD_PATH, UPLOAD_STATUS_PATH, UploadAccepted, UploadBody,
+};
 
 /// The status endpoint's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

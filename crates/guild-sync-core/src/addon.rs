@@ -398,6 +398,34 @@ pub struct UploadBody {
     pub export_time: Option<i64>,
 }
 
+/// The upload endpoint's path under the API base URL (the server routes it, the companion
+/// calls it).
+pub const UPLOAD_PATH: &str = "/api/guild-sync/addon-upload";
+
+/// The upload status endpoint's path under the API base URL; the companion's `setup` also uses
+/// it to check a key.
+pub const UPLOAD_STATUS_PATH: &str = "/api/guild-sync/addon-upload/status";
+
+/// The header carrying the companion's key.
+pub const API_KEY_HEADER: &str = "X-API-Key";
+
+/// The upload endpoint's `202` answer, as the server sends it and the companion reads it (one
+/// type, so neither side can change the contract alone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadAccepted {
+    /// The `sync_log` id of the addon run the upload started.
+    pub run_id: i64,
+    /// The accepted export's `export_time` (unix seconds), when the body carried one.
+    pub export_time: Option<i64>,
+    /// Characters in the accepted export.
+    pub characters: usize,
+    /// The earlier upload, still waiting for its turn, that this one replaced: only the newest
+    /// export is applied, so that one's run ends `skipped` without applying it. Absent (not
+    /// `null`) when none was, and optional to read, as servers before it never sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_run_id: Option<i64>,
+}
+
 /// A record as read, before validation.
 struct RawCharacter {
     path: String,

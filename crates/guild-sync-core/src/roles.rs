@@ -107,11 +107,62 @@ impl RoleAction {
         }
     }
 
+    /// The stored spelling (`role_changes.action`) back.
+    pub fn parse(text: &str) -> Option<RoleAction> {
+        [RoleAction::Add, RoleAction::Remove]
+            .into_iter()
+            .find(|a| a.as_str() == text)
+    }
+
     pub fn inverse(self) -> RoleAction {
         match self {
             RoleAction::Add => RoleAction::Remove,
             RoleAction::Remove => RoleAction::Add,
         }
+    }
+}
+
+crate::text_enum! {
+    /// What a role run does, as stored in `role_runs.kind`.
+    pub enum RoleRunKind {
+        /// Applies a plan's changes.
+        Apply = "apply",
+        /// Reverses an earlier run's applied changes.
+        Undo = "undo",
+    }
+}
+
+crate::text_enum! {
+    /// How a role run stands, as stored in `role_runs.status`.
+    pub enum RoleRunStatus {
+        Running = "running",
+        /// Every change was sent.
+        Success = "success",
+        /// Stopped at a change Discord refused or that failed; the rest were not sent.
+        Stopped = "stopped",
+        /// A guard refused the run before any change.
+        Refused = "refused",
+    }
+}
+
+crate::text_enum! {
+    /// What became of one change of a run, as stored in `role_changes.result`.
+    pub enum ChangeResult {
+        /// Discord accepted it.
+        Applied = "applied",
+        /// Accepted, and the member's roles read back show it.
+        Verified = "verified",
+        /// Discord refused it or the request failed.
+        Failed = "failed",
+        /// Not sent: the run had stopped, or the role is not on the server.
+        NotSent = "not_sent",
+    }
+}
+
+impl ChangeResult {
+    /// Whether the change reached Discord (what an undo reverses).
+    pub fn was_applied(self) -> bool {
+        matches!(self, ChangeResult::Applied | ChangeResult::Verified)
     }
 }
 
@@ -341,8 +392,8 @@ pub fn render_plan_embed(plan: &RolePlan, plan_id: i64) -> Embed {
 /// The audit-channel embed of a finished role run (`apply` or `undo`).
 pub fn render_run_embed(
     run_id: i64,
-    kind: &str,
-    status: &str,
+    kind: RoleRunKind,
+    status: RoleRunStatus,
     applied: usize,
     verified: usize,
     reason: Option<&str>,
@@ -359,7 +410,7 @@ pub fn render_run_embed(
             MAX_TITLE_CHARS,
         ),
         description: truncate(&description, MAX_DESCRIPTION_CHARS),
-        color: if status == "success" {
+        color: if status == RoleRunStatus::Success {
             COLOR_OK
         } else {
             COLOR_CRITICAL
@@ -538,5 +589,34 @@ mod tests {
         let quiet = render_plan_embed(&plan_roles(&policy(), &[], now()), 8);
         assert_eq!(quiet.color, COLOR_OK);
         assert!(!quiet.description.contains("approve"));
+    }
+
+    /// The stored text, the JSON and `parse` agree for every value of the run vocabularies,
+    /// and anything else parses to `None` (the service turns that into a decode error).
+    #[test]
+    fn role_run_vocabularies_read_back_as_themselves() {
+        fn round_trip<T>(all: &[T], as_str: fn(T) -> &'static str, parse: fn(&str) -> Option<T>)
+        where
+            T: Copy + PartialEq + std::fmt::Debug + Serialize,
+        {
+            for &v in all {
+                assert_eq!(parse(as_str(v)), Some(v));
+                assert_eq!(serde_json::to_value(v).unwrap(), as_str(v));
+            }
+            assert_eq!(parse("Success"), None);
+        }
+        round_trip(RoleRunKind::ALL, RoleRunKind::as_str, RoleRunKind::parse);
+        round_trip(
+            RoleRunStatus::ALL,
+            RoleRunStatus::as_str,
+            RoleRunStatus::parse,
+        );
+        round_trip(ChangeResult::ALL, ChangeResult::as_str, ChangeResult::parse);
+        round_trip(
+            &[RoleAction::Add, RoleAction::Remove],
+            RoleAction::as_str,
+            RoleAction::parse,
+        );
+        assert_eq!(ChangeResult::NotSent.to_string(), "not_sent");
     }
 }

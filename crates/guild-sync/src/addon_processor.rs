@@ -1,6 +1,7 @@
 //! addon_processor: a PATTSync export from a file (the SavedVariables `PATTSync.lua` or an
-//! upload `.json`) or an HTTP upload body → a validated [`AddonExport`]; plus the wire types of
-//! the upload endpoint's answers, which the server produces and the companion reads.
+//! upload `.json`) or an HTTP upload body → a validated [`AddonExport`]; plus [`LastUpload`],
+//! what the upload status reports. The wire types the companion shares (routes, header, body,
+//! the `202` answer) are the core's; the HTTP shapes of the answers are `api::guild_sync`'s.
 //!
 //! Parsing and validation are the core's ([`guild_sync_core::addon`],
 //! [`guild_sync_core::savedvars`]): the file is read as data, never executed. This module only
@@ -16,25 +17,21 @@
 //!   older than the last applied export ([`crate::db_sync::addon::check_fresh`]), `429` with
 //!   `Retry-After` over the key's rate (`crate::api::upload_limit`), else `202` with
 //!   [`UploadAccepted`].
-//! - `GET {api_url}/api/guild-sync/addon-upload/status`, same header → [`UploadStatus`]: the
-//!   last upload the server accepted, so the companion knows which `export_time` it already has.
+//! - `GET {api_url}/api/guild-sync/addon-upload/status`, same header → `{"last_upload":
+//!   [`LastUpload`]}`: the last upload the server accepted, so the companion knows which
+//!   `export_time` it already has.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
-pub use guild_sync_core::addon::{AddonCharacter, AddonExport, AddonInputError, UploadBody};
+pub use guild_sync_core::addon::{
+    API_KEY_HEADER, AddonCharacter, AddonExport, AddonInputError, UPLOAD_PATH, UPLOAD_STATUS_PATH,
+    UploadAccepted, UploadBody,
+};
 
-/// The upload endpoint's path under the API base URL.
-pub const UPLOAD_PATH: &str = "/api/guild-sync/addon-upload";
-
-/// The upload status endpoint's path under the API base URL.
-pub const UPLOAD_STATUS_PATH: &str = "/api/guild-sync/addon-upload/status";
-
-/// The header carrying the companion's key.
-pub const API_KEY_HEADER: &str = "X-API-Key";
+use crate::db::sync_log::RunState;
 
 /// Parse an upload body. Errors say whether the body was malformed JSON (400), too large
 /// (413), empty or invalid (422, naming the field or record).
@@ -87,29 +84,9 @@ pub fn read_export_file(path: &Path) -> Result<AddonExport> {
     parsed.with_context(|| format!("{} is not a usable PATTSync export", path.display()))
 }
 
-/// The upload endpoint's `202` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct UploadAccepted {
-    /// The `sync_log` id of the addon run the upload started.
-    pub run_id: i64,
-    /// The accepted export's `export_time` (unix seconds), when the body carried one.
-    pub export_time: Option<i64>,
-    /// Characters in the accepted export.
-    pub characters: usize,
-    /// The earlier upload, still waiting for its turn, that this one replaced: only the newest
-    /// export is applied, so that one's run ends `skipped` without applying it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replaced_run_id: Option<i64>,
-}
-
-/// The status endpoint's answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct UploadStatus {
-    pub last_upload: Option<LastUpload>,
-}
-
-/// The last upload the server accepted, and how its addon run went.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+/// The last upload the server accepted, and how its addon run went (the HTTP shape is
+/// `api::guild_sync::LastUpload`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct LastUpload {
     pub run_id: i64,
     pub received_at: DateTime<Utc>,
@@ -123,7 +100,7 @@ pub struct LastUpload {
     /// Characters with no row (`None` while the run is still going).
     pub unknown: Option<usize>,
     /// The run's `sync_log.status`.
-    pub status: String,
+    pub status: RunState,
     pub error: Option<String>,
 }
 

@@ -193,7 +193,7 @@ pub fn render_changes(changes: &[crate::db::member_events::EventRow]) -> String 
         changes.len()
     );
     for e in changes {
-        let _ = writeln!(out, "  {:<22} {}", e.event_type, e.describe());
+        let _ = writeln!(out, "  {:<22} {}", e.event_type.as_str(), e.describe());
     }
     out
 }

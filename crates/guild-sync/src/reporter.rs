@@ -14,7 +14,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::db::audit_issues::{self, ReportIssueRow};
-use crate::db::member_events::{self, EventRow};
+use crate::db::member_events::{self, EventRow, EventType};
 use crate::db::sync_log::RunCounts;
 use crate::discord_interactions::custom_id::{ButtonId, button_key};
 use crate::discord_sender::DiscordSender;
@@ -146,12 +146,12 @@ pub fn render_digest(events: &[EventRow]) -> Option<String> {
     ];
     for event in events {
         let text = report::escape_markdown(&event.describe());
-        let slot = match event.event_type.as_str() {
-            "joined_guild" => 0,
-            "left_guild" => 1,
-            "rank_changed" if event.promotion() == Some(true) => 2,
-            "rank_changed" if event.promotion() == Some(false) => 3,
-            "renamed" => 4,
+        let slot = match event.event_type {
+            EventType::JoinedGuild => 0,
+            EventType::LeftGuild => 1,
+            EventType::RankChanged if event.promotion() == Some(true) => 2,
+            EventType::RankChanged if event.promotion() == Some(false) => 3,
+            EventType::Renamed => 4,
             _ => continue,
         };
         sections[slot].1.push(text);
@@ -242,9 +242,9 @@ mod digest_tests {
     fn event(event_type: &str, before: serde_json::Value, after: serde_json::Value) -> EventRow {
         EventRow {
             id: 1,
-            event_type: event_type.into(),
+            event_type: EventType::parse(event_type).expect("a known event type"),
             occurred_at: chrono::Utc::now(),
-            actor: "engine".into(),
+            actor: member_events::Actor::Engine,
             run_id: None,
             character_id: Some(1),
             character_name: Some(after["name"].as_str().unwrap_or("Thrall").into()),

@@ -17,8 +17,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use guild_sync_core::roles::{
-    DEFAULT_MAX_CHANGE_SHARE, MemberRoles, PlayerRanks, RoleAction, RolePlan, RolePolicy,
-    check_mass_change, plan_roles,
+    ChangeResult, DEFAULT_MAX_CHANGE_SHARE, MemberRoles, PlayerRanks, RoleAction, RolePlan,
+    RolePolicy, RoleRunKind, RoleRunStatus, check_mass_change, plan_roles,
 };
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -170,7 +170,7 @@ pub async fn after_check(pool: &PgPool, config: &Config) {
                     applied = outcome.applied,
                     "role sync applied"
                 );
-                if let Err(e) = post_run(config, "apply", &outcome).await {
+                if let Err(e) = post_run(config, RoleRunKind::Apply, &outcome).await {
                     tracing::warn!("the role run result was not posted: {e:#}");
                 }
             }
@@ -203,14 +203,14 @@ pub async fn post_plan(pool: &PgPool, config: &Config, stored: &StoredPlan) -> R
 }
 
 /// Post a finished run's result to the audit channel (when one is configured).
-pub async fn post_run(config: &Config, kind: &str, outcome: &RunOutcome) -> Result<()> {
+pub async fn post_run(config: &Config, kind: RoleRunKind, outcome: &RunOutcome) -> Result<()> {
     let Some(sender) = DiscordSender::from_config(config)? else {
         return Ok(());
     };
     let embed = guild_sync_core::roles::render_run_embed(
         outcome.run_id,
         kind,
-        &outcome.status,
+        outcome.status,
         outcome.applied,
         outcome.verified,
         outcome.reason.as_deref(),
@@ -314,7 +314,7 @@ pub async fn approve(
         officer,
         "role plan approved"
     );
-    if let Err(e) = post_run(config, "apply", &outcome).await {
+    if let Err(e) = post_run(config, RoleRunKind::Apply, &outcome).await {
         tracing::warn!("the role run result was not posted: {e:#}");
     }
     Ok(outcome)
@@ -343,20 +343,20 @@ pub async fn undo_as_officer(
         officer,
         "role run undone"
     );
-    if let Err(e) = post_run(config, "undo", &outcome).await {
+    if let Err(e) = post_run(config, RoleRunKind::Undo, &outcome).await {
         tracing::warn!("the role undo result was not posted: {e:#}");
     }
     Ok(outcome)
 }
 
-/// What the console and `GET /api/roles/plans/latest` show about the newest stored plan.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// What the console and `GET /api/roles/plans/latest` show about the newest stored plan (the
+/// HTTP shape is `api::roles::LatestPlan`).
+#[derive(Debug, Clone)]
 pub struct LatestPlan {
     pub plan_id: i64,
     pub created_at: DateTime<Utc>,
     pub summary: String,
     /// The changes, as stored (`discord_id`, `display_name`, `role`, `action`, `reason`).
-    #[schema(value_type = Vec<Object>)]
     pub changes: serde_json::Value,
     pub linked_members: i64,
     pub members_changed: i64,
@@ -705,7 +705,7 @@ pub fn preflight(
 #[derive(Debug, Clone, Serialize)]
 pub struct RunOutcome {
     pub run_id: i64,
-    pub status: String,
+    pub status: RoleRunStatus,
     pub reason: Option<String>,
     pub applied: usize,
     pub verified: usize,
@@ -746,7 +746,7 @@ pub async fn apply(pool: &PgPool, config: &Config, options: ApplyOptions) -> Res
     let bot = discord.bot_member().await?;
     let managed = policy(pool, config).await?.managed_roles();
     let ids = preflight(&roles, &bot, &discord.guild.clone(), &managed)?;
-    let run_id = db::open_run(pool, "apply", options.approved_plan, None).await?;
+    let run_id = db::open_run(pool, RoleRunKind::Apply, options.approved_plan, None).await?;
     let steps: Vec<(String, String, RoleAction, String)> = plan
         .changes
         .iter()
@@ -765,10 +765,7 @@ pub async fn apply(pool: &PgPool, config: &Config, options: ApplyOptions) -> Res
 /// Reverse a run: every change it applied, inverted, in reverse order.
 pub async fn undo(pool: &PgPool, config: &Config, undo_of: i64) -> Result<RunOutcome> {
     let changes = db::changes_of_run(pool, undo_of).await?;
-    let done: Vec<&RoleChangeRow> = changes
-        .iter()
-        .filter(|c| c.result == "applied" || c.result == "verified")
-        .collect();
+    let done: Vec<&RoleChangeRow> = changes.iter().filter(|c| c.result.was_applied()).collect();
     if changes.is_empty() {
         bail!("role run {undo_of} has no recorded changes");
     }
@@ -777,20 +774,15 @@ pub async fn undo(pool: &PgPool, config: &Config, undo_of: i64) -> Result<RunOut
     let bot = discord.bot_member().await?;
     let names: Vec<String> = done.iter().map(|c| c.role_name.clone()).collect();
     let ids = preflight(&roles, &bot, &discord.guild.clone(), &names)?;
-    let run_id = db::open_run(pool, "undo", None, Some(undo_of)).await?;
+    let run_id = db::open_run(pool, RoleRunKind::Undo, None, Some(undo_of)).await?;
     let steps = done
         .iter()
         .rev()
         .map(|c| {
-            let action = if c.action == "add" {
-                RoleAction::Remove
-            } else {
-                RoleAction::Add
-            };
             (
                 c.discord_id.clone(),
                 c.role_name.clone(),
-                action,
+                c.action.inverse(),
                 format!("guild-sync: undo of role run {undo_of}"),
             )
         })
@@ -810,24 +802,27 @@ async fn run_changes(
     let mut stop: Option<String> = None;
     let mut result: Result<()> = Ok(());
     for (user, role, action, reason) in &steps {
-        let row = |result: &str, error: Option<String>| RoleChangeRow {
+        let row = |result: ChangeResult, error: Option<String>| RoleChangeRow {
             discord_id: user.clone(),
             role_name: role.clone(),
             role_id: ids.get(&role.to_lowercase()).map(|id| id.to_string()),
-            action: action.as_str().to_owned(),
-            result: result.to_owned(),
+            action: *action,
+            result,
             error,
         };
         if stop.is_some() || result.is_err() {
-            rows.push(row("not_sent", None));
+            rows.push(row(ChangeResult::NotSent, None));
             continue;
         }
         let Some(role_id) = ids.get(&role.to_lowercase()) else {
-            rows.push(row("not_sent", Some("role not on the server".into())));
+            rows.push(row(
+                ChangeResult::NotSent,
+                Some("role not on the server".into()),
+            ));
             continue;
         };
         match discord.change_role(user, role_id, *action, reason).await {
-            Ok(Ok(())) => rows.push(row("applied", None)),
+            Ok(Ok(())) => rows.push(row(ChangeResult::Applied, None)),
             Ok(Err(s)) => {
                 let why = format!(
                     "Discord refused {} {role} for {user}: HTTP {}, code {}: {}",
@@ -836,11 +831,11 @@ async fn run_changes(
                     s.code,
                     s.message
                 );
-                rows.push(row("failed", Some(why.clone())));
+                rows.push(row(ChangeResult::Failed, Some(why.clone())));
                 stop = Some(why);
             }
             Err(e) => {
-                rows.push(row("failed", Some(format!("{e:#}"))));
+                rows.push(row(ChangeResult::Failed, Some(format!("{e:#}"))));
                 result = Err(e);
             }
         }
@@ -850,7 +845,7 @@ async fn run_changes(
     let mut reread: Vec<WireMember> = Vec::new();
     let users: std::collections::BTreeSet<String> = rows
         .iter()
-        .filter(|r| r.result == "applied")
+        .filter(|r| r.result == ChangeResult::Applied)
         .map(|r| r.discord_id.clone())
         .collect();
     for user in users {
@@ -859,14 +854,14 @@ async fn run_changes(
         };
         for r in rows
             .iter_mut()
-            .filter(|r| r.discord_id == user && r.result == "applied")
+            .filter(|r| r.discord_id == user && r.result == ChangeResult::Applied)
         {
             let has = r
                 .role_id
                 .as_deref()
                 .is_some_and(|id| member.roles.iter().any(|m| m.as_str() == id));
-            if has == (r.action == "add") {
-                r.result = "verified".into();
+            if has == (r.action == RoleAction::Add) {
+                r.result = ChangeResult::Verified;
                 verified += 1;
             }
         }
@@ -899,20 +894,22 @@ async fn run_changes(
     )
     .await?;
     db::insert_changes(pool, run_id, &rows).await?;
-    let applied = rows
-        .iter()
-        .filter(|r| r.result == "applied" || r.result == "verified")
-        .count();
+    let applied = rows.iter().filter(|r| r.result.was_applied()).count();
     let (status, reason) = match (&stop, &result) {
-        (Some(why), _) => ("stopped", Some(why.clone())),
-        (None, Err(e)) => ("stopped", Some(format!("{e:#}"))),
-        (None, Ok(())) => ("success", None),
+        (Some(why), _) => (RoleRunStatus::Stopped, Some(why.clone())),
+        (None, Err(e)) => (RoleRunStatus::Stopped, Some(format!("{e:#}"))),
+        (None, Ok(())) => (RoleRunStatus::Success, None),
     };
     db::close_run(pool, run_id, status, reason.as_deref()).await?;
-    tracing::info!(run_id, applied, status, "role run finished");
+    tracing::info!(
+        run_id,
+        applied,
+        status = status.as_str(),
+        "role run finished"
+    );
     Ok(RunOutcome {
         run_id,
-        status: status.to_owned(),
+        status,
         reason,
         applied,
         verified,

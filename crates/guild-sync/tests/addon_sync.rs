@@ -371,7 +371,7 @@ async fn the_upload_status_reports_the_last_addon_run() {
             (last.characters, last.matched, last.unknown),
             (2, Some(1), Some(1))
         );
-        assert_eq!(last.status, "success");
+        assert_eq!(last.status.as_str(), "success");
         assert_eq!(last.error, None);
     })
     .await;
@@ -432,7 +432,7 @@ async fn a_failed_addon_run_reports_its_error_without_stats() {
         .await
         .expect("close");
         let failed = last_upload(&db.pool).await.expect("status").expect("a run");
-        assert_eq!(failed.status, "error");
+        assert_eq!(failed.status.as_str(), "error");
         assert_eq!(failed.matched, None);
         assert_eq!(failed.error.as_deref(), Some("the export was refused"));
     })

@@ -492,7 +492,7 @@ async fn the_later_snapshot_prints_and_stores_what_changed_once() {
         let lines: Vec<(String, String)> = later
             .changes
             .iter()
-            .map(|e| (e.event_type.clone(), e.describe()))
+            .map(|e| (e.event_type.as_str().to_owned(), e.describe()))
             .collect();
         for (kind, text) in [
             ("renamed", "Mistwhisper renamed to Mistwhisperer"),
@@ -531,7 +531,7 @@ async fn the_later_snapshot_prints_and_stores_what_changed_once() {
             later
                 .changes
                 .iter()
-                .all(|e| e.actor == "engine" && e.run_id.is_some())
+                .all(|e| e.actor.as_str() == "engine" && e.run_id.is_some())
         );
         let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM guild_identity.member_events")
             .fetch_one(&db.pool)
@@ -555,7 +555,7 @@ async fn the_later_snapshot_prints_and_stores_what_changed_once() {
         let renamed = later
             .changes
             .iter()
-            .find(|e| e.event_type == "renamed")
+            .find(|e| e.event_type.as_str() == "renamed")
             .unwrap();
         let player = renamed.player_id.expect("Mistwhisper is linked");
         let history = guild_sync::db::member_events::player_history(&db.pool, player, 100, None)

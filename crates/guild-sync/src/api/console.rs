@@ -19,23 +19,37 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use guild_sync_core::candidates;
-use guild_sync_core::integrity::IssueType;
+use guild_sync_core::integrity::{IssueType, Severity};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Officer;
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
-use super::{AppState, served};
+use super::{AppState, served, text_enum};
 use crate::db::characters;
-use crate::db::console::{self, IssueFilter, IssueState, Page};
+use crate::db::console::{self, IssueFilter, IssueState, OfficerAction, Page};
 use crate::stamp_cache::{Stamp, StampCache};
+
+fn issue_type_schema() -> utoipa::openapi::Object {
+    text_enum(IssueType::ALL.map(IssueType::as_str))
+}
+
+fn severity_schema() -> utoipa::openapi::Object {
+    text_enum([Severity::Info, Severity::Warning, Severity::Critical].map(Severity::as_str))
+}
+
+fn officer_action_schema() -> utoipa::openapi::Object {
+    text_enum(OfficerAction::ALL.iter().map(|a| a.as_str()))
+}
 
 row_view! {
     /// An audit issue with the current names of what it involves.
     pub struct IssueRow from console::IssueRow {
         pub id: i32,
-        pub issue_type: String,
-        pub severity: String,
+        #[schema(schema_with = issue_type_schema)]
+        pub issue_type: IssueType,
+        #[schema(schema_with = severity_schema)]
+        pub severity: Severity,
         pub summary: String,
         #[schema(value_type = Object)]
         pub details: serde_json::Value,
@@ -57,7 +71,8 @@ row_view! {
 row_view! {
     /// How many issues of one type match the state and search (whatever the type filter).
     pub struct TypeCount from console::TypeCount {
-        pub issue_type: String,
+        #[schema(schema_with = issue_type_schema)]
+        pub issue_type: IssueType,
         pub count: i64,
     }
 }
@@ -111,7 +126,8 @@ row_view! {
     pub struct ActionRow from console::ActionRow {
         pub id: i64,
         pub officer: String,
-        pub action: String,
+        #[schema(schema_with = officer_action_schema)]
+        pub action: OfficerAction,
         pub target: String,
         pub player_id: Option<i32>,
         pub note: Option<String>,
@@ -341,7 +357,7 @@ pub async fn audit_issues(
     let issue_type = match query.issue_type.filter(|t| !t.is_empty()) {
         None => None,
         Some(t) => match IssueType::parse(&t) {
-            Some(t) => Some(t.as_str().to_string()),
+            Some(t) => Some(t),
             None => {
                 let known: Vec<&str> = IssueType::ALL.iter().map(|t| t.as_str()).collect();
                 return Err(ApiError::BadRequest(format!(

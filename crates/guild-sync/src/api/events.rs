@@ -10,15 +10,25 @@ use serde::{Deserialize, Serialize};
 use super::auth::Officer;
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use super::{AppState, MAX_OFFSET, served};
-use crate::db::member_events::{self, EventFilter, EventType, FeedStart};
+use crate::db::member_events::{self, Actor, EventFilter, EventType, FeedStart};
+
+fn event_type_schema() -> utoipa::openapi::Object {
+    super::text_enum(EventType::ALL.map(EventType::as_str))
+}
+
+fn actor_schema() -> utoipa::openapi::Object {
+    super::text_enum(Actor::ALL.map(Actor::as_str))
+}
 
 row_view! {
     /// One event as the API and the console show it, with the names involved (as they are now).
     pub struct EventRow from member_events::EventRow {
         pub id: i64,
-        pub event_type: String,
+        #[schema(schema_with = event_type_schema)]
+        pub event_type: EventType,
         pub occurred_at: DateTime<Utc>,
-        pub actor: String,
+        #[schema(schema_with = actor_schema)]
+        pub actor: Actor,
         pub run_id: Option<i64>,
         pub character_id: Option<i32>,
         pub character_name: Option<String>,

@@ -11,11 +11,16 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use crate::addon_processor::{UploadAccepted, UploadStatus, parse_upload_json};
-use crate::db::sync_log::{RunState, SyncLogRow};
+use super::{AppState, text_enum};
+use crate::addon_processor::{self, parse_upload_json};
+use crate::db::sync_log::{RunState, RunStatus, SyncLogRow};
 use crate::scheduler::PipelineKind;
+
+/// `sync_log.status`: `running`, or how the run ended.
+fn run_state_schema() -> utoipa::openapi::Object {
+    text_enum(std::iter::once("running").chain(RunStatus::ALL.map(RunStatus::as_str)))
+}
 
 /// A run that was started.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -31,8 +36,8 @@ row_view! {
     pub struct RunView from SyncLogRow {
         pub id: i64,
         pub source: String,
-        /// running, success, partial, error or skipped.
-        #[schema(value_type = String)]
+        /// running, success, partial, error, skipped or abandoned.
+        #[schema(schema_with = run_state_schema)]
         pub status: &'static str => RunState::as_str,
         pub characters_found: Option<i32>,
         pub characters_updated: Option<i32>,
@@ -50,6 +55,49 @@ row_view! {
         pub apply_seconds: Option<f64>,
         pub started_at: DateTime<Utc>,
         pub completed_at: Option<DateTime<Utc>>,
+    }
+}
+
+row_view! {
+    /// The upload endpoint's `202` answer.
+    pub struct UploadAccepted from addon_processor::UploadAccepted {
+        /// The `sync_log` id of the addon run the upload started.
+        pub run_id: i64,
+        /// The accepted export's `export_time` (unix seconds), when the body carried one.
+        pub export_time: Option<i64>,
+        /// Characters in the accepted export.
+        pub characters: usize,
+        /// The earlier upload, still waiting for its turn, that this one replaced: only the newest
+        /// export is applied, so that one's run ends `skipped` without applying it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub replaced_run_id: Option<i64>,
+    }
+}
+
+/// The status endpoint's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct UploadStatus {
+    pub last_upload: Option<LastUpload>,
+}
+
+row_view! {
+    /// The last upload the server accepted, and how its addon run went.
+    pub struct LastUpload from addon_processor::LastUpload {
+        pub run_id: i64,
+        pub received_at: DateTime<Utc>,
+        /// The export's `export_time` (unix seconds): the companion uploads only newer exports.
+        pub export_time: Option<i64>,
+        pub uploaded_by: Option<String>,
+        pub addon_version: Option<String>,
+        pub characters: usize,
+        /// Characters matched to a row (`None` while the run is still going).
+        pub matched: Option<usize>,
+        /// Characters with no row (`None` while the run is still going).
+        pub unknown: Option<usize>,
+        /// The run's `sync_log.status`.
+        #[schema(schema_with = run_state_schema)]
+        pub status: &'static str => RunState::as_str,
+        pub error: Option<String>,
     }
 }
 
@@ -148,7 +196,7 @@ pub async fn addon_upload(
     crate::db_sync::addon::check_fresh(&state.pool, &export)
         .await?
         .map_err(|stale| ApiError::Conflict(stale.to_string()))?;
-    let accepted = UploadAccepted {
+    let accepted = addon_processor::UploadAccepted {
         run_id: 0,
         export_time: export.export_time,
         characters: export.characters.len(),
@@ -162,11 +210,14 @@ pub async fn addon_upload(
     let triggered = state.scheduler.trigger_upload(Arc::new(export)).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(UploadAccepted {
-            run_id: triggered.run_id,
-            replaced_run_id: triggered.replaced,
-            ..accepted
-        }),
+        Json(
+            addon_processor::UploadAccepted {
+                run_id: triggered.run_id,
+                replaced_run_id: triggered.replaced,
+                ..accepted
+            }
+            .into(),
+        ),
     ))
 }
 
@@ -179,5 +230,7 @@ pub async fn addon_upload_status(
     State(state): State<AppState>,
 ) -> Result<Json<UploadStatus>, ApiError> {
     let last_upload = crate::db_sync::addon::last_upload(&state.pool).await?;
-    Ok(Json(UploadStatus { last_upload }))
+    Ok(Json(UploadStatus {
+        last_upload: last_upload.map(LastUpload::from),
+    }))
 }

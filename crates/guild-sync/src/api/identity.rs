@@ -256,7 +256,7 @@ pub async fn link(
     crate::db::console::record_action(
         &state.pool,
         &officer.who,
-        "link",
+        crate::db::console::OfficerAction::Link,
         &format!("wow_character:{}", request.wow_character_id),
         Some(linked.player_id),
         None,
@@ -299,7 +299,7 @@ pub async fn unlink(
     crate::db::console::record_action(
         &state.pool,
         &officer.who,
-        "unlink",
+        crate::db::console::OfficerAction::Unlink,
         &format!("link:{id}"),
         Some(unlinked.player_id),
         None,

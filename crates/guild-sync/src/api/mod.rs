@@ -36,6 +36,17 @@ macro_rules! row_view {
     (@field $field:ident $convert:expr) => { $convert($field) };
 }
 
+/// The OpenAPI schema of a status or type column's enum: a string, one of `values` (the stored
+/// spellings, which are also the JSON ones). The enums live in `db/` and the core crate, which
+/// derive no `ToSchema` (only `api/` speaks OpenAPI), so a view's field names its schema with
+/// `#[schema(schema_with = …)]` and a function calling this.
+fn text_enum<'a>(values: impl IntoIterator<Item = &'a str>) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(values))
+        .build()
+}
+
 /// `db` rows as their HTTP shape (see [`row_view!`]).
 fn served<R, T: From<R>>(rows: Vec<R>) -> Vec<T> {
     rows.into_iter().map(T::from).collect()
@@ -218,7 +229,15 @@ pub fn router_with_metrics(state: AppState, access: metrics::MetricsAccess) -> R
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Health {
     /// Always `ok` when answered with 200.
-    pub status: String,
+    pub status: HealthStatus,
+}
+
+/// What `GET /api/health` says when it answers 200: only `ok` (an unhealthy service answers 503
+/// with an error body instead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Ok,
 }
 
 /// 200 when the database answers, 503 otherwise.
@@ -228,7 +247,7 @@ async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError>
     let probe = crate::db::admin::ping(&state.pool);
     match tokio::time::timeout(HEALTH_TIMEOUT, probe).await {
         Ok(Ok(_)) => Ok(Json(Health {
-            status: "ok".into(),
+            status: HealthStatus::Ok,
         })),
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "health check: database unavailable");

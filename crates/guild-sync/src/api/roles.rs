@@ -4,18 +4,57 @@
 
 use axum::Json;
 use axum::extract::State;
+use chrono::{DateTime, Utc};
+use guild_sync_core::roles::{ChangeResult, RoleAction, RoleRunStatus};
 
 use super::auth::Officer;
 use super::error::{ApiError, ApiPath, ErrorBody};
-use super::{AppState, served};
+use super::{AppState, served, text_enum};
 use crate::db::roles;
-use crate::role_sync::{self, ApprovalError, LatestPlan};
+use crate::role_sync::{self, ApprovalError};
+
+fn run_status_schema() -> utoipa::openapi::Object {
+    text_enum(RoleRunStatus::ALL.iter().map(|s| s.as_str()))
+}
+
+fn role_action_schema() -> utoipa::openapi::Object {
+    text_enum([RoleAction::Add, RoleAction::Remove].map(RoleAction::as_str))
+}
+
+fn change_result_schema() -> utoipa::openapi::Object {
+    text_enum(ChangeResult::ALL.iter().map(|r| r.as_str()))
+}
+
+row_view! {
+    /// What the console and `GET /api/roles/plans/latest` show about the newest stored plan.
+    pub struct LatestPlan from role_sync::LatestPlan {
+        pub plan_id: i64,
+        pub created_at: DateTime<Utc>,
+        pub summary: String,
+        /// The changes, as stored (`discord_id`, `display_name`, `role`, `action`, `reason`).
+        #[schema(value_type = Vec<Object>)]
+        pub changes: serde_json::Value,
+        pub linked_members: i64,
+        pub members_changed: i64,
+        pub approved_at: Option<DateTime<Utc>>,
+        pub approved_by: Option<String>,
+        /// The apply run made from it, if any.
+        pub applied_run_id: Option<i64>,
+        /// Whether a fresh plan is still exactly this one.
+        pub current: bool,
+        /// Why approving it now would be refused by a guard checked without calling Discord
+        /// (sources, staleness, already applied); `None` when those hold. The mass-change guard
+        /// is not listed: the approval lifts it. The Discord pre-flight runs on approval.
+        pub refusal: Option<String>,
+    }
+}
 
 row_view! {
     /// How an apply or undo ended.
     pub struct RunOutcome from role_sync::RunOutcome {
         pub run_id: i64,
-        pub status: String,
+        #[schema(schema_with = run_status_schema)]
+        pub status: RoleRunStatus,
         pub reason: Option<String>,
         pub applied: usize,
         pub verified: usize,
@@ -30,8 +69,10 @@ row_view! {
         pub discord_id: String,
         pub role_name: String,
         pub role_id: Option<String>,
-        pub action: String,
-        pub result: String,
+        #[schema(schema_with = role_action_schema)]
+        pub action: RoleAction,
+        #[schema(schema_with = change_result_schema)]
+        pub result: ChangeResult,
         pub error: Option<String>,
     }
 }
@@ -59,7 +100,7 @@ pub async fn latest_plan(
 ) -> Result<Json<LatestPlan>, ApiError> {
     role_sync::latest(&state.pool, &state.config)
         .await?
-        .map(Json)
+        .map(|plan| Json(plan.into()))
         .ok_or_else(|| ApiError::NotFound("no role plan stored yet".into()))
 }
 

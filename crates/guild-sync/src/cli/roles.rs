@@ -6,6 +6,7 @@ use std::io::{BufRead, Write};
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
+use guild_sync_core::roles::RoleRunStatus;
 
 use crate::config::Config;
 use crate::database::Database;
@@ -105,7 +106,7 @@ async fn dispatch(config: &Config, db: &Database, command: RolesCommand) -> Resu
                     .unwrap_or_default()
             );
             super::print_stats(args.stage.output.json, &human, &outcome)?;
-            if outcome.status != "success" {
+            if outcome.status != RoleRunStatus::Success {
                 bail!("role run {} stopped", outcome.run_id);
             }
             Ok(())
@@ -122,7 +123,7 @@ async fn dispatch(config: &Config, db: &Database, command: RolesCommand) -> Resu
                 args.run_id, outcome.run_id, outcome.status, outcome.applied
             );
             super::print_stats(args.stage.output.json, &human, &outcome)?;
-            if outcome.status != "success" {
+            if outcome.status != RoleRunStatus::Success {
                 bail!("undo run {} stopped", outcome.run_id);
             }
             Ok(())

@@ -6,11 +6,40 @@
 
 use anyhow::anyhow;
 use chrono::{DateTime, Utc};
+use guild_sync_core::integrity::{IssueType, Severity};
 use serde_json::json;
 use sqlx::{AssertSqlSafe, PgConnection, PgExecutor, PgPool};
 
 use super::api::{LinkError, Linked, ManualLink, link_character_in};
 use super::characters::CharacterCard;
+use super::{Text, decodes_text};
+
+// Strict where the checker's own reads (`db::audit_issues`) are lenient: those must go on past a
+// type a newer version wrote, while a list an officer reads should say what it cannot show.
+decodes_text!(IssueType, "audit_issues.issue_type", IssueType::parse);
+
+guild_sync_core::text_enum! {
+    /// What an officer (or a member's claim) did, as stored in `officer_actions.action`.
+    pub enum OfficerAction {
+        ResolveIssue = "resolve_issue",
+        ReopenIssue = "reopen_issue",
+        AcceptSuggestion = "accept_suggestion",
+        DismissSuggestion = "dismiss_suggestion",
+        SetMain = "set_main",
+        Link = "link",
+        Unlink = "unlink",
+        /// Written by `db::claims` (as text, in its batch statement).
+        ClaimLink = "claim_link",
+        ClaimMove = "claim_move",
+        ClaimUnlink = "claim_unlink",
+    }
+}
+
+decodes_text!(
+    OfficerAction,
+    "officer_actions.action",
+    OfficerAction::parse
+);
 
 /// Why a console action was refused.
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +140,7 @@ pub async fn data_stamp(db: impl PgExecutor<'_>) -> anyhow::Result<(String, i64)
 pub async fn record_action(
     db: impl PgExecutor<'_>,
     officer: &str,
-    action: &str,
+    action: OfficerAction,
     target: &str,
     player_id: Option<i32>,
     note: Option<&str>,
@@ -122,7 +151,7 @@ pub async fn record_action(
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(officer)
-    .bind(action)
+    .bind(action.as_str())
     .bind(target)
     .bind(player_id)
     .bind(note)
@@ -143,7 +172,7 @@ pub enum IssueState {
 /// The issues list's filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssueFilter {
-    pub issue_type: Option<String>,
+    pub issue_type: Option<IssueType>,
     pub state: IssueState,
     /// Searched in the summary and the names involved.
     pub q: Option<String>,
@@ -153,8 +182,10 @@ pub struct IssueFilter {
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct IssueRow {
     pub id: i32,
-    pub issue_type: String,
-    pub severity: String,
+    #[sqlx(try_from = "Text")]
+    pub issue_type: IssueType,
+    #[sqlx(try_from = "Text")]
+    pub severity: Severity,
     pub summary: String,
     pub details: serde_json::Value,
     pub wow_character_id: Option<i32>,
@@ -174,7 +205,8 @@ pub struct IssueRow {
 /// How many issues of one type match the state and search (whatever the type filter).
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct TypeCount {
-    pub issue_type: String,
+    #[sqlx(try_from = "Text")]
+    pub issue_type: IssueType,
     pub count: i64,
 }
 
@@ -242,12 +274,7 @@ pub async fn list_issues(
     .await?;
     let total = counts
         .iter()
-        .filter(|c| {
-            filter
-                .issue_type
-                .as_deref()
-                .is_none_or(|t| t == c.issue_type)
-        })
+        .filter(|c| filter.issue_type.is_none_or(|t| t == c.issue_type))
         .map(|c| c.count)
         .sum();
     let issues = sqlx::query_as(AssertSqlSafe(format!(
@@ -257,7 +284,7 @@ pub async fn list_issues(
          LIMIT $3 OFFSET $4"
     )))
     .bind(pattern.as_deref())
-    .bind(filter.issue_type.as_deref())
+    .bind(filter.issue_type.map(IssueType::as_str))
     .bind(page.per_page)
     .bind(page.offset())
     .fetch_all(db)
@@ -282,7 +309,8 @@ pub async fn issue(db: impl PgExecutor<'_>, id: i32) -> anyhow::Result<Option<Is
 /// The issue's type, whether it is open, and its pair, locked for the rest of the transaction.
 #[derive(sqlx::FromRow)]
 struct LockedIssue {
-    issue_type: String,
+    #[sqlx(try_from = "Text")]
+    issue_type: IssueType,
     open: bool,
     wow_character_id: Option<i32>,
     discord_member_id: Option<i32>,
@@ -343,7 +371,7 @@ pub async fn resolve_issue(
         )));
     }
     resolve_locked(&mut tx, id, officer, note, false).await?;
-    finish_issue_action(tx, officer, "resolve_issue", id, &locked, note).await
+    finish_issue_action(tx, officer, OfficerAction::ResolveIssue, id, &locked, note).await
 }
 
 /// Record an officer's `action` on issue `id`, read the issue back and commit: the end of
@@ -351,7 +379,7 @@ pub async fn resolve_issue(
 async fn finish_issue_action(
     mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
     officer: &str,
-    action: &str,
+    action: OfficerAction,
     id: i32,
     locked: &LockedIssue,
     note: Option<&str>,
@@ -400,7 +428,7 @@ pub async fn reopen_issue(db: &PgPool, id: i32, officer: &str) -> Result<IssueRo
             other => other,
         });
     }
-    if locked.issue_type == "auto_link_suggestion"
+    if locked.issue_type == IssueType::AutoLinkSuggestion
         && let (Some(c), Some(u)) = (locked.wow_character_id, locked.discord_member_id)
     {
         sqlx::query(
@@ -412,7 +440,7 @@ pub async fn reopen_issue(db: &PgPool, id: i32, officer: &str) -> Result<IssueRo
         .execute(&mut *tx)
         .await?;
     }
-    finish_issue_action(tx, officer, "reopen_issue", id, &locked, None).await
+    finish_issue_action(tx, officer, OfficerAction::ReopenIssue, id, &locked, None).await
 }
 
 /// An open suggestion with both sides' evidence.
@@ -484,7 +512,7 @@ async fn lock_suggestion(
     id: i32,
 ) -> Result<(LockedIssue, i32, i32), ConsoleError> {
     let locked = lock_issue(tx, id).await?;
-    if locked.issue_type != "auto_link_suggestion" {
+    if locked.issue_type != IssueType::AutoLinkSuggestion {
         return Err(ConsoleError::NotFound(format!(
             "audit issue {id} is not a link suggestion"
         )));
@@ -527,7 +555,7 @@ pub async fn accept_suggestion(
     record_action(
         &mut *tx,
         officer,
-        "accept_suggestion",
+        OfficerAction::AcceptSuggestion,
         &format!("audit_issue:{id}"),
         Some(linked.player_id),
         None,
@@ -564,7 +592,7 @@ pub async fn dismiss_suggestion(
     record_action(
         &mut *tx,
         officer,
-        "dismiss_suggestion",
+        OfficerAction::DismissSuggestion,
         &format!("audit_issue:{id}"),
         locked.player_id,
         note,
@@ -729,7 +757,7 @@ pub async fn set_main(
     record_action(
         &mut *tx,
         officer,
-        "set_main",
+        OfficerAction::SetMain,
         &format!("player:{player_id}"),
         Some(player_id),
         None,
@@ -745,7 +773,8 @@ pub async fn set_main(
 pub struct ActionRow {
     pub id: i64,
     pub officer: String,
-    pub action: String,
+    #[sqlx(try_from = "Text")]
+    pub action: OfficerAction,
     pub target: String,
     pub player_id: Option<i32>,
     pub note: Option<String>,

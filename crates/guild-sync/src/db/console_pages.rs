@@ -6,8 +6,10 @@
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
+use guild_sync_core::integrity::{IssueType, Severity};
 use sqlx::PgExecutor;
 
+use super::Text;
 use super::characters::CharacterCard;
 use super::sync_log::SyncLogRow;
 
@@ -42,8 +44,10 @@ pub async fn recent_runs(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct IssueRow {
     pub id: i32,
-    pub issue_type: String,
-    pub severity: String,
+    #[sqlx(try_from = "Text")]
+    pub issue_type: IssueType,
+    #[sqlx(try_from = "Text")]
+    pub severity: Severity,
     pub summary: String,
     pub created_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,

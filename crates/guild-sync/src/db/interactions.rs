@@ -5,12 +5,14 @@
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
+use guild_sync_core::integrity::IssueType;
 use serde_json::json;
 use sqlx::{PgExecutor, PgPool};
 
+use super::Text;
 use super::api::{Linked, ManualLink, Unlinked, link_character_in};
 use super::characters::CharacterCard;
-use super::console::{ConsoleError, record_action};
+use super::console::{ConsoleError, OfficerAction, record_action};
 use super::member_events::EventSource;
 
 /// A Discord user guild-sync knows: `discord_users.id` and names.
@@ -152,7 +154,7 @@ pub async fn link_by_officer(
     record_action(
         &mut *tx,
         officer,
-        "link",
+        OfficerAction::Link,
         &format!("wow_character:{character_id}"),
         Some(linked.player_id),
         None,
@@ -187,7 +189,7 @@ pub async fn unlink_by_officer(
     record_action(
         pool,
         officer,
-        "unlink",
+        OfficerAction::Unlink,
         &format!("player_character:{link_id}"),
         Some(unlinked.player_id),
         None,
@@ -200,7 +202,8 @@ pub async fn unlink_by_officer(
 /// An audit issue as a button sees it: its type, whether it is open, and what it names.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ButtonIssue {
-    pub issue_type: String,
+    #[sqlx(try_from = "Text")]
+    pub issue_type: IssueType,
     pub open: bool,
     pub resolved_by: Option<String>,
     pub wow_character_id: Option<i32>,

@@ -75,6 +75,30 @@ impl Text {
     }
 }
 
+/// `impl TryFrom<Text>` for a status or type enum: `decodes_text!(Type, "table.column",
+/// Type::parse)` decodes with `parse` (the stored spelling → `Option<Type>`) and fails with an
+/// [`UnknownValue`] naming the column. One line per column instead of the same seven-line impl
+/// in every module that reads one.
+///
+/// Through `#[sqlx(try_from = "Text")]` the read fails with sqlx's `ColumnDecode` naming the
+/// column, but sqlx 0.9's `FromRow` derive replaces the error's own text with "unprintable
+/// error" (its `__spec_error!` always picks the fallback), so the table and the value would be
+/// lost: the failure is also logged here, where both are known.
+macro_rules! decodes_text {
+    ($ty:ty, $column:literal, $parse:expr) => {
+        impl TryFrom<$crate::db::Text> for $ty {
+            type Error = $crate::db::UnknownValue;
+
+            fn try_from(text: $crate::db::Text) -> Result<Self, $crate::db::UnknownValue> {
+                text.decode($column, $parse).inspect_err(|unknown| {
+                    tracing::error!(column = unknown.column, value = %unknown.value, "{unknown}");
+                })
+            }
+        }
+    };
+}
+pub(crate) use decodes_text;
+
 /// The schema migrations, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 

@@ -4,8 +4,16 @@
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
+use guild_sync_core::roles::{ChangeResult, RoleAction, RoleRunKind, RoleRunStatus};
 use serde::Serialize;
 use sqlx::PgExecutor;
+
+use super::{Text, decodes_text};
+
+decodes_text!(RoleRunKind, "role_runs.kind", RoleRunKind::parse);
+decodes_text!(RoleRunStatus, "role_runs.status", RoleRunStatus::parse);
+decodes_text!(RoleAction, "role_changes.action", RoleAction::parse);
+decodes_text!(ChangeResult, "role_changes.result", ChangeResult::parse);
 
 /// A present Discord member with the player behind them, aggregated in SQL.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -112,26 +120,32 @@ pub async fn mark_approved(db: impl PgExecutor<'_>, plan_id: i64, officer: &str)
 pub async fn apply_run_of_plan(
     db: impl PgExecutor<'_>,
     plan_id: i64,
-) -> Result<Option<(i64, String)>> {
-    Ok(sqlx::query_as(
+) -> Result<Option<(i64, RoleRunStatus)>> {
+    let row: Option<(i64, Text)> = sqlx::query_as(
         "SELECT id, status FROM guild_identity.role_runs
          WHERE plan_id = $1 AND kind = 'apply' ORDER BY id LIMIT 1",
     )
     .bind(plan_id)
     .fetch_optional(db)
-    .await?)
+    .await?;
+    Ok(match row {
+        Some((id, status)) => Some((id, status.try_into()?)),
+        None => None,
+    })
 }
 
 /// A role run as the console lists it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RoleRunRow {
     pub id: i64,
-    pub kind: String,
+    #[sqlx(try_from = "Text")]
+    pub kind: RoleRunKind,
     pub plan_id: Option<i64>,
     pub undoes_run_id: Option<i64>,
     /// The undo run that reversed this one, if any.
     pub undone_by: Option<i64>,
-    pub status: String,
+    #[sqlx(try_from = "Text")]
+    pub status: RoleRunStatus,
     pub reason: Option<String>,
     pub started_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -158,8 +172,10 @@ pub struct NamedChangeRow {
     pub discord_id: String,
     pub display_name: Option<String>,
     pub role_name: String,
-    pub action: String,
-    pub result: String,
+    #[sqlx(try_from = "Text")]
+    pub action: RoleAction,
+    #[sqlx(try_from = "Text")]
+    pub result: ChangeResult,
     pub error: Option<String>,
 }
 
@@ -215,8 +231,10 @@ pub struct RoleChangeRow {
     pub discord_id: String,
     pub role_name: String,
     pub role_id: Option<String>,
-    pub action: String,
-    pub result: String,
+    #[sqlx(try_from = "Text")]
+    pub action: RoleAction,
+    #[sqlx(try_from = "Text")]
+    pub result: ChangeResult,
     pub error: Option<String>,
 }
 
@@ -240,8 +258,8 @@ pub async fn insert_changes(
     .bind(col(|c| Some(c.discord_id.clone())))
     .bind(col(|c| Some(c.role_name.clone())))
     .bind(col(|c| c.role_id.clone()))
-    .bind(col(|c| Some(c.action.clone())))
-    .bind(col(|c| Some(c.result.clone())))
+    .bind(col(|c| Some(c.action.as_str().to_owned())))
+    .bind(col(|c| Some(c.result.as_str().to_owned())))
     .bind(col(|c| c.error.clone()))
     .execute(db)
     .await?
@@ -262,7 +280,7 @@ pub async fn changes_of_run(db: impl PgExecutor<'_>, run_id: i64) -> Result<Vec<
 /// Open a run (`apply` or `undo`); returns its id.
 pub async fn open_run(
     db: impl PgExecutor<'_>,
-    kind: &str,
+    kind: RoleRunKind,
     plan_id: Option<i64>,
     undoes_run_id: Option<i64>,
 ) -> Result<i64> {
@@ -270,7 +288,7 @@ pub async fn open_run(
         "INSERT INTO guild_identity.role_runs (kind, plan_id, undoes_run_id, status)
          VALUES ($1, $2, $3, 'running') RETURNING id",
     )
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(plan_id)
     .bind(undoes_run_id)
     .fetch_one(db)
@@ -281,7 +299,7 @@ pub async fn open_run(
 pub async fn close_run(
     db: impl PgExecutor<'_>,
     run_id: i64,
-    status: &str,
+    status: RoleRunStatus,
     reason: Option<&str>,
 ) -> Result<()> {
     sqlx::query(
@@ -289,7 +307,7 @@ pub async fn close_run(
          WHERE id = $1",
     )
     .bind(run_id)
-    .bind(status)
+    .bind(status.as_str())
     .bind(reason)
     .execute(db)
     .await?;

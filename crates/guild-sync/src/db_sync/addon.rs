@@ -227,7 +227,7 @@ pub async fn last_upload(pool: &PgPool) -> Result<Option<LastUpload>> {
             .unwrap_or(0),
         matched: stats.as_ref().map(|s| s.matched),
         unknown: stats.as_ref().map(|s| s.unknown),
-        status: row.status.as_str().to_owned(),
+        status: row.status,
         error: row.error_message,
     }))
 }

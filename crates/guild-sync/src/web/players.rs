@@ -176,7 +176,7 @@ pub async fn unlink(
     crate::db::console::record_action(
         &state.app.pool,
         &session.officer,
-        "unlink",
+        crate::db::console::OfficerAction::Unlink,
         &format!("player_character:{}", unlinked.link_id),
         Some(unlinked.player_id),
         None,

@@ -9,6 +9,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
 use axum::response::Redirect;
+use guild_sync_core::roles::{RoleAction, RoleRunKind, RoleRunStatus};
 use serde::Deserialize;
 
 use super::session::{CsrfForm, NoFields, Session};
@@ -98,11 +99,9 @@ pub async fn page(
             let (mine, rest): (Vec<_>, Vec<_>) =
                 changes.drain(..).partition(|c| c.run_id == run.id);
             changes = rest;
-            let undoable = run.kind == "apply"
+            let undoable = run.kind == RoleRunKind::Apply
                 && run.undone_by.is_none()
-                && mine
-                    .iter()
-                    .any(|c| c.result == "applied" || c.result == "verified");
+                && mine.iter().any(|c| c.result.was_applied());
             RunView {
                 run,
                 changes: mine,

@@ -201,7 +201,7 @@ pub async fn link(
     crate::db::console::record_action(
         pool,
         &session.officer,
-        "link",
+        crate::db::console::OfficerAction::Link,
         &format!("wow_character:{}", form.character_id),
         Some(linked.player_id),
         None,
