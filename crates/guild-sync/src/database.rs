@@ -36,15 +36,19 @@ impl Database {
             return Self::connect(options, None).await;
         };
         let options = cluster.connect_options(DATABASE_NAME);
-        let pool = match db::connect(options.clone()).await {
-            Ok(pool) => pool,
+        let (pool, migrations_applied) = match db::open(options.clone()).await {
+            Ok(opened) => opened,
             Err(err) if is_missing_database(&err) => {
                 create_database(cluster.connect_options("postgres"), DATABASE_NAME, false).await?;
-                db::connect(options).await?
+                db::open(options).await?
             }
             Err(err) => return Err(err),
         };
-        Self::migrated(pool, Some(cluster)).await
+        Ok(Database {
+            pool,
+            cluster: Some(cluster),
+            migrations_applied,
+        })
     }
 
     /// The database `name` on the configured server, created on first use and kept (the demo's
@@ -89,7 +93,7 @@ impl Database {
         db::admin::drop_database(&mut conn, &name).await?;
         conn.close().await.ok();
         if let Some(cluster) = self.cluster {
-            let _ = tokio::task::spawn_blocking(move || drop(cluster)).await;
+            let _ = off_the_workers(move || drop(cluster)).await;
         }
         Ok(())
     }
@@ -108,13 +112,9 @@ impl Database {
         Ok((admin, name))
     }
 
+    /// Connect and apply pending migrations (one query when there are none).
     async fn connect(options: PgConnectOptions, cluster: Option<LocalCluster>) -> Result<Database> {
-        Self::migrated(db::connect(options).await?, cluster).await
-    }
-
-    /// Apply pending migrations on `pool` (one query when there are none) and wrap it.
-    async fn migrated(pool: PgPool, cluster: Option<LocalCluster>) -> Result<Database> {
-        let migrations_applied = db::migrate(&pool).await?;
+        let (pool, migrations_applied) = db::open(options).await?;
         Ok(Database {
             pool,
             cluster,
@@ -137,7 +137,7 @@ impl Database {
         self.pool.close().await;
         if let Some(cluster) = self.cluster {
             // Stopping waits for the server to exit: keep it off the async workers.
-            let _ = tokio::task::spawn_blocking(move || drop(cluster)).await;
+            let _ = off_the_workers(move || drop(cluster)).await;
         }
     }
 }
@@ -150,17 +150,33 @@ async fn server(config: &Config) -> Result<(PgConnectOptions, Option<LocalCluste
         return Ok((options, None));
     }
     let dir = config.guild_sync_data_dir.clone();
-    let cluster =
-        tokio::task::spawn_blocking(move || LocalCluster::start(&dir, Durability::Durable))
-            .await
-            .context("the cluster start-up task failed")?
-            .with_context(|| {
-                format!(
-                    "cannot start the private PostgreSQL under {} (or set DATABASE_URL)",
-                    config.guild_sync_data_dir.display()
-                )
-            })?;
+    let cluster = off_the_workers(move || LocalCluster::start(&dir, Durability::Durable))
+        .await
+        .context("the cluster start-up task failed")?
+        .with_context(|| {
+            format!(
+                "cannot start the private PostgreSQL under {} (or set DATABASE_URL)",
+                config.guild_sync_data_dir.display()
+            )
+        })?;
     Ok((cluster.connect_options("postgres"), Some(cluster)))
+}
+
+/// Run blocking `work` (the private cluster's start and stop: file locks, and `initdb` or
+/// `pg_ctl` when needed): on the blocking pool, so that no async worker waits — or in place on a
+/// current-thread runtime. The one-shot commands run on one ([`crate::cli::Command::runtime`]),
+/// open the database before anything else runs there and close it last, so nothing waits; the
+/// blocking pool's thread start and the hand-offs to it and back were part of their start-up
+/// (issue 21).
+async fn off_the_workers<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    if tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::CurrentThread
+    {
+        return Ok(work());
+    }
+    tokio::task::spawn_blocking(work).await
 }
 
 /// Create database `name` through `admin`; `replace` drops an existing one first, otherwise an

@@ -597,6 +597,10 @@ async fn the_migration_check_is_up_to_date_only_for_exactly_the_embedded_migrati
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
              VALUES (99999, 'from a newer binary', true, '\\x00'::bytea, 0)"
                 .to_string(),
+            "TRUNCATE _sqlx_migrations".to_string(),
+            // Only the trigger writes the fingerprint; one gone or edited is not trusted.
+            "DELETE FROM common.migrations_fingerprint".to_string(),
+            "UPDATE common.migrations_fingerprint SET fingerprint = 'x'".to_string(),
         ];
         for change in changes {
             let mut tx = db.pool.begin().await.unwrap();
@@ -611,6 +615,33 @@ async fn the_migration_check_is_up_to_date_only_for_exactly_the_embedded_migrati
             tx.rollback().await.unwrap();
         }
         assert!(up_to_date(&db.pool).await, "the rollbacks restored it");
+        // sqlx rewrites `execution_time` after each migration: the trigger recomputes the same
+        // fingerprint.
+        sqlx::query("UPDATE _sqlx_migrations SET execution_time = execution_time + 1")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        assert!(
+            up_to_date(&db.pool).await,
+            "execution times are not part of it"
+        );
+    })
+    .await;
+}
+
+/// A fingerprint that no longer matches (edited by hand, say) only costs the slow path: the
+/// migrator finds nothing to apply and the command starts.
+#[tokio::test]
+async fn a_missing_fingerprint_sends_the_command_to_the_migrator_which_starts_it() {
+    on_a_fresh_db(|db| async move {
+        sqlx::query("DELETE FROM common.migrations_fingerprint")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        assert!(!up_to_date(&db.pool).await);
+        let applied = guild_sync::db::migrate(&db.pool).await.unwrap();
+        assert_eq!(applied, embedded_migrations().len() as i64);
+        assert_eq!(applied_migrations(&db.pool).await, embedded_migrations());
     })
     .await;
 }

@@ -128,6 +128,19 @@ pub async fn connect(options: PgConnectOptions) -> Result<PgPool> {
         .context("cannot connect to PostgreSQL")
 }
 
+/// Open a pool on `options` and bring its database to this binary's migrations ([`migrate`]);
+/// returns the pool and how many migrations are applied. This is how every command starts.
+///
+/// The pool is made lazily, so the migration check opens the first connection itself: a pool
+/// opened eagerly ([`connect`]) parks that connection idle, and taking an idle connection costs
+/// a ping round trip before the check (issue 21: command start-up ≤ 10 ms). A server that cannot
+/// be reached fails here all the same, with the same context.
+pub async fn open(options: PgConnectOptions) -> Result<(PgPool, i64)> {
+    let pool = pool_options().connect_lazy_with(session_options(options));
+    let applied = migrate(&pool).await?;
+    Ok((pool, applied))
+}
+
 /// The session settings every product connection starts with: `jit = off`. The big
 /// statements (the Discord sync's 50,000-row list matched against `discord_users`) cross
 /// PostgreSQL's JIT cost threshold on row estimates, and compiling them took 17–48 ms
@@ -150,10 +163,10 @@ pub fn is_unavailable(err: &anyhow::Error) -> bool {
 }
 
 /// Apply every pending migration (idempotent; sqlx serialises concurrent runs with a lock) and
-/// return how many are applied. Every command opens the database through here, so the common
-/// case — nothing to apply — is one round trip on one connection (issue 21: command start-up
-/// ≤ 10 ms); anything else goes through sqlx's migrator, which takes the lock, creates the table,
-/// applies what is missing and reports a dirty or changed migration.
+/// return how many are applied. Every command opens the database through here ([`open`]), so
+/// the common case — nothing to apply — is one round trip on one connection (issue 21: command
+/// start-up ≤ 10 ms); anything else goes through sqlx's migrator, which takes the lock, creates
+/// the table, applies what is missing and reports a dirty or changed migration.
 pub async fn migrate(pool: &PgPool) -> Result<i64> {
     let mut conn = pool
         .acquire()
@@ -183,45 +196,57 @@ fn embedded_migrations() -> impl Iterator<Item = &'static sqlx::migrate::Migrati
 }
 
 /// Whether the applied migrations are exactly the embedded ones (same versions and checksums,
-/// all successful). Any error (no migrations table yet, another layout) means "let the migrator
+/// all successful). Any error (no fingerprint table yet, another layout) means "let the migrator
 /// decide".
 ///
-/// Sent as one simple-protocol statement with the embedded versions and checksums written in
-/// as literals: a prepared statement with bound arrays costs a second round trip (parse, then
-/// execute). The literals are integers and hex digits made from the binary's own migrations
-/// (`decode`, not a `'\x…'` literal, whatever `standard_conforming_strings` says).
+/// Reads the one-row fingerprint that migration 1520's trigger keeps of `_sqlx_migrations`: in
+/// the fresh backend every command starts with, that costs a third of comparing the table's rows
+/// (issue 21). Sent as a simple-protocol statement: a prepared one costs a second round trip.
 pub async fn migrations_up_to_date(conn: &mut PgConnection) -> bool {
-    let sql = up_to_date_sql(&MIGRATOR.table_name, embedded_migrations());
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .fetch_one(conn)
+    let expected = migrations_fingerprint(embedded_migrations());
+    sqlx::raw_sql("SELECT fingerprint FROM common.migrations_fingerprint")
+        .fetch_all(conn)
         .await
-        .and_then(|row| row.try_get::<bool, _>(0))
-        .unwrap_or(false)
+        .is_ok_and(|rows| match rows.as_slice() {
+            [row] => row
+                .try_get::<&str, _>(0)
+                .is_ok_and(|stored| stored == expected),
+            _ => false,
+        })
 }
 
-/// The statement of [`migrations_up_to_date`] for `migrations` recorded in `table` (never
-/// empty: the binary embeds its migrations; an empty list would be a syntax error, so "not up
-/// to date").
-fn up_to_date_sql<'a>(
-    table: &str,
+/// The fingerprint migration 1520's trigger computes of `_sqlx_migrations`, for `migrations` all
+/// applied successfully: the SHA-256 (hex) of `version:checksum-in-hex` per migration in version
+/// order, joined by ','.
+fn migrations_fingerprint<'a>(
     migrations: impl Iterator<Item = &'a sqlx::migrate::Migration>,
 ) -> String {
-    let mut expected = Vec::new();
-    for migration in migrations {
-        expected.push(format!(
-            "({}::int8, decode('{}', 'hex'))",
-            migration.version,
-            hex::encode(&*migration.checksum)
-        ));
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<_> = migrations.collect();
+    sorted.sort_by_key(|m| m.version);
+    let listed: Vec<String> = sorted
+        .iter()
+        .map(|m| format!("{}:{}", m.version, hex::encode(&*m.checksum)))
+        .collect();
+    hex::encode(Sha256::digest(listed.join(",").as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The trigger hashes the empty string for an empty table; the binary agrees on the format
+    /// (the database side is checked against a migrated database in tests/schema.rs).
+    #[test]
+    fn the_fingerprint_hashes_version_and_checksum_in_version_order() {
+        let empty = migrations_fingerprint(std::iter::empty());
+        assert_eq!(
+            empty,
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        let all = migrations_fingerprint(embedded_migrations());
+        let reversed: Vec<_> = embedded_migrations().collect();
+        assert_eq!(all, migrations_fingerprint(reversed.into_iter().rev()));
+        assert_ne!(all, empty);
     }
-    format!(
-        "SELECT (SELECT count(*) FROM {table}) = {count}
-            AND NOT EXISTS (
-                SELECT 1 FROM (VALUES {values}) AS e (version, checksum)
-                LEFT JOIN {table} a
-                       ON a.version = e.version AND a.checksum = e.checksum AND a.success
-                WHERE a.version IS NULL)",
-        count = expected.len(),
-        values = expected.join(", ")
-    )
 }
