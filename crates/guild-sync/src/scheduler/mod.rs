@@ -13,8 +13,9 @@
 //! instead, since it exists only in the request that brought it — one at a time: a newer upload
 //! replaces the waiting one ([`Scheduler::trigger_upload`]); so do the commands an officer runs
 //! ([`LockWait`]). Commands that write outside a pipeline (`sync …`, `match`, `check`,
-//! `report`) hold the same lock ([`lock_for_command`]). Whoever takes the lock first closes the
-//! `sync_log` rows a killed process left `running` as `abandoned`.
+//! `report`, a role apply) hold the same lock ([`lock_for_command`], which lives below the
+//! scheduler in [`crate::lock_wait`] so those commands need not import it). Whoever takes the
+//! lock first closes the `sync_log` rows a killed process left `running` as `abandoned`.
 //!
 //! **Shutdown.** One [`CancellationToken`] (the service's): once it is cancelled no run starts,
 //! the timers stop, and [`Scheduler::shutdown`] waits for the running pipeline to finish.
