@@ -16,46 +16,13 @@ pub mod setup;
 pub mod uploader;
 pub mod wire;
 
-use std::fmt;
-
 pub use uploader::{
     Companion, CompanionOptions, CompanionState, Delivery, FileCheck, UploadClient, UploadError,
     default_state_file,
 };
 
 /// The companion's API key: never printed, never logged (only stored in the settings file).
-#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The value itself; call only where it is sent to the server or stored in the settings.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Secret(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Secret(value.to_owned())
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use guild_sync_core::secret::Secret;
 
 /// rustls needs a process-wide crypto provider for reqwest. The companion brings ring; inside the
 /// service binary another provider may already be installed, which serves just as well.

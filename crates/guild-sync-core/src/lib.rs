@@ -62,4 +62,5 @@ pub mod report;
 pub mod roles;
 pub mod roster;
 pub mod savedvars;
+pub mod secret;
 pub mod text;

@@ -2,7 +2,6 @@
 //! keys in lowercase; the environment wins. Only loading and validation live here — each part
 //! decides for itself whether what it needs is present.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -57,33 +56,8 @@ const KEYS: &[&str] = &[
     "GUILD_SYNC_SIGNING_SECRET",
 ];
 
-/// A secret value: never printed, not even in debug output or logs.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The value itself; call only where it is sent to the service it belongs to.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl AsRef<str> for Secret {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+/// A secret value (tokens, keys): never printed, not even in debug output or logs.
+pub use guild_sync_core::secret::Secret;
 
 /// The whole configuration. Optional values are `None` when unset or empty.
 #[derive(Debug, Clone, Deserialize)]

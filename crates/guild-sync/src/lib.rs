@@ -23,6 +23,7 @@ pub mod discord_sync;
 pub mod identity_engine;
 pub mod integrity_checker;
 pub mod link_candidates;
+pub mod lock_wait;
 pub mod metrics;
 pub mod pg_cluster;
 pub mod reporter;

@@ -32,6 +32,7 @@ use crate::db::roles::{self as db, RoleChangeRow};
 use crate::db::sync_log::{self, RunState, RunStatus};
 use crate::discord_sender::DiscordSender;
 use crate::discord_sync::{GuildRoles, RankRoles, Snowflake, WireMember, WireRole, member_row};
+use crate::lock_wait::{LockWait, lock_for_command};
 
 /// A guard refused the run: nothing was sent. Callers tell it from a failure by downcasting
 /// (the API answers 409 for it, 500 for anything else).
@@ -263,7 +264,7 @@ async fn with_pipeline_lock<T>(
     pool: &PgPool,
     work: impl std::future::Future<Output = Result<T, ApprovalError>>,
 ) -> Result<T, ApprovalError> {
-    let Some(held) = crate::scheduler::lock_for_command(pool, crate::scheduler::LockWait::Skip)
+    let Some(held) = lock_for_command(pool, LockWait::Skip)
         .await
         .map_err(ApprovalError::Failed)?
     else {

@@ -7,7 +7,7 @@ use anyhow::Result;
 use guild_sync_core::integrity::{IssueType, KeyedFinding, Severity};
 use sqlx::{PgConnection, PgExecutor};
 
-use super::{Text, UnknownValue};
+use super::{Text, decodes_text};
 
 /// `audit_issues.issue_type` has no CHECK constraint: a type this version does not know
 /// (written by a newer version or by hand) reads as `None`, which the checker leaves alone and
@@ -18,14 +18,8 @@ impl From<Text> for Option<IssueType> {
     }
 }
 
-/// `audit_issues.severity` is constrained to the three values, so anything else is an error.
-impl TryFrom<Text> for Severity {
-    type Error = UnknownValue;
-
-    fn try_from(text: Text) -> Result<Self, UnknownValue> {
-        text.decode("audit_issues.severity", Severity::parse)
-    }
-}
+// `audit_issues.severity` is constrained to the three values, so anything else is an error.
+decodes_text!(Severity, "audit_issues.severity", Severity::parse);
 
 /// Advisory-lock key serialising check runs (transaction-scoped), so a second concurrent run
 /// diffs against what the first committed instead of racing it. The partial unique index

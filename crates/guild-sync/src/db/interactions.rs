@@ -13,6 +13,7 @@ use super::Text;
 use super::api::{Linked, ManualLink, Unlinked, link_character_in};
 use super::characters::CharacterCard;
 use super::console::{ConsoleError, OfficerAction, record_action};
+use super::links::{StoredConfidence, StoredLinkSource};
 use super::member_events::EventSource;
 
 /// A Discord user guild-sync knows: `discord_users.id` and names.
@@ -67,8 +68,10 @@ pub struct WhoisCharacter {
     pub card: CharacterCard,
     pub in_guild: bool,
     pub is_main: bool,
-    pub link_source: String,
-    pub confidence: String,
+    #[sqlx(try_from = "Text")]
+    pub link_source: StoredLinkSource,
+    #[sqlx(try_from = "Text")]
+    pub confidence: StoredConfidence,
     pub linked_at: DateTime<Utc>,
 }
 

@@ -11,23 +11,18 @@ use sqlx::PgExecutor;
 
 pub use guild_sync_core::matching::{StoredConfidence, StoredLinkSource};
 
-use super::{Text, UnknownValue};
+use super::{Text, decodes_text};
 
-impl TryFrom<Text> for StoredLinkSource {
-    type Error = UnknownValue;
-
-    fn try_from(text: Text) -> Result<Self, UnknownValue> {
-        text.decode("player_characters.link_source", StoredLinkSource::parse)
-    }
-}
-
-impl TryFrom<Text> for StoredConfidence {
-    type Error = UnknownValue;
-
-    fn try_from(text: Text) -> Result<Self, UnknownValue> {
-        text.decode("player_characters.confidence", StoredConfidence::parse)
-    }
-}
+decodes_text!(
+    StoredLinkSource,
+    "player_characters.link_source",
+    StoredLinkSource::parse
+);
+decodes_text!(
+    StoredConfidence,
+    "player_characters.confidence",
+    StoredConfidence::parse
+);
 
 /// Links made by one strategy.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

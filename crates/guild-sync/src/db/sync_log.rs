@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgExecutor;
 
-use super::{Text, UnknownValue};
+use super::{Text, decodes_text};
 
 /// How a run ended, as stored in `sync_log.status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -84,13 +84,7 @@ impl RunState {
     }
 }
 
-impl TryFrom<Text> for RunState {
-    type Error = UnknownValue;
-
-    fn try_from(text: Text) -> Result<Self, UnknownValue> {
-        text.decode("sync_log.status", RunState::parse)
-    }
-}
+decodes_text!(RunState, "sync_log.status", RunState::parse);
 
 /// Counts every run records in the dedicated columns (characters for Battle.net and addon runs;
 /// Discord runs put their member counts here too, and everything else in `details`). Fill it

@@ -13,8 +13,9 @@
 //! instead, since it exists only in the request that brought it — one at a time: a newer upload
 //! replaces the waiting one ([`Scheduler::trigger_upload`]); so do the commands an officer runs
 //! ([`LockWait`]). Commands that write outside a pipeline (`sync …`, `match`, `check`,
-//! `report`) hold the same lock ([`lock_for_command`]). Whoever takes the lock first closes the
-//! `sync_log` rows a killed process left `running` as `abandoned`.
+//! `report`, a role apply) hold the same lock ([`lock_for_command`], which lives below the
+//! scheduler in [`crate::lock_wait`] so those commands need not import it). Whoever takes the
+//! lock first closes the `sync_log` rows a killed process left `running` as `abandoned`.
 //!
 //! **Shutdown.** One [`CancellationToken`] (the service's): once it is cancelled no run starts,
 //! the timers stop, and [`Scheduler::shutdown`] waits for the running pipeline to finish.
@@ -39,6 +40,8 @@ use tracing::Instrument;
 use crate::db::pipeline_lock::LockConnection;
 pub use crate::db::pipeline_lock::PIPELINE_LOCK_KEY;
 use crate::db::sync_log::{self, RunCounts};
+pub use crate::lock_wait::{CommandLock, LockWait, lock_for_command};
+use crate::lock_wait::{close_abandoned, take_lock};
 use crate::run_recorder::RunStatus;
 pub use pipeline::{
     AddonInput, PipelineKind, PipelineOutcome, ReportOutcome, StageOutcome, StageStats, Step,
@@ -54,17 +57,6 @@ pub const ADDON_LOCK_WAIT: Duration = Duration::from_secs(15 * 60);
 /// How often a superseded upload repeats the cancel of its lock wait until the wait ends (see
 /// [`WaitCanceller::cancel`](crate::db::pipeline_lock::WaitCanceller::cancel)).
 const CANCEL_RETRY: Duration = Duration::from_millis(50);
-
-/// How a run waits when another run holds the pipeline lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockWait {
-    /// Do not wait: the run is skipped.
-    Skip,
-    /// Wait up to this long, then skip.
-    Within(Duration),
-    /// Wait as long as it takes (a command an officer started and is watching).
-    Forever,
-}
 
 impl LockWait {
     /// How `kind` waits unless told otherwise.
@@ -484,77 +476,4 @@ impl Scheduler {
             Step::Report => StageStats::Report(stages.report().await?),
         })
     }
-}
-
-/// Take the pipeline lock on `lock` as `wait` says; `false` when another session still holds
-/// it. Waiting happens in the server, without polling.
-async fn take_lock(lock: &mut LockConnection, wait: LockWait) -> Result<bool> {
-    if lock.try_lock().await? {
-        return Ok(true);
-    }
-    let waiting = Instant::now();
-    let taken = match wait {
-        LockWait::Skip => Ok(false),
-        LockWait::Within(limit) => {
-            tracing::info!(
-                seconds = limit.as_secs(),
-                "another guild-sync run holds the pipeline lock: waiting for it"
-            );
-            lock.lock(Some(limit)).await
-        }
-        LockWait::Forever => {
-            tracing::info!("another guild-sync run holds the pipeline lock: waiting for it");
-            lock.lock(None).await
-        }
-    };
-    if wait != LockWait::Skip {
-        crate::metrics::lock_waited(waiting.elapsed());
-    }
-    taken
-}
-
-/// Close the runs a stopped process left `running` (call holding the lock).
-async fn close_abandoned(lock: &mut LockConnection) -> Result<()> {
-    let abandoned = lock.close_abandoned().await?;
-    if !abandoned.is_empty() {
-        tracing::warn!(
-            runs = ?abandoned,
-            "closed sync_log rows a stopped process left running as abandoned"
-        );
-    }
-    Ok(())
-}
-
-/// The pipeline lock held by a command that writes outside a pipeline; release it when done.
-pub struct CommandLock(LockConnection);
-
-impl CommandLock {
-    pub async fn release(self) {
-        self.0.release().await;
-    }
-}
-
-/// Take the pipeline lock for a command that writes outside a pipeline (`sync …`, `match`,
-/// `check`, `report`), so it never runs beside a pipeline or another such command; `None` when
-/// another run holds it and `wait` gave up. Runs a stopped process left `running` are closed
-/// as `abandoned` once it is held.
-pub async fn lock_for_command(pool: &PgPool, wait: LockWait) -> Result<Option<CommandLock>> {
-    let mut lock = LockConnection::open(pool).await?;
-    let taken = take_lock(&mut lock, wait).await;
-    match taken {
-        Ok(true) => {}
-        Ok(false) => {
-            lock.release().await;
-            return Ok(None);
-        }
-        Err(err) => {
-            lock.release().await;
-            return Err(err);
-        }
-    }
-    if let Err(err) = close_abandoned(&mut lock).await {
-        lock.release().await;
-        return Err(err);
-    }
-    Ok(Some(CommandLock(lock)))
 }
