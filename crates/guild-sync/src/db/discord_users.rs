@@ -17,6 +17,19 @@ use super::member_events::{self, Baseline, EventSource};
 /// role names cannot contain control characters, so the unit separator never occurs in one.
 const ROLE_SEPARATOR: char = '\u{1f}';
 
+/// The `SET` of a departure (`du` is the `discord_users` row): not present, departed now, and
+/// keeping the last sync that saw the member — the derived value is fixed into the row first
+/// (the last complete sync is still the previous one). Shared by the full sync's departures and
+/// the gateway's single ones.
+macro_rules! departure_sql {
+    () => {
+        "SET is_present = FALSE, removed_at = now(), last_sync = COALESCE(
+                 (SELECT fs.synced_at FROM guild_identity.discord_full_sync fs
+                  WHERE du.last_sync IS NULL OR du.last_sync < fs.taken_at),
+                 du.last_sync)"
+    };
+}
+
 /// The `discord_left` events of a `departed` CTE (`id, username, display_name,
 /// all_guild_roles`), with the actor and run id in parameters `$actor` and `$run`: shared by
 /// the full sync's departures and the gateway's single ones.
@@ -437,15 +450,12 @@ pub async fn mark_missing_departed(
     source: EventSource,
 ) -> Result<u64> {
     // The conditions that chose them are checked again, so a row written since the count is
-    // judged as it is now. A departing member keeps the last sync that saw them: the derived
-    // value is fixed into the row first (the last complete sync is still the previous one).
+    // judged as it is now.
     let departed: i64 = sqlx::query_scalar(concat!(
         "WITH departed AS (
-         UPDATE guild_identity.discord_users du
-         SET is_present = FALSE, removed_at = now(), last_sync = COALESCE(
-                 (SELECT fs.synced_at FROM guild_identity.discord_full_sync fs
-                  WHERE du.last_sync IS NULL OR du.last_sync < fs.taken_at),
-                 du.last_sync)
+         UPDATE guild_identity.discord_users du ",
+        departure_sql!(),
+        "
          WHERE du.id = ANY ($1::int4[]) AND du.is_present
            AND (du.last_sync IS NULL OR du.last_sync < $2)
          RETURNING du.id, du.username, du.display_name, du.all_guild_roles
@@ -488,11 +498,9 @@ pub async fn mark_departed(
 ) -> Result<bool> {
     let departed: i64 = sqlx::query_scalar(concat!(
         "WITH departed AS (
-         UPDATE guild_identity.discord_users du
-         SET is_present = FALSE, removed_at = now(), last_sync = COALESCE(
-                 (SELECT fs.synced_at FROM guild_identity.discord_full_sync fs
-                  WHERE du.last_sync IS NULL OR du.last_sync < fs.taken_at),
-                 du.last_sync)
+         UPDATE guild_identity.discord_users du ",
+        departure_sql!(),
+        "
          WHERE du.discord_id = $1 AND du.is_present
          RETURNING du.id, du.username, du.display_name, du.all_guild_roles
          ), ",

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use guild_sync_core::roster::{
     HomeRealm, IncomingKey, MemberAction, MemberColumns, MemberFacts, Named, ProfileFacts,
-    ReferenceCache, Resolved, displaced_name, member_columns, plan_roster,
+    ReferenceCache, Resolved, RosterPlan, displaced_name, member_columns, plan_roster,
 };
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
@@ -254,9 +254,33 @@ fn decide(
     guard: RemovalGuard,
 ) -> Result<RosterWrites> {
     let FetchedRoster { roster, profiles } = fetched;
-    let existing = &stored.existing;
-    let keys: Vec<IncomingKey> = roster
-        .members
+    let plan = checked_plan(&stored.existing, &roster.members, guard)?;
+    let names: HashMap<i32, &str> = stored
+        .existing
+        .rows
+        .iter()
+        .map(|r| (r.id, r.name.as_str()))
+        .collect();
+    let name_of = |id: i32| names.get(&id).copied().unwrap_or("");
+    let mut writes = RosterWrites::set_aside(&plan, roster.members.len(), name_of);
+    let home = HomeRealm {
+        slug: &roster.guild.realm.slug,
+        name: roster.guild.realm.name.as_deref(),
+    };
+    for ((member, profile), &action) in roster.members.iter().zip(profiles).zip(&plan.actions) {
+        writes.add_member(stored, home, (member, profile), action, name_of);
+    }
+    Ok(writes)
+}
+
+/// The roster plan against the stored rows, refused when the mass-removal guard does not
+/// permit its departures.
+fn checked_plan(
+    existing: &StoredCharacters,
+    members: &[RosterMember],
+    guard: RemovalGuard,
+) -> Result<RosterPlan> {
+    let keys: Vec<IncomingKey> = members
         .iter()
         .map(|m| IncomingKey {
             blizzard_id: Some(m.character.id),
@@ -274,82 +298,87 @@ fn decide(
             guard.max_fraction * 100.0
         );
     }
-    let names: HashMap<i32, &str> = existing
-        .rows
-        .iter()
-        .map(|r| (r.id, r.name.as_str()))
-        .collect();
-    let name_of = |id: i32| names.get(&id).copied().unwrap_or("");
-    let mut writes = RosterWrites {
-        stats: BlizzardSyncStats {
-            found: roster.members.len(),
-            returned: plan.returns(),
-            duplicates: plan.duplicates(),
-            displaced: plan.displaced.len(),
-            ..BlizzardSyncStats::default()
-        },
-        aside_ids: plan
-            .displaced
-            .iter()
-            .chain(&plan.renamed)
-            .copied()
-            .collect(),
-        aside_names: plan
-            .displaced
-            .iter()
-            .map(|&id| displaced_name(name_of(id), id))
-            .chain(plan.renamed.iter().map(|id| format!("#{id}")))
-            .collect(),
-        displaced: plan.displaced,
-        updates: CharacterColumns::default(),
-        previous_names: Vec::new(),
-        inserts: CharacterColumns::default(),
-        removals: plan.removals,
-    };
-    let home = HomeRealm {
-        slug: &roster.guild.realm.slug,
-        name: roster.guild.realm.name.as_deref(),
-    };
-    for ((member, profile), &action) in roster.members.iter().zip(profiles).zip(&plan.actions) {
+    Ok(plan)
+}
+
+impl RosterWrites {
+    /// The plan's counts, the rows that step aside and the removals; no member columns yet.
+    fn set_aside<'a>(plan: &RosterPlan, found: usize, name_of: impl Fn(i32) -> &'a str) -> Self {
+        RosterWrites {
+            stats: BlizzardSyncStats {
+                found,
+                returned: plan.returns(),
+                duplicates: plan.duplicates(),
+                displaced: plan.displaced.len(),
+                ..BlizzardSyncStats::default()
+            },
+            aside_ids: plan
+                .displaced
+                .iter()
+                .chain(&plan.renamed)
+                .copied()
+                .collect(),
+            aside_names: plan
+                .displaced
+                .iter()
+                .map(|&id| displaced_name(name_of(id), id))
+                .chain(plan.renamed.iter().map(|id| format!("#{id}")))
+                .collect(),
+            displaced: plan.displaced.clone(),
+            updates: CharacterColumns::default(),
+            previous_names: Vec::new(),
+            inserts: CharacterColumns::default(),
+            removals: plan.removals.clone(),
+        }
+    }
+
+    /// Merge one roster member (entry and profile) into its columns and add it to the inserts
+    /// or the updates as `action` says; an in-guild row whose input is the same as its last
+    /// write is left out.
+    fn add_member<'a>(
+        &mut self,
+        stored: &StoredRoster,
+        home: HomeRealm<'_>,
+        (member, profile): (&RosterMember, &ProfileFetch),
+        action: MemberAction,
+        name_of: impl Fn(i32) -> &'a str,
+    ) {
         let target = match action {
-            MemberAction::Duplicate => continue,
+            MemberAction::Duplicate => return,
             MemberAction::Insert => Target::Insert,
             MemberAction::Update {
                 id,
                 renamed,
                 returned,
             } => {
-                writes.stats.renamed += usize::from(renamed);
+                self.stats.renamed += usize::from(renamed);
                 Target::Update { id, returned }
             }
         };
         let facts = member_facts(member, profile);
         let columns = member_columns(&stored.cache, home, &facts);
-        writes.stats.count(profile, &facts, &columns);
+        self.stats.count(profile, &facts, &columns);
         let raw = match profile {
             ProfileFetch::Found(p) => Some(&p.raw),
             ProfileFetch::NotFound | ProfileFetch::Failed(_) => None,
         };
         let hash = characters::input_hash(&columns, raw);
         let batch = match target {
-            Target::Insert => &mut writes.inserts,
+            Target::Insert => &mut self.inserts,
             // The same input as the row's last write, and the row is in the guild: the row
             // already holds it (its `last_api_sync` is derived, migration 1420).
             Target::Update {
                 id,
                 returned: false,
-            } if existing.input_hash.get(&id) == Some(&hash) => {
-                continue;
-            }
+            } if stored.existing.input_hash.get(&id) == Some(&hash) => return,
             Target::Update { id, .. } => {
-                writes.updates.id.push(id);
-                writes.previous_names.push(name_of(id).to_owned());
-                &mut writes.updates
+                self.updates.id.push(id);
+                self.previous_names.push(name_of(id).to_owned());
+                &mut self.updates
             }
         };
         batch.push(columns, raw.cloned(), hash);
     }
-    Ok(writes)
 }
 
 /// Where [`decide`] sends a (non-duplicate) member.
