@@ -306,43 +306,45 @@ pub async fn update_batch(
          WHERE wc.id = d.id
          RETURNING d.id, d.changed, d.old_name, d.old_realm, d.old_rank, d.old_removed_at,
                    d.character_name, d.realm_slug, d.guild_rank_id
-         ), events AS (
-             -- Only changed rows can carry an event. Each row's candidate events are filtered
-             -- first and their JSON built after, for the events written only: building all
-             -- four candidates' documents for every row cost as much as the update itself.
+         ), ranks AS MATERIALIZED (
+             -- Each rank's document built once per statement, not once per event. Not a plain
+             -- subquery: the planner would pull it up and build the document for every row
+             -- that joins it (issue 19: JSON building was most of the events' cost).
              -- Ranks as name and in-game index, so a reader can tell a promotion (a lower
              -- index) from a demotion.
+             SELECT id, jsonb_build_object('rank', name, 'rank_index', ingame_rank_index) AS doc
+             FROM common.guild_ranks
+         ), changes AS (
+             -- Only changed rows can carry an event; one branch per kind, each reading only
+             -- the rows it concerns, rather than four candidates per row filtered afterwards.
+             SELECT 'returned' AS event_type, u.id,
+                    jsonb_build_object('left_at', u.old_removed_at) AS before,
+                    jsonb_build_object('name', u.character_name, 'realm', u.realm_slug,
+                                       'rank', gr.name, 'rank_index', gr.ingame_rank_index)
+                        AS after
+             FROM updated u LEFT JOIN common.guild_ranks gr ON gr.id = u.guild_rank_id
+             WHERE u.changed AND u.old_removed_at IS NOT NULL
+             UNION ALL
+             SELECT CASE WHEN u.old_realm <> u.realm_slug THEN 'transferred' ELSE 'renamed' END,
+                    u.id,
+                    jsonb_build_object('name', u.old_name, 'realm', u.old_realm),
+                    jsonb_build_object('name', u.character_name, 'realm', u.realm_slug)
+             FROM updated u
+             WHERE u.changed AND (u.old_name <> u.character_name OR u.old_realm <> u.realm_slug)
+             UNION ALL
+             -- A returning character's rank is in its `returned` event. Both ranks are set
+             -- (`<>` is not true for a NULL), so both have a row (foreign keys).
+             SELECT 'rank_changed', u.id, ro.doc, rn.doc
+             FROM updated u
+             JOIN ranks ro ON ro.id = u.old_rank
+             JOIN ranks rn ON rn.id = u.guild_rank_id
+             WHERE u.changed AND u.old_removed_at IS NULL AND u.old_rank <> u.guild_rank_id
+         ), events AS (
              INSERT INTO guild_identity.member_events
                  (event_type, character_id, player_id, before, after, run_id, actor)
-             SELECT e.event_type, u.id, pc.player_id,
-                    CASE e.event_type
-                        WHEN 'returned' THEN jsonb_build_object('left_at', u.old_removed_at)
-                        WHEN 'rank_changed'
-                            THEN jsonb_build_object('rank', ro.name, 'rank_index', ro.ingame_rank_index)
-                        ELSE jsonb_build_object('name', u.old_name, 'realm', u.old_realm)
-                    END,
-                    CASE e.event_type
-                        WHEN 'rank_changed'
-                            THEN jsonb_build_object('rank', rn.name, 'rank_index', rn.ingame_rank_index)
-                        WHEN 'returned'
-                            THEN jsonb_build_object('name', u.character_name, 'realm', u.realm_slug,
-                                                    'rank', rn.name, 'rank_index', rn.ingame_rank_index)
-                        ELSE jsonb_build_object('name', u.character_name, 'realm', u.realm_slug)
-                    END,
-                    $18::int8, $17::text
-             FROM updated u
-             CROSS JOIN LATERAL (VALUES
-                 ('returned', u.old_removed_at IS NOT NULL),
-                 ('renamed', u.old_name <> u.character_name AND u.old_realm = u.realm_slug),
-                 ('transferred', u.old_realm <> u.realm_slug),
-                 -- A returning character's rank is in its `returned` event.
-                 ('rank_changed', u.old_removed_at IS NULL AND u.old_rank IS NOT NULL
-                                  AND u.guild_rank_id IS NOT NULL AND u.old_rank <> u.guild_rank_id)
-             ) AS e (event_type, happened)
-             LEFT JOIN guild_identity.player_characters pc ON pc.character_id = u.id
-             LEFT JOIN common.guild_ranks ro ON ro.id = u.old_rank
-             LEFT JOIN common.guild_ranks rn ON rn.id = u.guild_rank_id
-             WHERE u.changed AND e.happened
+             SELECT c.event_type, c.id, pc.player_id, c.before, c.after, $18::int8, $17::text
+             FROM changes c
+             LEFT JOIN guild_identity.player_characters pc ON pc.character_id = c.id
          )
          SELECT changed FROM updated",
         args,

@@ -17,6 +17,19 @@ use super::member_events::{self, Baseline, EventSource};
 /// role names cannot contain control characters, so the unit separator never occurs in one.
 const ROLE_SEPARATOR: char = '\u{1f}';
 
+/// The `SET` of a departure (`du` is the `discord_users` row): not present, departed now, and
+/// keeping the last sync that saw the member — the derived value is fixed into the row first
+/// (the last complete sync is still the previous one). Shared by the full sync's departures and
+/// the gateway's single ones.
+macro_rules! departure_sql {
+    () => {
+        "SET is_present = FALSE, removed_at = now(), last_sync = COALESCE(
+                 (SELECT fs.synced_at FROM guild_identity.discord_full_sync fs
+                  WHERE du.last_sync IS NULL OR du.last_sync < fs.taken_at),
+                 du.last_sync)"
+    };
+}
+
 /// The `discord_left` events of a `departed` CTE (`id, username, display_name,
 /// all_guild_roles`), with the actor and run id in parameters `$actor` and `$run`: shared by
 /// the full sync's departures and the gateway's single ones.
@@ -329,6 +342,27 @@ async fn write_rows(
              ON CONFLICT (discord_id) DO NOTHING
              RETURNING id, username, display_name, all_guild_roles
          ),
+         changes AS (
+             -- A departed member back in the list (not one who left after it was taken).
+             SELECT 'discord_joined' AS event_type, p.id, NULL::jsonb AS before,
+                    jsonb_build_object('username', p.username, 'display_name', p.display_name,
+                                       'roles', p.all_guild_roles, 'returned', TRUE) AS after
+             FROM prev p
+             WHERE NOT p.is_present AND NOT p.left_since
+             UNION ALL
+             SELECT 'discord_renamed', p.id,
+                    jsonb_build_object('username', p.old_username, 'display_name', p.old_display_name),
+                    jsonb_build_object('username', p.username, 'display_name', p.display_name)
+             FROM prev p
+             WHERE p.is_present AND p.changed
+               AND (p.old_username, p.old_display_name) IS DISTINCT FROM (p.username, p.display_name)
+             UNION ALL
+             SELECT 'discord_roles_changed', p.id,
+                    jsonb_build_object('roles', p.old_roles),
+                    jsonb_build_object('roles', p.all_guild_roles)
+             FROM prev p
+             WHERE p.is_present AND p.changed AND p.old_roles IS DISTINCT FROM p.all_guild_roles
+         ),
          events AS (
              INSERT INTO guild_identity.member_events
                  (event_type, discord_user_id, player_id, before, after, run_id, actor)
@@ -340,37 +374,11 @@ async fn write_rows(
              -- Before the Discord history starts, new members are the baseline, not joins.
              WHERE $13::bool
              UNION ALL
-             -- Only members that changed or came back can carry an event. The rest, nearly all
-             -- of a re-sync, are filtered out before anything else, and the JSON is built for
-             -- the events written only: building every candidate's documents for 50,000
-             -- unchanged members cost more than the rest of the statement.
-             SELECT e.event_type, p.id, pl.id,
-                    CASE e.event_type
-                        WHEN 'discord_renamed' THEN jsonb_build_object(
-                            'username', p.old_username, 'display_name', p.old_display_name)
-                        WHEN 'discord_roles_changed' THEN jsonb_build_object('roles', p.old_roles)
-                    END,
-                    CASE e.event_type
-                        WHEN 'discord_joined' THEN jsonb_build_object(
-                            'username', p.username, 'display_name', p.display_name,
-                            'roles', p.all_guild_roles, 'returned', TRUE)
-                        WHEN 'discord_renamed' THEN jsonb_build_object(
-                            'username', p.username, 'display_name', p.display_name)
-                        ELSE jsonb_build_object('roles', p.all_guild_roles)
-                    END,
-                    $11::int8, $10::text
-             FROM prev p
-             CROSS JOIN LATERAL (VALUES
-                 -- A departed member back in the list (not one who left after it was taken).
-                 ('discord_joined', NOT p.is_present AND NOT p.left_since),
-                 ('discord_renamed', p.is_present AND p.changed
-                      AND (p.old_username, p.old_display_name)
-                          IS DISTINCT FROM (p.username, p.display_name)),
-                 ('discord_roles_changed', p.is_present AND p.changed
-                      AND p.old_roles IS DISTINCT FROM p.all_guild_roles)
-             ) AS e (event_type, happened)
-             LEFT JOIN guild_identity.players pl ON pl.discord_user_id = p.id
-             WHERE (p.changed OR NOT p.is_present) AND e.happened
+             -- Only members that changed or came back can carry an event: `changes` reads
+             -- those, one branch per kind, and builds the JSON of the events written only.
+             SELECT c.event_type, c.id, pl.id, c.before, c.after, $11::int8, $10::text
+             FROM changes c
+             LEFT JOIN guild_identity.players pl ON pl.discord_user_id = c.id
          )
          SELECT (SELECT count(*) FROM inserted),
                 count(*) FILTER (WHERE p.is_present AND p.changed),
@@ -442,15 +450,12 @@ pub async fn mark_missing_departed(
     source: EventSource,
 ) -> Result<u64> {
     // The conditions that chose them are checked again, so a row written since the count is
-    // judged as it is now. A departing member keeps the last sync that saw them: the derived
-    // value is fixed into the row first (the last complete sync is still the previous one).
+    // judged as it is now.
     let departed: i64 = sqlx::query_scalar(concat!(
         "WITH departed AS (
-         UPDATE guild_identity.discord_users du
-         SET is_present = FALSE, removed_at = now(), last_sync = COALESCE(
-                 (SELECT fs.synced_at FROM guild_identity.discord_full_sync fs
-                  WHERE du.last_sync IS NULL OR du.last_sync < fs.taken_at),
-                 du.last_sync)
+         UPDATE guild_identity.discord_users du ",
+        departure_sql!(),
+        "
          WHERE du.id = ANY ($1::int4[]) AND du.is_present
            AND (du.last_sync IS NULL OR du.last_sync < $2)
          RETURNING du.id, du.username, du.display_name, du.all_guild_roles
@@ -493,11 +498,9 @@ pub async fn mark_departed(
 ) -> Result<bool> {
     let departed: i64 = sqlx::query_scalar(concat!(
         "WITH departed AS (
-         UPDATE guild_identity.discord_users du
-         SET is_present = FALSE, removed_at = now(), last_sync = COALESCE(
-                 (SELECT fs.synced_at FROM guild_identity.discord_full_sync fs
-                  WHERE du.last_sync IS NULL OR du.last_sync < fs.taken_at),
-                 du.last_sync)
+         UPDATE guild_identity.discord_users du ",
+        departure_sql!(),
+        "
          WHERE du.discord_id = $1 AND du.is_present
          RETURNING du.id, du.username, du.display_name, du.all_guild_roles
          ), ",

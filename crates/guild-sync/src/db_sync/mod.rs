@@ -2,12 +2,13 @@
 //! (SPEC §5). The addon half lives in [`addon`].
 //!
 //! A run is load → decide → apply: fetch the roster and profiles ([`fetch`], via
-//! [`crate::blizzard_client`]); inside one transaction load the stored characters and the
-//! reference caches, let `guild_sync_core::roster::plan_roster` decide inserts, updates,
-//! removals, returns, renames and displaced rows, check the mass-removal guard, merge each
-//! member's roster entry and profile into its columns (`guild_sync_core::roster::member_columns`),
-//! and apply the plan with a handful of set-based statements ([`apply_roster`]). A refused or failed roster
-//! changes nothing; the run is recorded in `sync_log` either way.
+//! [`crate::blizzard_client`]); then [`apply_roster`], in one transaction, `load`s the stored
+//! characters and the reference caches, lets `decide` (no database) work out the writes —
+//! `guild_sync_core::roster::plan_roster` for inserts, updates, removals, returns, renames and
+//! displaced rows, the mass-removal guard, each member's columns merged from its roster entry
+//! and profile (`guild_sync_core::roster::member_columns`) — and `apply`s them with a handful of
+//! set-based statements. A refused or failed roster changes nothing; the run is recorded in
+//! `sync_log` either way.
 //!
 //! Renames and realm transfers update the matched row in place, so its `player_characters` link
 //! survives. When the new (name, realm) is held by a row that is not in the roster (a departed
@@ -25,14 +26,14 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use guild_sync_core::roster::{
     HomeRealm, IncomingKey, MemberAction, MemberColumns, MemberFacts, Named, ProfileFacts,
-    ReferenceCache, Resolved, displaced_name, member_columns, plan_roster,
+    ReferenceCache, Resolved, RosterPlan, displaced_name, member_columns, plan_roster,
 };
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use crate::blizzard_client::{self, BlizzardClient, FetchedRoster, ProfileFetch, RosterMember};
 use crate::config::{Config, RemovalGuard};
-use crate::db::characters::{self, CharacterColumns};
+use crate::db::characters::{self, CharacterColumns, StoredCharacters};
 use crate::db::member_events::{self, Baseline, EventSource};
 use crate::db::reference;
 use crate::db::sync_log::RunCounts;
@@ -172,26 +173,44 @@ pub async fn fetch(
 /// Apply a fetched roster to `wow_characters` in one transaction (not recorded in `sync_log`;
 /// [`run`] and [`sync_fetched`] wrap it). The database write stage the benchmark measures.
 /// The changes' `member_events` are written by the same statements, attributed to `source`.
+///
+/// Three steps: [`load`] the stored characters and reference caches, [`decide`] (no database)
+/// what to write, [`apply`] it. A refused roster (the mass-removal guard, a half-fetched one)
+/// is an error before anything is written.
 pub async fn apply_roster(
     pool: &PgPool,
     fetched: &FetchedRoster,
     guard: RemovalGuard,
     source: EventSource,
 ) -> Result<BlizzardSyncStats> {
-    let FetchedRoster { roster, profiles } = fetched;
-    if profiles.len() != roster.members.len() {
+    if fetched.profiles.len() != fetched.roster.members.len() {
         bail!(
             "{} profiles for {} roster members; refusing a half-fetched roster",
-            profiles.len(),
-            roster.members.len()
+            fetched.profiles.len(),
+            fetched.roster.members.len()
         );
     }
     let mut tx = pool
         .begin()
         .await
         .context("cannot start the sync transaction")?;
+    let stored = load(&mut tx).await?;
+    let writes = decide(&stored, fetched, guard)?;
+    let stats = apply(&mut tx, writes, source).await?;
+    tx.commit().await.context("cannot commit the roster")?;
+    tracing::info!(?stats, "roster applied");
+    Ok(stats)
+}
 
-    // Load: the FK caches (once per run) and the stored characters.
+/// What [`decide`] works from: the reference caches and every stored character.
+struct StoredRoster {
+    cache: ReferenceCache,
+    existing: StoredCharacters,
+}
+
+/// Load the FK caches (once per run) and the stored characters, in the apply transaction so the
+/// decision is made against the rows it will write.
+async fn load(tx: &mut PgConnection) -> Result<StoredRoster> {
     let classes = reference::classes(&mut *tx).await?;
     let specs = reference::specializations(&mut *tx).await?;
     let ranks = reference::guild_ranks(&mut *tx).await?;
@@ -205,10 +224,63 @@ pub async fn apply_roster(
         ranks.iter().map(|r| (r.id, r.ingame_rank_index)),
     );
     let existing = characters::existing(&mut *tx).await?;
+    Ok(StoredRoster { cache, existing })
+}
 
-    // Decide.
-    let keys: Vec<IncomingKey> = roster
-        .members
+/// Everything one roster run writes, decided before the first write.
+struct RosterWrites {
+    /// The counts so far; [`apply`] fills in `updated`, `new` and `removed`.
+    stats: BlizzardSyncStats,
+    /// Rows that step aside first (displaced rows for good, renamed rows to a placeholder, so
+    /// swaps cannot collide), and the names they take.
+    aside_ids: Vec<i32>,
+    aside_names: Vec<String>,
+    /// Logged when rows are displaced.
+    displaced: Vec<i32>,
+    updates: CharacterColumns,
+    /// Each updated row's name before this run (the events' `before`), aligned with
+    /// `updates.id`.
+    previous_names: Vec<String>,
+    inserts: CharacterColumns,
+    removals: Vec<i32>,
+}
+
+/// Decide the run's writes from the stored rows: `plan_roster` (who is new, gone, back,
+/// renamed, displaced), the mass-removal guard, and each member's merged columns, leaving out
+/// in-guild rows whose input is the same as their last write. Touches no database.
+fn decide(
+    stored: &StoredRoster,
+    fetched: &FetchedRoster,
+    guard: RemovalGuard,
+) -> Result<RosterWrites> {
+    let FetchedRoster { roster, profiles } = fetched;
+    let plan = checked_plan(&stored.existing, &roster.members, guard)?;
+    let names: HashMap<i32, &str> = stored
+        .existing
+        .rows
+        .iter()
+        .map(|r| (r.id, r.name.as_str()))
+        .collect();
+    let name_of = |id: i32| names.get(&id).copied().unwrap_or("");
+    let mut writes = RosterWrites::set_aside(&plan, roster.members.len(), name_of);
+    let home = HomeRealm {
+        slug: &roster.guild.realm.slug,
+        name: roster.guild.realm.name.as_deref(),
+    };
+    for ((member, profile), &action) in roster.members.iter().zip(profiles).zip(&plan.actions) {
+        writes.add_member(stored, home, (member, profile), action, name_of);
+    }
+    Ok(writes)
+}
+
+/// The roster plan against the stored rows, refused when the mass-removal guard does not
+/// permit its departures.
+fn checked_plan(
+    existing: &StoredCharacters,
+    members: &[RosterMember],
+    guard: RemovalGuard,
+) -> Result<RosterPlan> {
+    let keys: Vec<IncomingKey> = members
         .iter()
         .map(|m| IncomingKey {
             blizzard_id: Some(m.character.id),
@@ -226,76 +298,117 @@ pub async fn apply_roster(
             guard.max_fraction * 100.0
         );
     }
+    Ok(plan)
+}
 
-    let mut stats = BlizzardSyncStats {
-        found: roster.members.len(),
-        returned: plan.returns(),
-        duplicates: plan.duplicates(),
-        displaced: plan.displaced.len(),
-        ..BlizzardSyncStats::default()
-    };
-    let home = HomeRealm {
-        slug: &roster.guild.realm.slug,
-        name: roster.guild.realm.name.as_deref(),
-    };
-    let names: HashMap<i32, &str> = existing
-        .rows
-        .iter()
-        .map(|r| (r.id, r.name.as_str()))
-        .collect();
-    let mut updates = CharacterColumns::default();
-    // Each updated row's name before this run (the events' `before`), aligned with `updates.id`.
-    let mut previous_names: Vec<String> = Vec::new();
-    let mut inserts = CharacterColumns::default();
-    for ((member, profile), action) in roster.members.iter().zip(profiles).zip(&plan.actions) {
-        if *action == MemberAction::Duplicate {
-            continue;
+impl RosterWrites {
+    /// The plan's counts, the rows that step aside and the removals; no member columns yet.
+    fn set_aside<'a>(plan: &RosterPlan, found: usize, name_of: impl Fn(i32) -> &'a str) -> Self {
+        RosterWrites {
+            stats: BlizzardSyncStats {
+                found,
+                returned: plan.returns(),
+                duplicates: plan.duplicates(),
+                displaced: plan.displaced.len(),
+                ..BlizzardSyncStats::default()
+            },
+            aside_ids: plan
+                .displaced
+                .iter()
+                .chain(&plan.renamed)
+                .copied()
+                .collect(),
+            aside_names: plan
+                .displaced
+                .iter()
+                .map(|&id| displaced_name(name_of(id), id))
+                .chain(plan.renamed.iter().map(|id| format!("#{id}")))
+                .collect(),
+            displaced: plan.displaced.clone(),
+            updates: CharacterColumns::default(),
+            previous_names: Vec::new(),
+            inserts: CharacterColumns::default(),
+            removals: plan.removals.clone(),
         }
-        let facts = member_facts(member, profile);
-        let columns = member_columns(&cache, home, &facts);
-        stats.count(profile, &facts, &columns);
-        let raw = match profile {
-            ProfileFetch::Found(p) => Some(&p.raw),
-            ProfileFetch::NotFound | ProfileFetch::Failed(_) => None,
-        };
-        let hash = characters::input_hash(&columns, raw);
-        let target = match *action {
-            MemberAction::Duplicate => continue,
-            MemberAction::Insert => &mut inserts,
+    }
+
+    /// Merge one roster member (entry and profile) into its columns and add it to the inserts
+    /// or the updates as `action` says; an in-guild row whose input is the same as its last
+    /// write is left out.
+    fn add_member<'a>(
+        &mut self,
+        stored: &StoredRoster,
+        home: HomeRealm<'_>,
+        (member, profile): (&RosterMember, &ProfileFetch),
+        action: MemberAction,
+        name_of: impl Fn(i32) -> &'a str,
+    ) {
+        let target = match action {
+            MemberAction::Duplicate => return,
+            MemberAction::Insert => Target::Insert,
             MemberAction::Update {
                 id,
                 renamed,
                 returned,
             } => {
-                stats.renamed += usize::from(renamed);
-                // The same input as the row's last write, and the row is in the guild: the
-                // row already holds it (its `last_api_sync` is derived, migration 1420).
-                if !returned && existing.input_hash.get(&id) == Some(&hash) {
-                    continue;
-                }
-                updates.id.push(id);
-                previous_names.push(names.get(&id).copied().unwrap_or("").to_owned());
-                &mut updates
+                self.stats.renamed += usize::from(renamed);
+                Target::Update { id, returned }
             }
         };
-        target.push(columns, raw.cloned(), hash);
+        let facts = member_facts(member, profile);
+        let columns = member_columns(&stored.cache, home, &facts);
+        self.stats.count(profile, &facts, &columns);
+        let raw = match profile {
+            ProfileFetch::Found(p) => Some(&p.raw),
+            ProfileFetch::NotFound | ProfileFetch::Failed(_) => None,
+        };
+        let hash = characters::input_hash(&columns, raw);
+        let batch = match target {
+            Target::Insert => &mut self.inserts,
+            // The same input as the row's last write, and the row is in the guild: the row
+            // already holds it (its `last_api_sync` is derived, migration 1420).
+            Target::Update {
+                id,
+                returned: false,
+            } if stored.existing.input_hash.get(&id) == Some(&hash) => return,
+            Target::Update { id, .. } => {
+                self.updates.id.push(id);
+                self.previous_names.push(name_of(id).to_owned());
+                &mut self.updates
+            }
+        };
+        batch.push(columns, raw.cloned(), hash);
     }
+}
 
-    // Apply: displaced rows step aside for good, renamed rows to a placeholder (so swaps cannot
-    // collide), then the batch update, inserts and removals.
-    let mut aside_ids = Vec::with_capacity(plan.displaced.len() + plan.renamed.len());
-    let mut aside_names = Vec::with_capacity(aside_ids.capacity());
-    for &id in &plan.displaced {
-        aside_ids.push(id);
-        aside_names.push(displaced_name(names.get(&id).copied().unwrap_or(""), id));
-    }
-    for &id in &plan.renamed {
-        aside_ids.push(id);
-        aside_names.push(format!("#{id}"));
-    }
+/// Where [`decide`] sends a (non-duplicate) member.
+#[derive(Clone, Copy)]
+enum Target {
+    Insert,
+    Update { id: i32, returned: bool },
+}
+
+/// Write what [`decide`] decided, with a handful of set-based statements: names aside, the batch
+/// update, inserts (with `joined_guild` events unless this is the guild's first roster),
+/// removals, and the roster's sync time. Returns the run's stats.
+async fn apply(
+    tx: &mut PgConnection,
+    writes: RosterWrites,
+    source: EventSource,
+) -> Result<BlizzardSyncStats> {
+    let RosterWrites {
+        mut stats,
+        aside_ids,
+        aside_names,
+        displaced,
+        updates,
+        previous_names,
+        inserts,
+        removals,
+    } = writes;
     characters::set_names(&mut *tx, &aside_ids, &aside_names).await?;
-    if !plan.displaced.is_empty() {
-        tracing::info!(rows = ?plan.displaced, "departed characters displaced by a rename or a reused name");
+    if !displaced.is_empty() {
+        tracing::info!(rows = ?displaced, "departed characters displaced by a rename or a reused name");
     }
     stats.updated =
         characters::update_batch(&mut *tx, &updates, &previous_names, source).await? as usize;
@@ -305,10 +418,8 @@ pub async fn apply_roster(
     let baseline =
         !inserts.is_empty() && !member_events::history_started(&mut *tx, Baseline::Roster).await?;
     stats.new = characters::insert_batch(&mut *tx, &inserts, source, baseline).await? as usize;
-    stats.removed = characters::mark_removed(&mut *tx, &plan.removals, source).await? as usize;
+    stats.removed = characters::mark_removed(&mut *tx, &removals, source).await? as usize;
     characters::record_roster_sync(&mut *tx).await?;
-    tx.commit().await.context("cannot commit the roster")?;
-    tracing::info!(?stats, "roster applied");
     Ok(stats)
 }
 
