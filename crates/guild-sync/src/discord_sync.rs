@@ -30,7 +30,7 @@ use crate::db::sync_log::RunCounts;
 use crate::run_recorder::{Lap, RunReport, StageTimings, record_run};
 
 /// `sync_log.source` of a member sync.
-pub const SYNC_SOURCE: &str = "discord";
+pub const SYNC_SOURCE: &str = crate::db::sync_log::DISCORD_SOURCE;
 
 /// Members per page of `GET /guilds/{id}/members`: Discord's maximum.
 pub const MEMBERS_PAGE_SIZE: u16 = 1000;

@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
+use super::sync_log::{BATTLE_NET_SOURCE, DISCORD_SOURCE};
 use super::{Text, decodes_text};
 
 /// Who made a change, as stored in `member_events.actor`. `Serialize` (as that text).
@@ -650,11 +651,8 @@ pub async fn history_started(db: impl PgExecutor<'_>, source: Baseline) -> Resul
         };
     }
     let (sql, run_source) = match source {
-        Baseline::Roster => (started_sql!("battle_net_full_sync"), crate::db_sync::SOURCE),
-        Baseline::Discord => (
-            started_sql!("discord_full_sync"),
-            crate::discord_sync::SYNC_SOURCE,
-        ),
+        Baseline::Roster => (started_sql!("battle_net_full_sync"), BATTLE_NET_SOURCE),
+        Baseline::Discord => (started_sql!("discord_full_sync"), DISCORD_SOURCE),
     };
     sqlx::query_scalar(sql)
         .bind(run_source)
@@ -670,8 +668,8 @@ pub async fn history_start(db: impl PgExecutor<'_>) -> Result<Option<DateTime<Ut
         "SELECT min(started_at) FROM guild_identity.sync_log
          WHERE source IN ($1, $2) AND status IN ('success', 'partial')",
     )
-    .bind(crate::db_sync::SOURCE)
-    .bind(crate::discord_sync::SYNC_SOURCE)
+    .bind(BATTLE_NET_SOURCE)
+    .bind(DISCORD_SOURCE)
     .fetch_one(db)
     .await
     .context("cannot read when the history starts")

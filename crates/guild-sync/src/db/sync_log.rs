@@ -21,6 +21,14 @@ use sqlx::PgExecutor;
 
 use super::{Text, decodes_text};
 
+/// `sync_log.source` of a Battle.net roster sync. Named here, below the stage that writes it
+/// ([`crate::db_sync::SOURCE`]), because the history's baseline reads it back
+/// ([`super::member_events`]) and `db/` imports nothing from the layers above it.
+pub const BATTLE_NET_SOURCE: &str = "blizzard";
+/// `sync_log.source` of a Discord member sync ([`crate::discord_sync::SYNC_SOURCE`]); here for
+/// the same reason as [`BATTLE_NET_SOURCE`].
+pub const DISCORD_SOURCE: &str = "discord";
+
 /// How a run ended, as stored in `sync_log.status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -40,7 +40,7 @@ use crate::db::sync_log::RunCounts;
 use crate::run_recorder::{Lap, RunReport, RunStatus, StageTimings, record_run};
 
 /// `sync_log.source` of a Battle.net run.
-pub const SOURCE: &str = "blizzard";
+pub const SOURCE: &str = crate::db::sync_log::BATTLE_NET_SOURCE;
 
 /// Where the roster comes from.
 #[derive(Debug, Clone)]
