@@ -6,8 +6,10 @@
 //! the core crate's job.
 //!
 //! Status and type columns decode into enums here (`#[sqlx(try_from = "Text")]`): a stored value
-//! this version does not know is a decode error naming the column and the value, not a string
-//! that some caller parses later and quietly drops.
+//! this version does not know fails the read (sqlx's `ColumnDecode`, naming the column), not a
+//! string that some caller parses later and quietly drops. sqlx 0.9's `FromRow` derive prints a
+//! `try_from` error as "unprintable error", so [`decodes_text!`] also logs the table, column and
+//! value at `error` level: that log line is where an officer's admin finds which value it was.
 //!
 //! Queries are checked at run time (`query_as` into `FromRow` rows), not at compile time with
 //! `query!`/`query_as!` and a committed `.sqlx/` cache. Why: every function here runs against a
