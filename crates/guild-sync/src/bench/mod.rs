@@ -3,9 +3,11 @@
 //! measured (never in tests): run it with `cargo run --release -- bench`.
 //!
 //! Each scenario writes its guild in the real input formats, then runs the full pipeline — the
-//! same [`crate::scheduler::Scheduler::run_pipeline`] `serve` runs — twice, timing each stage:
-//! the first run loads an empty database; the second is the steady state a scheduled run sees
-//! (same inputs, nothing to change). Before the scenarios it times a command's start-up end to
+//! same [`crate::scheduler::Scheduler::run_pipeline`] `serve` runs — three times, timing each
+//! stage: the first run loads an empty database; the second is the steady state a scheduled
+//! run sees (same inputs, nothing to change); the third sees the guild a week later (ranks,
+//! departures, renames and nicknames changed: [`synthetic::Guild::a_week_later`]) and says
+//! which events the syncs wrote. Before the scenarios it times a command's start-up end to
 //! end, and each part ends with a `target:` line against issue 21's targets.
 
 pub mod quality;
@@ -17,12 +19,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use sqlx::PgPool;
 
 use crate::config::Config;
 use crate::database::Database;
+use crate::db::member_events;
 use crate::db_sync::BlizzardSyncStats;
 use crate::db_sync::addon::AddonSyncStats;
 use crate::discord_sync::DiscordSyncStats;
@@ -74,8 +78,7 @@ pub async fn run(config: &Config, characters: usize, discord_sizes: &[usize]) ->
             characters,
             discord_members,
         };
-        let (generated, (timings, whole)) = run_scenario(config, size).await?;
-        println!("{}", render(size, &generated, &timings, whole));
+        println!("{}", run_scenario(config, size).await?);
     }
     Ok(())
 }
@@ -151,42 +154,100 @@ fn render_startup(sorted: &[Duration]) -> String {
     )
 }
 
-async fn run_scenario(
-    config: &Config,
-    size: synthetic::GuildSize,
-) -> Result<(synthetic::Generated, (Vec<StageTiming>, PipelineTiming))> {
+async fn run_scenario(config: &Config, size: synthetic::GuildSize) -> Result<String> {
     let dir = std::env::temp_dir().join(format!("guild-sync-bench-{}", std::process::id()));
-    let generated = synthetic::write_guild(&dir, size, SEED)
+    let mut guild = synthetic::write_guild(&dir, size, SEED)
         .with_context(|| format!("cannot write the synthetic guild to {}", dir.display()))?;
     let name = format!("guild_sync_bench_{}", std::process::id());
     let db = Database::open_scratch(config, &name).await?;
-    let outcome = measure_stages(&db.pool, config, &dir).await;
-    // Issue 14: how right the links are, against the generator's truth.
-    let quality = quality::score_database(&db.pool, &generated.truth).await;
+    let outcome = measure_scenario(&db.pool, config, &dir, &mut guild, size).await;
     db.drop_scratch().await?;
-    println!("{}", quality?.render());
     std::fs::remove_dir_all(&dir).ok();
-    Ok((generated, outcome?))
+    outcome
 }
 
-async fn measure_stages(
+/// The two passes on the generated guild, the links' quality, then the pass a week later.
+async fn measure_scenario(
     pool: &PgPool,
     config: &Config,
     dir: &std::path::Path,
-) -> Result<(Vec<StageTiming>, PipelineTiming)> {
-    let inputs = StageInputs::files(config, dir.join("blizzard"), dir.join("discord.json"));
-    let stages = Arc::new(TimedStages {
-        inner: ProductionStages::new(pool.clone(), config.clone(), inputs),
-        measured: Mutex::new(Vec::new()),
-    });
-    let scheduler = Scheduler::new(pool.clone(), stages.clone());
-    let kind = PipelineKind::Full {
-        addon: Some(AddonInput::File(dir.join("PATTSync.lua"))),
-    };
-    let mut timings: Vec<StageTiming> = Vec::new();
-    let mut whole = PipelineTiming::default();
-    for pass in 0..2 {
-        let outcome = scheduler.run_pipeline(kind.clone()).await?;
+    guild: &mut synthetic::Guild,
+    size: synthetic::GuildSize,
+) -> Result<String> {
+    let bench = PipelineBench::new(pool, config, dir);
+    let (timings, whole) = bench.first_and_second().await?;
+    // Issue 14: how right the links are, against the generator's truth (before the week's
+    // changes, which the truth does not follow).
+    println!(
+        "{}",
+        quality::score_database(pool, &guild.generated().truth)
+            .await?
+            .render()
+    );
+    let mut out = render(size, guild.generated(), &timings, whole);
+    let changes = guild.a_week_later();
+    guild
+        .write(dir)
+        .with_context(|| format!("cannot write the later guild to {}", dir.display()))?;
+    let events_before = member_events::counts_since(pool, DateTime::<Utc>::UNIX_EPOCH).await?;
+    let (later, later_wall) = bench.pass().await?;
+    let events_after = member_events::counts_since(pool, DateTime::<Utc>::UNIX_EPOCH).await?;
+    out.push_str(&render_week_later(
+        changes,
+        &later,
+        later_wall,
+        &events_written(&events_before, &events_after),
+    ));
+    Ok(out)
+}
+
+/// Events per type that `after` counts more of than `before` (both from
+/// [`member_events::counts_since`]), most first.
+fn events_written(before: &[(String, i64)], after: &[(String, i64)]) -> Vec<(String, i64)> {
+    let mut written: Vec<(String, i64)> = after
+        .iter()
+        .map(|(kind, n)| {
+            let was = before
+                .iter()
+                .find(|(k, _)| k == kind)
+                .map_or(0, |(_, n)| *n);
+            (kind.clone(), n - was)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    written.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    written
+}
+
+/// One stage of one pass: its step, wall time, peak RSS and recorded parts.
+type MeasuredStage = (Step, Duration, Option<u64>, StageTimings);
+
+/// The production pipeline with timed stages, run pass after pass on one database.
+struct PipelineBench {
+    stages: Arc<TimedStages>,
+    scheduler: Scheduler,
+    kind: PipelineKind,
+}
+
+impl PipelineBench {
+    fn new(pool: &PgPool, config: &Config, dir: &std::path::Path) -> PipelineBench {
+        let inputs = StageInputs::files(config, dir.join("blizzard"), dir.join("discord.json"));
+        let stages = Arc::new(TimedStages {
+            inner: ProductionStages::new(pool.clone(), config.clone(), inputs),
+            measured: Mutex::new(Vec::new()),
+        });
+        PipelineBench {
+            scheduler: Scheduler::new(pool.clone(), stages.clone()),
+            stages,
+            kind: PipelineKind::Full {
+                addon: Some(AddonInput::File(dir.join("PATTSync.lua"))),
+            },
+        }
+    }
+
+    /// One whole pipeline run: each stage as measured, and the pipeline's wall time.
+    async fn pass(&self) -> Result<(Vec<MeasuredStage>, Duration)> {
+        let outcome = self.scheduler.run_pipeline(self.kind.clone()).await?;
         if outcome.status != RunStatus::Success {
             bail!(
                 "the benchmark pipeline did not succeed ({}): {}",
@@ -194,37 +255,46 @@ async fn measure_stages(
                 outcome.error.as_deref().unwrap_or("no error recorded")
             );
         }
-        let wall = Duration::from_secs_f64(outcome.duration_seconds);
-        let measured = std::mem::take(&mut *stages.measured.lock().expect("not poisoned"));
-        for (step, elapsed, peak) in measured {
-            let stage = label(step);
-            let parts = outcome
-                .stages
-                .iter()
-                .find(|s| s.step == step)
-                .map(|s| s.timings)
-                .unwrap_or_default();
-            if pass == 0 {
-                timings.push(StageTiming {
-                    stage,
-                    first: elapsed,
-                    second: Duration::ZERO,
-                    first_parts: parts,
-                    second_parts: StageTimings::default(),
-                    peak_rss: peak,
-                });
-            } else if let Some(t) = timings.iter_mut().find(|t| t.stage == stage) {
-                t.second = elapsed;
-                t.second_parts = parts;
-            }
-        }
-        if pass == 0 {
-            whole.first = wall;
-        } else {
-            whole.second = wall;
-        }
+        let measured = std::mem::take(&mut *self.stages.measured.lock().expect("not poisoned"));
+        let stages = measured
+            .into_iter()
+            .map(|(step, elapsed, peak)| {
+                let parts = outcome
+                    .stages
+                    .iter()
+                    .find(|s| s.step == step)
+                    .map(|s| s.timings)
+                    .unwrap_or_default();
+                (step, elapsed, peak, parts)
+            })
+            .collect();
+        Ok((stages, Duration::from_secs_f64(outcome.duration_seconds)))
     }
-    Ok((timings, whole))
+
+    /// The first pass (an empty database) and the second (the same inputs: the steady state).
+    async fn first_and_second(&self) -> Result<(Vec<StageTiming>, PipelineTiming)> {
+        let (first, first_wall) = self.pass().await?;
+        let (second, second_wall) = self.pass().await?;
+        let timings = first
+            .into_iter()
+            .map(|(step, elapsed, peak, parts)| {
+                let again = second.iter().find(|s| s.0 == step);
+                StageTiming {
+                    stage: label(step),
+                    first: elapsed,
+                    second: again.map_or(Duration::ZERO, |s| s.1),
+                    first_parts: parts,
+                    second_parts: again.map(|s| s.3).unwrap_or_default(),
+                    peak_rss: peak,
+                }
+            })
+            .collect();
+        let whole = PipelineTiming {
+            first: first_wall,
+            second: second_wall,
+        };
+        Ok((timings, whole))
+    }
 }
 
 /// The benchmark table's name for a step.
@@ -403,6 +473,58 @@ fn render(
             target_line("whole steady pipeline (second run)", whole.second, target)
         );
     }
+    out
+}
+
+/// The third pass: the same guild a week later (rank changes, departures, renames and new
+/// nicknames), with the events the syncs wrote. Issue 19's "added cost of writing events" is
+/// this pass measured against a build without event writing.
+fn render_week_later(
+    changes: synthetic::WeekChanges,
+    stages: &[MeasuredStage],
+    wall: Duration,
+    events: &[(String, i64)],
+) -> String {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "a week later: {} rank changes, {} left the guild, {} renamed; {} new Discord nicknames, \
+         {} left Discord",
+        changes.rank_changed,
+        changes.left_guild,
+        changes.renamed,
+        changes.discord_renamed,
+        changes.left_discord
+    );
+    let total: i64 = events.iter().map(|(_, n)| n).sum();
+    let kinds: Vec<String> = events.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    let _ = writeln!(
+        out,
+        "events written: {total} ({})",
+        if kinds.is_empty() {
+            "none".to_owned()
+        } else {
+            kinds.join(", ")
+        }
+    );
+    let _ = writeln!(
+        out,
+        "{:<24} {:>12} {:>22}",
+        "stage", "third run", "load/plan/apply ms"
+    );
+    for (step, elapsed, _, parts_) in stages {
+        let _ = writeln!(
+            out,
+            "{:<24} {:>9.1} ms {:>22}",
+            label(*step),
+            ms(*elapsed),
+            parts(parts_)
+        );
+    }
+    let sum: Duration = stages.iter().map(|s| s.1).sum();
+    let _ = writeln!(out, "{:<24} {:>9.1} ms", "stages total", ms(sum));
+    let _ = writeln!(out, "{:<24} {:>9.1} ms", "pipeline wall", ms(wall));
     out
 }
 

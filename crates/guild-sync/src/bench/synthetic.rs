@@ -143,14 +143,29 @@ pub struct Guild {
 /// Write the decoy-rich guild under `dir`: `blizzard/` (roster + profiles), `discord.json`,
 /// `PATTSync.lua` and `truth.json`. `GUILD_SYNC_BENCH_DECOYS=none` writes the plain guild
 /// instead, to compare with figures taken before issue 14.
-pub fn write_guild(dir: &Path, size: GuildSize, seed: u64) -> Result<Generated> {
+pub fn write_guild(dir: &Path, size: GuildSize, seed: u64) -> Result<Guild> {
     let decoys = match std::env::var("GUILD_SYNC_BENCH_DECOYS").as_deref() {
         Ok("none") => Decoys::None,
         _ => Decoys::Rich,
     };
     let guild = generate(size, seed, decoys);
     guild.write(dir)?;
-    Ok(guild.generated)
+    Ok(guild)
+}
+
+/// What [`Guild::a_week_later`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WeekChanges {
+    /// Characters whose guild rank moved by one (promoted or demoted).
+    pub rank_changed: usize,
+    /// Characters gone from the roster.
+    pub left_guild: usize,
+    /// Characters with a new name (same Blizzard id).
+    pub renamed: usize,
+    /// Discord members with a new nickname.
+    pub discord_renamed: usize,
+    /// Discord members gone from the server.
+    pub left_discord: usize,
 }
 
 /// Player-by-player state of the generator.
@@ -611,6 +626,48 @@ fn accented(name: &str) -> String {
 }
 
 impl Guild {
+    /// The same guild a week later, as the next scheduled sync sees it (issue 19's event cost
+    /// is measured on it): one character in 20 promoted or demoted, one in 50 gone from the
+    /// roster, one in 100 renamed (same Blizzard id); one Discord member in 30 with a new
+    /// nickname and one in 50 gone. Deterministic; [`Guild::write`] writes it. The truth is
+    /// left as generated: score links before calling this.
+    pub fn a_week_later(&mut self) -> WeekChanges {
+        let mut changes = WeekChanges::default();
+        for (i, c) in self.characters.iter_mut().enumerate() {
+            if i % 20 == 3 {
+                // Rank indexes run 0 (guild master) ..= 4: move one step, staying in range.
+                c.rank = if c.rank >= 3 { c.rank - 1 } else { c.rank + 1 };
+                changes.rank_changed += 1;
+            }
+            if i % 100 == 7 {
+                // Generated names have no digits, so these collide with none of them.
+                c.name = format!("Renamed{i}");
+                changes.renamed += 1;
+            }
+        }
+        let before = self.characters.len();
+        let mut index = 0;
+        self.characters.retain(|_| {
+            index += 1;
+            index % 50 != 0
+        });
+        changes.left_guild = before - self.characters.len();
+        for (i, m) in self.members.iter_mut().enumerate() {
+            if i % 30 == 5 && !m.bot {
+                m.nick = Some(format!("Away{i}"));
+                changes.discord_renamed += 1;
+            }
+        }
+        let before = self.members.len();
+        let mut index = 0;
+        self.members.retain(|_| {
+            index += 1;
+            index % 50 != 0
+        });
+        changes.left_discord = before - self.members.len();
+        changes
+    }
+
     /// What was generated, with the truth.
     pub fn generated(&self) -> &Generated {
         &self.generated
@@ -928,7 +985,7 @@ mod tests {
             discord_members: 400,
         };
         let generated = write_guild(dir.path(), size, seed).unwrap();
-        (dir, generated)
+        (dir, generated.generated().clone())
     }
 
     #[test]
@@ -962,6 +1019,44 @@ mod tests {
             })
             .sum();
         assert!(profiles < 120 && profiles > 100, "{profiles}");
+    }
+
+    #[test]
+    fn a_week_later_changes_what_it_says_in_the_written_files() {
+        let size = GuildSize {
+            characters: 120,
+            discord_members: 400,
+        };
+        let mut guild = super::generate(size, 7, Decoys::Rich);
+        let changes = guild.a_week_later();
+        assert_eq!(
+            changes,
+            WeekChanges {
+                rank_changed: 6,
+                left_guild: 2,
+                renamed: 2,
+                discord_renamed: 14,
+                left_discord: 8,
+            }
+        );
+        let dir = tempfile::tempdir().unwrap();
+        guild.write(dir.path()).unwrap();
+        let roster: Value =
+            serde_json::from_slice(&fs::read(dir.path().join("blizzard/roster.json")).unwrap())
+                .unwrap();
+        let names: Vec<&str> = roster["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["character"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names.len(), 118);
+        assert!(names.contains(&"Renamed7") && names.contains(&"Renamed107"));
+        let discord: Value =
+            serde_json::from_slice(&fs::read(dir.path().join("discord.json")).unwrap()).unwrap();
+        let members = discord["members"].as_array().unwrap();
+        assert_eq!(members.len(), 392);
+        assert!(members.iter().any(|m| m["nick"] == "Away5"));
     }
 
     #[test]

@@ -506,11 +506,12 @@ pub async fn player_history(
              UNION
              SELECT me.id FROM guild_identity.member_events me
              JOIN guild_identity.player_characters pc ON pc.character_id = me.character_id
-             WHERE pc.player_id = $1 AND me.player_id IS NULL
+             -- Spelled out to match the partial index (migration 1530).
+             WHERE pc.player_id = $1 AND me.player_id IS NULL AND me.character_id IS NOT NULL
              UNION
              SELECT me.id FROM guild_identity.member_events me
              JOIN guild_identity.players pl ON pl.discord_user_id = me.discord_user_id
-             WHERE pl.id = $1 AND me.player_id IS NULL
+             WHERE pl.id = $1 AND me.player_id IS NULL AND me.discord_user_id IS NOT NULL
              UNION
              SELECT id FROM guild_identity.member_events
              WHERE event_type = 'link_moved' AND (before ->> 'player_id')::int4 = $1)
