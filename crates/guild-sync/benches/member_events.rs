@@ -7,8 +7,9 @@
 //!    - a full Discord sync of 3,000 members (first sync = the baseline; identical re-run;
 //!      300 nick changes = 300 `discord_renamed`; 300 leave; the 300 return).
 //!
-//!    For the "before", run the same cases on the `measure-no-events` branch (the same code
-//!    with the event writing taken out of the sync statements); the note has the commands.
+//!    For the "before", `scripts/measure-event-cost.sh` builds the same code without the
+//!    event writing (`scripts/no-events.patch`) and alternates both builds on these cases and
+//!    on `guild-sync bench` (whole syncs, whose third pass is a week of changes).
 //!    The database connects with the product's session settings (`db::session_options`, JIT
 //!    off), as every sync does.
 //! 2. A year of history for a 1,000-character guild (100,000 generated events): p50/p99 of the

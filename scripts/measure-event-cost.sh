@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Issue 19: what writing member events adds to each sync, measured back to back.
+#
+# Builds this checkout ("with events") and a copy of its HEAD with scripts/no-events.patch
+# applied ("without": the same code with the event-writing CTEs taken out of the roster and
+# Discord statements, db/characters.rs and db/discord_users.rs; nothing else differs), then
+# alternates, ROUNDS times each, with the order swapped every round:
+#   - `guild-sync bench`: whole syncs as the pipeline runs them; its third pass is the guild a
+#     week later (rank changes, departures, renames, new nicknames), the pass that writes
+#     events;
+#   - `cargo bench --bench member_events -- sync`: the roster and Discord database stages
+#     alone, in bulk cases (every rank changed at once, 100 leave, 300 nick changes, ...).
+# It prints each figure's median per variant and the difference.
+#
+# Usage: scripts/measure-event-cost.sh   (ROUNDS=4 by default; WORK=dir keeps the builds)
+# Run it on a committed checkout on a quiet machine: the copy is built from HEAD, and the
+# host's speed moves with its load. The copy gets its own target directory (a full release
+# build, several minutes, the first time).
+set -euo pipefail
+
+rounds=${ROUNDS:-4}
+root=$(git rev-parse --show-toplevel)
+work=${WORK:-/tmp/guild-sync-event-cost}
+copy="$work/no-events"
+out="$work/out"
+mkdir -p "$work" "$out"
+
+if [ ! -d "$copy" ]; then
+    git -C "$root" worktree add --detach "$copy" HEAD
+    if ! git -C "$copy" apply "$root/scripts/no-events.patch"; then
+        echo "scripts/no-events.patch no longer applies to HEAD: update it to take the event" >&2
+        echo "CTEs out of db/characters.rs and db/discord_users.rs again" >&2
+        exit 1
+    fi
+fi
+
+for tree in "$root" "$copy"; do
+    (cd "$tree" && cargo build --release --locked -p guild-sync \
+        && cargo bench --locked -p guild-sync --bench member_events --no-run)
+done
+
+bench_binary() {
+    ls -t "$1"/target/release/deps/member_events-* | grep -v '\.d$' | head -1
+}
+
+rm -f "$out"/*.txt
+for round in $(seq 1 "$rounds"); do
+    if [ $((round % 2)) = 1 ]; then order="with without"; else order="without with"; fi
+    for variant in $order; do
+        if [ "$variant" = with ]; then tree=$root; else tree=$copy; fi
+        load=$(cut -d' ' -f1 /proc/loadavg)
+        echo "round $round, $variant events (load $load)"
+        RUST_LOG=error GUILD_SYNC_DATA_DIR="$work/cluster" "$tree/target/release/guild-sync" bench \
+            > "$out/pipeline-$variant-$round.txt"
+        (cd "$tree/crates/guild-sync" && RUST_LOG=error "$(bench_binary "$tree")" --bench sync) \
+            > "$out/stages-$variant-$round.txt"
+    done
+done
+
+python3 - "$out" <<'EOF'
+import glob, re, statistics, sys
+
+out = sys.argv[1]
+figures = {}  # (figure, variant) -> [ms]
+
+def add(name, variant, ms):
+    figures.setdefault((name, variant), []).append(ms)
+
+for path in glob.glob(f"{out}/pipeline-*.txt"):
+    variant = path.split("-")[-2]
+    text = open(path).read()
+    for scenario in text.split("guild-sync bench: 1000 characters × ")[1:]:
+        size = scenario.split(" ")[0]
+        later = scenario.split("a week later:")[1]
+        for line in later.splitlines():
+            m = re.match(r"(sync \w+ \(\w+\)|stages total|pipeline wall)\s+([\d.]+) ms", line)
+            if m:
+                add(f"week later, 1,000 x {size}: {m.group(1)}", variant, float(m.group(2)))
+        m = re.search(r"events written: (\d+)", later)
+        add(f"week later, 1,000 x {size}: events written", variant, float(m.group(1)))
+
+for path in glob.glob(f"{out}/stages-*.txt"):
+    variant = path.split("-")[-2]
+    part = None
+    for line in open(path):
+        if line.startswith("== "):
+            part = "roster" if "Roster" in line else "Discord"
+            continue
+        m = re.match(r"(.+?)\s+([\d.]+) ms", line)
+        if m and part:
+            add(f"database stage, {part}: {m.group(1).strip()}", variant, float(m.group(2)))
+
+names = sorted({name for name, _ in figures}, key=lambda n: (not n.startswith("week"), n))
+print(f"{'figure (median of rounds, ms)':<62} {'without':>9} {'with':>9} {'added':>8}")
+for name in names:
+    without = statistics.median(figures.get((name, "without"), [0]))
+    with_ = statistics.median(figures.get((name, "with"), [0]))
+    added = f"{100 * (with_ - without) / without:+.1f} %" if without and "events" not in name else ""
+    print(f"{name:<62} {without:>9.1f} {with_:>9.1f} {added:>8}")
+EOF
