@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgExecutor};
 
-use super::member_events::{self, Baseline, EventSource};
+use super::member_events::{self, EventSource};
+use super::sync_log::DISCORD_SOURCE;
 
 /// Separates role names when a row's `all_guild_roles` travels as one text element: PostgreSQL
 /// arrays of arrays must be rectangular, so per-row lists cannot be sent as `text[][]`. Discord
@@ -248,11 +249,9 @@ async fn write_rows(
     if chosen.is_empty() {
         return Ok(UpsertCounts::default());
     }
-    // Read only when something may be inserted: a re-sync that writes nothing pays nothing.
-    let joins = match arrival {
-        Arrival::Joined => true,
-        Arrival::Found => member_events::history_started(&mut *conn, Baseline::Discord).await?,
-    };
+    // A live join is always one; a found member is one once the history has started, which
+    // the statement reads itself (`history_started_sql!`), only when it inserts someone.
+    let joined_now = arrival == Arrival::Joined;
     let rows = chosen.iter().map(|&i| &rows[i]);
     let fingerprints: Vec<i64> = chosen.iter().map(|&i| fingerprints[i]).collect();
     let mut ids = Vec::with_capacity(chosen.len());
@@ -277,7 +276,7 @@ async fn write_rows(
     // table as it was before the statement), existing rows are updated by id and new ones
     // inserted with an anti-join. A plain UPDATE … FROM plus INSERT is markedly faster than
     // `INSERT … ON CONFLICT DO UPDATE` for 50,000 rows, which probes for a conflict row by row.
-    let (new, updated, revived, unchanged): (i64, i64, i64, i64) = sqlx::query_as(
+    let (new, updated, revived, unchanged): (i64, i64, i64, i64) = sqlx::query_as(concat!(
         "WITH input AS (
              SELECT discord_id, username, display_name, highest_guild_role,
                     CASE WHEN roles = '' THEN '{}'::text[] ELSE string_to_array(roles, $7) END
@@ -343,25 +342,32 @@ async fn write_rows(
              RETURNING id, username, display_name, all_guild_roles
          ),
          changes AS (
-             -- A departed member back in the list (not one who left after it was taken).
-             SELECT 'discord_joined' AS event_type, p.id, NULL::jsonb AS before,
-                    jsonb_build_object('username', p.username, 'display_name', p.display_name,
-                                       'roles', p.all_guild_roles, 'returned', TRUE) AS after
+             -- One pass over the members that changed or came back (a departed member back in
+             -- the list, not one who left after it was taken); per member, each kind of event
+             -- it carries, its JSON built only then. Three filtered passes over every listed
+             -- member cost more than the events themselves at a week's changes (issue 19).
+             SELECT e.event_type, p.id, e.before, e.after
              FROM prev p
-             WHERE NOT p.is_present AND NOT p.left_since
-             UNION ALL
-             SELECT 'discord_renamed', p.id,
-                    jsonb_build_object('username', p.old_username, 'display_name', p.old_display_name),
-                    jsonb_build_object('username', p.username, 'display_name', p.display_name)
-             FROM prev p
-             WHERE p.is_present AND p.changed
-               AND (p.old_username, p.old_display_name) IS DISTINCT FROM (p.username, p.display_name)
-             UNION ALL
-             SELECT 'discord_roles_changed', p.id,
-                    jsonb_build_object('roles', p.old_roles),
-                    jsonb_build_object('roles', p.all_guild_roles)
-             FROM prev p
-             WHERE p.is_present AND p.changed AND p.old_roles IS DISTINCT FROM p.all_guild_roles
+             CROSS JOIN LATERAL (
+                 SELECT 'discord_joined' AS event_type, NULL::jsonb AS before,
+                        jsonb_build_object('username', p.username, 'display_name', p.display_name,
+                                           'roles', p.all_guild_roles, 'returned', TRUE) AS after
+                 WHERE NOT p.is_present
+                 UNION ALL
+                 SELECT 'discord_renamed',
+                        jsonb_build_object('username', p.old_username,
+                                           'display_name', p.old_display_name),
+                        jsonb_build_object('username', p.username, 'display_name', p.display_name)
+                 WHERE p.is_present
+                   AND (p.old_username, p.old_display_name)
+                       IS DISTINCT FROM (p.username, p.display_name)
+                 UNION ALL
+                 SELECT 'discord_roles_changed',
+                        jsonb_build_object('roles', p.old_roles),
+                        jsonb_build_object('roles', p.all_guild_roles)
+                 WHERE p.is_present AND p.old_roles IS DISTINCT FROM p.all_guild_roles
+             ) e
+             WHERE (NOT p.is_present AND NOT p.left_since) OR (p.is_present AND p.changed)
          ),
          events AS (
              INSERT INTO guild_identity.member_events
@@ -372,7 +378,9 @@ async fn write_rows(
                     $11::int8, $10::text
              FROM inserted n
              -- Before the Discord history starts, new members are the baseline, not joins.
-             WHERE $13::bool
+             WHERE $13::bool OR ",
+        member_events::history_started_sql!("discord_full_sync", 14),
+        "
              UNION ALL
              -- Only members that changed or came back can carry an event: `changes` reads
              -- those, one branch per kind, and builds the JSON of the events written only.
@@ -384,8 +392,8 @@ async fn write_rows(
                 count(*) FILTER (WHERE p.is_present AND p.changed),
                 count(*) FILTER (WHERE NOT p.is_present AND NOT p.left_since),
                 count(*) FILTER (WHERE p.is_present AND NOT p.changed)
-         FROM prev p",
-    )
+         FROM prev p"
+    ))
     .bind(&ids)
     .bind(&usernames)
     .bind(&display_names)
@@ -398,7 +406,8 @@ async fn write_rows(
     .bind(source.actor.as_str())
     .bind(source.run_id)
     .bind(&fingerprints)
-    .bind(joins)
+    .bind(joined_now)
+    .bind(DISCORD_SOURCE)
     .fetch_one(conn)
     .await
     .context("cannot upsert Discord users")?;

@@ -641,19 +641,15 @@ pub enum Baseline {
 /// `sync_log` run of the source also counts, for installations that synced before the marker
 /// tables existed (migrations 1101, 1420). Read it in the sync's transaction, before its marker.
 pub async fn history_started(db: impl PgExecutor<'_>, source: Baseline) -> Result<bool> {
-    macro_rules! started_sql {
-        ($marker:literal) => {
-            concat!(
-                "SELECT EXISTS (SELECT 1 FROM guild_identity.",
-                $marker,
-                ") OR EXISTS (SELECT 1 FROM guild_identity.sync_log
-                              WHERE source = $1 AND status IN ('success', 'partial'))"
-            )
-        };
-    }
     let (sql, run_source) = match source {
-        Baseline::Roster => (started_sql!("battle_net_full_sync"), BATTLE_NET_SOURCE),
-        Baseline::Discord => (started_sql!("discord_full_sync"), DISCORD_SOURCE),
+        Baseline::Roster => (
+            concat!("SELECT ", history_started_sql!("battle_net_full_sync", 1)),
+            BATTLE_NET_SOURCE,
+        ),
+        Baseline::Discord => (
+            concat!("SELECT ", history_started_sql!("discord_full_sync", 1)),
+            DISCORD_SOURCE,
+        ),
     };
     sqlx::query_scalar(sql)
         .bind(run_source)
@@ -661,6 +657,24 @@ pub async fn history_started(db: impl PgExecutor<'_>, source: Baseline) -> Resul
         .await
         .context("cannot read whether the history has started")
 }
+
+/// [`history_started`] as an SQL expression: the marker table `$marker` exists with its row, or
+/// the `sync_log` source bound as parameter `$source` has a successful run. A statement that
+/// records joins evaluates it inline (once, as an init plan, and only when it has a row to
+/// insert), rather than paying a round trip of its own before it.
+macro_rules! history_started_sql {
+    ($marker:literal, $source:literal) => {
+        concat!(
+            "(EXISTS (SELECT 1 FROM guild_identity.",
+            $marker,
+            ") OR EXISTS (SELECT 1 FROM guild_identity.sync_log
+                          WHERE source = $",
+            $source,
+            " AND status IN ('success', 'partial')))"
+        )
+    };
+}
+pub(crate) use history_started_sql;
 
 /// When recorded history begins: the first successful roster or Discord sync. That sync records
 /// what it finds as a baseline, not as joins (issue 19), so no event is older. `None` before any.
