@@ -645,26 +645,14 @@ impl Guild {
                 changes.renamed += 1;
             }
         }
-        let before = self.characters.len();
-        let mut index = 0;
-        self.characters.retain(|_| {
-            index += 1;
-            index % 50 != 0
-        });
-        changes.left_guild = before - self.characters.len();
+        changes.left_guild = drop_every(&mut self.characters, 50);
         for (i, m) in self.members.iter_mut().enumerate() {
             if i % 30 == 5 && !m.bot {
                 m.nick = Some(format!("Away{i}"));
                 changes.discord_renamed += 1;
             }
         }
-        let before = self.members.len();
-        let mut index = 0;
-        self.members.retain(|_| {
-            index += 1;
-            index % 50 != 0
-        });
-        changes.left_discord = before - self.members.len();
+        changes.left_discord = drop_every(&mut self.members, 50);
         changes
     }
 
@@ -740,6 +728,17 @@ impl Guild {
     pub fn member_owner(&self, id: i64) -> Option<usize> {
         self.members[(id - 1) as usize].owner
     }
+}
+
+/// Remove every `n`-th element of `items` (the `n`-th, `2n`-th, ...); returns how many went.
+fn drop_every<T>(items: &mut Vec<T>, n: usize) -> usize {
+    let before = items.len();
+    let mut position = 0;
+    items.retain(|_| {
+        position += 1;
+        position % n != 0
+    });
+    before - items.len()
 }
 
 /// A name of two or three syllables, capitalised, at most 12 bytes (WoW's limit).

@@ -250,7 +250,7 @@ async fn write_rows(
         return Ok(UpsertCounts::default());
     }
     // A live join is always one; a found member is one once the history has started, which
-    // the statement reads itself (`history_started_sql!`), only when it inserts someone.
+    // the statement reads itself (`history_started_sql!`, once per statement).
     let joined_now = arrival == Arrival::Joined;
     let rows = chosen.iter().map(|&i| &rows[i]);
     let fingerprints: Vec<i64> = chosen.iter().map(|&i| fingerprints[i]).collect();

@@ -660,8 +660,8 @@ pub async fn history_started(db: impl PgExecutor<'_>, source: Baseline) -> Resul
 
 /// [`history_started`] as an SQL expression: the marker table `$marker` exists with its row, or
 /// the `sync_log` source bound as parameter `$source` has a successful run. A statement that
-/// records joins evaluates it inline (once, as an init plan, and only when it has a row to
-/// insert), rather than paying a round trip of its own before it.
+/// records joins evaluates it inline (two `EXISTS` probes, once per statement, not per row),
+/// rather than paying a round trip of its own before it.
 macro_rules! history_started_sql {
     ($marker:literal, $source:literal) => {
         concat!(
