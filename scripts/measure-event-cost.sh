@@ -13,12 +13,20 @@
 # It prints each figure's median per variant and the difference.
 #
 # Usage: scripts/measure-event-cost.sh   (ROUNDS=4 by default; WORK=dir keeps the builds)
+#   DISCORD=3000  one Discord size only (`guild-sync bench --discord 3000`, about 2 s a run
+#                 instead of 15), so many rounds fit: the week-later Discord sync moves by
+#                 ±0.6 ms (interquartile) from run to run, so 6 rounds cannot tell 1 ms apart;
+#                 40 rounds can.
+#   STAGES=0      skip the database-stage bench (`member_events -- sync`).
 # Run it on a committed checkout on a quiet machine: the copy is built from HEAD, and the
 # host's speed moves with its load. The copy gets its own target directory (a full release
 # build, several minutes, the first time).
 set -euo pipefail
 
 rounds=${ROUNDS:-4}
+stages=${STAGES:-1}
+sizes=()
+if [ -n "${DISCORD:-}" ]; then sizes=(--discord "$DISCORD"); fi
 root=$(git rev-parse --show-toplevel)
 work=${WORK:-/tmp/guild-sync-event-cost}
 copy="$work/no-events"
@@ -35,8 +43,10 @@ if [ ! -d "$copy" ]; then
 fi
 
 for tree in "$root" "$copy"; do
-    (cd "$tree" && cargo build --release --locked -p guild-sync \
-        && cargo bench --locked -p guild-sync --bench member_events --no-run)
+    (cd "$tree" && cargo build --release --locked -p guild-sync)
+    if [ "$stages" != 0 ]; then
+        (cd "$tree" && cargo bench --locked -p guild-sync --bench member_events --no-run)
+    fi
 done
 
 bench_binary() {
@@ -51,9 +61,11 @@ for round in $(seq 1 "$rounds"); do
         load=$(cut -d' ' -f1 /proc/loadavg)
         echo "round $round, $variant events (load $load)"
         RUST_LOG=error GUILD_SYNC_DATA_DIR="$work/cluster" "$tree/target/release/guild-sync" bench \
-            > "$out/pipeline-$variant-$round.txt"
-        (cd "$tree/crates/guild-sync" && RUST_LOG=error "$(bench_binary "$tree")" --bench sync) \
-            > "$out/stages-$variant-$round.txt"
+            "${sizes[@]}" > "$out/pipeline-$variant-$round.txt"
+        if [ "$stages" != 0 ]; then
+            (cd "$tree/crates/guild-sync" && RUST_LOG=error "$(bench_binary "$tree")" --bench sync) \
+                > "$out/stages-$variant-$round.txt"
+        fi
     done
 done
 
@@ -90,11 +102,21 @@ for path in glob.glob(f"{out}/stages-*.txt"):
         if m and part:
             add(f"database stage, {part}: {m.group(1).strip()}", variant, float(m.group(2)))
 
+def quartiles(values):
+    """First quartile, median, third quartile (the median alone hides how wide runs are)."""
+    if len(values) < 4:
+        m = statistics.median(values)
+        return m, m, m
+    q1, q2, q3 = statistics.quantiles(values, n=4)
+    return q1, q2, q3
+
 names = sorted({name for name, _ in figures}, key=lambda n: (not n.startswith("week"), n))
-print(f"{'figure (median of rounds, ms)':<62} {'without':>9} {'with':>9} {'added':>8}")
+print(f"{'figure (median of rounds, ms; [first-third quartile])':<62} "
+      f"{'without':>21} {'with':>21} {'added':>8}")
 for name in names:
-    without = statistics.median(figures.get((name, "without"), [0]))
-    with_ = statistics.median(figures.get((name, "with"), [0]))
+    w1, without, w3 = quartiles(figures.get((name, "without"), [0]))
+    e1, with_, e3 = quartiles(figures.get((name, "with"), [0]))
     added = f"{100 * (with_ - without) / without:+.1f} %" if without and "events" not in name else ""
-    print(f"{name:<62} {without:>9.1f} {with_:>9.1f} {added:>8}")
+    print(f"{name:<62} {without:>7.1f} [{w1:5.1f}-{w3:5.1f}] {with_:>7.1f} [{e1:5.1f}-{e3:5.1f}] "
+          f"{added:>8}")
 EOF
