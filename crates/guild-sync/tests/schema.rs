@@ -699,3 +699,46 @@ async fn concurrent_starts_on_an_empty_database_apply_each_migration_once() {
     })
     .await;
 }
+
+/// Events are appended in time order, so the feed's time index must grow at its right edge
+/// (migration 1540). Declared `occurred_at DESC`, every append landed at the left edge, where
+/// B-tree pages split 50/50, and the live index grew to about 1.7 times a freshly built one.
+/// Here 200 syncs of 100 events each are appended, and the live index is compared with the
+/// same index built afresh over the same rows.
+#[tokio::test]
+async fn appended_events_keep_the_time_index_dense() {
+    on_a_fresh_db(|db| async move {
+        for sync in 0..200 {
+            sqlx::query(
+                "INSERT INTO guild_identity.member_events
+                     (event_type, occurred_at, character_id, player_id, actor)
+                 SELECT 'rank_changed', '2026-01-01'::timestamptz + $1 * interval '1 hour',
+                        g, g % 40, 'engine'
+                 FROM generate_series(1, 100) g",
+            )
+            .bind(f64::from(sync))
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        }
+        sqlx::query(
+            "CREATE INDEX member_events_time_fresh
+                 ON guild_identity.member_events (occurred_at, id)",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let (live, fresh): (i64, i64) = sqlx::query_as(
+            "SELECT pg_relation_size('guild_identity.member_events_time_idx'),
+                    pg_relation_size('guild_identity.member_events_time_fresh')",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert!(
+            live * 4 <= fresh * 5,
+            "time index: {live} bytes after appends, {fresh} built afresh"
+        );
+    })
+    .await;
+}
