@@ -33,8 +33,21 @@ copy="$work/no-events"
 out="$work/out"
 mkdir -p "$work" "$out"
 
+# A copy kept from an earlier run (WORK=) is brought to this HEAD first: built from an older
+# commit it would measure another version, and its migrations would not match this build's on
+# the shared cluster.
+head=$(git -C "$root" rev-parse HEAD)
+if [ -d "$copy" ] && [ "$(git -C "$copy" rev-parse HEAD)" != "$head" ]; then
+    git -C "$copy" checkout --quiet -- .
+    git -C "$copy" checkout --quiet --detach "$head"
+    rm -rf "$work/cluster"
+    fresh=1
+fi
 if [ ! -d "$copy" ]; then
     git -C "$root" worktree add --detach "$copy" HEAD
+    fresh=1
+fi
+if [ "${fresh:-0}" = 1 ]; then
     if ! git -C "$copy" apply "$root/scripts/no-events.patch"; then
         echo "scripts/no-events.patch no longer applies to HEAD: update it to take the event" >&2
         echo "CTEs out of db/characters.rs and db/discord_users.rs again" >&2
