@@ -180,6 +180,40 @@ async fn test_sync_marks_departed_not_present() {
     .await
 }
 
+/// The console's lists are cached under `data_version`, which statement triggers on
+/// `discord_users` bump: a sync that changed nothing must not bump it (it once did, with an
+/// UPDATE of no departed rows), and one that changed something must.
+#[tokio::test]
+async fn only_a_sync_that_changes_members_bumps_the_data_version() {
+    on_a_fresh_db(|db| async move {
+        let version = || async {
+            guild_sync::db::console::data_version(&db.pool)
+                .await
+                .unwrap()
+        };
+        let everyone: Vec<Value> = (1..=4)
+            .map(|i| member(&format!("300{i}"), &format!("user{i}"), None, &["904"]))
+            .collect();
+        sync(&db.pool, everyone.clone()).await.unwrap();
+        let before = version().await;
+        sync(&db.pool, everyone.clone()).await.unwrap();
+        assert_eq!(
+            version().await,
+            before,
+            "an identical sync changed the version"
+        );
+        sync(&db.pool, everyone[..3].to_vec()).await.unwrap();
+        let after_departure = version().await;
+        assert!(
+            after_departure > before,
+            "a departure left the version alone"
+        );
+        sync(&db.pool, everyone[..3].to_vec()).await.unwrap();
+        assert_eq!(version().await, after_departure);
+    })
+    .await
+}
+
 #[tokio::test]
 async fn bots_are_never_stored() {
     on_a_fresh_db(|db| async move {

@@ -260,7 +260,12 @@ async fn discord_syncs_record_joins_renames_role_changes_and_leaves_once() {
         let first = events(pool).await;
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].event_type, "discord_joined");
-        assert_eq!(first[0].after.as_ref().unwrap()["username"], "anduin");
+        // The documents in full: readers (the console, the digest, the API) rely on their keys.
+        assert_eq!(first[0].before, None);
+        assert_eq!(
+            first[0].after,
+            Some(json!({"username": "anduin", "display_name": "anduin", "roles": []}))
+        );
         assert_eq!(first[0].run_id, Some(last_run(pool, "discord").await));
 
         discord(pool, everyone.clone()).await.unwrap();
@@ -280,13 +285,28 @@ async fn discord_syncs_record_joins_renames_role_changes_and_leaves_once() {
             vec!["discord_left", "discord_renamed", "discord_roles_changed"]
         );
         let renamed = of_type(&second, EventType::DiscordRenamed)[0];
-        assert_eq!(renamed.before.as_ref().unwrap()["display_name"], "thrall");
-        assert_eq!(renamed.after.as_ref().unwrap()["display_name"], "Warchief");
-        let roles = of_type(&second, EventType::DiscordRolesChanged)[0];
-        assert_eq!(roles.before.as_ref().unwrap()["roles"], json!(["Member"]));
         assert_eq!(
-            roles.after.as_ref().unwrap()["roles"],
-            json!(["Veteran", "Member"])
+            renamed.before,
+            Some(json!({"username": "thrall", "display_name": "thrall"}))
+        );
+        assert_eq!(
+            renamed.after,
+            Some(json!({"username": "thrall", "display_name": "Warchief"}))
+        );
+        let roles = of_type(&second, EventType::DiscordRolesChanged)[0];
+        assert_eq!(roles.before, Some(json!({"roles": ["Member"]})));
+        assert_eq!(roles.after, Some(json!({"roles": ["Veteran", "Member"]})));
+        let left = of_type(&second, EventType::DiscordLeft)[0];
+        assert_eq!(
+            left.before,
+            Some(json!({"username": "anduin", "display_name": "anduin", "roles": []}))
+        );
+        assert_eq!(left.after, None);
+        assert!(
+            second
+                .iter()
+                .all(|e| e.actor == "engine" && e.run_id.is_some()),
+            "{second:#?}"
         );
 
         // anduin comes back: a join again.
@@ -294,7 +314,14 @@ async fn discord_syncs_record_joins_renames_role_changes_and_leaves_once() {
         back.push(discord_member("13", "anduin", None, &[]));
         discord(pool, back.clone()).await.unwrap();
         assert_eq!(count(pool).await, 5);
-        assert_eq!(events(pool).await[4].event_type, "discord_joined");
+        let returned = &events(pool).await[4];
+        assert_eq!(returned.event_type, "discord_joined");
+        assert_eq!(
+            returned.after,
+            Some(json!({
+                "username": "anduin", "display_name": "anduin", "roles": [], "returned": true
+            }))
+        );
         discord(pool, back).await.unwrap();
         assert_eq!(count(pool).await, 5, "an identical run records nothing");
     })
