@@ -6,8 +6,9 @@
 # Discord statements, db/characters.rs and db/discord_users.rs; nothing else differs), then
 # alternates, ROUNDS times each, with the order swapped every round:
 #   - `guild-sync bench`: whole syncs as the pipeline runs them; its third pass is the guild a
-#     week later (rank changes, departures, renames, new nicknames), the pass that writes
-#     events;
+#     week later (rank changes, departures, renames, new nicknames: a week of changes in one
+#     run) and its fourth six hours after that (the next run of the default schedule, a 28th
+#     of those changes), the passes that write events;
 #   - `cargo bench --bench member_events -- sync`: the roster and Discord database stages
 #     alone, in bulk cases (every rank changed at once, 100 leave, 300 nick changes, ...).
 # It prints each figure's median per variant and the difference.
@@ -96,13 +97,15 @@ for path in glob.glob(f"{out}/pipeline-*.txt"):
     text = open(path).read()
     for scenario in text.split("guild-sync bench: 1000 characters × ")[1:]:
         size = scenario.split(" ")[0]
-        later = scenario.split("a week later:")[1]
-        for line in later.splitlines():
-            m = re.match(r"(sync \w+ \(\w+\)|stages total|pipeline wall)\s+([\d.]+) ms", line)
-            if m:
-                add(f"week later, 1,000 x {size}: {m.group(1)}", variant, float(m.group(2)))
-        m = re.search(r"events written: (\d+)", later)
-        add(f"week later, 1,000 x {size}: events written", variant, float(m.group(1)))
+        week, hours = scenario.split("a week later:")[1].split("six hours later:")
+        for label, later in (("week later", week), ("6 h later", hours)):
+            for line in later.splitlines():
+                m = re.match(r"(sync \w+ \(\w+\)|stages total|pipeline wall)\s+([\d.]+) ms",
+                             line)
+                if m:
+                    add(f"{label}, 1,000 x {size}: {m.group(1)}", variant, float(m.group(2)))
+            m = re.search(r"events written: (\d+)", later)
+            add(f"{label}, 1,000 x {size}: events written", variant, float(m.group(1)))
 
 for path in glob.glob(f"{out}/stages-*.txt"):
     variant = path.split("-")[-2]
@@ -123,7 +126,8 @@ def quartiles(values):
     q1, q2, q3 = statistics.quantiles(values, n=4)
     return q1, q2, q3
 
-names = sorted({name for name, _ in figures}, key=lambda n: (not n.startswith("week"), n))
+names = sorted({name for name, _ in figures},
+               key=lambda n: (n.startswith("database"), not n.startswith("week"), n))
 print(f"{'figure (median of rounds, ms; [first-third quartile])':<62} "
       f"{'without':>21} {'with':>21} {'added':>8}")
 for name in names:

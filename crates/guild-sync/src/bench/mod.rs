@@ -3,12 +3,14 @@
 //! measured (never in tests): run it with `cargo run --release -- bench`.
 //!
 //! Each scenario writes its guild in the real input formats, then runs the full pipeline — the
-//! same [`crate::scheduler::Scheduler::run_pipeline`] `serve` runs — three times, timing each
+//! same [`crate::scheduler::Scheduler::run_pipeline`] `serve` runs — four times, timing each
 //! stage: the first run loads an empty database; the second is the steady state a scheduled
 //! run sees (same inputs, nothing to change); the third sees the guild a week later (ranks,
-//! departures, renames and nicknames changed: [`synthetic::Guild::a_week_later`]) and says
-//! which events the syncs wrote. Before the scenarios it times a command's start-up end to
-//! end, and each part ends with a `target:` line against issue 21's targets.
+//! departures, renames and nicknames changed: [`synthetic::Guild::a_week_later`]) and the
+//! fourth six hours after that (the next run of the default schedule, with a 28th of those
+//! changes: [`synthetic::Guild::six_hours_later`]); both say which events the syncs wrote.
+//! Before the scenarios it times a command's start-up end to end, and each part ends with a
+//! `target:` line against issue 21's targets.
 
 pub mod quality;
 pub mod synthetic;
@@ -166,7 +168,8 @@ async fn run_scenario(config: &Config, size: synthetic::GuildSize) -> Result<Str
     outcome
 }
 
-/// The two passes on the generated guild, the links' quality, then the pass a week later.
+/// The two passes on the generated guild, the links' quality, then the passes a week and six
+/// hours later.
 async fn measure_scenario(
     pool: &PgPool,
     config: &Config,
@@ -192,11 +195,27 @@ async fn measure_scenario(
     let events_before = member_events::counts_since(pool, DateTime::<Utc>::UNIX_EPOCH).await?;
     let (later, later_wall) = bench.pass().await?;
     let events_after = member_events::counts_since(pool, DateTime::<Utc>::UNIX_EPOCH).await?;
-    out.push_str(&render_week_later(
+    out.push_str(&render_later(
+        "a week later",
         changes,
         &later,
         later_wall,
         &events_written(&events_before, &events_after),
+    ));
+    // Then the next run of the default schedule: what a run usually writes, where the week
+    // above is a week of changes landing in one run.
+    let changes = guild.six_hours_later();
+    guild
+        .write(dir)
+        .with_context(|| format!("cannot write the later guild to {}", dir.display()))?;
+    let (soon, soon_wall) = bench.pass().await?;
+    let events_soon = member_events::counts_since(pool, DateTime::<Utc>::UNIX_EPOCH).await?;
+    out.push_str(&render_later(
+        "six hours later",
+        changes,
+        &soon,
+        soon_wall,
+        &events_written(&events_after, &events_soon),
     ));
     Ok(out)
 }
@@ -476,10 +495,12 @@ fn render(
     out
 }
 
-/// The third pass: the same guild a week later (rank changes, departures, renames and new
-/// nicknames), with the events the syncs wrote. Issue 19's "added cost of writing events" is
-/// this pass measured against a build without event writing.
-fn render_week_later(
+/// A later pass (`when`: "a week later", "six hours later"): the same guild with rank
+/// changes, departures, renames and new nicknames, with the events the syncs wrote. Issue 19's
+/// "added cost of writing events" is these passes measured against a build without event
+/// writing.
+fn render_later(
+    when: &str,
     changes: synthetic::WeekChanges,
     stages: &[MeasuredStage],
     wall: Duration,
@@ -489,7 +510,7 @@ fn render_week_later(
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "a week later: {} rank changes, {} left the guild, {} renamed; {} new Discord nicknames, \
+        "{when}: {} rank changes, {} left the guild, {} renamed; {} new Discord nicknames, \
          {} left Discord",
         changes.rank_changed,
         changes.left_guild,
@@ -511,7 +532,7 @@ fn render_week_later(
     let _ = writeln!(
         out,
         "{:<24} {:>12} {:>22}",
-        "stage", "third run", "load/plan/apply ms"
+        "stage", "this run", "load/plan/apply ms"
     );
     for (step, elapsed, _, parts_) in stages {
         let _ = writeln!(

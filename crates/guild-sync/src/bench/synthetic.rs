@@ -153,7 +153,41 @@ pub fn write_guild(dir: &Path, size: GuildSize, seed: u64) -> Result<Guild> {
     Ok(guild)
 }
 
-/// What [`Guild::a_week_later`] changed.
+/// How often each change of [`Guild::later`] happens: one item in `n`, and the prefixes of the
+/// new names (a later period's names must differ from an earlier one's, or nothing changes).
+struct ChangeRates {
+    rank_changed: usize,
+    left_guild: usize,
+    renamed: usize,
+    discord_renamed: usize,
+    left_discord: usize,
+    new_name: &'static str,
+    new_nick: &'static str,
+}
+
+/// A week of changes ([`Guild::a_week_later`]).
+const WEEK: ChangeRates = ChangeRates {
+    rank_changed: 20,
+    left_guild: 50,
+    renamed: 100,
+    discord_renamed: 30,
+    left_discord: 50,
+    new_name: "Renamed",
+    new_nick: "Away",
+};
+
+/// Six hours of changes ([`Guild::six_hours_later`]).
+const SIX_HOURS: ChangeRates = ChangeRates {
+    rank_changed: 500,
+    left_guild: 1000,
+    renamed: 1000,
+    discord_renamed: 840,
+    left_discord: 1500,
+    new_name: "Moved",
+    new_nick: "Back",
+};
+
+/// What [`Guild::a_week_later`] or [`Guild::six_hours_later`] changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WeekChanges {
     /// Characters whose guild rank moved by one (promoted or demoted).
@@ -626,33 +660,47 @@ fn accented(name: &str) -> String {
 }
 
 impl Guild {
-    /// The same guild a week later, as the next scheduled sync sees it (issue 19's event cost
-    /// is measured on it): one character in 20 promoted or demoted, one in 50 gone from the
-    /// roster, one in 100 renamed (same Blizzard id); one Discord member in 30 with a new
-    /// nickname and one in 50 gone. Deterministic; [`Guild::write`] writes it. The truth is
-    /// left as generated: score links before calling this.
+    /// The same guild a week later, as the next sync sees it when a week of changes lands in
+    /// one run (issue 19's event cost is measured on it): one character in 20 promoted or
+    /// demoted, one in 50 gone from the roster, one in 100 renamed (same Blizzard id); one
+    /// Discord member in 30 with a new nickname and one in 50 gone. Deterministic;
+    /// [`Guild::write`] writes it. The truth is left as generated: score links before calling
+    /// this.
     pub fn a_week_later(&mut self) -> WeekChanges {
+        self.later(&WEEK)
+    }
+
+    /// The same guild six hours later, as the next run of the default schedule
+    /// (`GUILD_SYNC_BLIZZARD_CRON`, four runs a day) sees it: about a 28th of a week's changes
+    /// — one character in 500 promoted or demoted, one in 1,000 gone and one in 1,000 renamed;
+    /// one Discord member in 840 with a new nickname and one in 1,500 gone. Deterministic, and
+    /// its names differ from [`Guild::a_week_later`]'s, so it changes a guild that one changed.
+    pub fn six_hours_later(&mut self) -> WeekChanges {
+        self.later(&SIX_HOURS)
+    }
+
+    fn later(&mut self, rates: &ChangeRates) -> WeekChanges {
         let mut changes = WeekChanges::default();
         for (i, c) in self.characters.iter_mut().enumerate() {
-            if i % 20 == 3 {
+            if i % rates.rank_changed == 3 {
                 // Rank indexes run 0 (guild master) ..= 4: move one step, staying in range.
                 c.rank = if c.rank >= 3 { c.rank - 1 } else { c.rank + 1 };
                 changes.rank_changed += 1;
             }
-            if i % 100 == 7 {
+            if i % rates.renamed == 7 {
                 // Generated names have no digits, so these collide with none of them.
-                c.name = format!("Renamed{i}");
+                c.name = format!("{}{i}", rates.new_name);
                 changes.renamed += 1;
             }
         }
-        changes.left_guild = drop_every(&mut self.characters, 50);
+        changes.left_guild = drop_every(&mut self.characters, rates.left_guild);
         for (i, m) in self.members.iter_mut().enumerate() {
-            if i % 30 == 5 && !m.bot {
-                m.nick = Some(format!("Away{i}"));
+            if i % rates.discord_renamed == 5 && !m.bot {
+                m.nick = Some(format!("{}{i}", rates.new_nick));
                 changes.discord_renamed += 1;
             }
         }
-        changes.left_discord = drop_every(&mut self.members, 50);
+        changes.left_discord = drop_every(&mut self.members, rates.left_discord);
         changes
     }
 
@@ -1056,6 +1104,29 @@ mod tests {
         let members = discord["members"].as_array().unwrap();
         assert_eq!(members.len(), 392);
         assert!(members.iter().any(|m| m["nick"] == "Away5"));
+
+        // Six hours after that: a few changes, named apart from the week's.
+        let changes = guild.six_hours_later();
+        assert_eq!(
+            changes,
+            WeekChanges {
+                rank_changed: 1,
+                left_guild: 0,
+                renamed: 1,
+                discord_renamed: 1,
+                left_discord: 0,
+            }
+        );
+        guild.write(dir.path()).unwrap();
+        let discord: Value =
+            serde_json::from_slice(&fs::read(dir.path().join("discord.json")).unwrap()).unwrap();
+        assert!(
+            discord["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["nick"] == "Back5")
+        );
     }
 
     #[test]
