@@ -23,7 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sqlx::PgPool;
 
 use crate::config::{Config, DEFAULT_DISCORD_API_URL, RemovalGuard};
-use crate::db::discord_users::{self, Arrival, DiscordEvents, DiscordUserUpsert};
+use crate::db::discord_users::{self, Arrival, DiscordUserUpsert};
 use crate::db::member_events::EventSource;
 use crate::db::reference::{self, GuildRankRow};
 use crate::db::sync_log::RunCounts;
@@ -368,20 +368,17 @@ pub async fn apply_member_list(
         }
         .into());
     }
-    // The upsert's and the departures' events, written together before the commit.
-    let mut events = DiscordEvents::new();
     let upserted = discord_users::upsert(
         &mut tx,
         &members.rows,
         Some(taken_at),
+        source,
         Arrival::Found,
-        &mut events,
     )
     .await?;
     let departed =
-        discord_users::mark_missing_departed(&mut tx, &presence.missing_ids, taken_at, &mut events)
+        discord_users::mark_missing_departed(&mut *tx, &presence.missing_ids, taken_at, source)
             .await?;
-    events.write(&mut tx, source).await?;
     discord_users::record_full_sync(&mut *tx, taken_at).await?;
     tx.commit()
         .await
@@ -666,20 +663,14 @@ async fn upsert_one(
     let Some(row) = member_row(member, roles, &ranks) else {
         return Ok(MemberEventOutcome::BotIgnored);
     };
-    let mut tx = pool.begin().await.context("cannot start a transaction")?;
-    let mut events = DiscordEvents::new();
     let counts = discord_users::upsert(
-        &mut tx,
+        &mut *pool.acquire().await?,
         std::slice::from_ref(&row),
         None,
+        EventSource::gateway(),
         arrival,
-        &mut events,
     )
     .await?;
-    events.write(&mut tx, EventSource::gateway()).await?;
-    tx.commit()
-        .await
-        .context("cannot commit a Discord member event")?;
     Ok(if counts.new > 0 {
         MemberEventOutcome::Inserted
     } else if counts.revived > 0 {
@@ -730,18 +721,13 @@ pub async fn on_member_remove(pool: &PgPool, user: &WireUser) -> Result<MemberEv
     if user.bot {
         return Ok(MemberEventOutcome::BotIgnored);
     }
-    let mut tx = pool.begin().await.context("cannot start a transaction")?;
-    let mut events = DiscordEvents::new();
-    let departed = discord_users::mark_departed(&mut tx, user.id.as_str(), &mut events).await?;
-    events.write(&mut tx, EventSource::gateway()).await?;
-    tx.commit()
-        .await
-        .context("cannot commit a Discord member's departure")?;
-    Ok(if departed {
-        MemberEventOutcome::Departed
-    } else {
-        MemberEventOutcome::NotPresent
-    })
+    Ok(
+        if discord_users::mark_departed(pool, user.id.as_str(), EventSource::gateway()).await? {
+            MemberEventOutcome::Departed
+        } else {
+            MemberEventOutcome::NotPresent
+        },
+    )
 }
 
 #[cfg(test)]

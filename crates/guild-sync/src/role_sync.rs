@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use crate::config::Config;
-use crate::db::discord_users::{self, Arrival, DiscordEvents};
+use crate::db::discord_users::{self, Arrival};
 use crate::db::member_events::EventSource;
 use crate::db::reference;
 use crate::db::roles::{self as db, RoleChangeRow};
@@ -886,13 +886,14 @@ async fn run_changes(
         .collect();
     // The roles this run changed become `discord_roles_changed` events; their run lives in
     // `role_runs`, not `sync_log`, so the events carry no `run_id`.
-    let mut tx = pool.begin().await.context("cannot start a transaction")?;
-    let mut events = DiscordEvents::new();
-    discord_users::upsert(&mut tx, &rows_now, None, Arrival::Found, &mut events).await?;
-    events.write(&mut tx, EventSource::unrecorded()).await?;
-    tx.commit()
-        .await
-        .context("cannot commit the re-read Discord members")?;
+    discord_users::upsert(
+        &mut *pool.acquire().await?,
+        &rows_now,
+        None,
+        EventSource::unrecorded(),
+        Arrival::Found,
+    )
+    .await?;
     db::insert_changes(pool, run_id, &rows).await?;
     let applied = rows.iter().filter(|r| r.result.was_applied()).count();
     let (status, reason) = match (&stop, &result) {

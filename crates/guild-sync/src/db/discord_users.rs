@@ -5,163 +5,18 @@
 //! Nothing here decides who departed or whether a list is plausible — `discord_sync` does — and
 //! nothing here touches `players` (links belong to the identity engine).
 
-use std::collections::HashMap;
-
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgExecutor};
 
-use super::member_events::{self, EventSource, EventType};
+use super::member_events::{self, EventSource};
+use super::sync_log::DISCORD_SOURCE;
 
 /// Separates role names when a row's `all_guild_roles` travels as one text element: PostgreSQL
 /// arrays of arrays must be rectangular, so per-row lists cannot be sent as `text[][]`. Discord
 /// role names cannot contain control characters, so the unit separator never occurs in one.
 const ROLE_SEPARATOR: char = '\u{1f}';
-
-/// The member events of Discord changes (issue 19), built in Rust from the rows the changing
-/// statements return and written by [`DiscordEvents::write`] in the same transaction, before it
-/// commits: an event exists exactly when its change committed.
-///
-/// Not data-modifying CTEs in the changing statements, as the roster's and the links' events
-/// are: parsing and planning those parts of the member upsert cost more than inserting the
-/// events did (about 0.5 ms per sync, issue 19's event cost), while this one `INSERT … SELECT
-/// FROM UNNEST` plans in a fraction of that, and a full sync's upsert and departures share it.
-#[derive(Debug, Default)]
-pub struct DiscordEvents {
-    kinds: Vec<&'static str>,
-    users: Vec<i32>,
-    before: Vec<Option<String>>,
-    after: Vec<Option<String>>,
-}
-
-impl DiscordEvents {
-    pub fn new() -> DiscordEvents {
-        DiscordEvents::default()
-    }
-
-    /// How many events wait to be written.
-    pub fn len(&self) -> usize {
-        self.kinds.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.kinds.is_empty()
-    }
-
-    fn push(
-        &mut self,
-        kind: EventType,
-        user: i32,
-        before: Option<serde_json::Value>,
-        after: Option<serde_json::Value>,
-    ) {
-        self.kinds.push(kind.as_str());
-        self.users.push(user);
-        self.before.push(before.map(|doc| doc.to_string()));
-        self.after.push(after.map(|doc| doc.to_string()));
-    }
-
-    /// A member who joined: `returned` when their departed row came back.
-    fn joined(&mut self, user: i32, row: &DiscordUserUpsert, returned: bool) {
-        let mut after = serde_json::json!({
-            "username": row.username,
-            "display_name": row.display_name,
-            "roles": row.all_guild_roles,
-        });
-        if returned {
-            after["returned"] = serde_json::Value::Bool(true);
-        }
-        self.push(EventType::DiscordJoined, user, None, Some(after));
-    }
-
-    /// A present member's changes as names and guild roles: one event per kind that differs.
-    fn changed(&mut self, user: i32, old: &StoredNames, row: &DiscordUserUpsert) {
-        // `IS DISTINCT FROM`, as the stored row compares: a display name may be NULL there.
-        if old.username != row.username || old.display_name.as_deref() != Some(&*row.display_name) {
-            self.push(
-                EventType::DiscordRenamed,
-                user,
-                Some(serde_json::json!({
-                    "username": old.username,
-                    "display_name": old.display_name,
-                })),
-                Some(serde_json::json!({
-                    "username": row.username,
-                    "display_name": row.display_name,
-                })),
-            );
-        }
-        if old.roles != row.all_guild_roles {
-            self.push(
-                EventType::DiscordRolesChanged,
-                user,
-                Some(serde_json::json!({ "roles": old.roles })),
-                Some(serde_json::json!({ "roles": row.all_guild_roles })),
-            );
-        }
-    }
-
-    /// A member who left, as they were.
-    fn left(&mut self, user: i32, old: &StoredNames) {
-        let before = serde_json::json!({
-            "username": old.username,
-            "display_name": old.display_name,
-            "roles": old.roles,
-        });
-        self.push(EventType::DiscordLeft, user, Some(before), None);
-    }
-
-    /// Insert the events, attributed to `source` and to the player each member is linked to,
-    /// in the order they were recorded; call in the transaction of the changes. Nothing is sent
-    /// when there are none.
-    pub async fn write(&mut self, conn: &mut PgConnection, source: EventSource) -> Result<u64> {
-        if self.is_empty() {
-            return Ok(0);
-        }
-        // The players by a join (hashed), not a scalar subquery per event: on a small
-        // `players` table the planner scans it for every event (1.3 ms per 100 events, against
-        // 0.07 ms). `ORDER BY ord`: the ids follow the order the events were recorded in.
-        let written = sqlx::query(
-            "INSERT INTO guild_identity.member_events
-                 (event_type, discord_user_id, player_id, before, after, run_id, actor)
-             SELECT t.event_type, t.discord_user_id, pl.id, t.before::jsonb, t.after::jsonb,
-                    $5, $6
-             FROM UNNEST($1::text[], $2::int4[], $3::text[], $4::text[]) WITH ORDINALITY
-                 AS t(event_type, discord_user_id, before, after, ord)
-             LEFT JOIN guild_identity.players pl ON pl.discord_user_id = t.discord_user_id
-             ORDER BY t.ord",
-        )
-        .bind(&self.kinds)
-        .bind(&self.users)
-        .bind(&self.before)
-        .bind(&self.after)
-        .bind(source.run_id)
-        .bind(source.actor.as_str())
-        .execute(conn)
-        .await
-        .context("cannot record the Discord members' events")?;
-        *self = DiscordEvents::default();
-        Ok(written.rows_affected())
-    }
-}
-
-/// A member's names and guild roles as stored before a statement changed them.
-#[derive(Debug)]
-struct StoredNames {
-    username: String,
-    display_name: Option<String>,
-    roles: Vec<String>,
-}
-
-/// Role lists as they travel in one text element each ([`ROLE_SEPARATOR`]), back to lists.
-fn split_roles(joined: &str) -> Vec<String> {
-    if joined.is_empty() {
-        Vec::new()
-    } else {
-        joined.split(ROLE_SEPARATOR).map(str::to_owned).collect()
-    }
-}
 
 /// The `SET` of a departure (`du` is the `discord_users` row): not present, departed now, and
 /// keeping the last sync that saw the member — the derived value is fixed into the row first
@@ -173,6 +28,30 @@ macro_rules! departure_sql {
                  (SELECT fs.synced_at FROM guild_identity.discord_full_sync fs
                   WHERE du.last_sync IS NULL OR du.last_sync < fs.taken_at),
                  du.last_sync)"
+    };
+}
+
+/// The `discord_left` events of a `departed` CTE (`id, username, display_name,
+/// all_guild_roles`), with the actor and run id in parameters `$actor` and `$run`: shared by
+/// the full sync's departures and the gateway's single ones.
+macro_rules! departed_events_sql {
+    ($actor:literal, $run:literal) => {
+        concat!(
+            "events AS (
+             INSERT INTO guild_identity.member_events
+                 (event_type, discord_user_id, player_id, before, run_id, actor)
+             SELECT 'discord_left', d.id, pl.id,
+                    jsonb_build_object('username', d.username, 'display_name', d.display_name,
+                                       'roles', d.all_guild_roles),
+                    $",
+            $run,
+            "::int8, $",
+            $actor,
+            "::text
+             FROM departed d
+             LEFT JOIN guild_identity.players pl ON pl.discord_user_id = d.id
+         )"
+        )
     };
 }
 
@@ -298,21 +177,21 @@ pub async fn clock(db: impl PgExecutor<'_>) -> Result<DateTime<Utc>> {
 /// read as confirmed by this sync. Whether a present row changed is first judged by its stored
 /// [`DiscordUserUpsert::fingerprint`], so only changed, new and returning members travel whole.
 ///
-/// The changes' events (issue 19) go to `events`: `discord_joined` for returning members and
-/// for new ones as `arrival` says, `discord_renamed` and `discord_roles_changed` for present
-/// members whose names or guild roles changed. Call in a transaction, and write `events`
-/// ([`DiscordEvents::write`]) in it before it commits.
+/// The same statement records (issue 19) `discord_joined` for returning members and for new
+/// ones as `arrival` says, `discord_renamed` and `discord_roles_changed` for present members
+/// whose names or guild roles changed, attributed to `source`.
 pub async fn upsert(
     conn: &mut PgConnection,
     rows: &[DiscordUserUpsert],
     taken_at: Option<DateTime<Utc>>,
+    source: EventSource,
     arrival: Arrival,
-    events: &mut DiscordEvents,
 ) -> Result<UpsertCounts> {
+    let events = RowEvents { source, arrival };
     let fingerprints: Vec<i64> = rows.iter().map(DiscordUserUpsert::fingerprint).collect();
     let Some(taken_at) = taken_at else {
         let all: Vec<usize> = (0..rows.len()).collect();
-        return write_rows(conn, rows, &fingerprints, &all, None, arrival, events).await;
+        return write_rows(conn, rows, &fingerprints, &all, None, events).await;
     };
     // A full sync sends (snowflake, fingerprint) pairs first and the whole row only for the
     // members the statement below could write: new, departed, written since `taken_at` (or
@@ -333,16 +212,8 @@ pub async fn upsert(
     .await
     .context("cannot compare Discord users' fingerprints")?;
     let to_write: Vec<usize> = to_write.into_iter().map(|i| i as usize).collect();
-    let mut counts = write_rows(
-        conn,
-        rows,
-        &fingerprints,
-        &to_write,
-        Some(taken_at),
-        arrival,
-        events,
-    )
-    .await?;
+    let mut counts =
+        write_rows(conn, rows, &fingerprints, &to_write, Some(taken_at), events).await?;
     counts.unchanged += (rows.len() - to_write.len()) as u64;
     Ok(counts)
 }
@@ -358,6 +229,13 @@ pub enum Arrival {
     Found,
 }
 
+/// The events [`write_rows`] records: attributed to `source`, new members as `arrival` says.
+#[derive(Debug, Clone, Copy)]
+struct RowEvents {
+    source: EventSource,
+    arrival: Arrival,
+}
+
 /// [`upsert`]'s statement for `rows[i]` for each `i` in `chosen`, each with its fingerprint.
 async fn write_rows(
     conn: &mut PgConnection,
@@ -365,14 +243,16 @@ async fn write_rows(
     fingerprints: &[i64],
     chosen: &[usize],
     taken_at: Option<DateTime<Utc>>,
-    arrival: Arrival,
-    events: &mut DiscordEvents,
+    events: RowEvents,
 ) -> Result<UpsertCounts> {
+    let RowEvents { source, arrival } = events;
     if chosen.is_empty() {
         return Ok(UpsertCounts::default());
     }
-    let rows_in = rows;
-    let rows = chosen.iter().map(|&i| &rows_in[i]);
+    // A live join is always one; a found member is one once the history has started, which
+    // the statement reads itself (`history_started_sql!`, once per statement).
+    let joined_now = arrival == Arrival::Joined;
+    let rows = chosen.iter().map(|&i| &rows[i]);
     let fingerprints: Vec<i64> = chosen.iter().map(|&i| fingerprints[i]).collect();
     let mut ids = Vec::with_capacity(chosen.len());
     let mut usernames = Vec::with_capacity(chosen.len());
@@ -396,22 +276,18 @@ async fn write_rows(
     // table as it was before the statement), existing rows are updated by id and new ones
     // inserted with an anti-join. A plain UPDATE … FROM plus INSERT is markedly faster than
     // `INSERT … ON CONFLICT DO UPDATE` for 50,000 rows, which probes for a conflict row by row.
-    let written: Written = sqlx::query_as(
+    let (new, updated, revived, unchanged): (i64, i64, i64, i64) = sqlx::query_as(concat!(
         "WITH input AS (
              SELECT discord_id, username, display_name, highest_guild_role,
                     CASE WHEN roles = '' THEN '{}'::text[] ELSE string_to_array(roles, $7) END
                         AS all_guild_roles,
-                    joined_server_at, global_name, fingerprint, ord
+                    joined_server_at, global_name, fingerprint
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                         $6::timestamptz[], $9::text[], $10::int8[]) WITH ORDINALITY
+                         $6::timestamptz[], $9::text[], $12::int8[])
                  AS t(discord_id, username, display_name, highest_guild_role, roles,
-                      joined_server_at, global_name, fingerprint, ord)
+                      joined_server_at, global_name, fingerprint)
          ),
          prev AS MATERIALIZED (
-             SELECT q.*,
-                    (NOT q.is_present AND NOT q.left_since) OR (q.is_present AND q.changed)
-                        AS eventful
-             FROM (
              SELECT du.id, du.is_present, i.*,
                     du.username AS old_username, du.display_name AS old_display_name,
                     du.all_guild_roles AS old_roles, du.content_fingerprint AS stored_fingerprint,
@@ -430,7 +306,6 @@ async fn write_rows(
                         AS changed
              FROM input i
              JOIN guild_identity.discord_users du USING (discord_id)
-             ) q
          ),
          updated AS (
              UPDATE guild_identity.discord_users du SET
@@ -464,33 +339,61 @@ async fn write_rows(
                                WHERE du.discord_id = i.discord_id)
              -- A gateway event may insert the same member meanwhile; its row stands.
              ON CONFLICT (discord_id) DO NOTHING
-             RETURNING id, discord_id
+             RETURNING id, username, display_name, all_guild_roles
          ),
-         arrived AS (
-             SELECT COALESCE(array_agg(n.id ORDER BY n.id), '{}') AS ids,
-                    COALESCE(array_agg(n.discord_id ORDER BY n.id), '{}') AS discord_ids
+         changes AS (
+             -- One pass over the members that changed or came back (a departed member back in
+             -- the list, not one who left after it was taken); per member, each kind of event
+             -- it carries, its JSON built only then. Three filtered passes over every listed
+             -- member cost more than the events themselves at a week's changes (issue 19).
+             SELECT e.event_type, p.id, e.before, e.after
+             FROM prev p
+             CROSS JOIN LATERAL (
+                 SELECT 'discord_joined' AS event_type, NULL::jsonb AS before,
+                        jsonb_build_object('username', p.username, 'display_name', p.display_name,
+                                           'roles', p.all_guild_roles, 'returned', TRUE) AS after
+                 WHERE NOT p.is_present
+                 UNION ALL
+                 SELECT 'discord_renamed',
+                        jsonb_build_object('username', p.old_username,
+                                           'display_name', p.old_display_name),
+                        jsonb_build_object('username', p.username, 'display_name', p.display_name)
+                 WHERE p.is_present
+                   AND (p.old_username, p.old_display_name)
+                       IS DISTINCT FROM (p.username, p.display_name)
+                 UNION ALL
+                 SELECT 'discord_roles_changed',
+                        jsonb_build_object('roles', p.old_roles),
+                        jsonb_build_object('roles', p.all_guild_roles)
+                 WHERE p.is_present AND p.old_roles IS DISTINCT FROM p.all_guild_roles
+             ) e
+             WHERE (NOT p.is_present AND NOT p.left_since) OR (p.is_present AND p.changed)
+         ),
+         events AS (
+             INSERT INTO guild_identity.member_events
+                 (event_type, discord_user_id, player_id, before, after, run_id, actor)
+             SELECT 'discord_joined', n.id, NULL, NULL,
+                    jsonb_build_object('username', n.username, 'display_name', n.display_name,
+                                       'roles', n.all_guild_roles),
+                    $11::int8, $10::text
              FROM inserted n
+             -- Before the Discord history starts, new members are the baseline, not joins.
+             WHERE $13::bool OR ",
+        member_events::history_started_sql!("discord_full_sync", 14),
+        "
+             UNION ALL
+             -- Only members that changed or came back can carry an event: `changes` reads
+             -- those, one branch per kind, and builds the JSON of the events written only.
+             SELECT c.event_type, c.id, pl.id, c.before, c.after, $11::int8, $10::text
+             FROM changes c
+             LEFT JOIN guild_identity.players pl ON pl.discord_user_id = c.id
          )
-         SELECT (SELECT cardinality(ids)::int8 FROM arrived) AS new,
-                count(*) FILTER (WHERE p.is_present AND p.changed) AS updated,
-                count(*) FILTER (WHERE NOT p.is_present AND NOT p.left_since) AS revived,
-                count(*) FILTER (WHERE p.is_present AND NOT p.changed) AS unchanged,
-                (SELECT ids FROM arrived) AS arrived_ids,
-                (SELECT discord_ids FROM arrived) AS arrived_snowflakes,
-                -- The members that changed or came back (a departed member back in the list,
-                -- not one who left after it was taken), as they were: their events are built
-                -- from these (`DiscordEvents`).
-                COALESCE(array_agg(p.ord) FILTER (WHERE p.eventful), '{}') AS ords,
-                COALESCE(array_agg(p.id) FILTER (WHERE p.eventful), '{}') AS ids,
-                COALESCE(array_agg(p.is_present) FILTER (WHERE p.eventful), '{}') AS present,
-                COALESCE(array_agg(p.old_username) FILTER (WHERE p.eventful), '{}')
-                    AS old_usernames,
-                COALESCE(array_agg(p.old_display_name) FILTER (WHERE p.eventful), '{}')
-                    AS old_display_names,
-                COALESCE(array_agg(array_to_string(p.old_roles, $7))
-                         FILTER (WHERE p.eventful), '{}') AS old_roles
-         FROM prev p",
-    )
+         SELECT (SELECT count(*) FROM inserted),
+                count(*) FILTER (WHERE p.is_present AND p.changed),
+                count(*) FILTER (WHERE NOT p.is_present AND NOT p.left_since),
+                count(*) FILTER (WHERE p.is_present AND NOT p.changed)
+         FROM prev p"
+    ))
     .bind(&ids)
     .bind(&usernames)
     .bind(&display_names)
@@ -500,66 +403,20 @@ async fn write_rows(
     .bind(separator)
     .bind(taken_at)
     .bind(&global_names)
+    .bind(source.actor.as_str())
+    .bind(source.run_id)
     .bind(&fingerprints)
-    .fetch_one(&mut *conn)
+    .bind(joined_now)
+    .bind(DISCORD_SOURCE)
+    .fetch_one(conn)
     .await
     .context("cannot upsert Discord users")?;
-    let chosen: Vec<&DiscordUserUpsert> = chosen.iter().map(|&i| &rows_in[i]).collect();
-    // New members: joins when live; found ones once the history has started (before it they
-    // are the guild as it was found), which is read only when there are any.
-    if !written.arrived_ids.is_empty()
-        && (arrival == Arrival::Joined
-            || member_events::history_started(&mut *conn, member_events::Baseline::Discord).await?)
-    {
-        let by_snowflake: HashMap<&str, &DiscordUserUpsert> = chosen
-            .iter()
-            .map(|row| (row.discord_id.as_str(), *row))
-            .collect();
-        for (&id, snowflake) in written.arrived_ids.iter().zip(&written.arrived_snowflakes) {
-            if let Some(row) = by_snowflake.get(snowflake.as_str()) {
-                events.joined(id, row, false);
-            }
-        }
-    }
-    for (k, &ord) in written.ords.iter().enumerate() {
-        // `ord` numbers the statement's input from 1, in `chosen`'s order.
-        let row = chosen[usize::try_from(ord - 1).context("an input ordinal out of range")?];
-        let id = written.ids[k];
-        if written.present[k] {
-            let old = StoredNames {
-                username: written.old_usernames[k].clone(),
-                display_name: written.old_display_names[k].clone(),
-                roles: split_roles(&written.old_roles[k]),
-            };
-            events.changed(id, &old, row);
-        } else {
-            events.joined(id, row, true);
-        }
-    }
     Ok(UpsertCounts {
-        new: written.new as u64,
-        updated: written.updated as u64,
-        revived: written.revived as u64,
-        unchanged: written.unchanged as u64,
+        new: new as u64,
+        updated: updated as u64,
+        revived: revived as u64,
+        unchanged: unchanged as u64,
     })
-}
-
-/// What [`write_rows`]' statement answers: the counts, the members it inserted, and the
-/// changed and returning members as they were before it (parallel arrays, one element each).
-#[derive(sqlx::FromRow)]
-struct Written {
-    new: i64,
-    updated: i64,
-    revived: i64,
-    unchanged: i64,
-    arrived_ids: Vec<i32>,
-    arrived_snowflakes: Vec<String>,
-    ords: Vec<i64>,
-    ids: Vec<i32>,
-    present: Vec<bool>,
-    old_usernames: Vec<String>,
-    old_display_names: Vec<Option<String>>,
-    old_roles: Vec<String>,
 }
 
 /// How many members are present, and which of those `listed` (taken at `taken_at`) leaves
@@ -596,55 +453,39 @@ pub async fn presence_counts(
 /// departed, except those real-time events wrote after `taken_at` meanwhile (they joined after
 /// the list was taken); returns how many. Call in the transaction that counted them.
 pub async fn mark_missing_departed(
-    conn: &mut PgConnection,
+    db: impl PgExecutor<'_>,
     missing: &[i32],
     taken_at: DateTime<Utc>,
-    events: &mut DiscordEvents,
+    source: EventSource,
 ) -> Result<u64> {
     if missing.is_empty() {
-        // Not even an UPDATE of no rows: its statement trigger would bump `data_version` and
-        // so invalidate the console's caches after a sync that changed nothing.
+        // Not even an UPDATE of no rows: its statement trigger would bump `data_version` and so
+        // invalidate the console's caches after a sync that changed nothing.
         return Ok(0);
     }
     // The conditions that chose them are checked again, so a row written since the count is
     // judged as it is now.
-    let departed: Vec<Departed> = sqlx::query_as(concat!(
-        "UPDATE guild_identity.discord_users du ",
+    let departed: i64 = sqlx::query_scalar(concat!(
+        "WITH departed AS (
+         UPDATE guild_identity.discord_users du ",
         departure_sql!(),
         "
          WHERE du.id = ANY ($1::int4[]) AND du.is_present
            AND (du.last_sync IS NULL OR du.last_sync < $2)
-         RETURNING du.id, du.username, du.display_name, du.all_guild_roles"
+         RETURNING du.id, du.username, du.display_name, du.all_guild_roles
+         ), ",
+        departed_events_sql!(3, 4),
+        "
+         SELECT count(*) FROM departed"
     ))
     .bind(missing)
     .bind(taken_at)
-    .fetch_all(conn)
+    .bind(source.actor.as_str())
+    .bind(source.run_id)
+    .fetch_one(db)
     .await
     .context("cannot mark departed Discord users")?;
-    Ok(record_departures(departed, events))
-}
-
-/// A departed member as they were: `RETURNING` of a departure.
-#[derive(sqlx::FromRow)]
-struct Departed {
-    id: i32,
-    username: String,
-    display_name: Option<String>,
-    all_guild_roles: Vec<String>,
-}
-
-/// The `discord_left` events of `departed`; returns how many left.
-fn record_departures(departed: Vec<Departed>, events: &mut DiscordEvents) -> u64 {
-    let count = departed.len() as u64;
-    for member in departed {
-        let old = StoredNames {
-            username: member.username,
-            display_name: member.display_name,
-            roles: member.all_guild_roles,
-        };
-        events.left(member.id, &old);
-    }
-    count
+    Ok(departed as u64)
 }
 
 /// Record a complete full sync whose list was taken at `taken_at`: from now on, present members
@@ -663,25 +504,31 @@ pub async fn record_full_sync(db: impl PgExecutor<'_>, taken_at: DateTime<Utc>) 
     Ok(())
 }
 
-/// Mark one member departed, its `discord_left` event into `events`; returns whether they
-/// were present. Call in a transaction, as [`upsert`].
+/// Mark one member departed, with its `discord_left` event; returns whether they were present.
 pub async fn mark_departed(
-    conn: &mut PgConnection,
+    db: impl PgExecutor<'_>,
     discord_id: &str,
-    events: &mut DiscordEvents,
+    source: EventSource,
 ) -> Result<bool> {
-    let departed: Vec<Departed> = sqlx::query_as(concat!(
-        "UPDATE guild_identity.discord_users du ",
+    let departed: i64 = sqlx::query_scalar(concat!(
+        "WITH departed AS (
+         UPDATE guild_identity.discord_users du ",
         departure_sql!(),
         "
          WHERE du.discord_id = $1 AND du.is_present
-         RETURNING du.id, du.username, du.display_name, du.all_guild_roles"
+         RETURNING du.id, du.username, du.display_name, du.all_guild_roles
+         ), ",
+        departed_events_sql!(2, 3),
+        "
+         SELECT count(*) FROM departed"
     ))
     .bind(discord_id)
-    .fetch_all(conn)
+    .bind(source.actor.as_str())
+    .bind(source.run_id)
+    .fetch_one(db)
     .await
     .context("cannot mark a Discord user departed")?;
-    Ok(record_departures(departed, events) > 0)
+    Ok(departed > 0)
 }
 
 /// One member by snowflake, `last_sync` with its meaning (derived for present members).

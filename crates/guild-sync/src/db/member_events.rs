@@ -4,10 +4,8 @@
 //! This module owns the event vocabulary ([`EventType`], [`Actor`]), the reads (the paged feed,
 //! a player's history, the week's summary and the digest) and retention. It does **not** own
 //! the writes of sync events: those are part of the statements that make the changes (data-
-//! modifying CTEs in `db/characters.rs`, `db/players.rs`, `db/api.rs`), or, for Discord
-//! members, built from the rows the changing statements return and written by the next
-//! statement of their transaction (`db/discord_users.rs`, `DiscordEvents`). Either way an event
-//! exists exactly when its change committed. The one shared piece of writing SQL is
+//! modifying CTEs in `db/characters.rs`, `db/discord_users.rs`, `db/players.rs`, `db/api.rs`),
+//! so an event exists exactly when its change committed. The one shared piece of writing SQL is
 //! [`link_events_sql`], which every link writer (engine, officer, claim) appends to its own
 //! statement.
 
@@ -633,23 +631,6 @@ pub enum Baseline {
     Discord,
 }
 
-/// [`history_started`]'s SQL expression: the marker table `$marker` exists with its row, or
-/// the `sync_log` source bound as parameter `$source` has a successful run. (Once evaluated
-/// inline by the statements that record joins; planning it there cost every Discord sync more
-/// than the round trip of asking only when a member is new, issue 19.)
-macro_rules! history_started_sql {
-    ($marker:literal, $source:literal) => {
-        concat!(
-            "(EXISTS (SELECT 1 FROM guild_identity.",
-            $marker,
-            ") OR EXISTS (SELECT 1 FROM guild_identity.sync_log
-                          WHERE source = $",
-            $source,
-            " AND status IN ('success', 'partial')))"
-        )
-    };
-}
-
 /// Whether `source`'s history has started: a complete sync of it has committed before. Until
 /// then a sync records what it finds as the guild as it is (a baseline), not as joins (issue 19).
 ///
@@ -676,6 +657,24 @@ pub async fn history_started(db: impl PgExecutor<'_>, source: Baseline) -> Resul
         .await
         .context("cannot read whether the history has started")
 }
+
+/// [`history_started`] as an SQL expression: the marker table `$marker` exists with its row, or
+/// the `sync_log` source bound as parameter `$source` has a successful run. A statement that
+/// records joins evaluates it inline (two `EXISTS` probes, once per statement, not per row),
+/// rather than paying a round trip of its own before it.
+macro_rules! history_started_sql {
+    ($marker:literal, $source:literal) => {
+        concat!(
+            "(EXISTS (SELECT 1 FROM guild_identity.",
+            $marker,
+            ") OR EXISTS (SELECT 1 FROM guild_identity.sync_log
+                          WHERE source = $",
+            $source,
+            " AND status IN ('success', 'partial')))"
+        )
+    };
+}
+pub(crate) use history_started_sql;
 
 /// When recorded history begins: the first successful roster or Discord sync. That sync records
 /// what it finds as a baseline, not as joins (issue 19), so no event is older. `None` before any.
