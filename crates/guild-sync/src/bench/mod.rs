@@ -188,36 +188,45 @@ async fn measure_scenario(
             .render()
     );
     let mut out = render(size, guild.generated(), &timings, whole);
-    let changes = guild.a_week_later();
+    // A week of changes landing in one run, then the next run of the default schedule six
+    // hours after it: what a run usually writes.
+    let passes: [(&str, Change); 2] = [
+        ("a week later", synthetic::Guild::a_week_later),
+        ("six hours later", synthetic::Guild::six_hours_later),
+    ];
+    for (when, change) in passes {
+        out.push_str(&later_pass(&bench, pool, dir, guild, when, change).await?);
+    }
+    Ok(out)
+}
+
+/// A change to the synthetic guild over a period ([`synthetic::Guild::a_week_later`], …).
+type Change = fn(&mut synthetic::Guild) -> synthetic::WeekChanges;
+
+/// One later pass (`when`: "a week later", "six hours later"): `change` applied to the guild
+/// and written to `dir`, the pipeline run on it, and the run rendered with the events it wrote.
+async fn later_pass(
+    bench: &PipelineBench,
+    pool: &PgPool,
+    dir: &std::path::Path,
+    guild: &mut synthetic::Guild,
+    when: &str,
+    change: Change,
+) -> Result<String> {
+    let changes = change(guild);
     guild
         .write(dir)
         .with_context(|| format!("cannot write the later guild to {}", dir.display()))?;
     let events_before = member_events::counts_since(pool, DateTime::<Utc>::UNIX_EPOCH).await?;
-    let (later, later_wall) = bench.pass().await?;
+    let (stages, wall) = bench.pass().await?;
     let events_after = member_events::counts_since(pool, DateTime::<Utc>::UNIX_EPOCH).await?;
-    out.push_str(&render_later(
-        "a week later",
+    Ok(render_later(
+        when,
         changes,
-        &later,
-        later_wall,
+        &stages,
+        wall,
         &events_written(&events_before, &events_after),
-    ));
-    // Then the next run of the default schedule: what a run usually writes, where the week
-    // above is a week of changes landing in one run.
-    let changes = guild.six_hours_later();
-    guild
-        .write(dir)
-        .with_context(|| format!("cannot write the later guild to {}", dir.display()))?;
-    let (soon, soon_wall) = bench.pass().await?;
-    let events_soon = member_events::counts_since(pool, DateTime::<Utc>::UNIX_EPOCH).await?;
-    out.push_str(&render_later(
-        "six hours later",
-        changes,
-        &soon,
-        soon_wall,
-        &events_written(&events_after, &events_soon),
-    ));
-    Ok(out)
+    ))
 }
 
 /// Events per type that `after` counts more of than `before` (both from
