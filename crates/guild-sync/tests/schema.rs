@@ -700,6 +700,23 @@ async fn concurrent_starts_on_an_empty_database_apply_each_migration_once() {
     .await;
 }
 
+/// 200 syncs an hour apart, each appending 100 rank changes of 40 players.
+async fn append_200_syncs(pool: &PgPool) {
+    for sync in 0..200 {
+        sqlx::query(
+            "INSERT INTO guild_identity.member_events
+                 (event_type, occurred_at, character_id, player_id, actor)
+             SELECT 'rank_changed', '2026-01-01'::timestamptz + $1 * interval '1 hour',
+                    g, g % 40, 'engine'
+             FROM generate_series(1, 100) g",
+        )
+        .bind(f64::from(sync))
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+}
+
 /// Events are appended in time order, so the feed's time index must grow at its right edge
 /// (migration 1540). Declared `occurred_at DESC`, every append landed at the left edge, where
 /// B-tree pages split 50/50, and the live index grew to about 1.7 times a freshly built one.
@@ -708,19 +725,7 @@ async fn concurrent_starts_on_an_empty_database_apply_each_migration_once() {
 #[tokio::test]
 async fn appended_events_keep_the_time_index_dense() {
     on_a_fresh_db(|db| async move {
-        for sync in 0..200 {
-            sqlx::query(
-                "INSERT INTO guild_identity.member_events
-                     (event_type, occurred_at, character_id, player_id, actor)
-                 SELECT 'rank_changed', '2026-01-01'::timestamptz + $1 * interval '1 hour',
-                        g, g % 40, 'engine'
-                 FROM generate_series(1, 100) g",
-            )
-            .bind(f64::from(sync))
-            .execute(&db.pool)
-            .await
-            .unwrap();
-        }
+        append_200_syncs(&db.pool).await;
         sqlx::query(
             "CREATE INDEX member_events_time_fresh
                  ON guild_identity.member_events (occurred_at, id)",
@@ -738,6 +743,30 @@ async fn appended_events_keep_the_time_index_dense() {
         assert!(
             live * 4 <= fresh * 5,
             "time index: {live} bytes after appends, {fresh} built afresh"
+        );
+    })
+    .await;
+}
+
+/// A sync's events belong to as many players as changed, so each one's entry in the player
+/// index is a descent of its own (migration 1550). Keyed by the player alone, a player's
+/// entries deduplicate into one key with a list of row pointers, and the index stays a
+/// fraction of the time index, whose entries are all distinct. Keyed `(player_id,
+/// occurred_at)`, as before, it was about as large as the time index.
+#[tokio::test]
+async fn the_player_index_holds_one_key_per_player() {
+    on_a_fresh_db(|db| async move {
+        append_200_syncs(&db.pool).await;
+        let (player, time): (i64, i64) = sqlx::query_as(
+            "SELECT pg_relation_size('guild_identity.member_events_player_idx'),
+                    pg_relation_size('guild_identity.member_events_time_idx')",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert!(
+            player * 2 <= time,
+            "player index: {player} bytes, time index: {time} bytes"
         );
     })
     .await;
