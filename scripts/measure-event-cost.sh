@@ -14,6 +14,9 @@
 # It prints each figure's median per variant and the difference.
 #
 # Usage: scripts/measure-event-cost.sh   (ROUNDS=4 by default; WORK=dir keeps the builds)
+#   AGAINST=rev   compare with the commit `rev` as it is instead of with HEAD without events
+#                 (both write events): a change to the event writes measured back to back
+#                 against the previous version. The columns are then `rev` and HEAD.
 #   DISCORD=3000  one Discord size only (`guild-sync bench --discord 3000`, about 2 s a run
 #                 instead of 15), so many rounds fit: the week-later Discord sync moves by
 #                 ±0.6 ms (interquartile) from run to run, so 6 rounds cannot tell 1 ms apart;
@@ -25,6 +28,7 @@
 set -euo pipefail
 
 rounds=${ROUNDS:-4}
+against=${AGAINST:-}
 stages=${STAGES:-1}
 sizes=()
 if [ -n "${DISCORD:-}" ]; then sizes=(--discord "$DISCORD"); fi
@@ -34,21 +38,26 @@ copy="$work/no-events"
 out="$work/out"
 mkdir -p "$work" "$out"
 
-# A copy kept from an earlier run (WORK=) is brought to this HEAD first: built from an older
-# commit it would measure another version, and its migrations would not match this build's on
-# the shared cluster.
-head=$(git -C "$root" rev-parse HEAD)
-if [ -d "$copy" ] && [ "$(git -C "$copy" rev-parse HEAD)" != "$head" ]; then
+# A copy kept from an earlier run (WORK=) is brought to the commit it measures first: built from
+# another commit it would measure another version, and its migrations would not match its
+# cluster.
+head=$(git -C "$root" rev-parse "${against:-HEAD}")
+# The copy is patched exactly when it measures "without events"; one left from the other mode
+# is brought back too.
+patched() { ! git -C "$copy" diff --quiet; }
+if [ -d "$copy" ] && { [ "$(git -C "$copy" rev-parse HEAD)" != "$head" ] \
+                       || { [ -n "$against" ] && patched; } \
+                       || { [ -z "$against" ] && ! patched; }; }; then
     git -C "$copy" checkout --quiet -- .
     git -C "$copy" checkout --quiet --detach "$head"
-    rm -rf "$work/cluster"
+    rm -rf "$work"/cluster*
     fresh=1
 fi
 if [ ! -d "$copy" ]; then
-    git -C "$root" worktree add --detach "$copy" HEAD
+    git -C "$root" worktree add --detach "$copy" "$head"
     fresh=1
 fi
-if [ "${fresh:-0}" = 1 ]; then
+if [ "${fresh:-0}" = 1 ] && [ -z "$against" ]; then
     if ! git -C "$copy" apply "$root/scripts/no-events.patch"; then
         echo "scripts/no-events.patch no longer applies to HEAD: update it to take the event" >&2
         echo "CTEs out of db/characters.rs and db/discord_users.rs again" >&2
@@ -74,7 +83,9 @@ for round in $(seq 1 "$rounds"); do
         if [ "$variant" = with ]; then tree=$root; else tree=$copy; fi
         load=$(cut -d' ' -f1 /proc/loadavg)
         echo "round $round, $variant events (load $load)"
-        RUST_LOG=error GUILD_SYNC_DATA_DIR="$work/cluster" "$tree/target/release/guild-sync" bench \
+        # A cluster per build: with AGAINST= their migrations differ.
+        RUST_LOG=error GUILD_SYNC_DATA_DIR="$work/cluster-$variant" \
+            "$tree/target/release/guild-sync" bench \
             "${sizes[@]}" > "$out/pipeline-$variant-$round.txt"
         if [ "$stages" != 0 ]; then
             (cd "$tree/crates/guild-sync" && RUST_LOG=error "$(bench_binary "$tree")" --bench sync) \
@@ -83,10 +94,15 @@ for round in $(seq 1 "$rounds"); do
     done
 done
 
-python3 - "$out" <<'EOF'
+if [ -n "$against" ]; then
+    columns="$against HEAD"
+else
+    columns="without with"
+fi
+python3 - "$out" $columns <<'EOF'
 import glob, re, statistics, sys
 
-out = sys.argv[1]
+out, column_without, column_with = sys.argv[1:4]
 figures = {}  # (figure, variant) -> [ms]
 
 def add(name, variant, ms):
@@ -129,7 +145,7 @@ def quartiles(values):
 names = sorted({name for name, _ in figures},
                key=lambda n: (n.startswith("database"), not n.startswith("week"), n))
 print(f"{'figure (median of rounds, ms; [first-third quartile])':<62} "
-      f"{'without':>21} {'with':>21} {'added':>8}")
+      f"{column_without:>21} {column_with:>21} {'added':>8}")
 for name in names:
     w1, without, w3 = quartiles(figures.get((name, "without"), [0]))
     e1, with_, e3 = quartiles(figures.get((name, "with"), [0]))

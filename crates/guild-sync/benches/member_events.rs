@@ -235,7 +235,7 @@ async fn discord_costs() {
 }
 
 /// 1,000 characters (300 players own 700 of them), 2,000 Discord members, and `EVENTS` events
-/// spread over the last 365 days.
+/// spread over the last 365 days (as `guild-sync bench` seeds them).
 async fn seed_history(db: &TestDb) {
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "INSERT INTO guild_identity.discord_users (discord_id, username, display_name)
@@ -252,26 +252,14 @@ async fn seed_history(db: &TestDb) {
          JOIN guild_identity.players p
            ON p.display_name = 'Player ' || (1 + (substr(wc.character_name, 5)::int - 1) % 300)
          WHERE substr(wc.character_name, 5)::int <= 700;
-         INSERT INTO guild_identity.member_events
-             (event_type, occurred_at, character_id, discord_user_id, player_id, before, after,
-              actor)
-         SELECT (ARRAY['joined_guild', 'left_guild', 'returned', 'renamed', 'rank_changed',
-                       'rank_changed', 'discord_roles_changed', 'discord_renamed', 'linked',
-                       'transferred'])[1 + g % 10],
-                now() - (g::double precision / {EVENTS}) * interval '365 days',
-                1 + g % {MEMBERS}, 1 + g % 2000, pc.player_id,
-                jsonb_build_object('name', 'Char' || (1 + g % {MEMBERS}), 'rank', 'Member',
-                                   'rank_index', 3),
-                jsonb_build_object('name', 'Char' || (1 + g % {MEMBERS}), 'rank', 'Veteran',
-                                   'rank_index', 2),
-                'engine'
-         FROM generate_series(1, {EVENTS}) g
-         LEFT JOIN guild_identity.player_characters pc ON pc.character_id = 1 + g % {MEMBERS};
          ANALYZE;"
     )))
     .execute(&db.pool)
     .await
     .expect("seeding failed");
+    guild_sync::bench::history::seed_a_year(&db.pool, EVENTS)
+        .await
+        .expect("seeding the events failed");
 }
 
 async fn history_routes() {

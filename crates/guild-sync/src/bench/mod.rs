@@ -9,9 +9,12 @@
 //! departures, renames and nicknames changed: [`synthetic::Guild::a_week_later`]) and the
 //! fourth six hours after that (the next run of the default schedule, with a 28th of those
 //! changes: [`synthetic::Guild::six_hours_later`]); both say which events the syncs wrote.
+//! Before those two, a year of history ([`HISTORY_EVENTS`] events, [`history::seed_a_year`]) is
+//! seeded: issue 19's event cost is what a sync adds to a table a year old, not to an empty one.
 //! Before the scenarios it times a command's start-up end to end, and each part ends with a
 //! `target:` line against issue 21's targets.
 
+pub mod history;
 pub mod quality;
 pub mod synthetic;
 
@@ -38,6 +41,10 @@ use crate::run_recorder::{RunStatus, StageTimings};
 use crate::scheduler::{
     AddonInput, PipelineKind, ProductionStages, ReportOutcome, Scheduler, StageInputs, Stages, Step,
 };
+
+/// Events in the year of history the later passes run on: about what a 1,000-character guild
+/// records in a year (issue 19).
+pub const HISTORY_EVENTS: i64 = 100_000;
 
 /// Seed of the synthetic guild: the same sizes always give the same guild.
 pub const SEED: u64 = 20_261_125;
@@ -188,6 +195,13 @@ async fn measure_scenario(
             .render()
     );
     let mut out = render(size, guild.generated(), &timings, whole);
+    let seeding = Instant::now();
+    history::seed_a_year(pool, HISTORY_EVENTS).await?;
+    let _ = writeln!(
+        out,
+        "a year of history: {HISTORY_EVENTS} events seeded in {:.1} s",
+        seeding.elapsed().as_secs_f64()
+    );
     // A week of changes landing in one run, then the next run of the default schedule six
     // hours after it: what a run usually writes.
     let passes: [(&str, Change); 2] = [
