@@ -11,6 +11,7 @@
 //! changes: [`synthetic::Guild::six_hours_later`]); both say which events the syncs wrote.
 //! Before those two, a year of history ([`HISTORY_EVENTS`] events, [`history::seed_a_year`]) is
 //! seeded: issue 19's event cost is what a sync adds to a table a year old, not to an empty one.
+//! Each of the two starts after a `CHECKPOINT`, as a sync hours after the last one does.
 //! Before the scenarios it times a command's start-up end to end, and each part ends with a
 //! `target:` line against issue 21's targets.
 
@@ -231,16 +232,34 @@ async fn later_pass(
     guild
         .write(dir)
         .with_context(|| format!("cannot write the later guild to {}", dir.display()))?;
+    let checkpoint = checkpoint(pool).await;
     let events_before = member_events::counts_since(pool, DateTime::<Utc>::UNIX_EPOCH).await?;
     let (stages, wall) = bench.pass().await?;
     let events_after = member_events::counts_since(pool, DateTime::<Utc>::UNIX_EPOCH).await?;
-    Ok(render_later(
-        when,
-        changes,
-        &stages,
-        wall,
-        &events_written(&events_before, &events_after),
-    ))
+    Ok(checkpoint
+        + &render_later(
+            when,
+            changes,
+            &stages,
+            wall,
+            &events_written(&events_before, &events_after),
+        ))
+}
+
+/// A `CHECKPOINT` before a later pass, as a sync hours or a week after the last one finds the
+/// database: checkpoints come every few minutes (`checkpoint_timeout`), so the first write to
+/// each page a sync touches logs the whole page (full-page writes), and a sync that touches
+/// more pages (an event's index entries) pays for each. Empty when done; otherwise a line
+/// saying the pass ran without it (a server where this role may not checkpoint: PostgreSQL 15
+/// needs a superuser or `pg_checkpoint`; the private cluster's role is its superuser).
+async fn checkpoint(pool: &PgPool) -> String {
+    match sqlx::query("CHECKPOINT").execute(pool).await {
+        Ok(_) => String::new(),
+        Err(err) => format!(
+            "no checkpoint before this pass ({err}): its writes skip the full-page images a \
+             sync after a checkpoint logs\n"
+        ),
+    }
 }
 
 /// Events per type that `after` counts more of than `before` (both from
