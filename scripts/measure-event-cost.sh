@@ -82,7 +82,12 @@ for round in $(seq 1 "$rounds"); do
     for variant in $order; do
         if [ "$variant" = with ]; then tree=$root; else tree=$copy; fi
         load=$(cut -d' ' -f1 /proc/loadavg)
-        echo "round $round, $variant events (load $load)"
+        if [ -n "$against" ]; then
+            if [ "$variant" = with ]; then label=HEAD; else label=$against; fi
+        else
+            label="$variant events"
+        fi
+        echo "round $round, $label (load $load)"
         # A cluster per build: with AGAINST= their migrations differ.
         RUST_LOG=error GUILD_SYNC_DATA_DIR="$work/cluster-$variant" \
             "$tree/target/release/guild-sync" bench \

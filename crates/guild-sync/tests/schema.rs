@@ -717,6 +717,16 @@ async fn append_200_syncs(pool: &PgPool) {
     }
 }
 
+/// The on-disk sizes of two relations (tables or indexes), in bytes.
+async fn relation_sizes(pool: &PgPool, first: &str, second: &str) -> (i64, i64) {
+    sqlx::query_as("SELECT pg_relation_size($1::regclass), pg_relation_size($2::regclass)")
+        .bind(first)
+        .bind(second)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 /// Events are appended in time order, so the feed's time index must grow at its right edge
 /// (migration 1540). Declared `occurred_at DESC`, every append landed at the left edge, where
 /// B-tree pages split 50/50, and the live index grew to about 1.7 times a freshly built one.
@@ -733,13 +743,12 @@ async fn appended_events_keep_the_time_index_dense() {
         .execute(&db.pool)
         .await
         .unwrap();
-        let (live, fresh): (i64, i64) = sqlx::query_as(
-            "SELECT pg_relation_size('guild_identity.member_events_time_idx'),
-                    pg_relation_size('guild_identity.member_events_time_fresh')",
+        let (live, fresh) = relation_sizes(
+            &db.pool,
+            "guild_identity.member_events_time_idx",
+            "guild_identity.member_events_time_fresh",
         )
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+        .await;
         assert!(
             live * 4 <= fresh * 5,
             "time index: {live} bytes after appends, {fresh} built afresh"
@@ -757,13 +766,12 @@ async fn appended_events_keep_the_time_index_dense() {
 async fn the_player_index_holds_one_key_per_player() {
     on_a_fresh_db(|db| async move {
         append_200_syncs(&db.pool).await;
-        let (player, time): (i64, i64) = sqlx::query_as(
-            "SELECT pg_relation_size('guild_identity.member_events_player_idx'),
-                    pg_relation_size('guild_identity.member_events_time_idx')",
+        let (player, time) = relation_sizes(
+            &db.pool,
+            "guild_identity.member_events_player_idx",
+            "guild_identity.member_events_time_idx",
         )
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+        .await;
         assert!(
             player * 2 <= time,
             "player index: {player} bytes, time index: {time} bytes"
